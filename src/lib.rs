@@ -1,0 +1,6 @@
+//! kafka-sansio: a Kafka producer whose protocol logic is a synchronous,
+//! deterministic state machine with no IO of its own.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod protocol;

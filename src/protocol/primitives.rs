@@ -1,0 +1,476 @@
+//! Kafka's primitive types on `bytes`: fixed-width big-endian integers, zigzag
+//! varints (records), unsigned varints (flexible versions), strings, bytes,
+//! arrays and tagged fields.
+//!
+//! Decoders take `&mut Bytes` so that byte fields are zero-copy slices of the
+//! frame. They never panic and never allocate more than the bytes actually
+//! present justify, whatever a length prefix claims. Encoders take any `BufMut`.
+//!
+//! Functions with a `flexible: bool` argument write the compact form (unsigned
+//! varint length + 1) when a message version is flexible and the classic form
+//! (i16/i32 length) otherwise.
+
+use bytes::{Buf, BufMut, Bytes};
+
+use super::error::{ProtocolError, Result};
+
+/// Fails with `Truncated` unless `buf` holds at least `n` more bytes.
+#[inline]
+pub fn need(buf: &Bytes, n: usize) -> Result<()> {
+    if buf.remaining() < n {
+        Err(ProtocolError::Truncated {
+            needed: n - buf.remaining(),
+        })
+    } else {
+        Ok(())
+    }
+}
+
+macro_rules! fixed {
+    ($name:ident, $ty:ty, $get:ident, $n:expr) => {
+        #[doc = concat!("Reads a big-endian `", stringify!($ty), "`.")]
+        #[inline]
+        pub fn $name(buf: &mut Bytes) -> Result<$ty> {
+            need(buf, $n)?;
+            Ok(buf.$get())
+        }
+    };
+}
+
+fixed!(get_i8, i8, get_i8, 1);
+fixed!(get_i16, i16, get_i16, 2);
+fixed!(get_i32, i32, get_i32, 4);
+fixed!(get_i64, i64, get_i64, 8);
+fixed!(get_u16, u16, get_u16, 2);
+fixed!(get_u32, u32, get_u32, 4);
+fixed!(get_f64, f64, get_f64, 8);
+
+/// Reads a boolean (one byte, non-zero is true).
+#[inline]
+pub fn get_bool(buf: &mut Bytes) -> Result<bool> {
+    Ok(get_i8(buf)? != 0)
+}
+
+/// Reads a UUID (16 raw bytes).
+#[inline]
+pub fn get_uuid(buf: &mut Bytes) -> Result<[u8; 16]> {
+    need(buf, 16)?;
+    let mut u = [0u8; 16];
+    buf.copy_to_slice(&mut u);
+    Ok(u)
+}
+
+/// Reads an unsigned LEB128 varint of at most 5 bytes (32 bits).
+#[inline]
+pub fn get_uvarint(buf: &mut Bytes) -> Result<u32> {
+    let mut value: u32 = 0;
+    for i in 0..5 {
+        need(buf, 1)?;
+        let b = buf.get_u8();
+        value |= ((b & 0x7f) as u32) << (7 * i);
+        if b & 0x80 == 0 {
+            return Ok(value);
+        }
+    }
+    Err(ProtocolError::BadVarint(5))
+}
+
+/// Reads an unsigned LEB128 varlong of at most 10 bytes (64 bits).
+#[inline]
+pub fn get_uvarlong(buf: &mut Bytes) -> Result<u64> {
+    let mut value: u64 = 0;
+    for i in 0..10 {
+        need(buf, 1)?;
+        let b = buf.get_u8();
+        value |= ((b & 0x7f) as u64) << (7 * i);
+        if b & 0x80 == 0 {
+            return Ok(value);
+        }
+    }
+    Err(ProtocolError::BadVarint(10))
+}
+
+/// Reads a zigzag-encoded signed varint (32 bits), as in record fields.
+#[inline]
+pub fn get_varint(buf: &mut Bytes) -> Result<i32> {
+    let u = get_uvarint(buf)?;
+    Ok(((u >> 1) as i32) ^ -((u & 1) as i32))
+}
+
+/// Reads a zigzag-encoded signed varlong (64 bits), as in record fields.
+#[inline]
+pub fn get_varlong(buf: &mut Bytes) -> Result<i64> {
+    let u = get_uvarlong(buf)?;
+    Ok(((u >> 1) as i64) ^ -((u & 1) as i64))
+}
+
+/// Writes an unsigned LEB128 varint.
+#[inline]
+pub fn put_uvarint(buf: &mut impl BufMut, mut v: u32) {
+    while v >= 0x80 {
+        buf.put_u8((v as u8) | 0x80);
+        v >>= 7;
+    }
+    buf.put_u8(v as u8);
+}
+
+/// Writes an unsigned LEB128 varlong.
+#[inline]
+pub fn put_uvarlong(buf: &mut impl BufMut, mut v: u64) {
+    while v >= 0x80 {
+        buf.put_u8((v as u8) | 0x80);
+        v >>= 7;
+    }
+    buf.put_u8(v as u8);
+}
+
+/// Writes a zigzag-encoded signed varint.
+#[inline]
+pub fn put_varint(buf: &mut impl BufMut, v: i32) {
+    put_uvarint(buf, ((v << 1) ^ (v >> 31)) as u32)
+}
+
+/// Writes a zigzag-encoded signed varlong.
+#[inline]
+pub fn put_varlong(buf: &mut impl BufMut, v: i64) {
+    put_uvarlong(buf, ((v << 1) ^ (v >> 63)) as u64)
+}
+
+/// Number of bytes `put_uvarint` writes for `v`.
+#[inline]
+pub fn uvarint_len(v: u32) -> usize {
+    // 1 byte per started group of 7 bits, at least one.
+    let bits = 32 - (v | 1).leading_zeros() as usize;
+    bits.div_ceil(7)
+}
+
+/// Number of bytes `put_varint` writes for `v`.
+#[inline]
+pub fn varint_len(v: i32) -> usize {
+    uvarint_len(((v << 1) ^ (v >> 31)) as u32)
+}
+
+/// Number of bytes `put_varlong` writes for `v`.
+#[inline]
+pub fn varlong_len(v: i64) -> usize {
+    let u = ((v << 1) ^ (v >> 63)) as u64;
+    let bits = 64 - (u | 1).leading_zeros() as usize;
+    bits.div_ceil(7)
+}
+
+/// Reads a length prefix: i16/i32 classic or compact (uvarint, 0 = null) when
+/// `flexible`. `None` is null. A non-null length larger than the remaining
+/// input fails with `Truncated`, so callers may allocate it.
+fn get_len(buf: &mut Bytes, flexible: bool, wide: bool) -> Result<Option<usize>> {
+    let len: i64 = if flexible {
+        get_uvarint(buf)? as i64 - 1
+    } else if wide {
+        get_i32(buf)? as i64
+    } else {
+        get_i16(buf)? as i64
+    };
+    if len < -1 {
+        return Err(ProtocolError::BadLength(len));
+    }
+    if len == -1 {
+        return Ok(None);
+    }
+    need(buf, len as usize)?;
+    Ok(Some(len as usize))
+}
+
+fn put_len(buf: &mut impl BufMut, len: Option<usize>, flexible: bool, wide: bool) {
+    match (flexible, wide, len) {
+        (true, _, None) => put_uvarint(buf, 0),
+        (true, _, Some(n)) => put_uvarint(buf, n as u32 + 1),
+        (false, true, None) => buf.put_i32(-1),
+        (false, true, Some(n)) => buf.put_i32(n as i32),
+        (false, false, None) => buf.put_i16(-1),
+        (false, false, Some(n)) => buf.put_i16(n as i16),
+    }
+}
+
+/// Reads a nullable string (STRING/NULLABLE_STRING or COMPACT_* when `flexible`).
+pub fn get_nullable_string(buf: &mut Bytes, flexible: bool) -> Result<Option<String>> {
+    match get_len(buf, flexible, false)? {
+        None => Ok(None),
+        Some(n) => {
+            let b = buf.split_to(n);
+            String::from_utf8(b.to_vec())
+                .map(Some)
+                .map_err(|_| ProtocolError::BadString)
+        }
+    }
+}
+
+/// Reads a non-nullable string; null is reported as `BadLength(-1)`.
+pub fn get_string(buf: &mut Bytes, flexible: bool) -> Result<String> {
+    get_nullable_string(buf, flexible)?.ok_or(ProtocolError::BadLength(-1))
+}
+
+/// Writes a nullable string.
+pub fn put_nullable_string(buf: &mut impl BufMut, s: Option<&str>, flexible: bool) {
+    put_len(buf, s.map(str::len), flexible, false);
+    if let Some(s) = s {
+        buf.put_slice(s.as_bytes());
+    }
+}
+
+/// Writes a non-nullable string.
+pub fn put_string(buf: &mut impl BufMut, s: &str, flexible: bool) {
+    put_nullable_string(buf, Some(s), flexible)
+}
+
+/// Reads nullable bytes (BYTES/NULLABLE_BYTES with i32 length, or COMPACT_* when `flexible`), zero-copy.
+pub fn get_nullable_bytes(buf: &mut Bytes, flexible: bool) -> Result<Option<Bytes>> {
+    Ok(get_len(buf, flexible, true)?.map(|n| buf.split_to(n)))
+}
+
+/// Reads non-nullable bytes; null is reported as `BadLength(-1)`.
+pub fn get_bytes(buf: &mut Bytes, flexible: bool) -> Result<Bytes> {
+    get_nullable_bytes(buf, flexible)?.ok_or(ProtocolError::BadLength(-1))
+}
+
+/// Writes nullable bytes.
+pub fn put_nullable_bytes(buf: &mut impl BufMut, b: Option<&[u8]>, flexible: bool) {
+    put_len(buf, b.map(<[u8]>::len), flexible, true);
+    if let Some(b) = b {
+        buf.put_slice(b);
+    }
+}
+
+/// Writes non-nullable bytes.
+pub fn put_bytes(buf: &mut impl BufMut, b: &[u8], flexible: bool) {
+    put_nullable_bytes(buf, Some(b), flexible)
+}
+
+/// Reads an array length (i32, or compact when `flexible`); `None` is a null array.
+///
+/// The length is checked against the remaining input assuming every element
+/// takes at least one byte, so `Vec::with_capacity(len)` is bounded by the input.
+pub fn get_array_len(buf: &mut Bytes, flexible: bool) -> Result<Option<usize>> {
+    get_len(buf, flexible, true)
+}
+
+/// Writes an array length; `None` writes a null array.
+pub fn put_array_len(buf: &mut impl BufMut, len: Option<usize>, flexible: bool) {
+    put_len(buf, len, flexible, true)
+}
+
+/// Reads a non-nullable array, decoding each element with `f`.
+pub fn get_array<T>(
+    buf: &mut Bytes,
+    flexible: bool,
+    mut f: impl FnMut(&mut Bytes) -> Result<T>,
+) -> Result<Vec<T>> {
+    let n = get_array_len(buf, flexible)?.unwrap_or(0);
+    let mut v = Vec::with_capacity(n);
+    for _ in 0..n {
+        v.push(f(buf)?);
+    }
+    Ok(v)
+}
+
+/// Reads a nullable array, decoding each element with `f`.
+pub fn get_nullable_array<T>(
+    buf: &mut Bytes,
+    flexible: bool,
+    mut f: impl FnMut(&mut Bytes) -> Result<T>,
+) -> Result<Option<Vec<T>>> {
+    match get_array_len(buf, flexible)? {
+        None => Ok(None),
+        Some(n) => {
+            let mut v = Vec::with_capacity(n);
+            for _ in 0..n {
+                v.push(f(buf)?);
+            }
+            Ok(Some(v))
+        }
+    }
+}
+
+/// Writes an array, encoding each element with `f`.
+pub fn put_array<B: BufMut, T>(
+    buf: &mut B,
+    items: &[T],
+    flexible: bool,
+    mut f: impl FnMut(&mut B, &T),
+) {
+    put_array_len(buf, Some(items.len()), flexible);
+    for it in items {
+        f(buf, it);
+    }
+}
+
+/// Writes a nullable array.
+pub fn put_nullable_array<B: BufMut, T>(
+    buf: &mut B,
+    items: Option<&[T]>,
+    flexible: bool,
+    mut f: impl FnMut(&mut B, &T),
+) {
+    put_array_len(buf, items.map(<[T]>::len), flexible);
+    for it in items.unwrap_or(&[]) {
+        f(buf, it);
+    }
+}
+
+/// Tagged fields of a flexible-version struct that this codec does not interpret:
+/// kept in order so that re-encoding gives the same bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaggedFields(pub Vec<(u32, Bytes)>);
+
+impl TaggedFields {
+    /// True when there are no unknown tagged fields.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Reads a tagged-field section, handing each tag to `known`; tags for which
+/// `known` returns `Ok(false)` are kept in the returned `TaggedFields`.
+///
+/// `known` receives the tag and the field's bytes (exactly its declared size).
+pub fn get_tagged_fields(
+    buf: &mut Bytes,
+    mut known: impl FnMut(u32, &mut Bytes) -> Result<bool>,
+) -> Result<TaggedFields> {
+    let n = get_uvarint(buf)? as usize;
+    // Each tagged field takes at least two bytes (tag, size).
+    need(buf, n.saturating_mul(2))?;
+    let mut unknown = Vec::new();
+    for _ in 0..n {
+        let tag = get_uvarint(buf)?;
+        let size = get_uvarint(buf)? as usize;
+        need(buf, size)?;
+        let mut field = buf.split_to(size);
+        if !known(tag, &mut field)? {
+            unknown.push((tag, field));
+        }
+    }
+    Ok(TaggedFields(unknown))
+}
+
+/// Reads a tagged-field section with no known tags.
+pub fn get_unknown_tagged_fields(buf: &mut Bytes) -> Result<TaggedFields> {
+    get_tagged_fields(buf, |_, _| Ok(false))
+}
+
+/// Writes a tagged-field section: `known` fields (already encoded, tag order)
+/// merged with `unknown` ones by ascending tag, as the spec requires.
+pub fn put_tagged_fields(buf: &mut impl BufMut, known: &[(u32, &[u8])], unknown: &TaggedFields) {
+    put_uvarint(buf, (known.len() + unknown.0.len()) as u32);
+    let mut k = known.iter().peekable();
+    let mut u = unknown.0.iter().peekable();
+    loop {
+        let take_known = match (k.peek(), u.peek()) {
+            (None, None) => break,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (Some(a), Some(b)) => a.0 <= b.0,
+        };
+        let (tag, data): (u32, &[u8]) = if take_known {
+            let (t, d) = k.next().expect("peeked");
+            (*t, d)
+        } else {
+            let (t, d) = u.next().expect("peeked");
+            (*t, d)
+        };
+        put_uvarint(buf, tag);
+        put_uvarint(buf, data.len() as u32);
+        buf.put_slice(data);
+    }
+}
+
+/// Writes the unknown tagged fields only (no known tags).
+pub fn put_unknown_tagged_fields(buf: &mut impl BufMut, unknown: &TaggedFields) {
+    put_tagged_fields(buf, &[], unknown)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::BytesMut;
+    use quickcheck::quickcheck;
+
+    #[test]
+    fn varint_vectors() {
+        // From the protobuf/Kafka zigzag description.
+        let cases: &[(i32, &[u8])] = &[
+            (0, &[0x00]),
+            (-1, &[0x01]),
+            (1, &[0x02]),
+            (-2, &[0x03]),
+            (63, &[0x7e]),
+            (-64, &[0x7f]),
+            (64, &[0x80, 0x01]),
+            (i32::MAX, &[0xfe, 0xff, 0xff, 0xff, 0x0f]),
+            (i32::MIN, &[0xff, 0xff, 0xff, 0xff, 0x0f]),
+        ];
+        for (v, bytes) in cases {
+            let mut b = BytesMut::new();
+            put_varint(&mut b, *v);
+            assert_eq!(&b[..], *bytes, "{v}");
+            assert_eq!(varint_len(*v), bytes.len());
+            let mut r = Bytes::copy_from_slice(bytes);
+            assert_eq!(get_varint(&mut r).unwrap(), *v);
+        }
+    }
+
+    #[test]
+    fn overlong_varint_is_an_error() {
+        let mut r = Bytes::from_static(&[0xff; 6]);
+        assert_eq!(get_uvarint(&mut r), Err(ProtocolError::BadVarint(5)));
+        let mut r = Bytes::from_static(&[0x80]);
+        assert!(matches!(
+            get_uvarint(&mut r),
+            Err(ProtocolError::Truncated { .. })
+        ));
+    }
+
+    #[test]
+    fn huge_lengths_do_not_allocate() {
+        let mut r = Bytes::from_static(&[0x7f, 0xff, 0xff, 0xff, 1, 2]);
+        assert_eq!(
+            get_array_len(&mut r, false),
+            Err(ProtocolError::Truncated {
+                needed: 0x7fff_ffff - 2
+            })
+        );
+        let mut r = Bytes::from_static(&[0xff, 0xfe]);
+        assert_eq!(
+            get_nullable_string(&mut r, false),
+            Err(ProtocolError::BadLength(-2))
+        );
+    }
+
+    quickcheck! {
+        fn varlong_roundtrip(v: i64) -> bool {
+            let mut b = BytesMut::new();
+            put_varlong(&mut b, v);
+            b.len() == varlong_len(v) && get_varlong(&mut b.freeze()).unwrap() == v
+        }
+        fn uvarint_roundtrip(v: u32) -> bool {
+            let mut b = BytesMut::new();
+            put_uvarint(&mut b, v);
+            b.len() == uvarint_len(v) && get_uvarint(&mut b.freeze()).unwrap() == v
+        }
+        fn string_roundtrip(s: Option<String>, flexible: bool) -> bool {
+            let s = s.map(|s| s.chars().take(1000).collect::<String>());
+            let mut b = BytesMut::new();
+            put_nullable_string(&mut b, s.as_deref(), flexible);
+            let mut r = b.freeze();
+            get_nullable_string(&mut r, flexible).unwrap() == s && r.is_empty()
+        }
+        fn tagged_roundtrip(tags: Vec<(u16, Vec<u8>)>) -> bool {
+            let mut tags: Vec<(u32, Bytes)> = tags.into_iter().map(|(t, d)| (t as u32, Bytes::from(d))).collect();
+            tags.sort_by_key(|t| t.0);
+            tags.dedup_by_key(|t| t.0);
+            let tf = TaggedFields(tags);
+            let mut b = BytesMut::new();
+            put_unknown_tagged_fields(&mut b, &tf);
+            let mut r = b.freeze();
+            get_unknown_tagged_fields(&mut r).unwrap() == tf && r.is_empty()
+        }
+    }
+}
