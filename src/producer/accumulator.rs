@@ -1,0 +1,203 @@
+//! Per-partition state: the open batch records are written into, the queue of
+//! closed batches, and the idempotence sequence of the partition.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::protocol::record::{BatchBuilder, ClosedBatch, Compression};
+
+use super::record::{RecordId, RecordIds};
+
+/// The batch records are being appended to.
+#[derive(Debug)]
+pub(crate) struct OpenBatch {
+    pub builder: BatchBuilder,
+    pub ids: RecordIds,
+    pub timestamps: Vec<i64>,
+    pub created: Instant,
+    /// Bytes of `buffer.memory` this batch holds (its buffer's capacity).
+    pub memory: usize,
+    /// Id of the last record appended.
+    pub last_id: u64,
+}
+
+/// A closed batch, queued or in flight.
+#[derive(Debug)]
+pub(crate) struct Batch {
+    pub part: usize,
+    pub closed: ClosedBatch,
+    pub ids: RecordIds,
+    pub timestamps: Vec<i64>,
+    pub created: Instant,
+    pub memory: usize,
+    /// Attempts made (requests sent with this batch).
+    pub attempts: u32,
+    /// Not to be sent before this instant (retry backoff).
+    pub retry_at: Option<Instant>,
+    /// Holds a sequence number under the current producer epoch.
+    pub sequenced: bool,
+    /// Drain order within the partition, kept across retries (orders requeues).
+    pub order: u64,
+    /// A request carrying this batch got no definite answer: it may be in the log.
+    pub maybe_persisted: bool,
+}
+
+impl Batch {
+    /// Number of records.
+    pub fn count(&self) -> usize {
+        self.ids.len()
+    }
+}
+
+/// State of one topic-partition.
+#[derive(Debug)]
+pub(crate) struct PartitionState {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    /// Leader node id, `None` when unknown or unavailable.
+    pub leader: Option<i32>,
+    pub open: Option<OpenBatch>,
+    /// Closed batches not in flight, in send order (retries first, by `order`).
+    pub queue: VecDeque<Batch>,
+    /// Batches of this partition in flight.
+    pub in_flight: usize,
+    /// Next sequence number to assign (idempotence).
+    pub next_seq: i32,
+    /// Next drain order number.
+    pub next_order: u64,
+    /// Records in the open batch and queue (for getters).
+    pub queued_records: usize,
+    /// Ready the open batch early: sync send waits on it (ids below this).
+    pub expedite_below: u64,
+}
+
+impl PartitionState {
+    pub fn new(topic: Arc<str>, partition: i32) -> Self {
+        PartitionState {
+            topic,
+            partition,
+            leader: None,
+            open: None,
+            queue: VecDeque::new(),
+            in_flight: 0,
+            next_seq: 0,
+            next_order: 0,
+            queued_records: 0,
+            expedite_below: 0,
+        }
+    }
+
+    /// Puts a batch back for another attempt, in its original order.
+    pub fn requeue(&mut self, batch: Batch) {
+        let pos = self
+            .queue
+            .iter()
+            .position(|b| !b.sequenced_or_ordered() || b.order > batch.order)
+            .unwrap_or(self.queue.len());
+        self.queued_records += batch.count();
+        self.queue.insert(pos, batch);
+    }
+
+    /// Closes the open batch into the queue; `Err` carries the records when
+    /// the batch cannot be encoded.
+    pub fn close_open(
+        &mut self,
+        compression: Compression,
+        level: Option<i32>,
+    ) -> Result<(), (OpenBatch, String)> {
+        let Some(open) = self.open.take() else {
+            return Ok(());
+        };
+        if open.builder.is_empty() {
+            return Ok(());
+        }
+        let OpenBatch {
+            builder,
+            ids,
+            timestamps,
+            created,
+            memory,
+            last_id,
+        } = open;
+        // The builder is consumed by close; keep a copy of what an error needs.
+        match builder.close(compression, level) {
+            Ok(closed) => {
+                let order = self.next_order;
+                self.next_order += 1;
+                self.queue.push_back(Batch {
+                    part: usize::MAX,
+                    closed,
+                    ids,
+                    timestamps,
+                    created,
+                    memory,
+                    attempts: 0,
+                    retry_at: None,
+                    sequenced: false,
+                    order,
+                    maybe_persisted: false,
+                });
+                Ok(())
+            }
+            Err(e) => Err((
+                OpenBatch {
+                    builder: BatchBuilder::new(0, 0),
+                    ids,
+                    timestamps,
+                    created,
+                    memory,
+                    last_id,
+                },
+                e.to_string(),
+            )),
+        }
+    }
+
+    /// Smallest record id still waiting in this partition (open or queued).
+    pub fn min_queued_id(&self) -> Option<u64> {
+        let q = self.queue.iter().filter_map(|b| b.ids.first()).map(|r| r.0).min();
+        let o = self.open.as_ref().and_then(|o| o.ids.first()).map(|r| r.0);
+        match (q, o) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Whether the open batch contains record `id`.
+    pub fn open_contains(&self, id: RecordId) -> bool {
+        self.open
+            .as_ref()
+            .and_then(|o| o.ids.first().map(|f| f.0 <= id.0 && id.0 <= o.last_id))
+            .unwrap_or(false)
+    }
+}
+
+impl Batch {
+    /// Batches that went out before are ordered by `order`; fresh ones follow.
+    fn sequenced_or_ordered(&self) -> bool {
+        self.attempts > 0
+    }
+}
+
+/// Next sequence after `seq` for `count` records, wrapping to 0 after `i32::MAX` as Kafka does.
+pub(crate) fn next_sequence(seq: i32, count: i32) -> i32 {
+    if seq > i32::MAX - count {
+        count - (i32::MAX - seq) - 1
+    } else {
+        seq + count
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequence_wraps_after_max() {
+        assert_eq!(next_sequence(0, 5), 5);
+        assert_eq!(next_sequence(i32::MAX - 4, 5), 0);
+        assert_eq!(next_sequence(i32::MAX, 1), 0);
+        assert_eq!(next_sequence(i32::MAX - 1, 5), 3);
+    }
+}

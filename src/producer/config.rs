@@ -1,0 +1,506 @@
+//! Producer configuration: Java 4.x keys and defaults, from `key=value`
+//! properties or a typed builder, validated the way the Java client does.
+
+use std::time::Duration;
+
+use crate::protocol::record::Compression;
+
+/// Acknowledgements the leader must gather before answering a Produce request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acks {
+    /// `acks=0`: no response; a record is complete once written.
+    None,
+    /// `acks=1`: the leader's own append.
+    Leader,
+    /// `acks=all` (`-1`): every in-sync replica.
+    All,
+}
+
+impl Acks {
+    /// The value sent in Produce requests.
+    pub fn code(self) -> i16 {
+        match self {
+            Acks::None => 0,
+            Acks::Leader => 1,
+            Acks::All => -1,
+        }
+    }
+}
+
+/// A configuration that cannot be used, with the key and the reason.
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A key this producer does not know.
+    #[error("unknown configuration key `{0}`")]
+    UnknownKey(String),
+    /// A value that does not parse or is out of range.
+    #[error("invalid value `{value}` for `{key}`: {reason}")]
+    InvalidValue {
+        /// The key.
+        key: String,
+        /// The value given.
+        value: String,
+        /// Why it is rejected.
+        reason: String,
+    },
+    /// Keys whose values do not go together (e.g. idempotence with acks=1).
+    #[error("invalid configuration: {0}")]
+    Conflict(String),
+}
+
+/// All producer settings. Field names follow the Java keys.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProducerConfig {
+    /// `bootstrap.servers`: `host:port` pairs to fetch metadata from.
+    pub bootstrap_servers: Vec<String>,
+    /// `client.id`.
+    pub client_id: String,
+    /// `acks`.
+    pub acks: Acks,
+    /// `enable.idempotence`.
+    pub enable_idempotence: bool,
+    /// Whether `enable.idempotence` was set explicitly (an explicit `true`
+    /// conflicting with other keys is an error; the default is dropped
+    /// silently, as in Java).
+    pub idempotence_explicit: bool,
+    /// `linger.ms`.
+    pub linger: Duration,
+    /// `batch.size` in bytes.
+    pub batch_size: usize,
+    /// `buffer.memory` in bytes.
+    pub buffer_memory: usize,
+    /// `max.in.flight.requests.per.connection`.
+    pub max_in_flight: usize,
+    /// `delivery.timeout.ms`.
+    pub delivery_timeout: Duration,
+    /// `request.timeout.ms`.
+    pub request_timeout: Duration,
+    /// `retries`.
+    pub retries: u32,
+    /// `retry.backoff.ms`.
+    pub retry_backoff: Duration,
+    /// `retry.backoff.max.ms`.
+    pub retry_backoff_max: Duration,
+    /// `max.request.size` in bytes.
+    pub max_request_size: usize,
+    /// `compression.type`.
+    pub compression: Compression,
+    /// `compression.level` (codec-specific; `None` for the codec's default).
+    pub compression_level: Option<i32>,
+    /// `metadata.max.age.ms`.
+    pub metadata_max_age: Duration,
+    /// `max.block.ms`: how long records may wait for metadata or memory.
+    pub max_block: Duration,
+    /// `reconnect.backoff.ms`.
+    pub reconnect_backoff: Duration,
+    /// `reconnect.backoff.max.ms`.
+    pub reconnect_backoff_max: Duration,
+    /// `socket.connection.setup.timeout.ms` (used by drivers).
+    pub connect_timeout: Duration,
+    /// `partitioner.ignore.keys`.
+    pub partitioner_ignore_keys: bool,
+    /// Largest response frame accepted (bytes).
+    pub max_response_size: usize,
+    /// Seed of the core's jitter generator (not a Java key: determinism).
+    pub rng_seed: u64,
+}
+
+impl Default for ProducerConfig {
+    fn default() -> Self {
+        ProducerConfig {
+            bootstrap_servers: Vec::new(),
+            client_id: "kafka-sansio".into(),
+            acks: Acks::All,
+            enable_idempotence: true,
+            idempotence_explicit: false,
+            linger: Duration::from_millis(5),
+            batch_size: 16384,
+            buffer_memory: 33_554_432,
+            max_in_flight: 5,
+            delivery_timeout: Duration::from_millis(120_000),
+            request_timeout: Duration::from_millis(30_000),
+            retries: i32::MAX as u32,
+            retry_backoff: Duration::from_millis(100),
+            retry_backoff_max: Duration::from_millis(1000),
+            max_request_size: 1_048_576,
+            compression: Compression::None,
+            compression_level: None,
+            metadata_max_age: Duration::from_millis(300_000),
+            max_block: Duration::from_millis(60_000),
+            reconnect_backoff: Duration::from_millis(50),
+            reconnect_backoff_max: Duration::from_millis(1000),
+            connect_timeout: Duration::from_millis(10_000),
+            partitioner_ignore_keys: false,
+            max_response_size: 100 * 1024 * 1024,
+            rng_seed: 0x5eed_cafe_f00d_d00d,
+        }
+    }
+}
+
+fn parse_num<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError> {
+    value.trim().parse().map_err(|_| ConfigError::InvalidValue {
+        key: key.into(),
+        value: value.into(),
+        reason: "not a number in range".into(),
+    })
+}
+
+fn parse_ms(key: &str, value: &str) -> Result<Duration, ConfigError> {
+    let ms: i64 = parse_num(key, value)?;
+    if ms < 0 {
+        return Err(ConfigError::InvalidValue {
+            key: key.into(),
+            value: value.into(),
+            reason: "must not be negative".into(),
+        });
+    }
+    Ok(Duration::from_millis(ms as u64))
+}
+
+fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(ConfigError::InvalidValue {
+            key: key.into(),
+            value: value.into(),
+            reason: "expected true or false".into(),
+        }),
+    }
+}
+
+impl ProducerConfig {
+    /// A configuration with Java's defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets one `key=value` property by its Java name.
+    ///
+    /// Keys that only matter to the Java runtime (serializers by class name,
+    /// `security.protocol=PLAINTEXT`, ...) are accepted where harmless;
+    /// anything else unknown is an error rather than silently ignored.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<&mut Self, ConfigError> {
+        let k = key.trim();
+        match k {
+            "bootstrap.servers" => {
+                self.bootstrap_servers = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            }
+            "client.id" => self.client_id = value.trim().into(),
+            "acks" => {
+                self.acks = match value.trim() {
+                    "0" => Acks::None,
+                    "1" => Acks::Leader,
+                    "all" | "-1" => Acks::All,
+                    _ => {
+                        return Err(ConfigError::InvalidValue {
+                            key: k.into(),
+                            value: value.into(),
+                            reason: "expected 0, 1, all or -1".into(),
+                        })
+                    }
+                }
+            }
+            "enable.idempotence" => {
+                self.enable_idempotence = parse_bool(k, value)?;
+                self.idempotence_explicit = true;
+            }
+            "linger.ms" => self.linger = parse_ms(k, value)?,
+            "batch.size" => self.batch_size = parse_num(k, value)?,
+            "buffer.memory" => self.buffer_memory = parse_num(k, value)?,
+            "max.in.flight.requests.per.connection" => self.max_in_flight = parse_num(k, value)?,
+            "delivery.timeout.ms" => self.delivery_timeout = parse_ms(k, value)?,
+            "request.timeout.ms" => self.request_timeout = parse_ms(k, value)?,
+            "retries" => {
+                let r: i64 = parse_num(k, value)?;
+                if r < 0 {
+                    return Err(ConfigError::InvalidValue {
+                        key: k.into(),
+                        value: value.into(),
+                        reason: "must not be negative".into(),
+                    });
+                }
+                self.retries = r.min(i32::MAX as i64) as u32;
+            }
+            "retry.backoff.ms" => self.retry_backoff = parse_ms(k, value)?,
+            "retry.backoff.max.ms" => self.retry_backoff_max = parse_ms(k, value)?,
+            "max.request.size" => self.max_request_size = parse_num(k, value)?,
+            "compression.type" => {
+                self.compression = Compression::from_name(value.trim()).ok_or_else(|| {
+                    ConfigError::InvalidValue {
+                        key: k.into(),
+                        value: value.into(),
+                        reason: "expected none, gzip, snappy, lz4 or zstd".into(),
+                    }
+                })?
+            }
+            "compression.level" | "compression.gzip.level" | "compression.lz4.level"
+            | "compression.zstd.level" => self.compression_level = Some(parse_num(k, value)?),
+            "metadata.max.age.ms" => self.metadata_max_age = parse_ms(k, value)?,
+            "max.block.ms" => self.max_block = parse_ms(k, value)?,
+            "reconnect.backoff.ms" => self.reconnect_backoff = parse_ms(k, value)?,
+            "reconnect.backoff.max.ms" => self.reconnect_backoff_max = parse_ms(k, value)?,
+            "socket.connection.setup.timeout.ms" => self.connect_timeout = parse_ms(k, value)?,
+            "partitioner.ignore.keys" => self.partitioner_ignore_keys = parse_bool(k, value)?,
+            "kafka_sansio.rng.seed" => self.rng_seed = parse_num(k, value)?,
+            // Java-runtime keys with no meaning here but harmless in shared property files.
+            "key.serializer" | "value.serializer" | "partitioner.adaptive.partitioning.enable" => {}
+            "security.protocol" if value.trim().eq_ignore_ascii_case("PLAINTEXT") => {}
+            _ => return Err(ConfigError::UnknownKey(k.into())),
+        }
+        Ok(self)
+    }
+
+    /// Builds a configuration from `key=value` pairs, then validates it.
+    pub fn from_properties<'a>(
+        props: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, ConfigError> {
+        let mut c = Self::default();
+        for (k, v) in props {
+            c.set(k, v)?;
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Parses a Java `.properties`-style text (`key=value` lines, `#` comments).
+    pub fn from_properties_text(text: &str) -> Result<Self, ConfigError> {
+        let mut pairs = Vec::new();
+        for line in text.lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+                continue;
+            }
+            let (k, v) = line.split_once('=').ok_or_else(|| ConfigError::InvalidValue {
+                key: line.into(),
+                value: String::new(),
+                reason: "expected key=value".into(),
+            })?;
+            pairs.push((k, v));
+        }
+        Self::from_properties(pairs)
+    }
+
+    /// Checks the combination of settings, as the Java client does at start-up.
+    ///
+    /// With idempotence at its default, a conflicting `acks`, `retries` or
+    /// in-flight limit turns idempotence off (Java 3.2+ behaviour); set
+    /// explicitly, the conflict is an error.
+    pub fn validate(&mut self) -> Result<(), ConfigError> {
+        if self.batch_size == 0 {
+            // Java allows 0 (no batching); we need room for one record per batch.
+            self.batch_size = 1;
+        }
+        if self.max_in_flight == 0 {
+            return Err(ConfigError::InvalidValue {
+                key: "max.in.flight.requests.per.connection".into(),
+                value: "0".into(),
+                reason: "must be at least 1".into(),
+            });
+        }
+        if self.enable_idempotence {
+            let conflict = if self.acks != Acks::All {
+                Some("idempotence requires acks=all")
+            } else if self.max_in_flight > 5 {
+                Some("idempotence requires max.in.flight.requests.per.connection <= 5")
+            } else if self.retries == 0 {
+                Some("idempotence requires retries > 0")
+            } else {
+                None
+            };
+            if let Some(msg) = conflict {
+                if self.idempotence_explicit {
+                    return Err(ConfigError::Conflict(format!(
+                        "{msg} (enable.idempotence=true was set explicitly)"
+                    )));
+                }
+                self.enable_idempotence = false;
+            }
+        }
+        if self.delivery_timeout < self.linger + self.request_timeout {
+            return Err(ConfigError::Conflict(format!(
+                "delivery.timeout.ms ({} ms) must be at least linger.ms + request.timeout.ms ({} ms)",
+                self.delivery_timeout.as_millis(),
+                (self.linger + self.request_timeout).as_millis()
+            )));
+        }
+        if self.max_request_size < 128 {
+            return Err(ConfigError::InvalidValue {
+                key: "max.request.size".into(),
+                value: self.max_request_size.to_string(),
+                reason: "too small for one record batch".into(),
+            });
+        }
+        if self.retry_backoff_max < self.retry_backoff {
+            self.retry_backoff_max = self.retry_backoff;
+        }
+        Ok(())
+    }
+
+    /// A typed builder starting from the defaults.
+    pub fn builder() -> ProducerConfigBuilder {
+        ProducerConfigBuilder(Self::default())
+    }
+}
+
+/// Typed builder for [`ProducerConfig`]; `build()` validates.
+#[derive(Debug, Clone)]
+pub struct ProducerConfigBuilder(ProducerConfig);
+
+macro_rules! setter {
+    ($(#[$doc:meta] $name:ident : $ty:ty => $field:ident),* $(,)?) => {
+        $(#[$doc] pub fn $name(mut self, v: $ty) -> Self { self.0.$field = v.into(); self })*
+    };
+}
+
+impl ProducerConfigBuilder {
+    setter! {
+        /// `client.id`.
+        client_id: &str => client_id,
+        /// `acks`.
+        acks: Acks => acks,
+        /// `linger.ms`.
+        linger: Duration => linger,
+        /// `batch.size`.
+        batch_size: usize => batch_size,
+        /// `buffer.memory`.
+        buffer_memory: usize => buffer_memory,
+        /// `max.in.flight.requests.per.connection`.
+        max_in_flight: usize => max_in_flight,
+        /// `delivery.timeout.ms`.
+        delivery_timeout: Duration => delivery_timeout,
+        /// `request.timeout.ms`.
+        request_timeout: Duration => request_timeout,
+        /// `retries`.
+        retries: u32 => retries,
+        /// `retry.backoff.ms`.
+        retry_backoff: Duration => retry_backoff,
+        /// `retry.backoff.max.ms`.
+        retry_backoff_max: Duration => retry_backoff_max,
+        /// `max.request.size`.
+        max_request_size: usize => max_request_size,
+        /// `compression.type`.
+        compression: Compression => compression,
+        /// `metadata.max.age.ms`.
+        metadata_max_age: Duration => metadata_max_age,
+        /// `max.block.ms`.
+        max_block: Duration => max_block,
+        /// Seed of the jitter generator.
+        rng_seed: u64 => rng_seed,
+    }
+
+    /// `bootstrap.servers`, comma separated.
+    pub fn bootstrap_servers(mut self, servers: &str) -> Self {
+        self.0.bootstrap_servers = servers
+            .split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect();
+        self
+    }
+
+    /// `enable.idempotence` (explicit).
+    pub fn enable_idempotence(mut self, on: bool) -> Self {
+        self.0.enable_idempotence = on;
+        self.0.idempotence_explicit = true;
+        self
+    }
+
+    /// `compression.level`.
+    pub fn compression_level(mut self, level: i32) -> Self {
+        self.0.compression_level = Some(level);
+        self
+    }
+
+    /// Any property by its Java key.
+    pub fn set(mut self, key: &str, value: &str) -> Result<Self, ConfigError> {
+        self.0.set(key, value)?;
+        Ok(self)
+    }
+
+    /// Validates and returns the configuration.
+    pub fn build(self) -> Result<ProducerConfig, ConfigError> {
+        let mut c = self.0;
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn java_defaults() {
+        let c = ProducerConfig::from_properties([]).unwrap();
+        assert_eq!(c.acks, Acks::All);
+        assert!(c.enable_idempotence);
+        assert_eq!(c.linger, Duration::from_millis(5));
+        assert_eq!(c.batch_size, 16384);
+        assert_eq!(c.buffer_memory, 33554432);
+        assert_eq!(c.max_in_flight, 5);
+        assert_eq!(c.delivery_timeout, Duration::from_secs(120));
+        assert_eq!(c.request_timeout, Duration::from_secs(30));
+        assert_eq!(c.retry_backoff, Duration::from_millis(100));
+        assert_eq!(c.retry_backoff_max, Duration::from_millis(1000));
+        assert_eq!(c.max_request_size, 1048576);
+        assert_eq!(c.compression, Compression::None);
+    }
+
+    #[test]
+    fn explicit_idempotence_conflicts_are_errors() {
+        for (k, v) in [
+            ("acks", "1"),
+            ("max.in.flight.requests.per.connection", "6"),
+            ("retries", "0"),
+        ] {
+            let r = ProducerConfig::from_properties([("enable.idempotence", "true"), (k, v)]);
+            assert!(matches!(r, Err(ConfigError::Conflict(_))), "{k}={v}: {r:?}");
+            // With idempotence at its default, Java turns it off instead.
+            let c = ProducerConfig::from_properties([(k, v)]).unwrap();
+            assert!(!c.enable_idempotence);
+        }
+    }
+
+    #[test]
+    fn bad_values_are_typed_errors() {
+        assert!(matches!(
+            ProducerConfig::from_properties([("acks", "2")]),
+            Err(ConfigError::InvalidValue { .. })
+        ));
+        assert!(matches!(
+            ProducerConfig::from_properties([("linger.ms", "-1")]),
+            Err(ConfigError::InvalidValue { .. })
+        ));
+        assert!(matches!(
+            ProducerConfig::from_properties([("no.such.key", "1")]),
+            Err(ConfigError::UnknownKey(_))
+        ));
+        assert!(matches!(
+            ProducerConfig::from_properties([("delivery.timeout.ms", "1000")]),
+            Err(ConfigError::Conflict(_))
+        ));
+    }
+
+    #[test]
+    fn properties_text_and_builder_agree() {
+        let a = ProducerConfig::from_properties_text(
+            "# comment\nbootstrap.servers=a:1, b:2\nacks=1\nlinger.ms=0\nenable.idempotence=false\n",
+        )
+        .unwrap();
+        let b = ProducerConfig::builder()
+            .bootstrap_servers("a:1,b:2")
+            .acks(Acks::Leader)
+            .linger(Duration::ZERO)
+            .enable_idempotence(false)
+            .build()
+            .unwrap();
+        assert_eq!(a, b);
+    }
+}

@@ -1,0 +1,804 @@
+//! The sans-IO producer: a deterministic state machine that takes records,
+//! broker bytes and `now`, and emits transmits, a timeout and events.
+//!
+//! Call order (see the crate docs for a whole run loop):
+//! 1. inputs ([`Producer::handle_connected`], [`Producer::handle_data`],
+//!    [`Producer::handle_disconnected`], [`Producer::handle_timeout`]) and
+//!    commands ([`Producer::send`], [`Producer::flush`], [`Producer::close`]);
+//! 2. after each, drain the outputs until empty: [`Producer::poll_transmit`],
+//!    [`Producer::poll_event`], then [`Producer::poll_timeout`] for the next
+//!    deadline at which to call `handle_timeout`.
+
+mod accumulator;
+pub mod config;
+mod network;
+pub mod partitioner;
+pub mod record;
+pub mod rng;
+mod sender;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::protocol::error_code::ErrorCode;
+use crate::protocol::record::BatchBuilder;
+
+use accumulator::{OpenBatch, PartitionState};
+pub use config::{Acks, ConfigError, ProducerConfig};
+use network::Connection;
+pub use partitioner::{murmur2, partition_for_key, Partitioner};
+pub use record::{
+    Delivery, DeliveryError, Event, Failure, ProducerRecord, RecordId, RecordIds, RecordMetadata,
+    SendError,
+};
+use rng::Rng;
+
+/// Identifies one connection the core asked the driver to open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+/// Something the driver must do on the network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transmit {
+    /// Open a TCP connection; answer with `handle_connected` or `handle_disconnected`.
+    Connect {
+        /// Connection id to use in later calls.
+        conn: ConnId,
+        /// Host name or address.
+        host: String,
+        /// Port.
+        port: u16,
+    },
+    /// Write these bytes, in order after earlier sends on the connection.
+    Send {
+        /// Connection.
+        conn: ConnId,
+        /// Bytes to write.
+        data: Bytes,
+    },
+    /// Close the connection; no further calls about it are expected.
+    Close {
+        /// Connection.
+        conn: ConnId,
+    },
+}
+
+/// A token from [`Producer::flush`], checked with [`Producer::is_flushed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FlushToken(u64);
+
+/// Counters kept by the core.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Metrics {
+    /// Records acknowledged.
+    pub records_delivered: u64,
+    /// Records failed for good.
+    pub records_failed: u64,
+    /// Record attempts retried.
+    pub records_retried: u64,
+    /// Batches sent (attempts).
+    pub batches_sent: u64,
+    /// Batch bytes sent.
+    pub bytes_sent: u64,
+    /// Produce requests sent.
+    pub produce_requests: u64,
+    /// Produce responses received.
+    pub produce_responses: u64,
+    /// Sum of Produce request latencies in microseconds.
+    pub request_latency_us_sum: u64,
+    /// Largest Produce request latency in microseconds.
+    pub request_latency_us_max: u64,
+    /// Metadata requests sent.
+    pub metadata_requests: u64,
+    /// Connections opened.
+    pub connects: u64,
+    /// Connections lost or reset.
+    pub disconnects: u64,
+    /// Producer epoch bumps (KIP-360).
+    pub epoch_bumps: u64,
+}
+
+/// A record waiting for its topic's metadata.
+#[derive(Debug)]
+struct PendingRecord {
+    id: u64,
+    record: ProducerRecord,
+    size: usize,
+    since: Instant,
+}
+
+/// What the core knows of a topic.
+#[derive(Debug, Default)]
+struct TopicState {
+    /// Partition indices into `Producer::parts`, by partition number; empty while unknown.
+    parts: Vec<usize>,
+    /// Partitions that have a leader now.
+    available: Vec<i32>,
+    /// Records sent before the topic's metadata was known.
+    pending: VecDeque<PendingRecord>,
+    sticky: partitioner::Sticky,
+    /// A topic-level error from the last metadata answer.
+    error: Option<ErrorCode>,
+}
+
+/// Producer id and epoch state (idempotence).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PidState {
+    /// Idempotence is off.
+    Disabled,
+    /// InitProducerId must be sent (or is in flight).
+    Unknown { in_flight: bool, retry_at: Option<Instant> },
+    /// Known and in use.
+    Ready { id: i64, epoch: i16 },
+    /// An epoch bump is needed once nothing is in flight (KIP-360).
+    NeedsBump { id: i64, epoch: i16 },
+}
+
+/// The sans-IO Kafka producer.
+pub struct Producer {
+    config: ProducerConfig,
+    rng: Rng,
+    partitioner: Option<Box<dyn Partitioner>>,
+    base_instant: Instant,
+    base_wall_ms: i64,
+    last_now: Instant,
+
+    next_record_id: u64,
+    next_conn_id: u64,
+    next_correlation: i32,
+
+    topics: HashMap<Arc<str>, TopicState>,
+    /// Topic names in first-use order (deterministic iteration).
+    topic_order: Vec<Arc<str>>,
+    parts: Vec<PartitionState>,
+
+    /// Broker id → (host, port) from metadata.
+    brokers: BTreeMap<i32, (String, u16)>,
+    bootstrap: Vec<(String, u16)>,
+    bootstrap_next: usize,
+    conns: BTreeMap<ConnId, Connection>,
+    /// Reconnect backoff per address: (not before, failures in a row).
+    reconnect: BTreeMap<(String, u16), (Instant, u32)>,
+
+    metadata_in_flight: bool,
+    metadata_needed: bool,
+    metadata_last: Option<Instant>,
+    metadata_retry_at: Option<Instant>,
+    metadata_attempts: u32,
+
+    pid: PidState,
+    pid_attempts: u32,
+
+    buffered_bytes: usize,
+    pending_records: usize,
+    in_flight_batches: usize,
+
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    next_timeout: Option<Instant>,
+    dirty: bool,
+
+    flush_below: u64,
+    closing: bool,
+    closed: bool,
+    fatal: Option<ErrorCode>,
+    metrics: Metrics,
+}
+
+impl std::fmt::Debug for Producer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer")
+            .field("pending_records", &self.pending_records)
+            .field("buffered_bytes", &self.buffered_bytes)
+            .field("in_flight_batches", &self.in_flight_batches)
+            .field("connections", &self.conns.len())
+            .field("closing", &self.closing)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Bytes a batch's header takes ahead of its records.
+const BATCH_OVERHEAD: usize = 61;
+/// Generous bound on a Produce request's bytes besides its batches.
+const REQUEST_OVERHEAD: usize = 256;
+
+impl Producer {
+    /// A producer for `config` (validated). `now` and `wall_clock_ms` (Unix
+    /// ms at `now`) anchor timestamps: the core never reads a clock.
+    pub fn new(
+        mut config: ProducerConfig,
+        now: Instant,
+        wall_clock_ms: i64,
+    ) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let mut bootstrap = Vec::new();
+        for s in &config.bootstrap_servers {
+            bootstrap.push(parse_host_port(s)?);
+        }
+        if bootstrap.is_empty() {
+            return Err(ConfigError::InvalidValue {
+                key: "bootstrap.servers".into(),
+                value: String::new(),
+                reason: "at least one host:port is required".into(),
+            });
+        }
+        let pid = if config.enable_idempotence {
+            PidState::Unknown {
+                in_flight: false,
+                retry_at: None,
+            }
+        } else {
+            PidState::Disabled
+        };
+        Ok(Producer {
+            rng: Rng::new(config.rng_seed),
+            config,
+            partitioner: None,
+            base_instant: now,
+            base_wall_ms: wall_clock_ms,
+            last_now: now,
+            next_record_id: 0,
+            next_conn_id: 0,
+            next_correlation: 0,
+            topics: HashMap::new(),
+            topic_order: Vec::new(),
+            parts: Vec::new(),
+            brokers: BTreeMap::new(),
+            bootstrap,
+            bootstrap_next: 0,
+            conns: BTreeMap::new(),
+            reconnect: BTreeMap::new(),
+            metadata_in_flight: false,
+            metadata_needed: false,
+            metadata_last: None,
+            metadata_retry_at: None,
+            metadata_attempts: 0,
+            pid,
+            pid_attempts: 0,
+            buffered_bytes: 0,
+            pending_records: 0,
+            in_flight_batches: 0,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            next_timeout: None,
+            dirty: true,
+            flush_below: 0,
+            closing: false,
+            closed: false,
+            fatal: None,
+            metrics: Metrics::default(),
+        })
+    }
+
+    /// Installs a user partitioner for records without an explicit partition.
+    pub fn set_partitioner(&mut self, partitioner: Box<dyn Partitioner>) {
+        self.partitioner = Some(partitioner);
+    }
+
+    // ---- A. getters -------------------------------------------------------
+
+    /// The configuration in force.
+    pub fn config(&self) -> &ProducerConfig {
+        &self.config
+    }
+
+    /// Bytes of `buffer.memory` in use.
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffered_bytes
+    }
+
+    /// Records accepted and without a final event yet.
+    pub fn pending_records(&self) -> usize {
+        self.pending_records
+    }
+
+    /// Batches in flight (sent, answer awaited).
+    pub fn in_flight_batches(&self) -> usize {
+        self.in_flight_batches
+    }
+
+    /// Requests in flight on all connections.
+    pub fn in_flight_requests(&self) -> usize {
+        self.conns.values().map(|c| c.in_flight.len()).sum()
+    }
+
+    /// Records and batches queued for one partition (open batch included), if known.
+    pub fn queue_depth(&self, topic: &str, partition: i32) -> Option<(usize, usize)> {
+        let t = self.topics.get(topic)?;
+        let p = &self.parts[*t.parts.get(partition as usize)?];
+        Some((
+            p.queued_records,
+            p.queue.len() + usize::from(p.open.is_some()),
+        ))
+    }
+
+    /// True when no record is pending and no request is in flight.
+    pub fn is_idle(&self) -> bool {
+        self.pending_records == 0 && self.in_flight_requests() == 0
+    }
+
+    /// True once `close` finished (the `Closed` event was emitted).
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// The fatal error that stopped the producer, if any.
+    pub fn fatal_error(&self) -> Option<ErrorCode> {
+        self.fatal
+    }
+
+    /// Counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Producer id and epoch in use (idempotence), if known.
+    pub fn producer_id(&self) -> Option<(i64, i16)> {
+        match self.pid {
+            PidState::Ready { id, epoch } | PidState::NeedsBump { id, epoch } => Some((id, epoch)),
+            _ => None,
+        }
+    }
+
+    /// True when every record sent before `token` has its final event.
+    pub fn is_flushed(&self, token: FlushToken) -> bool {
+        self.min_pending_id().is_none_or(|m| m >= token.0)
+    }
+
+    /// Unix milliseconds at `now`, from the anchor given to `new`.
+    pub fn wall_clock_ms(&self, now: Instant) -> i64 {
+        self.base_wall_ms + now.saturating_duration_since(self.base_instant).as_millis() as i64
+    }
+
+    // ---- B. inputs from the driver ----------------------------------------
+
+    /// The driver's connection `conn` is established.
+    pub fn handle_connected(&mut self, conn: ConnId, now: Instant) {
+        self.last_now = now;
+        self.on_connected(conn, now);
+        self.dirty = true;
+    }
+
+    /// Bytes arrived on `conn` (any split; the core deframes).
+    pub fn handle_data(&mut self, conn: ConnId, data: &[u8], now: Instant) {
+        self.last_now = now;
+        self.on_data(conn, data, now);
+        self.dirty = true;
+    }
+
+    /// `conn` failed to connect, was closed by the peer, or broke.
+    pub fn handle_disconnected(&mut self, conn: ConnId, now: Instant) {
+        self.last_now = now;
+        self.on_disconnected(conn, now, false);
+        self.dirty = true;
+    }
+
+    /// A deadline from `poll_timeout` passed (early or spurious calls are harmless).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.last_now = now;
+        self.dirty = true;
+        self.drive(now);
+    }
+
+    // ---- C. commands ------------------------------------------------------
+
+    /// Accepts a record. Its outcome arrives later as an event naming the returned id.
+    pub fn send(&mut self, mut record: ProducerRecord, now: Instant) -> Result<RecordId, SendError> {
+        self.last_now = now;
+        if let Some(code) = self.fatal {
+            return Err(SendError::Fatal {
+                record: Box::new(record),
+                code,
+            });
+        }
+        if self.closing {
+            return Err(SendError::Closed(Box::new(record)));
+        }
+        let ts = *record
+            .timestamp
+            .get_or_insert_with(|| self.base_wall_ms + now.saturating_duration_since(self.base_instant).as_millis() as i64);
+        let size = BatchBuilder::record_size(
+            0,
+            0,
+            record.key.as_deref(),
+            record.value.as_deref(),
+            &record.headers,
+        ) + 16; // varint growth of deltas in a real batch
+        let max = self
+            .config
+            .max_request_size
+            .saturating_sub(BATCH_OVERHEAD + REQUEST_OVERHEAD)
+            .min(self.config.buffer_memory.saturating_sub(BATCH_OVERHEAD));
+        if size > max {
+            return Err(SendError::RecordTooLarge {
+                record: Box::new(record),
+                size: size + BATCH_OVERHEAD,
+                max: self.config.max_request_size.min(self.config.buffer_memory),
+            });
+        }
+        let topic_known = self
+            .topics
+            .get(&record.topic)
+            .map(|t| !t.parts.is_empty() && t.pending.is_empty())
+            .unwrap_or(false);
+        if !topic_known {
+            // Held unpartitioned until the topic's metadata arrives.
+            if self.buffered_bytes + size > self.config.buffer_memory {
+                return Err(self.buffer_full(record));
+            }
+            let id = self.next_record_id;
+            self.next_record_id += 1;
+            self.buffered_bytes += size;
+            self.pending_records += 1;
+            let topic = record.topic.clone();
+            let t = self.topic_entry(&topic);
+            t.pending.push_back(PendingRecord {
+                id,
+                record,
+                size,
+                since: now,
+            });
+            self.metadata_needed = true;
+            self.dirty = true;
+            return Ok(RecordId(id));
+        }
+        let partition = match self.choose_partition(&record, size) {
+            Ok(p) => p,
+            Err(partitions) => {
+                let partition = record.partition.unwrap_or(-1);
+                return Err(SendError::InvalidPartition {
+                    record: Box::new(record),
+                    partition,
+                    partitions,
+                });
+            }
+        };
+        let part = self.topics[&record.topic].parts[partition as usize];
+        let id = self.next_record_id;
+        self.append(part, id, &record, ts, size, now)
+            .map_err(|()| self.buffer_full(record))?;
+        self.next_record_id += 1;
+        self.pending_records += 1;
+        Ok(RecordId(id))
+    }
+
+    /// Makes every batch ready now, lingering or not; returns a token to
+    /// check with [`Producer::is_flushed`].
+    pub fn flush(&mut self, now: Instant) -> FlushToken {
+        self.last_now = now;
+        self.flush_below = self.next_record_id;
+        self.dirty = true;
+        FlushToken(self.next_record_id)
+    }
+
+    /// Sends the batch holding `id` without waiting for `linger.ms` (a
+    /// synchronous send waits on it).
+    pub fn expedite(&mut self, id: RecordId, now: Instant) {
+        self.last_now = now;
+        for p in &mut self.parts {
+            if p.open_contains(id) {
+                p.expedite_below = p.expedite_below.max(id.0 + 1);
+                self.dirty = true;
+                return;
+            }
+        }
+    }
+
+    /// Stops accepting records, sends what is buffered, and emits `Closed`
+    /// once every record has its outcome and connections are closed.
+    pub fn close(&mut self, now: Instant) {
+        self.last_now = now;
+        self.closing = true;
+        self.flush_below = self.next_record_id;
+        self.dirty = true;
+    }
+
+    /// Closes at once: fails every pending record with `Aborted` (or
+    /// `UnknownOutcome` when in flight) and emits `Closed`.
+    pub fn abort(&mut self, now: Instant) {
+        self.last_now = now;
+        self.closing = true;
+        self.fail_everything(|in_flight| {
+            if in_flight {
+                DeliveryError::UnknownOutcome
+            } else {
+                DeliveryError::Aborted
+            }
+        });
+        self.dirty = true;
+    }
+
+    // ---- D. outputs -------------------------------------------------------
+
+    /// The next network action, `None` when there is none now.
+    #[must_use]
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
+        if self.dirty {
+            self.drive(now);
+        }
+        self.transmits.pop_front()
+    }
+
+    /// The next application event.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        if self.dirty {
+            self.drive(self.last_now);
+        }
+        self.events.pop_front()
+    }
+
+    /// When to call `handle_timeout` next, `None` when nothing waits on time.
+    #[must_use]
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        if self.dirty {
+            self.drive(self.last_now);
+        }
+        self.next_timeout
+    }
+
+    // ---- internals: records --------------------------------------------------
+
+    fn buffer_full(&self, record: ProducerRecord) -> SendError {
+        SendError::BufferFull {
+            record: Box::new(record),
+            buffered: self.buffered_bytes,
+            limit: self.config.buffer_memory,
+        }
+    }
+
+    fn topic_entry(&mut self, topic: &Arc<str>) -> &mut TopicState {
+        if !self.topics.contains_key(topic) {
+            self.topic_order.push(topic.clone());
+            self.topics.insert(topic.clone(), TopicState::default());
+        }
+        self.topics.get_mut(topic).expect("inserted")
+    }
+
+    /// The partition for a record of a known topic; `Err(partitions)` for an invalid explicit one.
+    fn choose_partition(&mut self, record: &ProducerRecord, size: usize) -> Result<i32, i32> {
+        let t = self.topics.get_mut(&record.topic).expect("known topic");
+        let n = t.parts.len() as i32;
+        if let Some(p) = record.partition {
+            return if (0..n).contains(&p) { Ok(p) } else { Err(n) };
+        }
+        if let Some(user) = self.partitioner.as_mut() {
+            if let Some(p) = user.partition(&record.topic, record.key.as_deref(), record.value.as_deref(), n) {
+                return if (0..n).contains(&p) { Ok(p) } else { Err(n) };
+            }
+        }
+        match &record.key {
+            Some(k) if !self.config.partitioner_ignore_keys => Ok(partition_for_key(k, n)),
+            _ => Ok(t.sticky.choose(size, self.config.batch_size, n, &t.available, &mut self.rng)),
+        }
+    }
+
+    /// Appends a record to partition `part`; `Err` when memory is exhausted.
+    fn append(
+        &mut self,
+        part: usize,
+        id: u64,
+        record: &ProducerRecord,
+        ts: i64,
+        size: usize,
+        now: Instant,
+    ) -> Result<(), ()> {
+        let batch_size = self.config.batch_size;
+        let p = &mut self.parts[part];
+        if let Some(open) = &p.open {
+            let delta = ts - open.builder.base_timestamp();
+            let add = BatchBuilder::record_size(
+                delta,
+                open.builder.record_count(),
+                record.key.as_deref(),
+                record.value.as_deref(),
+                &record.headers,
+            );
+            if open.builder.len() + add > open.memory.max(batch_size) {
+                // Full: close it; a new batch takes the record.
+                let res = p.close_open(self.config.compression, self.config.compression_level);
+                self.after_close(part, res);
+                self.dirty = true;
+            }
+        }
+        let p = &mut self.parts[part];
+        if p.open.is_none() {
+            let cap = batch_size.max(size + BATCH_OVERHEAD);
+            if self.buffered_bytes + cap > self.config.buffer_memory {
+                return Err(());
+            }
+            self.buffered_bytes += cap;
+            p.open = Some(OpenBatch {
+                builder: BatchBuilder::new(ts, cap),
+                ids: RecordIds::default(),
+                timestamps: Vec::new(),
+                created: now,
+                memory: cap,
+                last_id: id,
+            });
+            // A new batch brings a linger deadline.
+            self.dirty = true;
+        }
+        let open = p.open.as_mut().expect("open batch");
+        open.builder.append(
+            ts,
+            record.key.as_deref(),
+            record.value.as_deref(),
+            &record.headers,
+        );
+        open.ids.push(RecordId(id));
+        open.timestamps.push(ts);
+        open.last_id = id;
+        p.queued_records += 1;
+        if open.builder.len() >= batch_size {
+            let res = p.close_open(self.config.compression, self.config.compression_level);
+            self.after_close(part, res);
+            self.dirty = true;
+        }
+        Ok(())
+    }
+
+    /// Records a closed batch's partition, or fails its records when it could not be encoded.
+    fn after_close(&mut self, part: usize, res: Result<(), (OpenBatch, String)>) {
+        match res {
+            Ok(()) => {
+                if let Some(b) = self.parts[part].queue.back_mut() {
+                    b.part = part;
+                }
+            }
+            Err((open, msg)) => {
+                let p = &mut self.parts[part];
+                p.queued_records -= open.ids.len();
+                let (topic, partition) = (p.topic.clone(), p.partition);
+                self.complete_failed(
+                    topic,
+                    partition,
+                    open.ids,
+                    open.memory,
+                    DeliveryError::Encode(msg),
+                );
+            }
+        }
+    }
+
+    /// Smallest id of a record without outcome.
+    fn min_pending_id(&self) -> Option<u64> {
+        let mut m: Option<u64> = None;
+        let mut see = |v: u64| m = Some(m.map_or(v, |x| x.min(v)));
+        for p in &self.parts {
+            if let Some(v) = p.min_queued_id() {
+                see(v);
+            }
+        }
+        for t in self.topics.values() {
+            if let Some(r) = t.pending.front() {
+                see(r.id);
+            }
+        }
+        for c in self.conns.values() {
+            for f in &c.in_flight {
+                if let network::RequestKind::Produce(batches) = &f.kind {
+                    for b in batches {
+                        if let Some(id) = b.ids.first() {
+                            see(id.0);
+                        }
+                    }
+                }
+            }
+        }
+        m
+    }
+
+    // ---- internals: outcomes -------------------------------------------------
+
+    fn complete_failed(
+        &mut self,
+        topic: Arc<str>,
+        partition: i32,
+        ids: RecordIds,
+        memory: usize,
+        error: DeliveryError,
+    ) {
+        self.buffered_bytes -= memory;
+        self.pending_records -= ids.len();
+        self.metrics.records_failed += ids.len() as u64;
+        self.events.push_back(Event::Failed(Failure {
+            topic,
+            partition,
+            records: ids,
+            error,
+        }));
+    }
+
+    /// Fails every record without outcome; `in_flight` tells the error maker
+    /// whether the batch was on the wire.
+    fn fail_everything(&mut self, err: impl Fn(bool) -> DeliveryError) {
+        // In-flight batches first: they are the oldest.
+        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        for c in conns {
+            let conn = self.conns.get_mut(&c).expect("listed");
+            let in_flight = std::mem::take(&mut conn.in_flight);
+            for f in in_flight {
+                if let network::RequestKind::Produce(batches) = f.kind {
+                    for b in batches {
+                        self.parts[b.part].in_flight -= 1;
+                        self.in_flight_batches -= 1;
+                        let (t, p) = (self.parts[b.part].topic.clone(), self.parts[b.part].partition);
+                        self.complete_failed(t, p, b.ids, b.memory, err(true));
+                    }
+                } else {
+                    self.unmark_request(&f.kind);
+                }
+            }
+            self.transmits.push_back(Transmit::Close { conn: c });
+            self.conns.remove(&c);
+        }
+        for i in 0..self.parts.len() {
+            let queue = std::mem::take(&mut self.parts[i].queue);
+            let open = self.parts[i].open.take();
+            let (t, p) = (self.parts[i].topic.clone(), self.parts[i].partition);
+            self.parts[i].queued_records = 0;
+            for b in queue {
+                let e = if b.maybe_persisted { err(true) } else { err(false) };
+                self.complete_failed(t.clone(), p, b.ids, b.memory, e);
+            }
+            if let Some(o) = open {
+                self.complete_failed(t.clone(), p, o.ids, o.memory, err(false));
+            }
+        }
+        for name in self.topic_order.clone() {
+            let pending = std::mem::take(&mut self.topics.get_mut(&name).expect("topic").pending);
+            for r in pending {
+                let mut ids = RecordIds::default();
+                ids.push(RecordId(r.id));
+                self.complete_failed(name.clone(), -1, ids, r.size, err(false));
+            }
+        }
+    }
+
+    /// Sets a fatal error: every pending record fails with it, and so do later sends.
+    fn set_fatal(&mut self, code: ErrorCode) {
+        if self.fatal.is_some() {
+            return;
+        }
+        log::error!("producer failed fatally: {code}");
+        self.fatal = Some(code);
+        self.fail_everything(|_| DeliveryError::Fatal { code });
+    }
+
+    fn backoff(&mut self, attempts: u32) -> Duration {
+        let base = self.config.retry_backoff.as_secs_f64() * 1000.0;
+        let max = self.config.retry_backoff_max.as_secs_f64() * 1000.0;
+        let exp = base * 2f64.powi(attempts.saturating_sub(1).min(30) as i32);
+        let capped = exp.min(max);
+        // Java's jitter: +/- 20 %.
+        let jitter = 0.8 + 0.4 * self.rng.unit();
+        Duration::from_micros(((capped * jitter).min(max) * 1000.0) as u64)
+    }
+}
+
+/// Splits `host:port` (IPv6 in brackets allowed).
+fn parse_host_port(s: &str) -> Result<(String, u16), ConfigError> {
+    let bad = || ConfigError::InvalidValue {
+        key: "bootstrap.servers".into(),
+        value: s.into(),
+        reason: "expected host:port".into(),
+    };
+    let s = s.trim();
+    let s = s.strip_prefix("PLAINTEXT://").unwrap_or(s);
+    let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(bad());
+    }
+    Ok((host.to_owned(), port.parse().map_err(|_| bad())?))
+}
+
+/// The error a response code stands for, `None` for success.
+pub(crate) fn error_of(code: i16) -> Option<ErrorCode> {
+    let c = ErrorCode::from_code(code);
+    (!c.is_ok()).then_some(c)
+}

@@ -1,0 +1,570 @@
+//! Connections as the core sees them: handshake (ApiVersions), negotiated
+//! versions, requests in flight, and the answers to the cluster-level
+//! requests (ApiVersions, Metadata, InitProducerId).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::protocol::error_code::ErrorCode;
+use crate::protocol::frame::{self, ApiKey, Deframer, Request};
+use crate::protocol::messages::api_versions::{ApiVersionsRequest, ApiVersionsResponse};
+use crate::protocol::messages::init_producer_id::{InitProducerIdRequest, InitProducerIdResponse};
+use crate::protocol::messages::metadata::{MetadataRequest, MetadataRequestTopic, MetadataResponse};
+
+use super::accumulator::{Batch, PartitionState};
+use super::{error_of, ConnId, PidState, Producer, Transmit};
+
+/// Where a connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ConnState {
+    /// Connect asked of the driver, not answered yet.
+    Connecting,
+    /// Connected; ApiVersions in flight.
+    Handshake,
+    /// Versions known; requests may go.
+    Ready,
+}
+
+/// What a request in flight was.
+#[derive(Debug)]
+pub(crate) enum RequestKind {
+    ApiVersions,
+    Metadata,
+    InitProducerId,
+    Produce(Vec<Batch>),
+}
+
+/// A request awaiting its answer.
+#[derive(Debug)]
+pub(crate) struct InFlight {
+    pub correlation_id: i32,
+    pub version: i16,
+    pub kind: RequestKind,
+    pub sent: Instant,
+    pub deadline: Instant,
+}
+
+/// One connection to a broker (or a bootstrap address).
+#[derive(Debug)]
+pub(crate) struct Connection {
+    pub node: Option<i32>,
+    pub addr: (String, u16),
+    pub state: ConnState,
+    pub started: Instant,
+    pub deframer: Deframer,
+    pub in_flight: VecDeque<InFlight>,
+    /// Negotiated version per API (index in `ApiKey::ALL`).
+    pub versions: [Option<i16>; 4],
+    pub throttled_until: Option<Instant>,
+}
+
+impl Connection {
+    pub fn version(&self, key: ApiKey) -> Option<i16> {
+        let i = ApiKey::ALL.iter().position(|k| *k == key).expect("known key");
+        self.versions[i]
+    }
+
+    /// Can take one more request now.
+    pub fn can_send(&self, max_in_flight: usize, now: Instant) -> bool {
+        self.state == ConnState::Ready
+            && self.in_flight.len() < max_in_flight
+            && self.throttled_until.is_none_or(|t| t <= now)
+    }
+}
+
+/// Highest ApiVersions request version we try first.
+const API_VERSIONS_MAX: i16 = 4;
+
+impl Producer {
+    /// Asks the driver for a new connection to `addr`.
+    pub(crate) fn open_connection(&mut self, node: Option<i32>, addr: (String, u16), now: Instant) -> ConnId {
+        let id = ConnId(self.next_conn_id);
+        self.next_conn_id += 1;
+        self.metrics.connects += 1;
+        self.transmits.push_back(Transmit::Connect {
+            conn: id,
+            host: addr.0.clone(),
+            port: addr.1,
+        });
+        self.conns.insert(
+            id,
+            Connection {
+                node,
+                addr,
+                state: ConnState::Connecting,
+                started: now,
+                deframer: Deframer::new(self.config.max_response_size),
+                in_flight: VecDeque::new(),
+                versions: [None; 4],
+                throttled_until: None,
+            },
+        );
+        id
+    }
+
+    pub(crate) fn on_connected(&mut self, conn: ConnId, now: Instant) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if c.state != ConnState::Connecting {
+            return;
+        }
+        c.state = ConnState::Handshake;
+        self.reconnect.remove(&c.addr);
+        self.send_api_versions(conn, API_VERSIONS_MAX, now);
+    }
+
+    fn send_api_versions(&mut self, conn: ConnId, version: i16, now: Instant) {
+        let req = ApiVersionsRequest {
+            client_software_name: "kafka-sansio".into(),
+            client_software_version: env!("CARGO_PKG_VERSION").into(),
+            ..Default::default()
+        };
+        self.send_request(conn, version, &req, RequestKind::ApiVersions, now);
+    }
+
+    /// Encodes and queues a request on `conn`, tracking it as in flight.
+    pub(crate) fn send_request<R: Request>(
+        &mut self,
+        conn: ConnId,
+        version: i16,
+        req: &R,
+        kind: RequestKind,
+        now: Instant,
+    ) -> bool {
+        let correlation_id = self.next_correlation;
+        self.next_correlation = self.next_correlation.wrapping_add(1) & i32::MAX;
+        let mut buf = BytesMut::new();
+        if let Err(e) = frame::encode_request(
+            &mut buf,
+            correlation_id,
+            Some(&self.config.client_id),
+            version,
+            req,
+        ) {
+            log::error!("cannot encode {:?} v{version}: {e}", R::API_KEY);
+            return false;
+        }
+        self.transmits.push_back(Transmit::Send {
+            conn,
+            data: buf.freeze(),
+        });
+        let deadline = now + self.config.request_timeout;
+        let c = self.conns.get_mut(&conn).expect("connection exists");
+        c.in_flight.push_back(InFlight {
+            correlation_id,
+            version,
+            kind,
+            sent: now,
+            deadline,
+        });
+        true
+    }
+
+    pub(crate) fn on_data(&mut self, conn: ConnId, data: &[u8], now: Instant) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        c.deframer.push(data);
+        loop {
+            let c = self.conns.get_mut(&conn).expect("checked");
+            let frame = match c.deframer.next_frame() {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(e) => {
+                    log::warn!("connection {conn:?} to {:?}: {e}; resetting", c.addr);
+                    self.on_disconnected(conn, now, true);
+                    return;
+                }
+            };
+            let Some(req) = c.in_flight.pop_front() else {
+                log::warn!("unsolicited response on {conn:?}; resetting");
+                self.on_disconnected(conn, now, true);
+                return;
+            };
+            match frame::peek_correlation_id(&frame) {
+                Ok(id) if id == req.correlation_id => {}
+                other => {
+                    log::warn!(
+                        "correlation mismatch on {conn:?}: expected {}, got {other:?}; resetting",
+                        req.correlation_id
+                    );
+                    c.in_flight.push_front(req);
+                    self.on_disconnected(conn, now, true);
+                    return;
+                }
+            }
+            if let Err(e) = self.on_response(conn, req, frame, now) {
+                log::warn!("bad response on {conn:?}: {e}; resetting");
+                self.on_disconnected(conn, now, true);
+                return;
+            }
+            if !self.conns.contains_key(&conn) {
+                return;
+            }
+        }
+    }
+
+    /// Handles one response; `Err` puts the request back and resets the connection.
+    fn on_response(
+        &mut self,
+        conn: ConnId,
+        req: InFlight,
+        frame: Bytes,
+        now: Instant,
+    ) -> Result<(), crate::protocol::ProtocolError> {
+        match req.kind {
+            RequestKind::ApiVersions => {
+                let mut body = frame.slice(4..);
+                let resp = match ApiVersionsResponse::decode_fallback(&mut body, req.version) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        self.unmark_request(&RequestKind::ApiVersions);
+                        return Err(e);
+                    }
+                };
+                self.on_api_versions(conn, req.version, resp, now);
+            }
+            RequestKind::Metadata => {
+                self.metadata_in_flight = false;
+                let (_, resp) = match frame::decode_response::<MetadataResponse>(frame, req.version) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        self.metadata_needed = true;
+                        return Err(e);
+                    }
+                };
+                self.on_metadata(resp, now);
+            }
+            RequestKind::InitProducerId => {
+                let (_, resp) = match frame::decode_response::<InitProducerIdResponse>(frame, req.version) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        self.unmark_request(&RequestKind::InitProducerId);
+                        return Err(e);
+                    }
+                };
+                self.on_init_producer_id(resp, now);
+            }
+            RequestKind::Produce(batches) => {
+                let latency = now.saturating_duration_since(req.sent).as_micros() as u64;
+                self.metrics.request_latency_us_sum += latency;
+                self.metrics.request_latency_us_max = self.metrics.request_latency_us_max.max(latency);
+                self.metrics.produce_responses += 1;
+                let version = req.version;
+                match frame::decode_response::<crate::protocol::messages::produce::ProduceResponse>(
+                    frame, version,
+                ) {
+                    Ok((_, resp)) => self.on_produce_response(conn, batches, resp, now),
+                    Err(e) => {
+                        // The batches' fate is unknown: retry them as after a lost answer.
+                        self.retry_unknown(batches, now);
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn on_api_versions(&mut self, conn: ConnId, version: i16, resp: ApiVersionsResponse, now: Instant) {
+        let code = error_of(resp.error_code);
+        if code == Some(ErrorCode::UnsupportedVersion) {
+            // Retry with the broker's highest ApiVersions version.
+            let theirs = resp
+                .api_keys
+                .iter()
+                .find(|k| k.api_key == ApiKey::ApiVersions.code())
+                .map(|k| k.max_version)
+                .unwrap_or(0);
+            let next = theirs.min(version - 1).max(0);
+            if next < version {
+                self.send_api_versions(conn, next, now);
+                return;
+            }
+        }
+        if code.is_some() {
+            log::warn!("ApiVersions failed on {conn:?}: {code:?}");
+            self.on_disconnected(conn, now, true);
+            return;
+        }
+        let mut versions = [None; 4];
+        for (i, key) in ApiKey::ALL.iter().enumerate() {
+            let (lo, hi) = key.versions();
+            if let Some(k) = resp.api_keys.iter().find(|k| k.api_key == key.code()) {
+                let v = hi.min(k.max_version);
+                if v >= lo.max(k.min_version) {
+                    versions[i] = Some(v);
+                }
+            }
+        }
+        let c = self.conns.get_mut(&conn).expect("connection");
+        c.versions = versions;
+        c.state = ConnState::Ready;
+        if c.version(ApiKey::Produce).is_none() || c.version(ApiKey::Metadata).is_none() {
+            // Produce v3 (RecordBatch v2) is the floor: this broker cannot take our records.
+            log::error!("broker {:?} supports no Produce/Metadata version in our range", c.addr);
+            self.set_fatal(ErrorCode::UnsupportedVersion);
+        }
+    }
+
+    /// Clears the bookkeeping flag of a cluster-level request that will not be answered.
+    pub(crate) fn unmark_request(&mut self, kind: &RequestKind) {
+        match kind {
+            RequestKind::Metadata => {
+                self.metadata_in_flight = false;
+                self.metadata_needed = true;
+            }
+            RequestKind::InitProducerId => {
+                if let PidState::Unknown { .. } = self.pid {
+                    self.pid = PidState::Unknown {
+                        in_flight: false,
+                        retry_at: None,
+                    };
+                }
+            }
+            RequestKind::ApiVersions | RequestKind::Produce(_) => {}
+        }
+    }
+
+    /// A connection ended (or is reset by the core when `reset`): its
+    /// requests are redone, its batches retried as maybe persisted.
+    pub(crate) fn on_disconnected(&mut self, conn: ConnId, now: Instant, reset: bool) {
+        let Some(c) = self.conns.remove(&conn) else {
+            return;
+        };
+        self.metrics.disconnects += 1;
+        if reset {
+            self.transmits.push_back(Transmit::Close { conn });
+        }
+        // Back off reconnects to this address.
+        let failures = self.reconnect.get(&c.addr).map(|r| r.1).unwrap_or(0) + 1;
+        let base = self.config.reconnect_backoff.as_millis() as f64;
+        let max = self.config.reconnect_backoff_max.as_millis() as f64;
+        let wait = (base * 2f64.powi(failures.min(20) as i32 - 1)).min(max) * (0.8 + 0.4 * self.rng.unit());
+        self.reconnect.insert(
+            c.addr.clone(),
+            (now + std::time::Duration::from_micros((wait * 1000.0) as u64), failures),
+        );
+        if c.node.is_none() && c.state == ConnState::Connecting {
+            self.bootstrap_next += 1;
+        }
+        for f in c.in_flight {
+            match f.kind {
+                RequestKind::Produce(batches) => self.retry_unknown(batches, now),
+                other => self.unmark_request(&other),
+            }
+        }
+        // A lost leader connection often means a leader change.
+        if c.node.is_some() {
+            self.metadata_needed = true;
+        }
+    }
+
+    /// Builds and sends a Metadata request for every topic in use on `conn`.
+    pub(crate) fn send_metadata(&mut self, conn: ConnId, now: Instant) {
+        let version = self.conns[&conn].version(ApiKey::Metadata).expect("ready connection");
+        let topics = self
+            .topic_order
+            .iter()
+            .map(|t| MetadataRequestTopic {
+                name: Some(t.to_string()),
+                ..Default::default()
+            })
+            .collect();
+        let req = MetadataRequest {
+            topics: Some(topics),
+            allow_auto_topic_creation: true,
+            ..Default::default()
+        };
+        if self.send_request(conn, version, &req, RequestKind::Metadata, now) {
+            self.metadata_in_flight = true;
+            self.metadata_needed = false;
+            self.metrics.metadata_requests += 1;
+        }
+    }
+
+    fn on_metadata(&mut self, resp: MetadataResponse, now: Instant) {
+        self.metadata_last = Some(now);
+        for b in &resp.brokers {
+            if let Ok(port) = u16::try_from(b.port) {
+                self.brokers.insert(b.node_id, (b.host.clone(), port));
+            }
+        }
+        let mut retry_soon = false;
+        for t in resp.topics {
+            let Some(name) = t.name else { continue };
+            let Some(key) = self.topics.get_key_value(name.as_str()).map(|(k, _)| k.clone()) else {
+                continue;
+            };
+            let code = error_of(t.error_code);
+            match code {
+                None => {}
+                Some(c) if c.is_retriable() => {
+                    // UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE...: wait, up to max.block.ms.
+                    self.topics.get_mut(&key).expect("topic").error = Some(c);
+                    retry_soon = true;
+                    continue;
+                }
+                Some(c) => {
+                    // Authorization and the like: fail what waits for this topic.
+                    self.topics.get_mut(&key).expect("topic").error = Some(c);
+                    self.fail_topic(&key, DeliveryErrorKind::Broker(c));
+                    continue;
+                }
+            }
+            let ts = self.topics.get_mut(&key).expect("topic");
+            ts.error = None;
+            let mut partitions: Vec<_> = t.partitions;
+            partitions.sort_by_key(|p| p.partition_index);
+            let count = partitions
+                .iter()
+                .map(|p| p.partition_index + 1)
+                .max()
+                .unwrap_or(0)
+                .max(ts.parts.len() as i32);
+            while (self.topics[&key].parts.len() as i32) < count {
+                let n = self.topics[&key].parts.len() as i32;
+                self.parts.push(PartitionState::new(key.clone(), n));
+                let idx = self.parts.len() - 1;
+                self.topics.get_mut(&key).expect("topic").parts.push(idx);
+            }
+            let mut available = Vec::new();
+            for p in partitions {
+                let idx = self.topics[&key].parts[p.partition_index as usize];
+                let leader = (p.leader_id >= 0 && self.brokers.contains_key(&p.leader_id)).then_some(p.leader_id);
+                if leader.is_none() {
+                    retry_soon = true;
+                } else {
+                    available.push(p.partition_index);
+                }
+                self.parts[idx].leader = leader;
+            }
+            let ts = self.topics.get_mut(&key).expect("topic");
+            ts.available = available;
+            self.place_pending(&key, now);
+        }
+        if retry_soon {
+            self.metadata_needed = true;
+            self.metadata_attempts += 1;
+            let wait = self.backoff(self.metadata_attempts);
+            self.metadata_retry_at = Some(now + wait);
+        } else {
+            self.metadata_attempts = 0;
+            self.metadata_retry_at = None;
+        }
+    }
+
+    /// Partitions and appends the records that waited for `topic`'s metadata, in order.
+    fn place_pending(&mut self, topic: &Arc<str>, now: Instant) {
+        let pending = std::mem::take(&mut self.topics.get_mut(topic).expect("topic").pending);
+        for r in pending {
+            // The estimate held in memory is given back; the batch accounts for itself.
+            self.buffered_bytes -= r.size;
+            let ts = r.record.timestamp.expect("filled at send");
+            match self.choose_partition(&r.record, r.size) {
+                Ok(p) => {
+                    let part = self.topics[topic].parts[p as usize];
+                    if self.append(part, r.id, &r.record, ts, r.size, now).is_err() {
+                        // Memory is short only transiently here: the records
+                        // were within buffer.memory as estimates; hold the rest.
+                        self.buffered_bytes += r.size;
+                        let t = self.topics.get_mut(topic).expect("topic");
+                        t.pending.push_front(r);
+                        return;
+                    }
+                }
+                Err(partitions) => {
+                    let mut ids = super::RecordIds::default();
+                    ids.push(super::RecordId(r.id));
+                    self.buffered_bytes += r.size;
+                    self.complete_failed(
+                        topic.clone(),
+                        r.record.partition.unwrap_or(-1),
+                        ids,
+                        r.size,
+                        super::DeliveryError::InvalidPartition {
+                            partition: r.record.partition.unwrap_or(-1),
+                            partitions,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    /// Fails the records still waiting for `topic`'s metadata.
+    pub(crate) fn fail_topic(&mut self, topic: &Arc<str>, why: DeliveryErrorKind) {
+        let pending = std::mem::take(&mut self.topics.get_mut(topic).expect("topic").pending);
+        for r in pending {
+            let mut ids = super::RecordIds::default();
+            ids.push(super::RecordId(r.id));
+            let error = match why {
+                DeliveryErrorKind::Broker(code) => super::DeliveryError::Broker {
+                    code,
+                    message: None,
+                    maybe_persisted: false,
+                },
+                DeliveryErrorKind::NotFound(ms) => super::DeliveryError::TopicNotFound(ms),
+            };
+            self.complete_failed(topic.clone(), -1, ids, r.size, error);
+        }
+    }
+
+    /// Sends InitProducerId on `conn` (a fresh id, or a new epoch after an exhausted one).
+    pub(crate) fn send_init_producer_id(&mut self, conn: ConnId, now: Instant) {
+        let Some(version) = self.conns[&conn].version(ApiKey::InitProducerId) else {
+            // A broker without InitProducerId cannot do idempotence.
+            self.set_fatal(ErrorCode::UnsupportedVersion);
+            return;
+        };
+        let req = InitProducerIdRequest {
+            transactional_id: None,
+            transaction_timeout_ms: i32::MAX,
+            producer_id: -1,
+            producer_epoch: -1,
+            ..Default::default()
+        };
+        if self.send_request(conn, version, &req, RequestKind::InitProducerId, now) {
+            self.pid = PidState::Unknown {
+                in_flight: true,
+                retry_at: None,
+            };
+        }
+    }
+
+    fn on_init_producer_id(&mut self, resp: InitProducerIdResponse, now: Instant) {
+        match error_of(resp.error_code) {
+            None => {
+                self.pid_attempts = 0;
+                self.pid = PidState::Ready {
+                    id: resp.producer_id,
+                    epoch: resp.producer_epoch,
+                };
+                for p in &mut self.parts {
+                    p.next_seq = 0;
+                }
+            }
+            Some(c) if c.is_retriable() || matches!(c, ErrorCode::CoordinatorLoadInProgress) => {
+                self.pid_attempts += 1;
+                let wait = self.backoff(self.pid_attempts);
+                self.pid = PidState::Unknown {
+                    in_flight: false,
+                    retry_at: Some(now + wait),
+                };
+            }
+            Some(c) => self.set_fatal(c),
+        }
+    }
+}
+
+/// Why the records of a topic fail before they had a partition.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum DeliveryErrorKind {
+    Broker(ErrorCode),
+    NotFound(u64),
+}
+

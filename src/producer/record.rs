@@ -1,0 +1,330 @@
+//! What goes in and comes out of the core: records, their ids, outcomes and errors.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::protocol::error_code::ErrorCode;
+use crate::protocol::record::Header;
+
+/// A record to produce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerRecord {
+    /// Topic name.
+    pub topic: Arc<str>,
+    /// Explicit partition; `None` lets the partitioner choose.
+    pub partition: Option<i32>,
+    /// Key; `None` is a null key (sticky partitioning), an empty key is hashed.
+    pub key: Option<Bytes>,
+    /// Value; `None` is a null value (a tombstone).
+    pub value: Option<Bytes>,
+    /// Headers, in order; duplicate keys allowed.
+    pub headers: Vec<Header>,
+    /// Create time in Unix milliseconds; `None` takes the driver's clock.
+    pub timestamp: Option<i64>,
+}
+
+impl ProducerRecord {
+    /// A record with a value and nothing else.
+    pub fn new(topic: impl Into<Arc<str>>, value: impl Into<Bytes>) -> Self {
+        ProducerRecord {
+            topic: topic.into(),
+            partition: None,
+            key: None,
+            value: Some(value.into()),
+            headers: Vec::new(),
+            timestamp: None,
+        }
+    }
+
+    /// Sets the key.
+    pub fn key(mut self, key: impl Into<Bytes>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// Sets an explicit partition.
+    pub fn partition(mut self, partition: i32) -> Self {
+        self.partition = Some(partition);
+        self
+    }
+
+    /// Appends a header.
+    pub fn header(mut self, key: impl Into<String>, value: impl Into<Bytes>) -> Self {
+        self.headers.push(Header {
+            key: key.into(),
+            value: Some(value.into()),
+        });
+        self
+    }
+
+    /// Sets the create timestamp (Unix ms).
+    pub fn timestamp(mut self, ms: i64) -> Self {
+        self.timestamp = Some(ms);
+        self
+    }
+}
+
+/// Identifies one accepted record until its outcome; ids grow by one per `send`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RecordId(pub u64);
+
+/// The ids of the records of one batch, in batch (offset) order, kept as runs
+/// of consecutive ids so that a batch of one partition costs one entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordIds {
+    runs: Vec<(u64, u32)>,
+    len: usize,
+}
+
+impl RecordIds {
+    /// Appends the next id of the batch.
+    #[inline]
+    pub fn push(&mut self, id: RecordId) {
+        self.len += 1;
+        if let Some((start, n)) = self.runs.last_mut() {
+            if *start + *n as u64 == id.0 {
+                *n += 1;
+                return;
+            }
+        }
+        self.runs.push((id.0, 1));
+    }
+
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The first id, if any.
+    pub fn first(&self) -> Option<RecordId> {
+        self.runs.first().map(|r| RecordId(r.0))
+    }
+
+    /// The ids in batch order; the n-th has offset `base_offset + n`.
+    pub fn iter(&self) -> impl Iterator<Item = RecordId> + '_ {
+        self.runs
+            .iter()
+            .flat_map(|&(s, n)| (s..s + n as u64).map(RecordId))
+    }
+
+    /// Runs of consecutive ids `(first, count)`.
+    pub fn runs(&self) -> &[(u64, u32)] {
+        &self.runs
+    }
+}
+
+/// Where an acknowledged record landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordMetadata {
+    /// Topic.
+    pub topic: Arc<str>,
+    /// Partition.
+    pub partition: i32,
+    /// Offset in the partition; -1 with acks=0 (unknown).
+    pub offset: i64,
+    /// The record's timestamp: create time, or the broker's log-append time.
+    pub timestamp: i64,
+}
+
+/// The records of one batch were acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// Topic.
+    pub topic: Arc<str>,
+    /// Partition.
+    pub partition: i32,
+    /// Offset of the first record (-1 when unknown: acks=0).
+    pub base_offset: i64,
+    /// Log-append time from the broker, -1 when the topic uses create time.
+    pub log_append_time: i64,
+    /// The records, in offset order.
+    pub records: RecordIds,
+    /// Create timestamps of the records, in the same order.
+    pub timestamps: Vec<i64>,
+}
+
+impl Delivery {
+    /// Metadata of each record, in offset order.
+    pub fn metadata(&self) -> impl Iterator<Item = (RecordId, RecordMetadata)> + '_ {
+        self.records
+            .iter()
+            .zip(self.timestamps.iter())
+            .enumerate()
+            .map(|(i, (id, ts))| {
+                (
+                    id,
+                    RecordMetadata {
+                        topic: self.topic.clone(),
+                        partition: self.partition,
+                        offset: if self.base_offset < 0 {
+                            -1
+                        } else {
+                            self.base_offset + i as i64
+                        },
+                        timestamp: if self.log_append_time >= 0 {
+                            self.log_append_time
+                        } else {
+                            *ts
+                        },
+                    },
+                )
+            })
+    }
+}
+
+/// The records of one batch (or one record) failed for good.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// Topic.
+    pub topic: Arc<str>,
+    /// Partition, -1 when the records were never assigned one.
+    pub partition: i32,
+    /// The records.
+    pub records: RecordIds,
+    /// Why.
+    pub error: DeliveryError,
+}
+
+/// Why a record was not delivered.
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DeliveryError {
+    /// The broker answered with a non-retriable error (or retries ran out).
+    #[error("broker error {code}{}", message.as_ref().map(|m| format!(": {m}")).unwrap_or_default())]
+    Broker {
+        /// The Kafka error code.
+        code: ErrorCode,
+        /// The broker's message, if any.
+        message: Option<String>,
+        /// True when an earlier attempt may have been appended.
+        maybe_persisted: bool,
+    },
+    /// `delivery.timeout.ms` passed before an acknowledgement.
+    #[error("delivery timed out after {elapsed_ms} ms{}", if *maybe_persisted { " (the record may have been persisted)" } else { "" })]
+    Timeout {
+        /// How long the record waited.
+        elapsed_ms: u64,
+        /// True when a request with the record was sent without a definite answer.
+        maybe_persisted: bool,
+    },
+    /// Metadata for the topic did not arrive within `max.block.ms`.
+    #[error("topic not present in metadata after {0} ms")]
+    TopicNotFound(u64),
+    /// The explicit partition does not exist.
+    #[error("partition {partition} does not exist (topic has {partitions})")]
+    InvalidPartition {
+        /// Requested partition.
+        partition: i32,
+        /// Partitions the topic has.
+        partitions: i32,
+    },
+    /// A fatal producer error (fenced, authorization, unsupported version): the producer stopped.
+    #[error("producer failed fatally: {code}")]
+    Fatal {
+        /// The Kafka error code.
+        code: ErrorCode,
+    },
+    /// The producer was closed before the record could be sent.
+    #[error("producer closed before the record was delivered")]
+    Aborted,
+    /// Under idempotence, an earlier attempt of the record has an unknown
+    /// outcome and cannot be resent safely under a new producer epoch.
+    #[error("delivery outcome unknown: an earlier attempt may have been persisted and the producer epoch had to change")]
+    UnknownOutcome,
+    /// The batch could not be encoded (e.g. compression failed or unsupported).
+    #[error("encoding failed: {0}")]
+    Encode(String),
+}
+
+impl DeliveryError {
+    /// True when the record may be in the log despite the error.
+    pub fn maybe_persisted(&self) -> bool {
+        match self {
+            DeliveryError::Broker {
+                maybe_persisted, ..
+            }
+            | DeliveryError::Timeout {
+                maybe_persisted, ..
+            } => *maybe_persisted,
+            DeliveryError::UnknownOutcome => true,
+            _ => false,
+        }
+    }
+}
+
+/// Why `send` refused a record; the record is handed back where it can be retried.
+#[derive(thiserror::Error, Debug)]
+#[non_exhaustive]
+pub enum SendError {
+    /// `buffer.memory` is used up; try again after some deliveries.
+    #[error("buffer.memory exhausted ({buffered} of {limit} bytes buffered)")]
+    BufferFull {
+        /// The record, unchanged.
+        record: Box<ProducerRecord>,
+        /// Bytes buffered now.
+        buffered: usize,
+        /// `buffer.memory`.
+        limit: usize,
+    },
+    /// The record is larger than `max.request.size` or `buffer.memory`.
+    #[error("record of {size} bytes exceeds the limit of {max} bytes")]
+    RecordTooLarge {
+        /// The record, unchanged.
+        record: Box<ProducerRecord>,
+        /// Its serialized size in a batch.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The producer is closing or closed.
+    #[error("producer is closed")]
+    Closed(Box<ProducerRecord>),
+    /// The producer failed fatally earlier.
+    #[error("producer failed fatally: {code}")]
+    Fatal {
+        /// The record, unchanged.
+        record: Box<ProducerRecord>,
+        /// The fatal error.
+        code: ErrorCode,
+    },
+    /// The explicit partition is negative or beyond the topic's partitions.
+    #[error("partition {partition} does not exist (topic has {partitions})")]
+    InvalidPartition {
+        /// The record, unchanged.
+        record: Box<ProducerRecord>,
+        /// Requested partition.
+        partition: i32,
+        /// Partitions the topic has.
+        partitions: i32,
+    },
+}
+
+impl SendError {
+    /// The refused record.
+    pub fn into_record(self) -> ProducerRecord {
+        match self {
+            SendError::BufferFull { record, .. }
+            | SendError::RecordTooLarge { record, .. }
+            | SendError::Closed(record)
+            | SendError::Fatal { record, .. }
+            | SendError::InvalidPartition { record, .. } => *record,
+        }
+    }
+}
+
+/// An output of the core for the application or driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Records were acknowledged.
+    Delivered(Delivery),
+    /// Records failed for good.
+    Failed(Failure),
+    /// `close` finished: every record has its outcome, all connections are closed.
+    Closed,
+}

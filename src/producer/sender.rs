@@ -1,0 +1,663 @@
+//! The sender: everything `drive` decides when it runs — expiring what timed
+//! out, keeping metadata and the producer id fresh, opening connections,
+//! draining ready batches into Produce requests, handling Produce answers
+//! (retries, idempotence rules, KIP-360 epoch bumps) — and the next deadline.
+
+use std::time::Instant;
+
+use bytes::BytesMut;
+
+use crate::protocol::error_code::ErrorCode;
+use crate::protocol::frame::{self, ApiKey};
+use crate::protocol::messages::produce::{
+    PartitionProduceData, ProduceRequest, ProduceResponse, TopicProduceData,
+};
+
+use super::accumulator::{next_sequence, Batch};
+use super::network::{ConnState, DeliveryErrorKind, RequestKind};
+use super::record::{Delivery, DeliveryError, Event};
+use super::{error_of, Acks, ConnId, PidState, Producer, Transmit};
+
+/// Is this error one that says our metadata is stale?
+fn invalidates_metadata(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::NotLeaderOrFollower
+            | ErrorCode::UnknownTopicOrPartition
+            | ErrorCode::LeaderNotAvailable
+            | ErrorCode::FencedLeaderEpoch
+            | ErrorCode::UnknownLeaderEpoch
+            | ErrorCode::KafkaStorageError
+            | ErrorCode::NotCoordinator
+    )
+}
+
+/// Errors after which the producer cannot go on.
+fn is_fatal(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::ProducerFenced
+            | ErrorCode::InvalidProducerEpoch
+            | ErrorCode::ClusterAuthorizationFailed
+            | ErrorCode::TransactionalIdAuthorizationFailed
+            | ErrorCode::UnsupportedVersion
+            | ErrorCode::UnsupportedForMessageFormat
+            | ErrorCode::InvalidProducerIdMapping
+            | ErrorCode::InvalidTxnState
+    )
+}
+
+impl Producer {
+    /// Runs every decision that may be due at `now`, then computes the next deadline.
+    pub(crate) fn drive(&mut self, now: Instant) {
+        self.dirty = false;
+        if self.closed {
+            self.next_timeout = None;
+            return;
+        }
+        self.expire(now);
+        self.ready_batches(now);
+        self.maintain_cluster(now);
+        self.maybe_bump_epoch(now);
+        self.drain(now);
+        self.maybe_finish_close();
+        self.next_timeout = self.compute_timeout(now);
+    }
+
+    // ---- expiry --------------------------------------------------------------
+
+    fn expire(&mut self, now: Instant) {
+        let dt = self.config.delivery_timeout;
+        // Batches waiting in partitions past delivery.timeout.ms.
+        for i in 0..self.parts.len() {
+            while let Some(b) = self.parts[i].queue.front() {
+                if now.saturating_duration_since(b.created) < dt {
+                    break;
+                }
+                let b = self.parts[i].queue.pop_front().expect("front");
+                self.parts[i].queued_records -= b.count();
+                let elapsed = now.saturating_duration_since(b.created).as_millis() as u64;
+                let e = DeliveryError::Timeout {
+                    elapsed_ms: elapsed,
+                    maybe_persisted: b.maybe_persisted,
+                };
+                self.fail_batch(b, e);
+            }
+            let expired = self.parts[i]
+                .open
+                .as_ref()
+                .is_some_and(|o| now.saturating_duration_since(o.created) >= dt);
+            if expired {
+                let o = self.parts[i].open.take().expect("open");
+                self.parts[i].queued_records -= o.ids.len();
+                let (t, p) = (self.parts[i].topic.clone(), self.parts[i].partition);
+                let elapsed = now.saturating_duration_since(o.created).as_millis() as u64;
+                self.complete_failed(
+                    t,
+                    p,
+                    o.ids,
+                    o.memory,
+                    DeliveryError::Timeout {
+                        elapsed_ms: elapsed,
+                        maybe_persisted: false,
+                    },
+                );
+            }
+        }
+        // Records waiting for metadata past max.block.ms.
+        for name in self.topic_order.clone() {
+            let t = &self.topics[&name];
+            let expired = t
+                .pending
+                .front()
+                .is_some_and(|r| now.saturating_duration_since(r.since) >= self.config.max_block);
+            if expired {
+                let ms = self.config.max_block.as_millis() as u64;
+                let why = match t.error {
+                    Some(c) if c != ErrorCode::UnknownTopicOrPartition => DeliveryErrorKind::Broker(c),
+                    _ => DeliveryErrorKind::NotFound(ms),
+                };
+                self.fail_topic(&name, why);
+            }
+        }
+        // Requests past request.timeout.ms, and connects past the setup timeout.
+        let mut reset = Vec::new();
+        for (id, c) in &self.conns {
+            let late = c.in_flight.front().is_some_and(|f| f.deadline <= now)
+                || (c.state == ConnState::Connecting && now.saturating_duration_since(c.started) >= self.config.connect_timeout);
+            if late {
+                reset.push(*id);
+            }
+        }
+        for id in reset {
+            log::warn!("connection {id:?}: request or connect timed out; resetting");
+            self.on_disconnected(id, now, true);
+        }
+    }
+
+    /// Closes open batches that are ready: lingered, flushed, expedited, closing, or memory short.
+    fn ready_batches(&mut self, now: Instant) {
+        let linger = self.config.linger;
+        let memory_short = self.buffered_bytes + self.config.batch_size > self.config.buffer_memory;
+        for i in 0..self.parts.len() {
+            let ready = match &self.parts[i].open {
+                None => false,
+                Some(o) => {
+                    let first = o.ids.first().map_or(u64::MAX, |r| r.0);
+                    now.saturating_duration_since(o.created) >= linger
+                        || first < self.flush_below
+                        || first < self.parts[i].expedite_below
+                        || memory_short
+                }
+            };
+            if ready {
+                let res = self.parts[i].close_open(self.config.compression, self.config.compression_level);
+                self.after_close(i, res);
+            }
+        }
+    }
+
+    // ---- cluster: metadata, producer id, connections ---------------------------
+
+    fn maintain_cluster(&mut self, now: Instant) {
+        // Metadata is due when asked for, when records wait for it, or by age.
+        let any_pending_topic = self.topics.values().any(|t| !t.pending.is_empty());
+        let leaderless = self
+            .parts
+            .iter()
+            .any(|p| p.leader.is_none() && (p.open.is_some() || !p.queue.is_empty()));
+        let aged = self
+            .metadata_last
+            .is_some_and(|t| now.saturating_duration_since(t) >= self.config.metadata_max_age)
+            && !self.topic_order.is_empty();
+        let want_metadata = (self.metadata_needed || any_pending_topic || leaderless || aged)
+            && !self.metadata_in_flight
+            && self.metadata_retry_at.is_none_or(|t| t <= now);
+        let want_pid = matches!(
+            self.pid,
+            PidState::Unknown { in_flight: false, retry_at } if retry_at.is_none_or(|t| t <= now)
+        ) && self.fatal.is_none();
+        if want_metadata || want_pid {
+            match self.any_ready_connection(now) {
+                Some(conn) => {
+                    if want_metadata {
+                        self.send_metadata(conn, now);
+                    }
+                    if want_pid {
+                        let conn = self.any_ready_connection(now).unwrap_or(conn);
+                        self.send_init_producer_id(conn, now);
+                    }
+                }
+                None => self.ensure_some_connection(now),
+            }
+        }
+        // Connections to the leaders we have batches for.
+        let mut leaders: Vec<i32> = self
+            .parts
+            .iter()
+            .filter(|p| !p.queue.is_empty() || p.open.is_some())
+            .filter_map(|p| p.leader)
+            .collect();
+        leaders.sort_unstable();
+        leaders.dedup();
+        for node in leaders {
+            if self.conns.values().any(|c| c.node == Some(node)) {
+                continue;
+            }
+            if let Some(addr) = self.brokers.get(&node).cloned() {
+                if self.reconnect.get(&addr).is_none_or(|r| r.0 <= now) {
+                    self.open_connection(Some(node), addr, now);
+                }
+            }
+        }
+    }
+
+    /// A ready connection with room for one more request, fewest in flight first.
+    fn any_ready_connection(&self, now: Instant) -> Option<ConnId> {
+        self.conns
+            .iter()
+            .filter(|(_, c)| c.can_send(self.config.max_in_flight.max(1), now))
+            .min_by_key(|(id, c)| (c.in_flight.len(), c.node.is_none(), **id))
+            .map(|(id, _)| *id)
+    }
+
+    /// Opens a connection for cluster requests when none is open or opening.
+    fn ensure_some_connection(&mut self, now: Instant) {
+        if self
+            .conns
+            .values()
+            .any(|c| c.state != ConnState::Ready || c.in_flight.is_empty())
+        {
+            return;
+        }
+        // Known brokers first (round robin by backoff), else bootstrap servers.
+        let mut candidates: Vec<(Option<i32>, (String, u16))> =
+            self.brokers.iter().map(|(id, a)| (Some(*id), a.clone())).collect();
+        let n = self.bootstrap.len();
+        for k in 0..n {
+            let a = self.bootstrap[(self.bootstrap_next + k) % n].clone();
+            candidates.push((None, a));
+        }
+        let pick = candidates
+            .iter()
+            .find(|(_, a)| self.reconnect.get(a).is_none_or(|r| r.0 <= now))
+            .cloned();
+        if let Some((node, addr)) = pick {
+            if node.is_none() {
+                self.bootstrap_next = (self.bootstrap_next + 1) % n.max(1);
+            }
+            self.open_connection(node, addr, now);
+        }
+    }
+
+    // ---- idempotence: epoch bumps ---------------------------------------------
+
+    /// KIP-360: once nothing is in flight, bump the epoch locally and restart
+    /// sequences at 0. Batches that may already be in the log cannot be sent
+    /// again under the new epoch without risking a duplicate: they fail with
+    /// `UnknownOutcome` instead.
+    fn maybe_bump_epoch(&mut self, _now: Instant) {
+        let PidState::NeedsBump { id, epoch } = self.pid else {
+            return;
+        };
+        if self.in_flight_batches > 0 {
+            return;
+        }
+        self.metrics.epoch_bumps += 1;
+        if epoch == i16::MAX {
+            self.pid = PidState::Unknown {
+                in_flight: false,
+                retry_at: None,
+            };
+        } else {
+            self.pid = PidState::Ready { id, epoch: epoch + 1 };
+        }
+        log::info!("bumping producer epoch of {id} from {epoch}");
+        for i in 0..self.parts.len() {
+            self.parts[i].next_seq = 0;
+            let queue = std::mem::take(&mut self.parts[i].queue);
+            for mut b in queue {
+                if b.maybe_persisted {
+                    self.parts[i].queued_records -= b.count();
+                    self.fail_batch(b, DeliveryError::UnknownOutcome);
+                } else {
+                    b.sequenced = false;
+                    self.parts[i].queue.push_back(b);
+                }
+            }
+        }
+    }
+
+    // ---- draining ------------------------------------------------------------
+
+    fn drain(&mut self, now: Instant) {
+        if self.fatal.is_some() {
+            return;
+        }
+        let (pid, epoch) = match self.pid {
+            PidState::Disabled => (-1, -1),
+            PidState::Ready { id, epoch } => (id, epoch),
+            _ => return,
+        };
+        let conns: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.node.is_some() && c.state == ConnState::Ready)
+            .map(|(id, _)| *id)
+            .collect();
+        for conn in conns {
+            loop {
+                let Some(c) = self.conns.get(&conn) else { break };
+                if !c.can_send(self.config.max_in_flight, now) {
+                    break;
+                }
+                let node = c.node.expect("leader connection");
+                let version = c.version(ApiKey::Produce).expect("ready");
+                let batches = self.collect_batches(node, now, pid, epoch);
+                if batches.is_empty() {
+                    break;
+                }
+                self.send_produce(conn, version, batches, now);
+            }
+        }
+    }
+
+    /// Takes at most one sendable batch per partition led by `node`, within `max.request.size`.
+    fn collect_batches(&mut self, node: i32, now: Instant, pid: i64, epoch: i16) -> Vec<Batch> {
+        let idempotent = pid >= 0;
+        let mut out = Vec::new();
+        let mut size = 0usize;
+        for i in 0..self.parts.len() {
+            let p = &self.parts[i];
+            if p.leader != Some(node) {
+                continue;
+            }
+            let Some(head) = p.queue.front() else { continue };
+            if head.retry_at.is_some_and(|t| t > now) {
+                continue;
+            }
+            if idempotent {
+                if p.in_flight >= 5 {
+                    continue;
+                }
+                // While a batch is retried, only the head of the partition may be in flight.
+                if head.sequenced && p.in_flight > 0 {
+                    continue;
+                }
+            }
+            let len = head.closed.len();
+            if !out.is_empty() && size + len + 64 > self.config.max_request_size {
+                continue;
+            }
+            let p = &mut self.parts[i];
+            let mut b = p.queue.pop_front().expect("head");
+            p.queued_records -= b.count();
+            if idempotent && !b.sequenced {
+                b.closed.stamp(pid, epoch, p.next_seq, false);
+                p.next_seq = next_sequence(p.next_seq, b.count() as i32);
+                b.sequenced = true;
+            }
+            p.in_flight += 1;
+            self.in_flight_batches += 1;
+            size += len;
+            out.push(b);
+        }
+        out
+    }
+
+    fn send_produce(&mut self, conn: ConnId, version: i16, batches: Vec<Batch>, now: Instant) {
+        // Group by topic in partition order (deterministic).
+        let mut topic_data: Vec<TopicProduceData> = Vec::new();
+        for b in &batches {
+            let p = &self.parts[b.part];
+            let pd = PartitionProduceData {
+                index: p.partition,
+                records: Some(b.closed.bytes()),
+                ..Default::default()
+            };
+            match topic_data.iter_mut().find(|t| *t.name == *p.topic) {
+                Some(t) => t.partition_data.push(pd),
+                None => topic_data.push(TopicProduceData {
+                    name: p.topic.to_string(),
+                    partition_data: vec![pd],
+                    ..Default::default()
+                }),
+            }
+        }
+        let req = ProduceRequest {
+            transactional_id: None,
+            acks: self.config.acks.code(),
+            timeout_ms: self.config.request_timeout.as_millis().min(i32::MAX as u128) as i32,
+            topic_data,
+            ..Default::default()
+        };
+        self.metrics.produce_requests += 1;
+        for b in &batches {
+            self.metrics.batches_sent += 1;
+            self.metrics.bytes_sent += b.closed.len() as u64;
+            if b.attempts > 0 {
+                self.metrics.records_retried += b.count() as u64;
+            }
+        }
+        let mut batches = batches;
+        for b in &mut batches {
+            b.attempts += 1;
+        }
+        if self.config.acks == Acks::None {
+            // No answer will come: the records are complete once written.
+            let correlation_id = self.next_correlation;
+            self.next_correlation = self.next_correlation.wrapping_add(1) & i32::MAX;
+            let mut buf = BytesMut::new();
+            match frame::encode_request(&mut buf, correlation_id, Some(&self.config.client_id), version, &req) {
+                Ok(()) => self.transmits.push_back(Transmit::Send {
+                    conn,
+                    data: buf.freeze(),
+                }),
+                Err(e) => log::error!("cannot encode Produce v{version}: {e}"),
+            }
+            for b in batches {
+                self.parts[b.part].in_flight -= 1;
+                self.in_flight_batches -= 1;
+                self.deliver(b, -1, -1);
+            }
+            return;
+        }
+        if !self.send_request(conn, version, &req, RequestKind::Produce(Vec::new()), now) {
+            self.retry_unknown(batches, now);
+            return;
+        }
+        let c = self.conns.get_mut(&conn).expect("connection");
+        let f = c.in_flight.back_mut().expect("just queued");
+        f.kind = RequestKind::Produce(batches);
+    }
+
+    // ---- outcomes ------------------------------------------------------------
+
+    fn deliver(&mut self, b: Batch, base_offset: i64, log_append_time: i64) {
+        let p = &self.parts[b.part];
+        self.buffered_bytes -= b.memory;
+        self.pending_records -= b.count();
+        self.metrics.records_delivered += b.count() as u64;
+        self.events.push_back(Event::Delivered(Delivery {
+            topic: p.topic.clone(),
+            partition: p.partition,
+            base_offset,
+            log_append_time,
+            records: b.ids,
+            timestamps: b.timestamps,
+        }));
+    }
+
+    fn fail_batch(&mut self, b: Batch, error: DeliveryError) {
+        let (t, p) = (self.parts[b.part].topic.clone(), self.parts[b.part].partition);
+        self.complete_failed(t, p, b.ids, b.memory, error);
+    }
+
+    /// Batches whose request got no answer: they may be in the log. Retried
+    /// (same sequence under idempotence, so the broker deduplicates).
+    pub(crate) fn retry_unknown(&mut self, batches: Vec<Batch>, now: Instant) {
+        for mut b in batches {
+            self.parts[b.part].in_flight -= 1;
+            self.in_flight_batches -= 1;
+            b.maybe_persisted = true;
+            self.retry_or_fail(b, ErrorCode::RequestTimedOut, None, now);
+        }
+    }
+
+    /// Puts a batch back with backoff, or fails it when retries or delivery time ran out.
+    fn retry_or_fail(&mut self, mut b: Batch, code: ErrorCode, message: Option<String>, now: Instant) {
+        let elapsed = now.saturating_duration_since(b.created);
+        if elapsed >= self.config.delivery_timeout {
+            let e = DeliveryError::Timeout {
+                elapsed_ms: elapsed.as_millis() as u64,
+                maybe_persisted: b.maybe_persisted,
+            };
+            self.fail_batch(b, e);
+            return;
+        }
+        if b.attempts > self.config.retries {
+            let e = DeliveryError::Broker {
+                code,
+                message,
+                maybe_persisted: b.maybe_persisted,
+            };
+            self.fail_batch(b, e);
+            return;
+        }
+        let wait = self.backoff(b.attempts);
+        b.retry_at = Some(now + wait);
+        let part = b.part;
+        self.parts[part].requeue(b);
+    }
+
+    pub(crate) fn on_produce_response(
+        &mut self,
+        conn: ConnId,
+        batches: Vec<Batch>,
+        resp: ProduceResponse,
+        now: Instant,
+    ) {
+        if resp.throttle_time_ms > 0 {
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.throttled_until = Some(now + std::time::Duration::from_millis(resp.throttle_time_ms as u64));
+            }
+        }
+        for b in batches {
+            self.parts[b.part].in_flight -= 1;
+            self.in_flight_batches -= 1;
+            let (topic, partition) = (self.parts[b.part].topic.clone(), self.parts[b.part].partition);
+            let answer = resp
+                .responses
+                .iter()
+                .filter(|t| *t.name == *topic)
+                .flat_map(|t| t.partition_responses.iter())
+                .find(|p| p.index == partition);
+            let Some(answer) = answer else {
+                log::warn!("Produce response lacks {topic}-{partition}; retrying");
+                self.retry_or_fail(b, ErrorCode::UnknownServerError, None, now);
+                continue;
+            };
+            let code = error_of(answer.error_code);
+            let (base_offset, log_append_time) = (answer.base_offset, answer.log_append_time_ms);
+            let message = answer.error_message.clone();
+            match code {
+                None => self.deliver(b, base_offset, log_append_time),
+                // The broker had this batch already: an earlier attempt was appended.
+                Some(ErrorCode::DuplicateSequenceNumber) => self.deliver(b, base_offset, log_append_time),
+                Some(c @ (ErrorCode::OutOfOrderSequenceNumber | ErrorCode::UnknownProducerId))
+                    if self.pid != PidState::Disabled =>
+                {
+                    self.on_sequence_error(b, c, now)
+                }
+                Some(c) if is_fatal(c) => {
+                    self.fail_batch(b, DeliveryError::Fatal { code: c });
+                    self.set_fatal(c);
+                }
+                Some(c) if c.is_retriable() => {
+                    if invalidates_metadata(c) {
+                        self.metadata_needed = true;
+                    }
+                    self.retry_or_fail(b, c, message, now);
+                }
+                Some(c) => {
+                    let maybe_persisted = b.maybe_persisted;
+                    self.fail_batch(
+                        b,
+                        DeliveryError::Broker {
+                            code: c,
+                            message,
+                            maybe_persisted,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    /// OUT_OF_ORDER_SEQUENCE_NUMBER / UNKNOWN_PRODUCER_ID: the broker did not
+    /// append the batch. If an older batch of the partition is still
+    /// unresolved, that one explains the gap: retry in order. Otherwise the
+    /// broker's idea of our sequence is gone for good: bump the epoch (KIP-360).
+    fn on_sequence_error(&mut self, b: Batch, code: ErrorCode, now: Instant) {
+        let part = b.part;
+        let older_pending = self.older_in_flight(part, b.order)
+            || self.parts[part]
+                .queue
+                .iter()
+                .any(|h| h.attempts > 0 && h.order < b.order);
+        if !older_pending {
+            if let PidState::Ready { id, epoch } = self.pid {
+                let p = &self.parts[part];
+                log::warn!("{code} on {}-{}: producer epoch bump needed", p.topic, p.partition);
+                self.pid = PidState::NeedsBump { id, epoch };
+            }
+        }
+        self.retry_or_fail(b, code, None, now);
+    }
+
+    /// True when a batch of partition `part` older than `order` is in flight.
+    fn older_in_flight(&self, part: usize, order: u64) -> bool {
+        self.conns.values().any(|c| {
+            c.in_flight.iter().any(|f| match &f.kind {
+                RequestKind::Produce(bs) => bs.iter().any(|x| x.part == part && x.order < order),
+                _ => false,
+            })
+        })
+    }
+
+    // ---- close and timeouts ------------------------------------------------------
+
+    fn maybe_finish_close(&mut self) {
+        if self.closing && !self.closed && self.pending_records == 0 {
+            let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+            for c in conns {
+                self.transmits.push_back(Transmit::Close { conn: c });
+            }
+            self.conns.clear();
+            self.closed = true;
+            self.events.push_back(Event::Closed);
+        }
+    }
+
+    fn compute_timeout(&self, now: Instant) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        let mut at = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
+        let dt = self.config.delivery_timeout;
+        for p in &self.parts {
+            if let Some(o) = &p.open {
+                at(o.created + self.config.linger);
+                at(o.created + dt);
+            }
+            if let Some(b) = p.queue.front() {
+                at(b.created + dt);
+                if let Some(r) = b.retry_at {
+                    at(r);
+                }
+            }
+            for b in p.queue.iter().skip(1) {
+                if let Some(r) = b.retry_at {
+                    at(r);
+                }
+            }
+        }
+        for c in self.conns.values() {
+            if let Some(f) = c.in_flight.front() {
+                at(f.deadline);
+            }
+            if c.state == ConnState::Connecting {
+                at(c.started + self.config.connect_timeout);
+            }
+            if let Some(t) = c.throttled_until {
+                if t > now {
+                    at(t);
+                }
+            }
+        }
+        for name in &self.topic_order {
+            if let Some(r) = self.topics[name].pending.front() {
+                at(r.since + self.config.max_block);
+            }
+        }
+        let has_work = self.pending_records > 0;
+        if let Some(t) = self.metadata_retry_at {
+            at(t);
+        }
+        if let Some(t) = self.metadata_last {
+            if !self.topic_order.is_empty() {
+                at(t + self.config.metadata_max_age);
+            }
+        }
+        if let PidState::Unknown { retry_at: Some(t), .. } = self.pid {
+            at(t);
+        }
+        if has_work {
+            for (t, _) in self.reconnect.values() {
+                if *t > now {
+                    at(*t);
+                }
+            }
+        }
+        next
+    }
+}
+
