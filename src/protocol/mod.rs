@@ -3,8 +3,12 @@
 //! core and a test broker share one codec.
 
 pub mod error;
+pub mod error_code;
 pub mod frame;
+pub mod messages;
 pub mod primitives;
 
 pub use error::ProtocolError;
+pub use error_code::ErrorCode;
 pub use frame::{ApiKey, ApiMessage, Deframer, Request, RequestHeader, ResponseHeader};
+pub use messages::{negotiate, NegotiatedVersions};
