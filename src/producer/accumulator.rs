@@ -5,7 +5,8 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::protocol::record::{BatchBuilder, ClosedBatch, Compression};
+use crate::protocol::compression::Compression;
+use crate::protocol::record::{BatchBuilder, ClosedBatch};
 
 use super::record::{RecordId, RecordIds};
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::protocol::record::Compression;
+use crate::protocol::compression::Compression;
 
 /// Acknowledgements the leader must gather before answering a Produce request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
