@@ -375,3 +375,76 @@ impl fmt::Display for ErrorCode {
 }
 
 impl std::error::Error for ErrorCode {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_round_trips() {
+        assert_eq!(ErrorCode::ALL.len(), 134);
+        let mut seen = std::collections::BTreeSet::new();
+        for e in ErrorCode::ALL {
+            assert!(seen.insert(e.code()), "duplicate code {}", e.code());
+            assert_eq!(ErrorCode::from_code(e.code()), *e);
+            assert_ne!(e.name(), "UNKNOWN");
+        }
+        for c in i16::MIN..=i16::MAX {
+            assert_eq!(ErrorCode::from_code(c).code(), c);
+        }
+        assert_eq!(ErrorCode::from_code(0), ErrorCode::None);
+        assert_eq!(ErrorCode::from_code(-1), ErrorCode::UnknownServerError);
+        assert_eq!(
+            ErrorCode::from_code(133),
+            ErrorCode::ShareSessionLimitReached
+        );
+        assert_eq!(ErrorCode::from_code(134), ErrorCode::Unknown(134));
+        assert_eq!(ErrorCode::from_code(-2), ErrorCode::Unknown(-2));
+    }
+
+    #[test]
+    fn retriable_as_in_kafka() {
+        let retriable = [3, 5, 6, 7, 19, 20, 13, 14, 15, 16, 51, 56, 74, 75, 2];
+        let fatal = [
+            -1, 1, 8, 10, 17, 18, 29, 35, 45, 46, 47, 48, 59, 87, 90, 120, 129,
+        ];
+        for c in retriable {
+            assert!(ErrorCode::from_code(c).is_retriable(), "{c}");
+        }
+        for c in fatal {
+            assert!(!ErrorCode::from_code(c).is_retriable(), "{c}");
+        }
+        assert!(!ErrorCode::None.is_retriable());
+        assert!(!ErrorCode::Unknown(999).is_retriable());
+    }
+
+    #[test]
+    fn names_and_display() {
+        assert_eq!(
+            ErrorCode::NotLeaderOrFollower.name(),
+            "NOT_LEADER_OR_FOLLOWER"
+        );
+        assert_eq!(
+            ErrorCode::from_code(45).name(),
+            "OUT_OF_ORDER_SEQUENCE_NUMBER"
+        );
+        assert_eq!(ErrorCode::from_code(46).name(), "DUPLICATE_SEQUENCE_NUMBER");
+        assert_eq!(ErrorCode::from_code(59).name(), "UNKNOWN_PRODUCER_ID");
+        assert_eq!(ErrorCode::from_code(90).name(), "PRODUCER_FENCED");
+        assert_eq!(ErrorCode::None.name(), "NONE");
+        assert_eq!(
+            ErrorCode::UnsupportedVersion.to_string(),
+            "UNSUPPORTED_VERSION (35)"
+        );
+        assert_eq!(
+            ErrorCode::Unknown(500).to_string(),
+            "UNKNOWN error code 500"
+        );
+        assert_eq!(ErrorCode::None.into_result(), Ok(()));
+        assert_eq!(
+            ErrorCode::from(7).into_result(),
+            Err(ErrorCode::RequestTimedOut)
+        );
+        assert_eq!(i16::from(ErrorCode::TopicAuthorizationFailed), 29);
+    }
+}

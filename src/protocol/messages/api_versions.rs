@@ -251,8 +251,13 @@ impl ApiVersionsResponse {
     ///
     /// The body is first decoded at `requested_version`; when that fails, does
     /// not use the body exactly, or yields error 35, it is decoded again at
-    /// version 0. If the version 0 decode fails as well, the first outcome is
-    /// returned. `buf` is consumed entirely on success.
+    /// version 0. If the version 0 decode fails as well but the body starts
+    /// with error 35, the result is a response with only `error_code` 35 set
+    /// (the rest of such a body is not trusted; some brokers, e.g. librdkafka's
+    /// mock cluster, send a malformed one): the caller then retries at the
+    /// version `negotiate` gives for the returned ApiVersions entry, or at 0
+    /// when there is none. Otherwise the first error is returned. `buf` is
+    /// consumed entirely on success.
     pub fn decode_fallback(buf: &mut Bytes, requested_version: i16) -> Result<Self> {
         let original = buf.clone();
         let mut first_buf = original.clone();
@@ -268,7 +273,7 @@ impl ApiVersionsResponse {
             Err(_) => requested_version != 0,
         };
         if fallback_needed {
-            let mut v0_buf = original;
+            let mut v0_buf = original.clone();
             if let Ok(r) = ApiVersionsResponse::decode(&mut v0_buf, 0) {
                 if !v0_buf.has_remaining() {
                     buf.advance(buf.remaining());
@@ -276,7 +281,24 @@ impl ApiVersionsResponse {
                 }
             }
         }
-        let r = first?;
+        let r = match first {
+            Ok(r) => r,
+            Err(e) => {
+                // Neither version reads the body, but it starts with error 35:
+                // act on the error and trust nothing else (librdkafka's mock
+                // cluster sends such bodies). The caller retries with v0.
+                let code =
+                    (original.len() >= 2).then(|| i16::from_be_bytes([original[0], original[1]]));
+                if code == Some(ErrorCode::UnsupportedVersion.code()) && requested_version != 0 {
+                    ApiVersionsResponse {
+                        error_code: ErrorCode::UnsupportedVersion.code(),
+                        ..Default::default()
+                    }
+                } else {
+                    return Err(e);
+                }
+            }
+        };
         buf.advance(buf.remaining());
         Ok(r)
     }
