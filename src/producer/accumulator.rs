@@ -157,7 +157,12 @@ impl PartitionState {
 
     /// Smallest record id still waiting in this partition (open or queued).
     pub fn min_queued_id(&self) -> Option<u64> {
-        let q = self.queue.iter().filter_map(|b| b.ids.first()).map(|r| r.0).min();
+        let q = self
+            .queue
+            .iter()
+            .filter_map(|b| b.ids.first())
+            .map(|r| r.0)
+            .min();
         let o = self.open.as_ref().and_then(|o| o.ids.first()).map(|r| r.0);
         match (q, o) {
             (Some(a), Some(b)) => Some(a.min(b)),

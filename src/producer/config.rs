@@ -240,7 +240,9 @@ impl ProducerConfig {
                     }
                 })?
             }
-            "compression.level" | "compression.gzip.level" | "compression.lz4.level"
+            "compression.level"
+            | "compression.gzip.level"
+            | "compression.lz4.level"
             | "compression.zstd.level" => self.compression_level = Some(parse_num(k, value)?),
             "metadata.max.age.ms" => self.metadata_max_age = parse_ms(k, value)?,
             "max.block.ms" => self.max_block = parse_ms(k, value)?,
@@ -277,11 +279,13 @@ impl ProducerConfig {
             if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
                 continue;
             }
-            let (k, v) = line.split_once('=').ok_or_else(|| ConfigError::InvalidValue {
-                key: line.into(),
-                value: String::new(),
-                reason: "expected key=value".into(),
-            })?;
+            let (k, v) = line
+                .split_once('=')
+                .ok_or_else(|| ConfigError::InvalidValue {
+                    key: line.into(),
+                    value: String::new(),
+                    reason: "expected key=value".into(),
+                })?;
             pairs.push((k, v));
         }
         Self::from_properties(pairs)

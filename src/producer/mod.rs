@@ -130,7 +130,10 @@ enum PidState {
     /// Idempotence is off.
     Disabled,
     /// InitProducerId must be sent (or is in flight).
-    Unknown { in_flight: bool, retry_at: Option<Instant> },
+    Unknown {
+        in_flight: bool,
+        retry_at: Option<Instant>,
+    },
     /// Known and in use.
     Ready { id: i64, epoch: i16 },
     /// An epoch bump is needed once nothing is in flight (KIP-360).
@@ -386,7 +389,11 @@ impl Producer {
     // ---- C. commands ------------------------------------------------------
 
     /// Accepts a record. Its outcome arrives later as an event naming the returned id.
-    pub fn send(&mut self, mut record: ProducerRecord, now: Instant) -> Result<RecordId, SendError> {
+    pub fn send(
+        &mut self,
+        mut record: ProducerRecord,
+        now: Instant,
+    ) -> Result<RecordId, SendError> {
         self.last_now = now;
         if let Some(code) = self.fatal {
             return Err(SendError::Fatal {
@@ -397,9 +404,8 @@ impl Producer {
         if self.closing {
             return Err(SendError::Closed(Box::new(record)));
         }
-        let ts = *record
-            .timestamp
-            .get_or_insert_with(|| self.base_wall_ms + now.saturating_duration_since(self.base_instant).as_millis() as i64);
+        // The record is only changed once accepted: refused records go back as given.
+        let ts = record.timestamp.unwrap_or_else(|| self.wall_clock_ms(now));
         let size = BatchBuilder::record_size(
             0,
             0,
@@ -433,6 +439,7 @@ impl Producer {
             self.next_record_id += 1;
             self.buffered_bytes += size;
             self.pending_records += 1;
+            record.timestamp = Some(ts);
             let topic = record.topic.clone();
             let t = self.topic_entry(&topic);
             t.pending.push_back(PendingRecord {
@@ -566,13 +573,20 @@ impl Producer {
             return if (0..n).contains(&p) { Ok(p) } else { Err(n) };
         }
         if let Some(user) = self.partitioner.as_mut() {
-            if let Some(p) = user.partition(&record.topic, record.key.as_deref(), record.value.as_deref(), n) {
+            if let Some(p) = user.partition(
+                &record.topic,
+                record.key.as_deref(),
+                record.value.as_deref(),
+                n,
+            ) {
                 return if (0..n).contains(&p) { Ok(p) } else { Err(n) };
             }
         }
         match &record.key {
             Some(k) if !self.config.partitioner_ignore_keys => Ok(partition_for_key(k, n)),
-            _ => Ok(t.sticky.choose(size, self.config.batch_size, n, &t.available, &mut self.rng)),
+            _ => Ok(t
+                .sticky
+                .choose(size, self.config.batch_size, n, &t.available, &mut self.rng)),
         }
     }
 
@@ -726,7 +740,10 @@ impl Producer {
                     for b in batches {
                         self.parts[b.part].in_flight -= 1;
                         self.in_flight_batches -= 1;
-                        let (t, p) = (self.parts[b.part].topic.clone(), self.parts[b.part].partition);
+                        let (t, p) = (
+                            self.parts[b.part].topic.clone(),
+                            self.parts[b.part].partition,
+                        );
                         self.complete_failed(t, p, b.ids, b.memory, err(true));
                     }
                 } else {
@@ -742,7 +759,11 @@ impl Producer {
             let (t, p) = (self.parts[i].topic.clone(), self.parts[i].partition);
             self.parts[i].queued_records = 0;
             for b in queue {
-                let e = if b.maybe_persisted { err(true) } else { err(false) };
+                let e = if b.maybe_persisted {
+                    err(true)
+                } else {
+                    err(false)
+                };
                 self.complete_failed(t.clone(), p, b.ids, b.memory, e);
             }
             if let Some(o) = open {

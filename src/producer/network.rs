@@ -12,7 +12,9 @@ use crate::protocol::error_code::ErrorCode;
 use crate::protocol::frame::{self, ApiKey, Deframer, Request};
 use crate::protocol::messages::api_versions::{ApiVersionsRequest, ApiVersionsResponse};
 use crate::protocol::messages::init_producer_id::{InitProducerIdRequest, InitProducerIdResponse};
-use crate::protocol::messages::metadata::{MetadataRequest, MetadataRequestTopic, MetadataResponse};
+use crate::protocol::messages::metadata::{
+    MetadataRequest, MetadataRequestTopic, MetadataResponse,
+};
 
 use super::accumulator::{Batch, PartitionState};
 use super::{error_of, ConnId, PidState, Producer, Transmit};
@@ -63,7 +65,10 @@ pub(crate) struct Connection {
 
 impl Connection {
     pub fn version(&self, key: ApiKey) -> Option<i16> {
-        let i = ApiKey::ALL.iter().position(|k| *k == key).expect("known key");
+        let i = ApiKey::ALL
+            .iter()
+            .position(|k| *k == key)
+            .expect("known key");
         self.versions[i]
     }
 
@@ -80,7 +85,12 @@ const API_VERSIONS_MAX: i16 = 4;
 
 impl Producer {
     /// Asks the driver for a new connection to `addr`.
-    pub(crate) fn open_connection(&mut self, node: Option<i32>, addr: (String, u16), now: Instant) -> ConnId {
+    pub(crate) fn open_connection(
+        &mut self,
+        node: Option<i32>,
+        addr: (String, u16),
+        now: Instant,
+    ) -> ConnId {
         let id = ConnId(self.next_conn_id);
         self.next_conn_id += 1;
         self.metrics.connects += 1;
@@ -230,7 +240,8 @@ impl Producer {
             }
             RequestKind::Metadata => {
                 self.metadata_in_flight = false;
-                let (_, resp) = match frame::decode_response::<MetadataResponse>(frame, req.version) {
+                let (_, resp) = match frame::decode_response::<MetadataResponse>(frame, req.version)
+                {
                     Ok(r) => r,
                     Err(e) => {
                         self.metadata_needed = true;
@@ -240,19 +251,21 @@ impl Producer {
                 self.on_metadata(resp, now);
             }
             RequestKind::InitProducerId => {
-                let (_, resp) = match frame::decode_response::<InitProducerIdResponse>(frame, req.version) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        self.unmark_request(&RequestKind::InitProducerId);
-                        return Err(e);
-                    }
-                };
+                let (_, resp) =
+                    match frame::decode_response::<InitProducerIdResponse>(frame, req.version) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            self.unmark_request(&RequestKind::InitProducerId);
+                            return Err(e);
+                        }
+                    };
                 self.on_init_producer_id(resp, now);
             }
             RequestKind::Produce(batches) => {
                 let latency = now.saturating_duration_since(req.sent).as_micros() as u64;
                 self.metrics.request_latency_us_sum += latency;
-                self.metrics.request_latency_us_max = self.metrics.request_latency_us_max.max(latency);
+                self.metrics.request_latency_us_max =
+                    self.metrics.request_latency_us_max.max(latency);
                 self.metrics.produce_responses += 1;
                 let version = req.version;
                 match frame::decode_response::<crate::protocol::messages::produce::ProduceResponse>(
@@ -270,7 +283,13 @@ impl Producer {
         Ok(())
     }
 
-    fn on_api_versions(&mut self, conn: ConnId, version: i16, resp: ApiVersionsResponse, now: Instant) {
+    fn on_api_versions(
+        &mut self,
+        conn: ConnId,
+        version: i16,
+        resp: ApiVersionsResponse,
+        now: Instant,
+    ) {
         let code = error_of(resp.error_code);
         if code == Some(ErrorCode::UnsupportedVersion) {
             // Retry with the broker's highest ApiVersions version.
@@ -306,7 +325,10 @@ impl Producer {
         c.state = ConnState::Ready;
         if c.version(ApiKey::Produce).is_none() || c.version(ApiKey::Metadata).is_none() {
             // Produce v3 (RecordBatch v2) is the floor: this broker cannot take our records.
-            log::error!("broker {:?} supports no Produce/Metadata version in our range", c.addr);
+            log::error!(
+                "broker {:?} supports no Produce/Metadata version in our range",
+                c.addr
+            );
             self.set_fatal(ErrorCode::UnsupportedVersion);
         }
     }
@@ -344,10 +366,14 @@ impl Producer {
         let failures = self.reconnect.get(&c.addr).map(|r| r.1).unwrap_or(0) + 1;
         let base = self.config.reconnect_backoff.as_millis() as f64;
         let max = self.config.reconnect_backoff_max.as_millis() as f64;
-        let wait = (base * 2f64.powi(failures.min(20) as i32 - 1)).min(max) * (0.8 + 0.4 * self.rng.unit());
+        let wait = (base * 2f64.powi(failures.min(20) as i32 - 1)).min(max)
+            * (0.8 + 0.4 * self.rng.unit());
         self.reconnect.insert(
             c.addr.clone(),
-            (now + std::time::Duration::from_micros((wait * 1000.0) as u64), failures),
+            (
+                now + std::time::Duration::from_micros((wait * 1000.0) as u64),
+                failures,
+            ),
         );
         if c.node.is_none() && c.state == ConnState::Connecting {
             self.bootstrap_next += 1;
@@ -366,7 +392,9 @@ impl Producer {
 
     /// Builds and sends a Metadata request for every topic in use on `conn`.
     pub(crate) fn send_metadata(&mut self, conn: ConnId, now: Instant) {
-        let version = self.conns[&conn].version(ApiKey::Metadata).expect("ready connection");
+        let version = self.conns[&conn]
+            .version(ApiKey::Metadata)
+            .expect("ready connection");
         let topics = self
             .topic_order
             .iter()
@@ -397,7 +425,11 @@ impl Producer {
         let mut retry_soon = false;
         for t in resp.topics {
             let Some(name) = t.name else { continue };
-            let Some(key) = self.topics.get_key_value(name.as_str()).map(|(k, _)| k.clone()) else {
+            let Some(key) = self
+                .topics
+                .get_key_value(name.as_str())
+                .map(|(k, _)| k.clone())
+            else {
                 continue;
             };
             let code = error_of(t.error_code);
@@ -435,7 +467,8 @@ impl Producer {
             let mut available = Vec::new();
             for p in partitions {
                 let idx = self.topics[&key].parts[p.partition_index as usize];
-                let leader = (p.leader_id >= 0 && self.brokers.contains_key(&p.leader_id)).then_some(p.leader_id);
+                let leader = (p.leader_id >= 0 && self.brokers.contains_key(&p.leader_id))
+                    .then_some(p.leader_id);
                 if leader.is_none() {
                     retry_soon = true;
                 } else {
@@ -567,4 +600,3 @@ pub(crate) enum DeliveryErrorKind {
     Broker(ErrorCode),
     NotFound(u64),
 }
-

@@ -87,7 +87,11 @@ impl Sticky {
                 };
                 let mut p = pick(rng);
                 // Prefer a different partition when there is a choice.
-                let choices = if available.is_empty() { partitions as usize } else { available.len() };
+                let choices = if available.is_empty() {
+                    partitions as usize
+                } else {
+                    available.len()
+                };
                 if choices > 1 && Some(p) == prev {
                     p = pick(rng);
                 }
@@ -113,7 +117,10 @@ mod tests {
             (b"foobar", -790332482),
             (b"a-little-bit-long-string", -985981536),
             (b"a-little-bit-longer-string", -1486304829),
-            (b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58897971),
+            (
+                b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
+                -58897971,
+            ),
             (b"abc", 479470107),
         ];
         for (k, h) in cases {

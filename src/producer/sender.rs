@@ -114,7 +114,9 @@ impl Producer {
             if expired {
                 let ms = self.config.max_block.as_millis() as u64;
                 let why = match t.error {
-                    Some(c) if c != ErrorCode::UnknownTopicOrPartition => DeliveryErrorKind::Broker(c),
+                    Some(c) if c != ErrorCode::UnknownTopicOrPartition => {
+                        DeliveryErrorKind::Broker(c)
+                    }
                     _ => DeliveryErrorKind::NotFound(ms),
                 };
                 self.fail_topic(&name, why);
@@ -124,7 +126,8 @@ impl Producer {
         let mut reset = Vec::new();
         for (id, c) in &self.conns {
             let late = c.in_flight.front().is_some_and(|f| f.deadline <= now)
-                || (c.state == ConnState::Connecting && now.saturating_duration_since(c.started) >= self.config.connect_timeout);
+                || (c.state == ConnState::Connecting
+                    && now.saturating_duration_since(c.started) >= self.config.connect_timeout);
             if late {
                 reset.push(*id);
             }
@@ -151,7 +154,8 @@ impl Producer {
                 }
             };
             if ready {
-                let res = self.parts[i].close_open(self.config.compression, self.config.compression_level);
+                let res = self.parts[i]
+                    .close_open(self.config.compression, self.config.compression_level);
                 self.after_close(i, res);
             }
         }
@@ -231,8 +235,11 @@ impl Producer {
             return;
         }
         // Known brokers first (round robin by backoff), else bootstrap servers.
-        let mut candidates: Vec<(Option<i32>, (String, u16))> =
-            self.brokers.iter().map(|(id, a)| (Some(*id), a.clone())).collect();
+        let mut candidates: Vec<(Option<i32>, (String, u16))> = self
+            .brokers
+            .iter()
+            .map(|(id, a)| (Some(*id), a.clone()))
+            .collect();
         let n = self.bootstrap.len();
         for k in 0..n {
             let a = self.bootstrap[(self.bootstrap_next + k) % n].clone();
@@ -270,7 +277,10 @@ impl Producer {
                 retry_at: None,
             };
         } else {
-            self.pid = PidState::Ready { id, epoch: epoch + 1 };
+            self.pid = PidState::Ready {
+                id,
+                epoch: epoch + 1,
+            };
         }
         log::info!("bumping producer epoch of {id} from {epoch}");
         for i in 0..self.parts.len() {
@@ -307,7 +317,9 @@ impl Producer {
             .collect();
         for conn in conns {
             loop {
-                let Some(c) = self.conns.get(&conn) else { break };
+                let Some(c) = self.conns.get(&conn) else {
+                    break;
+                };
                 if !c.can_send(self.config.max_in_flight, now) {
                     break;
                 }
@@ -332,7 +344,9 @@ impl Producer {
             if p.leader != Some(node) {
                 continue;
             }
-            let Some(head) = p.queue.front() else { continue };
+            let Some(head) = p.queue.front() else {
+                continue;
+            };
             if head.retry_at.is_some_and(|t| t > now) {
                 continue;
             }
@@ -387,7 +401,11 @@ impl Producer {
         let req = ProduceRequest {
             transactional_id: None,
             acks: self.config.acks.code(),
-            timeout_ms: self.config.request_timeout.as_millis().min(i32::MAX as u128) as i32,
+            timeout_ms: self
+                .config
+                .request_timeout
+                .as_millis()
+                .min(i32::MAX as u128) as i32,
             topic_data,
             ..Default::default()
         };
@@ -408,7 +426,13 @@ impl Producer {
             let correlation_id = self.next_correlation;
             self.next_correlation = self.next_correlation.wrapping_add(1) & i32::MAX;
             let mut buf = BytesMut::new();
-            match frame::encode_request(&mut buf, correlation_id, Some(&self.config.client_id), version, &req) {
+            match frame::encode_request(
+                &mut buf,
+                correlation_id,
+                Some(&self.config.client_id),
+                version,
+                &req,
+            ) {
                 Ok(()) => self.transmits.push_back(Transmit::Send {
                     conn,
                     data: buf.freeze(),
@@ -449,7 +473,10 @@ impl Producer {
     }
 
     fn fail_batch(&mut self, b: Batch, error: DeliveryError) {
-        let (t, p) = (self.parts[b.part].topic.clone(), self.parts[b.part].partition);
+        let (t, p) = (
+            self.parts[b.part].topic.clone(),
+            self.parts[b.part].partition,
+        );
         self.complete_failed(t, p, b.ids, b.memory, error);
     }
 
@@ -465,7 +492,13 @@ impl Producer {
     }
 
     /// Puts a batch back with backoff, or fails it when retries or delivery time ran out.
-    fn retry_or_fail(&mut self, mut b: Batch, code: ErrorCode, message: Option<String>, now: Instant) {
+    fn retry_or_fail(
+        &mut self,
+        mut b: Batch,
+        code: ErrorCode,
+        message: Option<String>,
+        now: Instant,
+    ) {
         let elapsed = now.saturating_duration_since(b.created);
         if elapsed >= self.config.delivery_timeout {
             let e = DeliveryError::Timeout {
@@ -499,13 +532,17 @@ impl Producer {
     ) {
         if resp.throttle_time_ms > 0 {
             if let Some(c) = self.conns.get_mut(&conn) {
-                c.throttled_until = Some(now + std::time::Duration::from_millis(resp.throttle_time_ms as u64));
+                c.throttled_until =
+                    Some(now + std::time::Duration::from_millis(resp.throttle_time_ms as u64));
             }
         }
         for b in batches {
             self.parts[b.part].in_flight -= 1;
             self.in_flight_batches -= 1;
-            let (topic, partition) = (self.parts[b.part].topic.clone(), self.parts[b.part].partition);
+            let (topic, partition) = (
+                self.parts[b.part].topic.clone(),
+                self.parts[b.part].partition,
+            );
             let answer = resp
                 .responses
                 .iter()
@@ -523,7 +560,9 @@ impl Producer {
             match code {
                 None => self.deliver(b, base_offset, log_append_time),
                 // The broker had this batch already: an earlier attempt was appended.
-                Some(ErrorCode::DuplicateSequenceNumber) => self.deliver(b, base_offset, log_append_time),
+                Some(ErrorCode::DuplicateSequenceNumber) => {
+                    self.deliver(b, base_offset, log_append_time)
+                }
                 Some(c @ (ErrorCode::OutOfOrderSequenceNumber | ErrorCode::UnknownProducerId))
                     if self.pid != PidState::Disabled =>
                 {
@@ -568,7 +607,11 @@ impl Producer {
         if !older_pending {
             if let PidState::Ready { id, epoch } = self.pid {
                 let p = &self.parts[part];
-                log::warn!("{code} on {}-{}: producer epoch bump needed", p.topic, p.partition);
+                log::warn!(
+                    "{code} on {}-{}: producer epoch bump needed",
+                    p.topic,
+                    p.partition
+                );
                 self.pid = PidState::NeedsBump { id, epoch };
             }
         }
@@ -647,7 +690,10 @@ impl Producer {
                 at(t + self.config.metadata_max_age);
             }
         }
-        if let PidState::Unknown { retry_at: Some(t), .. } = self.pid {
+        if let PidState::Unknown {
+            retry_at: Some(t), ..
+        } = self.pid
+        {
             at(t);
         }
         if has_work {
@@ -660,4 +706,3 @@ impl Producer {
         next
     }
 }
-

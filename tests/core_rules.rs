@@ -1,0 +1,578 @@
+//! The producer core's rules, one by one, against a scripted broker: the test
+//! decides every answer, so each rule (linger, retries, idempotence, timeouts)
+//! is checked exactly.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use kafka_sansio::producer::{
+    ConnId, DeliveryError, Event, Producer, ProducerConfig, ProducerRecord, SendError, Transmit,
+};
+use kafka_sansio::protocol::frame::{encode_response, ApiKey, ApiMessage, Deframer, RequestHeader};
+use kafka_sansio::protocol::messages::api_versions::{ApiVersion, ApiVersionsResponse};
+use kafka_sansio::protocol::messages::init_producer_id::InitProducerIdResponse;
+use kafka_sansio::protocol::messages::metadata::{
+    MetadataResponse, MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_sansio::protocol::messages::produce::{
+    PartitionProduceResponse, ProduceRequest, ProduceResponse, TopicProduceResponse,
+};
+use kafka_sansio::protocol::record::RecordBatch;
+use kafka_sansio::protocol::ErrorCode;
+
+/// A request the producer sent.
+struct Req {
+    conn: ConnId,
+    header: RequestHeader,
+    body: Bytes,
+}
+
+struct Harness {
+    p: Producer,
+    now: Instant,
+    conns: BTreeMap<ConnId, (u16, Deframer)>,
+    events: Vec<Event>,
+    closed_conns: Vec<ConnId>,
+    partitions: i32,
+    topic_error: Option<ErrorCode>,
+    producer_epoch: i16,
+}
+
+const TOPIC: &str = "t";
+
+impl Harness {
+    fn new(props: &[(&str, &str)]) -> Self {
+        Self::with_partitions(props, 1)
+    }
+
+    fn with_partitions(props: &[(&str, &str)], partitions: i32) -> Self {
+        let mut all = vec![("bootstrap.servers", "b0:9000")];
+        all.extend_from_slice(props);
+        let config = ProducerConfig::from_properties(all).unwrap();
+        let now = Instant::now();
+        Harness {
+            p: Producer::new(config, now, 1_700_000_000_000).unwrap(),
+            now,
+            conns: BTreeMap::new(),
+            events: Vec::new(),
+            closed_conns: Vec::new(),
+            partitions,
+            topic_error: None,
+            producer_epoch: 0,
+        }
+    }
+
+    /// Drains the producer's outputs: connects succeed at once, bytes are queued per connection.
+    fn pump(&mut self) {
+        loop {
+            let mut progressed = false;
+            while let Some(t) = self.p.poll_transmit(self.now) {
+                progressed = true;
+                match t {
+                    Transmit::Connect { conn, port, .. } => {
+                        self.conns.insert(conn, (port, Deframer::new(1 << 30)));
+                        self.p.handle_connected(conn, self.now);
+                    }
+                    Transmit::Send { conn, data } => {
+                        let c = self.conns.get_mut(&conn).expect("send on open connection");
+                        assert_eq!(
+                            i32::from_be_bytes(data[..4].try_into().unwrap()) as usize,
+                            data.len() - 4
+                        );
+                        c.1.push(&data);
+                    }
+                    Transmit::Close { conn } => {
+                        self.conns.remove(&conn);
+                        self.closed_conns.push(conn);
+                    }
+                }
+            }
+            while let Some(e) = self.p.poll_event() {
+                progressed = true;
+                self.events.push(e);
+            }
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    fn next_request(&mut self) -> Option<Req> {
+        self.pump();
+        for (conn, (_, d)) in self.conns.iter_mut() {
+            if let Some(mut frame) = d.next_frame().unwrap() {
+                let header = RequestHeader::decode(&mut frame).unwrap();
+                return Some(Req {
+                    conn: *conn,
+                    header,
+                    body: frame,
+                });
+            }
+        }
+        None
+    }
+
+    fn respond<M: ApiMessage>(&mut self, req: &Req, msg: &M) {
+        let mut buf = BytesMut::new();
+        encode_response(
+            &mut buf,
+            req.header.correlation_id,
+            req.header.api_version,
+            msg,
+        )
+        .unwrap();
+        // Deliver in two pieces to exercise deframing across reads.
+        let mid = buf.len() / 2;
+        self.p.handle_data(req.conn, &buf[..mid], self.now);
+        self.p.handle_data(req.conn, &buf[mid..], self.now);
+        self.pump();
+    }
+
+    /// Answers cluster requests (ApiVersions, Metadata, InitProducerId) until a
+    /// Produce request comes, which is returned; `None` when nothing is asked.
+    fn next_produce(&mut self) -> Option<(Req, ProduceRequest)> {
+        while let Some(req) = self.next_request() {
+            match ApiKey::from_code(req.header.api_key).unwrap() {
+                ApiKey::ApiVersions => {
+                    let resp = ApiVersionsResponse {
+                        api_keys: ApiKey::ALL
+                            .iter()
+                            .map(|k| ApiVersion {
+                                api_key: k.code(),
+                                min_version: k.versions().0,
+                                max_version: k.versions().1,
+                                ..Default::default()
+                            })
+                            .collect(),
+                        ..Default::default()
+                    };
+                    self.respond(&req, &resp);
+                }
+                ApiKey::Metadata => {
+                    let resp = MetadataResponse {
+                        brokers: vec![MetadataResponseBroker {
+                            node_id: 0,
+                            host: "b0".into(),
+                            port: 9000,
+                            ..Default::default()
+                        }],
+                        topics: vec![MetadataResponseTopic {
+                            error_code: self.topic_error.map_or(0, |c| c.code()),
+                            name: Some(TOPIC.into()),
+                            partitions: if self.topic_error.is_some() {
+                                vec![]
+                            } else {
+                                (0..self.partitions)
+                                    .map(|i| MetadataResponsePartition {
+                                        partition_index: i,
+                                        leader_id: 0,
+                                        ..Default::default()
+                                    })
+                                    .collect()
+                            },
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    };
+                    self.respond(&req, &resp);
+                }
+                ApiKey::InitProducerId => {
+                    let resp = InitProducerIdResponse {
+                        producer_id: 42,
+                        producer_epoch: self.producer_epoch,
+                        ..Default::default()
+                    };
+                    self.respond(&req, &resp);
+                }
+                ApiKey::Produce => {
+                    let mut body = req.body.clone();
+                    let pr = ProduceRequest::decode(&mut body, req.header.api_version).unwrap();
+                    return Some((req, pr));
+                }
+                other => panic!("unexpected request {other:?}"),
+            }
+        }
+        None
+    }
+
+    /// Answers a Produce request: each partition gets `code` and base offsets from `offsets`.
+    fn answer_produce(
+        &mut self,
+        req: &Req,
+        pr: &ProduceRequest,
+        code: ErrorCode,
+        base_offset: i64,
+    ) {
+        let resp = ProduceResponse {
+            responses: pr
+                .topic_data
+                .iter()
+                .map(|t| TopicProduceResponse {
+                    name: t.name.clone(),
+                    partition_responses: t
+                        .partition_data
+                        .iter()
+                        .map(|p| PartitionProduceResponse {
+                            index: p.index,
+                            error_code: code.code(),
+                            base_offset: if code.is_ok() { base_offset } else { -1 },
+                            log_append_time_ms: -1,
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        self.respond(req, &resp);
+    }
+
+    fn advance(&mut self, d: Duration) {
+        self.now += d;
+        self.p.handle_timeout(self.now);
+        self.pump();
+    }
+
+    fn send(&mut self, r: ProducerRecord) -> u64 {
+        let id = self.p.send(r, self.now).unwrap().0;
+        self.pump();
+        id
+    }
+
+    fn delivered_offsets(&self) -> Vec<(u64, i64)> {
+        let mut v = Vec::new();
+        for e in &self.events {
+            if let Event::Delivered(d) = e {
+                for (id, m) in d.metadata() {
+                    v.push((id.0, m.offset));
+                }
+            }
+        }
+        v
+    }
+
+    fn failures(&self) -> Vec<(u64, DeliveryError)> {
+        let mut v = Vec::new();
+        for e in &self.events {
+            if let Event::Failed(f) = e {
+                for id in f.records.iter() {
+                    v.push((id.0, f.error.clone()));
+                }
+            }
+        }
+        v
+    }
+}
+
+fn batches(pr: &ProduceRequest) -> Vec<RecordBatch> {
+    pr.topic_data
+        .iter()
+        .flat_map(|t| t.partition_data.iter())
+        .flat_map(|p| RecordBatch::decode_all(p.records.clone().unwrap()).unwrap())
+        .collect()
+}
+
+fn rec(v: &str) -> ProducerRecord {
+    ProducerRecord::new(TOPIC, v.to_owned())
+}
+
+#[test]
+fn lingers_then_sends_one_batch_and_reports_offsets() {
+    let mut h = Harness::new(&[("linger.ms", "5")]);
+    for i in 0..3 {
+        h.send(rec(&format!("v{i}")).key("k"));
+    }
+    // Metadata and producer id come first; the batch waits for linger.
+    assert!(h.next_produce().is_none());
+    let deadline = h.p.poll_timeout().expect("linger deadline");
+    assert!(deadline <= h.now + Duration::from_millis(5));
+    h.advance(Duration::from_millis(5));
+    let (req, pr) = h.next_produce().expect("produce after linger");
+    assert_eq!(pr.acks, -1);
+    let b = batches(&pr);
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0].record_count, 3);
+    assert_eq!(
+        (b[0].producer_id, b[0].producer_epoch, b[0].base_sequence),
+        (42, 0, 0)
+    );
+    let values: Vec<_> = b[0]
+        .records()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.value.unwrap())
+        .collect();
+    assert_eq!(values, vec!["v0", "v1", "v2"]);
+    h.answer_produce(&req, &pr, ErrorCode::None, 100);
+    assert_eq!(h.delivered_offsets(), vec![(0, 100), (1, 101), (2, 102)]);
+    assert!(h.p.is_idle());
+    assert_eq!(h.p.buffered_bytes(), 0);
+}
+
+#[test]
+fn acks_zero_completes_on_write_with_unknown_offset() {
+    let mut h = Harness::new(&[("acks", "0"), ("linger.ms", "0")]);
+    h.send(rec("a"));
+    let (_req, pr) = h.next_produce().expect("produce");
+    assert_eq!(pr.acks, 0);
+    h.pump();
+    assert_eq!(h.delivered_offsets(), vec![(0, -1)]);
+    assert!(h.p.is_idle());
+}
+
+#[test]
+fn buffer_full_and_too_large_hand_the_record_back() {
+    let mut h = Harness::new(&[
+        ("buffer.memory", "20000"),
+        ("batch.size", "16384"),
+        ("max.request.size", "10000"),
+    ]);
+    let big = ProducerRecord::new(TOPIC, vec![0u8; 20_000]);
+    match h.p.send(big.clone(), h.now) {
+        Err(SendError::RecordTooLarge { record, .. }) => assert_eq!(*record, big),
+        other => panic!("{other:?}"),
+    }
+    // Make the topic known so records go into batches.
+    h.send(rec("first"));
+    if let Some((req, pr)) = h.next_produce() {
+        h.answer_produce(&req, &pr, ErrorCode::None, 0);
+    }
+    // One open batch reserves batch.size; the next new batch does not fit.
+    let r = ProducerRecord::new(TOPIC, vec![1u8; 5000]).partition(0);
+    let mut full = None;
+    for _ in 0..10 {
+        match h.p.send(r.clone(), h.now) {
+            Ok(_) => {}
+            Err(SendError::BufferFull { record, .. }) => {
+                full = Some(record);
+                break;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(*full.expect("buffer fills up"), r);
+}
+
+#[test]
+fn retriable_error_retries_with_backoff_and_same_sequence() {
+    let mut h = Harness::new(&[("linger.ms", "0")]);
+    h.send(rec("a"));
+    let (req, pr) = h.next_produce().unwrap();
+    let first = batches(&pr);
+    h.answer_produce(&req, &pr, ErrorCode::NotLeaderOrFollower, 0);
+    assert!(h.delivered_offsets().is_empty());
+    // A metadata refresh is asked for; the retry waits for the backoff (100 ms +-20 %).
+    assert!(h.next_produce().is_none());
+    h.advance(Duration::from_millis(79));
+    assert!(h.next_produce().is_none());
+    h.advance(Duration::from_millis(50));
+    let (req, pr) = h.next_produce().expect("retry after backoff");
+    let again = batches(&pr);
+    assert_eq!(again[0].base_sequence, first[0].base_sequence);
+    assert_eq!(again[0].producer_epoch, first[0].producer_epoch);
+    h.answer_produce(&req, &pr, ErrorCode::None, 7);
+    assert_eq!(h.delivered_offsets(), vec![(0, 7)]);
+    assert_eq!(h.p.metrics().records_retried, 1);
+}
+
+#[test]
+fn duplicate_sequence_is_success() {
+    let mut h = Harness::new(&[("linger.ms", "0")]);
+    h.send(rec("a"));
+    let (req, pr) = h.next_produce().unwrap();
+    h.answer_produce(&req, &pr, ErrorCode::DuplicateSequenceNumber, 0);
+    assert_eq!(h.delivered_offsets().len(), 1);
+    assert!(h.failures().is_empty());
+}
+
+#[test]
+fn out_of_order_sequence_bumps_epoch_and_restarts_at_zero() {
+    let mut h = Harness::new(&[("linger.ms", "0")]);
+    h.send(rec("a"));
+    let (req, pr) = h.next_produce().unwrap();
+    h.answer_produce(&req, &pr, ErrorCode::None, 0);
+    h.send(rec("b"));
+    let (req, pr) = h.next_produce().unwrap();
+    assert_eq!(batches(&pr)[0].base_sequence, 1);
+    h.answer_produce(&req, &pr, ErrorCode::OutOfOrderSequenceNumber, 0);
+    h.advance(Duration::from_millis(200));
+    let (req, pr) = h.next_produce().expect("resent under a new epoch");
+    let b = batches(&pr);
+    assert_eq!(
+        (b[0].producer_id, b[0].producer_epoch, b[0].base_sequence),
+        (42, 1, 0)
+    );
+    h.answer_produce(&req, &pr, ErrorCode::None, 1);
+    assert_eq!(h.delivered_offsets(), vec![(0, 0), (1, 1)]);
+    assert_eq!(h.p.metrics().epoch_bumps, 1);
+}
+
+#[test]
+fn lost_answer_then_epoch_bump_fails_the_unknown_batch_instead_of_duplicating() {
+    // Batch 0's answer is lost (connection drops): it may be in the log. When an
+    // epoch bump becomes necessary, resending it under the new epoch could
+    // duplicate it, so it fails with UnknownOutcome; later batches go on.
+    let mut h = Harness::new(&[
+        ("linger.ms", "0"),
+        ("delivery.timeout.ms", "60000"),
+        ("request.timeout.ms", "30000"),
+    ]);
+    h.send(rec("a").partition(0));
+    let (req, _pr) = h.next_produce().unwrap();
+    h.p.handle_disconnected(req.conn, h.now);
+    h.pump();
+    h.advance(Duration::from_millis(200));
+    let (req, pr) = h.next_produce().expect("retried after reconnect");
+    assert_eq!(batches(&pr)[0].base_sequence, 0);
+    h.answer_produce(&req, &pr, ErrorCode::UnknownProducerId, 0);
+    h.advance(Duration::from_millis(200));
+    h.pump();
+    let f = h.failures();
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].1, DeliveryError::UnknownOutcome);
+    assert!(f[0].1.maybe_persisted());
+}
+
+#[test]
+fn delivery_timeout_fails_a_batch_that_never_gets_an_answer() {
+    let mut h = Harness::new(&[
+        ("linger.ms", "0"),
+        ("request.timeout.ms", "1000"),
+        ("delivery.timeout.ms", "3000"),
+    ]);
+    h.send(rec("a"));
+    for _ in 0..100 {
+        // Never answer Produce; answer everything else.
+        let _ = h.next_produce();
+        h.advance(Duration::from_millis(100));
+        if !h.failures().is_empty() {
+            break;
+        }
+    }
+    let f = h.failures();
+    assert_eq!(f.len(), 1);
+    match &f[0].1 {
+        DeliveryError::Timeout {
+            maybe_persisted, ..
+        } => assert!(*maybe_persisted),
+        other => panic!("{other:?}"),
+    }
+    assert!(h.p.is_idle() || h.p.pending_records() == 0);
+}
+
+#[test]
+fn unknown_topic_fails_after_max_block() {
+    let mut h = Harness::new(&[("max.block.ms", "500")]);
+    h.topic_error = Some(ErrorCode::UnknownTopicOrPartition);
+    h.send(rec("a"));
+    for _ in 0..10 {
+        let _ = h.next_produce();
+        h.advance(Duration::from_millis(100));
+    }
+    let f = h.failures();
+    assert_eq!(f.len(), 1);
+    assert!(matches!(f[0].1, DeliveryError::TopicNotFound(500)));
+}
+
+#[test]
+fn fatal_error_fails_everything_and_later_sends() {
+    let mut h = Harness::new(&[("linger.ms", "0")]);
+    h.send(rec("a"));
+    let (req, pr) = h.next_produce().unwrap();
+    h.send(rec("b"));
+    h.answer_produce(&req, &pr, ErrorCode::ProducerFenced, 0);
+    let f = h.failures();
+    assert_eq!(f.len(), 2, "{f:?}");
+    assert!(f.iter().all(|(_, e)| matches!(
+        e,
+        DeliveryError::Fatal {
+            code: ErrorCode::ProducerFenced
+        }
+    )));
+    assert!(matches!(
+        h.p.send(rec("c"), h.now),
+        Err(SendError::Fatal { .. })
+    ));
+}
+
+#[test]
+fn keyed_records_follow_java_murmur2() {
+    let mut h = Harness::with_partitions(&[("linger.ms", "0")], 7);
+    h.send(rec("warmup").partition(0));
+    let (req, pr) = h.next_produce().unwrap();
+    h.answer_produce(&req, &pr, ErrorCode::None, 0);
+    h.send(rec("x").key("foobar"));
+    let (_req, pr) = h.next_produce().unwrap();
+    let part = pr.topic_data[0].partition_data[0].index;
+    assert_eq!(
+        part,
+        kafka_sansio::producer::partition_for_key(b"foobar", 7)
+    );
+    assert_eq!(part, ((-790332482i32) & 0x7fff_ffff) % 7);
+}
+
+#[test]
+fn at_most_five_batches_in_flight_per_partition_with_idempotence() {
+    let mut h = Harness::new(&[
+        ("linger.ms", "0"),
+        ("batch.size", "100"),
+        ("max.in.flight.requests.per.connection", "5"),
+    ]);
+    h.send(rec("warm"));
+    let (req, pr) = h.next_produce().unwrap();
+    h.answer_produce(&req, &pr, ErrorCode::None, 0);
+    for i in 0..20 {
+        h.send(rec(&format!("value-{i:04}-{}", "x".repeat(80))));
+    }
+    let mut reqs = Vec::new();
+    while let Some(r) = h.next_produce() {
+        reqs.push(r);
+    }
+    assert_eq!(reqs.len(), 5, "in-flight limit");
+    // Sequences are contiguous across the in-flight batches.
+    let mut next = 1;
+    for (_, pr) in &reqs {
+        for b in batches(pr) {
+            assert_eq!(b.base_sequence, next);
+            next += b.record_count;
+        }
+    }
+    let mut off = 1;
+    for (req, pr) in reqs {
+        h.answer_produce(&req, &pr, ErrorCode::None, off);
+        off += 4;
+    }
+    while let Some((req, pr)) = h.next_produce() {
+        h.answer_produce(&req, &pr, ErrorCode::None, off);
+        off += 4;
+    }
+    assert_eq!(h.delivered_offsets().len(), 21);
+}
+
+#[test]
+fn close_drains_then_emits_closed() {
+    let mut h = Harness::new(&[("linger.ms", "1000")]);
+    h.send(rec("a"));
+    h.p.close(h.now);
+    let (req, pr) = h.next_produce().expect("close flushes the lingering batch");
+    assert!(matches!(
+        h.p.send(rec("late"), h.now),
+        Err(SendError::Closed(_))
+    ));
+    h.answer_produce(&req, &pr, ErrorCode::None, 0);
+    assert!(matches!(h.events.last(), Some(Event::Closed)));
+    assert!(h.p.is_closed());
+}
+
+#[test]
+fn flush_token_completes_when_prior_records_are_done() {
+    let mut h = Harness::new(&[("linger.ms", "10000")]);
+    h.send(rec("a"));
+    let token = h.p.flush(h.now);
+    assert!(!h.p.is_flushed(token));
+    let (req, pr) = h.next_produce().expect("flush readies the batch");
+    h.answer_produce(&req, &pr, ErrorCode::None, 0);
+    assert!(h.p.is_flushed(token));
+}
