@@ -8,3 +8,8 @@ pub mod primitives;
 
 pub use error::ProtocolError;
 pub use frame::{ApiKey, ApiMessage, Deframer, Request, RequestHeader, ResponseHeader};
+pub mod compression;
+pub mod record;
+
+pub use compression::Compression;
+pub use record::{BatchBuilder, ClosedBatch, Header, Record, RecordBatch};
