@@ -3,5 +3,5 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod protocol;
 pub mod producer;
+pub mod protocol;
