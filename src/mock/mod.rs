@@ -1,0 +1,39 @@
+//! A mock Kafka cluster: an in-process, Kafka-compatible test broker built on
+//! this crate's own [`protocol`](crate::protocol) codec, so that examples and
+//! tests run with no Kafka installed (in the spirit of librdkafka's mock
+//! cluster and franz-go's kfake).
+//!
+//! Two layers, like the producer itself:
+//! - [`MockCluster`] is sans-IO: request frames in, response frames out, time
+//!   passed in as `now`. A deterministic simulation drives it directly.
+//! - [`MockServer`] puts a `MockCluster` behind loopback TCP listeners (one per
+//!   broker) on background threads, for the drivers, the examples and real
+//!   clients such as kcat/librdkafka.
+//!
+//! What the mock answers: ApiVersions (v0-4, with the KIP-511 v0 fallback),
+//! Metadata (v1-12), InitProducerId (v0-5, idempotent producers only) and
+//! Produce (v3-11), with Kafka 4's idempotent-producer rules per partition
+//! (duplicates of the last 5 batches answered with their original offset,
+//! INVALID_PRODUCER_EPOCH for an old epoch, OUT_OF_ORDER_SEQUENCE_NUMBER for
+//! gaps, any sequence accepted from an unknown producer as Kafka 2.5+ does).
+//! Faults are deterministic: queued error codes per API, lost responses after
+//! append, leader moves, brokers down, latency, throttling.
+//!
+//! What it is not: there is no Fetch (read logs back with
+//! [`MockCluster::records`]), no consumer groups, no transactions (a
+//! transactional id is refused), no replication (each partition has exactly
+//! its leader as replica), no retention, no SASL/TLS. Unknown API keys close
+//! the connection. Differences from Kafka worth knowing: topics are also
+//! auto-created by Produce (Kafka creates them only on Metadata), and
+//! InitProducerId with a known producer id and its current epoch bumps the
+//! epoch (Kafka hands a non-transactional producer a fresh id instead).
+
+mod batch;
+mod cluster;
+mod server;
+
+pub use batch::{increment_sequence, BatchHeader, MockRecord, BATCH_OVERHEAD};
+pub use cluster::{
+    HandleResult, MockCluster, MockConfig, StoredBatch, FIRST_PRODUCER_ID, RETAINED_BATCHES,
+};
+pub use server::MockServer;
