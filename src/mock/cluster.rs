@@ -10,15 +10,17 @@ use super::batch::{decode_records, BatchHeader, MockRecord};
 use crate::protocol::error::ProtocolError;
 use crate::protocol::error_code::ErrorCode;
 use crate::protocol::frame::{encode_response, ApiKey, ApiMessage, RequestHeader};
-use crate::protocol::messages::api_versions::{ApiVersion, ApiVersionsRequest, ApiVersionsResponse};
+use crate::protocol::messages::api_versions::{
+    ApiVersion, ApiVersionsRequest, ApiVersionsResponse,
+};
 use crate::protocol::messages::init_producer_id::{InitProducerIdRequest, InitProducerIdResponse};
 use crate::protocol::messages::metadata::{
     MetadataRequest, MetadataResponse, MetadataResponseBroker, MetadataResponsePartition,
     MetadataResponseTopic,
 };
 use crate::protocol::messages::produce::{
-    LeaderIdAndEpoch, NodeEndpoint, PartitionProduceData, PartitionProduceResponse,
-    ProduceRequest, ProduceResponse, TopicProduceResponse,
+    LeaderIdAndEpoch, NodeEndpoint, PartitionProduceData, PartitionProduceResponse, ProduceRequest,
+    ProduceResponse, TopicProduceResponse,
 };
 
 /// How many batches per producer and partition a broker remembers for
@@ -166,7 +168,10 @@ impl MockCluster {
     /// # Panics
     /// When `config.brokers` is 0.
     pub fn with_config(config: MockConfig) -> MockCluster {
-        assert!(config.brokers > 0, "a mock cluster needs at least one broker");
+        assert!(
+            config.brokers > 0,
+            "a mock cluster needs at least one broker"
+        );
         let brokers = (0..config.brokers)
             .map(|i| Broker {
                 host: "localhost".to_owned(),
@@ -267,7 +272,8 @@ impl MockCluster {
                 producers: BTreeMap::new(),
             })
             .collect();
-        self.topics.insert(name.to_owned(), Topic { id, partitions });
+        self.topics
+            .insert(name.to_owned(), Topic { id, partitions });
         Ok(())
     }
 
@@ -326,7 +332,11 @@ impl MockCluster {
         let p = self
             .topics
             .get_mut(topic)
-            .and_then(|t| usize::try_from(partition).ok().and_then(|i| t.partitions.get_mut(i)))
+            .and_then(|t| {
+                usize::try_from(partition)
+                    .ok()
+                    .and_then(|i| t.partitions.get_mut(i))
+            })
             .ok_or(ErrorCode::UnknownTopicOrPartition)?;
         if p.leader != node {
             p.leader = node;
@@ -389,8 +399,16 @@ impl MockCluster {
     }
 
     /// The epoch and last sequence a partition remembers for a producer id.
-    pub fn producer_state(&self, topic: &str, partition: i32, producer_id: i64) -> Option<(i16, i32)> {
-        let e = self.partition(topic, partition)?.producers.get(&producer_id)?;
+    pub fn producer_state(
+        &self,
+        topic: &str,
+        partition: i32,
+        producer_id: i64,
+    ) -> Option<(i16, i32)> {
+        let e = self
+            .partition(topic, partition)?
+            .producers
+            .get(&producer_id)?;
         Some((e.epoch, e.batches.back().map_or(-1, |b| b.last_seq)))
     }
 
@@ -753,7 +771,11 @@ impl MockCluster {
         let p = self
             .topics
             .get_mut(topic)
-            .and_then(|t| usize::try_from(pd.index).ok().and_then(|i| t.partitions.get_mut(i)))
+            .and_then(|t| {
+                usize::try_from(pd.index)
+                    .ok()
+                    .and_then(|i| t.partitions.get_mut(i))
+            })
             .ok_or(ErrorCode::UnknownTopicOrPartition)?;
         if p.leader != node_id {
             return Err(ErrorCode::NotLeaderOrFollower);
@@ -820,7 +842,10 @@ impl MockCluster {
 /// Kafka 4's idempotence checks for one batch against what the partition
 /// remembers of its producer: `Ok(Some(offset))` for a duplicate of a
 /// retained batch, `Ok(None)` to append, or the error to answer.
-fn check_producer(entry: Option<&ProducerEntry>, h: &BatchHeader) -> Result<Option<i64>, ErrorCode> {
+fn check_producer(
+    entry: Option<&ProducerEntry>,
+    h: &BatchHeader,
+) -> Result<Option<i64>, ErrorCode> {
     let Some(e) = entry else {
         // Unknown producer (never seen, or its state expired): Kafka 2.5+
         // (KIP-360) accepts any sequence instead of UNKNOWN_PRODUCER_ID.
@@ -847,8 +872,8 @@ fn check_producer(entry: Option<&ProducerEntry>, h: &BatchHeader) -> Result<Opti
         };
     }
     let current = e.batches.back().map_or(-1, |b| b.last_seq);
-    let in_sequence =
-        h.base_sequence as i64 == current as i64 + 1 || (h.base_sequence == 0 && current == i32::MAX);
+    let in_sequence = h.base_sequence as i64 == current as i64 + 1
+        || (h.base_sequence == 0 && current == i32::MAX);
     if in_sequence {
         Ok(None)
     } else {

@@ -71,6 +71,11 @@ pub(crate) struct PartitionState {
     pub queued_records: usize,
     /// Ready the open batch early: sync send waits on it (ids below this).
     pub expedite_below: u64,
+    /// A batch was acknowledged under the current producer epoch. Until then
+    /// the broker may hold no state for us on this partition and would accept
+    /// any sequence, so only one batch may be in flight: a later batch must
+    /// not land before a lost first one.
+    pub acked_in_epoch: bool,
 }
 
 impl PartitionState {
@@ -86,6 +91,7 @@ impl PartitionState {
             next_order: 0,
             queued_records: 0,
             expedite_below: 0,
+            acked_in_epoch: false,
         }
     }
 

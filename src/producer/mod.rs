@@ -432,6 +432,8 @@ impl Producer {
             .unwrap_or(false);
         if !topic_known {
             // Held unpartitioned until the topic's metadata arrives.
+            // Held with a batch header's worth, so that placing it later always fits.
+            let size = size + BATCH_OVERHEAD;
             if self.buffered_bytes + size > self.config.buffer_memory {
                 return Err(self.buffer_full(record));
             }
@@ -600,7 +602,9 @@ impl Producer {
         size: usize,
         now: Instant,
     ) -> Result<(), ()> {
-        let batch_size = self.config.batch_size;
+        // A batch never reserves more than buffer.memory (a record larger than
+        // batch.size still gets a batch of its own size).
+        let batch_size = self.config.batch_size.min(self.config.buffer_memory);
         let p = &mut self.parts[part];
         if let Some(open) = &p.open {
             let delta = ts - open.builder.base_timestamp();
@@ -611,7 +615,7 @@ impl Producer {
                 record.value.as_deref(),
                 &record.headers,
             );
-            if open.builder.len() + add > open.memory.max(batch_size) {
+            if open.builder.len() + add > open.memory {
                 // Full: close it; a new batch takes the record.
                 let res = p.close_open(self.config.compression, self.config.compression_level);
                 self.after_close(part, res);
@@ -620,10 +624,18 @@ impl Producer {
         }
         let p = &mut self.parts[part];
         if p.open.is_none() {
-            let cap = batch_size.max(size + BATCH_OVERHEAD);
-            if self.buffered_bytes + cap > self.config.buffer_memory {
+            // Reserve batch.size, or what memory is left when that is less:
+            // a smaller batch just fills sooner, and progress never needs more
+            // than room for one record.
+            let room = self
+                .config
+                .buffer_memory
+                .saturating_sub(self.buffered_bytes);
+            let need = size + BATCH_OVERHEAD;
+            if need > room {
                 return Err(());
             }
+            let cap = batch_size.min(room).max(need);
             self.buffered_bytes += cap;
             p.open = Some(OpenBatch {
                 builder: BatchBuilder::new(ts, cap),

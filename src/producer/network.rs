@@ -492,18 +492,24 @@ impl Producer {
     }
 
     /// Partitions and appends the records that waited for `topic`'s metadata, in order.
-    fn place_pending(&mut self, topic: &Arc<str>, now: Instant) {
-        let pending = std::mem::take(&mut self.topics.get_mut(topic).expect("topic").pending);
-        for r in pending {
+    pub(crate) fn place_pending(&mut self, topic: &Arc<str>, now: Instant) {
+        while let Some(r) = self
+            .topics
+            .get_mut(topic)
+            .expect("topic")
+            .pending
+            .pop_front()
+        {
             // The estimate held in memory is given back; the batch accounts for itself.
             self.buffered_bytes -= r.size;
             let ts = r.record.timestamp.expect("filled at send");
-            match self.choose_partition(&r.record, r.size) {
+            let size = r.size - super::BATCH_OVERHEAD;
+            match self.choose_partition(&r.record, size) {
                 Ok(p) => {
                     let part = self.topics[topic].parts[p as usize];
-                    if self.append(part, r.id, &r.record, ts, r.size, now).is_err() {
-                        // Memory is short only transiently here: the records
-                        // were within buffer.memory as estimates; hold the rest.
+                    if self.append(part, r.id, &r.record, ts, size, now).is_err() {
+                        // No memory for a batch now: this record and the ones
+                        // behind it wait, in order, for deliveries to free some.
                         self.buffered_bytes += r.size;
                         let t = self.topics.get_mut(topic).expect("topic");
                         t.pending.push_front(r);
@@ -579,6 +585,7 @@ impl Producer {
                 };
                 for p in &mut self.parts {
                     p.next_seq = 0;
+                    p.acked_in_epoch = false;
                 }
             }
             Some(c) if c.is_retriable() || matches!(c, ErrorCode::CoordinatorLoadInProgress) => {

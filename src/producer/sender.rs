@@ -56,6 +56,7 @@ impl Producer {
             return;
         }
         self.expire(now);
+        self.place_waiting(now);
         self.ready_batches(now);
         self.maintain_cluster(now);
         self.maybe_bump_epoch(now);
@@ -138,6 +139,17 @@ impl Producer {
         }
     }
 
+    /// Places records that waited for metadata or for memory, once both are there.
+    fn place_waiting(&mut self, now: Instant) {
+        for i in 0..self.topic_order.len() {
+            let t = &self.topics[&self.topic_order[i]];
+            if !t.pending.is_empty() && !t.parts.is_empty() {
+                let name = self.topic_order[i].clone();
+                self.place_pending(&name, now);
+            }
+        }
+    }
+
     /// Closes open batches that are ready: lingered, flushed, expedited, closing, or memory short.
     fn ready_batches(&mut self, now: Instant) {
         let linger = self.config.linger;
@@ -165,7 +177,11 @@ impl Producer {
 
     fn maintain_cluster(&mut self, now: Instant) {
         // Metadata is due when asked for, when records wait for it, or by age.
-        let any_pending_topic = self.topics.values().any(|t| !t.pending.is_empty());
+        // Records wait for a topic whose partitions are not known yet.
+        let any_pending_topic = self
+            .topics
+            .values()
+            .any(|t| !t.pending.is_empty() && t.parts.is_empty());
         let leaderless = self
             .parts
             .iter()
@@ -188,8 +204,10 @@ impl Producer {
                         self.send_metadata(conn, now);
                     }
                     if want_pid {
-                        let conn = self.any_ready_connection(now).unwrap_or(conn);
-                        self.send_init_producer_id(conn, now);
+                        // Only where there is room: the in-flight limit holds for every request.
+                        if let Some(conn) = self.any_ready_connection(now) {
+                            self.send_init_producer_id(conn, now);
+                        }
                     }
                 }
                 None => self.ensure_some_connection(now),
@@ -285,6 +303,7 @@ impl Producer {
         log::info!("bumping producer epoch of {id} from {epoch}");
         for i in 0..self.parts.len() {
             self.parts[i].next_seq = 0;
+            self.parts[i].acked_in_epoch = false;
             let queue = std::mem::take(&mut self.parts[i].queue);
             for mut b in queue {
                 if b.maybe_persisted {
@@ -354,8 +373,9 @@ impl Producer {
                 if p.in_flight >= 5 {
                     continue;
                 }
-                // While a batch is retried, only the head of the partition may be in flight.
-                if head.sequenced && p.in_flight > 0 {
+                // While a batch is retried, only the head of the partition may
+                // be in flight; so too before the first acknowledgement.
+                if (head.sequenced || !p.acked_in_epoch) && p.in_flight > 0 {
                     continue;
                 }
             }
@@ -458,7 +478,8 @@ impl Producer {
     // ---- outcomes ------------------------------------------------------------
 
     fn deliver(&mut self, b: Batch, base_offset: i64, log_append_time: i64) {
-        let p = &self.parts[b.part];
+        let p = &mut self.parts[b.part];
+        p.acked_in_epoch |= b.sequenced;
         self.buffered_bytes -= b.memory;
         self.pending_records -= b.count();
         self.metrics.records_delivered += b.count() as u64;
@@ -643,8 +664,14 @@ impl Producer {
     }
 
     fn compute_timeout(&self, now: Instant) -> Option<Instant> {
+        // Only future deadlines: what is due now was handled by this drive, or
+        // waits for an input (an answer, a connection) that drives again.
         let mut next: Option<Instant> = None;
-        let mut at = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
+        let mut at = |t: Instant| {
+            if t > now {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        };
         let dt = self.config.delivery_timeout;
         for p in &self.parts {
             if let Some(o) = &p.open {
