@@ -25,9 +25,10 @@
 //! becoming a null key or value (Java's serializers map a Java `null` to null).
 //!
 //! A closure `Fn(&str, &T) -> Result<Option<Bytes>, SerializeError>` (topic and
-//! data) is a serializer too. [`JsonSerializer`] (feature `json`) writes any
-//! `serde::Serialize` type as JSON; [`avro`] (feature `avro`) writes Avro in the
-//! Confluent Schema Registry wire format and reads it back with schema evolution.
+//! data) is a serializer too. `JsonSerializer` (feature `json`) writes any
+//! `serde::Serialize` type as JSON; the `avro` module (feature `avro`) writes
+//! Avro in the Confluent Schema Registry wire format and reads it back with
+//! schema evolution.
 
 use std::error::Error as StdError;
 
@@ -49,7 +50,7 @@ pub use json::JsonSerializer;
 
 // TEMP: replaced by protocol::record::Header at merge
 /// A record header: a key and an optional (nullable) value.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
     /// The header key.
     pub key: String,

@@ -386,7 +386,12 @@ impl<T: serde::Serialize + ?Sized> Serializer<T> for AvroSerdeSerializer {
 
 /// Whether `data` serializes as a bare `null` (an `Option::None`, a unit).
 fn is_none<T: serde::Serialize + ?Sized>(data: &T) -> bool {
-    matches!(apache_avro::to_value(data), Ok(Value::Null))
+    match apache_avro::to_value(data) {
+        Ok(Value::Null) => true,
+        // How `to_value` writes `Option::None`.
+        Ok(Value::Union(0, inner)) => *inner == Value::Null,
+        _ => false,
+    }
 }
 
 /// Reads Confluent-framed Avro: fetches the writer schema by its id from the
@@ -617,10 +622,9 @@ fn explain(
                             return Some(reason);
                         }
                     }
-                    None if field.default.is_none() && !field.is_nullable() => {
-                        return Some("missing (the field has no default)".to_owned());
-                    }
-                    None => {}
+                    // The encoder needs every field, even those with a
+                    // default (a default is for readers).
+                    None => return Some("missing field".to_owned()),
                 }
                 path.truncate(at);
             }
@@ -638,12 +642,13 @@ fn explain(
                 return explain(inner, variant, names, namespace, path);
             }
             let at = path.len();
-            for variant in variants {
+            let some_branch_matches = variants.iter().any(|variant| {
                 let reason = explain(value, variant, names, namespace, path);
                 path.truncate(at);
-                if reason.is_none() {
-                    return None;
-                }
+                reason.is_none()
+            });
+            if some_branch_matches {
+                return None;
             }
             let kinds: Vec<String> = variants.iter().map(schema_label).collect();
             expected(&format!("one of the union branches {kinds:?}"))
@@ -786,9 +791,8 @@ mod tests {
         );
         let v = Value::Record(vec![("tags".into(), Value::Array(vec![]))]);
         assert_eq!(
-            explain_mismatch(&v, &s),
-            None,
-            "a missing nullable field is allowed"
+            explain_mismatch(&v, &s).unwrap(),
+            "at .inner: missing field"
         );
     }
 }
