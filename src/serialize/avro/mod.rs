@@ -82,9 +82,7 @@ use std::sync::{Arc, Mutex};
 use apache_avro::error::Details;
 use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::schema::{Name, ResolvedSchema, SchemaKind};
-use apache_avro::types::Value;
 use apache_avro::writer::datum::GenericDatumWriter;
-use apache_avro::Schema;
 use bytes::Bytes;
 
 use super::{Header, SerializeError, Serializer};
@@ -92,6 +90,11 @@ use super::{Header, SerializeError, Serializer};
 mod registry;
 
 pub use registry::{Compatibility, InMemorySchemaRegistry, SchemaRegistry};
+
+/// The `apache-avro` crate this module is built on, so applications use the
+/// same version of its `Schema` and `Value` without depending on it.
+pub use apache_avro;
+pub use apache_avro::{types::Value, Schema};
 
 /// The first byte of the Confluent wire format.
 pub const MAGIC_BYTE: u8 = 0;
