@@ -6,3 +6,4 @@
 pub mod mock;
 pub mod producer;
 pub mod protocol;
+pub mod serialize;
