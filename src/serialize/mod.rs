@@ -48,15 +48,7 @@ pub use builtin::{
 #[cfg(feature = "json")]
 pub use json::JsonSerializer;
 
-// TEMP: replaced by protocol::record::Header at merge
-/// A record header: a key and an optional (nullable) value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Header {
-    /// The header key.
-    pub key: String,
-    /// The header value; `None` is a null value.
-    pub value: Option<Bytes>,
-}
+pub use crate::protocol::record::Header;
 
 /// Serializes a key or a value of type `T` for a topic.
 ///
