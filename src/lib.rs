@@ -3,5 +3,6 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod protocol;
+pub mod driver;
 pub mod producer;
+pub mod protocol;
