@@ -277,7 +277,7 @@ struct CommandSender {
 
 impl CommandSender {
     /// Queues a command; gives it back when the loop has gone.
-    fn send(&self, c: Command) -> Result<(), Command> {
+    fn send(&self, c: Command) -> Result<(), Box<Command>> {
         match self.tx.send(Msg::Command(c)) {
             Ok(()) => {
                 if let Some(w) = &self.waker {
@@ -285,7 +285,7 @@ impl CommandSender {
                 }
                 Ok(())
             }
-            Err(mpsc::SendError(Msg::Command(c))) => Err(c),
+            Err(mpsc::SendError(Msg::Command(c))) => Err(Box::new(c)),
             Err(_) => unreachable!("a command was sent"),
         }
     }
@@ -454,7 +454,7 @@ impl Handle {
             mode,
             size,
         };
-        match self.tx.send(cmd) {
+        match self.tx.send(cmd).map_err(|c| *c) {
             Ok(()) => Ok(()),
             Err(Command::Send { record, size, .. }) => {
                 self.shared.queued.fetch_sub(size, Ordering::AcqRel);
