@@ -94,6 +94,7 @@ impl Driver {
 
     /// A driver embedded in the application's poll: it registers its waker
     /// at `token_base` and its sockets at the tokens above it (see [`Driver::owns`]).
+    /// mio allows one `Waker` per `Poll`: the application must not register its own.
     pub fn with_registry(
         config: ProducerConfig,
         registry: &Registry,

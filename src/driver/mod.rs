@@ -67,7 +67,8 @@ impl Error {
 /// The outcome of one record.
 pub type DeliveryResult = Result<RecordMetadata, Error>;
 
-/// A callback run on the driver's loop thread with a record's outcome; keep it short.
+/// A callback run on the driver's loop thread with a record's outcome; keep it short and
+/// never call a blocking method (`wait`, `flush`, `close`) from it: the loop would wait on itself.
 pub type Callback = Box<dyn FnOnce(DeliveryResult) + Send + 'static>;
 
 // ---- one-shot slots -----------------------------------------------------------
