@@ -5,7 +5,7 @@
 //! [`Error`] type, and the engine that owns the core, fans batch outcomes out
 //! to the records' waiters and holds sends back while `buffer.memory` is full.
 //! The drivers only move bytes: [`blocking`] with threads and `std::net`,
-//! [`mio`](crate::driver::mio) with one event loop.
+//! `mio` (feature `mio-driver`) with one event loop.
 
 pub mod blocking;
 #[cfg(feature = "mio-driver")]
