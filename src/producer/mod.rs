@@ -185,6 +185,9 @@ pub struct Producer {
     dirty: bool,
 
     flush_below: u64,
+    /// Expedite requests for records not in an open batch yet (waiting for
+    /// metadata): batches whose first id is below this skip linger.
+    expedite_below: u64,
     closing: bool,
     closed: bool,
     fatal: Option<ErrorCode>,
@@ -269,6 +272,7 @@ impl Producer {
             next_timeout: None,
             dirty: true,
             flush_below: 0,
+            expedite_below: 0,
             closing: false,
             closed: false,
             fatal: None,
@@ -493,6 +497,12 @@ impl Producer {
                 self.dirty = true;
                 return;
             }
+        }
+        // Not in an open batch: still waiting for its topic's metadata (or
+        // already closed, where this is harmless). Remember it for later.
+        if id.0 < self.next_record_id {
+            self.expedite_below = self.expedite_below.max(id.0 + 1);
+            self.dirty = true;
         }
     }
 

@@ -162,6 +162,7 @@ impl Producer {
                     now.saturating_duration_since(o.created) >= linger
                         || first < self.flush_below
                         || first < self.parts[i].expedite_below
+                        || first < self.expedite_below
                         || memory_short
                 }
             };

@@ -1,0 +1,369 @@
+//! The blocking driver: one IO thread owns the core; each connection has a
+//! thread that resolves, connects and then reads, and a thread that writes.
+//! Application threads talk to the IO thread over a channel, so neither name
+//! resolution, connects nor slow sockets ever stall the loop.
+//!
+//! ```no_run
+//! use kafka_sansio::driver::blocking::Producer;
+//! use kafka_sansio::producer::{ProducerConfig, ProducerRecord};
+//!
+//! let config = ProducerConfig::builder().bootstrap_servers("localhost:9092").build()?;
+//! let producer = Producer::new(config)?;
+//! let md = producer.send(ProducerRecord::new("events", "hello"))?.wait()?;
+//! println!("written at offset {}", md.offset);
+//! producer.close(std::time::Duration::from_secs(10))?;
+//! # Ok::<(), kafka_sansio::driver::Error>(())
+//! ```
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::{
+    lock, DeliveryFuture, DeliveryResult, Engine, Error, Handle, IoMsg, Msg, DEFAULT_CLOSE_TIMEOUT,
+};
+use crate::producer::{ConnId, ProducerConfig, ProducerRecord, Transmit};
+
+/// A thread-backed Kafka producer; `Clone` shares it, `Send + Sync`.
+/// Dropping the last clone closes it, waiting up to [`DEFAULT_CLOSE_TIMEOUT`].
+#[derive(Clone, Debug)]
+pub struct Producer {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    handle: Handle,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let _ = self.handle.close(DEFAULT_CLOSE_TIMEOUT);
+        if let Some(t) = lock(&self.thread).take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Producer {
+    /// Validates `config` and starts the IO thread.
+    pub fn new(config: ProducerConfig) -> Result<Self, Error> {
+        let (engine, handle, rx, tx) = Engine::new(config, None)?;
+        let thread = thread::Builder::new()
+            .name("kafka-sansio-io".into())
+            .spawn(move || IoLoop::new(engine, tx).run(rx))?;
+        Ok(Producer {
+            inner: Arc::new(Inner {
+                handle,
+                thread: Mutex::new(Some(thread)),
+            }),
+        })
+    }
+
+    /// Sends a record; see [`Handle::send`].
+    pub fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture, Error> {
+        self.inner.handle.send(record)
+    }
+
+    /// Sends a record with a callback run on the IO thread; see [`Handle::send_with_callback`].
+    pub fn send_with_callback(
+        &self,
+        record: ProducerRecord,
+        callback: impl FnOnce(DeliveryResult) + Send + 'static,
+    ) -> Result<(), Error> {
+        self.inner.handle.send_with_callback(record, callback)
+    }
+
+    /// Sends a record without tracking it; see [`Handle::send_and_forget`].
+    pub fn send_and_forget(&self, record: ProducerRecord) -> Result<(), Error> {
+        self.inner.handle.send_and_forget(record)
+    }
+
+    /// Sends without blocking for memory; see [`Handle::try_send`].
+    pub fn try_send(&self, record: ProducerRecord) -> Result<DeliveryFuture, Error> {
+        self.inner.handle.try_send(record)
+    }
+
+    /// Blocks until every record sent before has its outcome; see [`Handle::flush`].
+    pub fn flush(&self) -> Result<(), Error> {
+        self.inner.handle.flush()
+    }
+
+    /// [`Producer::flush`] with a time limit.
+    pub fn flush_timeout(&self, timeout: Duration) -> Result<(), Error> {
+        self.inner.handle.flush_timeout(timeout)
+    }
+
+    /// Delivers what was sent (up to `timeout`, then aborts) and stops the IO thread.
+    pub fn close(&self, timeout: Duration) -> Result<(), Error> {
+        let r = self.inner.handle.close(timeout);
+        if let Some(t) = lock(&self.inner.thread).take() {
+            let _ = t.join();
+        }
+        r
+    }
+
+    /// True once the producer is closed.
+    pub fn is_closed(&self) -> bool {
+        self.inner.handle.is_closed()
+    }
+
+    /// A [`Handle`] on this producer (it does not keep the producer open).
+    pub fn handle(&self) -> Handle {
+        self.inner.handle.clone()
+    }
+}
+
+/// A connection as the IO thread sees it.
+struct Conn {
+    /// The stream once connected (kept to shut it down).
+    stream: Option<TcpStream>,
+    /// Bytes for the writer thread.
+    writer: Option<mpsc::Sender<Bytes>>,
+}
+
+struct IoLoop {
+    engine: Engine,
+    tx: mpsc::Sender<Msg>,
+    conns: HashMap<ConnId, Conn>,
+    out: Vec<Transmit>,
+}
+
+/// Messages handled per wake-up before outputs are polled again.
+const BATCH: usize = 4096;
+
+impl IoLoop {
+    fn new(engine: Engine, tx: mpsc::Sender<Msg>) -> Self {
+        IoLoop {
+            engine,
+            tx,
+            conns: HashMap::new(),
+            out: Vec::new(),
+        }
+    }
+
+    fn run(mut self, rx: mpsc::Receiver<Msg>) {
+        loop {
+            let now = Instant::now();
+            self.flush_outputs(now);
+            if self.engine.finished() {
+                break;
+            }
+            let deadline = self.engine.timeout();
+            let first = match deadline {
+                Some(d) => rx.recv_timeout(d.saturating_duration_since(Instant::now())),
+                None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+            };
+            let now = Instant::now();
+            match first {
+                Ok(m) => {
+                    self.handle(m, now);
+                    // Batch: take what else is queued before polling outputs.
+                    for _ in 0..BATCH {
+                        match rx.try_recv() {
+                            Ok(m) => self.handle(m, now),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+            if deadline.is_some_and(|d| now >= d) {
+                self.engine.core().handle_timeout(now);
+            }
+        }
+        for (_, c) in self.conns.drain() {
+            if let Some(s) = c.stream {
+                let _ = s.shutdown(Shutdown::Both);
+            }
+        }
+    }
+
+    /// Drains the core's outputs and carries out the transmits.
+    fn flush_outputs(&mut self, now: Instant) {
+        loop {
+            self.engine.poll(now, &mut self.out);
+            if self.out.is_empty() {
+                return;
+            }
+            let out = std::mem::take(&mut self.out);
+            for t in out {
+                self.transmit(t, now);
+            }
+        }
+    }
+
+    fn transmit(&mut self, t: Transmit, now: Instant) {
+        match t {
+            Transmit::Connect { conn, host, port } => {
+                let tx = self.tx.clone();
+                let timeout = self.engine.config().connect_timeout;
+                let spawned = thread::Builder::new()
+                    .name(format!("kafka-sansio-conn-{}", conn.0))
+                    .spawn(move || connect_and_read(conn, host, port, timeout, tx));
+                match spawned {
+                    Ok(_) => {
+                        self.conns.insert(
+                            conn,
+                            Conn {
+                                stream: None,
+                                writer: None,
+                            },
+                        );
+                    }
+                    Err(e) => {
+                        log::warn!("cannot start a connection thread: {e}");
+                        self.engine.core().handle_disconnected(conn, now);
+                    }
+                }
+            }
+            Transmit::Send { conn, data } => {
+                let sent = self
+                    .conns
+                    .get(&conn)
+                    .and_then(|c| c.writer.as_ref())
+                    .is_some_and(|w| w.send(data).is_ok());
+                if !sent {
+                    self.drop_conn(conn);
+                    self.engine.core().handle_disconnected(conn, now);
+                }
+            }
+            Transmit::Close { conn } => {
+                self.drop_conn(conn);
+            }
+        }
+    }
+
+    fn drop_conn(&mut self, conn: ConnId) -> bool {
+        match self.conns.remove(&conn) {
+            Some(c) => {
+                if let Some(s) = c.stream {
+                    let _ = s.shutdown(Shutdown::Both);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn handle(&mut self, m: Msg, now: Instant) {
+        match m {
+            Msg::Command(c) => self.engine.command(c, now),
+            Msg::Io(IoMsg::Connected(conn, stream)) => {
+                let Some(c) = self.conns.get_mut(&conn) else {
+                    // The core gave up on this connect meanwhile.
+                    let _ = stream.shutdown(Shutdown::Both);
+                    return;
+                };
+                let (wtx, wrx) = mpsc::channel::<Bytes>();
+                let ws = match stream.try_clone() {
+                    Ok(s) => s,
+                    Err(e) => {
+                        log::warn!("connection {conn:?}: {e}");
+                        let _ = stream.shutdown(Shutdown::Both);
+                        self.conns.remove(&conn);
+                        self.engine.core().handle_disconnected(conn, now);
+                        return;
+                    }
+                };
+                let spawned = thread::Builder::new()
+                    .name(format!("kafka-sansio-write-{}", conn.0))
+                    .spawn(move || write_loop(ws, wrx));
+                if spawned.is_err() {
+                    let _ = stream.shutdown(Shutdown::Both);
+                    self.conns.remove(&conn);
+                    self.engine.core().handle_disconnected(conn, now);
+                    return;
+                }
+                c.stream = Some(stream);
+                c.writer = Some(wtx);
+                self.engine.core().handle_connected(conn, now);
+            }
+            Msg::Io(IoMsg::Data(conn, data)) => {
+                if self.conns.contains_key(&conn) {
+                    self.engine.core().handle_data(conn, &data, now);
+                }
+            }
+            Msg::Io(IoMsg::Disconnected(conn)) => {
+                if self.drop_conn(conn) {
+                    self.engine.core().handle_disconnected(conn, now);
+                }
+            }
+            Msg::Io(IoMsg::Resolved(..)) => {}
+        }
+    }
+}
+
+/// Connection thread: resolve, connect (each address in turn), then read until EOF or error.
+fn connect_and_read(
+    conn: ConnId,
+    host: String,
+    port: u16,
+    timeout: Duration,
+    tx: mpsc::Sender<Msg>,
+) {
+    let addrs = match (host.as_str(), port).to_socket_addrs() {
+        Ok(a) => a.collect::<Vec<_>>(),
+        Err(e) => {
+            log::warn!("cannot resolve {host}:{port}: {e}");
+            let _ = tx.send(Msg::Io(IoMsg::Disconnected(conn)));
+            return;
+        }
+    };
+    let mut stream = None;
+    for a in addrs {
+        match TcpStream::connect_timeout(&a, timeout) {
+            Ok(s) => {
+                stream = Some(s);
+                break;
+            }
+            Err(e) => log::debug!("connect to {a} ({host}:{port}) failed: {e}"),
+        }
+    }
+    let Some(mut stream) = stream else {
+        let _ = tx.send(Msg::Io(IoMsg::Disconnected(conn)));
+        return;
+    };
+    let _ = stream.set_nodelay(true);
+    let Ok(clone) = stream.try_clone() else {
+        let _ = tx.send(Msg::Io(IoMsg::Disconnected(conn)));
+        return;
+    };
+    if tx.send(Msg::Io(IoMsg::Connected(conn, clone))).is_err() {
+        return;
+    }
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                if tx
+                    .send(Msg::Io(IoMsg::Data(conn, buf[..n].to_vec())))
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    let _ = tx.send(Msg::Io(IoMsg::Disconnected(conn)));
+}
+
+/// Writer thread: writes queued bytes in order; on error shuts the socket so the reader reports it.
+fn write_loop(mut stream: TcpStream, rx: mpsc::Receiver<Bytes>) {
+    while let Ok(data) = rx.recv() {
+        if stream.write_all(&data).is_err() {
+            let _ = stream.shutdown(Shutdown::Both);
+            return;
+        }
+    }
+}

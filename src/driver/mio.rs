@@ -1,0 +1,499 @@
+//! The mio driver: one event loop owning the core and nonblocking sockets.
+//!
+//! Run it on its own thread ([`Driver::spawn`], [`Driver::run`]) or embed it
+//! in an application's `mio::Poll` loop ([`Driver::with_registry`], then
+//! [`Driver::handle_event`] for the tokens it [owns](Driver::owns),
+//! [`Driver::handle_timeout`], and [`Driver::next_timeout`] as the poll
+//! timeout). Other threads send through a [`Handle`], which wakes the loop
+//! with a `mio::Waker`. Do not call a handle's blocking methods (`wait`,
+//! `flush`, `close`) on the loop's own thread: the loop could not make progress.
+//!
+//! Names are resolved on short-lived helper threads (IP literals inline), so
+//! the loop never blocks on DNS.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::sync::{mpsc, Arc};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Registry, Token, Waker};
+
+use super::{Engine, Error, IoMsg, Msg, Wake};
+use crate::producer::{ConnId, ProducerConfig, Transmit};
+
+pub use super::Handle;
+
+struct MioWaker(Waker);
+
+impl Wake for MioWaker {
+    fn wake(&self) {
+        if let Err(e) = self.0.wake() {
+            log::warn!("cannot wake the producer loop: {e}");
+        }
+    }
+}
+
+/// Where a connection is.
+enum State {
+    /// Waiting for a helper thread to resolve the host name.
+    Resolving,
+    /// Nonblocking connect under way; the other addresses to try next.
+    Connecting(Vec<SocketAddr>),
+    /// Established.
+    Connected,
+}
+
+struct Conn {
+    state: State,
+    stream: Option<TcpStream>,
+    /// Bytes not yet written, the first one `written` bytes in.
+    out: VecDeque<Bytes>,
+    written: usize,
+    /// Whether WRITABLE interest is registered.
+    writable: bool,
+}
+
+/// The mio event loop around the producer core.
+pub struct Driver {
+    engine: Engine,
+    rx: mpsc::Receiver<Msg>,
+    tx: mpsc::Sender<Msg>,
+    handle: Handle,
+    poll: Option<Poll>,
+    registry: Registry,
+    waker: Arc<MioWaker>,
+    base: usize,
+    conns: HashMap<ConnId, Conn>,
+    out: Vec<Transmit>,
+    broken: Vec<ConnId>,
+    buf: Vec<u8>,
+}
+
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver")
+            .field("connections", &self.conns.len())
+            .field("closed", &self.is_closed())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Driver {
+    /// A driver with its own `mio::Poll`, to be run with [`Driver::run`].
+    pub fn new(config: ProducerConfig) -> Result<Driver, Error> {
+        let poll = Poll::new()?;
+        let registry = poll.registry().try_clone()?;
+        let mut d = Self::build(config, registry, Token(0))?;
+        d.poll = Some(poll);
+        Ok(d)
+    }
+
+    /// A driver embedded in the application's poll: it registers its waker
+    /// at `token_base` and its sockets at the tokens above it (see [`Driver::owns`]).
+    /// mio allows one `Waker` per `Poll`: the application must not register its own.
+    pub fn with_registry(
+        config: ProducerConfig,
+        registry: &Registry,
+        token_base: Token,
+    ) -> Result<Driver, Error> {
+        Self::build(config, registry.try_clone()?, token_base)
+    }
+
+    fn build(config: ProducerConfig, registry: Registry, base: Token) -> Result<Driver, Error> {
+        let waker = Arc::new(MioWaker(Waker::new(&registry, base)?));
+        let (engine, handle, rx, tx) = Engine::new(config, Some(waker.clone()))?;
+        Ok(Driver {
+            engine,
+            rx,
+            tx,
+            handle,
+            poll: None,
+            registry,
+            waker,
+            base: base.0,
+            conns: HashMap::new(),
+            out: Vec::new(),
+            broken: Vec::new(),
+            buf: vec![0; 64 * 1024],
+        })
+    }
+
+    /// Starts a driver on its own thread; returns its handle and the thread
+    /// (which ends once the producer is closed through a handle).
+    pub fn spawn(config: ProducerConfig) -> Result<(Handle, JoinHandle<io::Result<()>>), Error> {
+        let mut d = Driver::new(config)?;
+        let handle = d.handle();
+        let t = thread::Builder::new()
+            .name("kafka-sansio-mio".into())
+            .spawn(move || d.run())?;
+        Ok((handle, t))
+    }
+
+    /// A handle for sending from any thread.
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    /// True for the tokens this driver registered (`token_base` and above).
+    pub fn owns(&self, token: Token) -> bool {
+        token.0 >= self.base
+    }
+
+    /// True once the producer is closed (the loop may stop).
+    pub fn is_closed(&self) -> bool {
+        self.engine.finished()
+    }
+
+    /// Runs the loop on this thread until the producer is closed; needs a
+    /// driver from [`Driver::new`].
+    pub fn run(&mut self) -> io::Result<()> {
+        let mut poll = self.poll.take().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::Unsupported,
+                "an embedded driver is run by the application's poll",
+            )
+        })?;
+        let mut events = Events::with_capacity(256);
+        let res = loop {
+            self.drain_channel();
+            self.outputs();
+            if self.engine.finished() {
+                break Ok(());
+            }
+            let timeout = self.next_timeout();
+            if let Err(e) = poll.poll(&mut events, timeout) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    break Err(e);
+                }
+            }
+            for ev in events.iter() {
+                self.on_event(ev);
+            }
+            self.handle_timeout();
+        };
+        self.poll = Some(poll);
+        self.close_all();
+        res
+    }
+
+    /// Handles one readiness event for a token this driver owns.
+    pub fn handle_event(&mut self, event: &mio::event::Event) {
+        self.on_event(event);
+        self.outputs();
+    }
+
+    /// How long the application's poll may sleep before [`Driver::handle_timeout`] is due.
+    pub fn next_timeout(&mut self) -> Option<Duration> {
+        self.engine
+            .timeout()
+            .map(|t| t.saturating_duration_since(Instant::now()))
+    }
+
+    /// Runs what is due by now (early or repeated calls are harmless).
+    pub fn handle_timeout(&mut self) {
+        let now = Instant::now();
+        if self.engine.timeout().is_some_and(|t| t <= now) {
+            self.engine.core().handle_timeout(now);
+        }
+        self.outputs();
+    }
+
+    fn on_event(&mut self, ev: &mio::event::Event) {
+        let t = ev.token().0;
+        if t == self.base {
+            self.drain_channel();
+            return;
+        }
+        if t < self.base {
+            return;
+        }
+        let conn = ConnId((t - self.base - 1) as u64);
+        let now = Instant::now();
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        match &mut c.state {
+            State::Resolving => {}
+            State::Connecting(_) => {
+                if ev.is_writable() || ev.is_error() || ev.is_write_closed() {
+                    self.check_connect(conn, now);
+                }
+            }
+            State::Connected => {
+                if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                    self.read(conn, now);
+                }
+                if ev.is_writable() && self.conns.contains_key(&conn) {
+                    self.write(conn);
+                }
+            }
+        }
+        self.handle_broken(now);
+    }
+
+    fn token(&self, conn: ConnId) -> Token {
+        Token(self.base + 1 + conn.0 as usize)
+    }
+
+    fn drain_channel(&mut self) {
+        let now = Instant::now();
+        while let Ok(m) = self.rx.try_recv() {
+            match m {
+                Msg::Command(c) => self.engine.command(c, now),
+                Msg::Io(IoMsg::Resolved(conn, addrs)) => {
+                    if let Some(c) = self.conns.get_mut(&conn) {
+                        if matches!(c.state, State::Resolving) {
+                            c.state = State::Connecting(addrs);
+                            self.start_connect(conn);
+                        }
+                    }
+                }
+                Msg::Io(_) => {}
+            }
+        }
+        self.handle_broken(now);
+    }
+
+    /// Drains the core's outputs and carries out the transmits.
+    fn outputs(&mut self) {
+        let now = Instant::now();
+        loop {
+            self.engine.poll(now, &mut self.out);
+            if self.out.is_empty() {
+                return;
+            }
+            for t in std::mem::take(&mut self.out) {
+                self.transmit(t);
+            }
+            self.handle_broken(now);
+        }
+    }
+
+    fn transmit(&mut self, t: Transmit) {
+        match t {
+            Transmit::Connect { conn, host, port } => {
+                let state = match host.parse::<IpAddr>() {
+                    Ok(ip) => State::Connecting(vec![SocketAddr::new(ip, port)]),
+                    Err(_) => {
+                        let tx = self.tx.clone();
+                        let waker = self.waker.clone();
+                        let spawned = thread::Builder::new()
+                            .name("kafka-sansio-resolve".into())
+                            .spawn(move || {
+                                let addrs = match (host.as_str(), port).to_socket_addrs() {
+                                    Ok(a) => a.collect(),
+                                    Err(e) => {
+                                        log::warn!("cannot resolve {host}:{port}: {e}");
+                                        Vec::new()
+                                    }
+                                };
+                                if tx.send(Msg::Io(IoMsg::Resolved(conn, addrs))).is_ok() {
+                                    waker.wake();
+                                }
+                            });
+                        if spawned.is_err() {
+                            self.broken.push(conn);
+                            return;
+                        }
+                        State::Resolving
+                    }
+                };
+                let connecting = matches!(state, State::Connecting(_));
+                self.conns.insert(
+                    conn,
+                    Conn {
+                        state,
+                        stream: None,
+                        out: VecDeque::new(),
+                        written: 0,
+                        writable: false,
+                    },
+                );
+                if connecting {
+                    self.start_connect(conn);
+                }
+            }
+            Transmit::Send { conn, data } => match self.conns.get_mut(&conn) {
+                Some(c) if matches!(c.state, State::Connected) => {
+                    c.out.push_back(data);
+                    self.write(conn);
+                }
+                _ => self.broken.push(conn),
+            },
+            Transmit::Close { conn } => {
+                self.remove(conn);
+            }
+        }
+    }
+
+    /// Starts a nonblocking connect to the next address; none left: broken.
+    fn start_connect(&mut self, conn: ConnId) {
+        let token = self.token(conn);
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if let Some(mut s) = c.stream.take() {
+            let _ = self.registry.deregister(&mut s);
+        }
+        let State::Connecting(addrs) = &mut c.state else {
+            return;
+        };
+        while !addrs.is_empty() {
+            let a = addrs.remove(0);
+            match TcpStream::connect(a) {
+                Ok(mut s) => {
+                    match self.registry.register(
+                        &mut s,
+                        token,
+                        Interest::READABLE | Interest::WRITABLE,
+                    ) {
+                        Ok(()) => {
+                            c.stream = Some(s);
+                            c.writable = true;
+                            return;
+                        }
+                        Err(e) => log::warn!("cannot register a socket: {e}"),
+                    }
+                }
+                Err(e) => log::debug!("connect to {a} failed: {e}"),
+            }
+        }
+        self.broken.push(conn);
+    }
+
+    /// A connecting socket became writable (or failed): connected, or try the next address.
+    fn check_connect(&mut self, conn: ConnId, now: Instant) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let Some(s) = c.stream.as_mut() else { return };
+        let failed = match s.take_error() {
+            Ok(Some(_)) | Err(_) => true,
+            Ok(None) => match s.peer_addr() {
+                Ok(_) => false,
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return, // not yet
+                Err(_) => true,
+            },
+        };
+        if failed {
+            self.start_connect(conn);
+            return;
+        }
+        let _ = s.set_nodelay(true);
+        c.state = State::Connected;
+        self.update_interest(conn);
+        self.engine.core().handle_connected(conn, now);
+    }
+
+    fn read(&mut self, conn: ConnId, now: Instant) {
+        loop {
+            let Some(s) = self.conns.get_mut(&conn).and_then(|c| c.stream.as_mut()) else {
+                return;
+            };
+            match s.read(&mut self.buf) {
+                Ok(0) => {
+                    self.broken.push(conn);
+                    return;
+                }
+                Ok(n) => self.engine.core().handle_data(conn, &self.buf[..n], now),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.broken.push(conn);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Writes buffered bytes until the socket would block, then fixes the interest.
+    fn write(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let Some(s) = c.stream.as_mut() else { return };
+        while let Some(front) = c.out.front() {
+            match s.write(&front[c.written..]) {
+                Ok(0) => {
+                    self.broken.push(conn);
+                    return;
+                }
+                Ok(n) => {
+                    c.written += n;
+                    if c.written == front.len() {
+                        c.out.pop_front();
+                        c.written = 0;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.broken.push(conn);
+                    return;
+                }
+            }
+        }
+        self.update_interest(conn);
+    }
+
+    /// WRITABLE interest only while bytes wait to be written.
+    fn update_interest(&mut self, conn: ConnId) {
+        let token = self.token(conn);
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let want = !c.out.is_empty();
+        if want == c.writable {
+            return;
+        }
+        let Some(s) = c.stream.as_mut() else { return };
+        let interest = if want {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        match self.registry.reregister(s, token, interest) {
+            Ok(()) => c.writable = want,
+            Err(_) => self.broken.push(conn),
+        }
+    }
+
+    fn remove(&mut self, conn: ConnId) -> bool {
+        match self.conns.remove(&conn) {
+            Some(mut c) => {
+                if let Some(s) = c.stream.as_mut() {
+                    let _ = self.registry.deregister(s);
+                    let _ = s.shutdown(std::net::Shutdown::Both);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Reports broken connections to the core.
+    fn handle_broken(&mut self, now: Instant) {
+        while let Some(conn) = self.broken.pop() {
+            if self.remove(conn) {
+                self.engine.core().handle_disconnected(conn, now);
+            }
+        }
+    }
+
+    fn close_all(&mut self) {
+        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        for id in ids {
+            self.remove(id);
+        }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        self.close_all();
+    }
+}
