@@ -8,11 +8,14 @@ Scenarios (each writes {out}/{prefix}_*.bin and {out}/{prefix}_index.jsonl):
               captured with the passive sniffer on lo (the mock advertises its own
               port, so a proxy would miss the Produce connection).
   mock-lz4    the same with compression.type=lz4
-  mock-gzip   the same with compression.type=gzip
+  mock-gzip, mock-snappy, mock-zstd
+              the same with that compression.type (compressed scenarios repeat
+              each value 40 times so that compression pays off; librdkafka
+              sends a batch uncompressed otherwise)
   kcat        Debian kcat 1.7.1 (librdkafka 2.0.2) `kcat -P` -> mock cluster
   tansu       confluent-kafka producer -> capture proxy -> tansu, with tansu
               advertising the proxy's port (started here on free ports)
-  tansu-gzip  the same with compression.type=gzip
+  tansu-gzip  the same with compression.type=gzip (values repeated 40 times)
   mock-3p-murmur2 / tansu-3p-murmur2
               12 keyed records, no explicit partition, 3 partitions,
               partitioner=murmur2_random (Java-compatible); librdkafka sends
@@ -93,7 +96,11 @@ def produce_confluent(bootstrap, extra, verbose=False, keyed_partitioning=False)
             k = b"key-%d" % i
             p.produce(TOPIC, key=k, value=b"value-%d" % i, timestamp=BASE_TS + i, on_delivery=dr)
     else:
+        # Compressed scenarios get longer, repetitive values: librdkafka sends a
+        # batch uncompressed when compressing does not make it smaller.
+        rep = 40 if extra.get("compression.type", "none") != "none" else 1
         for i, (k, v, h) in enumerate(RECORDS):
+            v = None if v is None else v * rep
             p.produce(TOPIC, key=k, value=v, headers=h, partition=0,
                       timestamp=BASE_TS + i, on_delivery=dr)
     n = 12 if keyed_partitioning else len(RECORDS)
@@ -233,7 +240,7 @@ def main():
     major_minor = ".".join(v.split(".")[:2])
     rk = "rdkafka-%s" % v
     have_tansu = shutil.which("tansu") is not None
-    all_ = ["mock", "mock-lz4", "mock-gzip", "mock-3p-murmur2", "kcat"] + \
+    all_ = ["mock", "mock-lz4", "mock-gzip", "mock-snappy", "mock-zstd", "mock-3p-murmur2", "kcat"] + \
         (["tansu", "tansu-gzip", "tansu-3p-murmur2"] if have_tansu else [])
     todo = a.scenarios or all_
     summary = {}
@@ -242,8 +249,9 @@ def main():
             log = scenario_mock(a.out, "%s_to_rdkafka-mock-2.0.2" % rk, {})
         elif s == "mock-lz4":
             log = scenario_mock(a.out, "%s-lz4_to_rdkafka-mock-2.0.2" % rk, {"compression.type": "lz4"})
-        elif s == "mock-gzip":
-            log = scenario_mock(a.out, "%s-gzip_to_rdkafka-mock-2.0.2" % rk, {"compression.type": "gzip"})
+        elif s in ("mock-gzip", "mock-snappy", "mock-zstd"):
+            c = s.split("-")[1]
+            log = scenario_mock(a.out, "%s-%s_to_rdkafka-mock-2.0.2" % (rk, c), {"compression.type": c})
         elif s == "mock-3p-murmur2":
             log = scenario_mock(a.out, "%s-3p-murmur2_to_rdkafka-mock-2.0.2" % rk,
                                 {"partitioner": "murmur2_random"}, partitions=3, keyed=True)
