@@ -22,7 +22,17 @@ File names:  {prefix}_{req|resp}_{ApiName}_v{version}_corr{correlation_id}.bin
              earlier connection). An index of all frames, in order, is written to
              {out}/{prefix}_index.jsonl.
 
-Both modes run until SIGINT/SIGTERM (or --duration seconds). The module is also
+Fault injection (proxy only): with --control the proxy reads commands on stdin,
+one per line, each answered `OK [...]` or `ERR reason`:
+  drop_produce_responses N   the next N Produce responses are swallowed after
+                             the broker answered (it has appended) and the
+                             client's connection is closed: a lost response
+  dropped                    `OK <count>` of responses dropped so far
+  ping / quit (or EOF)
+The first stdout line is always `LISTEN host:port`.
+
+Both modes run until SIGINT/SIGTERM (or --duration seconds, or quit/EOF with
+--control). The module is also
 imported by make_vectors.py, which runs the capture scenarios end to end.
 """
 import argparse
@@ -138,9 +148,11 @@ class Conn:
         self.dead = set()  # directions whose framing was lost
 
     def feed(self, direction, data):
+        """Returns [(frame, api_key or None)] for the frames completed by data."""
+        done = []
         with self.lock:
             if direction in self.dead:
-                return
+                return done
             b = self.buf[direction]
             b += data
             while len(b) >= 4:
@@ -150,12 +162,13 @@ class Conn:
                           % (self.n, direction, size), file=sys.stderr)
                     b.clear()
                     self.dead.add(direction)
-                    return
+                    return done
                 if len(b) < 4 + size:
                     break
                 frame = bytes(b[4:4 + size])
                 del b[:4 + size]
-                self._frame(direction, frame)
+                done.append((frame, self._frame(direction, frame)))
+        return done
 
     def _frame(self, direction, frame):
         if direction == "c2s":
@@ -165,6 +178,7 @@ class Conn:
             key, ver, corr = struct.unpack_from(">hhi", frame, 0)
             self.pending[corr] = (key, ver)
             self.log.write(self, direction, key, ver, corr, frame)
+            return key
         else:
             if len(frame) < 4:
                 self.log.write(self, direction, None, None, -1, frame, "short response")
@@ -173,8 +187,9 @@ class Conn:
             kv = self.pending.pop(corr, None)
             if kv is None:
                 self.log.write(self, direction, None, None, corr, frame, "no request with this corr")
-            else:
-                self.log.write(self, direction, kv[0], kv[1], corr, frame)
+                return None
+            self.log.write(self, direction, kv[0], kv[1], corr, frame)
+            return kv[0]
 
 
 # ----------------------------------------------------------------------------
@@ -191,6 +206,25 @@ class Proxy:
         self.addr = self.sock.getsockname()
         self.stopping = False
         self.threads = []
+        # Fault injection: the next `drop_produce` Produce responses are
+        # swallowed after the broker answered (so it has appended) and the
+        # client's connection is closed: a lost response, the case idempotence
+        # exists for.
+        self.drop_produce = 0
+        self.dropped = 0
+        self.fault_lock = threading.Lock()
+
+    def arm_drop(self, n):
+        with self.fault_lock:
+            self.drop_produce += n
+
+    def _take_drop(self):
+        with self.fault_lock:
+            if self.drop_produce > 0:
+                self.drop_produce -= 1
+                self.dropped += 1
+                return True
+            return False
 
     def start(self):
         t = threading.Thread(target=self._accept, daemon=True)
@@ -241,10 +275,21 @@ class Proxy:
                             open_.clear()
                         continue
                     # Log before forwarding so a response is never seen before
-                    # its request.
-                    conn.feed(direction, data)
+                    # its request. Requests go on as raw bytes; responses are
+                    # forwarded frame by frame so one can be dropped.
+                    frames = conn.feed(direction, data)
                     try:
-                        dst.sendall(data)
+                        if direction == "c2s" or direction in conn.dead:
+                            dst.sendall(data)
+                            continue
+                        for frame, key in frames:
+                            if key == 0 and self._take_drop():
+                                print("capture: conn %d: dropping a Produce response "
+                                      "and closing the client connection" % conn.n,
+                                      file=sys.stderr, flush=True)
+                                open_.clear()
+                                break
+                            dst.sendall(struct.pack(">i", len(frame)) + frame)
                     except OSError:
                         open_.clear()
         finally:
@@ -371,6 +416,26 @@ class Sniffer:
         st["next"][direction] = nxt
 
 
+def control_loop(proxy, done):
+    """stdin commands, one per line, each answered `OK [...]` or `ERR reason`."""
+    for line in sys.stdin:
+        w = line.split()
+        if not w:
+            continue
+        if w[0] in ("quit", "exit"):
+            break
+        if w[0] == "ping":
+            print("OK", flush=True)
+        elif w[0] == "drop_produce_responses" and len(w) == 2 and w[1].isdigit():
+            proxy.arm_drop(int(w[1]))
+            print("OK", flush=True)
+        elif w[0] == "dropped":
+            print("OK %d" % proxy.dropped, flush=True)
+        else:
+            print("ERR unknown command or bad arguments: %s" % line.strip(), flush=True)
+    done.set()
+
+
 def hostport(s):
     host, _, port = s.rpartition(":")
     return (host or "127.0.0.1", int(port))
@@ -382,6 +447,8 @@ def main():
     p = sub.add_parser("proxy", help="TCP proxy that logs frames")
     p.add_argument("--listen", required=True, help="HOST:PORT to listen on (port 0 = any)")
     p.add_argument("--upstream", required=True, help="broker HOST:PORT")
+    p.add_argument("--control", action="store_true",
+                   help="read commands on stdin (drop_produce_responses N, dropped, ping, quit)")
     s = sub.add_parser("sniff", help="passive capture on lo (root)")
     s.add_argument("--ports", required=True, help="comma-separated server ports")
     for x in (p, s):
@@ -402,6 +469,8 @@ def main():
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
+    if a.mode == "proxy" and a.control:
+        threading.Thread(target=control_loop, args=(runner, done), daemon=True).start()
     done.wait(a.duration)
     runner.stop()
     print("capture: index %s (%d frames)" % (log.write_index(), len(log.index)), file=sys.stderr)
