@@ -23,6 +23,14 @@ pub(crate) struct OpenBatch {
     pub last_id: u64,
 }
 
+/// The records of a batch that could not be encoded.
+#[derive(Debug)]
+pub(crate) struct EncodeFailure {
+    pub ids: RecordIds,
+    pub memory: usize,
+    pub message: String,
+}
+
 /// A closed batch, queued or in flight.
 #[derive(Debug)]
 pub(crate) struct Batch {
@@ -106,13 +114,13 @@ impl PartitionState {
         self.queue.insert(pos, batch);
     }
 
-    /// Closes the open batch into the queue; `Err` carries the records when
-    /// the batch cannot be encoded.
+    /// Closes the open batch into the queue; `Err` gives back the records
+    /// when the batch cannot be encoded (e.g. its codec is not compiled in).
     pub fn close_open(
         &mut self,
         compression: Compression,
         level: Option<i32>,
-    ) -> Result<(), (OpenBatch, String)> {
+    ) -> Result<(), EncodeFailure> {
         let Some(open) = self.open.take() else {
             return Ok(());
         };
@@ -125,9 +133,8 @@ impl PartitionState {
             timestamps,
             created,
             memory,
-            last_id,
+            ..
         } = open;
-        // The builder is consumed by close; keep a copy of what an error needs.
         match builder.close(compression, level) {
             Ok(closed) => {
                 let order = self.next_order;
@@ -147,17 +154,11 @@ impl PartitionState {
                 });
                 Ok(())
             }
-            Err(e) => Err((
-                OpenBatch {
-                    builder: BatchBuilder::new(0, 0),
-                    ids,
-                    timestamps,
-                    created,
-                    memory,
-                    last_id,
-                },
-                e.to_string(),
-            )),
+            Err(e) => Err(EncodeFailure {
+                ids,
+                memory,
+                message: e.to_string(),
+            }),
         }
     }
 

@@ -678,23 +678,23 @@ impl Producer {
     }
 
     /// Records a closed batch's partition, or fails its records when it could not be encoded.
-    fn after_close(&mut self, part: usize, res: Result<(), (OpenBatch, String)>) {
+    fn after_close(&mut self, part: usize, res: Result<(), accumulator::EncodeFailure>) {
         match res {
             Ok(()) => {
                 if let Some(b) = self.parts[part].queue.back_mut() {
                     b.part = part;
                 }
             }
-            Err((open, msg)) => {
+            Err(f) => {
                 let p = &mut self.parts[part];
-                p.queued_records -= open.ids.len();
+                p.queued_records -= f.ids.len();
                 let (topic, partition) = (p.topic.clone(), p.partition);
                 self.complete_failed(
                     topic,
                     partition,
-                    open.ids,
-                    open.memory,
-                    DeliveryError::Encode(msg),
+                    f.ids,
+                    f.memory,
+                    DeliveryError::Encode(f.message),
                 );
             }
         }

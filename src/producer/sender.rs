@@ -336,10 +336,7 @@ impl Producer {
             .map(|(id, _)| *id)
             .collect();
         for conn in conns {
-            loop {
-                let Some(c) = self.conns.get(&conn) else {
-                    break;
-                };
+            while let Some(c) = self.conns.get(&conn) {
                 if !c.can_send(self.config.max_in_flight, now) {
                     break;
                 }
