@@ -145,10 +145,16 @@ fn report(kind: &str, value_size: usize, batch_size: usize, codec: Compression, 
     // Rates per second of CPU time of this thread (wall time if unavailable).
     let s = o.cpu.unwrap_or(o.elapsed).as_secs_f64();
     let busy = o.cpu.map_or(String::new(), |c| {
-        format!("  on-cpu {:.0}%", 100.0 * c.as_secs_f64() / o.elapsed.as_secs_f64())
+        format!(
+            "  on-cpu {:.0}%",
+            100.0 * c.as_secs_f64() / o.elapsed.as_secs_f64()
+        )
     });
     let ratio = if o.uncompressed_bytes > 0 {
-        format!("  ratio {:.2}", o.wire_bytes as f64 / o.uncompressed_bytes as f64)
+        format!(
+            "  ratio {:.2}",
+            o.wire_bytes as f64 / o.uncompressed_bytes as f64
+        )
     } else {
         String::new()
     };
@@ -173,7 +179,11 @@ fn main() {
         .collect();
     println!(
         "single thread; {secs} s per case; rates per CPU-second of the thread; codecs: {}",
-        codecs.iter().map(|c| c.name()).collect::<Vec<_>>().join(", ")
+        codecs
+            .iter()
+            .map(|c| c.name())
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     // The machine's ceiling: CRC-32C alone over a 1 MiB buffer (every wire byte is hashed once).
     {

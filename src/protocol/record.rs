@@ -458,8 +458,7 @@ impl ClosedBatch {
             Ok(m) => m,
             Err(shared) => BytesMut::from(&shared[..]),
         };
-        let old_header: [u8; RECORD_BATCH_OVERHEAD - OFF_ATTRIBUTES] =
-            be(&buf, OFF_ATTRIBUTES);
+        let old_header: [u8; RECORD_BATCH_OVERHEAD - OFF_ATTRIBUTES] = be(&buf, OFF_ATTRIBUTES);
         let attrs = i16::from_be_bytes([buf[OFF_ATTRIBUTES], buf[OFF_ATTRIBUTES + 1]]);
         let attrs = if transactional {
             attrs | attributes::TRANSACTIONAL
@@ -791,7 +790,11 @@ mod crc_update {
                 let old = b"the old header bytes, forty of them....!";
                 let new = b"THE new header bytes, forty of them....?";
                 let full = |h: &[u8]| crc32c::crc32c_append(crc32c::crc32c(h), tail);
-                assert_eq!(replace_prefix(full(old), old, new, tail_len), full(new), "{tail_len}");
+                assert_eq!(
+                    replace_prefix(full(old), old, new, tail_len),
+                    full(new),
+                    "{tail_len}"
+                );
             }
         }
     }
