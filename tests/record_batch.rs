@@ -2,7 +2,7 @@
 //! compression, and the fuzz corpus replay.
 
 use bytes::{Bytes, BytesMut};
-use kafka_sansio::protocol::compression::{self, XERIAL_SNAPPY_HEADER};
+use kafka_sansio::protocol::compression;
 use kafka_sansio::protocol::record::{fuzz_record_batch, RECORD_BATCH_OVERHEAD};
 use kafka_sansio::protocol::{
     BatchBuilder, Compression, Header, ProtocolError, Record, RecordBatch,
@@ -532,6 +532,7 @@ fn decompression_is_bounded() {
 #[cfg(feature = "snappy")]
 #[test]
 fn snappy_is_xerial_framed_and_reads_both_forms() {
+    use kafka_sansio::protocol::compression::XERIAL_SNAPPY_HEADER;
     let input: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
     let mut out = BytesMut::new();
     compression::compress(Compression::Snappy, None, &input, &mut out).unwrap();
