@@ -576,3 +576,48 @@ fn flush_token_completes_when_prior_records_are_done() {
     h.answer_produce(&req, &pr, ErrorCode::None, 0);
     assert!(h.p.is_flushed(token));
 }
+
+#[cfg(feature = "lz4")]
+#[test]
+fn compressed_batches_fill_by_estimated_compressed_size() {
+    let mut h = Harness::new(&[
+        ("linger.ms", "0"),
+        ("batch.size", "2000"),
+        ("compression.type", "lz4"),
+        ("max.in.flight.requests.per.connection", "1"),
+        ("enable.idempotence", "false"),
+        ("acks", "1"),
+    ]);
+    let value = "abcdefgh".repeat(25); // 200 compressible bytes
+    h.send(rec(&value));
+    let mut counts = Vec::new();
+    let mut off = 0;
+    for round in 0..40 {
+        for _ in 0..60 {
+            h.p.send(rec(&value), h.now).unwrap();
+        }
+        h.pump();
+        while let Some((req, pr)) = h.next_produce() {
+            for b in batches(&pr) {
+                assert_eq!(b.compression(), kafka_sansio::protocol::Compression::Lz4);
+                // On the wire a batch stays near batch.size.
+                assert!(
+                    b.records.len() + 61 <= 2000 * 11 / 10,
+                    "round {round}: {} bytes",
+                    b.records.len()
+                );
+                counts.push(b.record_count);
+            }
+            h.answer_produce(&req, &pr, ErrorCode::None, off);
+            off += 1000;
+        }
+    }
+    // The first batches are cut at 2000 uncompressed bytes (~9 records); once
+    // the ratio is learnt, batches carry many more records.
+    assert!(counts.iter().take(3).all(|c| *c <= 10), "{counts:?}");
+    // The estimate comes down slowly (as Java's), so look at the last rounds.
+    assert!(
+        counts.iter().rev().take(10).max().unwrap() > &30,
+        "{counts:?}"
+    );
+}

@@ -114,19 +114,21 @@ impl PartitionState {
         self.queue.insert(pos, batch);
     }
 
-    /// Closes the open batch into the queue; `Err` gives back the records
+    /// Closes the open batch into the queue, returning its uncompressed size
+    /// (0 when there was none); `Err` gives back the records
     /// when the batch cannot be encoded (e.g. its codec is not compiled in).
     pub fn close_open(
         &mut self,
         compression: Compression,
         level: Option<i32>,
-    ) -> Result<(), EncodeFailure> {
+    ) -> Result<usize, EncodeFailure> {
         let Some(open) = self.open.take() else {
-            return Ok(());
+            return Ok(0);
         };
         if open.builder.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
+        let uncompressed = open.builder.len();
         let OpenBatch {
             builder,
             ids,
@@ -152,7 +154,7 @@ impl PartitionState {
                     order,
                     maybe_persisted: false,
                 });
-                Ok(())
+                Ok(uncompressed)
             }
             Err(e) => Err(EncodeFailure {
                 ids,

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::protocol::compression::Compression;
 use crate::protocol::error_code::ErrorCode;
 use crate::protocol::record::BatchBuilder;
 
@@ -111,7 +112,7 @@ struct PendingRecord {
 }
 
 /// What the core knows of a topic.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct TopicState {
     /// Partition indices into `Producer::parts`, by partition number; empty while unknown.
     parts: Vec<usize>,
@@ -120,8 +121,35 @@ struct TopicState {
     /// Records sent before the topic's metadata was known.
     pending: VecDeque<PendingRecord>,
     sticky: partitioner::Sticky,
+    /// Estimated compressed/uncompressed size of this topic's batches, so that
+    /// compressed batches fill up to about `batch.size` on the wire.
+    compression_ratio: f64,
     /// A topic-level error from the last metadata answer.
     error: Option<ErrorCode>,
+}
+
+impl Default for TopicState {
+    fn default() -> Self {
+        TopicState {
+            parts: Vec::new(),
+            available: Vec::new(),
+            pending: VecDeque::new(),
+            sticky: partitioner::Sticky::default(),
+            error: None,
+            compression_ratio: 1.0,
+        }
+    }
+}
+
+/// The next compression ratio estimate after observing one batch: up at once
+/// when batches compress worse than thought (an under-estimate overfills
+/// requests), down slowly when better (as the Java client's estimator).
+fn next_ratio_estimate(current: f64, observed: f64) -> f64 {
+    if observed > current {
+        (current + 0.05).max(observed).min(1.0)
+    } else {
+        (current - 0.005).max(observed).max(0.05)
+    }
 }
 
 /// Producer id and epoch state (idempotence).
@@ -614,7 +642,18 @@ impl Producer {
     ) -> Result<(), ()> {
         // A batch never reserves more than buffer.memory (a record larger than
         // batch.size still gets a batch of its own size).
-        let batch_size = self.config.batch_size.min(self.config.buffer_memory);
+        let ratio = self
+            .topics
+            .get(&record.topic)
+            .map_or(1.0, |t| t.compression_ratio);
+        let batch_size = ((self.config.batch_size as f64 / ratio) as usize)
+            .min(
+                self.config
+                    .max_request_size
+                    .saturating_sub(REQUEST_OVERHEAD),
+            )
+            .max(self.config.batch_size.min(self.config.max_request_size))
+            .min(self.config.buffer_memory);
         let p = &mut self.parts[part];
         if let Some(open) = &p.open {
             let delta = ts - open.builder.base_timestamp();
@@ -669,7 +708,7 @@ impl Producer {
         open.timestamps.push(ts);
         open.last_id = id;
         p.queued_records += 1;
-        if open.builder.len() >= batch_size {
+        if open.builder.len() >= batch_size.min(open.memory) {
             let res = p.close_open(self.config.compression, self.config.compression_level);
             self.after_close(part, res);
             self.dirty = true;
@@ -678,11 +717,17 @@ impl Producer {
     }
 
     /// Records a closed batch's partition, or fails its records when it could not be encoded.
-    fn after_close(&mut self, part: usize, res: Result<(), accumulator::EncodeFailure>) {
+    fn after_close(&mut self, part: usize, res: Result<usize, accumulator::EncodeFailure>) {
         match res {
-            Ok(()) => {
-                if let Some(b) = self.parts[part].queue.back_mut() {
-                    b.part = part;
+            Ok(0) => {}
+            Ok(uncompressed) => {
+                let p = &mut self.parts[part];
+                let b = p.queue.back_mut().expect("just closed");
+                b.part = part;
+                if self.config.compression != Compression::None {
+                    let observed = b.closed.len() as f64 / uncompressed as f64;
+                    let t = self.topics.get_mut(&p.topic).expect("topic");
+                    t.compression_ratio = next_ratio_estimate(t.compression_ratio, observed);
                 }
             }
             Err(f) => {
