@@ -696,18 +696,37 @@ impl Sim {
     }
 }
 
-fn run_seed(seed: u64) {
+/// Totals over scenarios, to show the faults really happened.
+#[derive(Debug, Default, Clone, Copy)]
+struct Totals {
+    delivered: u64,
+    failed: u64,
+    retried: u64,
+    epoch_bumps: u64,
+    disconnects: u64,
+}
+
+fn run_seed(seed: u64) -> Totals {
     let sc = Scenario::from_seed(seed);
     let mut sim = Sim::new(sc);
     sim.run();
     sim.check();
+    let m = sim.producer.metrics();
+    Totals {
+        delivered: m.records_delivered,
+        failed: m.records_failed,
+        retried: m.records_retried,
+        epoch_bumps: m.epoch_bumps,
+        disconnects: m.disconnects,
+    }
 }
 
 #[test]
 fn replay() {
     if let Ok(s) = std::env::var("SIM_SEED") {
         let seed: u64 = s.parse().expect("SIM_SEED is a u64");
-        run_seed(seed);
+        eprintln!("{:?}", Scenario::from_seed(seed));
+        eprintln!("{:?}", run_seed(seed));
     }
 }
 
@@ -733,11 +752,29 @@ fn random_scenarios() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0x51_3d);
+    let mut t = Totals::default();
     for i in 0..n {
         let seed = base.wrapping_mul(6364136223846793005).wrapping_add(i);
-        let r = std::panic::catch_unwind(|| run_seed(seed));
-        if r.is_err() {
-            panic!("scenario failed; replay with SIM_SEED={seed} cargo test --test simulation replay -- --nocapture");
+        match std::panic::catch_unwind(|| run_seed(seed)) {
+            Ok(s) => {
+                t.delivered += s.delivered;
+                t.failed += s.failed;
+                t.retried += s.retried;
+                t.epoch_bumps += s.epoch_bumps;
+                t.disconnects += s.disconnects;
+            }
+            Err(_) => panic!(
+                "scenario failed; replay with SIM_SEED={seed} cargo test --test simulation replay -- --nocapture"
+            ),
         }
+    }
+    eprintln!("{n} scenarios: {t:?}");
+    // The faults must have happened for the scenarios to prove anything.
+    if n >= 200 {
+        assert!(
+            t.delivered > 0 && t.failed > 0 && t.retried > 0 && t.disconnects > 0,
+            "{t:?}"
+        );
+        assert!(t.epoch_bumps > 0, "no epoch bump in {n} scenarios: {t:?}");
     }
 }

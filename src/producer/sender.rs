@@ -57,7 +57,6 @@ impl Producer {
         }
         self.expire(now);
         self.place_waiting(now);
-        self.ready_batches(now);
         self.maintain_cluster(now);
         self.maybe_bump_epoch(now);
         self.drain(now);
@@ -150,28 +149,17 @@ impl Producer {
         }
     }
 
-    /// Closes open batches that are ready: lingered, flushed, expedited, closing, or memory short.
-    fn ready_batches(&mut self, now: Instant) {
-        let linger = self.config.linger;
-        let memory_short = self.buffered_bytes + self.config.batch_size > self.config.buffer_memory;
-        for i in 0..self.parts.len() {
-            let ready = match &self.parts[i].open {
-                None => false,
-                Some(o) => {
-                    let first = o.ids.first().map_or(u64::MAX, |r| r.0);
-                    now.saturating_duration_since(o.created) >= linger
-                        || first < self.flush_below
-                        || first < self.parts[i].expedite_below
-                        || first < self.expedite_below
-                        || memory_short
-                }
-            };
-            if ready {
-                let res = self.parts[i]
-                    .close_open(self.config.compression, self.config.compression_level);
-                self.after_close(i, res);
-            }
-        }
+    /// Whether partition `i`'s open batch may be closed and sent: lingered,
+    /// flushed, expedited (sync send), closing, or memory is short.
+    fn open_ready(&self, i: usize, now: Instant) -> bool {
+        let p = &self.parts[i];
+        let Some(o) = &p.open else { return false };
+        let first = o.ids.first().map_or(u64::MAX, |r| r.0);
+        now.saturating_duration_since(o.created) >= self.config.linger
+            || first < self.flush_below
+            || first < p.expedite_below
+            || first < self.expedite_below
+            || self.buffered_bytes + self.config.batch_size > self.config.buffer_memory
     }
 
     // ---- cluster: metadata, producer id, connections ---------------------------
@@ -361,6 +349,24 @@ impl Producer {
             if p.leader != Some(node) {
                 continue;
             }
+            if p.queue.is_empty() {
+                // The open batch is closed only when it can go now: until then
+                // it keeps filling (as Java's accumulator drains on send).
+                if !self.open_ready(i, now) {
+                    continue;
+                }
+                if idempotent && (p.in_flight >= 5 || (!p.acked_in_epoch && p.in_flight > 0)) {
+                    continue;
+                }
+                let estimate = p.open.as_ref().map_or(0, |o| o.builder.len());
+                if !out.is_empty() && size + estimate + 64 > self.config.max_request_size {
+                    continue;
+                }
+                let res = self.parts[i]
+                    .close_open(self.config.compression, self.config.compression_level);
+                self.after_close(i, res);
+            }
+            let p = &self.parts[i];
             let Some(head) = p.queue.front() else {
                 continue;
             };
@@ -555,6 +561,11 @@ impl Producer {
                     Some(now + std::time::Duration::from_millis(resp.throttle_time_ms as u64));
             }
         }
+        for n in &resp.node_endpoints {
+            if let Ok(port) = u16::try_from(n.port) {
+                self.brokers.insert(n.node_id, (n.host.clone(), port));
+            }
+        }
         for b in batches {
             self.parts[b.part].in_flight -= 1;
             self.in_flight_batches -= 1;
@@ -592,7 +603,15 @@ impl Producer {
                     self.set_fatal(c);
                 }
                 Some(c) if c.is_retriable() => {
-                    if invalidates_metadata(c) {
+                    // KIP-951: a v10+ answer may name the new leader; use it at
+                    // once instead of waiting for a metadata round trip.
+                    let new_leader = answer.current_leader.leader_id;
+                    if c == ErrorCode::NotLeaderOrFollower
+                        && new_leader >= 0
+                        && self.brokers.contains_key(&new_leader)
+                    {
+                        self.parts[b.part].leader = Some(new_leader);
+                    } else if invalidates_metadata(c) {
                         self.metadata_needed = true;
                     }
                     self.retry_or_fail(b, c, message, now);
