@@ -257,18 +257,14 @@ pub fn put_array_len(buf: &mut impl BufMut, len: Option<usize>, flexible: bool) 
     put_len(buf, len, flexible, true)
 }
 
-/// Reads a non-nullable array, decoding each element with `f`.
+/// Reads a non-nullable array, decoding each element with `f`; a null
+/// array is `BadLength(-1)`.
 pub fn get_array<T>(
     buf: &mut Bytes,
     flexible: bool,
-    mut f: impl FnMut(&mut Bytes) -> Result<T>,
+    f: impl FnMut(&mut Bytes) -> Result<T>,
 ) -> Result<Vec<T>> {
-    let n = get_array_len(buf, flexible)?.unwrap_or(0);
-    let mut v = Vec::with_capacity(n);
-    for _ in 0..n {
-        v.push(f(buf)?);
-    }
-    Ok(v)
+    get_nullable_array(buf, flexible, f)?.ok_or(ProtocolError::BadLength(-1))
 }
 
 /// Reads a nullable array, decoding each element with `f`.
@@ -280,6 +276,8 @@ pub fn get_nullable_array<T>(
     match get_array_len(buf, flexible)? {
         None => Ok(None),
         Some(n) => {
+            // get_array_len checked n against the remaining bytes (>= 1 byte
+            // per element), so the allocation is bounded by the input.
             let mut v = Vec::with_capacity(n);
             for _ in 0..n {
                 v.push(f(buf)?);

@@ -3,7 +3,7 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use super::{get_arr, get_tags, put_arr, put_str, put_tagged, put_tags, tagged_done};
+use super::{get_tags, put_arr, put_str, put_tagged, put_tags, tagged_done};
 use crate::protocol::error::{ProtocolError, Result};
 use crate::protocol::error_code::ErrorCode;
 use crate::protocol::frame::{ApiKey, ApiMessage, Request};
@@ -207,7 +207,7 @@ impl ApiMessage for ApiVersionsResponse {
             error_code: get_i16(buf)?,
             ..Default::default()
         };
-        r.api_keys = get_arr(buf, flex, |buf| {
+        r.api_keys = get_array(buf, flex, |buf| {
             Ok(ApiVersion {
                 api_key: get_i16(buf)?,
                 min_version: get_i16(buf)?,
@@ -225,9 +225,9 @@ impl ApiMessage for ApiVersionsResponse {
             let mut zk = false;
             r.tagged_fields = get_tagged_fields(buf, |tag, field| {
                 match tag {
-                    0 => supported = get_arr(field, true, decode_supported)?,
+                    0 => supported = get_array(field, true, decode_supported)?,
                     1 => epoch = get_i64(field)?,
-                    2 => finalized = get_arr(field, true, decode_finalized)?,
+                    2 => finalized = get_array(field, true, decode_finalized)?,
                     3 => zk = get_bool(field)?,
                     _ => return Ok(false),
                 }

@@ -4,8 +4,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::{
-    absent, get_arr, get_i32_arr, get_narr, get_tags, put_arr, put_i32_arr, put_nstr, put_nstr_in,
-    put_str, put_tags,
+    absent, get_i32_arr, get_tags, put_arr, put_i32_arr, put_nstr, put_nstr_in, put_str, put_tags,
 };
 use crate::protocol::error::Result;
 use crate::protocol::frame::{ApiKey, ApiMessage, Request};
@@ -110,7 +109,7 @@ impl ApiMessage for MetadataRequest {
         Self::API_KEY.check_version(version)?;
         let flex = Self::API_KEY.is_flexible(version);
         let mut r = MetadataRequest {
-            topics: get_narr(buf, flex, |buf| {
+            topics: get_nullable_array(buf, flex, |buf| {
                 let topic_id = if version >= 10 {
                     get_uuid(buf)?
                 } else {
@@ -348,7 +347,7 @@ fn decode_topic(buf: &mut Bytes, version: i16) -> Result<MetadataResponseTopic> 
     if version >= 1 {
         t.is_internal = get_bool(buf)?;
     }
-    t.partitions = get_arr(buf, flex, |b| decode_partition(b, version))?;
+    t.partitions = get_array(buf, flex, |b| decode_partition(b, version))?;
     if version >= 8 {
         t.topic_authorized_operations = get_i32(buf)?;
     }
@@ -400,7 +399,7 @@ impl ApiMessage for MetadataResponse {
         if version >= 3 {
             r.throttle_time_ms = get_i32(buf)?;
         }
-        r.brokers = get_arr(buf, flex, |buf| {
+        r.brokers = get_array(buf, flex, |buf| {
             let mut b = MetadataResponseBroker {
                 node_id: get_i32(buf)?,
                 host: get_string(buf, flex)?,
@@ -419,7 +418,7 @@ impl ApiMessage for MetadataResponse {
         if version >= 1 {
             r.controller_id = get_i32(buf)?;
         }
-        r.topics = get_arr(buf, flex, |b| decode_topic(b, version))?;
+        r.topics = get_array(buf, flex, |b| decode_topic(b, version))?;
         if (8..=10).contains(&version) {
             r.cluster_authorized_operations = get_i32(buf)?;
         }

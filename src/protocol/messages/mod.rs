@@ -26,8 +26,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::error::{ProtocolError, Result};
 use super::primitives::{
-    get_array_len, get_i32, get_tagged_fields, put_array_len, put_nullable_string,
-    put_tagged_fields, TaggedFields,
+    get_array, get_i32, get_tagged_fields, put_array_len, put_nullable_string, put_tagged_fields,
+    TaggedFields,
 };
 
 /// Writes a string, failing when a classic (i16) length cannot carry it.
@@ -85,42 +85,9 @@ pub(crate) fn put_i32_arr(buf: &mut BytesMut, items: &[i32], flexible: bool) -> 
     })
 }
 
-/// Reads a non-nullable array; a null array is `BadLength(-1)`.
-pub(crate) fn get_arr<T>(
-    buf: &mut Bytes,
-    flexible: bool,
-    mut f: impl FnMut(&mut Bytes) -> Result<T>,
-) -> Result<Vec<T>> {
-    let n = get_array_len(buf, flexible)?.ok_or(ProtocolError::BadLength(-1))?;
-    // get_array_len checked n against the remaining bytes (>= 1 byte per element).
-    let mut v = Vec::with_capacity(n);
-    for _ in 0..n {
-        v.push(f(buf)?);
-    }
-    Ok(v)
-}
-
-/// Reads a nullable array.
-pub(crate) fn get_narr<T>(
-    buf: &mut Bytes,
-    flexible: bool,
-    mut f: impl FnMut(&mut Bytes) -> Result<T>,
-) -> Result<Option<Vec<T>>> {
-    match get_array_len(buf, flexible)? {
-        None => Ok(None),
-        Some(n) => {
-            let mut v = Vec::with_capacity(n);
-            for _ in 0..n {
-                v.push(f(buf)?);
-            }
-            Ok(Some(v))
-        }
-    }
-}
-
 /// Reads an `[]int32` array.
 pub(crate) fn get_i32_arr(buf: &mut Bytes, flexible: bool) -> Result<Vec<i32>> {
-    get_arr(buf, flexible, get_i32)
+    get_array(buf, flexible, get_i32)
 }
 
 /// Fails with `Invalid(what)` when a non-ignorable field absent from the

@@ -3,7 +3,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::{absent, get_arr, get_tags, put_arr, put_nstr, put_str, put_tags, tagged_done};
+use super::{absent, get_tags, put_arr, put_nstr, put_str, put_tags, tagged_done};
 use crate::protocol::error::Result;
 use crate::protocol::frame::{ApiKey, ApiMessage, Request};
 use crate::protocol::primitives::*;
@@ -80,10 +80,10 @@ impl ApiMessage for ProduceRequest {
             transactional_id: get_nullable_string(buf, flex)?,
             acks: get_i16(buf)?,
             timeout_ms: get_i32(buf)?,
-            topic_data: get_arr(buf, flex, |buf| {
+            topic_data: get_array(buf, flex, |buf| {
                 Ok(TopicProduceData {
                     name: get_string(buf, flex)?,
-                    partition_data: get_arr(buf, flex, |buf| {
+                    partition_data: get_array(buf, flex, |buf| {
                         Ok(PartitionProduceData {
                             index: get_i32(buf)?,
                             records: get_nullable_bytes(buf, flex)?,
@@ -270,7 +270,7 @@ fn decode_partition_response(buf: &mut Bytes, version: i16) -> Result<PartitionP
         p.log_start_offset = get_i64(buf)?;
     }
     if version >= 8 {
-        p.record_errors = get_arr(buf, flex, |buf| {
+        p.record_errors = get_array(buf, flex, |buf| {
             Ok(BatchIndexAndErrorMessage {
                 batch_index: get_i32(buf)?,
                 batch_index_error_message: get_nullable_string(buf, flex)?,
@@ -352,10 +352,10 @@ impl ApiMessage for ProduceResponse {
         Self::API_KEY.check_version(version)?;
         let flex = Self::API_KEY.is_flexible(version);
         let mut r = ProduceResponse {
-            responses: get_arr(buf, flex, |buf| {
+            responses: get_array(buf, flex, |buf| {
                 Ok(TopicProduceResponse {
                     name: get_string(buf, flex)?,
-                    partition_responses: get_arr(buf, flex, |b| {
+                    partition_responses: get_array(buf, flex, |b| {
                         decode_partition_response(b, version)
                     })?,
                     tagged_fields: get_tags(buf, flex, |_, _| Ok(false))?,
@@ -369,7 +369,7 @@ impl ApiMessage for ProduceResponse {
         let mut endpoints = Vec::new();
         r.tagged_fields = get_tags(buf, flex, |tag, field| {
             if tag == 0 && version >= 10 {
-                endpoints = get_arr(field, true, decode_node_endpoint)?;
+                endpoints = get_array(field, true, decode_node_endpoint)?;
                 tagged_done(field)?;
                 Ok(true)
             } else {
