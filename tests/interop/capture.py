@@ -60,6 +60,7 @@ API_NAMES = {
     33: "AlterConfigs", 36: "SaslAuthenticate", 37: "CreatePartitions",
     42: "DeleteGroups", 44: "IncrementalAlterConfigs", 60: "DescribeCluster",
     61: "DescribeProducers", 68: "ConsumerGroupHeartbeat",
+    71: "GetTelemetrySubscriptions", 72: "PushTelemetry", 75: "DescribeTopicPartitions",
 }
 
 MAX_FRAME = 256 * 1024 * 1024
