@@ -60,6 +60,7 @@ API_NAMES = {
     33: "AlterConfigs", 36: "SaslAuthenticate", 37: "CreatePartitions",
     42: "DeleteGroups", 44: "IncrementalAlterConfigs", 60: "DescribeCluster",
     61: "DescribeProducers", 68: "ConsumerGroupHeartbeat",
+    71: "GetTelemetrySubscriptions", 72: "PushTelemetry", 75: "DescribeTopicPartitions",
 }
 
 MAX_FRAME = 256 * 1024 * 1024
@@ -80,7 +81,8 @@ class FrameLog:
         self.index = []
         self.names = set()
         self.next_conn = 0
-        os.makedirs(out, exist_ok=True)
+        if out is not None:
+            os.makedirs(out, exist_ok=True)
 
     def new_conn(self, desc):
         with self.lock:
@@ -91,6 +93,8 @@ class FrameLog:
         return Conn(self, n, desc)
 
     def write(self, conn, direction, key, version, corr, frame, note=None):
+        if self.out is None:
+            return  # fault proxy only: nothing recorded
         kind = "req" if direction == "c2s" else "resp"
         if key is None:
             base = "%s_%s_unpaired_corr%d" % (self.prefix, kind, corr)
@@ -105,8 +109,9 @@ class FrameLog:
                     name = "%s_c%d_%d.bin" % (base, conn.n, i)
                     i += 1
             self.names.add(name)
-            with open(os.path.join(self.out, name), "wb") as f:
-                f.write(frame)
+            if self.out is not None:
+                with open(os.path.join(self.out, name), "wb") as f:
+                    f.write(frame)
             entry = {
                 "seq": len(self.index) + 1,
                 "conn": conn.n,
@@ -127,6 +132,8 @@ class FrameLog:
             print("capture: %-4s conn %d %s" % (kind, conn.n, name), file=sys.stderr, flush=True)
 
     def write_index(self):
+        if self.out is None:
+            return None
         with self.lock:
             path = os.path.join(self.out, "%s_index.jsonl" % self.prefix)
             with open(path, "w") as f:
@@ -452,8 +459,9 @@ def main():
     s = sub.add_parser("sniff", help="passive capture on lo (root)")
     s.add_argument("--ports", required=True, help="comma-separated server ports")
     for x in (p, s):
-        x.add_argument("--out", required=True, help="directory for the frame files")
-        x.add_argument("--prefix", required=True, help="file name prefix")
+        x.add_argument("--out", default=None,
+                       help="directory for the frame files (none: write nothing, e.g. fault proxy only)")
+        x.add_argument("--prefix", default="capture", help="file name prefix")
         x.add_argument("--duration", type=float, default=None, help="stop after N seconds")
         x.add_argument("--quiet", action="store_true")
     a = ap.parse_args()
@@ -473,7 +481,8 @@ def main():
         threading.Thread(target=control_loop, args=(runner, done), daemon=True).start()
     done.wait(a.duration)
     runner.stop()
-    print("capture: index %s (%d frames)" % (log.write_index(), len(log.index)), file=sys.stderr)
+    if a.out is not None:
+        print("capture: index %s (%d frames)" % (log.write_index(), len(log.index)), file=sys.stderr)
 
 
 if __name__ == "__main__":

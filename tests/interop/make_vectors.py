@@ -290,6 +290,12 @@ in Metadata responses, the timestamps of kcat's records, tansu's cluster id.
   throttle time); the client then retries with ApiVersions v0. A decoder must
   act on error 35 without trusting the rest of that body.
 - The mock negotiates Metadata v2, InitProducerId v4 and Produce v7.
+- tansu 0.6.0 answers ApiVersions v3 directly; librdkafka 2.16 then uses
+  Metadata v12, InitProducerId v4 and Produce v10 (flexible: compact strings and
+  arrays, tagged fields, request header v2 whose client_id stays a classic
+  nullable string), and asks for GetTelemetrySubscriptions v0 (KIP-714,
+  ApiKey 71) on the bootstrap connection. The mock's 2.0.2 ApiVersions list
+  does not offer key 71, so the mock runs don't have it.
 - `tests/interop/check_vectors.py DIR` re-checks every Produce batch (magic 2,
   CRC-32C) independently of our codec.
 

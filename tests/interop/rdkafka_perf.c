@@ -17,7 +17,10 @@
  *   latency, P50 ms 50th, P95 ms 95th, P99 ms 99th, P999 ms 99.9th.
  * (MB = 1024*1024 bytes; percentiles are whole ms, as in the Java tool.)
  * Resource use of this process (getrusage) goes to stderr. Exit status 1 when
- * any record failed (failed records are not counted, as in the Java tool).
+ * any record failed (failed records are not counted, as in the Java tool),
+ * 3 when no delivery report arrived for 60 s (a client that cannot talk to the
+ * broker: Debian's librdkafka 2.0.2 cannot parse tansu's ApiVersions v3 answer,
+ * use rdkafka_perf_bundled against tansu).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -47,6 +50,21 @@ static uint32_t *lat_ms;  /* one entry per successful record, ms */
 static int64_t n_ok, n_err, bytes_ok, lat_sum_us, lat_max_us;
 static int64_t win_start_us, win_count, win_bytes, win_lat_sum_us, win_lat_max_us;
 static int record_size;
+static int64_t last_progress_us; /* last delivery report (or start) */
+#define STALL_US (60 * 1000000LL)
+
+/* A client that cannot talk to the broker (e.g. librdkafka 2.0.2 vs tansu,
+ * which fails to parse tansu's ApiVersions v3 answer) would otherwise wait
+ * for message.timeout.ms or forever: give up after 60 s without progress. */
+static void check_stall(rd_kafka_t *rk, int64_t now) {
+        if (rd_kafka_outq_len(rk) > 0 && now - last_progress_us > STALL_US) {
+                fprintf(stderr,
+                        "rdkafka_perf: no delivery report for 60 s with %d "
+                        "records outstanding; giving up\n",
+                        rd_kafka_outq_len(rk));
+                exit(3);
+        }
+}
 
 static void window_print(int64_t now) {
         double secs = (double)(now - win_start_us) / 1e6;
@@ -67,6 +85,7 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
         (void)rk;
         (void)opaque;
         int64_t now = now_us();
+        last_progress_us = now;
         if (m->err) {
                 if (n_err++ < 10)
                         fprintf(stderr, "rdkafka_perf: delivery failed: %s\n",
@@ -157,6 +176,7 @@ int main(int argc, char **argv) {
 
         int64_t start = now_us();
         win_start_us  = start;
+        last_progress_us = start;
         int64_t next_window = start + 5000000;
         for (long long i = 0; i < num; i++) {
                 if (throughput > 0) {
@@ -184,6 +204,7 @@ int main(int argc, char **argv) {
                         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
                                 die("produce", rd_kafka_err2str(err));
                         rd_kafka_poll(rk, 1);
+                        check_stall(rk, now_us());
                 }
                 rd_kafka_poll(rk, 0);
                 if ((i & 1023) == 0) {
@@ -197,6 +218,7 @@ int main(int argc, char **argv) {
         while (rd_kafka_outq_len(rk) > 0) {
                 rd_kafka_poll(rk, 50);
                 int64_t now = now_us();
+                check_stall(rk, now);
                 if (now >= next_window) {
                         window_print(now);
                         next_window = now + 5000000;
