@@ -326,7 +326,10 @@ impl TaggedFields {
 }
 
 /// Reads a tagged-field section, handing each tag to `known`; tags for which
-/// `known` returns `Ok(false)` are kept in the returned `TaggedFields`.
+/// `known` returns `Ok(false)` are kept, unchanged, in the returned
+/// `TaggedFields`. Decoders return `Ok(false)` for a known tag whose value is
+/// its default: Kafka never writes those, but some brokers do, and keeping
+/// the raw field makes re-encoding byte-exact.
 ///
 /// `known` receives the tag and the field's bytes (exactly its declared size).
 pub fn get_tagged_fields(
@@ -341,8 +344,11 @@ pub fn get_tagged_fields(
         let tag = get_uvarint(buf)?;
         let size = get_uvarint(buf)? as usize;
         need(buf, size)?;
-        let mut field = buf.split_to(size);
-        if !known(tag, &mut field)? {
+        let field = buf.split_to(size);
+        // The decoder reads a cheap clone, so that a field it declines to
+        // keep typed (unknown, or written out at its default value) is kept
+        // whole and re-encoded byte for byte.
+        if !known(tag, &mut field.clone())? {
             unknown.push((tag, field));
         }
     }

@@ -224,15 +224,28 @@ impl ApiMessage for ApiVersionsResponse {
             let mut finalized = Vec::new();
             let mut zk = false;
             r.tagged_fields = get_tagged_fields(buf, |tag, field| {
-                match tag {
-                    0 => supported = get_array(field, true, decode_supported)?,
-                    1 => epoch = get_i64(field)?,
-                    2 => finalized = get_array(field, true, decode_finalized)?,
-                    3 => zk = get_bool(field)?,
+                // A field at its default value stays raw (see get_tagged_fields).
+                let typed = match tag {
+                    0 => {
+                        supported = get_array(field, true, decode_supported)?;
+                        !supported.is_empty()
+                    }
+                    1 => {
+                        epoch = get_i64(field)?;
+                        epoch != -1
+                    }
+                    2 => {
+                        finalized = get_array(field, true, decode_finalized)?;
+                        !finalized.is_empty()
+                    }
+                    3 => {
+                        zk = get_bool(field)?;
+                        zk
+                    }
                     _ => return Ok(false),
-                }
+                };
                 tagged_done(field)?;
-                Ok(true)
+                Ok(typed)
             })?;
             r.supported_features = supported;
             r.finalized_features_epoch = epoch;

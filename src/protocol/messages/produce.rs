@@ -288,7 +288,8 @@ fn decode_partition_response(buf: &mut Bytes, version: i16) -> Result<PartitionP
                 tagged_fields: get_unknown_tagged_fields(field)?,
             };
             tagged_done(field)?;
-            Ok(true)
+            // At its default value it stays raw (see get_tagged_fields).
+            Ok(leader != LeaderIdAndEpoch::default())
         } else {
             Ok(false)
         }
@@ -371,7 +372,7 @@ impl ApiMessage for ProduceResponse {
             if tag == 0 && version >= 10 {
                 endpoints = get_array(field, true, decode_node_endpoint)?;
                 tagged_done(field)?;
-                Ok(true)
+                Ok(!endpoints.is_empty())
             } else {
                 Ok(false)
             }
