@@ -10,15 +10,17 @@ use super::batch::{decode_records, BatchHeader, MockRecord};
 use crate::protocol::error::ProtocolError;
 use crate::protocol::error_code::ErrorCode;
 use crate::protocol::frame::{encode_response, ApiKey, ApiMessage, RequestHeader};
-use crate::protocol::messages::api_versions::{ApiVersion, ApiVersionsRequest, ApiVersionsResponse};
+use crate::protocol::messages::api_versions::{
+    ApiVersion, ApiVersionsRequest, ApiVersionsResponse,
+};
 use crate::protocol::messages::init_producer_id::{InitProducerIdRequest, InitProducerIdResponse};
 use crate::protocol::messages::metadata::{
     MetadataRequest, MetadataResponse, MetadataResponseBroker, MetadataResponsePartition,
     MetadataResponseTopic,
 };
 use crate::protocol::messages::produce::{
-    LeaderIdAndEpoch, NodeEndpoint, PartitionProduceData, PartitionProduceResponse,
-    ProduceRequest, ProduceResponse, TopicProduceResponse,
+    LeaderIdAndEpoch, NodeEndpoint, PartitionProduceData, PartitionProduceResponse, ProduceRequest,
+    ProduceResponse, TopicProduceResponse,
 };
 
 /// How many batches per producer and partition a broker remembers for
@@ -39,6 +41,17 @@ pub struct MockConfig {
     pub default_partitions: i32,
     /// Cluster id reported in Metadata v2+.
     pub cluster_id: String,
+    /// Extra `(api_key, min, max)` entries advertised in ApiVersions although
+    /// the mock does not serve them (requests for them close the connection).
+    /// Empty by default. librdkafka needs `(1, 4, 4)` (Fetch v4) to be
+    /// advertised before it produces RecordBatch v2 (its MsgVer2 feature);
+    /// see [`MockConfig::LIBRDKAFKA_COMPAT`].
+    pub extra_api_versions: Vec<(i16, i16, i16)>,
+}
+
+impl MockConfig {
+    /// The extra ApiVersions entry librdkafka needs to produce RecordBatch v2.
+    pub const LIBRDKAFKA_COMPAT: (i16, i16, i16) = (1, 4, 4);
 }
 
 impl Default for MockConfig {
@@ -48,6 +61,7 @@ impl Default for MockConfig {
             auto_create_topics: true,
             default_partitions: 1,
             cluster_id: "kafka-sansio-mock".to_owned(),
+            extra_api_versions: Vec::new(),
         }
     }
 }
@@ -166,7 +180,10 @@ impl MockCluster {
     /// # Panics
     /// When `config.brokers` is 0.
     pub fn with_config(config: MockConfig) -> MockCluster {
-        assert!(config.brokers > 0, "a mock cluster needs at least one broker");
+        assert!(
+            config.brokers > 0,
+            "a mock cluster needs at least one broker"
+        );
         let brokers = (0..config.brokers)
             .map(|i| Broker {
                 host: "localhost".to_owned(),
@@ -267,7 +284,8 @@ impl MockCluster {
                 producers: BTreeMap::new(),
             })
             .collect();
-        self.topics.insert(name.to_owned(), Topic { id, partitions });
+        self.topics
+            .insert(name.to_owned(), Topic { id, partitions });
         Ok(())
     }
 
@@ -326,7 +344,11 @@ impl MockCluster {
         let p = self
             .topics
             .get_mut(topic)
-            .and_then(|t| usize::try_from(partition).ok().and_then(|i| t.partitions.get_mut(i)))
+            .and_then(|t| {
+                usize::try_from(partition)
+                    .ok()
+                    .and_then(|i| t.partitions.get_mut(i))
+            })
             .ok_or(ErrorCode::UnknownTopicOrPartition)?;
         if p.leader != node {
             p.leader = node;
@@ -389,8 +411,16 @@ impl MockCluster {
     }
 
     /// The epoch and last sequence a partition remembers for a producer id.
-    pub fn producer_state(&self, topic: &str, partition: i32, producer_id: i64) -> Option<(i16, i32)> {
-        let e = self.partition(topic, partition)?.producers.get(&producer_id)?;
+    pub fn producer_state(
+        &self,
+        topic: &str,
+        partition: i32,
+        producer_id: i64,
+    ) -> Option<(i16, i32)> {
+        let e = self
+            .partition(topic, partition)?
+            .producers
+            .get(&producer_id)?;
         Some((e.epoch, e.batches.back().map_or(-1, |b| b.last_seq)))
     }
 
@@ -463,9 +493,22 @@ impl MockCluster {
                 let Ok(_req) = decode_all::<ApiVersionsRequest>(body, version) else {
                     return close;
                 };
+                let mut api_keys: Vec<ApiVersion> =
+                    ApiKey::ALL.iter().map(|k| api_version_entry(*k)).collect();
+                for &(key, min, max) in &self.config.extra_api_versions {
+                    if !api_keys.iter().any(|a| a.api_key == key) {
+                        api_keys.push(ApiVersion {
+                            api_key: key,
+                            min_version: min,
+                            max_version: max,
+                            ..Default::default()
+                        });
+                    }
+                }
+                api_keys.sort_by_key(|a| a.api_key);
                 let r = ApiVersionsResponse {
                     error_code: pushed.map_or(0, ErrorCode::code),
-                    api_keys: ApiKey::ALL.iter().map(|k| api_version_entry(*k)).collect(),
+                    api_keys,
                     throttle_time_ms: throttle,
                     ..Default::default()
                 };
@@ -691,7 +734,7 @@ impl MockCluster {
                 };
                 let outcome = match request_error {
                     Some(e) => Err(e),
-                    None => self.produce_partition(node_id, &t.name, pd),
+                    None => self.produce_partition(node_id, &t.name, pd, version),
                 };
                 match outcome {
                     Ok(Appended::New(off)) | Ok(Appended::Duplicate(off)) => {
@@ -742,6 +785,7 @@ impl MockCluster {
         node_id: i32,
         topic: &str,
         pd: &PartitionProduceData,
+        version: i16,
     ) -> Result<Appended, ErrorCode> {
         if !self.topics.contains_key(topic) {
             if !self.config.auto_create_topics {
@@ -753,7 +797,11 @@ impl MockCluster {
         let p = self
             .topics
             .get_mut(topic)
-            .and_then(|t| usize::try_from(pd.index).ok().and_then(|i| t.partitions.get_mut(i)))
+            .and_then(|t| {
+                usize::try_from(pd.index)
+                    .ok()
+                    .and_then(|i| t.partitions.get_mut(i))
+            })
             .ok_or(ErrorCode::UnknownTopicOrPartition)?;
         if p.leader != node_id {
             return Err(ErrorCode::NotLeaderOrFollower);
@@ -762,7 +810,12 @@ impl MockCluster {
             Some(r) if !r.is_empty() => r,
             _ => return Err(ErrorCode::InvalidRecord),
         };
-        let (h, total) = BatchHeader::parse(records).map_err(|_| ErrorCode::CorruptMessage)?;
+        let (h, total) = match BatchHeader::parse(records) {
+            Ok(v) => v,
+            // Kafka (ProduceRequest.validateRecords): v3+ requires magic 2.
+            Err(ProtocolError::BadMagic(_)) => return Err(ErrorCode::InvalidRecord),
+            Err(_) => return Err(ErrorCode::CorruptMessage),
+        };
         // Kafka: a v3+ Produce carries exactly one batch per partition.
         if total != records.len() {
             return Err(ErrorCode::InvalidRecord);
@@ -772,6 +825,9 @@ impl MockCluster {
         }
         if h.is_control() {
             return Err(ErrorCode::InvalidRecord);
+        }
+        if h.compression() == 4 && version < 7 {
+            return Err(ErrorCode::UnsupportedCompressionType);
         }
         if h.producer_id >= 0 {
             if h.base_sequence < 0 || h.producer_epoch < 0 {
@@ -820,7 +876,10 @@ impl MockCluster {
 /// Kafka 4's idempotence checks for one batch against what the partition
 /// remembers of its producer: `Ok(Some(offset))` for a duplicate of a
 /// retained batch, `Ok(None)` to append, or the error to answer.
-fn check_producer(entry: Option<&ProducerEntry>, h: &BatchHeader) -> Result<Option<i64>, ErrorCode> {
+fn check_producer(
+    entry: Option<&ProducerEntry>,
+    h: &BatchHeader,
+) -> Result<Option<i64>, ErrorCode> {
     let Some(e) = entry else {
         // Unknown producer (never seen, or its state expired): Kafka 2.5+
         // (KIP-360) accepts any sequence instead of UNKNOWN_PRODUCER_ID.
@@ -847,8 +906,8 @@ fn check_producer(entry: Option<&ProducerEntry>, h: &BatchHeader) -> Result<Opti
         };
     }
     let current = e.batches.back().map_or(-1, |b| b.last_seq);
-    let in_sequence =
-        h.base_sequence as i64 == current as i64 + 1 || (h.base_sequence == 0 && current == i32::MAX);
+    let in_sequence = h.base_sequence as i64 == current as i64 + 1
+        || (h.base_sequence == 0 && current == i32::MAX);
     if in_sequence {
         Ok(None)
     } else {
