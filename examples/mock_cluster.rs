@@ -76,11 +76,7 @@ fn main() -> std::io::Result<()> {
     });
 
     let mut last = (0, 0);
-    loop {
-        match rx.recv_timeout(Duration::from_secs(1)) {
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            _ => break,
-        }
+    while let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(Duration::from_secs(1)) {
         let now = {
             let c = server.cluster();
             (c.produced_batches(), c.produced_records())
