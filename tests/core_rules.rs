@@ -37,6 +37,8 @@ struct Harness {
     partitions: i32,
     topic_error: Option<ErrorCode>,
     producer_epoch: i16,
+    /// Report every transmit as written at once (false: a stalled socket).
+    written: bool,
 }
 
 const TOPIC: &str = "t";
@@ -60,6 +62,7 @@ impl Harness {
             partitions,
             topic_error: None,
             producer_epoch: 0,
+            written: true,
         }
     }
 
@@ -81,6 +84,10 @@ impl Harness {
                             data.len() - 4
                         );
                         c.1.push(&data);
+                        // Written to the (simulated) socket at once, unless stalled.
+                        if self.written {
+                            self.p.handle_written(conn, data.len(), self.now);
+                        }
                     }
                     Transmit::Close { conn } => {
                         self.conns.remove(&conn);
@@ -320,6 +327,52 @@ fn acks_zero_completes_on_write_with_unknown_offset() {
     h.pump();
     assert_eq!(h.delivered_offsets(), vec![(0, -1)]);
     assert!(h.p.is_idle());
+}
+
+#[test]
+fn acks_zero_completes_only_once_written_and_a_stalled_socket_stops_at_buffer_memory() {
+    let mut h = Harness::new(&[
+        ("acks", "0"),
+        ("linger.ms", "0"),
+        ("batch.size", "1000"),
+        ("buffer.memory", "20000"),
+        ("max.request.size", "2000"),
+    ]);
+    // Connection set up normally, then the socket stalls.
+    h.send(rec("first"));
+    let (conn, _) = h.next_produce().map(|(r, p)| (r.conn, p)).expect("produce");
+    assert_eq!(h.delivered_offsets().len(), 1);
+    h.written = false;
+    let mut accepted = 0;
+    let mut refused = false;
+    for i in 0..1000 {
+        match h.p.send(rec(&format!("{i:0100}")), h.now) {
+            Ok(_) => accepted += 1,
+            Err(SendError::BufferFull { .. }) => {
+                refused = true;
+                break;
+            }
+            Err(e) => panic!("{e}"),
+        }
+        h.pump();
+    }
+    assert!(refused, "a stalled socket must bring backpressure");
+    assert!(h.p.buffered_bytes() <= 20000);
+    // Nothing completes while unwritten.
+    assert_eq!(h.delivered_offsets().len(), 1);
+    // The socket drains: everything completes, offset unknown.
+    h.written = true;
+    let pending: usize = h.conns.get(&conn).map(|c| c.1.buffered()).unwrap_or(0);
+    h.p.handle_written(conn, pending, h.now);
+    for _ in 0..100 {
+        h.pump();
+        // Report whatever was sent meanwhile.
+        if h.p.pending_records() == 0 {
+            break;
+        }
+    }
+    assert_eq!(h.delivered_offsets().len(), accepted + 1);
+    assert!(h.delivered_offsets().iter().all(|(_, o)| *o == -1));
 }
 
 #[test]

@@ -315,6 +315,8 @@ impl Sim {
                                 c.requests_in_flight
                             );
                         }
+                        // Written to the socket at once; the network delays it.
+                        self.producer.handle_written(conn, data.len(), self.now);
                         self.transfer(conn, true, data);
                     }
                     Transmit::Close { conn } => {

@@ -273,9 +273,10 @@ impl IoLoop {
                         return;
                     }
                 };
+                let written_tx = self.tx.clone();
                 let spawned = thread::Builder::new()
                     .name(format!("kafka-sansio-write-{}", conn.0))
-                    .spawn(move || write_loop(ws, wrx));
+                    .spawn(move || write_loop(conn, ws, wrx, written_tx));
                 if spawned.is_err() {
                     let _ = stream.shutdown(Shutdown::Both);
                     self.conns.remove(&conn);
@@ -289,6 +290,11 @@ impl IoLoop {
             Msg::Io(IoMsg::Data(conn, data)) => {
                 if self.conns.contains_key(&conn) {
                     self.engine.core().handle_data(conn, &data, now);
+                }
+            }
+            Msg::Io(IoMsg::Written(conn, n)) => {
+                if self.conns.contains_key(&conn) {
+                    self.engine.core().handle_written(conn, n, now);
                 }
             }
             Msg::Io(IoMsg::Disconnected(conn)) => {
@@ -358,11 +364,21 @@ fn connect_and_read(
     let _ = tx.send(Msg::Io(IoMsg::Disconnected(conn)));
 }
 
-/// Writer thread: writes queued bytes in order; on error shuts the socket so the reader reports it.
-fn write_loop(mut stream: TcpStream, rx: mpsc::Receiver<Bytes>) {
+/// Writer thread: writes queued bytes in order and tells the loop what was
+/// written (acks=0 records complete then, and the core bounds what waits
+/// here by it); on error shuts the socket so the reader reports it.
+fn write_loop(
+    conn: ConnId,
+    mut stream: TcpStream,
+    rx: mpsc::Receiver<Bytes>,
+    tx: mpsc::Sender<Msg>,
+) {
     while let Ok(data) = rx.recv() {
         if stream.write_all(&data).is_err() {
             let _ = stream.shutdown(Shutdown::Both);
+            return;
+        }
+        if tx.send(Msg::Io(IoMsg::Written(conn, data.len()))).is_err() {
             return;
         }
     }

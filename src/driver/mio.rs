@@ -416,6 +416,7 @@ impl Driver {
             return;
         };
         let Some(s) = c.stream.as_mut() else { return };
+        let mut written = 0;
         while let Some(front) = c.out.front() {
             match s.write(&front[c.written..]) {
                 Ok(0) => {
@@ -424,6 +425,7 @@ impl Driver {
                 }
                 Ok(n) => {
                     c.written += n;
+                    written += n;
                     if c.written == front.len() {
                         c.out.pop_front();
                         c.written = 0;
@@ -433,9 +435,14 @@ impl Driver {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
                     self.broken.push(conn);
-                    return;
+                    break;
                 }
             }
+        }
+        if written > 0 {
+            self.engine
+                .core()
+                .handle_written(conn, written, Instant::now());
         }
         self.update_interest(conn);
     }

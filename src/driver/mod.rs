@@ -305,6 +305,8 @@ enum IoMsg {
     Connected(crate::producer::ConnId, std::net::TcpStream),
     /// Blocking driver: bytes read.
     Data(crate::producer::ConnId, Vec<u8>),
+    /// Blocking driver: the writer thread wrote this many bytes.
+    Written(crate::producer::ConnId, usize),
     /// Connect failed, or the peer closed, or reading failed.
     Disconnected(crate::producer::ConnId),
     /// mio driver: a name resolved.

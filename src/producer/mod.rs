@@ -411,6 +411,16 @@ impl Producer {
         self.dirty = true;
     }
 
+    /// The driver wrote `n` more bytes of `conn`'s `Transmit::Send` data to
+    /// the socket. Drivers report every write: acks=0 records complete here,
+    /// and the core hands a connection at most one request's worth of bytes
+    /// beyond what was written.
+    pub fn handle_written(&mut self, conn: ConnId, n: usize, now: Instant) {
+        self.last_now = now;
+        self.on_written(conn, n);
+        self.dirty = true;
+    }
+
     /// A deadline from `poll_timeout` passed (early or spurious calls are harmless).
     pub fn handle_timeout(&mut self, now: Instant) {
         self.last_now = now;
@@ -759,15 +769,9 @@ impl Producer {
                 see(r.id);
             }
         }
-        for c in self.conns.values() {
-            for f in &c.in_flight {
-                if let network::RequestKind::Produce(batches) = &f.kind {
-                    for b in batches {
-                        if let Some(id) = b.ids.first() {
-                            see(id.0);
-                        }
-                    }
-                }
+        for b in self.in_flight_batches_iter() {
+            if let Some(id) = b.ids.first() {
+                see(id.0);
             }
         }
         m
@@ -802,6 +806,16 @@ impl Producer {
         for c in conns {
             let conn = self.conns.get_mut(&c).expect("listed");
             let in_flight = std::mem::take(&mut conn.in_flight);
+            let unwritten = std::mem::take(&mut conn.unwritten);
+            for b in unwritten.into_iter().flat_map(|(_, bs)| bs) {
+                self.parts[b.part].in_flight -= 1;
+                self.in_flight_batches -= 1;
+                let (t, p) = (
+                    self.parts[b.part].topic.clone(),
+                    self.parts[b.part].partition,
+                );
+                self.complete_failed(t, p, b.ids, b.memory, err(true));
+            }
             for f in in_flight {
                 if let network::RequestKind::Produce(batches) = f.kind {
                     for b in batches {

@@ -61,6 +61,12 @@ pub(crate) struct Connection {
     /// Negotiated version per API (index in `ApiKey::ALL`).
     pub versions: [Option<i16>; 4],
     pub throttled_until: Option<Instant>,
+    /// Bytes handed to the driver in `Transmit::Send`s, and reported written.
+    pub sent_bytes: u64,
+    pub written_bytes: u64,
+    /// acks=0 batches, complete once the driver wrote their request (up to
+    /// the `sent_bytes` mark stored with them).
+    pub unwritten: VecDeque<(u64, Vec<Batch>)>,
 }
 
 impl Connection {
@@ -70,6 +76,11 @@ impl Connection {
             .position(|k| *k == key)
             .expect("known key");
         self.versions[i]
+    }
+
+    /// Bytes handed to the driver and not reported written yet.
+    pub fn unwritten_bytes(&self) -> u64 {
+        self.sent_bytes - self.written_bytes
     }
 
     /// Can take one more request now.
@@ -110,6 +121,9 @@ impl Producer {
                 in_flight: VecDeque::new(),
                 versions: [None; 4],
                 throttled_until: None,
+                sent_bytes: 0,
+                written_bytes: 0,
+                unwritten: VecDeque::new(),
             },
         );
         id
@@ -158,6 +172,8 @@ impl Producer {
             log::error!("cannot encode {:?} v{version}: {e}", R::API_KEY);
             return false;
         }
+        let c = self.conns.get_mut(&conn).expect("connection exists");
+        c.sent_bytes += buf.len() as u64;
         self.transmits.push_back(Transmit::Send {
             conn,
             data: buf.freeze(),
@@ -172,6 +188,27 @@ impl Producer {
             deadline,
         });
         true
+    }
+
+    /// The driver wrote `n` more bytes of `conn`'s transmits to the socket.
+    pub(crate) fn on_written(&mut self, conn: ConnId, n: usize) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        c.written_bytes = (c.written_bytes + n as u64).min(c.sent_bytes);
+        let mut done = Vec::new();
+        while c
+            .unwritten
+            .front()
+            .is_some_and(|(end, _)| *end <= c.written_bytes)
+        {
+            done.extend(c.unwritten.pop_front().expect("front").1);
+        }
+        for b in done {
+            self.parts[b.part].in_flight -= 1;
+            self.in_flight_batches -= 1;
+            self.deliver(b, -1, -1);
+        }
     }
 
     pub(crate) fn on_data(&mut self, conn: ConnId, data: &[u8], now: Instant) {
@@ -383,6 +420,10 @@ impl Producer {
                 RequestKind::Produce(batches) => self.retry_unknown(batches, now),
                 other => self.unmark_request(&other),
             }
+        }
+        // acks=0 requests the driver may not have written whole.
+        for (_, batches) in c.unwritten {
+            self.retry_unknown(batches, now);
         }
         // A lost leader connection often means a leader change.
         if c.node.is_some() {

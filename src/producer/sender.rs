@@ -325,7 +325,11 @@ impl Producer {
             .collect();
         for conn in conns {
             while let Some(c) = self.conns.get(&conn) {
-                if !c.can_send(self.config.max_in_flight, now) {
+                // Also bounded by what the driver has yet to write: at most
+                // one request's worth waits in its buffers.
+                if !c.can_send(self.config.max_in_flight, now)
+                    || c.unwritten_bytes() >= self.config.max_request_size as u64
+                {
                     break;
                 }
                 let node = c.node.expect("leader connection");
@@ -457,16 +461,22 @@ impl Producer {
                 version,
                 &req,
             ) {
-                Ok(()) => self.transmits.push_back(Transmit::Send {
-                    conn,
-                    data: buf.freeze(),
-                }),
-                Err(e) => log::error!("cannot encode Produce v{version}: {e}"),
-            }
-            for b in batches {
-                self.parts[b.part].in_flight -= 1;
-                self.in_flight_batches -= 1;
-                self.deliver(b, -1, -1);
+                Ok(()) => {
+                    let c = self.conns.get_mut(&conn).expect("connection");
+                    c.sent_bytes += buf.len() as u64;
+                    // Complete once written (`handle_written`), as Java does:
+                    // until then the batches hold their memory, so a stalled
+                    // broker stops the producer at buffer.memory.
+                    c.unwritten.push_back((c.sent_bytes, batches));
+                    self.transmits.push_back(Transmit::Send {
+                        conn,
+                        data: buf.freeze(),
+                    });
+                }
+                Err(e) => {
+                    log::error!("cannot encode Produce v{version}: {e}");
+                    self.retry_unknown(batches, now);
+                }
             }
             return;
         }
@@ -481,7 +491,7 @@ impl Producer {
 
     // ---- outcomes ------------------------------------------------------------
 
-    fn deliver(&mut self, b: Batch, base_offset: i64, log_append_time: i64) {
+    pub(crate) fn deliver(&mut self, b: Batch, base_offset: i64, log_append_time: i64) {
         let p = &mut self.parts[b.part];
         p.acked_in_epoch |= b.sequenced;
         self.buffered_bytes -= b.memory;
@@ -658,11 +668,19 @@ impl Producer {
 
     /// True when a batch of partition `part` older than `order` is in flight.
     fn older_in_flight(&self, part: usize, order: u64) -> bool {
-        self.conns.values().any(|c| {
-            c.in_flight.iter().any(|f| match &f.kind {
-                RequestKind::Produce(bs) => bs.iter().any(|x| x.part == part && x.order < order),
-                _ => false,
-            })
+        self.in_flight_batches_iter()
+            .any(|x| x.part == part && x.order < order)
+    }
+
+    /// Every batch on the wire: in requests awaiting answers, or acks=0
+    /// requests not written yet.
+    pub(crate) fn in_flight_batches_iter(&self) -> impl Iterator<Item = &Batch> {
+        self.conns.values().flat_map(|c| {
+            let answered = c.in_flight.iter().flat_map(|f| match &f.kind {
+                RequestKind::Produce(bs) => bs.as_slice(),
+                _ => &[],
+            });
+            answered.chain(c.unwritten.iter().flat_map(|(_, bs)| bs.iter()))
         })
     }
 
