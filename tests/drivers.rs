@@ -1,8 +1,9 @@
 //! One behavioural suite run against both drivers (blocking and mio).
 //!
-//! The cluster is a tiny loopback Kafka responder defined below (`loopback`),
-//! TO BE REPLACED by `kafka_sansio::mock::MockServer` once it lands: it only
-//! needs `start`, `bootstrap_servers` and a per-topic record count.
+//! The cluster is the project's mock, `kafka_sansio::mock::MockServer` (real
+//! loopback TCP), which also injects the faults (lost responses, error codes,
+//! leader moves, brokers down) and shows what it stored, so each case can
+//! check the log itself, not only the outcomes the producer reported.
 //! Every wait is bounded, so no case can hang.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,284 +11,46 @@ use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use kafka_sansio::driver::{blocking, Error, Handle};
-use kafka_sansio::producer::{DeliveryError, ProducerConfig, ProducerRecord, SendError};
+use kafka_sansio::driver::{blocking, DeliveryFuture, Error, Handle};
+use kafka_sansio::mock::{MockRecord, MockServer};
+use kafka_sansio::producer::{
+    Acks, DeliveryError, ProducerConfig, ProducerRecord, RecordMetadata, SendError,
+};
+use kafka_sansio::protocol::{ApiKey, ErrorCode};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-// ---- a loopback broker (to be replaced by kafka_sansio::mock::MockServer) ------------------
+// ---- the mock cluster -------------------------------------------------------------------
 
-mod loopback {
-    use std::collections::HashMap;
-    use std::io::{Read, Write};
-    use std::net::{TcpListener, TcpStream};
-    use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
-    use std::sync::{Arc, Mutex};
-    use std::thread;
-
-    use bytes::{Bytes, BytesMut};
-    use kafka_sansio::protocol::frame::{encode_response, ApiKey, ApiMessage, RequestHeader};
-    use kafka_sansio::protocol::messages::api_versions::{
-        ApiVersion, ApiVersionsRequest, ApiVersionsResponse,
-    };
-    use kafka_sansio::protocol::messages::init_producer_id::{
-        InitProducerIdRequest, InitProducerIdResponse,
-    };
-    use kafka_sansio::protocol::messages::metadata::{
-        MetadataRequest, MetadataResponse, MetadataResponseBroker, MetadataResponsePartition,
-        MetadataResponseTopic,
-    };
-    use kafka_sansio::protocol::messages::produce::{
-        PartitionProduceResponse, ProduceRequest, ProduceResponse, TopicProduceResponse,
-    };
-
-    #[derive(Default)]
-    struct Log {
-        /// Next offset per (topic, partition).
-        next: HashMap<(String, i32), i64>,
-        /// Base offset of each appended batch by (producer id, topic, partition, base sequence).
-        seen: HashMap<(i64, String, i32, i32), i64>,
-        /// Records appended per topic.
-        records: HashMap<String, i64>,
-    }
-
-    struct State {
-        port: u16,
-        partitions: i32,
-        log: Mutex<Log>,
-        /// Produce requests to append and then answer by dropping the connection.
-        drop_after_append: AtomicUsize,
-        next_pid: AtomicI64,
-        stop: AtomicBool,
-    }
-
-    /// One broker (node 0) on 127.0.0.1 that auto-creates topics.
-    pub struct Broker {
-        state: Arc<State>,
-    }
-
-    impl Broker {
-        pub fn start(partitions: i32) -> Broker {
-            let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-            let port = listener.local_addr().unwrap().port();
-            let state = Arc::new(State {
-                port,
-                partitions,
-                log: Mutex::default(),
-                drop_after_append: AtomicUsize::new(0),
-                next_pid: AtomicI64::new(1000),
-                stop: AtomicBool::new(false),
-            });
-            let s = state.clone();
-            thread::spawn(move || {
-                for stream in listener.incoming() {
-                    if s.stop.load(Ordering::Acquire) {
-                        return;
-                    }
-                    if let Ok(stream) = stream {
-                        let s = s.clone();
-                        thread::spawn(move || serve(s, stream));
-                    }
-                }
-            });
-            Broker { state }
-        }
-
-        pub fn bootstrap_servers(&self) -> String {
-            format!("127.0.0.1:{}", self.state.port)
-        }
-
-        /// Records appended to `topic` (duplicates excluded).
-        pub fn record_count(&self, topic: &str) -> i64 {
-            *self
-                .state
-                .log
-                .lock()
-                .unwrap()
-                .records
-                .get(topic)
-                .unwrap_or(&0)
-        }
-
-        /// The next `n` Produce requests are appended, then their connection is dropped unanswered.
-        pub fn drop_after_append(&self, n: usize) {
-            self.state.drop_after_append.store(n, Ordering::Release);
-        }
-    }
-
-    impl Drop for Broker {
-        fn drop(&mut self) {
-            self.state.stop.store(true, Ordering::Release);
-            let _ = TcpStream::connect(("127.0.0.1", self.state.port));
-        }
-    }
-
-    fn serve(s: Arc<State>, mut stream: TcpStream) {
-        loop {
-            let mut len = [0u8; 4];
-            if stream.read_exact(&mut len).is_err() || s.stop.load(Ordering::Acquire) {
-                return;
-            }
-            let mut body = vec![0u8; i32::from_be_bytes(len).max(0) as usize];
-            if stream.read_exact(&mut body).is_err() {
-                return;
-            }
-            let mut body = Bytes::from(body);
-            let Ok(h) = RequestHeader::decode(&mut body) else {
-                return;
-            };
-            let mut out = BytesMut::new();
-            let v = h.api_version;
-            let c = h.correlation_id;
-            let ok = match ApiKey::from_code(h.api_key) {
-                Some(ApiKey::ApiVersions) => {
-                    let _ = ApiVersionsRequest::decode(&mut body, v);
-                    let resp = ApiVersionsResponse {
-                        api_keys: ApiKey::ALL
-                            .iter()
-                            .map(|k| ApiVersion {
-                                api_key: k.code(),
-                                min_version: k.versions().0,
-                                max_version: k.versions().1,
-                                ..Default::default()
-                            })
-                            .collect(),
-                        ..Default::default()
-                    };
-                    encode_response(&mut out, c, v, &resp).is_ok()
-                }
-                Some(ApiKey::Metadata) => {
-                    let Ok(req) = MetadataRequest::decode(&mut body, v) else {
-                        return;
-                    };
-                    let topics = req
-                        .topics
-                        .unwrap_or_default()
-                        .into_iter()
-                        .filter_map(|t| t.name)
-                        .map(|name| MetadataResponseTopic {
-                            name: Some(name),
-                            partitions: (0..s.partitions)
-                                .map(|p| MetadataResponsePartition {
-                                    partition_index: p,
-                                    leader_id: 0,
-                                    leader_epoch: 0,
-                                    replica_nodes: vec![0],
-                                    isr_nodes: vec![0],
-                                    ..Default::default()
-                                })
-                                .collect(),
-                            ..Default::default()
-                        })
-                        .collect();
-                    let resp = MetadataResponse {
-                        brokers: vec![MetadataResponseBroker {
-                            node_id: 0,
-                            host: "127.0.0.1".into(),
-                            port: s.port as i32,
-                            ..Default::default()
-                        }],
-                        cluster_id: Some("loopback".into()),
-                        controller_id: 0,
-                        topics,
-                        ..Default::default()
-                    };
-                    encode_response(&mut out, c, v, &resp).is_ok()
-                }
-                Some(ApiKey::InitProducerId) => {
-                    let _ = InitProducerIdRequest::decode(&mut body, v);
-                    let resp = InitProducerIdResponse {
-                        producer_id: s.next_pid.fetch_add(1, Ordering::AcqRel),
-                        producer_epoch: 0,
-                        ..Default::default()
-                    };
-                    encode_response(&mut out, c, v, &resp).is_ok()
-                }
-                Some(ApiKey::Produce) => {
-                    let Ok(req) = ProduceRequest::decode(&mut body, v) else {
-                        return;
-                    };
-                    let resp = produce(&s, &req);
-                    let drop_it = s
-                        .drop_after_append
-                        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
-                        .is_ok();
-                    if drop_it {
-                        let _ = stream.shutdown(std::net::Shutdown::Both);
-                        return;
-                    }
-                    if req.acks == 0 {
-                        continue;
-                    }
-                    encode_response(&mut out, c, v, &resp).is_ok()
-                }
-                _ => false,
-            };
-            if !ok || stream.write_all(&out).is_err() {
-                return;
-            }
-        }
-    }
-
-    fn be_i32(b: &[u8], at: usize) -> i32 {
-        i32::from_be_bytes(b[at..at + 4].try_into().unwrap())
-    }
-
-    fn produce(s: &State, req: &ProduceRequest) -> ProduceResponse {
-        let mut log = s.log.lock().unwrap();
-        let mut responses = Vec::new();
-        for t in &req.topic_data {
-            let mut parts = Vec::new();
-            for p in &t.partition_data {
-                let records = p.records.clone().unwrap_or_default();
-                let mut at = 0;
-                let mut base = -1;
-                // Walk the batches: batchLength @8, lastOffsetDelta @23, producerId @43, baseSequence @53.
-                while records.len() >= at + 61 {
-                    let b = &records[at..];
-                    let len = be_i32(b, 8) as usize + 12;
-                    let count = be_i32(b, 23) as i64 + 1;
-                    let pid = i64::from_be_bytes(b[43..51].try_into().unwrap());
-                    let seq = be_i32(b, 53);
-                    let key = (pid, t.name.clone(), p.index, seq);
-                    let offset = match (pid >= 0).then(|| log.seen.get(&key).copied()).flatten() {
-                        Some(o) => o, // duplicate of an appended batch
-                        None => {
-                            let next = log.next.entry((t.name.clone(), p.index)).or_insert(0);
-                            let o = *next;
-                            *next += count;
-                            *log.records.entry(t.name.clone()).or_insert(0) += count;
-                            if pid >= 0 {
-                                log.seen.insert(key, o);
-                            }
-                            o
-                        }
-                    };
-                    if base < 0 {
-                        base = offset;
-                    }
-                    at += len;
-                }
-                parts.push(PartitionProduceResponse {
-                    index: p.index,
-                    base_offset: base,
-                    ..Default::default()
-                });
-            }
-            responses.push(TopicProduceResponse {
-                name: t.name.clone(),
-                partition_responses: parts,
-                ..Default::default()
-            });
-        }
-        ProduceResponse {
-            responses,
-            ..Default::default()
-        }
-    }
+/// A mock cluster of `brokers` brokers whose auto-created topics get `partitions` partitions.
+fn mock(brokers: usize, partitions: i32) -> MockServer {
+    let m = MockServer::start(brokers).expect("start the mock cluster");
+    m.with_cluster(|c| c.set_default_partitions(partitions));
+    m
 }
 
-use loopback::Broker;
+/// Records in the mock's log of `topic`, all partitions together.
+fn count(m: &MockServer, topic: &str) -> usize {
+    m.with_cluster(|c| {
+        (0..c.partition_count(topic).unwrap_or(0))
+            .map(|p| c.records(topic, p).expect("decode the mock log").len())
+            .sum()
+    })
+}
+
+/// The records of one partition as the mock stored them, in offset order.
+fn log(m: &MockServer, topic: &str, partition: i32) -> Vec<MockRecord> {
+    m.with_cluster(|c| c.records(topic, partition).expect("decode the mock log"))
+}
+
+/// Waits (bounded) until `cond` holds.
+fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !cond() {
+        assert!(t0.elapsed() < WAIT, "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(10));
+    }
+}
 
 // ---- the two drivers behind one small trait ----------------------------------------------
 
@@ -372,7 +135,7 @@ fn rec(topic: &str, i: usize) -> ProducerRecord {
 
 /// A synchronous send returns metadata, offsets increase, and waiting skips linger.
 fn sync_send<D: Driver>() {
-    let b = Broker::start(1);
+    let b = mock(1, 1);
     // A long linger: wait() must expedite, or each send would take 2 s.
     let mut p = D::start(
         config(&b.bootstrap_servers())
@@ -401,7 +164,7 @@ fn sync_send<D: Driver>() {
 
 /// Callbacks get every outcome, on the loop thread.
 fn callback_send<D: Driver>() {
-    let b = Broker::start(3);
+    let b = mock(1, 3);
     let mut p = D::start(config(&b.bootstrap_servers()).build().unwrap());
     let (tx, rx) = mpsc::channel();
     let n = 300;
@@ -419,13 +182,13 @@ fn callback_send<D: Driver>() {
         assert!(seen.insert((md.partition, md.offset)), "offset reused");
         assert!(i < n);
     }
-    assert_eq!(b.record_count("callbacks"), n as i64);
+    assert_eq!(count(&b, "callbacks") as i64, n as i64);
     p.close(WAIT).unwrap();
 }
 
 /// Fire-and-forget sends (dropped futures and send_and_forget) are all delivered by flush.
 fn fire_and_forget_flush<D: Driver>() {
-    let b = Broker::start(2);
+    let b = mock(1, 2);
     let mut p = D::start(config(&b.bootstrap_servers()).build().unwrap());
     for i in 0..1000 {
         if i % 2 == 0 {
@@ -435,13 +198,13 @@ fn fire_and_forget_flush<D: Driver>() {
         }
     }
     p.flush_timeout(WAIT).unwrap();
-    assert_eq!(b.record_count("forget"), 1000);
+    assert_eq!(count(&b, "forget") as i64, 1000);
     p.close(WAIT).unwrap();
 }
 
 /// Many threads sending at once all get their outcomes.
 fn concurrent_senders<D: Driver>() {
-    let b = Broker::start(4);
+    let b = mock(1, 4);
     let mut p = D::start(config(&b.bootstrap_servers()).build().unwrap());
     let threads = 8;
     let per = 500;
@@ -462,13 +225,13 @@ fn concurrent_senders<D: Driver>() {
         }
     });
     assert_eq!(ok.load(Ordering::Relaxed), threads * per);
-    assert_eq!(b.record_count("concurrent"), (threads * per) as i64);
+    assert_eq!(count(&b, "concurrent") as i64, (threads * per) as i64);
     p.close(WAIT).unwrap();
 }
 
 /// close(timeout) delivers what was sent, then refuses sends with the record back.
 fn close_delivers<D: Driver>() {
-    let b = Broker::start(2);
+    let b = mock(1, 2);
     let mut p = D::start(
         config(&b.bootstrap_servers())
             .linger(Duration::from_millis(200))
@@ -481,7 +244,7 @@ fn close_delivers<D: Driver>() {
     }
     p.close(WAIT).unwrap();
     assert!(p.is_closed());
-    assert_eq!(b.record_count("close"), 200);
+    assert_eq!(count(&b, "close") as i64, 200);
     for mut f in futures {
         f.wait_timeout(Duration::from_millis(100)).unwrap();
     }
@@ -579,7 +342,7 @@ fn try_send_buffer_full<D: Driver>() {
 
 /// A broker connection dropped after appending: records are retried and delivered once.
 fn dropped_connection_retries<D: Driver>() {
-    let b = Broker::start(1);
+    let b = mock(1, 1);
     let mut p = D::start(
         config(&b.bootstrap_servers())
             .retry_backoff(Duration::from_millis(20))
@@ -588,7 +351,7 @@ fn dropped_connection_retries<D: Driver>() {
     );
     // Warm up (metadata, producer id), then break the next two Produce answers.
     p.send(rec("drop", 0)).unwrap().wait_timeout(WAIT).unwrap();
-    b.drop_after_append(2);
+    b.with_cluster(|c| c.fail_after_append(2));
     let futures: Vec<_> = (1..50).map(|i| p.send(rec("drop", i)).unwrap()).collect();
     let mut offsets = Vec::new();
     for mut f in futures {
@@ -598,10 +361,214 @@ fn dropped_connection_retries<D: Driver>() {
     sorted.dedup();
     assert_eq!(sorted.len(), offsets.len(), "offsets reused: {offsets:?}");
     assert_eq!(
-        b.record_count("drop"),
+        count(&b, "drop") as i64,
         50,
         "idempotent retry must not duplicate"
     );
+    p.close(WAIT).unwrap();
+}
+
+/// Checks one partition's log against what the producer reported: each record
+/// exactly once, in send order, at the offset its outcome named, and (with
+/// idempotence) sequences contiguous within each producer epoch.
+fn check_partition(m: &MockServer, topic: &str, partition: i32, sent: &[(usize, RecordMetadata)]) {
+    let stored = log(m, topic, partition);
+    let mine: Vec<&(usize, RecordMetadata)> = sent
+        .iter()
+        .filter(|(_, md)| md.partition == partition)
+        .collect();
+    let values: Vec<String> = stored
+        .iter()
+        .map(|r| String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned())
+        .collect();
+    let expected: Vec<String> = mine.iter().map(|(i, _)| format!("value-{i}")).collect();
+    assert_eq!(
+        values, expected,
+        "{topic}-{partition}: log differs from send order"
+    );
+    for (r, (i, md)) in stored.iter().zip(&mine) {
+        assert_eq!(
+            r.offset, md.offset,
+            "record {i}: reported offset differs from the log"
+        );
+    }
+    for w in stored.windows(2) {
+        if w[0].producer_id == w[1].producer_id && w[0].producer_epoch == w[1].producer_epoch {
+            assert_eq!(
+                w[1].sequence,
+                w[0].sequence + 1,
+                "sequence gap in {topic}-{partition}"
+            );
+        }
+    }
+}
+
+/// acks=0: outcomes come on write (offset -1), and everything reaches the log.
+fn acks_zero<D: Driver>() {
+    let b = mock(1, 2);
+    let mut p = D::start(
+        config(&b.bootstrap_servers())
+            .acks(Acks::None)
+            .enable_idempotence(false)
+            .build()
+            .unwrap(),
+    );
+    let futures: Vec<_> = (0..200).map(|i| p.send(rec("acks0", i)).unwrap()).collect();
+    for mut f in futures {
+        let md = f.wait_timeout(WAIT).unwrap();
+        assert_eq!(md.offset, -1, "acks=0 has no offset");
+    }
+    p.flush_timeout(WAIT).unwrap();
+    // Completed on write: the mock may still be reading the last bytes.
+    eventually("200 records in the mock log", || count(&b, "acks0") == 200);
+    p.close(WAIT).unwrap();
+}
+
+/// Three brokers; every partition's leader moves while records are in flight:
+/// the old leader answers NOT_LEADER_OR_FOLLOWER, the producer refreshes
+/// metadata and resends to the new leader, in order and without duplicates.
+fn leader_move_mid_stream<D: Driver>() {
+    let b = mock(3, 1);
+    b.with_cluster(|c| c.create_topic("moving", 3)).unwrap();
+    let mut p = D::start(
+        config(&b.bootstrap_servers())
+            .retry_backoff(Duration::from_millis(20))
+            .build()
+            .unwrap(),
+    );
+    let send = |range: std::ops::Range<usize>| -> Vec<_> {
+        range
+            .map(|i| {
+                (
+                    i,
+                    p.send(rec("moving", i).key(format!("k{}", i % 7))).unwrap(),
+                )
+            })
+            .collect()
+    };
+    let wait_all = |futures: Vec<(usize, DeliveryFuture)>| -> Vec<(usize, RecordMetadata)> {
+        futures
+            .into_iter()
+            .map(|(i, mut f)| (i, f.wait_timeout(WAIT).unwrap()))
+            .collect()
+    };
+    // Warm up: metadata, producer id, a connection to each leader.
+    let mut sent = wait_all(send(0..30));
+    // In flight while the leaders move, and after.
+    let mut futures = send(30..150);
+    b.with_cluster(|c| {
+        for part in 0..3 {
+            assert_eq!(c.leader("moving", part), Some(part));
+            c.set_leader("moving", part, (part + 1) % 3).unwrap();
+        }
+    });
+    futures.extend(send(150..300));
+    sent.extend(wait_all(futures));
+    assert_eq!(count(&b, "moving"), 300);
+    for part in 0..3 {
+        check_partition(&b, "moving", part, &sent);
+    }
+    p.close(WAIT).unwrap();
+}
+
+/// Responses lost after the broker appended (the connection closes instead of
+/// answering): with idempotence the resent batches are recognised as
+/// duplicates, so every record is in the log exactly once, in order.
+fn lost_response_after_append_exactly_once<D: Driver>() {
+    let b = mock(3, 3);
+    let mut p = D::start(
+        config(&b.bootstrap_servers())
+            .retry_backoff(Duration::from_millis(20))
+            .build()
+            .unwrap(),
+    );
+    // In waves, each waited for, so there are at least as many Produce
+    // requests as waves: all four armed faults fire (on first sends or on
+    // resends; a resend is answered as a duplicate once it gets through).
+    let mut sent = Vec::new();
+    for wave in 0..10 {
+        if wave == 1 {
+            b.with_cluster(|c| c.fail_after_append(4));
+        }
+        let futures: Vec<_> = (wave * 40..wave * 40 + 40)
+            .map(|i| (i, p.send(rec("lost", i).key(format!("k{i}"))).unwrap()))
+            .collect();
+        sent.extend(
+            futures
+                .into_iter()
+                .map(|(i, mut f)| (i, f.wait_timeout(WAIT).unwrap())),
+        );
+    }
+    assert_eq!(
+        count(&b, "lost"),
+        400,
+        "idempotent resends must not duplicate"
+    );
+    for part in 0..3 {
+        check_partition(&b, "lost", part, &sent);
+    }
+    p.close(WAIT).unwrap();
+}
+
+/// Retriable error codes (queued in the mock, nothing appended) are retried.
+fn retriable_errors_retried<D: Driver>() {
+    let b = mock(1, 1);
+    let mut p = D::start(
+        config(&b.bootstrap_servers())
+            .retry_backoff(Duration::from_millis(20))
+            .build()
+            .unwrap(),
+    );
+    let first = p.send(rec("retry", 0)).unwrap().wait_timeout(WAIT).unwrap();
+    b.with_cluster(|c| {
+        c.push_errors(
+            ApiKey::Produce,
+            vec![
+                ErrorCode::NotEnoughReplicas,
+                ErrorCode::NotLeaderOrFollower,
+                ErrorCode::RequestTimedOut,
+            ],
+        )
+    });
+    let mut sent = vec![(0, first)];
+    let futures: Vec<_> = (1..50)
+        .map(|i| (i, p.send(rec("retry", i)).unwrap()))
+        .collect();
+    sent.extend(
+        futures
+            .into_iter()
+            .map(|(i, mut f)| (i, f.wait_timeout(WAIT).unwrap())),
+    );
+    assert_eq!(b.with_cluster(|c| c.pending_errors(ApiKey::Produce)), 0);
+    check_partition(&b, "retry", 0, &sent);
+    p.close(WAIT).unwrap();
+}
+
+/// A broker taken down (connections cut, new ones refused) and brought back:
+/// records sent meanwhile are delivered once it is up, exactly once.
+fn broker_down_and_back<D: Driver>() {
+    let b = mock(1, 1);
+    let mut p = D::start(
+        config(&b.bootstrap_servers())
+            .retry_backoff(Duration::from_millis(20))
+            .build()
+            .unwrap(),
+    );
+    let first = p.send(rec("down", 0)).unwrap().wait_timeout(WAIT).unwrap();
+    b.set_broker_down(0, true);
+    let futures: Vec<_> = (1..40)
+        .map(|i| (i, p.send(rec("down", i)).unwrap()))
+        .collect();
+    thread::sleep(Duration::from_millis(300));
+    b.drop_connections(0);
+    b.set_broker_down(0, false);
+    let mut sent = vec![(0, first)];
+    sent.extend(
+        futures
+            .into_iter()
+            .map(|(i, mut f)| (i, f.wait_timeout(WAIT).unwrap())),
+    );
+    check_partition(&b, "down", 0, &sent);
     p.close(WAIT).unwrap();
 }
 
@@ -626,6 +593,11 @@ suite!(
     dead_bootstrap_times_out,
     try_send_buffer_full,
     dropped_connection_retries,
+    acks_zero,
+    leader_move_mid_stream,
+    lost_response_after_append_exactly_once,
+    retriable_errors_retried,
+    broker_down_and_back,
 );
 
 /// The mio driver embedded in the application's own poll loop.
@@ -635,7 +607,7 @@ fn mio_embedded_in_application_poll() {
     use kafka_sansio::driver::mio::Driver as MioDriver;
     use mio::{Events, Poll, Token};
 
-    let b = Broker::start(1);
+    let b = mock(1, 1);
     let mut poll = Poll::new().unwrap();
     let mut driver = MioDriver::with_registry(
         config(&b.bootstrap_servers()).build().unwrap(),
@@ -671,5 +643,5 @@ fn mio_embedded_in_application_poll() {
     }
     let md = sender.join().unwrap();
     assert_eq!(md.offset, 0);
-    assert_eq!(b.record_count("embedded"), 1);
+    assert_eq!(count(&b, "embedded") as i64, 1);
 }

@@ -1,0 +1,108 @@
+//! The first thing to run: produces keyed records in the three send modes
+//! with the blocking driver and prints where each one landed.
+//!
+//! ```text
+//! cargo run --example quickstart                       # built-in mock cluster, no Kafka needed
+//! cargo run --example quickstart -- -b localhost:9092 [-t topic]
+//! ```
+//!
+//! With no `-b`, a mock cluster of 3 brokers starts in this process
+//! (`kafka_sansio::mock::MockServer` on loopback ports) with a 3-partition topic.
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use kafka_sansio::driver::blocking::Producer;
+use kafka_sansio::mock::MockServer;
+use kafka_sansio::producer::{ProducerConfig, ProducerRecord, RecordMetadata};
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+fn usage() -> ! {
+    eprintln!("usage: quickstart [-b host:port[,host:port...]] [-t topic]");
+    std::process::exit(2)
+}
+
+fn show(mode: &str, key: &str, md: &RecordMetadata) {
+    println!(
+        "{mode:<6} key={key:<7} topic={} partition={} offset={} timestamp={}",
+        md.topic, md.partition, md.offset, md.timestamp
+    );
+}
+
+fn main() -> Result<()> {
+    let (mut brokers, mut topic) = (None, "quickstart".to_owned());
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "-b" => brokers = Some(args.next().unwrap_or_else(|| usage())),
+            "-t" => topic = args.next().unwrap_or_else(|| usage()),
+            _ => usage(),
+        }
+    }
+
+    // No broker given: run a 3-broker mock cluster in this process.
+    let mock = match brokers {
+        Some(_) => None,
+        None => {
+            let m = MockServer::start(3)?;
+            m.with_cluster(|c| c.create_topic(&topic, 3))?;
+            println!("mock cluster at {}", m.bootstrap_servers());
+            Some(m)
+        }
+    };
+    let bootstrap = brokers.unwrap_or_else(|| mock.as_ref().unwrap().bootstrap_servers());
+
+    // Java's keys and defaults (acks=all, idempotence on, linger.ms=5).
+    let config = ProducerConfig::builder()
+        .bootstrap_servers(&bootstrap)
+        .client_id("quickstart")
+        .build()?;
+    let producer = Producer::new(config)?;
+
+    // 1. Synchronous: wait for each record's metadata (the wait skips linger.ms).
+    for i in 0..3 {
+        let key = format!("user-{i}");
+        let record = ProducerRecord::new(topic.as_str(), format!("sync #{i}")).key(key.clone());
+        let md = producer.send(record)?.wait()?;
+        show("sync", &key, &md);
+    }
+
+    // 2. Asynchronous: a callback per record, run on the producer's IO thread.
+    //    Keep callbacks short; here they hand the result back to main.
+    let (tx, rx) = mpsc::channel();
+    for i in 0..3 {
+        let key = format!("user-{i}");
+        let record = ProducerRecord::new(topic.as_str(), format!("async #{i}")).key(key.clone());
+        let tx = tx.clone();
+        producer.send_with_callback(record, move |result| {
+            let _ = tx.send((key, result));
+        })?;
+    }
+    drop(tx);
+    for (key, result) in rx {
+        show("async", &key, &result?);
+    }
+
+    // 3. Fire-and-forget: no per-record outcome; flush waits until every record
+    //    sent so far has one (failures are only logged).
+    let n = 1000;
+    for i in 0..n {
+        let record =
+            ProducerRecord::new(topic.as_str(), format!("forget #{i}")).key(format!("user-{i}"));
+        producer.send_and_forget(record)?;
+    }
+    producer.flush()?;
+    println!("forget {n} records sent and flushed");
+    if let Some(m) = &mock {
+        // The mock can show what it stored.
+        let cluster = m.cluster();
+        for p in 0..cluster.partition_count(&topic).unwrap_or(0) {
+            let end = cluster.log_end_offset(&topic, p).unwrap_or(0);
+            println!("mock log {topic}-{p}: {end} records");
+        }
+    }
+
+    producer.close(Duration::from_secs(10))?;
+    Ok(())
+}
