@@ -144,6 +144,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     Ok(0) => break,
                     Ok(k) => {
                         c.out.drain(..k);
+                        // Written bytes are an input too: acks=0 records
+                        // complete here, and the core paces what it hands us.
+                        core.handle_written(id, k, now);
                         progressed = true;
                     }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => break,

@@ -64,6 +64,8 @@
 //!             Transmit::Send { conn, data } => {
 //!                 let (node, deframer) = conns.get_mut(&conn).expect("connected");
 //!                 deframer.push(&data);
+//!                 // Written (here: at once); acks=0 completes on this.
+//!                 producer.handle_written(conn, data.len(), now);
 //!                 while let Some(frame) = deframer.next_frame()? {
 //!                     let answer = cluster.handle_request(*node, frame, now);
 //!                     if let Some(bytes) = answer.response {
