@@ -15,7 +15,7 @@
 //! # Ok::<(), kafka_sansio::driver::Error>(())
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::sync::{mpsc, Arc, Mutex};
@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::queue;
 use super::{
     lock, DeliveryFuture, DeliveryResult, Engine, Error, Handle, IoMsg, Msg, DEFAULT_CLOSE_TIMEOUT,
 };
@@ -130,25 +131,24 @@ struct Conn {
 
 struct IoLoop {
     engine: Engine,
-    tx: mpsc::Sender<Msg>,
+    tx: queue::Sender,
     conns: HashMap<ConnId, Conn>,
     out: Vec<Transmit>,
+    inbox: VecDeque<Msg>,
 }
 
-/// Messages handled per wake-up before outputs are polled again.
-const BATCH: usize = 4096;
-
 impl IoLoop {
-    fn new(engine: Engine, tx: mpsc::Sender<Msg>) -> Self {
+    fn new(engine: Engine, tx: queue::Sender) -> Self {
         IoLoop {
             engine,
             tx,
             conns: HashMap::new(),
             out: Vec::new(),
+            inbox: VecDeque::new(),
         }
     }
 
-    fn run(mut self, rx: mpsc::Receiver<Msg>) {
+    fn run(mut self, rx: queue::Receiver) {
         loop {
             let now = Instant::now();
             self.flush_outputs(now);
@@ -156,24 +156,11 @@ impl IoLoop {
                 break;
             }
             let deadline = self.engine.timeout();
-            let first = match deadline {
-                Some(d) => rx.recv_timeout(d.saturating_duration_since(Instant::now())),
-                None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
-            };
+            // Everything queued at once: one lock, then outputs once per batch.
+            rx.wait(deadline, &mut self.inbox);
             let now = Instant::now();
-            match first {
-                Ok(m) => {
-                    self.handle(m, now);
-                    // Batch: take what else is queued before polling outputs.
-                    for _ in 0..BATCH {
-                        match rx.try_recv() {
-                            Ok(m) => self.handle(m, now),
-                            Err(_) => break,
-                        }
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            while let Some(m) = self.inbox.pop_front() {
+                self.handle(m, now);
             }
             if deadline.is_some_and(|d| now >= d) {
                 self.engine.core().handle_timeout(now);
@@ -307,7 +294,7 @@ fn connect_and_read(
     host: String,
     port: u16,
     timeout: Duration,
-    tx: mpsc::Sender<Msg>,
+    tx: queue::Sender,
 ) {
     let addrs = match (host.as_str(), port).to_socket_addrs() {
         Ok(a) => a.collect::<Vec<_>>(),

@@ -429,12 +429,12 @@ impl Producer {
                 max: self.config.max_request_size.min(self.config.buffer_memory),
             });
         }
-        let topic_known = self
+        // One topic lookup per record (the map hashes the whole name).
+        let known = self
             .topics
-            .get(&record.topic)
-            .map(|t| !t.parts.is_empty() && t.pending.is_empty())
-            .unwrap_or(false);
-        if !topic_known {
+            .get_mut(&record.topic)
+            .filter(|t| !t.parts.is_empty() && t.pending.is_empty());
+        let Some(t) = known else {
             // Held unpartitioned until the topic's metadata arrives.
             // Held with a batch header's worth, so that placing it later always fits.
             let size = size + BATCH_OVERHEAD;
@@ -457,8 +457,15 @@ impl Producer {
             self.metadata_needed = true;
             self.dirty = true;
             return Ok(RecordId(id));
-        }
-        let partition = match self.choose_partition(&record, size) {
+        };
+        let partition = match choose_partition(
+            t,
+            &record,
+            size,
+            &mut self.partitioner,
+            &self.config,
+            &mut self.rng,
+        ) {
             Ok(p) => p,
             Err(partitions) => {
                 let partition = record.partition.unwrap_or(-1);
@@ -469,7 +476,7 @@ impl Producer {
                 });
             }
         };
-        let part = self.topics[&record.topic].parts[partition as usize];
+        let part = t.parts[partition as usize];
         let id = self.next_record_id;
         self.append(part, id, &record, ts, size, now)
             .map_err(|()| self.buffer_full(record))?;
@@ -580,26 +587,14 @@ impl Producer {
     /// The partition for a record of a known topic; `Err(partitions)` for an invalid explicit one.
     fn choose_partition(&mut self, record: &ProducerRecord, size: usize) -> Result<i32, i32> {
         let t = self.topics.get_mut(&record.topic).expect("known topic");
-        let n = t.parts.len() as i32;
-        if let Some(p) = record.partition {
-            return if (0..n).contains(&p) { Ok(p) } else { Err(n) };
-        }
-        if let Some(user) = self.partitioner.as_mut() {
-            if let Some(p) = user.partition(
-                &record.topic,
-                record.key.as_deref(),
-                record.value.as_deref(),
-                n,
-            ) {
-                return if (0..n).contains(&p) { Ok(p) } else { Err(n) };
-            }
-        }
-        match &record.key {
-            Some(k) if !self.config.partitioner_ignore_keys => Ok(partition_for_key(k, n)),
-            _ => Ok(t
-                .sticky
-                .choose(size, self.config.batch_size, n, &t.available, &mut self.rng)),
-        }
+        choose_partition(
+            t,
+            record,
+            size,
+            &mut self.partitioner,
+            &self.config,
+            &mut self.rng,
+        )
     }
 
     /// Appends a record to partition `part`; `Err` when memory is exhausted.
@@ -820,6 +815,39 @@ impl Producer {
         // Java's jitter: +/- 20 %.
         let jitter = 0.8 + 0.4 * self.rng.unit();
         Duration::from_micros(((capped * jitter).min(max) * 1000.0) as u64)
+    }
+}
+
+/// The partition for a record of a known topic `t`; `Err(partitions)` for an
+/// invalid explicit one. (A free function so that `send` looks its topic up once.)
+#[inline]
+fn choose_partition(
+    t: &mut TopicState,
+    record: &ProducerRecord,
+    size: usize,
+    partitioner: &mut Option<Box<dyn Partitioner>>,
+    config: &ProducerConfig,
+    rng: &mut Rng,
+) -> Result<i32, i32> {
+    let n = t.parts.len() as i32;
+    if let Some(p) = record.partition {
+        return if (0..n).contains(&p) { Ok(p) } else { Err(n) };
+    }
+    if let Some(user) = partitioner.as_mut() {
+        if let Some(p) = user.partition(
+            &record.topic,
+            record.key.as_deref(),
+            record.value.as_deref(),
+            n,
+        ) {
+            return if (0..n).contains(&p) { Ok(p) } else { Err(n) };
+        }
+    }
+    match &record.key {
+        Some(k) if !config.partitioner_ignore_keys => Ok(partition_for_key(k, n)),
+        _ => Ok(t
+            .sticky
+            .choose(size, config.batch_size, n, &t.available, rng)),
     }
 }
 
