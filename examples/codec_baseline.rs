@@ -33,7 +33,7 @@ fn put_varint(b: &mut BytesMut, v: i64) {
 
 fn varint_len(v: i64) -> usize {
     let z = ((v << 1) ^ (v >> 63)) as u64;
-    ((64 - (z | 1).leading_zeros() as usize) + 6) / 7
+    (64 - (z | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 /// The plain builder: one batch of `n` records of `value`, CRC included.
@@ -41,7 +41,8 @@ fn plain_batch(buf: &mut BytesMut, value: &[u8], n: usize, ts: i64) -> usize {
     buf.clear();
     buf.put_bytes(0, 61);
     for i in 0..n {
-        let body = 1 + 1 + varint_len(i as i64) + 1 + varint_len(value.len() as i64) + value.len() + 1;
+        let body =
+            1 + 1 + varint_len(i as i64) + 1 + varint_len(value.len() as i64) + value.len() + 1;
         put_varint(buf, body as i64);
         buf.put_u8(0); // attributes
         buf.put_u8(0); // timestamp delta

@@ -270,12 +270,9 @@ fn main() {
                 if now >= due {
                     break;
                 }
-                let wait = due - now;
-                if wait > 200_000 {
-                    std::thread::sleep(Duration::from_nanos(wait - 100_000));
-                } else {
-                    std::hint::spin_loop();
-                }
+                // Sleep, never spin: a spinning sender would take a core
+                // from the producer's own loop (and the broker) on a small machine.
+                std::thread::sleep(Duration::from_nanos(due - now));
             }
             due
         } else {

@@ -289,13 +289,7 @@ impl IoLoop {
 }
 
 /// Connection thread: resolve, connect (each address in turn), then read until EOF or error.
-fn connect_and_read(
-    conn: ConnId,
-    host: String,
-    port: u16,
-    timeout: Duration,
-    tx: queue::Sender,
-) {
+fn connect_and_read(conn: ConnId, host: String, port: u16, timeout: Duration, tx: queue::Sender) {
     let addrs = match (host.as_str(), port).to_socket_addrs() {
         Ok(a) => a.collect::<Vec<_>>(),
         Err(e) => {

@@ -400,6 +400,10 @@ struct Gate {
     blocked: usize,
 }
 
+/// Bytes of records the channel holds before a blocking send waits for the
+/// loop (records beyond it wait in the sending thread, not in memory).
+const CHANNEL_BYTES: usize = 1 << 20;
+
 /// A cheap, cloneable, thread-safe handle to a running producer (either driver).
 #[derive(Clone)]
 pub struct Handle {
@@ -538,8 +542,12 @@ impl Handle {
     fn wait_for_room(&self, size: usize, mode: Mode) -> Result<(), ()> {
         let s = &self.shared;
         let over_memory = || {
-            s.queued.load(Ordering::SeqCst) + s.core_buffered.load(Ordering::SeqCst) + size
-                > s.buffer_memory.max(size)
+            let queued = s.queued.load(Ordering::SeqCst);
+            queued + s.core_buffered.load(Ordering::SeqCst) + size > s.buffer_memory.max(size)
+                // A blocking send also waits while the channel holds a hand-off's
+                // worth: the loop empties it continuously, and a short channel
+                // keeps memory and queueing latency low.
+                || (mode == Mode::Block && queued > 0 && queued + size > CHANNEL_BYTES)
         };
         // Fast path, no lock: nothing parked and room left.
         if !s.full.load(Ordering::SeqCst) && !over_memory() {

@@ -60,6 +60,8 @@ pub(super) fn queue(waker: Option<Arc<dyn Wake>>) -> (Sender, Receiver) {
 
 impl Sender {
     /// Queues a message; gives it back when the loop has gone.
+    // The message is returned by value, as `mpsc::SendError` did: moved, not copied to the heap.
+    #[allow(clippy::result_large_err)]
     pub(super) fn send(&self, m: Msg) -> Result<(), Msg> {
         let i = &*self.0;
         let mut s = i.lock();

@@ -18,6 +18,7 @@ pub mod rng;
 mod sender;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -101,6 +102,32 @@ pub struct Metrics {
     pub epoch_bumps: u64,
 }
 
+/// FNV-1a for the topic map: `send` hashes the topic name of every record,
+/// and SipHash's DoS resistance buys nothing for names the application
+/// chooses. (Only lookups use the hash; no output depends on map order.)
+#[derive(Clone, Copy)]
+struct TopicHasher(u64);
+
+impl Default for TopicHasher {
+    fn default() -> Self {
+        TopicHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for TopicHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// A record waiting for its topic's metadata.
 #[derive(Debug)]
 struct PendingRecord {
@@ -153,7 +180,7 @@ pub struct Producer {
     next_conn_id: u64,
     next_correlation: i32,
 
-    topics: HashMap<Arc<str>, TopicState>,
+    topics: HashMap<Arc<str>, TopicState, BuildHasherDefault<TopicHasher>>,
     /// Topic names in first-use order (deterministic iteration).
     topic_order: Vec<Arc<str>>,
     parts: Vec<PartitionState>,
@@ -249,7 +276,7 @@ impl Producer {
             next_record_id: 0,
             next_conn_id: 0,
             next_correlation: 0,
-            topics: HashMap::new(),
+            topics: HashMap::default(),
             topic_order: Vec::new(),
             parts: Vec::new(),
             brokers: BTreeMap::new(),
@@ -645,7 +672,11 @@ impl Producer {
             p.open = Some(OpenBatch {
                 builder: BatchBuilder::new(ts, cap),
                 ids: RecordIds::default(),
-                timestamps: Vec::new(),
+                // Room for as many records like this one as the batch takes:
+                // one allocation per batch instead of a doubling series.
+                timestamps: Vec::with_capacity(
+                    (cap - BATCH_OVERHEAD) / size.saturating_sub(12).max(1) + 1,
+                ),
                 created: now,
                 memory: cap,
                 last_id: id,
