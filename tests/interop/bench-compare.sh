@@ -154,7 +154,7 @@ run_one() { # peer client size parts acks linger batch tp topic n
     fi
     local last; last="$(tail -1 "$log")"
     # N records sent, R records/sec (M MB/sec), A ms avg latency, X ms max latency, P50 ms 50th, P95 ms 95th, P99 ms 99th, P999 ms 99.9th.
-    read -r recs rate mbs p50 p99 < <(echo "$last" | awk '{gsub(/[(,]/," "); print $1, $4, $6, $16, $20}')
+    read -r recs rate mbs p50 p99 < <(echo "$last" | awk '{gsub(/[(,]/," "); print $1, $4, $6, $16, $22}')
     read -r user sys rss < "$tf"
     printf '%s\t%s\t%s %sp acks=%s linger=%s batch=%s tp=%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
         "$peer" "$client" "$size" "$parts" "$acks" "$linger" "$batch" "$tp" \
