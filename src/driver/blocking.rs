@@ -15,7 +15,7 @@
 //! # Ok::<(), kafka_sansio::driver::Error>(())
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::sync::{mpsc, Arc, Mutex};
@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::queue;
 use super::{
     lock, DeliveryFuture, DeliveryResult, Engine, Error, Handle, IoMsg, Msg, DEFAULT_CLOSE_TIMEOUT,
 };
@@ -130,25 +131,24 @@ struct Conn {
 
 struct IoLoop {
     engine: Engine,
-    tx: mpsc::Sender<Msg>,
+    tx: queue::Sender,
     conns: HashMap<ConnId, Conn>,
     out: Vec<Transmit>,
+    inbox: VecDeque<Msg>,
 }
 
-/// Messages handled per wake-up before outputs are polled again.
-const BATCH: usize = 4096;
-
 impl IoLoop {
-    fn new(engine: Engine, tx: mpsc::Sender<Msg>) -> Self {
+    fn new(engine: Engine, tx: queue::Sender) -> Self {
         IoLoop {
             engine,
             tx,
             conns: HashMap::new(),
             out: Vec::new(),
+            inbox: VecDeque::new(),
         }
     }
 
-    fn run(mut self, rx: mpsc::Receiver<Msg>) {
+    fn run(mut self, rx: queue::Receiver) {
         loop {
             let now = Instant::now();
             self.flush_outputs(now);
@@ -156,24 +156,11 @@ impl IoLoop {
                 break;
             }
             let deadline = self.engine.timeout();
-            let first = match deadline {
-                Some(d) => rx.recv_timeout(d.saturating_duration_since(Instant::now())),
-                None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
-            };
+            // Everything queued at once: one lock, then outputs once per batch.
+            rx.wait(deadline, &mut self.inbox);
             let now = Instant::now();
-            match first {
-                Ok(m) => {
-                    self.handle(m, now);
-                    // Batch: take what else is queued before polling outputs.
-                    for _ in 0..BATCH {
-                        match rx.try_recv() {
-                            Ok(m) => self.handle(m, now),
-                            Err(_) => break,
-                        }
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            while let Some(m) = self.inbox.pop_front() {
+                self.handle(m, now);
             }
             if deadline.is_some_and(|d| now >= d) {
                 self.engine.core().handle_timeout(now);
@@ -308,13 +295,7 @@ impl IoLoop {
 }
 
 /// Connection thread: resolve, connect (each address in turn), then read until EOF or error.
-fn connect_and_read(
-    conn: ConnId,
-    host: String,
-    port: u16,
-    timeout: Duration,
-    tx: mpsc::Sender<Msg>,
-) {
+fn connect_and_read(conn: ConnId, host: String, port: u16, timeout: Duration, tx: queue::Sender) {
     let addrs = match (host.as_str(), port).to_socket_addrs() {
         Ok(a) => a.collect::<Vec<_>>(),
         Err(e) => {
@@ -367,12 +348,7 @@ fn connect_and_read(
 /// Writer thread: writes queued bytes in order and tells the loop what was
 /// written (acks=0 records complete then, and the core bounds what waits
 /// here by it); on error shuts the socket so the reader reports it.
-fn write_loop(
-    conn: ConnId,
-    mut stream: TcpStream,
-    rx: mpsc::Receiver<Bytes>,
-    tx: mpsc::Sender<Msg>,
-) {
+fn write_loop(conn: ConnId, mut stream: TcpStream, rx: mpsc::Receiver<Bytes>, tx: queue::Sender) {
     while let Ok(data) = rx.recv() {
         if stream.write_all(&data).is_err() {
             let _ = stream.shutdown(Shutdown::Both);

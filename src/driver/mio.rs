@@ -14,7 +14,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -22,7 +22,7 @@ use bytes::Bytes;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 
-use super::{Engine, Error, IoMsg, Msg, Wake};
+use super::{queue, Engine, Error, IoMsg, Msg, Wake};
 use crate::producer::{ConnId, ProducerConfig, Transmit};
 
 pub use super::Handle;
@@ -60,12 +60,12 @@ struct Conn {
 /// The mio event loop around the producer core.
 pub struct Driver {
     engine: Engine,
-    rx: mpsc::Receiver<Msg>,
-    tx: mpsc::Sender<Msg>,
+    rx: queue::Receiver,
+    tx: queue::Sender,
+    inbox: VecDeque<Msg>,
     handle: Handle,
     poll: Option<Poll>,
     registry: Registry,
-    waker: Arc<MioWaker>,
     base: usize,
     conns: HashMap<ConnId, Conn>,
     out: Vec<Transmit>,
@@ -105,15 +105,15 @@ impl Driver {
 
     fn build(config: ProducerConfig, registry: Registry, base: Token) -> Result<Driver, Error> {
         let waker = Arc::new(MioWaker(Waker::new(&registry, base)?));
-        let (engine, handle, rx, tx) = Engine::new(config, Some(waker.clone()))?;
+        let (engine, handle, rx, tx) = Engine::new(config, Some(waker))?;
         Ok(Driver {
             engine,
             rx,
             tx,
+            inbox: VecDeque::new(),
             handle,
             poll: None,
             registry,
-            waker,
             base: base.0,
             conns: HashMap::new(),
             out: Vec::new(),
@@ -241,7 +241,8 @@ impl Driver {
 
     fn drain_channel(&mut self) {
         let now = Instant::now();
-        while let Ok(m) = self.rx.try_recv() {
+        self.rx.drain(&mut self.inbox);
+        while let Some(m) = self.inbox.pop_front() {
             match m {
                 Msg::Command(c) => self.engine.command(c, now),
                 Msg::Io(IoMsg::Resolved(conn, addrs)) => {
@@ -280,7 +281,6 @@ impl Driver {
                     Ok(ip) => State::Connecting(vec![SocketAddr::new(ip, port)]),
                     Err(_) => {
                         let tx = self.tx.clone();
-                        let waker = self.waker.clone();
                         let spawned = thread::Builder::new()
                             .name("kafka-sansio-resolve".into())
                             .spawn(move || {
@@ -291,9 +291,8 @@ impl Driver {
                                         Vec::new()
                                     }
                                 };
-                                if tx.send(Msg::Io(IoMsg::Resolved(conn, addrs))).is_ok() {
-                                    waker.wake();
-                                }
+                                // The queue rings the waker.
+                                let _ = tx.send(Msg::Io(IoMsg::Resolved(conn, addrs)));
                             });
                         if spawned.is_err() {
                             self.broken.push(conn);

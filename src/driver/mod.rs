@@ -10,10 +10,11 @@
 pub mod blocking;
 #[cfg(feature = "mio-driver")]
 pub mod mio;
+mod queue;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::producer::{
@@ -269,24 +270,18 @@ trait Wake: Send + Sync {
     fn wake(&self);
 }
 
-/// A channel end for commands plus the loop's wake-up.
+/// The loop's inbox, for commands (it wakes the loop itself, coalesced).
 #[derive(Clone)]
 struct CommandSender {
-    tx: mpsc::Sender<Msg>,
-    waker: Option<Arc<dyn Wake>>,
+    tx: queue::Sender,
 }
 
 impl CommandSender {
     /// Queues a command; gives it back when the loop has gone.
     fn send(&self, c: Command) -> Result<(), Box<Command>> {
         match self.tx.send(Msg::Command(c)) {
-            Ok(()) => {
-                if let Some(w) = &self.waker {
-                    w.wake();
-                }
-                Ok(())
-            }
-            Err(mpsc::SendError(Msg::Command(c))) => Err(Box::new(c)),
+            Ok(()) => Ok(()),
+            Err(Msg::Command(c)) => Err(Box::new(c)),
             Err(_) => unreachable!("a command was sent"),
         }
     }
@@ -318,6 +313,14 @@ enum IoMsg {
 struct Shared {
     /// Bytes of records queued in the channel, not yet taken by the loop.
     queued: AtomicUsize,
+    /// The core's buffered bytes as of the loop's last poll: the channel may
+    /// only hold what is left of `buffer.memory`, so that records in the
+    /// channel and in the core together stay within it.
+    core_buffered: AtomicUsize,
+    /// Mirror of `Gate::full`, read without the lock on the send path.
+    full: AtomicBool,
+    /// Mirror of `Gate::blocked`: the loop locks the gate only when someone waits.
+    blocked: AtomicUsize,
     /// Backpressure gate: `full` while sends are parked in the loop.
     gate: Mutex<Gate>,
     gate_cv: Condvar,
@@ -329,11 +332,79 @@ struct Shared {
     max_block: Duration,
 }
 
+/// Waiters of accepted records, by record id. Ids grow by one per accepted
+/// record, so this is a window `[base, base + len)` over a ring buffer, not a
+/// tree: insert and lookup are index arithmetic, and nothing is allocated per
+/// record once the ring has grown to the number of records in flight.
+#[derive(Default)]
+struct Waiters {
+    base: u64,
+    slots: VecDeque<Option<Waiter>>,
+    /// Slots holding a waiter.
+    live: usize,
+}
+
+impl Waiters {
+    fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    fn insert(&mut self, id: u64, w: Waiter) {
+        if self.live == 0 {
+            self.slots.clear();
+            self.base = id;
+        }
+        if id < self.base {
+            // Not expected (ids only grow); keep the window contiguous anyway.
+            for _ in id..self.base {
+                self.slots.push_front(None);
+            }
+            self.base = id;
+        }
+        let i = (id - self.base) as usize;
+        while self.slots.len() <= i {
+            self.slots.push_back(None);
+        }
+        if self.slots[i].replace(w).is_none() {
+            self.live += 1;
+        }
+    }
+
+    /// Takes the first waiter with an id in `from..end`.
+    fn take_next(&mut self, from: u64, end: u64) -> Option<(u64, Waiter)> {
+        let lo = from.max(self.base);
+        let hi = end.min(self.base + self.slots.len() as u64);
+        for id in lo..hi {
+            let i = (id - self.base) as usize;
+            if let Some(w) = self.slots[i].take() {
+                self.live -= 1;
+                // Trim resolved slots at the front so the window only spans
+                // records still waited on.
+                while let Some(None) = self.slots.front() {
+                    self.slots.pop_front();
+                    self.base += 1;
+                }
+                return Some((id, w));
+            }
+        }
+        None
+    }
+
+    fn clear(&mut self) {
+        self.slots.clear();
+        self.live = 0;
+    }
+}
+
 #[derive(Default)]
 struct Gate {
     full: bool,
     blocked: usize,
 }
+
+/// Bytes of records the channel holds before a blocking send waits for the
+/// loop (records beyond it wait in the sending thread, not in memory).
+const CHANNEL_BYTES: usize = 1 << 20;
 
 /// A cheap, cloneable, thread-safe handle to a running producer (either driver).
 #[derive(Clone)]
@@ -350,14 +421,15 @@ impl std::fmt::Debug for Handle {
     }
 }
 
+/// Bytes a queued send holds: its payload plus the queue entry itself.
 fn record_size(r: &ProducerRecord) -> usize {
-    r.key.as_ref().map_or(0, |k| k.len())
+    let mut n = r.key.as_ref().map_or(0, |k| k.len())
         + r.value.as_ref().map_or(0, |v| v.len())
-        + r.headers
-            .iter()
-            .map(|h| h.key.len() + h.value.as_ref().map_or(0, |v| v.len()) + 8)
-            .sum::<usize>()
-        + 32
+        + std::mem::size_of::<Msg>();
+    for h in &r.headers {
+        n += h.key.len() + h.value.as_ref().map_or(0, |v| v.len()) + 8;
+    }
+    n
 }
 
 fn unix_ms() -> i64 {
@@ -471,9 +543,19 @@ impl Handle {
     /// buffer's worth of records; `Err` after `max.block.ms` (at once for `Try`).
     fn wait_for_room(&self, size: usize, mode: Mode) -> Result<(), ()> {
         let s = &self.shared;
-        let over = |g: &Gate| {
-            g.full || s.queued.load(Ordering::Acquire) + size > s.buffer_memory.max(size)
+        let over_memory = || {
+            let queued = s.queued.load(Ordering::SeqCst);
+            queued + s.core_buffered.load(Ordering::SeqCst) + size > s.buffer_memory.max(size)
+                // A blocking send also waits while the channel holds a hand-off's
+                // worth: the loop empties it continuously, and a short channel
+                // keeps memory and queueing latency low.
+                || (mode == Mode::Block && queued > 0 && queued + size > CHANNEL_BYTES)
         };
+        // Fast path, no lock: nothing parked and room left.
+        if !s.full.load(Ordering::SeqCst) && !over_memory() {
+            return Ok(());
+        }
+        let over = |g: &Gate| g.full || over_memory();
         let mut g = lock(&s.gate);
         if !over(&g) {
             return Ok(());
@@ -483,6 +565,7 @@ impl Handle {
         }
         let deadline = Instant::now() + s.max_block;
         g.blocked += 1;
+        s.blocked.fetch_add(1, Ordering::SeqCst);
         let res = loop {
             if !over(&g) || s.closed.load(Ordering::Acquire) || s.closing.load(Ordering::Acquire) {
                 break Ok(());
@@ -498,6 +581,7 @@ impl Handle {
                 .0;
         };
         g.blocked -= 1;
+        s.blocked.fetch_sub(1, Ordering::SeqCst);
         res
     }
 
@@ -583,7 +667,10 @@ struct Engine {
     core: Core,
     shared: Arc<Shared>,
     /// Waiters by record id (only records someone waits on).
-    waiters: BTreeMap<u64, Waiter>,
+    waiters: Waiters,
+    /// Bytes of sends taken from the channel since the last poll (subtracted
+    /// from `Shared::queued` once per poll, not once per record).
+    dequeued: usize,
     /// Slots by record id for waiters that may ask to expedite later.
     parked: VecDeque<Parked>,
     /// Parked sends ever made, and those handed on (to the core or failed).
@@ -601,12 +688,15 @@ impl Engine {
     fn new(
         config: ProducerConfig,
         waker: Option<Arc<dyn Wake>>,
-    ) -> Result<(Engine, Handle, mpsc::Receiver<Msg>, mpsc::Sender<Msg>), Error> {
+    ) -> Result<(Engine, Handle, queue::Receiver, queue::Sender), Error> {
         let buffer_memory = config.buffer_memory;
         let max_block = config.max_block;
         let core = Core::new(config, Instant::now(), unix_ms())?;
         let shared = Arc::new(Shared {
             queued: AtomicUsize::new(0),
+            core_buffered: AtomicUsize::new(0),
+            full: AtomicBool::new(false),
+            blocked: AtomicUsize::new(0),
             gate: Mutex::new(Gate::default()),
             gate_cv: Condvar::new(),
             closing: AtomicBool::new(false),
@@ -614,18 +704,16 @@ impl Engine {
             buffer_memory,
             max_block,
         });
-        let (tx, rx) = mpsc::channel();
+        let (tx, rx) = queue::queue(waker);
         let handle = Handle {
-            tx: CommandSender {
-                tx: tx.clone(),
-                waker,
-            },
+            tx: CommandSender { tx: tx.clone() },
             shared: shared.clone(),
         };
         let engine = Engine {
             core,
             shared,
-            waiters: BTreeMap::new(),
+            waiters: Waiters::default(),
+            dequeued: 0,
             parked: VecDeque::new(),
             parked_in: 0,
             parked_out: 0,
@@ -662,7 +750,7 @@ impl Engine {
                 mode,
                 size,
             } => {
-                self.shared.queued.fetch_sub(size, Ordering::AcqRel);
+                self.dequeued += size;
                 if !self.parked.is_empty() {
                     // Keep send order: behind the parked ones.
                     self.park_or_refuse(record, waiter, mode, now);
@@ -799,6 +887,11 @@ impl Engine {
     /// Drains the core's outputs: transmits go to `out`, events to waiters.
     /// Call after every batch of inputs/commands, then apply `out`.
     fn poll(&mut self, now: Instant, out: &mut Vec<Transmit>) {
+        if self.dequeued > 0 {
+            self.shared
+                .queued
+                .fetch_sub(std::mem::take(&mut self.dequeued), Ordering::AcqRel);
+        }
         loop {
             while let Some(t) = self.core.poll_transmit(now) {
                 out.push(t);
@@ -861,13 +954,11 @@ impl Engine {
                 }
                 let mut index = 0usize;
                 for &(start, n) in d.records.runs() {
-                    let keys: Vec<u64> = self
-                        .waiters
-                        .range(start..start + n as u64)
-                        .map(|(k, _)| *k)
-                        .collect();
-                    for k in keys {
-                        let i = index + (k - start) as usize;
+                    let end = start + n as u64;
+                    let mut k = start;
+                    while let Some((id, w)) = self.waiters.take_next(k, end) {
+                        k = id + 1;
+                        let i = index + (id - start) as usize;
                         let md = RecordMetadata {
                             topic: d.topic.clone(),
                             partition: d.partition,
@@ -882,9 +973,7 @@ impl Engine {
                                 d.timestamps.get(i).copied().unwrap_or(-1)
                             },
                         };
-                        if let Some(w) = self.waiters.remove(&k) {
-                            w.resolve(Ok(md));
-                        }
+                        w.resolve(Ok(md));
                     }
                     index += n as usize;
                 }
@@ -901,15 +990,11 @@ impl Engine {
                     return;
                 }
                 for &(start, n) in f.records.runs() {
-                    let keys: Vec<u64> = self
-                        .waiters
-                        .range(start..start + n as u64)
-                        .map(|(k, _)| *k)
-                        .collect();
-                    for k in keys {
-                        if let Some(w) = self.waiters.remove(&k) {
-                            w.resolve(Err(Error::Delivery(f.error.clone())));
-                        }
+                    let end = start + n as u64;
+                    let mut k = start;
+                    while let Some((id, w)) = self.waiters.take_next(k, end) {
+                        k = id + 1;
+                        w.resolve(Err(Error::Delivery(f.error.clone())));
                     }
                 }
             }
@@ -930,11 +1015,23 @@ impl Engine {
 
     fn update_gate(&self) {
         let full = !self.parked.is_empty();
-        let mut g = lock(&self.shared.gate);
-        if g.full != full || g.blocked > 0 {
-            g.full = full;
-            self.shared.gate_cv.notify_all();
+        self.shared
+            .core_buffered
+            .store(self.core.buffered_bytes(), Ordering::SeqCst);
+        // Lock only when something changes or someone waits: not per poll.
+        // (SeqCst: a sender that starts waiting after this load saw the
+        // `core_buffered` stored above when it checked for room.)
+        if full == self.shared.full.load(Ordering::SeqCst) {
+            if self.shared.blocked.load(Ordering::SeqCst) > 0 {
+                let _g = lock(&self.shared.gate);
+                self.shared.gate_cv.notify_all();
+            }
+            return;
         }
+        let mut g = lock(&self.shared.gate);
+        g.full = full;
+        self.shared.full.store(full, Ordering::Release);
+        self.shared.gate_cv.notify_all();
     }
 
     /// The next deadline: the core's, or a parked send's `max.block.ms`.

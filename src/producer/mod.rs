@@ -18,6 +18,7 @@ pub mod rng;
 mod sender;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -102,6 +103,32 @@ pub struct Metrics {
     pub epoch_bumps: u64,
 }
 
+/// FNV-1a for the topic map: `send` hashes the topic name of every record,
+/// and SipHash's DoS resistance buys nothing for names the application
+/// chooses. (Only lookups use the hash; no output depends on map order.)
+#[derive(Clone, Copy)]
+struct TopicHasher(u64);
+
+impl Default for TopicHasher {
+    fn default() -> Self {
+        TopicHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for TopicHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// A record waiting for its topic's metadata.
 #[derive(Debug)]
 struct PendingRecord {
@@ -181,7 +208,7 @@ pub struct Producer {
     next_conn_id: u64,
     next_correlation: i32,
 
-    topics: HashMap<Arc<str>, TopicState>,
+    topics: HashMap<Arc<str>, TopicState, BuildHasherDefault<TopicHasher>>,
     /// Topic names in first-use order (deterministic iteration).
     topic_order: Vec<Arc<str>>,
     parts: Vec<PartitionState>,
@@ -277,7 +304,7 @@ impl Producer {
             next_record_id: 0,
             next_conn_id: 0,
             next_correlation: 0,
-            topics: HashMap::new(),
+            topics: HashMap::default(),
             topic_order: Vec::new(),
             parts: Vec::new(),
             brokers: BTreeMap::new(),
@@ -467,12 +494,12 @@ impl Producer {
                 max: self.config.max_request_size.min(self.config.buffer_memory),
             });
         }
-        let topic_known = self
+        // One topic lookup per record (the map hashes the whole name).
+        let known = self
             .topics
-            .get(&record.topic)
-            .map(|t| !t.parts.is_empty() && t.pending.is_empty())
-            .unwrap_or(false);
-        if !topic_known {
+            .get_mut(&record.topic)
+            .filter(|t| !t.parts.is_empty() && t.pending.is_empty());
+        let Some(t) = known else {
             // Held unpartitioned until the topic's metadata arrives.
             // Held with a batch header's worth, so that placing it later always fits.
             let size = size + BATCH_OVERHEAD;
@@ -495,8 +522,15 @@ impl Producer {
             self.metadata_needed = true;
             self.dirty = true;
             return Ok(RecordId(id));
-        }
-        let partition = match self.choose_partition(&record, size) {
+        };
+        let partition = match choose_partition(
+            t,
+            &record,
+            size,
+            &mut self.partitioner,
+            &self.config,
+            &mut self.rng,
+        ) {
             Ok(p) => p,
             Err(partitions) => {
                 let partition = record.partition.unwrap_or(-1);
@@ -507,7 +541,7 @@ impl Producer {
                 });
             }
         };
-        let part = self.topics[&record.topic].parts[partition as usize];
+        let part = t.parts[partition as usize];
         let id = self.next_record_id;
         self.append(part, id, &record, ts, size, now)
             .map_err(|()| self.buffer_full(record))?;
@@ -618,26 +652,14 @@ impl Producer {
     /// The partition for a record of a known topic; `Err(partitions)` for an invalid explicit one.
     fn choose_partition(&mut self, record: &ProducerRecord, size: usize) -> Result<i32, i32> {
         let t = self.topics.get_mut(&record.topic).expect("known topic");
-        let n = t.parts.len() as i32;
-        if let Some(p) = record.partition {
-            return if (0..n).contains(&p) { Ok(p) } else { Err(n) };
-        }
-        if let Some(user) = self.partitioner.as_mut() {
-            if let Some(p) = user.partition(
-                &record.topic,
-                record.key.as_deref(),
-                record.value.as_deref(),
-                n,
-            ) {
-                return if (0..n).contains(&p) { Ok(p) } else { Err(n) };
-            }
-        }
-        match &record.key {
-            Some(k) if !self.config.partitioner_ignore_keys => Ok(partition_for_key(k, n)),
-            _ => Ok(t
-                .sticky
-                .choose(size, self.config.batch_size, n, &t.available, &mut self.rng)),
-        }
+        choose_partition(
+            t,
+            record,
+            size,
+            &mut self.partitioner,
+            &self.config,
+            &mut self.rng,
+        )
     }
 
     /// Appends a record to partition `part`; `Err` when memory is exhausted.
@@ -699,7 +721,11 @@ impl Producer {
             p.open = Some(OpenBatch {
                 builder: BatchBuilder::new(ts, cap),
                 ids: RecordIds::default(),
-                timestamps: Vec::new(),
+                // Room for as many records like this one as the batch takes:
+                // one allocation per batch instead of a doubling series.
+                timestamps: Vec::with_capacity(
+                    (cap - BATCH_OVERHEAD) / size.saturating_sub(12).max(1) + 1,
+                ),
                 created: now,
                 memory: cap,
                 last_id: id,
@@ -879,6 +905,39 @@ impl Producer {
         // Java's jitter: +/- 20 %.
         let jitter = 0.8 + 0.4 * self.rng.unit();
         Duration::from_micros(((capped * jitter).min(max) * 1000.0) as u64)
+    }
+}
+
+/// The partition for a record of a known topic `t`; `Err(partitions)` for an
+/// invalid explicit one. (A free function so that `send` looks its topic up once.)
+#[inline]
+fn choose_partition(
+    t: &mut TopicState,
+    record: &ProducerRecord,
+    size: usize,
+    partitioner: &mut Option<Box<dyn Partitioner>>,
+    config: &ProducerConfig,
+    rng: &mut Rng,
+) -> Result<i32, i32> {
+    let n = t.parts.len() as i32;
+    if let Some(p) = record.partition {
+        return if (0..n).contains(&p) { Ok(p) } else { Err(n) };
+    }
+    if let Some(user) = partitioner.as_mut() {
+        if let Some(p) = user.partition(
+            &record.topic,
+            record.key.as_deref(),
+            record.value.as_deref(),
+            n,
+        ) {
+            return if (0..n).contains(&p) { Ok(p) } else { Err(n) };
+        }
+    }
+    match &record.key {
+        Some(k) if !config.partitioner_ignore_keys => Ok(partition_for_key(k, n)),
+        _ => Ok(t
+            .sticky
+            .choose(size, config.batch_size, n, &t.available, rng)),
     }
 }
 

@@ -1,0 +1,386 @@
+//! Producer benchmark with the flags and final line of Kafka's
+//! `kafka-producer-perf-test`, for side-by-side runs with librdkafka
+//! (`tests/interop/rdkafka_perf`, see `tests/interop/bench-compare.sh`).
+//!
+//! ```text
+//! cargo run --release --example producer_perf -- --topic perf --num-records 1000000 \
+//!     --record-size 100 --throughput -1 --producer-props acks=all linger.ms=5 \
+//!     [--driver blocking|mio] [--partitions P]
+//! ```
+//!
+//! - `--throughput -1` sends as fast as the producer takes records; `R > 0` is an
+//!   open-loop schedule: record `i` is due at `start + i/R` and its latency is
+//!   measured from that scheduled time (so a stall shows as latency, not as a
+//!   slower schedule).
+//! - Without `bootstrap.servers` in `--producer-props`, an in-process
+//!   [`MockServer`] with one broker and `--partitions` partitions (default 1) is
+//!   started; its CPU and its stored log then count in this process's numbers.
+//! - Latency is taken per record in the delivery callback into an array
+//!   allocated before the run (no per-record bookkeeping besides the callback).
+//! - The values are `--record-size` random uppercase letters shared by every
+//!   record (as the Java tool and `rdkafka_perf` do); no key.
+//!
+//! stdout: a window line every 5 s, then exactly one final line as Java prints it.
+//! stderr: process CPU (user+sys), CPU ns per record and peak RSS.
+
+use std::process::exit;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_sansio::driver::{self, DeliveryResult, Handle};
+use kafka_sansio::mock::{MockConfig, MockServer};
+use kafka_sansio::producer::{ProducerConfig, ProducerRecord};
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: producer_perf --topic T --num-records N --record-size S --throughput R \
+         --producer-props k=v [k=v ...] [--driver blocking|mio] [--partitions P]\n  \
+         --throughput -1: unlimited; R>0: open-loop R records/s (latency from the scheduled time)\n  \
+         no bootstrap.servers: an in-process mock cluster with P partitions"
+    );
+    exit(2)
+}
+
+struct Args {
+    topic: String,
+    num: u64,
+    size: usize,
+    throughput: f64,
+    props: Vec<(String, String)>,
+    driver: String,
+    partitions: i32,
+}
+
+fn parse_args() -> Args {
+    let mut a = Args {
+        topic: String::new(),
+        num: 0,
+        size: 0,
+        throughput: 0.0,
+        props: Vec::new(),
+        driver: "blocking".into(),
+        partitions: 1,
+    };
+    let (mut have_num, mut have_size, mut have_tp) = (false, false, false);
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    let val = |i: usize| argv.get(i + 1).cloned().unwrap_or_else(|| usage());
+    while i < argv.len() {
+        match argv[i].as_str() {
+            "--topic" => a.topic = val(i),
+            "--num-records" => {
+                a.num = val(i).parse().unwrap_or_else(|_| usage());
+                have_num = true;
+            }
+            "--record-size" => {
+                a.size = val(i).parse().unwrap_or_else(|_| usage());
+                have_size = true;
+            }
+            "--throughput" => {
+                a.throughput = val(i).parse().unwrap_or_else(|_| usage());
+                have_tp = true;
+            }
+            "--driver" => a.driver = val(i),
+            "--partitions" => a.partitions = val(i).parse().unwrap_or_else(|_| usage()),
+            "--producer-props" => {
+                while i + 1 < argv.len() && !argv[i + 1].starts_with("--") {
+                    i += 1;
+                    let (k, v) = argv[i].split_once('=').unwrap_or_else(|| usage());
+                    a.props.push((k.to_owned(), v.to_owned()));
+                }
+                i += 1;
+                continue;
+            }
+            "-h" | "--help" => usage(),
+            other => {
+                eprintln!("producer_perf: unknown argument {other}");
+                usage()
+            }
+        }
+        i += 2;
+    }
+    if a.topic.is_empty() || !have_num || !have_size || !have_tp {
+        usage();
+    }
+    if a.driver != "blocking" && a.driver != "mio" {
+        usage();
+    }
+    a
+}
+
+/// Written by the delivery callbacks (on the driver's loop thread), read by main.
+struct Stats {
+    base: Instant,
+    /// Latency of each acknowledged record in µs, in completion order.
+    lat_us: Vec<AtomicU32>,
+    ok: AtomicU64,
+    failed: AtomicU64,
+    lat_sum_us: AtomicU64,
+    lat_max_us: AtomicU64,
+    win_max_us: AtomicU64,
+}
+
+impl Stats {
+    fn record(&self, due_ns: u64, r: DeliveryResult) {
+        match r {
+            Ok(_) => {
+                let now = self.base.elapsed().as_nanos() as u64;
+                let us = now.saturating_sub(due_ns) / 1000;
+                // Only the loop thread writes: relaxed load/store pairs are enough.
+                let n = self.ok.load(Ordering::Relaxed);
+                if let Some(slot) = self.lat_us.get(n as usize) {
+                    slot.store(us.min(u32::MAX as u64) as u32, Ordering::Relaxed);
+                }
+                self.ok.store(n + 1, Ordering::Relaxed);
+                self.lat_sum_us.fetch_add(us, Ordering::Relaxed);
+                self.lat_max_us.fetch_max(us, Ordering::Relaxed);
+                self.win_max_us.fetch_max(us, Ordering::Relaxed);
+            }
+            Err(e) => {
+                if self.failed.fetch_add(1, Ordering::Relaxed) < 10 {
+                    eprintln!("producer_perf: delivery failed: {e}");
+                }
+            }
+        }
+    }
+}
+
+/// Process CPU time (user, system) from getrusage(RUSAGE_SELF) and peak RSS in KiB.
+fn rusage() -> (f64, f64, i64) {
+    #[repr(C)]
+    #[derive(Default)]
+    struct Timeval {
+        sec: i64,
+        usec: i64,
+    }
+    #[repr(C)]
+    #[derive(Default)]
+    struct Rusage {
+        utime: Timeval,
+        stime: Timeval,
+        maxrss: i64,
+        rest: [i64; 13],
+    }
+    extern "C" {
+        fn getrusage(who: i32, usage: *mut Rusage) -> i32;
+    }
+    let mut r = Rusage::default();
+    // SAFETY: `Rusage` has the layout of Linux's `struct rusage` on 64-bit targets.
+    if unsafe { getrusage(0, &mut r) } != 0 {
+        return (0.0, 0.0, 0);
+    }
+    let t = |tv: &Timeval| tv.sec as f64 + tv.usec as f64 / 1e6;
+    (t(&r.utime), t(&r.stime), r.maxrss)
+}
+
+fn main() {
+    let args = parse_args();
+    let mut config = ProducerConfig::new();
+    for (k, v) in &args.props {
+        if let Err(e) = config.set(k, v) {
+            eprintln!("producer_perf: {e}");
+            exit(2);
+        }
+    }
+    let _mock = if config.bootstrap_servers.is_empty() {
+        let server = MockServer::start_with(MockConfig::default(), None).unwrap_or_else(|e| {
+            eprintln!("producer_perf: cannot start the mock cluster: {e}");
+            exit(1)
+        });
+        let _ = server.with_cluster(|c| c.create_topic(&args.topic, args.partitions));
+        config.bootstrap_servers = vec![server.bootstrap_servers()];
+        Some(server)
+    } else {
+        None
+    };
+    if let Err(e) = config.validate() {
+        eprintln!("producer_perf: {e}");
+        exit(2);
+    }
+
+    let (handle, closer): (Handle, Box<dyn FnOnce()>) = match args.driver.as_str() {
+        "mio" => {
+            let (h, t) = driver::mio::Driver::spawn(config).unwrap_or_else(|e| {
+                eprintln!("producer_perf: {e}");
+                exit(1)
+            });
+            let h2 = h.clone();
+            (
+                h,
+                Box::new(move || {
+                    let _ = h2.close(Duration::from_secs(60));
+                    let _ = t.join();
+                }),
+            )
+        }
+        _ => {
+            let p = driver::blocking::Producer::new(config).unwrap_or_else(|e| {
+                eprintln!("producer_perf: {e}");
+                exit(1)
+            });
+            (
+                p.handle(),
+                Box::new(move || {
+                    let _ = p.close(Duration::from_secs(60));
+                }),
+            )
+        }
+    };
+
+    // Payload: random uppercase letters, one buffer shared by every record.
+    let mut x: u32 = 1;
+    let payload: Vec<u8> = (0..args.size)
+        .map(|_| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            b'A' + ((x >> 16) % 26) as u8
+        })
+        .collect();
+    let payload = Bytes::from_static(Box::leak(payload.into_boxed_slice()));
+    let topic: Arc<str> = args.topic.as_str().into();
+
+    let stats: &'static Stats = Box::leak(Box::new(Stats {
+        base: Instant::now(),
+        lat_us: (0..args.num.max(1)).map(|_| AtomicU32::new(0)).collect(),
+        ok: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+        lat_sum_us: AtomicU64::new(0),
+        lat_max_us: AtomicU64::new(0),
+        win_max_us: AtomicU64::new(0),
+    }));
+    let cpu0 = rusage();
+
+    let start_ns = stats.base.elapsed().as_nanos() as u64;
+    let interval_ns = if args.throughput > 0.0 {
+        1e9 / args.throughput
+    } else {
+        0.0
+    };
+    let mut win = Window {
+        start: Instant::now(),
+        ok: 0,
+        sum: 0,
+    };
+    for i in 0..args.num {
+        let due_ns = if interval_ns > 0.0 {
+            let due = start_ns + (i as f64 * interval_ns) as u64;
+            loop {
+                let now = stats.base.elapsed().as_nanos() as u64;
+                if now >= due {
+                    break;
+                }
+                // Sleep, never spin: a spinning sender would take a core
+                // from the producer's own loop (and the broker) on a small machine.
+                std::thread::sleep(Duration::from_nanos(due - now));
+            }
+            due
+        } else {
+            stats.base.elapsed().as_nanos() as u64
+        };
+        let record = ProducerRecord {
+            topic: topic.clone(),
+            partition: None,
+            key: None,
+            value: Some(payload.clone()),
+            headers: Vec::new(),
+            timestamp: None,
+        };
+        if let Err(e) = handle.send_with_callback(record, move |r| stats.record(due_ns, r)) {
+            eprintln!("producer_perf: send failed: {e}");
+            exit(1);
+        }
+        if i & 1023 == 0 {
+            win.maybe_print(stats, args.size);
+        }
+    }
+    if let Err(e) = handle.flush() {
+        eprintln!("producer_perf: flush failed: {e}");
+    }
+    let end_ns = stats.base.elapsed().as_nanos() as u64;
+    let cpu1 = rusage();
+
+    let n = stats.ok.load(Ordering::Acquire);
+    let failed = stats.failed.load(Ordering::Acquire);
+    let secs = (end_ns - start_ns) as f64 / 1e9;
+    let mut lat_ms: Vec<u32> = stats.lat_us[..(n as usize).min(stats.lat_us.len())]
+        .iter()
+        .map(|l| l.load(Ordering::Relaxed) / 1000)
+        .collect();
+    lat_ms.sort_unstable();
+    let pct = |p: f64| -> u32 {
+        if lat_ms.is_empty() {
+            return 0;
+        }
+        lat_ms[((lat_ms.len() as f64 * p) as usize).min(lat_ms.len() - 1)]
+    };
+    let bytes = n as f64 * args.size as f64;
+    println!(
+        "{n} records sent, {:.1} records/sec ({:.2} MB/sec), {:.2} ms avg latency, \
+         {:.2} ms max latency, {} ms 50th, {} ms 95th, {} ms 99th, {} ms 99.9th.",
+        if secs > 0.0 { n as f64 / secs } else { 0.0 },
+        if secs > 0.0 {
+            bytes / 1024.0 / 1024.0 / secs
+        } else {
+            0.0
+        },
+        if n > 0 {
+            stats.lat_sum_us.load(Ordering::Relaxed) as f64 / 1000.0 / n as f64
+        } else {
+            0.0
+        },
+        stats.lat_max_us.load(Ordering::Relaxed) as f64 / 1000.0,
+        pct(0.5),
+        pct(0.95),
+        pct(0.99),
+        pct(0.999),
+    );
+    closer();
+    let (user, sys, maxrss) = rusage();
+    let (cu, cs) = (cpu1.0 - cpu0.0, cpu1.1 - cpu0.1);
+    eprintln!(
+        "producer_perf: driver {}, {} broker, user {user:.2} s, sys {sys:.2} s \
+         (run: user {cu:.2} s, sys {cs:.2} s), {:.1} ns CPU/record (run), max RSS {maxrss} KiB, failed {failed}",
+        args.driver,
+        if _mock.is_some() {
+            "in-process mock (its CPU included)"
+        } else {
+            "external"
+        },
+        if n > 0 { (cu + cs) * 1e9 / n as f64 } else { 0.0 },
+    );
+    if failed > 0 {
+        exit(1);
+    }
+}
+
+struct Window {
+    start: Instant,
+    ok: u64,
+    sum: u64,
+}
+
+impl Window {
+    fn maybe_print(&mut self, stats: &Stats, size: usize) {
+        let secs = self.start.elapsed().as_secs_f64();
+        if secs < 5.0 {
+            return;
+        }
+        let ok = stats.ok.load(Ordering::Relaxed);
+        let sum = stats.lat_sum_us.load(Ordering::Relaxed);
+        let max = stats.win_max_us.swap(0, Ordering::Relaxed);
+        let n = ok - self.ok;
+        if n > 0 {
+            println!(
+                "{n} records sent, {:.1} records/sec ({:.2} MB/sec), {:.1} ms avg latency, {:.1} ms max latency.",
+                n as f64 / secs,
+                (n * size as u64) as f64 / 1024.0 / 1024.0 / secs,
+                (sum - self.sum) as f64 / 1000.0 / n as f64,
+                max as f64 / 1000.0
+            );
+        }
+        self.start = Instant::now();
+        self.ok = ok;
+        self.sum = sum;
+    }
+}

@@ -1,0 +1,247 @@
+//! The core's hot path allocates nothing per record: a counting global
+//! allocator watches a steady-state loop of sends and deliveries between the
+//! sans-IO core and the sans-IO [`MockCluster`], all in memory.
+//!
+//! Only allocations made inside the producer's own calls are counted (the
+//! mock broker's are not: it stores every batch). Counting is per thread, so
+//! the other tests of this file running in parallel do not disturb it.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_sansio::mock::MockCluster;
+use kafka_sansio::producer::{ConnId, Event, Producer, ProducerConfig, ProducerRecord, Transmit};
+use kafka_sansio::protocol::Deframer;
+
+struct Counting;
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards to the system allocator; the bookkeeping touches only
+// const-initialised thread-locals, which never allocate.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        bump();
+        System.alloc(layout)
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        bump();
+        System.alloc_zeroed(layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        bump();
+        System.realloc(ptr, layout, new_size)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+}
+
+fn bump() {
+    let _ = COUNTING.try_with(|c| {
+        if c.get() {
+            let _ = ALLOCS.try_with(|a| a.set(a.get() + 1));
+        }
+    });
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Runs `f` and returns its result with the allocations it made on this thread.
+fn counted<R>(f: impl FnOnce() -> R) -> (R, u64) {
+    let before = ALLOCS.with(|a| a.get());
+    COUNTING.with(|c| c.set(true));
+    let r = f();
+    COUNTING.with(|c| c.set(false));
+    (r, ALLOCS.with(|a| a.get()) - before)
+}
+
+/// The core wired to an in-memory mock broker; counts the core's allocations.
+struct Bench {
+    p: Producer,
+    mock: MockCluster,
+    now: Instant,
+    conns: BTreeMap<ConnId, (i32, Deframer)>,
+    delivered: u64,
+    batches: u64,
+    core_allocs: u64,
+}
+
+impl Bench {
+    fn new(props: &[(&str, &str)]) -> Bench {
+        let mut all = vec![("bootstrap.servers", "localhost:9092")];
+        all.extend_from_slice(props);
+        let config = ProducerConfig::from_properties(all).unwrap();
+        let now = Instant::now();
+        let mut mock = MockCluster::new(1);
+        mock.create_topic("t", 4).unwrap();
+        Bench {
+            p: Producer::new(config, now, 1_700_000_000_000).unwrap(),
+            mock,
+            now,
+            conns: BTreeMap::new(),
+            delivered: 0,
+            batches: 0,
+            core_allocs: 0,
+        }
+    }
+
+    fn core<R>(&mut self, f: impl FnOnce(&mut Producer) -> R) -> R {
+        let p = &mut self.p;
+        let (r, n) = counted(|| f(p));
+        self.core_allocs += n;
+        r
+    }
+
+    /// Moves bytes both ways until nothing happens; answers are due at once.
+    fn pump(&mut self) {
+        loop {
+            let mut progressed = false;
+            let now = self.now;
+            while let Some(t) = self.core(|p| p.poll_transmit(now)) {
+                progressed = true;
+                match t {
+                    Transmit::Connect { conn, port, .. } => {
+                        let node = i32::from(port) - 9092;
+                        self.conns.insert(conn, (node, Deframer::new(1 << 30)));
+                        self.core(|p| p.handle_connected(conn, now));
+                    }
+                    Transmit::Send { conn, data } => {
+                        // Written at once (acks=0 completes on this).
+                        let n = data.len();
+                        self.core(|p| p.handle_written(conn, n, now));
+                        let (node, d) = self.conns.get_mut(&conn).expect("open");
+                        let node = *node;
+                        d.push(&data);
+                        let mut replies = Vec::new();
+                        while let Some(frame) = d.next_frame().unwrap() {
+                            let r = self.mock.handle_request(node, frame, now);
+                            assert!(!r.close, "mock closed the connection");
+                            if let Some(resp) = r.response {
+                                replies.push(resp);
+                            }
+                        }
+                        for resp in replies {
+                            self.core(|p| p.handle_data(conn, &resp, now));
+                        }
+                    }
+                    Transmit::Close { conn } => {
+                        self.conns.remove(&conn);
+                    }
+                }
+            }
+            while let Some(ev) = self.core(|p| p.poll_event()) {
+                progressed = true;
+                match ev {
+                    Event::Delivered(d) => {
+                        self.delivered += d.records.len() as u64;
+                        self.batches += 1;
+                        // Dropping the event is the application's business.
+                        drop(d);
+                    }
+                    other => panic!("unexpected event {other:?}"),
+                }
+            }
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    /// Sends `n` records of `value` (caller's buffer, shared), pumping every `every` sends.
+    fn run(&mut self, topic: &Arc<str>, value: &Bytes, n: u64, every: u64) {
+        for i in 0..n {
+            let record = ProducerRecord {
+                topic: topic.clone(),
+                partition: None,
+                key: None,
+                value: Some(value.clone()),
+                headers: Vec::new(),
+                timestamp: None,
+            };
+            self.now += Duration::from_micros(1);
+            let now = self.now;
+            self.core(|p| p.send(record, now)).expect("accepted");
+            if i % every == every - 1 {
+                self.pump();
+            }
+        }
+        let now = self.now;
+        let _ = self.core(|p| p.flush(now));
+        self.pump();
+    }
+}
+
+#[test]
+fn sends_into_an_open_batch_allocate_nothing() {
+    let mut b = Bench::new(&[("linger.ms", "1000"), ("batch.size", "1048576")]);
+    let topic: Arc<str> = "t".into();
+    let value = Bytes::from_static(&[b'x'; 100]);
+    // Warm up: metadata, producer id, connections, the first batches.
+    b.run(&topic, &value, 20_000, 1000);
+    assert_eq!(b.delivered, 20_000);
+    // One send opens a batch (its buffer and bookkeeping are allocated there)...
+    let now = b.now;
+    b.core(|p| p.send(ProducerRecord::new(topic.clone(), value.clone()), now))
+        .unwrap();
+    // ...and the next thousands only write into it.
+    b.core_allocs = 0;
+    for _ in 0..5_000 {
+        let record = ProducerRecord {
+            topic: topic.clone(),
+            partition: None,
+            key: None,
+            value: Some(value.clone()),
+            headers: Vec::new(),
+            timestamp: None,
+        };
+        let now = b.now;
+        b.core(|p| p.send(record, now)).unwrap();
+    }
+    assert_eq!(
+        b.core_allocs, 0,
+        "appending to an open batch must not allocate"
+    );
+}
+
+#[test]
+fn steady_state_allocations_are_per_batch_not_per_record() {
+    for (batch_size, value_size) in [("1048576", 100usize), ("16384", 100), ("1048576", 1024)] {
+        let mut b = Bench::new(&[
+            ("linger.ms", "0"),
+            ("batch.size", batch_size),
+            ("acks", "all"),
+            ("enable.idempotence", "true"),
+        ]);
+        let topic: Arc<str> = "t".into();
+        let value = Bytes::from(vec![b'v'; value_size]);
+        b.run(&topic, &value, 20_000, 500);
+        let (d0, b0) = (b.delivered, b.batches);
+        b.core_allocs = 0;
+        b.run(&topic, &value, 200_000, 500);
+        let records = b.delivered - d0;
+        let batches = b.batches - b0;
+        assert_eq!(records, 200_000);
+        let per_record = b.core_allocs as f64 / records as f64;
+        let per_batch = b.core_allocs as f64 / batches as f64;
+        eprintln!(
+            "batch.size {batch_size}, {value_size} B: {} allocations for {records} records \
+             in {batches} batches: {per_record:.4}/record, {per_batch:.1}/batch",
+            b.core_allocs
+        );
+        // A batch costs a bounded number of allocations (its buffer, the
+        // request, the answer, the event), whatever its record count.
+        assert!(
+            per_batch <= 40.0,
+            "{per_batch:.1} allocations per batch ({per_record:.4} per record)"
+        );
+    }
+}

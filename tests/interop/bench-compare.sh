@@ -1,0 +1,223 @@
+#!/usr/bin/env bash
+# Side-by-side producer benchmark: kafka-sansio (examples/producer_perf, both
+# drivers, release build) against librdkafka (target/interop/rdkafka_perf, and
+# rdkafka_perf_bundled when built), same settings, same broker, interleaved
+# over several rounds, each run under `/usr/bin/time -f "%U %S %M"`.
+#
+#   tests/interop/bench-compare.sh [--quick] [--rounds N] [--peers mock,tansu]
+#                                  [--records-100 N] [--records-1k N] [--clients LIST]
+#
+# Brokers, one at a time, each with 1 broker:
+#   mock   librdkafka's mock cluster (target/interop/rdkafka_mock), started here
+#   tansu  tests/interop/start-tansu.sh (restarted per setting: memory storage grows)
+# Settings (full): value 100 B / 1 KiB x partitions 1 / 8 x acks=1 (no
+# idempotence) / acks=all + idempotence x linger.ms 0 / 5 x batch.size 1 MiB /
+# 16384 (Java's default; set explicitly for both clients, librdkafka's own
+# default is 1 MB), plus an open-loop run at --throughput 10000 with linger 0
+# for latency. --quick runs a few representative settings with fewer records.
+#
+# Per client and setting it prints the best records/s and MB/s, the lowest
+# client CPU (user+sys) in seconds per million records, the median p50/p99
+# latency and the largest peak RSS over the rounds; then ratios ours/librdkafka.
+# Raw results: target/interop/bench/results.tsv.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+out="$root/target/interop/bench"
+mkdir -p "$out"
+export PATH="$HOME/.cargo/bin:$PATH"
+
+quick=0
+rounds=""
+peers="mock,tansu"
+n100=""
+n1k=""
+clients="sansio-blocking,sansio-mio,rdkafka"
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --quick) quick=1; shift ;;
+        --rounds) rounds="$2"; shift 2 ;;
+        --peers) peers="$2"; shift 2 ;;
+        --records-100) n100="$2"; shift 2 ;;
+        --records-1k) n1k="$2"; shift 2 ;;
+        --clients) clients="$2"; shift 2 ;;
+        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+        *) echo "bench-compare: unknown argument $1" >&2; exit 2 ;;
+    esac
+done
+if [ "$quick" = 1 ]; then
+    rounds="${rounds:-2}"; n100="${n100:-500000}"; n1k="${n1k:-200000}"
+else
+    rounds="${rounds:-3}"; n100="${n100:-2000000}"; n1k="${n1k:-500000}"
+fi
+
+say() { echo "bench-compare: $*" >&2; }
+
+# ---- build ---------------------------------------------------------------------
+say "building (release)"
+(cd "$root" && cargo build --release --example producer_perf >&2)
+"$here/build.sh" >&2
+ours="$root/target/release/examples/producer_perf"
+rdk="$root/target/interop/rdkafka_perf"
+if [ -x "$root/target/interop/rdkafka_perf_bundled" ] && [[ ",$clients," == *",rdkafka,"* ]]; then
+    clients="$clients,rdkafka-2.16"
+fi
+
+# ---- settings --------------------------------------------------------------------
+# size partitions acks linger batch throughput
+settings=()
+if [ "$quick" = 1 ]; then
+    settings+=("100 1 all 5 16384 -1")
+    settings+=("100 1 all 5 1048576 -1")
+    settings+=("1024 1 all 5 1048576 -1")
+    settings+=("100 8 1 0 16384 -1")
+else
+    for size in 100 1024; do
+        for parts in 1 8; do
+            for acks in 1 all; do
+                for linger in 0 5; do
+                    for batch in 1048576 16384; do
+                        settings+=("$size $parts $acks $linger $batch -1")
+                    done
+                done
+            done
+        done
+    done
+fi
+settings+=("100 1 all 0 16384 10000")
+
+results="$out/results.tsv"
+: >"$results"
+
+# ---- brokers -----------------------------------------------------------------------
+mock_pid=""
+mock_in=""
+start_mock() {
+    local fifo="$out/mock.in"
+    rm -f "$fifo"; mkfifo "$fifo"
+    "$root/target/interop/rdkafka_mock" --brokers 1 <"$fifo" >"$out/mock.out" 2>"$out/mock.err" &
+    mock_pid=$!
+    exec {mock_in}>"$fifo"
+    for _ in $(seq 1 100); do
+        grep -q '^BOOTSTRAP ' "$out/mock.out" 2>/dev/null && break
+        sleep 0.1
+    done
+    bootstrap="$(sed -n 's/^BOOTSTRAP //p' "$out/mock.out" | head -1)"
+    [ -n "$bootstrap" ] || { say "rdkafka_mock did not start"; exit 1; }
+}
+stop_mock() {
+    if [ -n "$mock_pid" ]; then
+        echo quit >&"$mock_in" || true
+        exec {mock_in}>&-
+        wait "$mock_pid" 2>/dev/null || true
+        mock_pid=""
+    fi
+}
+create_topic() { # peer name partitions
+    case "$1" in
+        mock) echo "create_topic $2 $3" >&"$mock_in"; sleep 0.05 ;;
+        tansu) "$here/tansu-topic.sh" "$2" "$3" "$bootstrap" 2>/dev/null ;;
+    esac
+}
+start_tansu() {
+    "$here/stop-tansu.sh" 2>/dev/null || true
+    bootstrap="$("$here/start-tansu.sh")"
+}
+cleanup() {
+    stop_mock
+    if [[ ",$peers," == *",tansu,"* ]]; then "$here/stop-tansu.sh" 2>/dev/null || true; fi
+}
+trap cleanup EXIT
+
+# ---- one run -------------------------------------------------------------------------
+run_one() { # peer client size parts acks linger batch tp topic n
+    local peer=$1 client=$2 size=$3 parts=$4 acks=$5 linger=$6 batch=$7 tp=$8 topic=$9 n=${10}
+    local idem=false
+    [ "$acks" = all ] && idem=true
+    local props=(bootstrap.servers="$bootstrap" acks="$acks" enable.idempotence=$idem
+                 linger.ms="$linger" batch.size="$batch")
+    local cmd
+    case "$client" in
+        sansio-blocking) cmd=("$ours" --driver blocking) ;;
+        sansio-mio) cmd=("$ours" --driver mio) ;;
+        rdkafka) cmd=("$rdk") ;;
+        rdkafka-2.16) cmd=("$root/target/interop/rdkafka_perf_bundled") ;;
+    esac
+    local log="$out/run.out" tf="$out/run.time"
+    if ! /usr/bin/time -f "%U %S %M" -o "$tf" "${cmd[@]}" --topic "$topic" --num-records "$n" \
+        --record-size "$size" --throughput "$tp" --producer-props "${props[@]}" \
+        >"$log" 2>"$out/run.err"; then
+        say "FAILED: $client on $peer ($size B, $parts p, acks=$acks, linger $linger, batch $batch, tp $tp)"
+        tail -3 "$out/run.err" >&2
+        return 0
+    fi
+    local last; last="$(tail -1 "$log")"
+    # N records sent, R records/sec (M MB/sec), A ms avg latency, X ms max latency, P50 ms 50th, P95 ms 95th, P99 ms 99th, P999 ms 99.9th.
+    read -r recs rate mbs p50 p99 < <(echo "$last" | awk '{gsub(/[(,]/," "); print $1, $4, $6, $16, $22}')
+    read -r user sys rss < "$tf"
+    printf '%s\t%s\t%s %sp acks=%s linger=%s batch=%s tp=%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+        "$peer" "$client" "$size" "$parts" "$acks" "$linger" "$batch" "$tp" \
+        "$recs" "$rate" "$mbs" "$user" "$sys" "$rss" "$p50" "$p99" >>"$results"
+}
+
+# ---- main loop -------------------------------------------------------------------------
+IFS=, read -r -a peer_list <<<"$peers"
+IFS=, read -r -a client_list <<<"$clients"
+for peer in "${peer_list[@]}"; do
+    case "$peer" in
+        mock) start_mock ;;
+        tansu) ;;
+        *) say "unknown peer $peer"; exit 2 ;;
+    esac
+    si=0
+    for s in "${settings[@]}"; do
+        read -r size parts acks linger batch tp <<<"$s"
+        si=$((si + 1))
+        [ "$peer" = tansu ] && start_tansu
+        n=$n100
+        [ "$size" -gt 100 ] && n=$n1k
+        [ "$tp" != -1 ] && n=$((tp * (quick == 1 ? 5 : 15)))
+        say "$peer: $size B, $parts partition(s), acks=$acks, linger.ms=$linger, batch.size=$batch, throughput $tp, $n records"
+        for r in $(seq 1 "$rounds"); do
+            for client in "${client_list[@]}"; do
+                topic="bench-$si-$r-${client//./}-$$"
+                create_topic "$peer" "$topic" "$parts"
+                run_one "$peer" "$client" "$size" "$parts" "$acks" "$linger" "$batch" "$tp" "$topic" "$n"
+            done
+        done
+    done
+    [ "$peer" = mock ] && stop_mock
+done
+
+# ---- report ----------------------------------------------------------------------------
+python3 - "$results" <<'EOF'
+import sys, statistics
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+groups = {}
+for peer, client, setting, recs, rate, mbs, user, sys_, rss, p50, p99 in rows:
+    recs = int(recs)
+    g = groups.setdefault((peer, setting), {}).setdefault(client, [])
+    g.append(dict(rate=float(rate), mbs=float(mbs), cpu=(float(user) + float(sys_)) / recs * 1e6,
+                  rss=int(rss), p50=int(p50), p99=int(p99)))
+ratios = []
+for (peer, setting), clients in groups.items():
+    print(f"\n== {peer}: {setting}")
+    print(f"{'client':<16}{'records/s':>12}{'MB/s':>9}{'CPU s/M rec':>13}{'ns/rec':>8}{'p50 ms':>8}{'p99 ms':>8}{'RSS MiB':>9}")
+    best = {}
+    for c, rs in sorted(clients.items()):
+        b = dict(rate=max(r["rate"] for r in rs), mbs=max(r["mbs"] for r in rs),
+                 cpu=min(r["cpu"] for r in rs), rss=max(r["rss"] for r in rs),
+                 p50=statistics.median(r["p50"] for r in rs), p99=statistics.median(r["p99"] for r in rs))
+        best[c] = b
+        print(f"{c:<16}{b['rate']:>12.0f}{b['mbs']:>9.1f}{b['cpu']:>13.3f}{b['cpu']*1000:>8.0f}{b['p50']:>8.0f}{b['p99']:>8.0f}{b['rss']/1024:>9.1f}")
+    if "rdkafka" in best:
+        r = best["rdkafka"]
+        for c in ("sansio-blocking", "sansio-mio"):
+            if c in best:
+                o = best[c]
+                ratios.append(f"{peer:<6} {setting:<55} {c:<16} CPU/rec {o['cpu']/r['cpu']:.2f}x  rec/s {o['rate']/r['rate']:.2f}x  p99 {o['p99']:.0f} vs {r['p99']:.0f} ms  RSS {o['rss']/max(r['rss'],1):.2f}x")
+print("\n== ratios to librdkafka (rdkafka_perf, system librdkafka); CPU < 0.50x is the goal")
+for l in ratios:
+    print(l)
+EOF
