@@ -401,3 +401,49 @@ fn typed_view_of_an_application_handle() {
     assert_eq!(got.len(), 2);
     assert_eq!(got[0].value.as_deref(), Some(&5i64.to_be_bytes()[..]));
 }
+
+/// The Avro schema evolution example, end to end against the mock: version 1
+/// and version 2 users written with the typed producer and AvroSerializer,
+/// fetched back from the broker and read with version 2.
+#[cfg(feature = "avro")]
+#[path = "../examples/avro_schema_evolution.rs"]
+mod avro_example;
+
+#[cfg(feature = "avro")]
+#[test]
+fn avro_schema_evolution_example() {
+    use avro_example::evolution::{run, UserRow};
+
+    let server = MockServer::start(1).expect("mock");
+    // Something else in the log first, so that the reader must start mid-log.
+    let p = blocking::Producer::new(config(&server.bootstrap_servers())).unwrap();
+    p.send(kafka_sansio::producer::ProducerRecord::new("users", "not a user").partition(0))
+        .unwrap()
+        .wait()
+        .unwrap();
+    p.close(WAIT).unwrap();
+
+    let rows = run(&server.bootstrap_servers(), "users").expect("the example runs");
+    let row = |offset, key: &str, schema_id, fax: Option<&str>, email: Option<&str>| UserRow {
+        offset,
+        key: key.into(),
+        schema_id,
+        name: key.into(),
+        fax_number: fax.map(Into::into),
+        email: email.map(Into::into),
+    };
+    assert_eq!(
+        rows,
+        vec![
+            row(1, "ann", 1, Some("+1-555-0100"), None),
+            row(2, "bob", 1, Some("+44-20-7946-0000"), None),
+            row(3, "cleo", 2, None, Some("cleo@example.com")),
+            row(4, "dan", 2, None, Some("dan@example.org")),
+        ]
+    );
+    // What the broker holds is the Confluent wire format: magic 0, schema id.
+    let stored = read_back(&server, "users", 0);
+    assert_eq!(stored.len(), 5);
+    assert_eq!(&stored[1].value.as_ref().unwrap()[..5], &[0, 0, 0, 0, 1]);
+    assert_eq!(&stored[4].value.as_ref().unwrap()[..5], &[0, 0, 0, 0, 2]);
+}
