@@ -114,12 +114,10 @@ impl Arbitrary for Arb<FetchResponse> {
                         end_offset: i64::arbitrary(g),
                         tagged_fields: tags(g),
                     }),
-                    current_leader: maybe(g, LeaderIdAndEpoch::default(), |g| {
-                        LeaderIdAndEpoch {
-                            leader_id: i32::arbitrary(g),
-                            leader_epoch: i32::arbitrary(g),
-                            tagged_fields: tags(g),
-                        }
+                    current_leader: maybe(g, LeaderIdAndEpoch::default(), |g| LeaderIdAndEpoch {
+                        leader_id: i32::arbitrary(g),
+                        leader_epoch: i32::arbitrary(g),
+                        tagged_fields: tags(g),
                     }),
                     snapshot_id: maybe(g, SnapshotId::default(), |g| SnapshotId {
                         end_offset: i64::arbitrary(g),
@@ -581,7 +579,10 @@ fn fields_a_version_cannot_carry() {
     assert!(enc(&|b| r.encode(b, 6)).is_err());
     assert!(enc(&|b| r.encode(b, 7)).is_ok());
     let mut p = fetch_response(12);
-    assert!(enc(&|b| p.encode(b, 11)).is_err(), "current_leader before v12");
+    assert!(
+        enc(&|b| p.encode(b, 11)).is_err(),
+        "current_leader before v12"
+    );
     p.responses[0].partitions[0].current_leader = LeaderIdAndEpoch::default();
     p.responses[0].partitions[0].preferred_read_replica = 2;
     assert!(enc(&|b| p.encode(b, 10)).is_err());
@@ -601,7 +602,6 @@ fn fields_a_version_cannot_carry() {
 }
 
 // ---------------------------------------------------------------- the mock answers Fetch and ListOffsets
-
 
 /// Sends one request to broker `node` and decodes the answer.
 fn call<R: Request>(c: &mut MockCluster, node: i32, version: i16, req: &R) -> R::Response {
@@ -732,7 +732,8 @@ fn mock_fetch_respects_max_bytes() {
     c.create_topic("m2", 1).unwrap();
     produce(&mut c, "m2", 0, 2, 100);
     let mut req = fetch_req("m", 0, 0, i32::MAX, one);
-    req.topics.push(fetch_req("m2", 0, 0, i32::MAX, 0).topics.remove(0));
+    req.topics
+        .push(fetch_req("m2", 0, 0, i32::MAX, 0).topics.remove(0));
     let r: FetchResponse = call(&mut c, 0, 12, &req);
     assert_eq!(offsets(&r.responses[0].partitions[0]), vec![0, 1]);
     assert_eq!(offsets(&r.responses[1].partitions[0]), Vec::<i64>::new());
@@ -757,9 +758,15 @@ fn mock_fetch_errors() {
         assert_eq!(only(&r).high_watermark, 2);
     }
     let r: FetchResponse = call(&mut c, 0, 4, &fetch_req("nope", 0, 0, 1000, 1000));
-    assert_eq!(only(&r).error_code, ErrorCode::UnknownTopicOrPartition.code());
+    assert_eq!(
+        only(&r).error_code,
+        ErrorCode::UnknownTopicOrPartition.code()
+    );
     let r: FetchResponse = call(&mut c, 0, 4, &fetch_req("e", 7, 0, 1000, 1000));
-    assert_eq!(only(&r).error_code, ErrorCode::UnknownTopicOrPartition.code());
+    assert_eq!(
+        only(&r).error_code,
+        ErrorCode::UnknownTopicOrPartition.code()
+    );
     // A leader epoch from the future is fenced... from the past too.
     let mut req = fetch_req("e", 0, 0, 1000, 1000);
     req.topics[0].partitions[0].current_leader_epoch = 5;

@@ -132,7 +132,9 @@ impl Serializer<i32> for TaggedDecimal {
 /// keyed records land where the key says, offsets in order.
 fn strings<D: Driver>() {
     let server = MockServer::start(1).expect("mock");
-    server.with_cluster(|c| c.create_topic("strings", 1)).unwrap();
+    server
+        .with_cluster(|c| c.create_topic("strings", 1))
+        .unwrap();
     let p = D::start(
         config(&server.bootstrap_servers()),
         StringSerializer,
@@ -178,14 +180,17 @@ fn integers<D: Driver>() {
         VoidSerializer,
         IntegerSerializer,
     );
-    let longs = TypedProducer::<i32, i64>::new(ints.handle().clone(), IntegerSerializer, LongSerializer);
+    let longs =
+        TypedProducer::<i32, i64>::new(ints.handle().clone(), IntegerSerializer, LongSerializer);
     let a = ints
         .send(TypedRecord::new("ints", -2i32).partition(1))
         .unwrap();
     let b = longs
         .send(TypedRecord::new("ints", 1i64 << 40).key(7).partition(1))
         .unwrap();
-    let c = ints.send(TypedRecord::new("ints", 258i32).partition(0)).unwrap();
+    let c = ints
+        .send(TypedRecord::new("ints", 258i32).partition(0))
+        .unwrap();
     assert_eq!(a.wait().unwrap().partition, 1);
     assert_eq!(b.wait().unwrap().offset, 1);
     assert_eq!(c.wait().unwrap().partition, 0);
@@ -194,10 +199,7 @@ fn integers<D: Driver>() {
     assert_eq!(p1[0].key, None);
     assert_eq!(p1[0].value.as_deref(), Some(&[0xff, 0xff, 0xff, 0xfe][..]));
     assert_eq!(p1[1].key.as_deref(), Some(&[0, 0, 0, 7][..]));
-    assert_eq!(
-        p1[1].value.as_deref(),
-        Some(&[0, 0, 1, 0, 0, 0, 0, 0][..])
-    );
+    assert_eq!(p1[1].value.as_deref(), Some(&[0, 0, 1, 0, 0, 0, 0, 0][..]));
     let p0 = read_back(&server, "ints", 0);
     assert_eq!(p0.len(), 1);
     assert_eq!(p0[0].value.as_deref(), Some(&[0, 0, 1, 2][..]));
@@ -209,16 +211,39 @@ fn integers<D: Driver>() {
 fn failing_serializer<D: Driver>() {
     let server = MockServer::start(1).expect("mock");
     server.with_cluster(|c| c.create_topic("picky", 1)).unwrap();
-    let p = D::start(config(&server.bootstrap_servers()), PickyStrings, PickyStrings);
+    let p = D::start(
+        config(&server.bootstrap_servers()),
+        PickyStrings,
+        PickyStrings,
+    );
     let mut futures = Vec::new();
     for i in 0..6 {
-        let value = if i == 2 { "bad value".to_owned() } else { format!("v{i}") };
-        let key = if i == 4 { "bad key".to_owned() } else { format!("k{i}") };
+        let value = if i == 2 {
+            "bad value".to_owned()
+        } else {
+            format!("v{i}")
+        };
+        let key = if i == 4 {
+            "bad key".to_owned()
+        } else {
+            format!("k{i}")
+        };
         match p.send(TypedRecord::new("picky", value).key(key)) {
             Ok(f) => futures.push(f),
-            Err(Error::Serialize { part, topic, source }) => {
+            Err(Error::Serialize {
+                part,
+                topic,
+                source,
+            }) => {
                 assert_eq!(&*topic, "picky");
-                assert_eq!(part, if i == 2 { RecordPart::Value } else { RecordPart::Key });
+                assert_eq!(
+                    part,
+                    if i == 2 {
+                        RecordPart::Value
+                    } else {
+                        RecordPart::Key
+                    }
+                );
                 assert!(source.to_string().contains("refusing \"bad"), "{source}");
                 assert!(i == 2 || i == 4, "record {i} failed");
             }
@@ -246,7 +271,16 @@ fn failing_serializer<D: Driver>() {
     let e = p
         .send_and_forget(TypedRecord::new("picky", "bad v9".to_owned()))
         .unwrap_err();
-    assert!(matches!(e, Error::Serialize { part: RecordPart::Value, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            Error::Serialize {
+                part: RecordPart::Value,
+                ..
+            }
+        ),
+        "{e}"
+    );
     p.send_and_forget(TypedRecord::new("picky", "v10".to_owned()))
         .unwrap();
     p.flush().expect("flush");

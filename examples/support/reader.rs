@@ -114,7 +114,11 @@ impl PartitionReader {
             ..Default::default()
         };
         let r = self.call(version, &req)?;
-        let Some(t) = r.topics.iter().find(|t| t.name.as_deref() == Some(&self.topic)) else {
+        let Some(t) = r
+            .topics
+            .iter()
+            .find(|t| t.name.as_deref() == Some(&self.topic))
+        else {
             return Ok(None);
         };
         match error(t.error_code) {
@@ -129,8 +133,7 @@ impl PartitionReader {
         else {
             return Err(format!("{} has no partition {}", self.topic, self.partition).into());
         };
-        Ok(r
-            .brokers
+        Ok(r.brokers
             .iter()
             .find(|b| b.node_id == p.leader_id)
             .map(|b| format!("{}:{}", b.host, b.port)))
@@ -215,7 +218,9 @@ impl PartitionReader {
                 return Err("Fetch: the partition is missing from the answer".into());
             };
             if let Some(e) = error(p.error_code) {
-                return Err(format!("Fetch {}-{} at {next}: {e}", self.topic, self.partition).into());
+                return Err(
+                    format!("Fetch {}-{} at {next}: {e}", self.topic, self.partition).into(),
+                );
             }
             let mut data = p.records.clone().unwrap_or_default();
             while !data.is_empty() {

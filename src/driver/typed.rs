@@ -17,7 +17,7 @@
 //!
 //! let cluster = MockServer::start(1)?;
 //! let config = ProducerConfig::builder()
-//!     .bootstrap_servers(cluster.bootstrap_servers())
+//!     .bootstrap_servers(&cluster.bootstrap_servers())
 //!     .build()?;
 //! let producer = TypedProducer::blocking(config, StringSerializer, LongSerializer)?;
 //! let md = producer
@@ -36,7 +36,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::{blocking, DeliveryFuture, DeliveryResult, Error, Handle, DEFAULT_CLOSE_TIMEOUT};
+use super::{blocking, DeliveryFuture, DeliveryResult, Error, Handle};
 use crate::producer::{ProducerConfig, ProducerRecord};
 use crate::serialize::{Header, Serializer};
 
@@ -176,7 +176,7 @@ impl Drop for Owner {
         #[cfg(feature = "mio-driver")]
         if let Owner::Mio { handle, .. } = self {
             let h = handle.clone();
-            let _ = self.close(&h, DEFAULT_CLOSE_TIMEOUT);
+            let _ = self.close(&h, super::DEFAULT_CLOSE_TIMEOUT);
         }
     }
 }

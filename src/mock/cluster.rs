@@ -9,7 +9,6 @@ use bytes::{Bytes, BytesMut};
 use super::batch::{decode_records, BatchHeader, MockRecord};
 use crate::protocol::error::ProtocolError;
 use crate::protocol::error_code::ErrorCode;
-use crate::protocol::record::RecordBatch;
 use crate::protocol::frame::{encode_response, ApiKey, ApiMessage, RequestHeader};
 use crate::protocol::messages::api_versions::{
     ApiVersion, ApiVersionsRequest, ApiVersionsResponse,
@@ -17,11 +16,11 @@ use crate::protocol::messages::api_versions::{
 use crate::protocol::messages::fetch::{
     FetchPartition, FetchRequest, FetchResponse, FetchableTopicResponse, PartitionData,
 };
+use crate::protocol::messages::init_producer_id::{InitProducerIdRequest, InitProducerIdResponse};
 use crate::protocol::messages::list_offsets::{
     ListOffsetsPartition, ListOffsetsPartitionResponse, ListOffsetsRequest, ListOffsetsResponse,
     ListOffsetsTopicResponse, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, MAX_TIMESTAMP,
 };
-use crate::protocol::messages::init_producer_id::{InitProducerIdRequest, InitProducerIdResponse};
 use crate::protocol::messages::metadata::{
     MetadataRequest, MetadataResponse, MetadataResponseBroker, MetadataResponsePartition,
     MetadataResponseTopic,
@@ -30,6 +29,7 @@ use crate::protocol::messages::produce::{
     LeaderIdAndEpoch, NodeEndpoint, PartitionProduceData, PartitionProduceResponse, ProduceRequest,
     ProduceResponse, TopicProduceResponse,
 };
+use crate::protocol::record::RecordBatch;
 
 /// How many batches per producer and partition a broker remembers for
 /// duplicate detection (Kafka's `ProducerStateEntry.NUM_BATCHES_TO_RETAIN`).
