@@ -17,18 +17,13 @@ use kafka_sansio::mock::{MockConfig, MockServer};
 fn usage() -> ! {
     eprintln!(
         "usage: mock_cluster [--brokers N] [--topic name:partitions]... [--port base] \
-         [--partitions default] [--no-auto-create] [--strict-api-versions]"
+         [--partitions default] [--no-auto-create]"
     );
     std::process::exit(2)
 }
 
 fn main() -> std::io::Result<()> {
-    // librdkafka (kcat) only produces RecordBatch v2 when Fetch v4 is
-    // advertised; the mock still closes the connection on a Fetch.
-    let mut config = MockConfig {
-        extra_api_versions: vec![MockConfig::LIBRDKAFKA_COMPAT],
-        ..MockConfig::default()
-    };
+    let mut config = MockConfig::default();
     let mut topics: Vec<(String, i32)> = Vec::new();
     let mut base_port = None;
     let mut args = std::env::args().skip(1);
@@ -41,7 +36,6 @@ fn main() -> std::io::Result<()> {
                 config.default_partitions = value().parse().unwrap_or_else(|_| usage())
             }
             "--no-auto-create" => config.auto_create_topics = false,
-            "--strict-api-versions" => config.extra_api_versions.clear(),
             "--topic" => {
                 let v = value();
                 let (name, parts) = match v.rsplit_once(':') {

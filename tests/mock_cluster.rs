@@ -5,7 +5,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_sansio::mock::{HandleResult, MockCluster, MockConfig, MockServer, FIRST_PRODUCER_ID};
+use kafka_sansio::mock::{HandleResult, MockCluster, MockServer, FIRST_PRODUCER_ID};
 use kafka_sansio::protocol::frame::{decode_response, encode_request, Request, RequestHeader};
 use kafka_sansio::protocol::messages::api_versions::{ApiVersionsRequest, ApiVersionsResponse};
 use kafka_sansio::protocol::messages::init_producer_id::{
@@ -197,17 +197,14 @@ fn api_versions_too_new_falls_back_to_v0_unsupported_version() {
 }
 
 #[test]
-fn extra_api_versions_are_advertised_when_configured() {
-    let mut c = MockCluster::with_config(MockConfig {
-        extra_api_versions: vec![MockConfig::LIBRDKAFKA_COMPAT],
-        ..MockConfig::default()
-    });
+fn fetch_is_advertised_so_librdkafka_produces_record_batch_v2() {
+    // librdkafka only produces RecordBatch v2 (MsgVer2) when a broker
+    // advertises Fetch v4 or later.
+    let mut c = cluster();
     let r = c.handle_request(0, frame(3, &ApiVersionsRequest::default()), Instant::now());
     let resp: ApiVersionsResponse = decode(&r, 3);
-    assert!(resp
-        .api_keys
-        .iter()
-        .any(|a| (a.api_key, a.min_version, a.max_version) == (1, 4, 4)));
+    let fetch = resp.api_version(ApiKey::Fetch).expect("Fetch advertised");
+    assert!(fetch.max_version >= 4);
 }
 
 #[test]

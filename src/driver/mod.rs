@@ -11,6 +11,9 @@ pub mod blocking;
 #[cfg(feature = "mio-driver")]
 pub mod mio;
 mod queue;
+pub mod typed;
+
+pub use typed::{RecordPart, TypedProducer, TypedRecord};
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -48,6 +51,18 @@ pub enum Error {
     /// Starting the driver failed (thread spawn, poll creation).
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// A [`TypedProducer`]'s key or value serializer failed for this record;
+    /// nothing was sent for it.
+    #[error("cannot serialize the {part} of a record for topic {topic}: {source}")]
+    Serialize {
+        /// Whether the key or the value failed.
+        part: RecordPart,
+        /// The record's topic.
+        topic: Arc<str>,
+        /// The serializer's error.
+        #[source]
+        source: crate::serialize::SerializeError,
+    },
 }
 
 impl Error {

@@ -13,7 +13,14 @@ use crate::protocol::frame::{encode_response, ApiKey, ApiMessage, RequestHeader}
 use crate::protocol::messages::api_versions::{
     ApiVersion, ApiVersionsRequest, ApiVersionsResponse,
 };
+use crate::protocol::messages::fetch::{
+    FetchPartition, FetchRequest, FetchResponse, FetchableTopicResponse, PartitionData,
+};
 use crate::protocol::messages::init_producer_id::{InitProducerIdRequest, InitProducerIdResponse};
+use crate::protocol::messages::list_offsets::{
+    ListOffsetsPartition, ListOffsetsPartitionResponse, ListOffsetsRequest, ListOffsetsResponse,
+    ListOffsetsTopicResponse, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, MAX_TIMESTAMP,
+};
 use crate::protocol::messages::metadata::{
     MetadataRequest, MetadataResponse, MetadataResponseBroker, MetadataResponsePartition,
     MetadataResponseTopic,
@@ -22,6 +29,7 @@ use crate::protocol::messages::produce::{
     LeaderIdAndEpoch, NodeEndpoint, PartitionProduceData, PartitionProduceResponse, ProduceRequest,
     ProduceResponse, TopicProduceResponse,
 };
+use crate::protocol::record::RecordBatch;
 
 /// How many batches per producer and partition a broker remembers for
 /// duplicate detection (Kafka's `ProducerStateEntry.NUM_BATCHES_TO_RETAIN`).
@@ -41,17 +49,6 @@ pub struct MockConfig {
     pub default_partitions: i32,
     /// Cluster id reported in Metadata v2+.
     pub cluster_id: String,
-    /// Extra `(api_key, min, max)` entries advertised in ApiVersions although
-    /// the mock does not serve them (requests for them close the connection).
-    /// Empty by default. librdkafka needs `(1, 4, 4)` (Fetch v4) to be
-    /// advertised before it produces RecordBatch v2 (its MsgVer2 feature);
-    /// see [`MockConfig::LIBRDKAFKA_COMPAT`].
-    pub extra_api_versions: Vec<(i16, i16, i16)>,
-}
-
-impl MockConfig {
-    /// The extra ApiVersions entry librdkafka needs to produce RecordBatch v2.
-    pub const LIBRDKAFKA_COMPAT: (i16, i16, i16) = (1, 4, 4);
 }
 
 impl Default for MockConfig {
@@ -61,7 +58,6 @@ impl Default for MockConfig {
             auto_create_topics: true,
             default_partitions: 1,
             cluster_id: "kafka-sansio-mock".to_owned(),
-            extra_api_versions: Vec::new(),
         }
     }
 }
@@ -493,18 +489,10 @@ impl MockCluster {
                 let Ok(_req) = decode_all::<ApiVersionsRequest>(body, version) else {
                     return close;
                 };
+                // Exactly the codec's ranges. (librdkafka produces RecordBatch
+                // v2 only when Fetch v4+ is advertised; Fetch is served.)
                 let mut api_keys: Vec<ApiVersion> =
                     ApiKey::ALL.iter().map(|k| api_version_entry(*k)).collect();
-                for &(key, min, max) in &self.config.extra_api_versions {
-                    if !api_keys.iter().any(|a| a.api_key == key) {
-                        api_keys.push(ApiVersion {
-                            api_key: key,
-                            min_version: min,
-                            max_version: max,
-                            ..Default::default()
-                        });
-                    }
-                }
                 api_keys.sort_by_key(|a| a.api_key);
                 let r = ApiVersionsResponse {
                     error_code: pushed.map_or(0, ErrorCode::code),
@@ -561,6 +549,36 @@ impl MockCluster {
                         due,
                     };
                 }
+                respond(cid, version, &r, due)
+            }
+            ApiKey::Fetch => {
+                let Ok(req) = decode_all::<FetchRequest>(body, version) else {
+                    return close;
+                };
+                let mut r = self.fetch(node_id, &req, version, pushed);
+                r.throttle_time_ms = throttle;
+                // No data and the client is willing to wait: answer after
+                // max_wait_ms, as a broker's long poll would when nothing arrives.
+                let empty = r.responses.iter().all(|t| {
+                    t.partitions
+                        .iter()
+                        .all(|p| p.records.as_ref().is_none_or(|b| b.is_empty()))
+                });
+                let wait = if empty && req.min_bytes > 0 {
+                    Duration::from_millis(req.max_wait_ms.clamp(0, MAX_FETCH_WAIT_MS) as u64)
+                } else {
+                    Duration::ZERO
+                };
+                let mut res = respond(cid, version, &r, due);
+                res.due += wait;
+                res
+            }
+            ApiKey::ListOffsets => {
+                let Ok(req) = decode_all::<ListOffsetsRequest>(body, version) else {
+                    return close;
+                };
+                let mut r = self.list_offsets(node_id, &req, version, pushed);
+                r.throttle_time_ms = throttle;
                 respond(cid, version, &r, due)
             }
             // Keys the codec learns later (FindCoordinator, ...) are not served yet.
@@ -871,6 +889,249 @@ impl MockCluster {
         self.produced_records += h.record_count as u64;
         Ok(Appended::New(base))
     }
+}
+
+// ---- reading back: Fetch and ListOffsets ------------------------------------------
+
+/// The longest a Fetch with no data waits before its empty answer (the
+/// request's `max_wait_ms`, capped so that a mock never stalls a test).
+const MAX_FETCH_WAIT_MS: i32 = 500;
+
+impl MockCluster {
+    /// Finds a partition for a read on `node_id`: the partition, or the error
+    /// to answer (unknown, not the leader, a stale or future leader epoch).
+    fn readable(
+        &self,
+        node_id: i32,
+        topic: &str,
+        partition: i32,
+        current_leader_epoch: i32,
+    ) -> Result<&Partition, ErrorCode> {
+        let p = self
+            .partition(topic, partition)
+            .ok_or(ErrorCode::UnknownTopicOrPartition)?;
+        if p.leader != node_id {
+            return Err(ErrorCode::NotLeaderOrFollower);
+        }
+        if current_leader_epoch >= 0 {
+            if current_leader_epoch > p.leader_epoch {
+                return Err(ErrorCode::UnknownLeaderEpoch);
+            }
+            if current_leader_epoch < p.leader_epoch {
+                return Err(ErrorCode::FencedLeaderEpoch);
+            }
+        }
+        Ok(p)
+    }
+
+    /// Answers a Fetch from the partition logs: whole stored batches from the
+    /// one holding `fetch_offset` on, within `partition_max_bytes` and the
+    /// request's `max_bytes` (in request order), except that the first batch
+    /// of the response comes whole even when larger (KIP-74). Unlike Kafka,
+    /// the mock never cuts a batch short. Fetch sessions (KIP-227) are not
+    /// offered: every answer is a full one with session id 0.
+    fn fetch(
+        &self,
+        node_id: i32,
+        req: &FetchRequest,
+        version: i16,
+        pushed: Option<ErrorCode>,
+    ) -> FetchResponse {
+        let mut budget = req.max_bytes.max(0) as usize;
+        let mut first = true;
+        let mut responses = Vec::with_capacity(req.topics.len());
+        for t in &req.topics {
+            let mut partitions = Vec::with_capacity(t.partitions.len());
+            for fp in &t.partitions {
+                let read = match pushed {
+                    Some(e) => Err((e, -1, -1)),
+                    None => self.fetch_partition(node_id, &t.topic, fp, &mut budget, &mut first),
+                };
+                partitions.push(match read {
+                    Ok(data) => data,
+                    Err((e, hw, log_start)) => {
+                        let mut data = PartitionData {
+                            partition_index: fp.partition,
+                            error_code: e.code(),
+                            high_watermark: hw,
+                            last_stable_offset: hw,
+                            log_start_offset: log_start,
+                            aborted_transactions: None,
+                            records: Some(Bytes::new()),
+                            ..Default::default()
+                        };
+                        if e == ErrorCode::NotLeaderOrFollower && version >= 12 {
+                            if let Some(p) = self.partition(&t.topic, fp.partition) {
+                                data.current_leader.leader_id = p.leader;
+                                data.current_leader.leader_epoch = p.leader_epoch;
+                            }
+                        }
+                        data
+                    }
+                });
+            }
+            responses.push(FetchableTopicResponse {
+                topic: t.topic.clone(),
+                partitions,
+                ..Default::default()
+            });
+        }
+        FetchResponse {
+            responses,
+            ..Default::default()
+        }
+    }
+
+    /// One partition of a Fetch; errors carry the high watermark and log
+    /// start to report (-1 when the partition is unknown).
+    fn fetch_partition(
+        &self,
+        node_id: i32,
+        topic: &str,
+        fp: &FetchPartition,
+        budget: &mut usize,
+        first: &mut bool,
+    ) -> Result<PartitionData, (ErrorCode, i64, i64)> {
+        let p = self
+            .readable(node_id, topic, fp.partition, fp.current_leader_epoch)
+            .map_err(|e| match self.partition(topic, fp.partition) {
+                Some(p) if e != ErrorCode::NotLeaderOrFollower => (e, p.next_offset, p.log_start),
+                _ => (e, -1, -1),
+            })?;
+        if fp.fetch_offset < p.log_start || fp.fetch_offset > p.next_offset {
+            return Err((ErrorCode::OffsetOutOfRange, p.next_offset, p.log_start));
+        }
+        // The batch holding fetch_offset: the last one starting at or before it.
+        let start = p
+            .log
+            .partition_point(|b| b.base_offset <= fp.fetch_offset)
+            .saturating_sub(1);
+        let limit = (fp.partition_max_bytes.max(0) as usize).min(*budget);
+        let mut out = BytesMut::new();
+        for b in p.log.iter().skip(start) {
+            if b.base_offset + b.record_count as i64 <= fp.fetch_offset {
+                continue;
+            }
+            if out.len() + b.bytes.len() > limit && !(*first && out.is_empty()) {
+                break;
+            }
+            out.extend_from_slice(&b.bytes);
+        }
+        if !out.is_empty() {
+            *first = false;
+            *budget = budget.saturating_sub(out.len());
+        }
+        Ok(PartitionData {
+            partition_index: fp.partition,
+            error_code: 0,
+            high_watermark: p.next_offset,
+            last_stable_offset: p.next_offset,
+            log_start_offset: p.log_start,
+            aborted_transactions: None,
+            records: Some(out.freeze()),
+            ..Default::default()
+        })
+    }
+
+    /// Answers a ListOffsets: the log start, the log end, the offset with the
+    /// largest timestamp (v7+), or the first offset whose record timestamp is
+    /// at or after the one asked for (-1 when there is none). Creates no topic.
+    fn list_offsets(
+        &self,
+        node_id: i32,
+        req: &ListOffsetsRequest,
+        version: i16,
+        pushed: Option<ErrorCode>,
+    ) -> ListOffsetsResponse {
+        let topics = req
+            .topics
+            .iter()
+            .map(|t| ListOffsetsTopicResponse {
+                name: t.name.clone(),
+                partitions: t
+                    .partitions
+                    .iter()
+                    .map(|lp| {
+                        let found = match pushed {
+                            Some(e) => Err(e),
+                            None => self.list_partition(node_id, &t.name, lp, version),
+                        };
+                        let mut r = ListOffsetsPartitionResponse {
+                            partition_index: lp.partition_index,
+                            ..Default::default()
+                        };
+                        match found {
+                            Ok((offset, timestamp, epoch)) => {
+                                r.offset = offset;
+                                r.timestamp = timestamp;
+                                if version >= 4 {
+                                    r.leader_epoch = epoch;
+                                }
+                            }
+                            Err(e) => r.error_code = e.code(),
+                        }
+                        r
+                    })
+                    .collect(),
+                ..Default::default()
+            })
+            .collect();
+        ListOffsetsResponse {
+            topics,
+            ..Default::default()
+        }
+    }
+
+    /// `(offset, timestamp, leader epoch)` for one ListOffsets partition.
+    fn list_partition(
+        &self,
+        node_id: i32,
+        topic: &str,
+        lp: &ListOffsetsPartition,
+        version: i16,
+    ) -> Result<(i64, i64, i32), ErrorCode> {
+        let p = self.readable(node_id, topic, lp.partition_index, lp.current_leader_epoch)?;
+        let epoch = p.leader_epoch;
+        match lp.timestamp {
+            EARLIEST_TIMESTAMP => Ok((p.log_start, -1, epoch)),
+            LATEST_TIMESTAMP => Ok((p.next_offset, -1, epoch)),
+            MAX_TIMESTAMP if version >= 7 => {
+                let mut best: Option<(i64, i64)> = None;
+                for (offset, ts) in record_times(&p.log)? {
+                    if best.is_none_or(|(_, t)| ts > t) {
+                        best = Some((offset, ts));
+                    }
+                }
+                Ok(best.map_or((-1, -1, -1), |(o, t)| (o, t, epoch)))
+            }
+            MAX_TIMESTAMP => Err(ErrorCode::UnsupportedVersion),
+            ts if ts < 0 => Err(ErrorCode::InvalidRequest),
+            ts => {
+                let hit = record_times(&p.log)?.find(|&(_, t)| t >= ts);
+                Ok(hit.map_or((-1, -1, -1), |(o, t)| (o, t, epoch)))
+            }
+        }
+    }
+}
+
+/// `(offset, timestamp)` of every record of a log, in offset order (the
+/// batches' create times; LogAppendTime batches carry their max timestamp).
+fn record_times(log: &[StoredBatch]) -> Result<impl Iterator<Item = (i64, i64)>, ErrorCode> {
+    let mut out = Vec::new();
+    for b in log {
+        let batch =
+            RecordBatch::decode(&mut b.bytes.clone()).map_err(|_| ErrorCode::CorruptMessage)?;
+        let log_append = batch.attributes & 0x08 != 0;
+        for r in batch.records().map_err(|_| ErrorCode::CorruptMessage)? {
+            let ts = if log_append {
+                batch.max_timestamp
+            } else {
+                batch.base_timestamp + r.timestamp_delta
+            };
+            out.push((batch.base_offset + r.offset_delta as i64, ts));
+        }
+    }
+    Ok(out.into_iter())
 }
 
 /// Kafka 4's idempotence checks for one batch against what the partition

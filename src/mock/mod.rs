@@ -44,13 +44,13 @@
 //! assert_eq!(body.error_code, 0);
 //! ```
 //!
-//! Real clients: librdkafka (kcat) produces legacy message sets unless the
-//! broker also advertises Fetch v4; set [`MockConfig::extra_api_versions`]
-//! to `[MockConfig::LIBRDKAFKA_COMPAT]` for it (the `mock_cluster` example
-//! does). The default advertises exactly the codec's ranges.
+//! Real clients: librdkafka (kcat) produces RecordBatch v2 only when the
+//! broker advertises Fetch v4 or later, which the mock does: it answers
+//! Fetch and ListOffsets from its logs, so librdkafka consumers (kcat -C,
+//! confluent-kafka) read back what was produced; in-process,
+//! [`MockCluster::records`] does the same.
 //!
-//! What it is not: there is no Fetch (read logs back with
-//! [`MockCluster::records`]), no consumer groups, no transactions (a
+//! What it is not: there are no fetch sessions, no consumer groups, no transactions (a
 //! transactional id is refused), no replication (each partition has exactly
 //! its leader as replica), no retention, no SASL/TLS. Unknown API keys close
 //! the connection. Differences from Kafka worth knowing: topics are also

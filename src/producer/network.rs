@@ -59,7 +59,7 @@ pub(crate) struct Connection {
     pub deframer: Deframer,
     pub in_flight: VecDeque<InFlight>,
     /// Negotiated version per API (index in `ApiKey::ALL`).
-    pub versions: [Option<i16>; 4],
+    pub versions: [Option<i16>; ApiKey::ALL.len()],
     pub throttled_until: Option<Instant>,
     /// Bytes handed to the driver in `Transmit::Send`s, and reported written.
     pub sent_bytes: u64,
@@ -119,7 +119,7 @@ impl Producer {
                 started: now,
                 deframer: Deframer::new(self.config.max_response_size),
                 in_flight: VecDeque::new(),
-                versions: [None; 4],
+                versions: [None; ApiKey::ALL.len()],
                 throttled_until: None,
                 sent_bytes: 0,
                 written_bytes: 0,
@@ -347,7 +347,7 @@ impl Producer {
             self.on_disconnected(conn, now, true);
             return;
         }
-        let mut versions = [None; 4];
+        let mut versions = [None; ApiKey::ALL.len()];
         for (i, key) in ApiKey::ALL.iter().enumerate() {
             let (lo, hi) = key.versions();
             if let Some(k) = resp.api_keys.iter().find(|k| k.api_key == key.code()) {

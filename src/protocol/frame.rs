@@ -18,6 +18,10 @@ pub enum ApiKey {
     ApiVersions,
     /// InitProducerId (22).
     InitProducerId,
+    /// Fetch (1).
+    Fetch,
+    /// ListOffsets (2).
+    ListOffsets,
 }
 
 impl ApiKey {
@@ -28,6 +32,8 @@ impl ApiKey {
             ApiKey::Metadata => 3,
             ApiKey::ApiVersions => 18,
             ApiKey::InitProducerId => 22,
+            ApiKey::Fetch => 1,
+            ApiKey::ListOffsets => 2,
         }
     }
 
@@ -38,16 +44,20 @@ impl ApiKey {
             3 => ApiKey::Metadata,
             18 => ApiKey::ApiVersions,
             22 => ApiKey::InitProducerId,
+            1 => ApiKey::Fetch,
+            2 => ApiKey::ListOffsets,
             _ => return None,
         })
     }
 
-    /// Every key this crate speaks.
-    pub const ALL: [ApiKey; 4] = [
+    /// Every key this crate speaks (new keys are appended, so indexes stay stable).
+    pub const ALL: [ApiKey; 6] = [
         ApiKey::Produce,
         ApiKey::Metadata,
         ApiKey::ApiVersions,
         ApiKey::InitProducerId,
+        ApiKey::Fetch,
+        ApiKey::ListOffsets,
     ];
 
     /// Versions of this API that the codec implements, `(min, max)`.
@@ -57,6 +67,9 @@ impl ApiKey {
             ApiKey::Metadata => (1, 12),
             ApiKey::ApiVersions => (0, 4),
             ApiKey::InitProducerId => (0, 5),
+            // v4 is the first to read RecordBatch v2; v13 names topics by id.
+            ApiKey::Fetch => (4, 12),
+            ApiKey::ListOffsets => (1, 7),
         }
     }
 
@@ -67,6 +80,8 @@ impl ApiKey {
             ApiKey::Metadata => 9,
             ApiKey::ApiVersions => 3,
             ApiKey::InitProducerId => 2,
+            ApiKey::Fetch => 12,
+            ApiKey::ListOffsets => 6,
         }
     }
 

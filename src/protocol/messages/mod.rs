@@ -1,5 +1,6 @@
-//! The request and response bodies a producer needs, byte-exact to Kafka's JSON
-//! message specs (`clients/src/main/resources/common/message/*.json`).
+//! The request and response bodies a producer needs, and Fetch and ListOffsets
+//! to read records back, byte-exact to Kafka's JSON message specs
+//! (`clients/src/main/resources/common/message/*.json`).
 //!
 //! Conventions shared by every message here:
 //! - One Rust struct per JSON struct, fields in Kafka's order, named in snake_case.
@@ -16,7 +17,9 @@
 //! - Decoding never panics and allocates no more than the input justifies.
 
 pub mod api_versions;
+pub mod fetch;
 pub mod init_producer_id;
+pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
 

@@ -1,0 +1,850 @@
+//! Fetch (v4-12) and ListOffsets (v1-7): quickcheck round trips at every
+//! version, byte-exact vectors built by hand from Kafka's JSON specs, the
+//! fields a version cannot carry, and the mock cluster answering both.
+
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use quickcheck::{Arbitrary, Gen, QuickCheck};
+
+use kafka_sansio::mock::MockCluster;
+use kafka_sansio::protocol::frame::{decode_response, encode_request};
+use kafka_sansio::protocol::messages::fetch::*;
+use kafka_sansio::protocol::messages::list_offsets::*;
+use kafka_sansio::protocol::messages::produce::{
+    LeaderIdAndEpoch, PartitionProduceData, ProduceRequest, ProduceResponse, TopicProduceData,
+};
+use kafka_sansio::protocol::primitives::TaggedFields;
+use kafka_sansio::protocol::{
+    ApiKey, ApiMessage, BatchBuilder, Compression, ErrorCode, ProtocolError, RecordBatch, Request,
+};
+
+// ---------------------------------------------------------------- generators
+
+fn small(g: &mut Gen, max: usize) -> usize {
+    usize::arbitrary(g) % (max + 1)
+}
+
+fn s(g: &mut Gen) -> String {
+    let n = small(g, 10);
+    (0..n)
+        .map(|_| *g.choose(&['a', 'z', '-', '.', '_', '9', 'é']).unwrap())
+        .collect()
+}
+
+fn vec_of<T>(g: &mut Gen, max: usize, mut f: impl FnMut(&mut Gen) -> T) -> Vec<T> {
+    let n = small(g, max);
+    (0..n).map(|_| f(g)).collect()
+}
+
+fn tags(g: &mut Gen) -> TaggedFields {
+    let mut v: Vec<(u32, Bytes)> = vec_of(g, 2, |g| {
+        (
+            10 + u32::arbitrary(g) % 200,
+            Bytes::from(vec_of(g, 4, u8::arbitrary)),
+        )
+    });
+    v.sort_by_key(|t| t.0);
+    v.dedup_by_key(|t| t.0);
+    TaggedFields(v)
+}
+
+fn maybe<T>(g: &mut Gen, default: T, f: impl FnOnce(&mut Gen) -> T) -> T {
+    if bool::arbitrary(g) {
+        default
+    } else {
+        f(g)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Arb<T>(T);
+
+impl Arbitrary for Arb<FetchRequest> {
+    fn arbitrary(g: &mut Gen) -> Self {
+        Arb(FetchRequest {
+            cluster_id: maybe(g, None, |g| Some(s(g))),
+            replica_id: i32::arbitrary(g),
+            max_wait_ms: i32::arbitrary(g),
+            min_bytes: i32::arbitrary(g),
+            max_bytes: i32::arbitrary(g),
+            isolation_level: i8::arbitrary(g),
+            session_id: i32::arbitrary(g),
+            session_epoch: i32::arbitrary(g),
+            topics: vec_of(g, 3, |g| FetchTopic {
+                topic: s(g),
+                partitions: vec_of(g, 3, |g| FetchPartition {
+                    partition: i32::arbitrary(g),
+                    current_leader_epoch: i32::arbitrary(g),
+                    fetch_offset: i64::arbitrary(g),
+                    last_fetched_epoch: maybe(g, -1, i32::arbitrary),
+                    log_start_offset: i64::arbitrary(g),
+                    partition_max_bytes: i32::arbitrary(g),
+                    tagged_fields: tags(g),
+                }),
+                tagged_fields: tags(g),
+            }),
+            forgotten_topics_data: vec_of(g, 2, |g| ForgottenTopic {
+                topic: s(g),
+                partitions: vec_of(g, 3, i32::arbitrary),
+                tagged_fields: tags(g),
+            }),
+            rack_id: s(g),
+            tagged_fields: tags(g),
+        })
+    }
+}
+
+impl Arbitrary for Arb<FetchResponse> {
+    fn arbitrary(g: &mut Gen) -> Self {
+        Arb(FetchResponse {
+            throttle_time_ms: i32::arbitrary(g),
+            error_code: i16::arbitrary(g),
+            session_id: i32::arbitrary(g),
+            responses: vec_of(g, 3, |g| FetchableTopicResponse {
+                topic: s(g),
+                partitions: vec_of(g, 3, |g| PartitionData {
+                    partition_index: i32::arbitrary(g),
+                    error_code: i16::arbitrary(g),
+                    high_watermark: i64::arbitrary(g),
+                    last_stable_offset: i64::arbitrary(g),
+                    log_start_offset: i64::arbitrary(g),
+                    diverging_epoch: maybe(g, EpochEndOffset::default(), |g| EpochEndOffset {
+                        epoch: i32::arbitrary(g),
+                        end_offset: i64::arbitrary(g),
+                        tagged_fields: tags(g),
+                    }),
+                    current_leader: maybe(g, LeaderIdAndEpoch::default(), |g| LeaderIdAndEpoch {
+                        leader_id: i32::arbitrary(g),
+                        leader_epoch: i32::arbitrary(g),
+                        tagged_fields: tags(g),
+                    }),
+                    snapshot_id: maybe(g, SnapshotId::default(), |g| SnapshotId {
+                        end_offset: i64::arbitrary(g),
+                        epoch: i32::arbitrary(g),
+                        tagged_fields: tags(g),
+                    }),
+                    aborted_transactions: maybe(g, None, |g| {
+                        Some(vec_of(g, 3, |g| AbortedTransaction {
+                            producer_id: i64::arbitrary(g),
+                            first_offset: i64::arbitrary(g),
+                            tagged_fields: tags(g),
+                        }))
+                    }),
+                    preferred_read_replica: i32::arbitrary(g),
+                    records: maybe(g, None, |g| Some(Bytes::from(vec_of(g, 40, u8::arbitrary)))),
+                    tagged_fields: tags(g),
+                }),
+                tagged_fields: tags(g),
+            }),
+            tagged_fields: tags(g),
+        })
+    }
+}
+
+impl Arbitrary for Arb<ListOffsetsRequest> {
+    fn arbitrary(g: &mut Gen) -> Self {
+        Arb(ListOffsetsRequest {
+            replica_id: i32::arbitrary(g),
+            isolation_level: i8::arbitrary(g),
+            topics: vec_of(g, 3, |g| ListOffsetsTopic {
+                name: s(g),
+                partitions: vec_of(g, 3, |g| ListOffsetsPartition {
+                    partition_index: i32::arbitrary(g),
+                    current_leader_epoch: i32::arbitrary(g),
+                    timestamp: i64::arbitrary(g),
+                    tagged_fields: tags(g),
+                }),
+                tagged_fields: tags(g),
+            }),
+            tagged_fields: tags(g),
+        })
+    }
+}
+
+impl Arbitrary for Arb<ListOffsetsResponse> {
+    fn arbitrary(g: &mut Gen) -> Self {
+        Arb(ListOffsetsResponse {
+            throttle_time_ms: i32::arbitrary(g),
+            topics: vec_of(g, 3, |g| ListOffsetsTopicResponse {
+                name: s(g),
+                partitions: vec_of(g, 3, |g| ListOffsetsPartitionResponse {
+                    partition_index: i32::arbitrary(g),
+                    error_code: i16::arbitrary(g),
+                    timestamp: i64::arbitrary(g),
+                    offset: i64::arbitrary(g),
+                    leader_epoch: i32::arbitrary(g),
+                    tagged_fields: tags(g),
+                }),
+                tagged_fields: tags(g),
+            }),
+            tagged_fields: tags(g),
+        })
+    }
+}
+
+// ---------------------------------------------------------------- per-version normalization
+
+/// Resets what version `v` cannot carry to its default, so that a round trip is the identity.
+trait Normalize {
+    fn normalize(&mut self, v: i16);
+}
+
+fn untag(t: &mut TaggedFields, flexible: bool) {
+    if !flexible {
+        *t = TaggedFields::default();
+    }
+}
+
+impl Normalize for FetchRequest {
+    fn normalize(&mut self, v: i16) {
+        let flex = v >= 12;
+        if !flex {
+            self.cluster_id = None;
+        }
+        if v < 7 {
+            self.session_id = 0;
+            self.session_epoch = -1;
+            self.forgotten_topics_data.clear();
+        }
+        if v < 11 {
+            self.rack_id.clear();
+        }
+        for t in &mut self.topics {
+            for p in &mut t.partitions {
+                if v < 9 {
+                    p.current_leader_epoch = -1;
+                }
+                if v < 12 {
+                    p.last_fetched_epoch = -1;
+                }
+                if v < 5 {
+                    p.log_start_offset = -1;
+                }
+                untag(&mut p.tagged_fields, flex);
+            }
+            untag(&mut t.tagged_fields, flex);
+        }
+        for f in &mut self.forgotten_topics_data {
+            untag(&mut f.tagged_fields, flex);
+        }
+        untag(&mut self.tagged_fields, flex);
+    }
+}
+
+impl Normalize for FetchResponse {
+    fn normalize(&mut self, v: i16) {
+        let flex = v >= 12;
+        if v < 7 {
+            self.error_code = 0;
+            self.session_id = 0;
+        }
+        for t in &mut self.responses {
+            for p in &mut t.partitions {
+                if v < 5 {
+                    p.log_start_offset = -1;
+                }
+                if v < 11 {
+                    p.preferred_read_replica = -1;
+                }
+                if !flex {
+                    p.diverging_epoch = EpochEndOffset::default();
+                    p.current_leader = LeaderIdAndEpoch::default();
+                    p.snapshot_id = SnapshotId::default();
+                }
+                for a in p.aborted_transactions.iter_mut().flatten() {
+                    untag(&mut a.tagged_fields, flex);
+                }
+                untag(&mut p.tagged_fields, flex);
+            }
+            untag(&mut t.tagged_fields, flex);
+        }
+        untag(&mut self.tagged_fields, flex);
+    }
+}
+
+impl Normalize for ListOffsetsRequest {
+    fn normalize(&mut self, v: i16) {
+        let flex = v >= 6;
+        if v < 2 {
+            self.isolation_level = 0;
+        }
+        for t in &mut self.topics {
+            for p in &mut t.partitions {
+                if v < 4 {
+                    p.current_leader_epoch = -1;
+                }
+                untag(&mut p.tagged_fields, flex);
+            }
+            untag(&mut t.tagged_fields, flex);
+        }
+        untag(&mut self.tagged_fields, flex);
+    }
+}
+
+impl Normalize for ListOffsetsResponse {
+    fn normalize(&mut self, v: i16) {
+        let flex = v >= 6;
+        if v < 2 {
+            self.throttle_time_ms = 0;
+        }
+        for t in &mut self.topics {
+            for p in &mut t.partitions {
+                if v < 4 {
+                    p.leader_epoch = -1;
+                }
+                untag(&mut p.tagged_fields, flex);
+            }
+            untag(&mut t.tagged_fields, flex);
+        }
+        untag(&mut self.tagged_fields, flex);
+    }
+}
+
+// ---------------------------------------------------------------- round trips
+
+fn encode<M: ApiMessage>(m: &M, v: i16) -> Bytes {
+    let mut b = BytesMut::new();
+    m.encode(&mut b, v).expect("a normalized value encodes");
+    b.freeze()
+}
+
+fn round_trip<M>(m: &M, v: i16) -> bool
+where
+    M: ApiMessage + Normalize + Clone + PartialEq + std::fmt::Debug,
+{
+    let mut m = m.clone();
+    m.normalize(v);
+    let bytes = encode(&m, v);
+    let mut r = bytes.clone();
+    let back = M::decode(&mut r, v).unwrap_or_else(|e| panic!("v{v}: {e} decoding {m:?}"));
+    assert!(r.is_empty(), "v{v}: {} byte(s) left", r.len());
+    assert_eq!(back, m, "v{v}");
+    assert_eq!(encode(&back, v), bytes, "v{v}: re-encoding differs");
+    for cut in 0..bytes.len() {
+        assert!(
+            M::decode(&mut bytes.slice(..cut), v).is_err(),
+            "v{v}: a {cut}-byte prefix decoded"
+        );
+    }
+    true
+}
+
+fn qc<M>()
+where
+    M: ApiMessage + Normalize + Clone + PartialEq + std::fmt::Debug + 'static,
+    Arb<M>: Arbitrary,
+{
+    fn prop<M>(a: Arb<M>) -> bool
+    where
+        M: ApiMessage + Normalize + Clone + PartialEq + std::fmt::Debug,
+    {
+        let (lo, hi) = M::API_KEY.versions();
+        (lo..=hi).all(|v| round_trip(&a.0, v))
+    }
+    QuickCheck::new()
+        .tests(200)
+        .quickcheck(prop::<M> as fn(Arb<M>) -> bool);
+}
+
+#[test]
+fn qc_fetch_request() {
+    qc::<FetchRequest>();
+}
+
+#[test]
+fn qc_fetch_response() {
+    qc::<FetchResponse>();
+}
+
+#[test]
+fn qc_list_offsets_request() {
+    qc::<ListOffsetsRequest>();
+}
+
+#[test]
+fn qc_list_offsets_response() {
+    qc::<ListOffsetsResponse>();
+}
+
+#[test]
+fn registered_versions() {
+    assert_eq!(ApiKey::Fetch.code(), 1);
+    assert_eq!(ApiKey::ListOffsets.code(), 2);
+    assert_eq!(ApiKey::from_code(1), Some(ApiKey::Fetch));
+    assert_eq!(ApiKey::from_code(2), Some(ApiKey::ListOffsets));
+    assert_eq!(ApiKey::Fetch.versions(), (4, 12));
+    assert_eq!(ApiKey::ListOffsets.versions(), (1, 7));
+    assert!(!ApiKey::Fetch.is_flexible(11) && ApiKey::Fetch.is_flexible(12));
+    assert!(!ApiKey::ListOffsets.is_flexible(5) && ApiKey::ListOffsets.is_flexible(6));
+    assert!(ApiKey::ALL.contains(&ApiKey::Fetch) && ApiKey::ALL.contains(&ApiKey::ListOffsets));
+    for v in [3, 13] {
+        let mut b = BytesMut::new();
+        assert!(matches!(
+            FetchRequest::default().encode(&mut b, v),
+            Err(ProtocolError::UnsupportedVersion { api_key: 1, .. })
+        ));
+    }
+}
+
+// ---------------------------------------------------------------- byte-exact vectors
+
+fn hex(s: &str) -> Vec<u8> {
+    let s: String = s.split_whitespace().collect();
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+fn check_vector<M: ApiMessage + PartialEq + std::fmt::Debug>(m: &M, v: i16, expected: &str) {
+    let expected = hex(expected);
+    assert_eq!(&encode(m, v)[..], &expected[..], "v{v} encoding");
+    let mut b = Bytes::from(expected);
+    assert_eq!(&M::decode(&mut b, v).unwrap(), m, "v{v} decoding");
+    assert!(b.is_empty());
+}
+
+fn fetch_request() -> FetchRequest {
+    FetchRequest {
+        max_wait_ms: 500,
+        min_bytes: 1,
+        max_bytes: 52_428_800,
+        topics: vec![FetchTopic {
+            topic: "t".into(),
+            partitions: vec![FetchPartition {
+                partition: 0,
+                fetch_offset: 5,
+                partition_max_bytes: 1_048_576,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+#[test]
+fn fetch_request_v4_bytes() {
+    check_vector(
+        &fetch_request(),
+        4,
+        "ffffffff 000001f4 00000001 03200000 00
+         00000001 0001 74 00000001 00000000 0000000000000005 00100000",
+    );
+}
+
+#[test]
+fn fetch_request_v7_bytes() {
+    // Session fields and an (empty) forgotten-topics array from v7;
+    // LogStartOffset from v5.
+    check_vector(
+        &fetch_request(),
+        7,
+        "ffffffff 000001f4 00000001 03200000 00 00000000 ffffffff
+         00000001 0001 74 00000001 00000000 0000000000000005 ffffffffffffffff 00100000
+         00000000",
+    );
+}
+
+#[test]
+fn fetch_request_v12_bytes() {
+    let mut r = fetch_request();
+    r.cluster_id = Some("c".into());
+    r.rack_id = "r1".into();
+    let p = &mut r.topics[0].partitions[0];
+    p.current_leader_epoch = 3;
+    p.last_fetched_epoch = 2;
+    check_vector(
+        &r,
+        12,
+        "ffffffff 000001f4 00000001 03200000 00 00000000 ffffffff
+         02 0274 02 00000000 00000003 0000000000000005 00000002 ffffffffffffffff 00100000 00 00
+         01 03 7231
+         01 00 02 0263",
+    );
+}
+
+fn fetch_response(version: i16) -> FetchResponse {
+    FetchResponse {
+        responses: vec![FetchableTopicResponse {
+            topic: "t".into(),
+            partitions: vec![PartitionData {
+                high_watermark: 10,
+                last_stable_offset: 10,
+                log_start_offset: if version >= 5 { 0 } else { -1 },
+                aborted_transactions: if version >= 12 { Some(vec![]) } else { None },
+                current_leader: if version >= 12 {
+                    LeaderIdAndEpoch {
+                        leader_id: 1,
+                        leader_epoch: 7,
+                        ..Default::default()
+                    }
+                } else {
+                    LeaderIdAndEpoch::default()
+                },
+                records: Some(Bytes::from_static(&[1, 2, 3])),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+#[test]
+fn fetch_response_v4_bytes() {
+    check_vector(
+        &fetch_response(4),
+        4,
+        "00000000 00000001 0001 74 00000001
+         00000000 0000 000000000000000a 000000000000000a ffffffff 00000003 010203",
+    );
+}
+
+#[test]
+fn fetch_response_v12_bytes() {
+    check_vector(
+        &fetch_response(12),
+        12,
+        "00000000 0000 00000000 02 0274 02
+         00000000 0000 000000000000000a 000000000000000a 0000000000000000 01 ffffffff 04 010203
+         01 01 09 00000001 00000007 00
+         00 00",
+    );
+}
+
+#[test]
+fn list_offsets_vectors() {
+    let req = |ts: i64| ListOffsetsRequest {
+        topics: vec![ListOffsetsTopic {
+            name: "t".into(),
+            partitions: vec![ListOffsetsPartition {
+                partition_index: 0,
+                timestamp: ts,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    check_vector(
+        &req(LATEST_TIMESTAMP),
+        1,
+        "ffffffff 00000001 0001 74 00000001 00000000 ffffffffffffffff",
+    );
+    check_vector(
+        &req(EARLIEST_TIMESTAMP),
+        6,
+        "ffffffff 00 02 0274 02 00000000 ffffffff fffffffffffffffe 00 00 00",
+    );
+    let resp = |leader_epoch: i32| ListOffsetsResponse {
+        topics: vec![ListOffsetsTopicResponse {
+            name: "t".into(),
+            partitions: vec![ListOffsetsPartitionResponse {
+                partition_index: 0,
+                offset: 42,
+                leader_epoch,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    check_vector(
+        &resp(-1),
+        1,
+        "00000001 0001 74 00000001 00000000 0000 ffffffffffffffff 000000000000002a",
+    );
+    check_vector(
+        &resp(0),
+        6,
+        "00000000 02 0274 02 00000000 0000 ffffffffffffffff 000000000000002a 00000000 00 00 00",
+    );
+}
+
+#[test]
+fn fields_a_version_cannot_carry() {
+    let enc = |m: &dyn Fn(&mut BytesMut) -> Result<(), ProtocolError>| {
+        let mut b = BytesMut::new();
+        m(&mut b)
+    };
+    // Non-ignorable fields with a non-default value are refused.
+    let mut r = fetch_request();
+    r.topics[0].partitions[0].last_fetched_epoch = 1;
+    assert!(enc(&|b| r.encode(b, 11)).is_err());
+    assert!(enc(&|b| r.encode(b, 12)).is_ok());
+    let mut r = fetch_request();
+    r.forgotten_topics_data.push(ForgottenTopic::default());
+    assert!(enc(&|b| r.encode(b, 6)).is_err());
+    assert!(enc(&|b| r.encode(b, 7)).is_ok());
+    let mut p = fetch_response(12);
+    assert!(
+        enc(&|b| p.encode(b, 11)).is_err(),
+        "current_leader before v12"
+    );
+    p.responses[0].partitions[0].current_leader = LeaderIdAndEpoch::default();
+    p.responses[0].partitions[0].preferred_read_replica = 2;
+    assert!(enc(&|b| p.encode(b, 10)).is_err());
+    assert!(enc(&|b| p.encode(b, 11)).is_ok());
+    let lo = ListOffsetsRequest {
+        isolation_level: 1,
+        ..Default::default()
+    };
+    assert!(enc(&|b| lo.encode(b, 1)).is_err());
+    assert!(enc(&|b| lo.encode(b, 2)).is_ok());
+    // Ignorable ones are left out: a rack id before v11, a cluster id before v12.
+    let mut r = fetch_request();
+    r.rack_id = "r".into();
+    r.cluster_id = Some("c".into());
+    r.session_epoch = 3;
+    assert_eq!(encode(&r, 4), encode(&fetch_request(), 4));
+}
+
+// ---------------------------------------------------------------- the mock answers Fetch and ListOffsets
+
+/// Sends one request to broker `node` and decodes the answer.
+fn call<R: Request>(c: &mut MockCluster, node: i32, version: i16, req: &R) -> R::Response {
+    let mut b = BytesMut::new();
+    encode_request(&mut b, 7, Some("t"), version, req).unwrap();
+    let frame = b.freeze().slice(4..);
+    let r = c.handle_request(node, frame, Instant::now());
+    let resp = r.response.expect("an answer");
+    let (h, body) = decode_response::<R::Response>(resp.slice(4..), version).unwrap();
+    assert_eq!(h.correlation_id, 7);
+    body
+}
+
+/// Produces `n` records of `size` value bytes as one batch, timestamped
+/// `ts0`, `ts0 + 1`, ...
+fn produce_at(c: &mut MockCluster, topic: &str, partition: i32, n: usize, size: usize, ts0: i64) {
+    let mut bb = BatchBuilder::new(ts0, 1024);
+    for i in 0..n {
+        let value = vec![b'a' + (i % 26) as u8; size];
+        bb.append(ts0 + i as i64, None, Some(&value[..]), &[]);
+    }
+    let batch = bb.close(Compression::None, None).unwrap();
+    let req = ProduceRequest {
+        acks: -1,
+        timeout_ms: 1000,
+        topic_data: vec![TopicProduceData {
+            name: topic.into(),
+            partition_data: vec![PartitionProduceData {
+                index: partition,
+                records: Some(batch.bytes()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let leader = c.leader(topic, partition).unwrap();
+    let r: ProduceResponse = call(c, leader, 9, &req);
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+}
+
+fn produce(c: &mut MockCluster, topic: &str, partition: i32, n: usize, size: usize) {
+    produce_at(c, topic, partition, n, size, 1_700_000_000_000);
+}
+
+fn fetch_req(topic: &str, partition: i32, offset: i64, max: i32, total: i32) -> FetchRequest {
+    FetchRequest {
+        max_bytes: total,
+        topics: vec![FetchTopic {
+            topic: topic.into(),
+            partitions: vec![FetchPartition {
+                partition,
+                fetch_offset: offset,
+                partition_max_bytes: max,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+fn only(r: &FetchResponse) -> &PartitionData {
+    assert_eq!(r.responses.len(), 1);
+    assert_eq!(r.responses[0].partitions.len(), 1);
+    &r.responses[0].partitions[0]
+}
+
+fn offsets(p: &PartitionData) -> Vec<i64> {
+    let mut out = Vec::new();
+    for b in RecordBatch::decode_all(p.records.clone().unwrap_or_default()).unwrap() {
+        for r in b.records().unwrap() {
+            out.push(b.base_offset + r.offset_delta as i64);
+        }
+    }
+    out
+}
+
+#[test]
+fn mock_fetch_reads_back_batches_at_every_version() {
+    let mut c = MockCluster::new(1);
+    c.create_topic("f", 1).unwrap();
+    produce(&mut c, "f", 0, 3, 10);
+    produce(&mut c, "f", 0, 2, 10);
+    for v in 4..=12 {
+        let r: FetchResponse = call(&mut c, 0, v, &fetch_req("f", 0, 0, 1 << 20, i32::MAX));
+        let p = only(&r);
+        assert_eq!(p.error_code, 0, "v{v}");
+        assert_eq!(p.high_watermark, 5);
+        assert_eq!(p.last_stable_offset, 5);
+        assert_eq!(offsets(p), vec![0, 1, 2, 3, 4], "v{v}");
+        // The batches come back exactly as stored.
+        let stored: Vec<u8> = c
+            .batches("f", 0)
+            .iter()
+            .flat_map(|b| b.bytes.to_vec())
+            .collect();
+        assert_eq!(p.records.as_deref(), Some(&stored[..]));
+        // From the middle of the second batch: that whole batch (the reader skips).
+        let r: FetchResponse = call(&mut c, 0, v, &fetch_req("f", 0, 4, 1 << 20, i32::MAX));
+        assert_eq!(offsets(only(&r)), vec![3, 4]);
+        // At the end: no records, no error.
+        let r: FetchResponse = call(&mut c, 0, v, &fetch_req("f", 0, 5, 1 << 20, i32::MAX));
+        assert_eq!(only(&r).error_code, 0);
+        assert!(only(&r).records.as_ref().is_none_or(|b| b.is_empty()));
+    }
+}
+
+#[test]
+fn mock_fetch_respects_max_bytes() {
+    let mut c = MockCluster::new(1);
+    c.create_topic("m", 1).unwrap();
+    for _ in 0..4 {
+        produce(&mut c, "m", 0, 2, 100);
+    }
+    let one = c.batches("m", 0)[0].bytes.len() as i32;
+    // Room for two batches and a bit: two whole batches, nothing partial.
+    let r: FetchResponse = call(&mut c, 0, 11, &fetch_req("m", 0, 0, 2 * one + 10, i32::MAX));
+    assert_eq!(offsets(only(&r)), vec![0, 1, 2, 3]);
+    assert_eq!(only(&r).records.as_ref().unwrap().len() as i32, 2 * one);
+    // The request-wide limit counts too.
+    let r: FetchResponse = call(&mut c, 0, 11, &fetch_req("m", 0, 0, i32::MAX, one + 1));
+    assert_eq!(offsets(only(&r)), vec![0, 1]);
+    // KIP-74: a first batch larger than the limit still comes back whole.
+    let r: FetchResponse = call(&mut c, 0, 11, &fetch_req("m", 0, 2, 1, 1));
+    assert_eq!(offsets(only(&r)), vec![2, 3]);
+    // Two partitions in one request share max_bytes, in request order.
+    c.create_topic("m2", 1).unwrap();
+    produce(&mut c, "m2", 0, 2, 100);
+    let mut req = fetch_req("m", 0, 0, i32::MAX, one);
+    req.topics
+        .push(fetch_req("m2", 0, 0, i32::MAX, 0).topics.remove(0));
+    let r: FetchResponse = call(&mut c, 0, 12, &req);
+    assert_eq!(offsets(&r.responses[0].partitions[0]), vec![0, 1]);
+    assert_eq!(offsets(&r.responses[1].partitions[0]), Vec::<i64>::new());
+}
+
+#[test]
+fn mock_fetch_errors() {
+    let mut c = MockCluster::new(2);
+    c.set_auto_create_topics(false);
+    c.create_topic("e", 2).unwrap();
+    produce(&mut c, "e", 1, 2, 1);
+    // Partition 1 is led by broker 1: broker 0 is not its leader.
+    let r: FetchResponse = call(&mut c, 0, 12, &fetch_req("e", 1, 0, 1000, 1000));
+    assert_eq!(only(&r).error_code, ErrorCode::NotLeaderOrFollower.code());
+    assert_eq!(only(&r).current_leader.leader_id, 1, "v12 names the leader");
+    let r: FetchResponse = call(&mut c, 1, 12, &fetch_req("e", 1, 0, 1000, 1000));
+    assert_eq!(offsets(only(&r)), vec![0, 1]);
+    // Past the end, before the start.
+    for off in [3, -1] {
+        let r: FetchResponse = call(&mut c, 1, 4, &fetch_req("e", 1, off, 1000, 1000));
+        assert_eq!(only(&r).error_code, ErrorCode::OffsetOutOfRange.code());
+        assert_eq!(only(&r).high_watermark, 2);
+    }
+    let r: FetchResponse = call(&mut c, 0, 4, &fetch_req("nope", 0, 0, 1000, 1000));
+    assert_eq!(
+        only(&r).error_code,
+        ErrorCode::UnknownTopicOrPartition.code()
+    );
+    let r: FetchResponse = call(&mut c, 0, 4, &fetch_req("e", 7, 0, 1000, 1000));
+    assert_eq!(
+        only(&r).error_code,
+        ErrorCode::UnknownTopicOrPartition.code()
+    );
+    // A leader epoch from the future is fenced... from the past too.
+    let mut req = fetch_req("e", 0, 0, 1000, 1000);
+    req.topics[0].partitions[0].current_leader_epoch = 5;
+    let r: FetchResponse = call(&mut c, 0, 12, &req);
+    assert_eq!(only(&r).error_code, ErrorCode::UnknownLeaderEpoch.code());
+    c.set_leader("e", 0, 1).unwrap();
+    c.set_leader("e", 0, 0).unwrap();
+    req.topics[0].partitions[0].current_leader_epoch = 0;
+    let r: FetchResponse = call(&mut c, 0, 12, &req);
+    assert_eq!(only(&r).error_code, ErrorCode::FencedLeaderEpoch.code());
+    // A fetch session (KIP-227) is not offered: session id 0 in every answer.
+    let mut req = fetch_req("e", 0, 0, 1000, 1000);
+    req.session_epoch = 0;
+    let r: FetchResponse = call(&mut c, 0, 12, &req);
+    assert_eq!((r.error_code, r.session_id), (0, 0));
+}
+
+#[test]
+fn mock_list_offsets() {
+    let mut c = MockCluster::new(2);
+    c.create_topic("l", 2).unwrap();
+    produce_at(&mut c, "l", 0, 3, 1, 1000); // offsets 0-2 at 1000-1002
+    produce_at(&mut c, "l", 0, 4, 1, 2000); // offsets 3-6 at 2000-2003
+    let ask = |partition_index: i32, timestamp: i64| ListOffsetsPartition {
+        partition_index,
+        timestamp,
+        ..Default::default()
+    };
+    for v in 1..=7 {
+        let mut partitions = vec![
+            ask(0, EARLIEST_TIMESTAMP),
+            ask(0, LATEST_TIMESTAMP),
+            ask(0, 1001),
+            ask(0, 1500),
+            ask(0, 5000),
+            ask(1, LATEST_TIMESTAMP),
+        ];
+        if v >= 7 {
+            partitions.push(ask(0, MAX_TIMESTAMP));
+        }
+        let req = ListOffsetsRequest {
+            topics: vec![
+                ListOffsetsTopic {
+                    name: "l".into(),
+                    partitions,
+                    ..Default::default()
+                },
+                ListOffsetsTopic {
+                    name: "none".into(),
+                    partitions: vec![ask(0, LATEST_TIMESTAMP)],
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        let r: ListOffsetsResponse = call(&mut c, 0, v, &req);
+        let p = &r.topics[0].partitions;
+        let got = |i: usize| (p[i].error_code, p[i].offset, p[i].timestamp);
+        assert_eq!(got(0), (0, 0, -1), "v{v} earliest");
+        assert_eq!(got(1), (0, 7, -1), "v{v} latest");
+        assert_eq!(got(2), (0, 1, 1001), "v{v} at a timestamp");
+        assert_eq!(got(3), (0, 3, 2000), "v{v} between batches");
+        assert_eq!(got(4), (0, -1, -1), "v{v} after the last record");
+        assert_eq!(
+            p[5].error_code,
+            ErrorCode::NotLeaderOrFollower.code(),
+            "v{v}: partition 1 is led by broker 1"
+        );
+        if v >= 7 {
+            assert_eq!(got(6), (0, 6, 2003), "v{v} max timestamp");
+        }
+        if v >= 4 {
+            assert_eq!(p[0].leader_epoch, 0);
+        }
+        assert_eq!(
+            r.topics[1].partitions[0].error_code,
+            ErrorCode::UnknownTopicOrPartition.code(),
+            "ListOffsets creates no topic"
+        );
+    }
+}
