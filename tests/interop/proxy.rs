@@ -112,7 +112,7 @@ fn requests(
             let corr = i32::from_be_bytes([f[8], f[9], f[10], f[11]]);
             if api == 0 {
                 let n = st.produces.fetch_add(1, Ordering::AcqRel) + 1;
-                if n % every == 0 && st.dropped.load(Ordering::Acquire) < max_drops {
+                if n.is_multiple_of(every) && st.dropped.load(Ordering::Acquire) < max_drops {
                     doomed.lock().unwrap().insert(corr);
                 }
             }

@@ -139,7 +139,10 @@ impl Tansu {
             if let Ok(Some(st)) = t.child.try_wait() {
                 panic!("tansu exited at start-up ({st}); log: {}", t.log());
             }
-            assert!(Instant::now() < deadline, "tansu did not listen on {listen}");
+            assert!(
+                Instant::now() < deadline,
+                "tansu did not listen on {listen}"
+            );
             thread::sleep(Duration::from_millis(100));
         }
     }
@@ -269,7 +272,14 @@ pub fn consume(
     cmd.args(["--bootstrap", bootstrap, "--topic", topic])
         .args(["--partitions", &partitions.to_string()])
         .args(["--expect", &expect.to_string()])
-        .args(["--grace-ms", "1500", "--idle-ms", "10000", "--timeout-ms", "90000"])
+        .args([
+            "--grace-ms",
+            "1500",
+            "--idle-ms",
+            "10000",
+            "--timeout-ms",
+            "90000",
+        ])
         .stdin(Stdio::null());
     let out = cmd.output().expect("run the consumer");
     assert!(
@@ -307,6 +317,7 @@ pub fn consume(
 // ---- both drivers behind one type --------------------------------------------------------
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(feature = "mio-driver"), allow(dead_code))]
 pub enum Driver {
     Blocking,
     Mio,
@@ -341,6 +352,9 @@ impl Client {
                     thread: None,
                 }
             }
+            #[cfg(not(feature = "mio-driver"))]
+            Driver::Mio => unreachable!("mio tests need the mio-driver feature"),
+            #[cfg(feature = "mio-driver")]
             Driver::Mio => {
                 let (handle, t) =
                     kafka_sansio::driver::mio::Driver::spawn(config).expect("start mio driver");
