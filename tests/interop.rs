@@ -203,6 +203,68 @@ fn compression_mock_mio() {
     compression("compression_mock_mio", false, Driver::Mio);
 }
 
+/// The codec really is on the wire: a private tansu behind a (loss-free)
+/// proxy that decodes every Produce request; each codec's batches carry its
+/// id in their attributes and are read back intact by the consumer.
+#[test]
+fn compression_on_the_wire_tansu() {
+    let test = "compression_on_the_wire_tansu";
+    let Some(v) = require(test, &[TANSU_BIN, CONSUMER]) else {
+        return;
+    };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy_addr = listener.local_addr().unwrap();
+    let broker_addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let tansu = Tansu::start(&v[0], broker_addr, proxy_addr);
+    let proxy = proxy::LossyProxy::start(listener, tansu.addr, usize::MAX, 0);
+    let mut drivers = vec![Driver::Blocking];
+    if cfg!(feature = "mio-driver") {
+        drivers.push(Driver::Mio);
+    }
+    for codec in codecs() {
+        let want: i16 = match codec {
+            "gzip" => 1,
+            "snappy" => 2,
+            "lz4" => 3,
+            "zstd" => 4,
+            _ => unreachable!(),
+        };
+        for &driver in &drivers {
+            let topic = fresh_topic(&format!("wire-{codec}"));
+            tansu_create_topic(&v[0], &tansu.addr.to_string(), &topic, PARTITIONS);
+            proxy.stats().codecs.lock().unwrap().clear();
+            let recs = records(&topic, 200, codec);
+            let client = Client::start(
+                driver,
+                config(
+                    &proxy_addr.to_string(),
+                    &[("compression.type", codec), ("linger.ms", "20")],
+                ),
+            );
+            let metas = produce(&client, &recs, 2, Duration::from_millis(30), |_| {});
+            client.close();
+            let seen = proxy.stats().codecs.lock().unwrap().clone();
+            assert!(
+                seen.len() == 1 && seen.contains_key(&want),
+                "{test}: {codec} ({driver:?}): batches by codec id on the wire: {seen:?}"
+            );
+            let got = consume(
+                &v[1],
+                &tansu.addr.to_string(),
+                &topic,
+                PARTITIONS,
+                recs.len(),
+            );
+            check(&recs, &metas, PARTITIONS, &got, false)
+                .assert_exact(&format!("{test} {codec} {driver:?}"));
+            eprintln!(
+                "{test}: {codec} ({driver:?}): {seen:?} batches; {} records read back exactly",
+                got.len()
+            );
+        }
+    }
+}
+
 // ---- 3. faults from the librdkafka mock cluster ------------------------------------------------
 
 /// Produces the record matrix (idempotent, acks=all) in 10 chunks, calling

@@ -4,7 +4,7 @@
 //! delivering it (up to `max_drops` times). A retry of such a batch is a
 //! real duplicate unless the broker de-duplicates it by producer sequence.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -25,6 +25,34 @@ pub struct Stats {
     pub dropped: AtomicUsize,
     /// Client connections accepted.
     pub connections: AtomicUsize,
+    /// Record batches seen in Produce requests, by codec id (attributes & 7),
+    /// decoded with the crate's own codec.
+    pub codecs: Mutex<BTreeMap<i16, usize>>,
+}
+
+/// Counts the codec of every record batch of a Produce request frame.
+fn tap_produce(frame: &[u8], st: &Stats) {
+    use kafka_sansio::protocol::frame::{ApiMessage, RequestHeader};
+    use kafka_sansio::protocol::messages::produce::ProduceRequest;
+    use kafka_sansio::protocol::record::RecordBatch;
+    let mut body = bytes::Bytes::copy_from_slice(&frame[4..]);
+    let Ok(h) = RequestHeader::decode(&mut body) else {
+        return;
+    };
+    let Ok(req) = ProduceRequest::decode(&mut body, h.api_version) else {
+        return;
+    };
+    let mut codecs = st.codecs.lock().unwrap();
+    for t in &req.topic_data {
+        for p in &t.partition_data {
+            let Some(records) = &p.records else { continue };
+            if let Ok(batches) = RecordBatch::decode_all(records.clone()) {
+                for b in batches {
+                    *codecs.entry(b.attributes & 7).or_default() += 1;
+                }
+            }
+        }
+    }
 }
 
 impl LossyProxy {
@@ -111,6 +139,7 @@ fn requests(
             let api = i16::from_be_bytes([f[4], f[5]]);
             let corr = i32::from_be_bytes([f[8], f[9], f[10], f[11]]);
             if api == 0 {
+                tap_produce(&f, &st);
                 let n = st.produces.fetch_add(1, Ordering::AcqRel) + 1;
                 if n.is_multiple_of(every) && st.dropped.load(Ordering::Acquire) < max_drops {
                     doomed.lock().unwrap().insert(corr);
