@@ -126,7 +126,10 @@ pub struct RecordMetadata {
     pub topic: Arc<str>,
     /// Partition.
     pub partition: i32,
-    /// Offset in the partition; -1 with acks=0 (unknown).
+    /// Offset in the partition; -1 when unknown: with acks=0, and when the
+    /// broker acknowledged a re-sent idempotent batch with
+    /// DUPLICATE_SEQUENCE_NUMBER without the original offset (tansu always
+    /// does; Java's client reports -1 there too).
     pub offset: i64,
     /// The record's timestamp: create time, or the broker's log-append time.
     pub timestamp: i64,
@@ -139,7 +142,8 @@ pub struct Delivery {
     pub topic: Arc<str>,
     /// Partition.
     pub partition: i32,
-    /// Offset of the first record (-1 when unknown: acks=0).
+    /// Offset of the first record (-1 when unknown: acks=0, or a
+    /// DUPLICATE_SEQUENCE_NUMBER answer without the original offset).
     pub base_offset: i64,
     /// Log-append time from the broker, -1 when the topic uses create time.
     pub log_append_time: i64,

@@ -1,0 +1,560 @@
+//! Interop: the producer (both drivers) against peers nobody here wrote —
+//! tansu 0.6.0 and librdkafka's mock cluster (3 brokers) — with everything read
+//! back by an independent consumer (confluent-kafka, i.e. librdkafka 2.16).
+//!
+//! Peers come from the `KAFKA_SANSIO_*` variables that `.ci/run` exports
+//! (tests/interop/README.md). When one is unset a test prints `SKIPPED: ...` and
+//! passes, except under `CI=true`, where it fails.
+
+#[path = "interop/json.rs"]
+mod json;
+#[path = "interop/proxy.rs"]
+mod proxy;
+#[path = "interop/support.rs"]
+mod support;
+
+use std::time::Duration;
+
+use support::*;
+
+/// Where a test produces to.
+enum Broker {
+    /// The shared tansu of the run.
+    Tansu { addr: String },
+    /// A private librdkafka mock cluster.
+    Mock(Mock),
+}
+
+impl Broker {
+    fn bootstrap(&self) -> String {
+        match self {
+            Broker::Tansu { addr } => addr.clone(),
+            Broker::Mock(m) => m.bootstrap.clone(),
+        }
+    }
+}
+
+/// The peers a test on `broker` needs, or `None` (skipped).
+fn setup(test: &str, tansu: bool) -> Option<(Broker, String, Option<String>)> {
+    if tansu {
+        let v = require(test, &[TANSU, TANSU_BIN, CONSUMER])?;
+        Some((
+            Broker::Tansu { addr: v[0].clone() },
+            v[2].clone(),
+            Some(v[1].clone()),
+        ))
+    } else {
+        let v = require(test, &[MOCK_BIN, CONSUMER])?;
+        Some((Broker::Mock(Mock::start(&v[0], 3, &[])), v[1].clone(), None))
+    }
+}
+
+/// Creates `topic` with `partitions` on the broker.
+fn create_topic(broker: &mut Broker, tansu_bin: &Option<String>, topic: &str, partitions: i32) {
+    match broker {
+        Broker::Tansu { addr } => {
+            tansu_create_topic(tansu_bin.as_ref().unwrap(), addr, topic, partitions)
+        }
+        Broker::Mock(m) => {
+            m.cmd(&format!("create_topic {topic} {partitions} 3"));
+        }
+    }
+}
+
+const PARTITIONS: i32 = 3;
+
+/// Round trip of the record matrix through several acks/idempotence settings.
+fn round_trip(test: &str, tansu: bool, driver: Driver) {
+    let Some((mut broker, consumer, bin)) = setup(test, tansu) else {
+        return;
+    };
+    let cases: &[(&str, &[(&str, &str)])] = &[
+        ("acks1", &[("acks", "1"), ("enable.idempotence", "false")]),
+        (
+            "acksall",
+            &[("acks", "all"), ("enable.idempotence", "false")],
+        ),
+        (
+            "idem",
+            &[
+                ("acks", "all"),
+                ("enable.idempotence", "true"),
+                ("linger.ms", "2"),
+            ],
+        ),
+    ];
+    for (name, props) in cases {
+        let topic = fresh_topic(&format!("rt-{name}"));
+        create_topic(&mut broker, &bin, &topic, PARTITIONS);
+        let recs = records(&topic, 300, name);
+        let client = Client::start(driver, config(&broker.bootstrap(), props));
+        let metas = produce(&client, &recs, 6, Duration::from_millis(10), |_| {});
+        client.close();
+        let got = consume(
+            &consumer,
+            &broker.bootstrap(),
+            &topic,
+            PARTITIONS,
+            recs.len(),
+        );
+        check(&recs, &metas, PARTITIONS, &got, false)
+            .assert_exact(&format!("{test} {name} {driver:?}"));
+        eprintln!("{test}: {name}: {} records read back exactly", got.len());
+    }
+}
+
+#[test]
+fn round_trip_tansu_blocking() {
+    round_trip("round_trip_tansu_blocking", true, Driver::Blocking);
+}
+
+#[test]
+#[cfg(feature = "mio-driver")]
+fn round_trip_tansu_mio() {
+    round_trip("round_trip_tansu_mio", true, Driver::Mio);
+}
+
+#[test]
+fn round_trip_mock_blocking() {
+    round_trip("round_trip_mock_blocking", false, Driver::Blocking);
+}
+
+#[test]
+#[cfg(feature = "mio-driver")]
+fn round_trip_mock_mio() {
+    round_trip("round_trip_mock_mio", false, Driver::Mio);
+}
+
+// ---- 2. compression ----------------------------------------------------------------------
+
+/// The codecs compiled in (all of them under `--all-features`).
+fn codecs() -> Vec<&'static str> {
+    let mut v = Vec::new();
+    if cfg!(feature = "gzip") {
+        v.push("gzip");
+    }
+    if cfg!(feature = "snappy") {
+        v.push("snappy");
+    }
+    if cfg!(feature = "lz4") {
+        v.push("lz4");
+    }
+    if cfg!(feature = "zstd") {
+        v.push("zstd");
+    }
+    v
+}
+
+/// Each codec: the record matrix compressed, read back intact.
+fn compression(test: &str, tansu: bool, driver: Driver) {
+    let Some((mut broker, consumer, bin)) = setup(test, tansu) else {
+        return;
+    };
+    let codecs = codecs();
+    if codecs.is_empty() {
+        eprintln!("SKIPPED: {test}: no codec features (cargo test --all-features)");
+        return;
+    }
+    for codec in codecs {
+        let topic = fresh_topic(&format!("z-{codec}"));
+        create_topic(&mut broker, &bin, &topic, PARTITIONS);
+        let recs = records(&topic, 200, codec);
+        let client = Client::start(
+            driver,
+            config(
+                &broker.bootstrap(),
+                &[("compression.type", codec), ("linger.ms", "20")],
+            ),
+        );
+        let metas = produce(&client, &recs, 2, Duration::from_millis(30), |_| {});
+        client.close();
+        let got = consume(
+            &consumer,
+            &broker.bootstrap(),
+            &topic,
+            PARTITIONS,
+            recs.len(),
+        );
+        check(&recs, &metas, PARTITIONS, &got, false)
+            .assert_exact(&format!("{test} {codec} {driver:?}"));
+        eprintln!("{test}: {codec}: {} records read back exactly", got.len());
+    }
+}
+
+#[test]
+fn compression_tansu_blocking() {
+    compression("compression_tansu_blocking", true, Driver::Blocking);
+}
+
+#[test]
+#[cfg(feature = "mio-driver")]
+fn compression_tansu_mio() {
+    compression("compression_tansu_mio", true, Driver::Mio);
+}
+
+#[test]
+fn compression_mock_blocking() {
+    compression("compression_mock_blocking", false, Driver::Blocking);
+}
+
+#[test]
+#[cfg(feature = "mio-driver")]
+fn compression_mock_mio() {
+    compression("compression_mock_mio", false, Driver::Mio);
+}
+
+/// The codec really is on the wire: a private tansu behind a (loss-free)
+/// proxy that decodes every Produce request; each codec's batches carry its
+/// id in their attributes and are read back intact by the consumer.
+#[test]
+fn compression_on_the_wire_tansu() {
+    let test = "compression_on_the_wire_tansu";
+    let Some(v) = require(test, &[TANSU_BIN, CONSUMER]) else {
+        return;
+    };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy_addr = listener.local_addr().unwrap();
+    let broker_addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let tansu = Tansu::start(&v[0], broker_addr, proxy_addr);
+    let proxy = proxy::LossyProxy::start(listener, tansu.addr, usize::MAX, 0);
+    let mut drivers = vec![Driver::Blocking];
+    if cfg!(feature = "mio-driver") {
+        drivers.push(Driver::Mio);
+    }
+    for codec in codecs() {
+        let want: i16 = match codec {
+            "gzip" => 1,
+            "snappy" => 2,
+            "lz4" => 3,
+            "zstd" => 4,
+            _ => unreachable!(),
+        };
+        for &driver in &drivers {
+            let topic = fresh_topic(&format!("wire-{codec}"));
+            tansu_create_topic(&v[0], &tansu.addr.to_string(), &topic, PARTITIONS);
+            proxy.stats().codecs.lock().unwrap().clear();
+            let recs = records(&topic, 200, codec);
+            let client = Client::start(
+                driver,
+                config(
+                    &proxy_addr.to_string(),
+                    &[("compression.type", codec), ("linger.ms", "20")],
+                ),
+            );
+            let metas = produce(&client, &recs, 2, Duration::from_millis(30), |_| {});
+            client.close();
+            let seen = proxy.stats().codecs.lock().unwrap().clone();
+            assert!(
+                seen.len() == 1 && seen.contains_key(&want),
+                "{test}: {codec} ({driver:?}): batches by codec id on the wire: {seen:?}"
+            );
+            let got = consume(
+                &v[1],
+                &tansu.addr.to_string(),
+                &topic,
+                PARTITIONS,
+                recs.len(),
+            );
+            check(&recs, &metas, PARTITIONS, &got, false)
+                .assert_exact(&format!("{test} {codec} {driver:?}"));
+            eprintln!(
+                "{test}: {codec} ({driver:?}): {seen:?} batches; {} records read back exactly",
+                got.len()
+            );
+        }
+    }
+}
+
+// ---- 3. faults from the librdkafka mock cluster ------------------------------------------------
+
+/// Produces the record matrix (idempotent, acks=all) in 10 chunks, calling
+/// `fault(mock, topic, chunk)` before each, and checks the read-back exactly.
+fn fault(test: &str, driver: Driver, fault: impl Fn(&mut Mock, &str, usize)) {
+    let Some(v) = require(test, &[MOCK_BIN, CONSUMER]) else {
+        return;
+    };
+    let mut mock = Mock::start(&v[0], 3, &[]);
+    let topic = fresh_topic("fault");
+    mock.cmd(&format!("create_topic {topic} {PARTITIONS} 3"));
+    // One partition per broker, whatever the mock chose.
+    for p in 0..PARTITIONS {
+        mock.cmd(&format!("set_leader {topic} {p} {}", p + 1));
+    }
+    let recs = records(&topic, 300, "fault");
+    let client = Client::start(
+        driver,
+        config(
+            &mock.bootstrap,
+            &[
+                ("acks", "all"),
+                ("enable.idempotence", "true"),
+                ("linger.ms", "2"),
+                ("retry.backoff.ms", "20"),
+                ("retry.backoff.max.ms", "200"),
+                ("reconnect.backoff.ms", "20"),
+                ("reconnect.backoff.max.ms", "200"),
+            ],
+        ),
+    );
+    let metas = produce(&client, &recs, 10, Duration::from_millis(60), |c| {
+        fault(&mut mock, &topic, c)
+    });
+    client.close();
+    let got = consume(&v[1], &mock.bootstrap, &topic, PARTITIONS, recs.len());
+    check(&recs, &metas, PARTITIONS, &got, false).assert_exact(&format!("{test} {driver:?}"));
+    eprintln!("{test}: {} records read back exactly", got.len());
+}
+
+fn push_errors(code: i32) -> impl Fn(&mut Mock, &str, usize) {
+    move |m, _, c| {
+        if c == 1 {
+            m.cmd(&format!("push_produce_errors {code} {code} {code}"));
+        }
+        if c == 5 {
+            m.cmd(&format!("push_produce_errors {code} {code}"));
+        }
+    }
+}
+
+macro_rules! fault_tests {
+    ($($(#[$attr:meta])* $name:ident: $driver:expr, $fault:expr;)*) => {$(
+        #[test]
+        $(#[$attr])*
+        fn $name() {
+            fault(stringify!($name), $driver, $fault);
+        }
+    )*};
+}
+
+fn broker_down_up(m: &mut Mock, _: &str, c: usize) {
+    match c {
+        2 => {
+            m.cmd("broker_down 2");
+        }
+        6 => {
+            m.cmd("broker_up 2");
+        }
+        _ => {}
+    }
+}
+
+fn leader_moves(m: &mut Mock, t: &str, c: usize) {
+    match c {
+        2 => {
+            m.cmd(&format!("set_leader {t} 0 2"));
+        }
+        4 => {
+            m.cmd(&format!("set_leader {t} 1 3"));
+        }
+        7 => {
+            m.cmd(&format!("set_leader {t} 0 1"));
+            m.cmd(&format!("set_leader {t} 2 1"));
+        }
+        _ => {}
+    }
+}
+
+fault_tests! {
+    fault_not_leader_blocking: Driver::Blocking, push_errors(6);
+    #[cfg(feature = "mio-driver")]
+    fault_not_leader_mio: Driver::Mio, push_errors(6);
+    fault_request_timed_out_blocking: Driver::Blocking, push_errors(7);
+    #[cfg(feature = "mio-driver")]
+    fault_request_timed_out_mio: Driver::Mio, push_errors(7);
+    fault_not_enough_replicas_blocking: Driver::Blocking, push_errors(19);
+    #[cfg(feature = "mio-driver")]
+    fault_not_enough_replicas_mio: Driver::Mio, push_errors(19);
+    fault_transport_blocking: Driver::Blocking, push_errors(-195);
+    #[cfg(feature = "mio-driver")]
+    fault_transport_mio: Driver::Mio, push_errors(-195);
+    fault_broker_down_up_blocking: Driver::Blocking, broker_down_up;
+    #[cfg(feature = "mio-driver")]
+    fault_broker_down_up_mio: Driver::Mio, broker_down_up;
+    fault_leader_move_blocking: Driver::Blocking, leader_moves;
+    #[cfg(feature = "mio-driver")]
+    fault_leader_move_mio: Driver::Mio, leader_moves;
+}
+
+// ---- 4. de-duplication: Produce responses lost after tansu appended -----------------------------
+
+/// A private tansu behind a [`proxy::LossyProxy`] (tansu advertises the proxy,
+/// so every connection goes through it) that swallows every 3rd Produce
+/// response after the append and cuts the connection. Returns (extra copies read, responses lost).
+fn lost_responses(test: &str, driver: Driver, idempotent: bool) -> Option<(usize, usize)> {
+    let v = require(test, &[TANSU_BIN, CONSUMER])?;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy_addr = listener.local_addr().unwrap();
+    let broker_addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let tansu = Tansu::start(&v[0], broker_addr, proxy_addr);
+    let proxy = proxy::LossyProxy::start(listener, tansu.addr, 3, 8);
+    let topic = fresh_topic(if idempotent {
+        "dedup-idem"
+    } else {
+        "dedup-plain"
+    });
+    tansu_create_topic(&v[0], &tansu.addr.to_string(), &topic, PARTITIONS);
+    let recs = records(&topic, 300, "dedup");
+    let props: &[(&str, &str)] = if idempotent {
+        &[("acks", "all"), ("enable.idempotence", "true")]
+    } else {
+        &[("acks", "all"), ("enable.idempotence", "false")]
+    };
+    let mut props = props.to_vec();
+    props.extend([
+        ("linger.ms", "1"),
+        ("retry.backoff.ms", "20"),
+        ("reconnect.backoff.ms", "20"),
+    ]);
+    let client = Client::start(driver, config(&proxy_addr.to_string(), &props));
+    let metas = produce(&client, &recs, 30, Duration::from_millis(15), |_| {});
+    client.close();
+    let dropped = proxy
+        .stats()
+        .dropped
+        .load(std::sync::atomic::Ordering::Acquire);
+    assert!(
+        dropped > 0,
+        "{test}: the proxy lost no Produce response ({} forwarded): the test would not bite",
+        proxy
+            .stats()
+            .produces
+            .load(std::sync::atomic::Ordering::Acquire)
+    );
+    let got = consume(
+        &v[1],
+        &tansu.addr.to_string(),
+        &topic,
+        PARTITIONS,
+        recs.len(),
+    );
+    let c = check(&recs, &metas, PARTITIONS, &got, !idempotent);
+    if idempotent {
+        // tansu answers a re-sent batch with DUPLICATE_SEQUENCE_NUMBER and
+        // base offset -1 (it keeps no batch metadata); the producer then
+        // reports success with offset -1, as Java's does.
+        c.assert_exact_offsets_may_be_unknown(&format!("{test} {driver:?}"));
+        // Proof that appended batches were re-sent and de-duplicated by sequence.
+        assert!(
+            c.unknown_offsets > 0,
+            "{test}: no batch was acknowledged as a duplicate"
+        );
+    } else {
+        assert!(
+            c.missing.is_empty() && c.problems.is_empty(),
+            "{test}: missing {:?}, problems:\n{}",
+            c.missing,
+            c.problems.join("\n")
+        );
+    }
+    eprintln!(
+        "{test}: {} Produce responses lost after append; read {} records for {} sent: \
+         {} duplicates; {} acknowledged as duplicates with offset -1",
+        dropped,
+        got.len(),
+        recs.len(),
+        c.duplicates,
+        c.unknown_offsets
+    );
+    drop(proxy);
+    drop(tansu);
+    Some((c.duplicates, dropped))
+}
+
+#[test]
+fn dedup_lost_responses_idempotent_blocking() {
+    lost_responses(
+        "dedup_lost_responses_idempotent_blocking",
+        Driver::Blocking,
+        true,
+    );
+}
+
+#[test]
+#[cfg(feature = "mio-driver")]
+fn dedup_lost_responses_idempotent_mio() {
+    lost_responses("dedup_lost_responses_idempotent_mio", Driver::Mio, true);
+}
+
+#[test]
+fn dedup_lost_responses_without_idempotence_duplicates_blocking() {
+    if let Some((dups, _)) = lost_responses(
+        "dedup_lost_responses_without_idempotence_duplicates_blocking",
+        Driver::Blocking,
+        false,
+    ) {
+        assert!(
+            dups > 0,
+            "without idempotence lost responses must duplicate"
+        );
+    }
+}
+
+#[test]
+#[cfg(feature = "mio-driver")]
+fn dedup_lost_responses_without_idempotence_duplicates_mio() {
+    if let Some((dups, _)) = lost_responses(
+        "dedup_lost_responses_without_idempotence_duplicates_mio",
+        Driver::Mio,
+        false,
+    ) {
+        assert!(
+            dups > 0,
+            "without idempotence lost responses must duplicate"
+        );
+    }
+}
+
+// ---- 5. unknown topic on tansu ----------------------------------------------------------------
+
+fn unknown_topic(test: &str, driver: Driver) {
+    let Some(v) = require(test, &[TANSU, TANSU_BIN]) else {
+        return;
+    };
+    let good = fresh_topic("known");
+    tansu_create_topic(&v[1], &v[0], &good, 1);
+    let missing = fresh_topic("never-created");
+    let client = Client::start(driver, config(&v[0], &[("max.block.ms", "2000")]));
+    let start = std::time::Instant::now();
+    let f = client
+        .send(kafka_sansio::producer::ProducerRecord::new(
+            missing.as_str(),
+            "lost",
+        ))
+        .expect("accepted while metadata is fetched");
+    let ok = client
+        .send(kafka_sansio::producer::ProducerRecord::new(
+            good.as_str(),
+            "kept",
+        ))
+        .expect("accepted");
+    let r = outcome(f, Duration::from_secs(30));
+    let took = start.elapsed();
+    match r {
+        Err(kafka_sansio::driver::Error::Delivery(
+            kafka_sansio::producer::DeliveryError::TopicNotFound(ms),
+        )) => assert!(
+            ms >= 2000,
+            "TopicNotFound after {ms} ms, before max.block.ms"
+        ),
+        other => panic!("{test}: expected TopicNotFound, got {other:?}"),
+    }
+    assert!(
+        took < Duration::from_millis(2000 + 3000),
+        "{test}: the failure took {took:?} for max.block.ms=2000"
+    );
+    let md = outcome(ok, Duration::from_secs(30)).expect("the known topic is delivered");
+    assert_eq!(md.offset, 0);
+    client.close();
+    eprintln!("{test}: unknown topic failed with TopicNotFound after {took:?}");
+}
+
+#[test]
+fn unknown_topic_tansu_blocking() {
+    unknown_topic("unknown_topic_tansu_blocking", Driver::Blocking);
+}
+
+#[test]
+#[cfg(feature = "mio-driver")]
+fn unknown_topic_tansu_mio() {
+    unknown_topic("unknown_topic_tansu_mio", Driver::Mio);
+}
