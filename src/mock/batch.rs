@@ -68,6 +68,12 @@ impl BatchHeader {
     /// Fails on a truncated input, a `batchLength` below the fixed header or
     /// beyond the input, a magic other than 2, or a CRC mismatch.
     pub fn parse(bytes: &[u8]) -> Result<(BatchHeader, usize)> {
+        // The magic first: older message formats have another layout.
+        if let Some(&m) = bytes.get(16) {
+            if m as i8 != 2 {
+                return Err(ProtocolError::BadMagic(m as i8));
+            }
+        }
         if bytes.len() < BATCH_OVERHEAD {
             return Err(ProtocolError::Truncated {
                 needed: BATCH_OVERHEAD - bytes.len(),
@@ -82,9 +88,6 @@ impl BatchHeader {
             return Err(ProtocolError::BadLength(batch_length as i64));
         }
         let magic = bytes[16] as i8;
-        if magic != 2 {
-            return Err(ProtocolError::BadMagic(magic));
-        }
         let crc = u32::from_be_bytes([
             bytes[CRC_OFFSET],
             bytes[CRC_OFFSET + 1],

@@ -41,6 +41,17 @@ pub struct MockConfig {
     pub default_partitions: i32,
     /// Cluster id reported in Metadata v2+.
     pub cluster_id: String,
+    /// Extra `(api_key, min, max)` entries advertised in ApiVersions although
+    /// the mock does not serve them (requests for them close the connection).
+    /// Empty by default. librdkafka needs `(1, 4, 4)` (Fetch v4) to be
+    /// advertised before it produces RecordBatch v2 (its MsgVer2 feature);
+    /// see [`MockConfig::LIBRDKAFKA_COMPAT`].
+    pub extra_api_versions: Vec<(i16, i16, i16)>,
+}
+
+impl MockConfig {
+    /// The extra ApiVersions entry librdkafka needs to produce RecordBatch v2.
+    pub const LIBRDKAFKA_COMPAT: (i16, i16, i16) = (1, 4, 4);
 }
 
 impl Default for MockConfig {
@@ -50,6 +61,7 @@ impl Default for MockConfig {
             auto_create_topics: true,
             default_partitions: 1,
             cluster_id: "kafka-sansio-mock".to_owned(),
+            extra_api_versions: Vec::new(),
         }
     }
 }
@@ -481,9 +493,22 @@ impl MockCluster {
                 let Ok(_req) = decode_all::<ApiVersionsRequest>(body, version) else {
                     return close;
                 };
+                let mut api_keys: Vec<ApiVersion> =
+                    ApiKey::ALL.iter().map(|k| api_version_entry(*k)).collect();
+                for &(key, min, max) in &self.config.extra_api_versions {
+                    if !api_keys.iter().any(|a| a.api_key == key) {
+                        api_keys.push(ApiVersion {
+                            api_key: key,
+                            min_version: min,
+                            max_version: max,
+                            ..Default::default()
+                        });
+                    }
+                }
+                api_keys.sort_by_key(|a| a.api_key);
                 let r = ApiVersionsResponse {
                     error_code: pushed.map_or(0, ErrorCode::code),
-                    api_keys: ApiKey::ALL.iter().map(|k| api_version_entry(*k)).collect(),
+                    api_keys,
                     throttle_time_ms: throttle,
                     ..Default::default()
                 };
@@ -709,7 +734,7 @@ impl MockCluster {
                 };
                 let outcome = match request_error {
                     Some(e) => Err(e),
-                    None => self.produce_partition(node_id, &t.name, pd),
+                    None => self.produce_partition(node_id, &t.name, pd, version),
                 };
                 match outcome {
                     Ok(Appended::New(off)) | Ok(Appended::Duplicate(off)) => {
@@ -760,6 +785,7 @@ impl MockCluster {
         node_id: i32,
         topic: &str,
         pd: &PartitionProduceData,
+        version: i16,
     ) -> Result<Appended, ErrorCode> {
         if !self.topics.contains_key(topic) {
             if !self.config.auto_create_topics {
@@ -784,7 +810,12 @@ impl MockCluster {
             Some(r) if !r.is_empty() => r,
             _ => return Err(ErrorCode::InvalidRecord),
         };
-        let (h, total) = BatchHeader::parse(records).map_err(|_| ErrorCode::CorruptMessage)?;
+        let (h, total) = match BatchHeader::parse(records) {
+            Ok(v) => v,
+            // Kafka (ProduceRequest.validateRecords): v3+ requires magic 2.
+            Err(ProtocolError::BadMagic(_)) => return Err(ErrorCode::InvalidRecord),
+            Err(_) => return Err(ErrorCode::CorruptMessage),
+        };
         // Kafka: a v3+ Produce carries exactly one batch per partition.
         if total != records.len() {
             return Err(ErrorCode::InvalidRecord);
@@ -794,6 +825,9 @@ impl MockCluster {
         }
         if h.is_control() {
             return Err(ErrorCode::InvalidRecord);
+        }
+        if h.compression() == 4 && version < 7 {
+            return Err(ErrorCode::UnsupportedCompressionType);
         }
         if h.producer_id >= 0 {
             if h.base_sequence < 0 || h.producer_epoch < 0 {

@@ -19,6 +19,36 @@
 //! Faults are deterministic: queued error codes per API, lost responses after
 //! append, leader moves, brokers down, latency, throttling.
 //!
+//! Driving the core without IO (what a simulation does): feed each request
+//! frame the producer wrote to broker `n` (deframed, without the 4-byte size
+//! prefix) to [`MockCluster::handle_request`]; deliver `response` (which has
+//! its size prefix, ready for the wire) at `due`; close the connection at
+//! `due` when `close` is set and drop whatever the producer sent after it.
+//!
+//! ```
+//! use std::time::Instant;
+//! use bytes::BytesMut;
+//! use kafka_sansio::mock::MockCluster;
+//! use kafka_sansio::protocol::frame::{decode_response, encode_request};
+//! use kafka_sansio::protocol::messages::api_versions::{ApiVersionsRequest, ApiVersionsResponse};
+//!
+//! let mut cluster = MockCluster::new(3);
+//! cluster.create_topic("events", 6).unwrap();
+//! let mut wire = BytesMut::new();
+//! encode_request(&mut wire, 1, Some("sim"), 3, &ApiVersionsRequest::default()).unwrap();
+//! let frame = wire.freeze().slice(4..); // the core takes frames without the size prefix
+//! let r = cluster.handle_request(0, frame, Instant::now());
+//! assert!(!r.close);
+//! let response = r.response.unwrap(); // size prefix included
+//! let (_, body) = decode_response::<ApiVersionsResponse>(response.slice(4..), 3).unwrap();
+//! assert_eq!(body.error_code, 0);
+//! ```
+//!
+//! Real clients: librdkafka (kcat) produces legacy message sets unless the
+//! broker also advertises Fetch v4; set [`MockConfig::extra_api_versions`]
+//! to `[MockConfig::LIBRDKAFKA_COMPAT]` for it (the `mock_cluster` example
+//! does). The default advertises exactly the codec's ranges.
+//!
 //! What it is not: there is no Fetch (read logs back with
 //! [`MockCluster::records`]), no consumer groups, no transactions (a
 //! transactional id is refused), no replication (each partition has exactly
