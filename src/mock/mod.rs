@@ -62,7 +62,7 @@ mod batch;
 mod cluster;
 mod server;
 
-pub use batch::{increment_sequence, BatchHeader, MockRecord, BATCH_OVERHEAD};
+pub use batch::{increment_sequence, MockRecord};
 pub use cluster::{
     HandleResult, MockCluster, MockConfig, StoredBatch, FIRST_PRODUCER_ID, RETAINED_BATCHES,
 };
