@@ -108,8 +108,11 @@ struct Session {
     buffer_memory: usize,
     max_in_flight: usize,
     conns: BTreeMap<ConnId, Conn>,
-    /// Connections the producer closed (no call may name them again).
-    gone: BTreeSet<ConnId>,
+    /// Connections the producer closed: it may name them no more.
+    closed: BTreeSet<ConnId>,
+    /// Connections the driver reported lost. Outputs queued before that may
+    /// still name them (a `Send`, a `Close`); a driver ignores those.
+    dropped: BTreeSet<ConnId>,
     /// Accepted record id -> its tag (first 8 bytes of its value).
     ids: BTreeMap<u64, u64>,
     outcomes: BTreeMap<u64, Outcome>,
@@ -218,7 +221,8 @@ impl Session {
             buffer_memory,
             max_in_flight,
             conns: BTreeMap::new(),
-            gone: BTreeSet::new(),
+            closed: BTreeSet::new(),
+            dropped: BTreeSet::new(),
             ids: BTreeMap::new(),
             outcomes: BTreeMap::new(),
             next_tag: 0,
@@ -257,7 +261,7 @@ impl Session {
                 let k = input.byte();
                 if let Some(conn) = self.pick(k, |c| c.state == ConnState::Open) {
                     self.conns.remove(&conn);
-                    self.gone.insert(conn);
+                    self.dropped.insert(conn);
                     self.producer.handle_disconnected(conn, self.now);
                 }
             }
@@ -331,7 +335,7 @@ impl Session {
         let c = self.conns.get_mut(&conn).expect("known connection");
         if self.cluster.is_broker_down(c.node) {
             self.conns.remove(&conn);
-            self.gone.insert(conn);
+            self.dropped.insert(conn);
             self.producer.handle_disconnected(conn, self.now);
         } else {
             c.state = ConnState::Open;
@@ -355,7 +359,7 @@ impl Session {
         if let Some(c) = self.conns.get(&conn) {
             if c.to_client.is_empty() && c.close_after {
                 self.conns.remove(&conn);
-                self.gone.insert(conn);
+                self.dropped.insert(conn);
                 self.producer.handle_disconnected(conn, self.now);
             }
         }
@@ -455,7 +459,9 @@ impl Session {
         match t {
             Transmit::Connect { conn, host, port } => {
                 assert!(
-                    !self.conns.contains_key(&conn) && !self.gone.contains(&conn),
+                    !self.conns.contains_key(&conn)
+                        && !self.closed.contains(&conn)
+                        && !self.dropped.contains(&conn),
                     "connection id {conn:?} reused"
                 );
                 let node = i32::from(port) - 9000;
@@ -479,7 +485,10 @@ impl Session {
                 );
             }
             Transmit::Send { conn, data } => {
-                assert!(!self.gone.contains(&conn), "send on closed {conn:?}");
+                assert!(!self.closed.contains(&conn), "send on closed {conn:?}");
+                if self.dropped.contains(&conn) {
+                    return;
+                }
                 let c = self
                     .conns
                     .get_mut(&conn)
@@ -518,9 +527,12 @@ impl Session {
                 }
             }
             Transmit::Close { conn } => {
-                assert!(self.gone.insert(conn), "close of {conn:?}, already closed");
                 assert!(
-                    self.conns.remove(&conn).is_some(),
+                    self.closed.insert(conn),
+                    "close of {conn:?}, already closed"
+                );
+                assert!(
+                    self.conns.remove(&conn).is_some() || self.dropped.contains(&conn),
                     "close of unknown {conn:?}"
                 );
             }
