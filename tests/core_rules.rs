@@ -541,7 +541,8 @@ fn fatal_error_fails_everything_and_later_sends() {
     assert!(f.iter().all(|(_, e)| matches!(
         e,
         DeliveryError::Fatal {
-            code: ErrorCode::ProducerFenced
+            code: ErrorCode::ProducerFenced,
+            ..
         }
     )));
     assert!(matches!(

@@ -19,7 +19,7 @@ use kafka_sansio::protocol::messages::produce::{
     TopicProduceData,
 };
 use kafka_sansio::protocol::primitives::{put_varint, put_varlong};
-use kafka_sansio::protocol::{ApiKey, ErrorCode};
+use kafka_sansio::protocol::{ApiKey, BatchBuilder, Compression, ErrorCode};
 
 // ---- helpers ---------------------------------------------------------------
 
@@ -393,6 +393,43 @@ fn records_are_read_back_decoded() {
     assert_eq!(r[1].timestamp, 1_001);
     assert_eq!(r[1].headers, vec![("h".to_string(), None)]);
     assert_eq!((r[2].offset, r[2].producer_id, r[2].sequence), (2, 1000, 0));
+}
+
+/// Every available codec is stored as received and read back decompressed.
+#[test]
+fn compressed_records_are_read_back_decoded() {
+    let mut c = cluster();
+    let mut next = 0;
+    for codec in Compression::ALL.into_iter().filter(|c| c.is_available()) {
+        let mut b = BatchBuilder::new(5_000, 0);
+        for i in 0..3u8 {
+            b.append(5_000 + i as i64, Some(&[i][..]), Some(&[i; 100][..]), &[]);
+        }
+        let mut closed = b.close(codec, None).unwrap();
+        closed.stamp(-1, -1, -1, false);
+        ok_at(&produce(&mut c, closed.bytes()), next);
+        let r = c.records("t", 0).unwrap();
+        assert_eq!(r.len() as i64, next + 3, "{codec}");
+        for (i, rec) in r[next as usize..].iter().enumerate() {
+            assert_eq!(rec.offset, next + i as i64, "{codec}");
+            assert_eq!(rec.timestamp, 5_000 + i as i64, "{codec}");
+            assert_eq!(rec.key.as_deref(), Some(&[i as u8][..]), "{codec}");
+            assert_eq!(rec.value.as_deref(), Some(&[i as u8; 100][..]), "{codec}");
+        }
+        next += 3;
+    }
+}
+
+/// Codec ids 5..=7 do not exist: the batch is corrupt, nothing is appended.
+#[test]
+fn an_unknown_codec_is_corrupt() {
+    let mut c = cluster();
+    let mut b = BytesMut::from(&batch(-1, -1, -1, &recs(1))[..]);
+    b[22] |= 5;
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    err(&produce(&mut c, b.freeze()), ErrorCode::CorruptMessage);
+    assert_eq!(c.log_end_offset("t", 0), Some(0));
 }
 
 #[test]

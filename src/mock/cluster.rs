@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
-use super::batch::{decode_records, BatchHeader, MockRecord};
+use super::batch::{decode_records, last_sequence, MockRecord};
 use crate::protocol::error::ProtocolError;
 use crate::protocol::error_code::ErrorCode;
 use crate::protocol::frame::{encode_response, ApiKey, ApiMessage, RequestHeader};
@@ -29,7 +29,8 @@ use crate::protocol::messages::produce::{
     LeaderIdAndEpoch, NodeEndpoint, PartitionProduceData, PartitionProduceResponse, ProduceRequest,
     ProduceResponse, TopicProduceResponse,
 };
-use crate::protocol::record::RecordBatch;
+use crate::protocol::record::{RecordBatch, MAGIC};
+use crate::protocol::Compression;
 
 /// How many batches per producer and partition a broker remembers for
 /// duplicate detection (Kafka's `ProducerStateEntry.NUM_BATCHES_TO_RETAIN`).
@@ -385,7 +386,7 @@ impl MockCluster {
             .unwrap_or_default()
     }
 
-    /// The records of a partition, decoded (uncompressed batches only for now).
+    /// The records of a partition, decoded (compressed batches decompressed).
     pub fn records(&self, topic: &str, partition: i32) -> Result<Vec<MockRecord>, ProtocolError> {
         let mut out = Vec::new();
         if let Some(p) = self.partition(topic, partition) {
@@ -828,14 +829,16 @@ impl MockCluster {
             Some(r) if !r.is_empty() => r,
             _ => return Err(ErrorCode::InvalidRecord),
         };
-        let (h, total) = match BatchHeader::parse(records) {
-            Ok(v) => v,
-            // Kafka (ProduceRequest.validateRecords): v3+ requires magic 2.
-            Err(ProtocolError::BadMagic(_)) => return Err(ErrorCode::InvalidRecord),
-            Err(_) => return Err(ErrorCode::CorruptMessage),
-        };
+        // Kafka (ProduceRequest.validateRecords): v3+ requires magic 2. The
+        // magic is checked first: older message formats have another layout
+        // (and may be shorter than a v2 batch header).
+        if records.get(16).is_some_and(|&m| m as i8 != MAGIC) {
+            return Err(ErrorCode::InvalidRecord);
+        }
+        let mut rest = records.clone();
+        let h = RecordBatch::decode(&mut rest).map_err(|_| ErrorCode::CorruptMessage)?;
         // Kafka: a v3+ Produce carries exactly one batch per partition.
-        if total != records.len() {
+        if !rest.is_empty() {
             return Err(ErrorCode::InvalidRecord);
         }
         if h.record_count <= 0 || h.last_offset_delta != h.record_count - 1 {
@@ -844,7 +847,7 @@ impl MockCluster {
         if h.is_control() {
             return Err(ErrorCode::InvalidRecord);
         }
-        if h.compression() == 4 && version < 7 {
+        if h.compression() == Compression::Zstd && version < 7 {
             return Err(ErrorCode::UnsupportedCompressionType);
         }
         if h.producer_id >= 0 {
@@ -881,7 +884,7 @@ impl MockCluster {
             }
             e.batches.push_back(BatchMeta {
                 first_seq: h.base_sequence,
-                last_seq: h.last_sequence(),
+                last_seq: last_sequence(&h),
                 base_offset: base,
             });
         }
@@ -1139,14 +1142,14 @@ fn record_times(log: &[StoredBatch]) -> Result<impl Iterator<Item = (i64, i64)>,
 /// retained batch, `Ok(None)` to append, or the error to answer.
 fn check_producer(
     entry: Option<&ProducerEntry>,
-    h: &BatchHeader,
+    h: &RecordBatch,
 ) -> Result<Option<i64>, ErrorCode> {
     let Some(e) = entry else {
         // Unknown producer (never seen, or its state expired): Kafka 2.5+
         // (KIP-360) accepts any sequence instead of UNKNOWN_PRODUCER_ID.
         return Ok(None);
     };
-    let last_seq = h.last_sequence();
+    let last_seq = last_sequence(h);
     if h.producer_epoch == e.epoch {
         if let Some(b) = e
             .batches

@@ -60,10 +60,12 @@
 
 mod batch;
 mod cluster;
+mod fuzz;
 mod server;
 
-pub use batch::{increment_sequence, BatchHeader, MockRecord, BATCH_OVERHEAD};
+pub use batch::{increment_sequence, MockRecord};
 pub use cluster::{
     HandleResult, MockCluster, MockConfig, StoredBatch, FIRST_PRODUCER_ID, RETAINED_BATCHES,
 };
+pub use fuzz::fuzz_producer_session;
 pub use server::MockServer;

@@ -894,7 +894,10 @@ impl Producer {
         }
         log::error!("producer failed fatally: {code}");
         self.fatal = Some(code);
-        self.fail_everything(|_| DeliveryError::Fatal { code });
+        self.fail_everything(|maybe_persisted| DeliveryError::Fatal {
+            code,
+            maybe_persisted,
+        });
     }
 
     fn backoff(&mut self, attempts: u32) -> Duration {

@@ -229,10 +229,13 @@ pub enum DeliveryError {
         partitions: i32,
     },
     /// A fatal producer error (fenced, authorization, unsupported version): the producer stopped.
-    #[error("producer failed fatally: {code}")]
+    #[error("producer failed fatally: {code}{}", if *maybe_persisted { " (the record may have been persisted)" } else { "" })]
     Fatal {
         /// The Kafka error code.
         code: ErrorCode,
+        /// True when the record was in flight, or an earlier attempt was
+        /// sent, when the producer stopped.
+        maybe_persisted: bool,
     },
     /// The producer was closed before the record could be sent.
     #[error("producer closed before the record was delivered")]
@@ -254,6 +257,9 @@ impl DeliveryError {
                 maybe_persisted, ..
             }
             | DeliveryError::Timeout {
+                maybe_persisted, ..
+            }
+            | DeliveryError::Fatal {
                 maybe_persisted, ..
             } => *maybe_persisted,
             DeliveryError::UnknownOutcome => true,

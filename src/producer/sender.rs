@@ -609,7 +609,14 @@ impl Producer {
                     self.on_sequence_error(b, c, now)
                 }
                 Some(c) if is_fatal(c) => {
-                    self.fail_batch(b, DeliveryError::Fatal { code: c });
+                    let maybe_persisted = b.maybe_persisted;
+                    self.fail_batch(
+                        b,
+                        DeliveryError::Fatal {
+                            code: c,
+                            maybe_persisted,
+                        },
+                    );
                     self.set_fatal(c);
                 }
                 Some(c) if c.is_retriable() => {
