@@ -39,6 +39,8 @@ struct Harness {
     producer_epoch: i16,
     /// Report every transmit as written at once (false: a stalled socket).
     written: bool,
+    /// Highest Produce version the scripted broker advertises.
+    produce_max: i16,
 }
 
 const TOPIC: &str = "t";
@@ -63,6 +65,7 @@ impl Harness {
             topic_error: None,
             producer_epoch: 0,
             written: true,
+            produce_max: ApiKey::Produce.versions().1,
         }
     }
 
@@ -148,7 +151,11 @@ impl Harness {
                             .map(|k| ApiVersion {
                                 api_key: k.code(),
                                 min_version: k.versions().0,
-                                max_version: k.versions().1,
+                                max_version: if *k == ApiKey::Produce {
+                                    self.produce_max
+                                } else {
+                                    k.versions().1
+                                },
                                 ..Default::default()
                             })
                             .collect(),
@@ -674,4 +681,23 @@ fn compressed_batches_fill_by_estimated_compressed_size() {
         counts.iter().rev().take(10).max().unwrap() > &30,
         "{counts:?}"
     );
+}
+
+#[cfg(feature = "zstd")]
+#[test]
+fn zstd_with_a_broker_below_produce_v7_fails_clearly() {
+    let mut h = Harness::new(&[("linger.ms", "0"), ("compression.type", "zstd")]);
+    h.produce_max = 6;
+    h.send(rec("a"));
+    assert!(h.next_produce().is_none(), "nothing is sent");
+    h.advance(Duration::from_millis(10));
+    let f = h.failures();
+    assert_eq!(f.len(), 1);
+    match &f[0].1 {
+        DeliveryError::Broker { code, message, .. } => {
+            assert_eq!(*code, ErrorCode::UnsupportedCompressionType);
+            assert!(message.as_deref().unwrap().contains("Produce v7"));
+        }
+        other => panic!("{other:?}"),
+    }
 }

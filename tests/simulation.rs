@@ -63,6 +63,8 @@ struct Scenario {
     fault_rate: u64,
     fatal: bool,
     keyed: bool,
+    /// `compression.type` (codecs compiled in under `--all-features`).
+    compression: &'static str,
 }
 
 impl Scenario {
@@ -90,6 +92,20 @@ impl Scenario {
             fault_rate: [0, 2, 10, 40][r.below(4) as usize],
             fatal: r.below(40) == 0,
             keyed: r.below(2) == 0,
+            compression: {
+                let available: Vec<&'static str> = ["gzip", "snappy", "lz4", "zstd"]
+                    .into_iter()
+                    .filter(|c| {
+                        kafka_sansio::protocol::Compression::from_name(c)
+                            .is_some_and(|c| c.is_available())
+                    })
+                    .collect();
+                if available.is_empty() || r.below(4) != 0 {
+                    "none"
+                } else {
+                    available[r.below(available.len() as u64) as usize]
+                }
+            },
         }
     }
 }
@@ -181,6 +197,7 @@ impl Sim {
             ("request.timeout.ms", "1500".to_owned()),
             ("max.block.ms", "2000".to_owned()),
             ("kafka_sansio.rng.seed", sc.seed.to_string()),
+            ("compression.type", sc.compression.to_owned()),
         ];
         let config =
             ProducerConfig::from_properties(props.iter().map(|(k, v)| (*k, v.as_str()))).unwrap();

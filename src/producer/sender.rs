@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 
+use crate::protocol::compression::Compression;
 use crate::protocol::error_code::ErrorCode;
 use crate::protocol::frame::{self, ApiKey};
 use crate::protocol::messages::produce::{
@@ -334,6 +335,12 @@ impl Producer {
                 }
                 let node = c.node.expect("leader connection");
                 let version = c.version(ApiKey::Produce).expect("ready");
+                if self.config.compression == Compression::Zstd && version < 7 {
+                    // zstd needs Produce v7 (Kafka 2.1): fail what would go
+                    // to this broker with a clear error instead of sending.
+                    self.fail_unsendable(node, version);
+                    break;
+                }
                 let batches = self.collect_batches(node, now, pid, epoch);
                 if batches.is_empty() {
                     break;
@@ -344,6 +351,35 @@ impl Producer {
     }
 
     /// Takes at most one sendable batch per partition led by `node`, within `max.request.size`.
+    /// Fails every batch led by `node` that this broker cannot accept (zstd
+    /// below Produce v7), open batches included.
+    fn fail_unsendable(&mut self, node: i32, version: i16) {
+        for i in 0..self.parts.len() {
+            if self.parts[i].leader != Some(node) {
+                continue;
+            }
+            let res =
+                self.parts[i].close_open(self.config.compression, self.config.compression_level);
+            self.after_close(i, res);
+            let queue = std::mem::take(&mut self.parts[i].queue);
+            for b in queue {
+                self.parts[i].queued_records -= b.count();
+                let maybe_persisted = b.maybe_persisted;
+                let message = Some(format!(
+                    "compression.type=zstd needs Produce v7 or later; this broker speaks Produce up to v{version}"
+                ));
+                self.fail_batch(
+                    b,
+                    DeliveryError::Broker {
+                        code: ErrorCode::UnsupportedCompressionType,
+                        message,
+                        maybe_persisted,
+                    },
+                );
+            }
+        }
+    }
+
     fn collect_batches(&mut self, node: i32, now: Instant, pid: i64, epoch: i16) -> Vec<Batch> {
         let idempotent = pid >= 0;
         let mut out = Vec::new();
