@@ -181,6 +181,12 @@ for peer in "${peer_list[@]}"; do
         say "$peer: $size B, $parts partition(s), acks=$acks, linger.ms=$linger, batch.size=$batch, throughput $tp, $n records"
         for r in $(seq 1 "$rounds"); do
             for client in "${client_list[@]}"; do
+                # Debian's librdkafka 2.0.2 cannot parse tansu's ApiVersions
+                # answer (peers/README.md): against tansu only the bundled
+                # librdkafka 2.16 is compared.
+                if [ "$peer" = tansu ] && [ "$client" = rdkafka ]; then
+                    continue
+                fi
                 topic="bench-$si-$r-${client//./}-$$"
                 create_topic "$peer" "$topic" "$parts"
                 run_one "$peer" "$client" "$size" "$parts" "$acks" "$linger" "$batch" "$tp" "$topic" "$n"
@@ -211,13 +217,14 @@ for (peer, setting), clients in groups.items():
                  p50=statistics.median(r["p50"] for r in rs), p99=statistics.median(r["p99"] for r in rs))
         best[c] = b
         print(f"{c:<16}{b['rate']:>12.0f}{b['mbs']:>9.1f}{b['cpu']:>13.3f}{b['cpu']*1000:>8.0f}{b['p50']:>8.0f}{b['p99']:>8.0f}{b['rss']/1024:>9.1f}")
-    if "rdkafka" in best:
-        r = best["rdkafka"]
+    base = "rdkafka" if "rdkafka" in best else "rdkafka-2.16"
+    if base in best:
+        r = best[base]
         for c in ("sansio-blocking", "sansio-mio"):
             if c in best:
                 o = best[c]
                 ratios.append(f"{peer:<6} {setting:<55} {c:<16} CPU/rec {o['cpu']/r['cpu']:.2f}x  rec/s {o['rate']/r['rate']:.2f}x  p99 {o['p99']:.0f} vs {r['p99']:.0f} ms  RSS {o['rss']/max(r['rss'],1):.2f}x")
-print("\n== ratios to librdkafka (rdkafka_perf, system librdkafka); CPU < 0.50x is the goal")
+print("\n== ratios to librdkafka (system librdkafka 2.0.2; 2.16 against tansu); CPU < 0.50x is the goal")
 for l in ratios:
     print(l)
 EOF
