@@ -833,29 +833,17 @@ impl Producer {
             let conn = self.conns.get_mut(&c).expect("listed");
             let in_flight = std::mem::take(&mut conn.in_flight);
             let unwritten = std::mem::take(&mut conn.unwritten);
-            for b in unwritten.into_iter().flat_map(|(_, bs)| bs) {
-                self.parts[b.part].in_flight -= 1;
-                self.in_flight_batches -= 1;
-                let (t, p) = (
-                    self.parts[b.part].topic.clone(),
-                    self.parts[b.part].partition,
-                );
-                self.complete_failed(t, p, b.ids, b.memory, err(true));
-            }
+            let mut on_wire: Vec<accumulator::Batch> =
+                unwritten.into_iter().flat_map(|(_, bs)| bs).collect();
             for f in in_flight {
-                if let network::RequestKind::Produce(batches) = f.kind {
-                    for b in batches {
-                        self.parts[b.part].in_flight -= 1;
-                        self.in_flight_batches -= 1;
-                        let (t, p) = (
-                            self.parts[b.part].topic.clone(),
-                            self.parts[b.part].partition,
-                        );
-                        self.complete_failed(t, p, b.ids, b.memory, err(true));
-                    }
-                } else {
-                    self.unmark_request(&f.kind);
+                match f.kind {
+                    network::RequestKind::Produce(batches) => on_wire.extend(batches),
+                    other => self.unmark_request(&other),
                 }
+            }
+            for b in on_wire {
+                self.off_the_wire(&b);
+                self.fail_batch(b, err(true));
             }
             self.transmits.push_back(Transmit::Close { conn: c });
             self.conns.remove(&c);

@@ -205,8 +205,7 @@ impl Producer {
             done.extend(c.unwritten.pop_front().expect("front").1);
         }
         for b in done {
-            self.parts[b.part].in_flight -= 1;
-            self.in_flight_batches -= 1;
+            self.off_the_wire(&b);
             self.deliver(b, -1, -1);
         }
     }

@@ -543,7 +543,13 @@ impl Producer {
         }));
     }
 
-    fn fail_batch(&mut self, b: Batch, error: DeliveryError) {
+    /// Bookkeeping for a batch that leaves the wire (answered, lost, or failed).
+    pub(crate) fn off_the_wire(&mut self, b: &Batch) {
+        self.parts[b.part].in_flight -= 1;
+        self.in_flight_batches -= 1;
+    }
+
+    pub(crate) fn fail_batch(&mut self, b: Batch, error: DeliveryError) {
         let (t, p) = (
             self.parts[b.part].topic.clone(),
             self.parts[b.part].partition,
@@ -555,8 +561,7 @@ impl Producer {
     /// (same sequence under idempotence, so the broker deduplicates).
     pub(crate) fn retry_unknown(&mut self, batches: Vec<Batch>, now: Instant) {
         for mut b in batches {
-            self.parts[b.part].in_flight -= 1;
-            self.in_flight_batches -= 1;
+            self.off_the_wire(&b);
             b.maybe_persisted = true;
             self.retry_or_fail(b, ErrorCode::RequestTimedOut, None, now);
         }
@@ -613,8 +618,7 @@ impl Producer {
             }
         }
         for b in batches {
-            self.parts[b.part].in_flight -= 1;
-            self.in_flight_batches -= 1;
+            self.off_the_wire(&b);
             let (topic, partition) = (
                 self.parts[b.part].topic.clone(),
                 self.parts[b.part].partition,
