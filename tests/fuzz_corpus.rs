@@ -10,18 +10,14 @@ use std::path::Path;
 use kafka_sansio::mock::fuzz_producer_session;
 use kafka_sansio::protocol::fuzz::fuzz_frames;
 
-/// SplitMix64.
-struct Rng(u64);
+/// The crate's SplitMix64, with `usize` ranges for byte surgery.
+struct Rng(kafka_sansio::producer::rng::Rng);
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
     fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+        self.0.below(n as u64) as usize
     }
 }
 
@@ -98,7 +94,7 @@ fn replay_and_generate(target: &str, f: fn(&[u8]), min_files: usize, seed: u64) 
     for (name, data) in &files {
         run(name, data, f);
     }
-    let mut rng = Rng(seed);
+    let mut rng = Rng(kafka_sansio::producer::rng::Rng::new(seed));
     for i in 0..random_inputs() {
         let input = if i % 2 == 0 {
             let len = rng.below(256);

@@ -20,21 +20,18 @@ use kafka_sansio::producer::{
 use kafka_sansio::protocol::frame::{ApiKey, Deframer};
 use kafka_sansio::protocol::ErrorCode;
 
-/// SplitMix64, the simulation's own randomness (separate from the producer's).
-struct Rng(u64);
+/// The simulation's own randomness (the crate's SplitMix64, seeded apart from
+/// the producer's).
+struct Rng(kafka_sansio::producer::rng::Rng);
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+    fn new(seed: u64) -> Rng {
+        Rng(kafka_sansio::producer::rng::Rng::new(seed))
     }
     fn below(&mut self, n: u64) -> u64 {
         if n == 0 {
             0
         } else {
-            self.next() % n
+            self.0.below(n)
         }
     }
     fn chance(&mut self, per_mille: u64) -> bool {
@@ -69,7 +66,7 @@ struct Scenario {
 
 impl Scenario {
     fn from_seed(seed: u64) -> Scenario {
-        let mut r = Rng(seed);
+        let mut r = Rng::new(seed);
         let acks = match r.below(10) {
             0 => Acks::None,
             1 | 2 => Acks::Leader,
@@ -203,7 +200,7 @@ impl Sim {
             ProducerConfig::from_properties(props.iter().map(|(k, v)| (*k, v.as_str()))).unwrap();
         let producer = Producer::new(config, start, 1_700_000_000_000).unwrap();
         let mut sim = Sim {
-            rng: Rng(sc.seed ^ 0xabcdef),
+            rng: Rng::new(sc.seed ^ 0xabcdef),
             sc,
             now: start,
             start,
