@@ -133,6 +133,8 @@ struct SimConn {
     last_to_broker: Instant,
     last_to_client: Instant,
     requests_in_flight: usize,
+    /// Carried a Produce request.
+    produced: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -299,6 +301,7 @@ impl Sim {
                                 last_to_broker: self.now,
                                 last_to_client: self.now,
                                 requests_in_flight: 0,
+                                produced: false,
                             },
                         );
                         let e = if self.cluster.is_broker_down(node)
@@ -311,6 +314,20 @@ impl Sim {
                         self.schedule(self.now + lat, e);
                     }
                     Transmit::Send { conn, data } => {
+                        // Every request is answered but acks=0 Produce.
+                        let api_key = i16::from_be_bytes([data[4], data[5]]);
+                        if api_key == ApiKey::Produce.code() {
+                            // One producing connection per broker: a second
+                            // would let a partition's batches overtake.
+                            let node = self.conns[&conn].node;
+                            assert!(
+                                !self.conns.iter().any(|(id, o)| *id != conn
+                                    && o.alive
+                                    && o.produced
+                                    && o.node == node),
+                                "two live producing connections to broker {node}"
+                            );
+                        }
                         let c = self
                             .conns
                             .get_mut(&conn)
@@ -319,8 +336,7 @@ impl Sim {
                             c.alive,
                             "send on a connection the producer was told is closed"
                         );
-                        // Every request is answered but acks=0 Produce.
-                        let api_key = i16::from_be_bytes([data[4], data[5]]);
+                        c.produced |= api_key == ApiKey::Produce.code();
                         if self.sc.acks != Acks::None || api_key != ApiKey::Produce.code() {
                             c.requests_in_flight += 1;
                             assert!(

@@ -253,8 +253,17 @@ impl Producer {
             let a = self.bootstrap[(self.bootstrap_next + k) % n].clone();
             candidates.push((None, a));
         }
+        // Never a second connection to a broker already connected (or being
+        // connected): two connections to one leader would let batches of a
+        // partition overtake each other.
         let pick = candidates
             .iter()
+            .filter(|(node, a)| {
+                !self
+                    .conns
+                    .values()
+                    .any(|c| c.addr == *a || (node.is_some() && c.node == *node))
+            })
             .find(|(_, a)| self.reconnect.get(a).is_none_or(|r| r.0 <= now))
             .cloned();
         if let Some((node, addr)) = pick {
