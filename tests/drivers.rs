@@ -118,6 +118,16 @@ impl Drop for Client {
     }
 }
 
+/// A producer on `b` that retries quickly, for the fault cases.
+fn start_fast_retry<D: Driver>(b: &MockServer) -> Client {
+    D::start(
+        config(&b.bootstrap_servers())
+            .retry_backoff(Duration::from_millis(20))
+            .build()
+            .unwrap(),
+    )
+}
+
 fn config(bootstrap: &str) -> kafka_sansio::producer::config::ProducerConfigBuilder {
     ProducerConfig::builder()
         .bootstrap_servers(bootstrap)
@@ -343,12 +353,7 @@ fn try_send_buffer_full<D: Driver>() {
 /// A broker connection dropped after appending: records are retried and delivered once.
 fn dropped_connection_retries<D: Driver>() {
     let b = mock(1, 1);
-    let mut p = D::start(
-        config(&b.bootstrap_servers())
-            .retry_backoff(Duration::from_millis(20))
-            .build()
-            .unwrap(),
-    );
+    let mut p = start_fast_retry::<D>(&b);
     // Warm up (metadata, producer id), then break the next two Produce answers.
     p.send(rec("drop", 0)).unwrap().wait_timeout(WAIT).unwrap();
     b.with_cluster(|c| c.fail_after_append(2));
@@ -430,12 +435,7 @@ fn acks_zero<D: Driver>() {
 fn leader_move_mid_stream<D: Driver>() {
     let b = mock(3, 1);
     b.with_cluster(|c| c.create_topic("moving", 3)).unwrap();
-    let mut p = D::start(
-        config(&b.bootstrap_servers())
-            .retry_backoff(Duration::from_millis(20))
-            .build()
-            .unwrap(),
-    );
+    let mut p = start_fast_retry::<D>(&b);
     let send = |range: std::ops::Range<usize>| -> Vec<_> {
         range
             .map(|i| {
@@ -476,12 +476,7 @@ fn leader_move_mid_stream<D: Driver>() {
 /// duplicates, so every record is in the log exactly once, in order.
 fn lost_response_after_append_exactly_once<D: Driver>() {
     let b = mock(3, 3);
-    let mut p = D::start(
-        config(&b.bootstrap_servers())
-            .retry_backoff(Duration::from_millis(20))
-            .build()
-            .unwrap(),
-    );
+    let mut p = start_fast_retry::<D>(&b);
     // In waves, each waited for, so there are at least as many Produce
     // requests as waves: all four armed faults fire (on first sends or on
     // resends; a resend is answered as a duplicate once it gets through).
@@ -513,12 +508,7 @@ fn lost_response_after_append_exactly_once<D: Driver>() {
 /// Retriable error codes (queued in the mock, nothing appended) are retried.
 fn retriable_errors_retried<D: Driver>() {
     let b = mock(1, 1);
-    let mut p = D::start(
-        config(&b.bootstrap_servers())
-            .retry_backoff(Duration::from_millis(20))
-            .build()
-            .unwrap(),
-    );
+    let mut p = start_fast_retry::<D>(&b);
     let first = p.send(rec("retry", 0)).unwrap().wait_timeout(WAIT).unwrap();
     b.with_cluster(|c| {
         c.push_errors(
@@ -548,12 +538,7 @@ fn retriable_errors_retried<D: Driver>() {
 /// records sent meanwhile are delivered once it is up, exactly once.
 fn broker_down_and_back<D: Driver>() {
     let b = mock(1, 1);
-    let mut p = D::start(
-        config(&b.bootstrap_servers())
-            .retry_backoff(Duration::from_millis(20))
-            .build()
-            .unwrap(),
-    );
+    let mut p = start_fast_retry::<D>(&b);
     let first = p.send(rec("down", 0)).unwrap().wait_timeout(WAIT).unwrap();
     b.set_broker_down(0, true);
     let futures: Vec<_> = (1..40)

@@ -57,6 +57,11 @@ impl Batch {
     pub fn count(&self) -> usize {
         self.ids.len()
     }
+
+    /// Whether a request carried this batch before (retries keep their `order`).
+    fn went_out(&self) -> bool {
+        self.attempts > 0
+    }
 }
 
 /// State of one topic-partition.
@@ -108,7 +113,8 @@ impl PartitionState {
         let pos = self
             .queue
             .iter()
-            .position(|b| !b.sequenced_or_ordered() || b.order > batch.order)
+            // Retried batches go back in their original order, ahead of fresh ones.
+            .position(|b| !b.went_out() || b.order > batch.order)
             .unwrap_or(self.queue.len());
         self.queued_records += batch.count();
         self.queue.insert(pos, batch);
@@ -185,13 +191,6 @@ impl PartitionState {
             .as_ref()
             .and_then(|o| o.ids.first().map(|f| f.0 <= id.0 && id.0 <= o.last_id))
             .unwrap_or(false)
-    }
-}
-
-impl Batch {
-    /// Batches that went out before are ordered by `order`; fresh ones follow.
-    fn sequenced_or_ordered(&self) -> bool {
-        self.attempts > 0
     }
 }
 
