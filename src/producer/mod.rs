@@ -382,6 +382,15 @@ impl Producer {
         self.pending_records == 0 && self.in_flight_requests() == 0
     }
 
+    /// True when inputs or commands since the last `poll_*` call may have
+    /// made output due (a new batch and its linger deadline, a full batch, a
+    /// flush). Appending to a lingering batch leaves it false, so a driver
+    /// whose application threads call [`Producer::send`] wakes its loop only
+    /// when this is true.
+    pub fn needs_poll(&self) -> bool {
+        self.dirty
+    }
+
     /// True once `close` finished (the `Closed` event was emitted).
     pub fn is_closed(&self) -> bool {
         self.closed
@@ -416,6 +425,14 @@ impl Producer {
     }
 
     // ---- B. inputs from the driver ----------------------------------------
+
+    /// Re-anchors the wall clock that timestamps records sent without one:
+    /// `unix_ms` is the wall-clock time at `now`. Drivers call it now and then
+    /// (once per loop turn) so that clock steps and suspends show in timestamps.
+    pub fn handle_wall_clock(&mut self, now: Instant, unix_ms: i64) {
+        self.base_instant = now;
+        self.base_wall_ms = unix_ms;
+    }
 
     /// The driver's connection `conn` is established.
     pub fn handle_connected(&mut self, conn: ConnId, now: Instant) {
@@ -643,8 +660,13 @@ impl Producer {
 
     fn topic_entry(&mut self, topic: &Arc<str>) -> &mut TopicState {
         if !self.topics.contains_key(topic) {
-            self.topic_order.push(topic.clone());
-            self.topics.insert(topic.clone(), TopicState::default());
+            // The core's own copy of the name, not the application's `Arc`:
+            // outcomes clone it on the driver's loop thread while application
+            // threads clone theirs per record, and one shared reference count
+            // would bounce between their cores on every record.
+            let own: Arc<str> = Arc::from(&**topic);
+            self.topic_order.push(own.clone());
+            self.topics.insert(own, TopicState::default());
         }
         self.topics.get_mut(topic).expect("inserted")
     }
