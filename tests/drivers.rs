@@ -6,6 +6,7 @@
 //! check the log itself, not only the outcomes the producer reported.
 //! Every wait is bounded, so no case can hang.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
@@ -194,6 +195,91 @@ fn callback_send<D: Driver>() {
     }
     assert_eq!(count(&b, "callbacks") as i64, n as i64);
     p.close(WAIT).unwrap();
+}
+
+/// Tagged sends: the listener hears every tag once, and per partition the
+/// offsets follow the send order.
+fn tagged_send<D: Driver>() {
+    let b = mock(1, 3);
+    let mut p = D::start(config(&b.bootstrap_servers()).build().unwrap());
+    let (tx, rx) = mpsc::channel();
+    p.on_delivery(move |tag, r| {
+        let _ = tx.send((tag, r));
+    });
+    let n = 600u64;
+    for i in 0..n {
+        let r = rec("tagged", i as usize).key(format!("k{}", i % 7));
+        p.send_with_tag(r, i).unwrap();
+    }
+    let mut outcomes = Vec::new();
+    for _ in 0..n {
+        let (tag, r) = rx.recv_timeout(WAIT).expect("listener called in time");
+        outcomes.push((tag, r.unwrap()));
+    }
+    outcomes.sort_by_key(|(tag, _)| *tag);
+    outcomes.dedup_by_key(|(tag, _)| *tag);
+    assert_eq!(outcomes.len() as u64, n, "a tag was heard twice");
+    let mut last: HashMap<i32, i64> = HashMap::new();
+    for (tag, md) in &outcomes {
+        let prev = last.insert(md.partition, md.offset);
+        assert!(prev.is_none_or(|o| o < md.offset), "tag {tag} out of order");
+    }
+    assert_eq!(count(&b, "tagged") as u64, n);
+    p.close(WAIT).unwrap();
+}
+
+/// A send blocked on a full `buffer.memory` goes on as memory frees; `close`
+/// wakes one still blocked with `Closed` at once, not after `max.block.ms`.
+fn blocked_send_resumes_and_close_wakes<D: Driver>() {
+    let b = mock(1, 1);
+    b.with_cluster(|c| c.set_latency(0, Duration::from_millis(20)));
+    let mut p = D::start(
+        config(&b.bootstrap_servers())
+            .batch_size(2048)
+            .buffer_memory(8192)
+            .max_block(Duration::from_secs(20))
+            .build()
+            .unwrap(),
+    );
+    // Many times the buffer: senders block and resume as batches complete.
+    let value = vec![3u8; 500];
+    let futures: Vec<_> = (0..200)
+        .map(|_| {
+            p.send(ProducerRecord::new("blocked", value.clone()))
+                .unwrap()
+        })
+        .collect();
+    for f in futures {
+        f.wait().unwrap();
+    }
+    assert_eq!(count(&b, "blocked"), 200);
+
+    // Now nothing completes: the broker is down, memory fills, a sender blocks.
+    b.set_broker_down(0, true);
+    let h = p.handle.clone();
+    let sender = std::thread::spawn(move || {
+        let mut last = None;
+        for _ in 0..100 {
+            match h.send(ProducerRecord::new("blocked", vec![4u8; 500])) {
+                Ok(f) => drop(f),
+                Err(e) => {
+                    last = Some((e, Instant::now()));
+                    break;
+                }
+            }
+        }
+        last
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let closed_at = Instant::now();
+    let _ = p.close(Duration::from_millis(200));
+    let (err, at) = sender.join().unwrap().expect("a send was refused");
+    assert!(matches!(err, Error::Send(SendError::Closed(_))), "{err:?}");
+    assert!(
+        at.saturating_duration_since(closed_at) < Duration::from_secs(3),
+        "the blocked sender waited {:?} after close",
+        at.saturating_duration_since(closed_at)
+    );
 }
 
 /// Fire-and-forget sends (dropped futures and send_and_forget) are all delivered by flush.
@@ -572,6 +658,8 @@ macro_rules! suite {
 suite!(
     sync_send,
     callback_send,
+    tagged_send,
+    blocked_send_resumes_and_close_wakes,
     fire_and_forget_flush,
     concurrent_senders,
     close_delivers,

@@ -26,9 +26,9 @@ use bytes::Bytes;
 
 use super::queue;
 use super::{
-    lock, DeliveryFuture, DeliveryResult, Engine, Error, Handle, IoMsg, Msg, DEFAULT_CLOSE_TIMEOUT,
+    lock, DeliveryFuture, DeliveryResult, Error, Handle, IoMsg, LoopSide, DEFAULT_CLOSE_TIMEOUT,
 };
-use crate::producer::{ConnId, ProducerConfig, ProducerRecord, Transmit};
+use crate::producer::{ConnId, Producer as Core, ProducerConfig, ProducerRecord, Transmit};
 
 /// A thread-backed Kafka producer; `Clone` shares it, `Send + Sync`.
 /// Dropping the last clone closes it, waiting up to [`DEFAULT_CLOSE_TIMEOUT`].
@@ -55,10 +55,11 @@ impl Drop for Inner {
 impl Producer {
     /// Validates `config` and starts the IO thread.
     pub fn new(config: ProducerConfig) -> Result<Self, Error> {
-        let (engine, handle, rx, tx) = Engine::new(config, None)?;
+        let connect_timeout = config.connect_timeout;
+        let (side, handle, rx) = LoopSide::new(config, None)?;
         let thread = thread::Builder::new()
             .name("kafka-sansio-io".into())
-            .spawn(move || IoLoop::new(engine, tx).run(rx))?;
+            .spawn(move || IoLoop::new(side, connect_timeout).run(rx))?;
         Ok(Producer {
             inner: Arc::new(Inner {
                 handle,
@@ -79,6 +80,16 @@ impl Producer {
         callback: impl FnOnce(DeliveryResult) + Send + 'static,
     ) -> Result<(), Error> {
         self.inner.handle.send_with_callback(record, callback)
+    }
+
+    /// Sends a record whose outcome goes to the listener; see [`Handle::send_with_tag`].
+    pub fn send_with_tag(&self, record: ProducerRecord, tag: u64) -> Result<(), Error> {
+        self.inner.handle.send_with_tag(record, tag)
+    }
+
+    /// Sets the listener of tagged records; see [`Handle::on_delivery`].
+    pub fn on_delivery(&self, listener: impl Fn(u64, DeliveryResult) + Send + Sync + 'static) {
+        self.inner.handle.on_delivery(listener)
     }
 
     /// Sends a record without tracking it; see [`Handle::send_and_forget`].
@@ -130,41 +141,60 @@ struct Conn {
 }
 
 struct IoLoop {
-    engine: Engine,
+    side: LoopSide,
     tx: queue::Sender,
+    connect_timeout: Duration,
     conns: HashMap<ConnId, Conn>,
     out: Vec<Transmit>,
-    inbox: VecDeque<Msg>,
+    inbox: VecDeque<IoMsg>,
+    /// Connections that broke while carrying out transmits (reported in the next turn).
+    broken: Vec<ConnId>,
 }
 
 impl IoLoop {
-    fn new(engine: Engine, tx: queue::Sender) -> Self {
+    fn new(side: LoopSide, connect_timeout: Duration) -> Self {
         IoLoop {
-            engine,
-            tx,
+            tx: side.sender(),
+            side,
+            connect_timeout,
             conns: HashMap::new(),
             out: Vec::new(),
             inbox: VecDeque::new(),
+            broken: Vec::new(),
         }
     }
 
     fn run(mut self, rx: queue::Receiver) {
+        let mut deadline: Option<Instant> = None;
         loop {
-            let now = Instant::now();
-            self.flush_outputs(now);
-            if self.engine.finished() {
+            // Everything queued at once, applied under one lock, then the
+            // outputs, carried out after the lock is released.
+            let due = deadline;
+            let (conns, inbox, broken, tx) =
+                (&mut self.conns, &mut self.inbox, &mut self.broken, &self.tx);
+            deadline = self.side.turn(&mut self.out, |core, now| {
+                for conn in broken.drain(..) {
+                    core.handle_disconnected(conn, now);
+                }
+                while let Some(m) = inbox.pop_front() {
+                    handle(conns, tx, core, m, now);
+                }
+                if due.is_some_and(|d| now >= d) {
+                    core.handle_timeout(now);
+                }
+            });
+            let mut out = std::mem::take(&mut self.out);
+            for t in out.drain(..) {
+                self.transmit(t);
+            }
+            self.out = out;
+            if !self.broken.is_empty() {
+                continue;
+            }
+            if self.side.finished() {
                 break;
             }
-            let deadline = self.engine.timeout();
-            // Everything queued at once: one lock, then outputs once per batch.
             rx.wait(deadline, &mut self.inbox);
-            let now = Instant::now();
-            while let Some(m) = self.inbox.pop_front() {
-                self.handle(m, now);
-            }
-            if deadline.is_some_and(|d| now >= d) {
-                self.engine.core().handle_timeout(now);
-            }
         }
         for (_, c) in self.conns.drain() {
             if let Some(s) = c.stream {
@@ -173,25 +203,11 @@ impl IoLoop {
         }
     }
 
-    /// Drains the core's outputs and carries out the transmits.
-    fn flush_outputs(&mut self, now: Instant) {
-        loop {
-            self.engine.poll(now, &mut self.out);
-            if self.out.is_empty() {
-                return;
-            }
-            let out = std::mem::take(&mut self.out);
-            for t in out {
-                self.transmit(t, now);
-            }
-        }
-    }
-
-    fn transmit(&mut self, t: Transmit, now: Instant) {
+    fn transmit(&mut self, t: Transmit) {
         match t {
             Transmit::Connect { conn, host, port } => {
                 let tx = self.tx.clone();
-                let timeout = self.engine.config().connect_timeout;
+                let timeout = self.connect_timeout;
                 let spawned = thread::Builder::new()
                     .name(format!("kafka-sansio-conn-{}", conn.0))
                     .spawn(move || connect_and_read(conn, host, port, timeout, tx));
@@ -207,7 +223,7 @@ impl IoLoop {
                     }
                     Err(e) => {
                         log::warn!("cannot start a connection thread: {e}");
-                        self.engine.core().handle_disconnected(conn, now);
+                        self.broken.push(conn);
                     }
                 }
             }
@@ -217,9 +233,8 @@ impl IoLoop {
                     .get(&conn)
                     .and_then(|c| c.writer.as_ref())
                     .is_some_and(|w| w.send(data).is_ok());
-                if !sent {
-                    self.drop_conn(conn);
-                    self.engine.core().handle_disconnected(conn, now);
+                if !sent && self.drop_conn(conn) {
+                    self.broken.push(conn);
                 }
             }
             Transmit::Close { conn } => {
@@ -239,58 +254,67 @@ impl IoLoop {
             None => false,
         }
     }
+}
 
-    fn handle(&mut self, m: Msg, now: Instant) {
-        match m {
-            Msg::Command(c) => self.engine.command(c, now),
-            Msg::Io(IoMsg::Connected(conn, stream)) => {
-                let Some(c) = self.conns.get_mut(&conn) else {
-                    // The core gave up on this connect meanwhile.
+/// Applies one piece of IO news to the core (under the lock).
+fn handle(
+    conns: &mut HashMap<ConnId, Conn>,
+    tx: &queue::Sender,
+    core: &mut Core,
+    m: IoMsg,
+    now: Instant,
+) {
+    match m {
+        IoMsg::Connected(conn, stream) => {
+            let Some(c) = conns.get_mut(&conn) else {
+                // The core gave up on this connect meanwhile.
+                let _ = stream.shutdown(Shutdown::Both);
+                return;
+            };
+            let (wtx, wrx) = mpsc::channel::<Bytes>();
+            let ws = match stream.try_clone() {
+                Ok(s) => s,
+                Err(e) => {
+                    log::warn!("connection {conn:?}: {e}");
                     let _ = stream.shutdown(Shutdown::Both);
-                    return;
-                };
-                let (wtx, wrx) = mpsc::channel::<Bytes>();
-                let ws = match stream.try_clone() {
-                    Ok(s) => s,
-                    Err(e) => {
-                        log::warn!("connection {conn:?}: {e}");
-                        let _ = stream.shutdown(Shutdown::Both);
-                        self.conns.remove(&conn);
-                        self.engine.core().handle_disconnected(conn, now);
-                        return;
-                    }
-                };
-                let written_tx = self.tx.clone();
-                let spawned = thread::Builder::new()
-                    .name(format!("kafka-sansio-write-{}", conn.0))
-                    .spawn(move || write_loop(conn, ws, wrx, written_tx));
-                if spawned.is_err() {
-                    let _ = stream.shutdown(Shutdown::Both);
-                    self.conns.remove(&conn);
-                    self.engine.core().handle_disconnected(conn, now);
+                    conns.remove(&conn);
+                    core.handle_disconnected(conn, now);
                     return;
                 }
-                c.stream = Some(stream);
-                c.writer = Some(wtx);
-                self.engine.core().handle_connected(conn, now);
+            };
+            let written_tx = tx.clone();
+            let spawned = thread::Builder::new()
+                .name(format!("kafka-sansio-write-{}", conn.0))
+                .spawn(move || write_loop(conn, ws, wrx, written_tx));
+            if spawned.is_err() {
+                let _ = stream.shutdown(Shutdown::Both);
+                conns.remove(&conn);
+                core.handle_disconnected(conn, now);
+                return;
             }
-            Msg::Io(IoMsg::Data(conn, data)) => {
-                if self.conns.contains_key(&conn) {
-                    self.engine.core().handle_data(conn, &data, now);
-                }
-            }
-            Msg::Io(IoMsg::Written(conn, n)) => {
-                if self.conns.contains_key(&conn) {
-                    self.engine.core().handle_written(conn, n, now);
-                }
-            }
-            Msg::Io(IoMsg::Disconnected(conn)) => {
-                if self.drop_conn(conn) {
-                    self.engine.core().handle_disconnected(conn, now);
-                }
-            }
-            Msg::Io(IoMsg::Resolved(..)) => {}
+            c.stream = Some(stream);
+            c.writer = Some(wtx);
+            core.handle_connected(conn, now);
         }
+        IoMsg::Data(conn, data) => {
+            if conns.contains_key(&conn) {
+                core.handle_data(conn, &data, now);
+            }
+        }
+        IoMsg::Written(conn, n) => {
+            if conns.contains_key(&conn) {
+                core.handle_written(conn, n, now);
+            }
+        }
+        IoMsg::Disconnected(conn) => {
+            if let Some(c) = conns.remove(&conn) {
+                if let Some(s) = c.stream {
+                    let _ = s.shutdown(Shutdown::Both);
+                }
+                core.handle_disconnected(conn, now);
+            }
+        }
+        IoMsg::Resolved(..) => {}
     }
 }
 
@@ -300,7 +324,7 @@ fn connect_and_read(conn: ConnId, host: String, port: u16, timeout: Duration, tx
         Ok(a) => a.collect::<Vec<_>>(),
         Err(e) => {
             log::warn!("cannot resolve {host}:{port}: {e}");
-            let _ = tx.send(Msg::Io(IoMsg::Disconnected(conn)));
+            let _ = tx.send(IoMsg::Disconnected(conn));
             return;
         }
     };
@@ -315,15 +339,15 @@ fn connect_and_read(conn: ConnId, host: String, port: u16, timeout: Duration, tx
         }
     }
     let Some(mut stream) = stream else {
-        let _ = tx.send(Msg::Io(IoMsg::Disconnected(conn)));
+        let _ = tx.send(IoMsg::Disconnected(conn));
         return;
     };
     let _ = stream.set_nodelay(true);
     let Ok(clone) = stream.try_clone() else {
-        let _ = tx.send(Msg::Io(IoMsg::Disconnected(conn)));
+        let _ = tx.send(IoMsg::Disconnected(conn));
         return;
     };
-    if tx.send(Msg::Io(IoMsg::Connected(conn, clone))).is_err() {
+    if tx.send(IoMsg::Connected(conn, clone)).is_err() {
         return;
     }
     let mut buf = vec![0u8; 64 * 1024];
@@ -331,10 +355,7 @@ fn connect_and_read(conn: ConnId, host: String, port: u16, timeout: Duration, tx
         match stream.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
-                if tx
-                    .send(Msg::Io(IoMsg::Data(conn, buf[..n].to_vec())))
-                    .is_err()
-                {
+                if tx.send(IoMsg::Data(conn, buf[..n].to_vec())).is_err() {
                     return;
                 }
             }
@@ -342,7 +363,7 @@ fn connect_and_read(conn: ConnId, host: String, port: u16, timeout: Duration, tx
             Err(_) => break,
         }
     }
-    let _ = tx.send(Msg::Io(IoMsg::Disconnected(conn)));
+    let _ = tx.send(IoMsg::Disconnected(conn));
 }
 
 /// Writer thread: writes queued bytes in order and tells the loop what was
@@ -354,7 +375,7 @@ fn write_loop(conn: ConnId, mut stream: TcpStream, rx: mpsc::Receiver<Bytes>, tx
             let _ = stream.shutdown(Shutdown::Both);
             return;
         }
-        if tx.send(Msg::Io(IoMsg::Written(conn, data.len()))).is_err() {
+        if tx.send(IoMsg::Written(conn, data.len())).is_err() {
             return;
         }
     }

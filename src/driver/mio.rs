@@ -22,7 +22,7 @@ use bytes::Bytes;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 
-use super::{queue, Engine, Error, IoMsg, Msg, Wake};
+use super::{queue, Error, IoMsg, LoopSide, Wake};
 use crate::producer::{ConnId, ProducerConfig, Transmit};
 
 pub use super::Handle;
@@ -59,10 +59,12 @@ struct Conn {
 
 /// The mio event loop around the producer core.
 pub struct Driver {
-    engine: Engine,
+    side: LoopSide,
     rx: queue::Receiver,
     tx: queue::Sender,
-    inbox: VecDeque<Msg>,
+    inbox: VecDeque<IoMsg>,
+    /// The core's next deadline, as of the last turn.
+    deadline: Option<Instant>,
     handle: Handle,
     poll: Option<Poll>,
     registry: Registry,
@@ -105,12 +107,13 @@ impl Driver {
 
     fn build(config: ProducerConfig, registry: Registry, base: Token) -> Result<Driver, Error> {
         let waker = Arc::new(MioWaker(Waker::new(&registry, base)?));
-        let (engine, handle, rx, tx) = Engine::new(config, Some(waker))?;
+        let (side, handle, rx) = LoopSide::new(config, Some(waker))?;
         Ok(Driver {
-            engine,
+            tx: side.sender(),
+            side,
             rx,
-            tx,
             inbox: VecDeque::new(),
+            deadline: None,
             handle,
             poll: None,
             registry,
@@ -145,7 +148,7 @@ impl Driver {
 
     /// True once the producer is closed (the loop may stop).
     pub fn is_closed(&self) -> bool {
-        self.engine.finished()
+        self.side.finished()
     }
 
     /// Runs the loop on this thread until the producer is closed; needs a
@@ -161,7 +164,7 @@ impl Driver {
         let res = loop {
             self.drain_channel();
             self.outputs();
-            if self.engine.finished() {
+            if self.side.finished() {
                 break Ok(());
             }
             let timeout = self.next_timeout();
@@ -188,18 +191,18 @@ impl Driver {
 
     /// How long the application's poll may sleep before [`Driver::handle_timeout`] is due.
     pub fn next_timeout(&mut self) -> Option<Duration> {
-        self.engine
-            .timeout()
+        self.deadline
             .map(|t| t.saturating_duration_since(Instant::now()))
     }
 
     /// Runs what is due by now (early or repeated calls are harmless).
     pub fn handle_timeout(&mut self) {
-        let now = Instant::now();
-        if self.engine.timeout().is_some_and(|t| t <= now) {
-            self.engine.core().handle_timeout(now);
-        }
-        self.outputs();
+        let due = self.deadline.is_some_and(|t| t <= Instant::now());
+        self.outputs_with(|core, now| {
+            if due {
+                core.handle_timeout(now);
+            }
+        });
     }
 
     fn on_event(&mut self, ev: &mio::event::Event) {
@@ -232,45 +235,61 @@ impl Driver {
                 }
             }
         }
-        self.handle_broken(now);
     }
 
     fn token(&self, conn: ConnId) -> Token {
         Token(self.base + 1 + conn.0 as usize)
     }
 
+    /// Takes the IO news and the wake-up (application threads kick the loop
+    /// when the core has work; the next `outputs` turn does it).
     fn drain_channel(&mut self) {
-        let now = Instant::now();
         self.rx.drain(&mut self.inbox);
         while let Some(m) = self.inbox.pop_front() {
-            match m {
-                Msg::Command(c) => self.engine.command(c, now),
-                Msg::Io(IoMsg::Resolved(conn, addrs)) => {
-                    if let Some(c) = self.conns.get_mut(&conn) {
-                        if matches!(c.state, State::Resolving) {
-                            c.state = State::Connecting(addrs);
-                            self.start_connect(conn);
-                        }
-                    }
+            // The only news the mio loop gets: its sockets are its own.
+            let IoMsg::Resolved(conn, addrs) = m else {
+                continue;
+            };
+            if let Some(c) = self.conns.get_mut(&conn) {
+                if matches!(c.state, State::Resolving) {
+                    c.state = State::Connecting(addrs);
+                    self.start_connect(conn);
                 }
-                Msg::Io(_) => {}
             }
         }
-        self.handle_broken(now);
     }
 
     /// Drains the core's outputs and carries out the transmits.
     fn outputs(&mut self) {
-        let now = Instant::now();
+        self.outputs_with(|_, _| {});
+    }
+
+    /// A turn of the engine: broken connections and `inputs` go in under the
+    /// lock, then the outputs are carried out (repeated while transmits break
+    /// connections).
+    fn outputs_with(&mut self, inputs: impl FnOnce(&mut crate::producer::Producer, Instant)) {
+        let mut inputs = Some(inputs);
         loop {
-            self.engine.poll(now, &mut self.out);
-            if self.out.is_empty() {
-                return;
-            }
-            for t in std::mem::take(&mut self.out) {
+            let (conns, registry, broken) = (&mut self.conns, &self.registry, &mut self.broken);
+            let inputs = inputs.take();
+            self.deadline = self.side.turn(&mut self.out, |core, now| {
+                while let Some(conn) = broken.pop() {
+                    if remove(conns, registry, conn) {
+                        core.handle_disconnected(conn, now);
+                    }
+                }
+                if let Some(f) = inputs {
+                    f(core, now);
+                }
+            });
+            let mut out = std::mem::take(&mut self.out);
+            for t in out.drain(..) {
                 self.transmit(t);
             }
-            self.handle_broken(now);
+            self.out = out;
+            if self.broken.is_empty() {
+                return;
+            }
         }
     }
 
@@ -292,7 +311,7 @@ impl Driver {
                                     }
                                 };
                                 // The queue rings the waker.
-                                let _ = tx.send(Msg::Io(IoMsg::Resolved(conn, addrs)));
+                                let _ = tx.send(IoMsg::Resolved(conn, addrs));
                             });
                         if spawned.is_err() {
                             self.broken.push(conn);
@@ -385,7 +404,7 @@ impl Driver {
         let _ = s.set_nodelay(true);
         c.state = State::Connected;
         self.update_interest(conn);
-        self.engine.core().handle_connected(conn, now);
+        self.side.lock().core.handle_connected(conn, now);
     }
 
     fn read(&mut self, conn: ConnId, now: Instant) {
@@ -398,7 +417,7 @@ impl Driver {
                     self.broken.push(conn);
                     return;
                 }
-                Ok(n) => self.engine.core().handle_data(conn, &self.buf[..n], now),
+                Ok(n) => self.side.lock().core.handle_data(conn, &self.buf[..n], now),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
@@ -439,8 +458,9 @@ impl Driver {
             }
         }
         if written > 0 {
-            self.engine
-                .core()
+            self.side
+                .lock()
+                .core
                 .handle_written(conn, written, Instant::now());
         }
         self.update_interest(conn);
@@ -469,25 +489,7 @@ impl Driver {
     }
 
     fn remove(&mut self, conn: ConnId) -> bool {
-        match self.conns.remove(&conn) {
-            Some(mut c) => {
-                if let Some(s) = c.stream.as_mut() {
-                    let _ = self.registry.deregister(s);
-                    let _ = s.shutdown(std::net::Shutdown::Both);
-                }
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Reports broken connections to the core.
-    fn handle_broken(&mut self, now: Instant) {
-        while let Some(conn) = self.broken.pop() {
-            if self.remove(conn) {
-                self.engine.core().handle_disconnected(conn, now);
-            }
-        }
+        remove(&mut self.conns, &self.registry, conn)
     }
 
     fn close_all(&mut self) {
@@ -501,5 +503,19 @@ impl Driver {
 impl Drop for Driver {
     fn drop(&mut self) {
         self.close_all();
+    }
+}
+
+/// Deregisters and shuts a connection; false when it was not there.
+fn remove(conns: &mut HashMap<ConnId, Conn>, registry: &Registry, conn: ConnId) -> bool {
+    match conns.remove(&conn) {
+        Some(mut c) => {
+            if let Some(s) = c.stream.as_mut() {
+                let _ = registry.deregister(s);
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
+            true
+        }
+        None => false,
     }
 }

@@ -1,11 +1,17 @@
 //! Drivers: the IO loops around the sans-IO core.
 //!
 //! Both drivers share what is not IO: the application-facing [`Handle`]
-//! (send, callbacks, flush, close), the [`DeliveryFuture`] a send returns, the
-//! [`Error`] type, and the engine that owns the core, fans batch outcomes out
-//! to the records' waiters and holds sends back while `buffer.memory` is full.
-//! The drivers only move bytes: [`blocking`] with threads and `std::net`,
-//! `mio` (feature `mio-driver`) with one event loop.
+//! (send, callbacks, tagged sends, flush, close), the [`DeliveryFuture`] a
+//! send returns, the [`Error`] type, and the engine: the core plus the
+//! records' waiters, behind one lock. A send appends its record to the core
+//! in the sending thread, as Java's `KafkaProducer.send` appends to its
+//! accumulator, waiting there (up to `max.block.ms`) while `buffer.memory` is
+//! full; the loop is only woken when the core has new work (a new or full
+//! batch), so its work is per batch and per request, not per record. The
+//! loop applies IO to the core, takes its outputs under the lock, and writes
+//! and runs callbacks after releasing it. The drivers only move bytes:
+//! [`blocking`] with threads and `std::net`, `mio` (feature `mio-driver`)
+//! with one event loop.
 
 pub mod blocking;
 #[cfg(feature = "mio-driver")]
@@ -16,7 +22,7 @@ pub mod typed;
 pub use typed::{RecordPart, TypedProducer, TypedRecord};
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -82,7 +88,6 @@ impl Error {
 
 /// The outcome of one record.
 pub type DeliveryResult = Result<RecordMetadata, Error>;
-
 /// A callback run on the driver's loop thread with a record's outcome; keep it short and
 /// never call a blocking method (`wait`, `flush`, `close`) from it: the loop would wait on itself.
 pub type Callback = Box<dyn FnOnce(DeliveryResult) + Send + 'static>;
@@ -160,30 +165,32 @@ impl<T> Drop for Promise<T> {
     }
 }
 
-/// A record's slot: its outcome, its core id once accepted, and whether a
-/// waiter asked to skip linger.
-struct RecordSlot {
-    slot: Slot<DeliveryResult>,
-    id: AtomicU64,
-    expedite: AtomicBool,
-}
-
-const NO_ID: u64 = u64::MAX;
+/// The producer-wide function that hears the outcomes of records sent with
+/// [`Handle::send_with_tag`], each with its tag; it runs on the loop thread
+/// like a [`Callback`], with the same rules.
+pub type Listener = Arc<dyn Fn(u64, DeliveryResult) + Send + Sync + 'static>;
 
 /// Who hears a record's outcome.
 enum Reply {
-    Future(Arc<RecordSlot>),
+    Future(Arc<Slot<DeliveryResult>>),
     Callback(Callback),
+    /// The listener, with this tag: nothing allocated per record.
+    Tag(u64),
 }
 
-/// A reply the loop owes; dropped unresolved, it resolves with `Error::Closed`.
+/// A reply the loop owes; dropped unresolved, it resolves with `Error::Closed`
+/// (a tagged one is resolved by whoever holds the listener, see [`Shared::shutdown`]).
 struct Waiter(Option<Reply>);
 
 impl Waiter {
-    fn resolve(mut self, r: DeliveryResult) {
+    fn resolve(mut self, r: DeliveryResult, listener: Option<&Listener>) {
         match self.0.take() {
-            Some(Reply::Future(s)) => s.slot.set(r),
+            Some(Reply::Future(s)) => s.set(r),
             Some(Reply::Callback(cb)) => cb(r),
+            Some(Reply::Tag(tag)) => match listener {
+                Some(l) => l(tag, r),
+                None => log::debug!("record tagged {tag} has its outcome but no listener is set"),
+            },
             None => {}
         }
     }
@@ -192,7 +199,7 @@ impl Waiter {
 impl Drop for Waiter {
     fn drop(&mut self) {
         if self.0.is_some() {
-            Waiter(self.0.take()).resolve(Err(Error::Closed));
+            Waiter(self.0.take()).resolve(Err(Error::Closed), None);
         }
     }
 }
@@ -200,14 +207,17 @@ impl Drop for Waiter {
 /// The handle of one record sent with [`Handle::send`]: wait for its outcome,
 /// or drop it (fire-and-forget: the record is still delivered).
 pub struct DeliveryFuture {
-    slot: Arc<RecordSlot>,
-    tx: CommandSender,
+    slot: Arc<Slot<DeliveryResult>>,
+    id: RecordId,
+    shared: Arc<Shared>,
+    expedited: bool,
     done: bool,
 }
 
 impl std::fmt::Debug for DeliveryFuture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeliveryFuture")
+            .field("id", &self.id)
             .field("done", &self.done)
             .finish_non_exhaustive()
     }
@@ -218,7 +228,7 @@ impl DeliveryFuture {
     pub fn wait(mut self) -> DeliveryResult {
         self.expedite();
         self.done = true;
-        self.slot.slot.take(None).unwrap_or(Err(Error::Closed))
+        self.slot.take(None).unwrap_or(Err(Error::Closed))
     }
 
     /// Waits up to `timeout` (skipping linger); `Err(Error::Timeout)` when the
@@ -229,7 +239,7 @@ impl DeliveryFuture {
             return Err(Error::Closed);
         }
         self.expedite();
-        match self.slot.slot.take(Some(Instant::now() + timeout)) {
+        match self.slot.take(Some(Instant::now() + timeout)) {
             Some(r) => {
                 self.done = true;
                 r
@@ -243,73 +253,36 @@ impl DeliveryFuture {
         if self.done {
             return None;
         }
-        let r = self.slot.slot.take(Some(Instant::now()));
+        let r = self.slot.take(Some(Instant::now()));
         self.done = r.is_some();
         r
     }
 
-    fn expedite(&self) {
-        if !self.slot.expedite.swap(true, Ordering::AcqRel) {
-            let _ = self.tx.send(Command::Expedite(self.slot.clone()));
+    fn expedite(&mut self) {
+        if !self.expedited {
+            self.expedited = true;
+            self.shared.command(|core, now| core.expedite(self.id, now));
         }
     }
 }
 
-// ---- commands from application threads --------------------------------------------
+// ---- state shared by application threads and the loop -------------------------------
 
 /// How a send treats a full `buffer.memory`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
-    /// Wait (parked in the loop) up to `max.block.ms`.
+    /// Wait up to `max.block.ms` for memory.
     Block,
     /// Refuse at once.
     Try,
 }
 
-/// A message to the loop.
-enum Command {
-    Send {
-        record: ProducerRecord,
-        waiter: Option<Waiter>,
-        mode: Mode,
-        size: usize,
-    },
-    Expedite(Arc<RecordSlot>),
-    Flush(Promise<()>),
-    Close(Promise<()>),
-    Abort,
-}
-
-/// How the loop is woken after a command is queued.
+/// How the loop is woken when there is work for it.
 trait Wake: Send + Sync {
     fn wake(&self);
 }
 
-/// The loop's inbox, for commands (it wakes the loop itself, coalesced).
-#[derive(Clone)]
-struct CommandSender {
-    tx: queue::Sender,
-}
-
-impl CommandSender {
-    /// Queues a command; gives it back when the loop has gone.
-    fn send(&self, c: Command) -> Result<(), Box<Command>> {
-        match self.tx.send(Msg::Command(c)) {
-            Ok(()) => Ok(()),
-            Err(Msg::Command(c)) => Err(Box::new(c)),
-            Err(_) => unreachable!("a command was sent"),
-        }
-    }
-}
-
-/// What the loop's channel carries: commands, and the drivers' own IO news.
-enum Msg {
-    Command(Command),
-    #[cfg_attr(not(feature = "mio-driver"), allow(dead_code))]
-    Io(IoMsg),
-}
-
-/// IO news from helper threads (readers, connectors, resolvers).
+/// IO news from helper threads (readers, writers, connectors, resolvers).
 enum IoMsg {
     /// Blocking driver: connected; the stream to write to.
     Connected(crate::producer::ConnId, std::net::TcpStream),
@@ -324,27 +297,84 @@ enum IoMsg {
     Resolved(crate::producer::ConnId, Vec<std::net::SocketAddr>),
 }
 
+/// The core and what fans its outcomes out, behind one lock. Application
+/// threads append records in their own thread (as Java's `send` appends to
+/// its accumulator): no hand-off of each record to the loop, whose work is
+/// then per batch and per request, not per record.
+struct Engine {
+    core: Core,
+    /// Waiters by record id (only records someone waits on).
+    waiters: Waiters,
+    /// Flushes waiting for their token.
+    flushes: Vec<(FlushToken, Promise<()>)>,
+    closes: Vec<Promise<()>>,
+    /// Hears tagged records' outcomes.
+    listener: Option<Listener>,
+    /// The core emitted `Closed`, or the loop is gone.
+    finished: bool,
+}
+
 /// State shared by the handles and the loop.
 struct Shared {
-    /// Bytes of records queued in the channel, not yet taken by the loop.
-    queued: AtomicUsize,
-    /// The core's buffered bytes as of the loop's last poll: the channel may
-    /// only hold what is left of `buffer.memory`, so that records in the
-    /// channel and in the core together stay within it.
-    core_buffered: AtomicUsize,
-    /// Mirror of `Gate::full`, read without the lock on the send path.
-    full: AtomicBool,
-    /// Mirror of `Gate::blocked`: the loop locks the gate only when someone waits.
+    engine: Mutex<Engine>,
+    /// Signalled when memory may have been freed, or on close: senders
+    /// waiting for room re-check (paired with `engine`'s lock).
+    room: Condvar,
+    /// Senders waiting on `room`: the loop signals only when some wait.
     blocked: AtomicUsize,
-    /// Backpressure gate: `full` while sends are parked in the loop.
-    gate: Mutex<Gate>,
-    gate_cv: Condvar,
     /// Set once `close` started: sends are refused.
     closing: AtomicBool,
     /// Set once the loop finished.
     closed: AtomicBool,
-    buffer_memory: usize,
+    /// Wakes the loop (it also carries the helper threads' IO news).
+    wake: queue::Sender,
     max_block: Duration,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Engine> {
+        lock(&self.engine)
+    }
+
+    /// Runs a command on the core and wakes the loop when it has work.
+    fn command<R>(&self, f: impl FnOnce(&mut Core, Instant) -> R) -> R {
+        let mut g = self.lock();
+        let r = f(&mut g.core, Instant::now());
+        let wake = g.core.needs_poll();
+        drop(g);
+        if wake {
+            self.wake.kick();
+        }
+        r
+    }
+
+    /// Marks the loop gone: handles see the producer closed, waiters get
+    /// `Error::Closed`, flushes and closes return, blocked senders wake.
+    fn shutdown(&self) {
+        self.closing.store(true, Ordering::Release);
+        let (waiters, flushes, closes, listener) = {
+            let mut g = self.lock();
+            g.finished = true;
+            self.closed.store(true, Ordering::Release);
+            (
+                std::mem::take(&mut g.waiters),
+                std::mem::take(&mut g.flushes),
+                std::mem::take(&mut g.closes),
+                g.listener.clone(),
+            )
+        };
+        self.room.notify_all();
+        // Outside the lock: callbacks may call into a handle.
+        for w in waiters.slots.into_iter().flatten() {
+            w.resolve(Err(Error::Closed), listener.as_ref());
+        }
+        for (_, p) in flushes {
+            p.resolve(Ok(()));
+        }
+        for p in closes {
+            p.resolve(Ok(()));
+        }
+    }
 }
 
 /// Waiters of accepted records, by record id. Ids grow by one per accepted
@@ -404,27 +434,11 @@ impl Waiters {
         }
         None
     }
-
-    fn clear(&mut self) {
-        self.slots.clear();
-        self.live = 0;
-    }
 }
-
-#[derive(Default)]
-struct Gate {
-    full: bool,
-    blocked: usize,
-}
-
-/// Bytes of records the channel holds before a blocking send waits for the
-/// loop (records beyond it wait in the sending thread, not in memory).
-const CHANNEL_BYTES: usize = 1 << 20;
 
 /// A cheap, cloneable, thread-safe handle to a running producer (either driver).
 #[derive(Clone)]
 pub struct Handle {
-    tx: CommandSender,
     shared: Arc<Shared>,
 }
 
@@ -434,17 +448,6 @@ impl std::fmt::Debug for Handle {
             .field("closed", &self.is_closed())
             .finish_non_exhaustive()
     }
-}
-
-/// Bytes a queued send holds: its payload plus the queue entry itself.
-fn record_size(r: &ProducerRecord) -> usize {
-    let mut n = r.key.as_ref().map_or(0, |k| k.len())
-        + r.value.as_ref().map_or(0, |v| v.len())
-        + std::mem::size_of::<Msg>();
-    for h in &r.headers {
-        n += h.key.len() + h.value.as_ref().map_or(0, |v| v.len()) + 8;
-    }
-    n
 }
 
 fn unix_ms() -> i64 {
@@ -459,20 +462,7 @@ impl Handle {
     /// `max.block.ms` while `buffer.memory` is full. Dropping the handle is
     /// fire-and-forget.
     pub fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture, Error> {
-        let slot = Arc::new(RecordSlot {
-            slot: Slot {
-                value: Mutex::new(None),
-                ready: Condvar::new(),
-            },
-            id: AtomicU64::new(NO_ID),
-            expedite: AtomicBool::new(false),
-        });
-        self.submit(record, Some(Reply::Future(slot.clone())), Mode::Block)?;
-        Ok(DeliveryFuture {
-            slot,
-            tx: self.tx.clone(),
-            done: false,
-        })
+        self.send_future(record, Mode::Block)
     }
 
     /// Sends a record; `callback` runs on the loop thread with its outcome
@@ -487,117 +477,107 @@ impl Handle {
             Some(Reply::Callback(Box::new(callback))),
             Mode::Block,
         )
+        .map(drop)
+    }
+
+    /// Sends a record whose outcome goes to the listener set with
+    /// [`Handle::on_delivery`], with `tag` (an asynchronous send that
+    /// allocates nothing per record, like librdkafka's per-message opaque).
+    /// Blocks like [`Handle::send`] while memory is full.
+    pub fn send_with_tag(&self, record: ProducerRecord, tag: u64) -> Result<(), Error> {
+        self.submit(record, Some(Reply::Tag(tag)), Mode::Block)
+            .map(drop)
+    }
+
+    /// Sets the listener of records sent with [`Handle::send_with_tag`]
+    /// (replacing an earlier one); set it before sending them.
+    pub fn on_delivery(&self, listener: impl Fn(u64, DeliveryResult) + Send + Sync + 'static) {
+        self.shared.lock().listener = Some(Arc::new(listener));
     }
 
     /// Sends a record with no per-record bookkeeping at all; only errors
     /// before acceptance are reported. Blocks like [`Handle::send`].
     pub fn send_and_forget(&self, record: ProducerRecord) -> Result<(), Error> {
-        self.submit(record, None, Mode::Block)
+        self.submit(record, None, Mode::Block).map(drop)
     }
 
     /// Like [`Handle::send`] but never blocks for memory: a full buffer gives
-    /// `Error::Send(SendError::BufferFull)` with the record, here or (when the
-    /// loop finds the buffer full) as the future's outcome.
+    /// `Error::Send(SendError::BufferFull)` with the record.
     pub fn try_send(&self, record: ProducerRecord) -> Result<DeliveryFuture, Error> {
-        let slot = Arc::new(RecordSlot {
-            slot: Slot {
-                value: Mutex::new(None),
-                ready: Condvar::new(),
-            },
-            id: AtomicU64::new(NO_ID),
-            expedite: AtomicBool::new(false),
-        });
-        self.submit(record, Some(Reply::Future(slot.clone())), Mode::Try)?;
+        self.send_future(record, Mode::Try)
+    }
+
+    fn send_future(&self, record: ProducerRecord, mode: Mode) -> Result<DeliveryFuture, Error> {
+        let slot = Slot::new();
+        let id = self.submit(record, Some(Reply::Future(slot.clone())), mode)?;
         Ok(DeliveryFuture {
             slot,
-            tx: self.tx.clone(),
+            id,
+            shared: self.shared.clone(),
+            expedited: false,
             done: false,
         })
     }
 
+    /// Appends the record to the core under the lock, in this thread;
+    /// waits for memory (`Mode::Block`) up to `max.block.ms`.
     fn submit(
         &self,
-        mut record: ProducerRecord,
+        record: ProducerRecord,
         reply: Option<Reply>,
         mode: Mode,
-    ) -> Result<(), Error> {
-        if self.shared.closing.load(Ordering::Acquire) {
+    ) -> Result<RecordId, Error> {
+        let s = &*self.shared;
+        if s.closing.load(Ordering::Acquire) {
             return Err(SendError::Closed(Box::new(record)).into());
         }
-        if record.timestamp.is_none() {
-            record.timestamp = Some(unix_ms());
-        }
-        let size = record_size(&record);
-        if let Err(()) = self.wait_for_room(size, mode) {
-            let limit = self.shared.buffer_memory;
-            return Err(SendError::BufferFull {
-                record: Box::new(record),
-                buffered: limit,
-                limit,
-            }
-            .into());
-        }
-        self.shared.queued.fetch_add(size, Ordering::AcqRel);
-        let cmd = Command::Send {
-            record,
-            waiter: reply.map(|r| Waiter(Some(r))),
-            mode,
-            size,
-        };
-        match self.tx.send(cmd).map_err(|c| *c) {
-            Ok(()) => Ok(()),
-            Err(Command::Send { record, size, .. }) => {
-                self.shared.queued.fetch_sub(size, Ordering::AcqRel);
-                Err(SendError::Closed(Box::new(record)).into())
-            }
-            Err(_) => Err(Error::Closed),
-        }
-    }
-
-    /// Waits while the loop holds parked sends or the channel holds a whole
-    /// buffer's worth of records; `Err` after `max.block.ms` (at once for `Try`).
-    fn wait_for_room(&self, size: usize, mode: Mode) -> Result<(), ()> {
-        let s = &self.shared;
-        let over_memory = || {
-            let queued = s.queued.load(Ordering::SeqCst);
-            queued + s.core_buffered.load(Ordering::SeqCst) + size > s.buffer_memory.max(size)
-                // A blocking send also waits while the channel holds a hand-off's
-                // worth: the loop empties it continuously, and a short channel
-                // keeps memory and queueing latency low.
-                || (mode == Mode::Block && queued > 0 && queued + size > CHANNEL_BYTES)
-        };
-        // Fast path, no lock: nothing parked and room left.
-        if !s.full.load(Ordering::SeqCst) && !over_memory() {
-            return Ok(());
-        }
-        let over = |g: &Gate| g.full || over_memory();
-        let mut g = lock(&s.gate);
-        if !over(&g) {
-            return Ok(());
-        }
-        if mode == Mode::Try {
-            return Err(());
-        }
-        let deadline = Instant::now() + s.max_block;
-        g.blocked += 1;
-        s.blocked.fetch_add(1, Ordering::SeqCst);
-        let res = loop {
-            if !over(&g) || s.closed.load(Ordering::Acquire) || s.closing.load(Ordering::Acquire) {
-                break Ok(());
-            }
+        let mut record = record;
+        let mut deadline: Option<Instant> = None;
+        let mut g = s.lock();
+        loop {
             let now = Instant::now();
-            if now >= deadline {
-                break Err(());
+            match g.core.send(record, now) {
+                Ok(id) => {
+                    if let Some(r) = reply {
+                        g.waiters.insert(id.0, Waiter(Some(r)));
+                    }
+                    let wake = g.core.needs_poll();
+                    drop(g);
+                    if wake {
+                        s.wake.kick();
+                    }
+                    return Ok(id);
+                }
+                Err(SendError::BufferFull {
+                    record: r,
+                    buffered,
+                    limit,
+                }) if mode == Mode::Block => {
+                    let d = *deadline.get_or_insert(now + s.max_block);
+                    if s.closing.load(Ordering::Acquire) || g.finished {
+                        return Err(SendError::Closed(r).into());
+                    }
+                    if now >= d {
+                        return Err(SendError::BufferFull {
+                            record: r,
+                            buffered,
+                            limit,
+                        }
+                        .into());
+                    }
+                    record = *r;
+                    // The loop frees memory as batches complete and signals `room`.
+                    s.blocked.fetch_add(1, Ordering::SeqCst);
+                    g = s
+                        .room
+                        .wait_timeout(g, d - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                    s.blocked.fetch_sub(1, Ordering::SeqCst);
+                }
+                Err(e) => return Err(e.into()),
             }
-            g = s
-                .gate_cv
-                .wait_timeout(g, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        };
-        g.blocked -= 1;
-        s.blocked.fetch_sub(1, Ordering::SeqCst);
-        res
+        }
     }
 
     /// Blocks until every record sent (through any handle) before this call has its outcome.
@@ -611,17 +591,19 @@ impl Handle {
     }
 
     fn flush_inner(&self, deadline: Option<Instant>) -> Result<(), Error> {
-        if self.shared.closed.load(Ordering::Acquire) {
-            return Ok(());
-        }
         let slot = Slot::new();
-        if self
-            .tx
-            .send(Command::Flush(Promise(Some(slot.clone()))))
-            .is_err()
         {
-            return Ok(()); // the loop ended: nothing is pending any more
+            let mut g = self.shared.lock();
+            if g.finished {
+                return Ok(());
+            }
+            let token = g.core.flush(Instant::now());
+            if g.core.is_flushed(token) {
+                return Ok(());
+            }
+            g.flushes.push((token, Promise(Some(slot.clone()))));
         }
+        self.shared.wake.kick();
         match slot.take(deadline) {
             Some(Err(Error::Closed)) => Ok(()),
             Some(r) => r,
@@ -629,27 +611,28 @@ impl Handle {
         }
     }
 
-    /// Stops accepting records, waits up to `timeout` for the outstanding ones,
-    /// then aborts the rest (they fail with `Aborted`/`UnknownOutcome`).
+    /// Stops accepting records (senders blocked for memory give up with
+    /// `Closed`), waits up to `timeout` for the outstanding ones, then aborts
+    /// the rest (they fail with `Aborted`/`UnknownOutcome`).
     /// `Err(Error::Timeout)` when the abort was needed.
     pub fn close(&self, timeout: Duration) -> Result<(), Error> {
-        self.shared.closing.store(true, Ordering::Release);
-        self.wake_blocked();
-        if self.shared.closed.load(Ordering::Acquire) {
-            return Ok(());
-        }
+        let s = &*self.shared;
+        s.closing.store(true, Ordering::Release);
         let slot = Slot::new();
-        if self
-            .tx
-            .send(Command::Close(Promise(Some(slot.clone()))))
-            .is_err()
         {
-            return Ok(());
+            let mut g = s.lock();
+            s.room.notify_all();
+            if g.finished {
+                return Ok(());
+            }
+            g.core.close(Instant::now());
+            g.closes.push(Promise(Some(slot.clone())));
         }
+        s.wake.kick();
         match slot.take(Some(Instant::now() + timeout)) {
             Some(_) => Ok(()),
             None => {
-                let _ = self.tx.send(Command::Abort);
+                s.command(|core, now| core.abort(now));
                 // Abort completes every record at once; wait a little for the loop.
                 let _ = slot.take(Some(Instant::now() + Duration::from_secs(5)));
                 Err(Error::Timeout)
@@ -661,307 +644,146 @@ impl Handle {
     pub fn is_closed(&self) -> bool {
         self.shared.closed.load(Ordering::Acquire)
     }
-
-    fn wake_blocked(&self) {
-        let _g = lock(&self.shared.gate);
-        self.shared.gate_cv.notify_all();
-    }
 }
 
-// ---- the engine: the core plus waiters, parked sends, flushes -----------------------
+// ---- the loop's side ---------------------------------------------------------------
 
-/// A send waiting for memory.
-struct Parked {
-    record: ProducerRecord,
-    waiter: Option<Waiter>,
-    deadline: Instant,
-}
-
-/// Everything a driver's loop needs besides sockets.
-struct Engine {
-    core: Core,
+/// The loop's end of the shared state: it makes a producer, applies IO under
+/// the lock, and carries out outputs (transmits, callbacks) outside it.
+/// Dropping it marks the producer closed.
+struct LoopSide {
     shared: Arc<Shared>,
-    /// Waiters by record id (only records someone waits on).
-    waiters: Waiters,
-    /// Bytes of sends taken from the channel since the last poll (subtracted
-    /// from `Shared::queued` once per poll, not once per record).
-    dequeued: usize,
-    /// Slots by record id for waiters that may ask to expedite later.
-    parked: VecDeque<Parked>,
-    /// Parked sends ever made, and those handed on (to the core or failed).
-    parked_in: u64,
-    parked_out: u64,
-    /// Flushes: waiting for parked sends below a count, then for a core token.
-    flushes: Vec<(u64, Option<FlushToken>, Promise<()>)>,
-    closes: Vec<Promise<()>>,
-    close_requested: bool,
-    core_closing: bool,
-    finished: bool,
+    /// Outcomes taken under the lock, resolved after it is released.
+    done: Vec<(Waiter, DeliveryResult)>,
 }
 
-impl Engine {
+impl LoopSide {
     fn new(
         config: ProducerConfig,
         waker: Option<Arc<dyn Wake>>,
-    ) -> Result<(Engine, Handle, queue::Receiver, queue::Sender), Error> {
-        let buffer_memory = config.buffer_memory;
+    ) -> Result<(LoopSide, Handle, queue::Receiver), Error> {
         let max_block = config.max_block;
         let core = Core::new(config, Instant::now(), unix_ms())?;
+        let (tx, rx) = queue::queue(waker);
         let shared = Arc::new(Shared {
-            queued: AtomicUsize::new(0),
-            core_buffered: AtomicUsize::new(0),
-            full: AtomicBool::new(false),
+            engine: Mutex::new(Engine {
+                core,
+                waiters: Waiters::default(),
+                flushes: Vec::new(),
+                closes: Vec::new(),
+                listener: None,
+                finished: false,
+            }),
+            room: Condvar::new(),
             blocked: AtomicUsize::new(0),
-            gate: Mutex::new(Gate::default()),
-            gate_cv: Condvar::new(),
             closing: AtomicBool::new(false),
             closed: AtomicBool::new(false),
-            buffer_memory,
+            wake: tx,
             max_block,
         });
-        let (tx, rx) = queue::queue(waker);
         let handle = Handle {
-            tx: CommandSender { tx: tx.clone() },
             shared: shared.clone(),
         };
-        let engine = Engine {
-            core,
-            shared,
-            waiters: Waiters::default(),
-            dequeued: 0,
-            parked: VecDeque::new(),
-            parked_in: 0,
-            parked_out: 0,
-            flushes: Vec::new(),
-            closes: Vec::new(),
-            close_requested: false,
-            core_closing: false,
-            finished: false,
-        };
-        Ok((engine, handle, rx, tx))
+        Ok((
+            LoopSide {
+                shared,
+                done: Vec::new(),
+            },
+            handle,
+            rx,
+        ))
     }
 
-    /// The core, for IO inputs.
-    fn core(&mut self) -> &mut Core {
-        &mut self.core
+    /// A sender for helper threads' IO news.
+    fn sender(&self) -> queue::Sender {
+        self.shared.wake.clone()
     }
 
-    /// The core's configuration.
-    fn config(&self) -> &ProducerConfig {
-        self.core.config()
+    /// The engine, locked, for one IO input outside a turn (the next turn polls).
+    #[cfg_attr(not(feature = "mio-driver"), allow(dead_code))]
+    fn lock(&self) -> MutexGuard<'_, Engine> {
+        self.shared.lock()
     }
 
     /// True once the core emitted `Closed`.
     fn finished(&self) -> bool {
-        self.finished
+        self.shared.closed.load(Ordering::Acquire)
     }
 
-    /// Applies one command (call [`Engine::poll`] after a batch of them).
-    fn command(&mut self, cmd: Command, now: Instant) {
-        match cmd {
-            Command::Send {
-                record,
-                waiter,
-                mode,
-                size,
-            } => {
-                self.dequeued += size;
-                if !self.parked.is_empty() {
-                    // Keep send order: behind the parked ones.
-                    self.park_or_refuse(record, waiter, mode, now);
-                    return;
-                }
-                match self.core.send(record, now) {
-                    Ok(id) => self.accepted(id, waiter, now),
-                    Err(SendError::BufferFull { record, .. }) => {
-                        self.park_or_refuse(*record, waiter, mode, now)
-                    }
-                    Err(e) => refuse(waiter, e),
-                }
-            }
-            Command::Expedite(slot) => {
-                let id = slot.id.load(Ordering::Acquire);
-                if id != NO_ID {
-                    self.core.expedite(RecordId(id), now);
-                }
-                // Not accepted yet: `accepted` sees the flag.
-            }
-            Command::Flush(p) => {
-                let token = self.parked.is_empty().then(|| self.core.flush(now));
-                self.flushes.push((self.parked_in, token, p));
-            }
-            Command::Close(p) => {
-                self.close_requested = true;
-                self.closes.push(p);
-                if self.finished {
-                    for p in self.closes.drain(..) {
-                        p.resolve(Ok(()));
-                    }
-                }
-            }
-            Command::Abort => {
-                self.close_requested = true;
-                self.core_closing = true;
-                for p in std::mem::take(&mut self.parked) {
-                    self.parked_out += 1;
-                    refuse(p.waiter, SendError::Closed(Box::new(p.record)));
-                }
-                self.core.abort(now);
-            }
-        }
-    }
-
-    fn accepted(&mut self, id: RecordId, waiter: Option<Waiter>, now: Instant) {
-        if let Some(w) = waiter {
-            if let Some(Reply::Future(s)) = &w.0 {
-                s.id.store(id.0, Ordering::Release);
-                if s.expedite.load(Ordering::Acquire) {
-                    self.core.expedite(id, now);
-                }
-            }
-            self.waiters.insert(id.0, w);
-        }
-    }
-
-    fn park_or_refuse(
+    /// One turn of the loop: under the lock, `inputs` applies IO news to the
+    /// core, then the core's outputs are drained (transmits to `out`).
+    /// Outcomes are delivered to their waiters after the lock is released.
+    /// Returns the core's next deadline.
+    fn turn(
         &mut self,
-        record: ProducerRecord,
-        waiter: Option<Waiter>,
-        mode: Mode,
-        now: Instant,
-    ) {
-        if mode == Mode::Try {
-            let buffered = self.core.buffered_bytes();
-            let limit = self.core.config().buffer_memory;
-            refuse(
-                waiter,
-                SendError::BufferFull {
-                    record: Box::new(record),
-                    buffered,
-                    limit,
-                },
-            );
-            return;
-        }
-        self.parked_in += 1;
-        self.parked.push_back(Parked {
-            record,
-            waiter,
-            deadline: now + self.core.config().max_block,
-        });
-    }
-
-    /// Hands parked sends to the core while it takes them; expires old ones.
-    fn unpark(&mut self, now: Instant) -> bool {
-        let mut moved = false;
-        while let Some(p) = self.parked.pop_front() {
-            if self.core_closing {
-                self.parked_out += 1;
-                refuse(p.waiter, SendError::Closed(Box::new(p.record)));
-                continue;
-            }
-            match self.core.send(p.record, now) {
-                Ok(id) => {
-                    self.parked_out += 1;
-                    moved = true;
-                    self.accepted(id, p.waiter, now);
-                }
-                Err(SendError::BufferFull {
-                    record,
-                    buffered,
-                    limit,
-                }) => {
-                    if now >= p.deadline {
-                        self.parked_out += 1;
-                        refuse(
-                            p.waiter,
-                            SendError::BufferFull {
-                                record,
-                                buffered,
-                                limit,
-                            },
-                        );
-                        continue;
-                    }
-                    self.parked.push_front(Parked {
-                        record: *record,
-                        waiter: p.waiter,
-                        deadline: p.deadline,
-                    });
-                    break;
-                }
-                Err(e) => {
-                    self.parked_out += 1;
-                    refuse(p.waiter, e);
-                }
-            }
-        }
-        moved
-    }
-
-    /// Drains the core's outputs: transmits go to `out`, events to waiters.
-    /// Call after every batch of inputs/commands, then apply `out`.
-    fn poll(&mut self, now: Instant, out: &mut Vec<Transmit>) {
-        if self.dequeued > 0 {
-            self.shared
-                .queued
-                .fetch_sub(std::mem::take(&mut self.dequeued), Ordering::AcqRel);
-        }
+        out: &mut Vec<Transmit>,
+        inputs: impl FnOnce(&mut Core, Instant),
+    ) -> Option<Instant> {
+        let mut g = lock(&self.shared.engine);
+        let now = Instant::now();
+        g.core.handle_wall_clock(now, unix_ms());
+        inputs(&mut g.core, now);
+        let mut freed = false;
         loop {
-            while let Some(t) = self.core.poll_transmit(now) {
+            while let Some(t) = g.core.poll_transmit(now) {
                 out.push(t);
             }
-            let mut freed = false;
-            while let Some(ev) = self.core.poll_event() {
-                freed = true;
-                self.on_event(ev);
+            let mut any = false;
+            while let Some(ev) = g.core.poll_event() {
+                any = true;
+                g.on_event(ev, &mut self.done);
             }
-            let mut changed = false;
-            // Memory may have been freed: let parked sends in, then close once they are in.
-            if !self.parked.is_empty()
-                && (freed || self.parked.front().is_some_and(|p| now >= p.deadline))
-            {
-                let before = self.parked.len();
-                changed |= self.unpark(now) || self.parked.len() != before;
-            }
-            if self.close_requested && !self.core_closing && self.parked.is_empty() {
-                self.core_closing = true;
-                self.core.close(now);
-                changed = true;
-            }
-            if !self.flushes.is_empty() {
-                changed |= self.progress_flushes(now);
-            }
-            if !changed {
+            freed |= any;
+            if !any {
                 break;
             }
         }
-        self.update_gate();
+        if !g.flushes.is_empty() {
+            g.progress_flushes();
+        }
+        let timeout = g.core.poll_timeout();
+        let listener = if self.done.is_empty() {
+            None
+        } else {
+            g.listener.clone()
+        };
+        if g.finished {
+            self.shared.closed.store(true, Ordering::Release);
+        }
+        if (freed || g.finished) && self.shared.blocked.load(Ordering::SeqCst) > 0 {
+            // A sender that found no room counted itself in `blocked` under
+            // this lock before waiting on `room`: it hears this.
+            self.shared.room.notify_all();
+        }
+        drop(g);
+        for (w, r) in self.done.drain(..) {
+            w.resolve(r, listener.as_ref());
+        }
+        timeout
     }
+}
 
-    /// Resolves finished flushes; true when it asked the core for a new flush.
-    fn progress_flushes(&mut self, now: Instant) -> bool {
-        let parked_out = self.parked_out;
-        let mut asked = false;
+impl Drop for LoopSide {
+    fn drop(&mut self) {
+        self.shared.shutdown();
+    }
+}
+
+impl Engine {
+    /// Resolves the flushes whose records all have their outcome.
+    fn progress_flushes(&mut self) {
         let mut i = 0;
         while i < self.flushes.len() {
-            let (below, token, _) = &mut self.flushes[i];
-            if token.is_none() && parked_out >= *below {
-                *token = Some(self.core.flush(now));
-                asked = true;
-            }
-            let done = token.is_some_and(|t| self.core.is_flushed(t)) || self.finished;
-            if done {
-                let (_, _, p) = self.flushes.swap_remove(i);
+            if self.core.is_flushed(self.flushes[i].0) || self.finished {
+                let (_, p) = self.flushes.swap_remove(i);
                 p.resolve(Ok(()));
             } else {
                 i += 1;
             }
         }
-        asked
     }
 
-    fn on_event(&mut self, ev: Event) {
+    fn on_event(&mut self, ev: Event, done: &mut Vec<(Waiter, DeliveryResult)>) {
         match ev {
             Event::Delivered(d) => {
                 if self.waiters.is_empty() {
@@ -988,7 +810,7 @@ impl Engine {
                                 d.timestamps.get(i).copied().unwrap_or(-1)
                             },
                         };
-                        w.resolve(Ok(md));
+                        done.push((w, Ok(md)));
                     }
                     index += n as usize;
                 }
@@ -1009,77 +831,27 @@ impl Engine {
                     let mut k = start;
                     while let Some((id, w)) = self.waiters.take_next(k, end) {
                         k = id + 1;
-                        w.resolve(Err(Error::Delivery(f.error.clone())));
+                        done.push((w, Err(Error::Delivery(f.error.clone()))));
                     }
                 }
             }
             Event::Closed => {
                 self.finished = true;
-                self.shared.closed.store(true, Ordering::Release);
                 for p in self.closes.drain(..) {
                     p.resolve(Ok(()));
                 }
-                for (_, _, p) in self.flushes.drain(..) {
+                for (_, p) in self.flushes.drain(..) {
                     p.resolve(Ok(()));
                 }
                 // Every record has had its event; anything left never will.
-                self.waiters.clear();
+                for w in std::mem::take(&mut self.waiters)
+                    .slots
+                    .into_iter()
+                    .flatten()
+                {
+                    done.push((w, Err(Error::Closed)));
+                }
             }
         }
-    }
-
-    fn update_gate(&self) {
-        let full = !self.parked.is_empty();
-        self.shared
-            .core_buffered
-            .store(self.core.buffered_bytes(), Ordering::SeqCst);
-        // Lock only when something changes or someone waits: not per poll.
-        // (SeqCst: a sender that starts waiting after this load saw the
-        // `core_buffered` stored above when it checked for room.)
-        if full == self.shared.full.load(Ordering::SeqCst) {
-            if self.shared.blocked.load(Ordering::SeqCst) > 0 {
-                let _g = lock(&self.shared.gate);
-                self.shared.gate_cv.notify_all();
-            }
-            return;
-        }
-        let mut g = lock(&self.shared.gate);
-        g.full = full;
-        self.shared.full.store(full, Ordering::Release);
-        self.shared.gate_cv.notify_all();
-    }
-
-    /// The next deadline: the core's, or a parked send's `max.block.ms`.
-    fn timeout(&mut self) -> Option<Instant> {
-        let t = self.core.poll_timeout();
-        match (t, self.parked.front().map(|p| p.deadline)) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
-    }
-
-    /// Marks the loop gone: handles see the producer closed, blocked senders wake.
-    fn shutdown(&mut self) {
-        self.shared.closing.store(true, Ordering::Release);
-        self.shared.closed.store(true, Ordering::Release);
-        for p in std::mem::take(&mut self.parked) {
-            refuse(p.waiter, SendError::Closed(Box::new(p.record)));
-        }
-        self.waiters.clear();
-        let _g = lock(&self.shared.gate);
-        self.shared.gate_cv.notify_all();
-    }
-}
-
-impl Drop for Engine {
-    fn drop(&mut self) {
-        self.shutdown();
-    }
-}
-
-fn refuse(waiter: Option<Waiter>, e: SendError) {
-    match waiter {
-        Some(w) => w.resolve(Err(Error::Send(e))),
-        None => log::warn!("fire-and-forget record refused: {e}"),
     }
 }

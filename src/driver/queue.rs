@@ -1,38 +1,62 @@
-//! The loop's inbox: a mutex-guarded queue that the loop empties in one swap.
+//! The loop's inbox: IO news from helper threads, and wake-ups.
 //!
-//! Replaces `std::sync::mpsc` on the per-record path. A send is one short
-//! lock and a push into a buffer that is reused (no per-message or
-//! per-block allocation once warm); the loop takes everything queued with
-//! one lock. Wake-ups are coalesced: the mio waker (an `eventfd` write) is
-//! rung only for the first message after the loop last emptied the queue,
-//! and the blocking loop's condvar only while that loop actually sleeps. So
-//! a burst of sends costs the loop one wake-up, not one per record.
+//! Application threads append records to the core themselves (under the
+//! engine's lock) and only [`Sender::kick`] the loop when the core has work
+//! for it. Helper threads (readers, writers, connectors, resolvers) queue
+//! [`IoMsg`]s. Wake-ups are coalesced: after the first message or kick, more
+//! cost one atomic load until the loop takes what is queued, and the mio
+//! waker (an `eventfd` write) or the blocking loop's condvar is only touched
+//! for that first one.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
-use super::{Msg, Wake};
+use super::{IoMsg, Wake};
 
 struct State {
-    msgs: VecDeque<Msg>,
+    msgs: VecDeque<IoMsg>,
     /// The receiver is gone: sends fail (the loop ended).
     closed: bool,
     /// The blocking loop waits on the condvar.
     sleeping: bool,
-    /// The waker was rung and the loop has not emptied the queue since.
-    notified: bool,
 }
 
 struct Inner {
     state: Mutex<State>,
     ready: Condvar,
+    /// The loop was told about work and has not taken it since.
+    notified: AtomicBool,
     waker: Option<Arc<dyn Wake>>,
 }
 
 impl Inner {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Wakes the loop unless it was already told.
+    fn notify(&self, s: Option<MutexGuard<'_, State>>) {
+        if self.notified.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        match &self.waker {
+            Some(w) => {
+                drop(s);
+                w.wake();
+            }
+            None => {
+                // Under the queue lock: the loop checks `notified` under it
+                // before it sleeps, so this cannot slip in between.
+                let mut s = s.unwrap_or_else(|| self.lock());
+                if s.sleeping {
+                    s.sleeping = false;
+                    drop(s);
+                    self.ready.notify_one();
+                }
+            }
+        }
     }
 }
 
@@ -50,9 +74,9 @@ pub(super) fn queue(waker: Option<Arc<dyn Wake>>) -> (Sender, Receiver) {
             msgs: VecDeque::new(),
             closed: false,
             sleeping: false,
-            notified: false,
         }),
         ready: Condvar::new(),
+        notified: AtomicBool::new(false),
         waker,
     });
     (Sender(inner.clone()), Receiver(inner))
@@ -60,55 +84,43 @@ pub(super) fn queue(waker: Option<Arc<dyn Wake>>) -> (Sender, Receiver) {
 
 impl Sender {
     /// Queues a message; gives it back when the loop has gone.
-    // The message is returned by value, as `mpsc::SendError` did: moved, not copied to the heap.
     #[allow(clippy::result_large_err)]
-    pub(super) fn send(&self, m: Msg) -> Result<(), Msg> {
+    pub(super) fn send(&self, m: IoMsg) -> Result<(), IoMsg> {
         let i = &*self.0;
         let mut s = i.lock();
         if s.closed {
             return Err(m);
         }
         s.msgs.push_back(m);
-        let ring = i.waker.is_some() && !s.notified;
-        if ring {
-            s.notified = true;
-        }
-        let signal = s.sleeping;
-        if signal {
-            s.sleeping = false;
-        }
-        drop(s);
-        if ring {
-            if let Some(w) = &i.waker {
-                w.wake();
-            }
-        }
-        if signal {
-            i.ready.notify_one();
-        }
+        i.notify(Some(s));
         Ok(())
+    }
+
+    /// Wakes the loop to poll the core (coalesced: one atomic load while the
+    /// loop has not yet taken an earlier wake-up).
+    pub(super) fn kick(&self) {
+        if !self.0.notified.load(Ordering::SeqCst) {
+            self.0.notify(None);
+        }
     }
 }
 
 impl Receiver {
     /// Moves everything queued into `out` (which should be empty: its buffer
     /// is swapped in, so the two buffers are reused turn about).
-    pub(super) fn drain(&self, out: &mut VecDeque<Msg>) {
+    pub(super) fn drain(&self, out: &mut VecDeque<IoMsg>) {
         let mut s = self.0.lock();
-        s.notified = false;
-        if out.is_empty() {
-            std::mem::swap(&mut s.msgs, out);
-        } else {
-            out.extend(s.msgs.drain(..));
-        }
+        // Cleared before the loop polls the core: a kick after this wakes it again.
+        self.0.notified.store(false, Ordering::SeqCst);
+        take(&mut s, out);
     }
 
-    /// Waits until something is queued or `deadline` passes (forever when
-    /// `None`), then drains like [`Receiver::drain`].
-    pub(super) fn wait(&self, deadline: Option<Instant>, out: &mut VecDeque<Msg>) {
+    /// Waits until something is queued or kicked, or `deadline` passes
+    /// (forever when `None`), then drains like [`Receiver::drain`].
+    pub(super) fn wait(&self, deadline: Option<Instant>, out: &mut VecDeque<IoMsg>) {
         let i = &*self.0;
         let mut s = i.lock();
-        while s.msgs.is_empty() {
+        while s.msgs.is_empty() && !i.notified.load(Ordering::SeqCst) {
             s.sleeping = true;
             match deadline {
                 None => s = i.ready.wait(s).unwrap_or_else(|e| e.into_inner()),
@@ -126,12 +138,16 @@ impl Receiver {
             }
         }
         s.sleeping = false;
-        s.notified = false;
-        if out.is_empty() {
-            std::mem::swap(&mut s.msgs, out);
-        } else {
-            out.extend(s.msgs.drain(..));
-        }
+        i.notified.store(false, Ordering::SeqCst);
+        take(&mut s, out);
+    }
+}
+
+fn take(s: &mut State, out: &mut VecDeque<IoMsg>) {
+    if out.is_empty() {
+        std::mem::swap(&mut s.msgs, out);
+    } else {
+        out.extend(s.msgs.drain(..));
     }
 }
 
@@ -142,7 +158,6 @@ impl Drop for Receiver {
             s.closed = true;
             std::mem::take(&mut s.msgs)
         };
-        // Dropped outside the lock: unresolved waiters run callbacks with `Closed`.
         drop(left);
     }
 }

@@ -343,6 +343,13 @@ impl<K, V> TypedProducer<K, V> {
             .send_with_callback(self.serialize(record)?, callback)
     }
 
+    /// Serializes and sends a record whose outcome goes to the listener; see
+    /// [`Handle::send_with_tag`] and [`Handle::on_delivery`] (on [`TypedProducer::handle`]).
+    /// A serializer failure is returned here and the listener is not called.
+    pub fn send_with_tag(&self, record: TypedRecord<K, V>, tag: u64) -> Result<(), Error> {
+        self.handle.send_with_tag(self.serialize(record)?, tag)
+    }
+
     /// Serializes and sends a record without tracking it; see
     /// [`Handle::send_and_forget`]. A serializer failure is returned here.
     pub fn send_and_forget(&self, record: TypedRecord<K, V>) -> Result<(), Error> {
