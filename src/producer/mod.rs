@@ -55,6 +55,11 @@ pub enum Transmit {
         port: u16,
     },
     /// Write these bytes, in order after earlier sends on the connection.
+    ///
+    /// One request may span several sends (a Produce request's batches are
+    /// sends of their own, not copied into it): the bytes are a stream, not
+    /// one frame per send. Drivers gain from writing queued sends together
+    /// (`write_vectored`).
     Send {
         /// Connection.
         conn: ConnId,
@@ -235,6 +240,8 @@ pub struct Producer {
     in_flight_batches: usize,
 
     transmits: VecDeque<Transmit>,
+    /// Scratch for the pieces of one request (see `transmit_request`).
+    segments: Vec<Bytes>,
     events: VecDeque<Event>,
     next_timeout: Option<Instant>,
     dirty: bool,
@@ -323,6 +330,7 @@ impl Producer {
             pending_records: 0,
             in_flight_batches: 0,
             transmits: VecDeque::new(),
+            segments: Vec::new(),
             events: VecDeque::new(),
             next_timeout: None,
             dirty: true,

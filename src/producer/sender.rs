@@ -5,11 +5,9 @@
 
 use std::time::Instant;
 
-use bytes::BytesMut;
-
 use crate::protocol::compression::Compression;
 use crate::protocol::error_code::ErrorCode;
-use crate::protocol::frame::{self, ApiKey};
+use crate::protocol::frame::ApiKey;
 use crate::protocol::messages::produce::{
     PartitionProduceData, ProduceRequest, ProduceResponse, TopicProduceData,
 };
@@ -496,32 +494,15 @@ impl Producer {
         }
         if self.config.acks == Acks::None {
             // No answer will come: the records are complete once written.
-            let correlation_id = self.next_correlation;
-            self.next_correlation = self.next_correlation.wrapping_add(1) & i32::MAX;
-            let mut buf = BytesMut::new();
-            match frame::encode_request(
-                &mut buf,
-                correlation_id,
-                Some(&self.config.client_id),
-                version,
-                &req,
-            ) {
-                Ok(()) => {
+            match self.transmit_request(conn, version, &req) {
+                Some(_) => {
                     let c = self.conns.get_mut(&conn).expect("connection");
-                    c.sent_bytes += buf.len() as u64;
                     // Complete once written (`handle_written`), as Java does:
                     // until then the batches hold their memory, so a stalled
                     // broker stops the producer at buffer.memory.
                     c.unwritten.push_back((c.sent_bytes, batches));
-                    self.transmits.push_back(Transmit::Send {
-                        conn,
-                        data: buf.freeze(),
-                    });
                 }
-                Err(e) => {
-                    log::error!("cannot encode Produce v{version}: {e}");
-                    self.retry_unknown(batches, now);
-                }
+                None => self.retry_unknown(batches, now),
             }
             return;
         }
