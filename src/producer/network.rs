@@ -574,7 +574,7 @@ impl Producer {
                     if self.append(part, r.id, &r.record, ts, size, now).is_err() {
                         // No memory for a batch now: this record and the ones
                         // behind it wait, in order, for deliveries to free some.
-                        self.buffered_bytes += r.size;
+                        self.hold(r.size);
                         let t = self.topics.get_mut(topic).expect("topic");
                         t.pending.push_front(r);
                         return;

@@ -101,6 +101,7 @@ impl Producer {
                         maybe_persisted: false,
                     },
                 );
+                self.recycle(o.builder.into_buffer());
             }
         }
         // Records waiting for metadata past max.block.ms.
@@ -531,6 +532,11 @@ impl Producer {
             records: b.ids,
             timestamps: b.timestamps,
         }));
+        // Unshared once the driver dropped what it wrote (the usual case by
+        // the time an answer arrives); a buffer still shared is left alone.
+        if let Some(buf) = b.closed.into_buffer() {
+            self.recycle(buf);
+        }
     }
 
     /// Bookkeeping for a batch that leaves the wire (answered, lost, or failed).
@@ -545,6 +551,9 @@ impl Producer {
             self.parts[b.part].partition,
         );
         self.complete_failed(t, p, b.ids, b.memory, error);
+        if let Some(buf) = b.closed.into_buffer() {
+            self.recycle(buf);
+        }
     }
 
     /// Batches whose request got no answer: they may be in the log. Retried
@@ -731,6 +740,8 @@ impl Producer {
             }
             self.conns.clear();
             self.closed = true;
+            // No batch comes after this: give the idle buffers back.
+            self.pool.shrink_to(0);
             self.events.push_back(Event::Closed);
         }
     }
