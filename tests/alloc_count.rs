@@ -22,21 +22,24 @@ struct Counting;
 thread_local! {
     static COUNTING: Cell<bool> = const { Cell::new(false) };
     static ALLOCS: Cell<u64> = const { Cell::new(0) };
+    /// Allocations of at least `BIG_MIN` bytes (batch buffers).
+    static BIG: Cell<u64> = const { Cell::new(0) };
+    static BIG_MIN: Cell<usize> = const { Cell::new(usize::MAX) };
 }
 
 // SAFETY: forwards to the system allocator; the bookkeeping touches only
 // const-initialised thread-locals, which never allocate.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        bump();
+        bump(layout.size());
         System.alloc(layout)
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        bump();
+        bump(layout.size());
         System.alloc_zeroed(layout)
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        bump();
+        bump(new_size);
         System.realloc(ptr, layout, new_size)
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
@@ -44,10 +47,13 @@ unsafe impl GlobalAlloc for Counting {
     }
 }
 
-fn bump() {
+fn bump(size: usize) {
     let _ = COUNTING.try_with(|c| {
         if c.get() {
             let _ = ALLOCS.try_with(|a| a.set(a.get() + 1));
+            if BIG_MIN.try_with(Cell::get).is_ok_and(|min| size >= min) {
+                let _ = BIG.try_with(|b| b.set(b.get() + 1));
+            }
         }
     });
 }
@@ -115,12 +121,14 @@ impl Bench {
                         self.core(|p| p.handle_connected(conn, now));
                     }
                     Transmit::Send { conn, data } => {
-                        // Written at once (acks=0 completes on this).
-                        let n = data.len();
-                        self.core(|p| p.handle_written(conn, n, now));
                         let (node, d) = self.conns.get_mut(&conn).expect("open");
                         let node = *node;
                         d.push(&data);
+                        // Written at once (acks=0 completes on this); a
+                        // driver drops what it wrote, which lets the core
+                        // reuse a batch's buffer once it is answered.
+                        let n = data.len();
+                        drop(data);
                         let mut replies = Vec::new();
                         while let Some(frame) = d.next_frame().unwrap() {
                             let r = self.mock.handle_request(node, frame, now);
@@ -129,6 +137,7 @@ impl Bench {
                                 replies.push(resp);
                             }
                         }
+                        self.core(|p| p.handle_written(conn, n, now));
                         for resp in replies {
                             self.core(|p| p.handle_data(conn, &resp, now));
                         }
@@ -242,6 +251,36 @@ fn steady_state_allocations_are_per_batch_not_per_record() {
         assert!(
             per_batch <= 40.0,
             "{per_batch:.1} allocations per batch ({per_record:.4} per record)"
+        );
+    }
+}
+
+#[test]
+fn steady_state_batches_reuse_their_buffers() {
+    for batch_size in [1usize << 20, 16 << 10] {
+        let bs = batch_size.to_string();
+        let mut b = Bench::new(&[
+            ("linger.ms", "0"),
+            ("batch.size", &bs),
+            ("acks", "all"),
+            ("enable.idempotence", "true"),
+        ]);
+        let topic: Arc<str> = "t".into();
+        let value = Bytes::from(vec![b'v'; 100]);
+        BIG_MIN.with(|m| m.set(batch_size));
+        // Warm-up: the pool fills with as many buffers as batches in use at once.
+        b.run(&topic, &value, 20_000, 500);
+        let (b0, big0) = (b.batches, BIG.with(Cell::get));
+        b.run(&topic, &value, 200_000, 500);
+        let batches = b.batches - b0;
+        let big = BIG.with(Cell::get) - big0;
+        BIG_MIN.with(|m| m.set(usize::MAX));
+        eprintln!("batch.size {batch_size}: {big} buffer allocations for {batches} batches");
+        assert!(batches >= 400, "{batches} batches");
+        // Without reuse every batch allocates its buffer (big == batches).
+        assert!(
+            big * 20 <= batches,
+            "batch.size {batch_size}: {big} buffers of batch size allocated for {batches} batches"
         );
     }
 }

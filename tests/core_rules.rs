@@ -9,7 +9,9 @@ use bytes::{Bytes, BytesMut};
 use kafka_sansio::producer::{
     ConnId, DeliveryError, Event, Producer, ProducerConfig, ProducerRecord, SendError, Transmit,
 };
-use kafka_sansio::protocol::frame::{encode_response, ApiKey, ApiMessage, Deframer, RequestHeader};
+use kafka_sansio::protocol::frame::{
+    encode_request, encode_response, ApiKey, ApiMessage, Deframer, RequestHeader,
+};
 use kafka_sansio::protocol::messages::api_versions::{ApiVersion, ApiVersionsResponse};
 use kafka_sansio::protocol::messages::init_producer_id::InitProducerIdResponse;
 use kafka_sansio::protocol::messages::metadata::{
@@ -41,9 +43,13 @@ struct Harness {
     written: bool,
     /// Highest Produce version the scripted broker advertises.
     produce_max: i16,
+    /// Every `Transmit::Send`'s bytes, in order.
+    sent: Vec<(ConnId, Bytes)>,
 }
 
 const TOPIC: &str = "t";
+/// A second topic the scripted broker knows, led by the same broker.
+const OTHER_TOPIC: &str = "u";
 
 impl Harness {
     fn new(props: &[(&str, &str)]) -> Self {
@@ -66,6 +72,7 @@ impl Harness {
             producer_epoch: 0,
             written: true,
             produce_max: ApiKey::Produce.versions().1,
+            sent: Vec::new(),
         }
     }
 
@@ -81,12 +88,12 @@ impl Harness {
                         self.p.handle_connected(conn, self.now);
                     }
                     Transmit::Send { conn, data } => {
+                        // A request may come in several sends (a Produce
+                        // request's batches go out as their own buffers): the
+                        // deframer joins them.
                         let c = self.conns.get_mut(&conn).expect("send on open connection");
-                        assert_eq!(
-                            i32::from_be_bytes(data[..4].try_into().unwrap()) as usize,
-                            data.len() - 4
-                        );
                         c.1.push(&data);
+                        self.sent.push((conn, data.clone()));
                         // Written to the (simulated) socket at once, unless stalled.
                         if self.written {
                             self.p.handle_written(conn, data.len(), self.now);
@@ -171,22 +178,26 @@ impl Harness {
                             port: 9000,
                             ..Default::default()
                         }],
-                        topics: vec![MetadataResponseTopic {
-                            error_code: self.topic_error.map_or(0, |c| c.code()),
-                            name: Some(TOPIC.into()),
-                            partitions: if self.topic_error.is_some() {
-                                vec![]
-                            } else {
-                                (0..self.partitions)
-                                    .map(|i| MetadataResponsePartition {
-                                        partition_index: i,
-                                        leader_id: 0,
-                                        ..Default::default()
-                                    })
-                                    .collect()
-                            },
-                            ..Default::default()
-                        }],
+                        // Both topics alike (the producer ignores one it did not ask for).
+                        topics: [TOPIC, OTHER_TOPIC]
+                            .iter()
+                            .map(|name| MetadataResponseTopic {
+                                error_code: self.topic_error.map_or(0, |c| c.code()),
+                                name: Some((*name).into()),
+                                partitions: if self.topic_error.is_some() {
+                                    vec![]
+                                } else {
+                                    (0..self.partitions)
+                                        .map(|i| MetadataResponsePartition {
+                                            partition_index: i,
+                                            leader_id: 0,
+                                            ..Default::default()
+                                        })
+                                        .collect()
+                                },
+                                ..Default::default()
+                            })
+                            .collect(),
                         ..Default::default()
                     };
                     self.respond(&req, &resp);
@@ -323,6 +334,66 @@ fn lingers_then_sends_one_batch_and_reports_offsets() {
     assert_eq!(h.delivered_offsets(), vec![(0, 100), (1, 101), (2, 102)]);
     assert!(h.p.is_idle());
     assert_eq!(h.p.buffered_bytes(), 0);
+}
+
+#[test]
+fn produce_requests_go_out_in_pieces_that_concatenate_to_the_one_buffer_encoding() {
+    let (lo, hi) = ApiKey::Produce.versions();
+    for version in lo..=hi {
+        for (acks, idempotence) in [("0", "false"), ("1", "false"), ("all", "true")] {
+            let mut h = Harness::with_partitions(
+                &[
+                    ("acks", acks),
+                    ("enable.idempotence", idempotence),
+                    ("linger.ms", "5"),
+                ],
+                3,
+            );
+            h.produce_max = version;
+            let mut n = 0;
+            for topic in [TOPIC, OTHER_TOPIC] {
+                for partition in 0..3 {
+                    for _ in 0..=partition {
+                        let v = format!("{topic}-{partition}-{n}");
+                        h.send(ProducerRecord::new(topic, v).partition(partition));
+                        n += 1;
+                    }
+                }
+            }
+            // Cluster requests answered; the batches linger.
+            assert!(h.next_produce().is_none());
+            h.sent.clear();
+            h.advance(Duration::from_millis(5));
+            let (req, pr) = h.next_produce().expect("produce");
+            let ctx = format!("Produce v{version} acks={acks}");
+            assert_eq!(req.header.api_version, version, "{ctx}");
+            assert_eq!(batches(&pr).len(), 6, "{ctx}");
+            // The sends are exactly this request, in pieces around each batch...
+            assert!(h.sent.iter().all(|(c, _)| *c == req.conn), "{ctx}");
+            assert!(h.sent.len() >= 12, "{ctx}: {} pieces", h.sent.len());
+            let pieces: Vec<u8> = h.sent.iter().flat_map(|(_, d)| d.to_vec()).collect();
+            // ...whose bytes are the one-buffer encoding of the same request.
+            let mut whole = BytesMut::new();
+            encode_request(
+                &mut whole,
+                req.header.correlation_id,
+                req.header.client_id.as_deref(),
+                version,
+                &pr,
+            )
+            .unwrap();
+            assert_eq!(pieces, whole.to_vec(), "{ctx}");
+            if acks == "0" {
+                // Written whole: complete.
+                assert_eq!(h.delivered_offsets().len(), n, "{ctx}");
+            } else {
+                h.answer_produce(&req, &pr, ErrorCode::None, 0);
+                assert_eq!(h.delivered_offsets().len(), n, "{ctx}");
+            }
+            assert!(h.p.is_idle(), "{ctx}");
+            assert_eq!(h.p.buffered_bytes(), 0, "{ctx}");
+        }
+    }
 }
 
 #[test]

@@ -474,6 +474,121 @@ fn qc_metadata_response() {
 fn qc_produce_request() {
     qc::<ProduceRequest>();
 }
+/// The pieces of a split request frame, concatenated, are the one-buffer
+/// encoding; every non-empty records field is a piece of its own that shares
+/// the request's memory (not a copy).
+fn check_split<R: ApiMessage + kafka_sansio::protocol::Request>(
+    m: &R,
+    v: i16,
+    records: &[Bytes],
+) -> bool {
+    let mut whole = BytesMut::new();
+    encode_request(&mut whole, 7, Some("client"), v, m).unwrap();
+    let mut pieces = Vec::new();
+    let total =
+        kafka_sansio::protocol::frame::encode_request_split(7, Some("client"), v, m, &mut pieces)
+            .unwrap();
+    assert_eq!(total, whole.len(), "v{v}: total");
+    assert!(pieces.iter().all(|p| !p.is_empty()), "v{v}: empty piece");
+    assert_eq!(pieces.concat(), whole.to_vec(), "v{v}: bytes differ");
+    for r in records.iter().filter(|r| !r.is_empty()) {
+        assert!(
+            pieces
+                .iter()
+                .any(|p| p.as_ptr() == r.as_ptr() && p.len() == r.len()),
+            "v{v}: records copied"
+        );
+    }
+    true
+}
+
+fn records_of(m: &ProduceRequest) -> Vec<Bytes> {
+    m.topic_data
+        .iter()
+        .flat_map(|t| &t.partition_data)
+        .filter_map(|p| p.records.clone())
+        .collect()
+}
+
+#[test]
+fn qc_produce_request_split_equals_one_buffer() {
+    fn prop(a: Arb<ProduceRequest>) -> bool {
+        let (lo, hi) = ApiKey::Produce.versions();
+        (lo..=hi).all(|v| {
+            let mut m = a.0.clone();
+            m.normalize(v);
+            check_split(&m, v, &records_of(&m))
+        })
+    }
+    QuickCheck::new()
+        .tests(300)
+        .quickcheck(prop as fn(Arb<ProduceRequest>) -> bool);
+}
+
+#[test]
+fn produce_request_split_with_topics_partitions_and_edge_records() {
+    let batch = |n: usize| Bytes::from((0..n).map(|i| i as u8).collect::<Vec<u8>>());
+    let req = |acks: i16| ProduceRequest {
+        transactional_id: None,
+        acks,
+        timeout_ms: 30_000,
+        topic_data: vec![
+            TopicProduceData {
+                name: "alpha".into(),
+                partition_data: vec![
+                    PartitionProduceData {
+                        index: 0,
+                        records: Some(batch(70)),
+                        ..Default::default()
+                    },
+                    PartitionProduceData {
+                        index: 3,
+                        records: Some(batch(200_000)),
+                        ..Default::default()
+                    },
+                ],
+                ..Default::default()
+            },
+            TopicProduceData {
+                name: "beta".into(),
+                partition_data: vec![
+                    // Null and empty records: no piece of their own.
+                    PartitionProduceData {
+                        index: 1,
+                        records: None,
+                        ..Default::default()
+                    },
+                    PartitionProduceData {
+                        index: 2,
+                        records: Some(Bytes::new()),
+                        ..Default::default()
+                    },
+                    PartitionProduceData {
+                        index: 5,
+                        records: Some(batch(61)),
+                        ..Default::default()
+                    },
+                ],
+                ..Default::default()
+            },
+        ],
+        ..Default::default()
+    };
+    let (lo, hi) = ApiKey::Produce.versions();
+    for v in lo..=hi {
+        for acks in [0, 1, -1] {
+            let m = req(acks);
+            check_split(&m, v, &records_of(&m));
+        }
+    }
+    // Messages without split fields come out as one piece.
+    let md = MetadataRequest::default();
+    let mut pieces = Vec::new();
+    kafka_sansio::protocol::frame::encode_request_split(1, None, 12, &md, &mut pieces).unwrap();
+    assert_eq!(pieces.len(), 1);
+    check_split(&md, 12, &[]);
+}
+
 #[test]
 fn qc_produce_response() {
     qc::<ProduceResponse>();

@@ -129,6 +129,8 @@ struct SimConn {
     broker_rx: Deframer,
     /// Mirrors what the producer received, to count whole responses.
     client_rx: Deframer,
+    /// Mirrors what the producer sent, to check whole requests.
+    sent_rx: Deframer,
     /// Last delivery time per direction, to keep each direction in order.
     last_to_broker: Instant,
     last_to_client: Instant,
@@ -298,6 +300,7 @@ impl Sim {
                                 alive: true,
                                 broker_rx: Deframer::new(64 << 20),
                                 client_rx: Deframer::new(64 << 20),
+                                sent_rx: Deframer::new(64 << 20),
                                 last_to_broker: self.now,
                                 last_to_client: self.now,
                                 requests_in_flight: 0,
@@ -314,20 +317,6 @@ impl Sim {
                         self.schedule(self.now + lat, e);
                     }
                     Transmit::Send { conn, data } => {
-                        // Every request is answered but acks=0 Produce.
-                        let api_key = i16::from_be_bytes([data[4], data[5]]);
-                        if api_key == ApiKey::Produce.code() {
-                            // One producing connection per broker: a second
-                            // would let a partition's batches overtake.
-                            let node = self.conns[&conn].node;
-                            assert!(
-                                !self.conns.iter().any(|(id, o)| *id != conn
-                                    && o.alive
-                                    && o.produced
-                                    && o.node == node),
-                                "two live producing connections to broker {node}"
-                            );
-                        }
                         let c = self
                             .conns
                             .get_mut(&conn)
@@ -336,14 +325,41 @@ impl Sim {
                             c.alive,
                             "send on a connection the producer was told is closed"
                         );
-                        c.produced |= api_key == ApiKey::Produce.code();
-                        if self.sc.acks != Acks::None || api_key != ApiKey::Produce.code() {
-                            c.requests_in_flight += 1;
-                            assert!(
-                                c.requests_in_flight <= self.sc.max_in_flight,
-                                "requests in flight on {conn:?}: {}",
-                                c.requests_in_flight
-                            );
+                        // A request may take several sends (Produce batches go
+                        // out as their own buffers): check whole requests.
+                        c.sent_rx.push(&data);
+                        let mut api_keys = Vec::new();
+                        while let Some(frame) = c
+                            .sent_rx
+                            .next_frame()
+                            .expect("producer frames are well formed")
+                        {
+                            api_keys.push(i16::from_be_bytes([frame[0], frame[1]]));
+                        }
+                        for api_key in api_keys {
+                            if api_key == ApiKey::Produce.code() {
+                                // One producing connection per broker: a second
+                                // would let a partition's batches overtake.
+                                let node = self.conns[&conn].node;
+                                assert!(
+                                    !self.conns.iter().any(|(id, o)| *id != conn
+                                        && o.alive
+                                        && o.produced
+                                        && o.node == node),
+                                    "two live producing connections to broker {node}"
+                                );
+                            }
+                            let c = self.conns.get_mut(&conn).expect("known");
+                            c.produced |= api_key == ApiKey::Produce.code();
+                            // Every request is answered but acks=0 Produce.
+                            if self.sc.acks != Acks::None || api_key != ApiKey::Produce.code() {
+                                c.requests_in_flight += 1;
+                                assert!(
+                                    c.requests_in_flight <= self.sc.max_in_flight,
+                                    "requests in flight on {conn:?}: {}",
+                                    c.requests_in_flight
+                                );
+                            }
                         }
                         // Written to the socket at once; the network delays it.
                         self.producer.handle_written(conn, data.len(), self.now);

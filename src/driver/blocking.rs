@@ -16,7 +16,7 @@
 //! ```
 
 use std::collections::{HashMap, VecDeque};
-use std::io::{Read, Write};
+use std::io::{IoSlice, Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -366,17 +366,117 @@ fn connect_and_read(conn: ConnId, host: String, port: u16, timeout: Duration, tx
     let _ = tx.send(IoMsg::Disconnected(conn));
 }
 
+/// Most pieces one vectored write takes (a Produce request is two per batch).
+const WRITE_PIECES: usize = 64;
+/// Past this many bytes a vectored write takes no further pieces, so that
+/// `Written` reports keep coming while a lot is queued.
+const WRITE_BYTES: usize = 4 << 20;
+
 /// Writer thread: writes queued bytes in order and tells the loop what was
 /// written (acks=0 records complete then, and the core bounds what waits
 /// here by it); on error shuts the socket so the reader reports it.
+///
+/// Pieces already queued behind the one waited for go out in the same
+/// `write_vectored`: a Produce request comes as several pieces (the encoded
+/// bytes around each batch, and the batches themselves), which would
+/// otherwise cost a syscall each.
 fn write_loop(conn: ConnId, mut stream: TcpStream, rx: mpsc::Receiver<Bytes>, tx: queue::Sender) {
-    while let Ok(data) = rx.recv() {
-        if stream.write_all(&data).is_err() {
+    let mut pieces: Vec<Bytes> = Vec::with_capacity(WRITE_PIECES);
+    while let Ok(first) = rx.recv() {
+        let mut total = first.len();
+        pieces.push(first);
+        while pieces.len() < WRITE_PIECES && total < WRITE_BYTES {
+            match rx.try_recv() {
+                Ok(more) => {
+                    total += more.len();
+                    pieces.push(more);
+                }
+                Err(_) => break,
+            }
+        }
+        if write_all_vectored(&mut stream, &pieces).is_err() {
             let _ = stream.shutdown(Shutdown::Both);
             return;
         }
-        if tx.send(IoMsg::Written(conn, data.len())).is_err() {
+        // Dropped before reporting: the core finds a delivered batch's
+        // buffer unshared then, and can reuse it.
+        pieces.clear();
+        if tx.send(IoMsg::Written(conn, total)).is_err() {
             return;
+        }
+    }
+}
+
+/// Writes every byte of `pieces` in order, resuming after partial writes.
+fn write_all_vectored(w: &mut impl Write, pieces: &[Bytes]) -> std::io::Result<()> {
+    for chunk in pieces.chunks(WRITE_PIECES) {
+        let mut slices = [IoSlice::new(&[]); WRITE_PIECES];
+        for (slice, piece) in slices.iter_mut().zip(chunk) {
+            *slice = IoSlice::new(piece);
+        }
+        let mut left = &mut slices[..chunk.len()];
+        // Skips empty pieces, so that 0 below means the socket took nothing.
+        IoSlice::advance_slices(&mut left, 0);
+        while !left.is_empty() {
+            match w.write_vectored(left) {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(k) => IoSlice::advance_slices(&mut left, k),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Takes at most `max` bytes per call, from several slices at once.
+    struct Trickle {
+        out: Vec<u8>,
+        max: usize,
+        calls: usize,
+    }
+
+    impl Write for Trickle {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.write_vectored(&[IoSlice::new(buf)])
+        }
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> std::io::Result<usize> {
+            self.calls += 1;
+            let mut n = 0;
+            for b in bufs {
+                let k = b.len().min(self.max - n);
+                self.out.extend_from_slice(&b[..k]);
+                n += k;
+            }
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn vectored_writes_resume_after_partial_writes_in_order() {
+        let pieces: Vec<Bytes> = (0..150u8)
+            .map(|i| Bytes::from(vec![i; usize::from(i % 7)]))
+            .collect();
+        let want: Vec<u8> = pieces.iter().flat_map(|p| p.to_vec()).collect();
+        for max in [1, 5, 64, 1 << 20] {
+            let mut w = Trickle {
+                out: Vec::new(),
+                max,
+                calls: 0,
+            };
+            write_all_vectored(&mut w, &pieces).unwrap();
+            assert_eq!(w.out, want, "max {max}");
+            if max == 1 << 20 {
+                // One call per WRITE_PIECES pieces, not one per piece.
+                assert_eq!(w.calls, pieces.len().div_ceil(WRITE_PIECES));
+            }
         }
     }
 }

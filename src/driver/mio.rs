@@ -12,7 +12,7 @@
 //! the loop never blocks on DNS.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -26,6 +26,9 @@ use super::{queue, Error, IoMsg, LoopSide, Wake};
 use crate::producer::{ConnId, ProducerConfig, Transmit};
 
 pub use super::Handle;
+
+/// Most queued pieces one vectored write takes (a Produce request is two per batch).
+const WRITE_PIECES: usize = 64;
 
 struct MioWaker(Waker);
 
@@ -72,6 +75,8 @@ pub struct Driver {
     conns: HashMap<ConnId, Conn>,
     out: Vec<Transmit>,
     broken: Vec<ConnId>,
+    /// Connections whose queue got bytes since the last `write_queued`.
+    to_write: Vec<ConnId>,
     buf: Vec<u8>,
 }
 
@@ -121,6 +126,7 @@ impl Driver {
             conns: HashMap::new(),
             out: Vec::new(),
             broken: Vec::new(),
+            to_write: Vec::new(),
             buf: vec![0; 64 * 1024],
         })
     }
@@ -287,7 +293,12 @@ impl Driver {
                 self.transmit(t);
             }
             self.out = out;
-            if self.broken.is_empty() {
+            // Every piece of a request queued: one vectored write per connection.
+            self.write_queued();
+            // Another turn when transmits broke connections, or writes made
+            // more output due (acks=0 completions, a request held back until
+            // the previous one was written).
+            if self.broken.is_empty() && !self.side.lock().core.needs_poll() {
                 return;
             }
         }
@@ -337,8 +348,14 @@ impl Driver {
             }
             Transmit::Send { conn, data } => match self.conns.get_mut(&conn) {
                 Some(c) if matches!(c.state, State::Connected) => {
+                    // Written once the core's outputs are drained (see
+                    // `write_queued`), so that the pieces of a request go in
+                    // one write. A queue that was not empty is already due
+                    // for a write, or waits for WRITABLE.
+                    if c.out.is_empty() {
+                        self.to_write.push(conn);
+                    }
                     c.out.push_back(data);
-                    self.write(conn);
                 }
                 _ => self.broken.push(conn),
             },
@@ -429,22 +446,47 @@ impl Driver {
     }
 
     /// Writes buffered bytes until the socket would block, then fixes the interest.
+    ///
+    /// Up to [`WRITE_PIECES`] queued pieces go out in one `write_vectored`: a
+    /// Produce request comes as several pieces (the encoded bytes around each
+    /// batch, and the batches themselves), which would otherwise cost a
+    /// syscall each.
     fn write(&mut self, conn: ConnId) {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
         let Some(s) = c.stream.as_mut() else { return };
         let mut written = 0;
-        while let Some(front) = c.out.front() {
-            match s.write(&front[c.written..]) {
+        loop {
+            // Written pieces (and empty ones, which a write would report as 0) go.
+            while c.out.front().is_some_and(|f| c.written >= f.len()) {
+                c.out.pop_front();
+                c.written = 0;
+            }
+            if c.out.is_empty() {
+                break;
+            }
+            let mut slices = [IoSlice::new(&[]); WRITE_PIECES];
+            let mut n = 0;
+            for (slice, piece) in slices.iter_mut().zip(&c.out) {
+                *slice = IoSlice::new(if n == 0 { &piece[c.written..] } else { piece });
+                n += 1;
+            }
+            match s.write_vectored(&slices[..n]) {
                 Ok(0) => {
                     self.broken.push(conn);
                     return;
                 }
-                Ok(n) => {
-                    c.written += n;
-                    written += n;
-                    if c.written == front.len() {
+                Ok(mut k) => {
+                    written += k;
+                    // Advances over whole pieces, then into the front one.
+                    while let Some(front) = c.out.front() {
+                        let left = front.len() - c.written;
+                        if k < left {
+                            c.written += k;
+                            break;
+                        }
+                        k -= left;
                         c.out.pop_front();
                         c.written = 0;
                     }
@@ -458,12 +500,24 @@ impl Driver {
             }
         }
         if written > 0 {
+            // Written pieces are dropped by now: the core finds a delivered
+            // batch's buffer unshared, and can reuse it.
             self.side
                 .lock()
                 .core
                 .handle_written(conn, written, Instant::now());
         }
         self.update_interest(conn);
+    }
+
+    /// Writes the connections that got bytes from the core's last outputs:
+    /// one write per connection for all the pieces of its requests.
+    fn write_queued(&mut self) {
+        for conn in std::mem::take(&mut self.to_write) {
+            if self.conns.contains_key(&conn) {
+                self.write(conn);
+            }
+        }
     }
 
     /// WRITABLE interest only while bytes wait to be written.

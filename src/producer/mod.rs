@@ -13,6 +13,7 @@ mod accumulator;
 pub mod config;
 mod network;
 pub mod partitioner;
+mod pool;
 pub mod record;
 pub mod rng;
 mod sender;
@@ -22,7 +23,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::protocol::compression::Compression;
 use crate::protocol::error_code::ErrorCode;
@@ -32,6 +33,7 @@ use accumulator::{OpenBatch, PartitionState};
 pub use config::{Acks, ConfigError, ProducerConfig};
 use network::Connection;
 pub use partitioner::{murmur2, partition_for_key, Partitioner};
+use pool::BufferPool;
 pub use record::{
     Delivery, DeliveryError, Event, Failure, ProducerRecord, RecordId, RecordIds, RecordMetadata,
     SendError,
@@ -55,6 +57,11 @@ pub enum Transmit {
         port: u16,
     },
     /// Write these bytes, in order after earlier sends on the connection.
+    ///
+    /// One request may span several sends (a Produce request's batches are
+    /// sends of their own, not copied into it): the bytes are a stream, not
+    /// one frame per send. Drivers gain from writing queued sends together
+    /// (`write_vectored`).
     Send {
         /// Connection.
         conn: ConnId,
@@ -231,10 +238,14 @@ pub struct Producer {
     pid_attempts: u32,
 
     buffered_bytes: usize,
+    /// Freed batch buffers for new batches; free memory for accounting.
+    pool: BufferPool,
     pending_records: usize,
     in_flight_batches: usize,
 
     transmits: VecDeque<Transmit>,
+    /// Scratch for the pieces of one request (see `transmit_request`).
+    segments: Vec<Bytes>,
     events: VecDeque<Event>,
     next_timeout: Option<Instant>,
     dirty: bool,
@@ -294,6 +305,12 @@ impl Producer {
         } else {
             PidState::Disabled
         };
+        // The capacity of a full-size uncompressed batch (`append`'s
+        // `batch_size` at a compression ratio of 1), the one size pooled.
+        let poolable = config
+            .batch_size
+            .min(config.max_request_size)
+            .min(config.buffer_memory);
         Ok(Producer {
             rng: Rng::new(config.rng_seed),
             config,
@@ -320,9 +337,11 @@ impl Producer {
             pid,
             pid_attempts: 0,
             buffered_bytes: 0,
+            pool: BufferPool::new(poolable),
             pending_records: 0,
             in_flight_batches: 0,
             transmits: VecDeque::new(),
+            segments: Vec::new(),
             events: VecDeque::new(),
             next_timeout: None,
             dirty: true,
@@ -525,7 +544,7 @@ impl Producer {
             }
             let id = self.next_record_id;
             self.next_record_id += 1;
-            self.buffered_bytes += size;
+            self.hold(size);
             self.pending_records += 1;
             record.timestamp = Some(ts);
             let topic = record.topic.clone();
@@ -725,8 +744,7 @@ impl Producer {
                 self.dirty = true;
             }
         }
-        let p = &mut self.parts[part];
-        if p.open.is_none() {
+        if self.parts[part].open.is_none() {
             // Reserve batch.size, or what memory is left when that is less:
             // a smaller batch just fills sooner, and progress never needs more
             // than room for one record.
@@ -739,9 +757,20 @@ impl Producer {
                 return Err(());
             }
             let cap = batch_size.min(room).max(need);
-            self.buffered_bytes += cap;
+            // A freed buffer when one fits: already paged in, unlike a new one.
+            let reused = if cap == self.pool.size() {
+                self.pool.take()
+            } else {
+                None
+            };
+            self.hold(cap);
+            let builder = match reused {
+                Some(buf) => BatchBuilder::with_buffer(buf, ts),
+                None => BatchBuilder::new(ts, cap),
+            };
+            let p = &mut self.parts[part];
             p.open = Some(OpenBatch {
-                builder: BatchBuilder::new(ts, cap),
+                builder,
                 ids: RecordIds::default(),
                 // Room for as many records like this one as the batch takes:
                 // one allocation per batch instead of a doubling series.
@@ -755,6 +784,7 @@ impl Producer {
             // A new batch brings a linger deadline.
             self.dirty = true;
         }
+        let p = &mut self.parts[part];
         let open = p.open.as_mut().expect("open batch");
         open.builder.append(
             ts,
@@ -825,6 +855,48 @@ impl Producer {
         m
     }
 
+    // ---- internals: memory ---------------------------------------------------
+
+    /// Takes `n` more bytes of `buffer.memory` into use. Pooled buffers are
+    /// free memory: as many are dropped as needed for in-use and pooled bytes
+    /// to stay within `buffer.memory` together (Java's `BufferPool` frees
+    /// pooled buffers the same way when non-pooled memory runs short).
+    fn hold(&mut self, n: usize) {
+        self.buffered_bytes += n;
+        self.pool.shrink_to(
+            self.config
+                .buffer_memory
+                .saturating_sub(self.buffered_bytes),
+        );
+        self.check_memory();
+    }
+
+    /// In-use and pooled bytes stay within `buffer.memory` together.
+    fn check_memory(&self) {
+        debug_assert!(
+            self.pool.pooled_bytes()
+                <= self
+                    .config
+                    .buffer_memory
+                    .saturating_sub(self.buffered_bytes),
+            "pooled {} + in use {} > buffer.memory {}",
+            self.pool.pooled_bytes(),
+            self.buffered_bytes,
+            self.config.buffer_memory
+        );
+    }
+
+    /// Keeps the buffer of a finished batch (its memory already released)
+    /// for a new batch, when it has the pooled size and memory allows.
+    fn recycle(&mut self, buf: BytesMut) {
+        let room = self
+            .config
+            .buffer_memory
+            .saturating_sub(self.buffered_bytes);
+        self.pool.put(buf, room);
+        self.check_memory();
+    }
+
     // ---- internals: outcomes -------------------------------------------------
 
     fn complete_failed(
@@ -881,10 +953,11 @@ impl Producer {
                 } else {
                     err(false)
                 };
-                self.complete_failed(t.clone(), p, b.ids, b.memory, e);
+                self.fail_batch(b, e);
             }
             if let Some(o) = open {
                 self.complete_failed(t.clone(), p, o.ids, o.memory, err(false));
+                self.recycle(o.builder.into_buffer());
             }
         }
         for name in self.topic_order.clone() {

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use crate::protocol::error_code::ErrorCode;
 use crate::protocol::frame::{self, ApiKey, Deframer, Request};
@@ -159,25 +159,9 @@ impl Producer {
         kind: RequestKind,
         now: Instant,
     ) -> bool {
-        let correlation_id = self.next_correlation;
-        self.next_correlation = self.next_correlation.wrapping_add(1) & i32::MAX;
-        let mut buf = BytesMut::new();
-        if let Err(e) = frame::encode_request(
-            &mut buf,
-            correlation_id,
-            Some(&self.config.client_id),
-            version,
-            req,
-        ) {
-            log::error!("cannot encode {:?} v{version}: {e}", R::API_KEY);
+        let Some(correlation_id) = self.transmit_request(conn, version, req) else {
             return false;
-        }
-        let c = self.conns.get_mut(&conn).expect("connection exists");
-        c.sent_bytes += buf.len() as u64;
-        self.transmits.push_back(Transmit::Send {
-            conn,
-            data: buf.freeze(),
-        });
+        };
         let deadline = now + self.config.request_timeout;
         let c = self.conns.get_mut(&conn).expect("connection exists");
         c.in_flight.push_back(InFlight {
@@ -188,6 +172,46 @@ impl Producer {
             deadline,
         });
         true
+    }
+
+    /// Encodes a request and queues it on `conn` as `Transmit::Send`s,
+    /// counted in `sent_bytes`; returns its correlation id, `None` when it
+    /// cannot be encoded. A Produce request is several sends: each batch goes
+    /// out as its own buffer (a reference, not a copy) between the encoded
+    /// bytes around it, which saves a copy of every batch per request.
+    pub(crate) fn transmit_request<R: Request>(
+        &mut self,
+        conn: ConnId,
+        version: i16,
+        req: &R,
+    ) -> Option<i32> {
+        let correlation_id = self.next_correlation;
+        self.next_correlation = self.next_correlation.wrapping_add(1) & i32::MAX;
+        let mut segments = std::mem::take(&mut self.segments);
+        let res = frame::encode_request_split(
+            correlation_id,
+            Some(&self.config.client_id),
+            version,
+            req,
+            &mut segments,
+        );
+        let sent = match res {
+            Ok(n) => {
+                let c = self.conns.get_mut(&conn).expect("connection exists");
+                c.sent_bytes += n as u64;
+                self.transmits
+                    .extend(segments.drain(..).map(|data| Transmit::Send { conn, data }));
+                Some(correlation_id)
+            }
+            Err(e) => {
+                log::error!("cannot encode {:?} v{version}: {e}", R::API_KEY);
+                segments.clear();
+                None
+            }
+        };
+        // The vector is kept for the next request (no allocation per request).
+        self.segments = segments;
+        sent
     }
 
     /// The driver wrote `n` more bytes of `conn`'s transmits to the socket.
@@ -550,7 +574,7 @@ impl Producer {
                     if self.append(part, r.id, &r.record, ts, size, now).is_err() {
                         // No memory for a batch now: this record and the ones
                         // behind it wait, in order, for deliveries to free some.
-                        self.buffered_bytes += r.size;
+                        self.hold(r.size);
                         let t = self.topics.get_mut(topic).expect("topic");
                         t.pending.push_front(r);
                         return;

@@ -5,11 +5,9 @@
 
 use std::time::Instant;
 
-use bytes::BytesMut;
-
 use crate::protocol::compression::Compression;
 use crate::protocol::error_code::ErrorCode;
-use crate::protocol::frame::{self, ApiKey};
+use crate::protocol::frame::ApiKey;
 use crate::protocol::messages::produce::{
     PartitionProduceData, ProduceRequest, ProduceResponse, TopicProduceData,
 };
@@ -103,6 +101,7 @@ impl Producer {
                         maybe_persisted: false,
                     },
                 );
+                self.recycle(o.builder.into_buffer());
             }
         }
         // Records waiting for metadata past max.block.ms.
@@ -496,32 +495,15 @@ impl Producer {
         }
         if self.config.acks == Acks::None {
             // No answer will come: the records are complete once written.
-            let correlation_id = self.next_correlation;
-            self.next_correlation = self.next_correlation.wrapping_add(1) & i32::MAX;
-            let mut buf = BytesMut::new();
-            match frame::encode_request(
-                &mut buf,
-                correlation_id,
-                Some(&self.config.client_id),
-                version,
-                &req,
-            ) {
-                Ok(()) => {
+            match self.transmit_request(conn, version, &req) {
+                Some(_) => {
                     let c = self.conns.get_mut(&conn).expect("connection");
-                    c.sent_bytes += buf.len() as u64;
                     // Complete once written (`handle_written`), as Java does:
                     // until then the batches hold their memory, so a stalled
                     // broker stops the producer at buffer.memory.
                     c.unwritten.push_back((c.sent_bytes, batches));
-                    self.transmits.push_back(Transmit::Send {
-                        conn,
-                        data: buf.freeze(),
-                    });
                 }
-                Err(e) => {
-                    log::error!("cannot encode Produce v{version}: {e}");
-                    self.retry_unknown(batches, now);
-                }
+                None => self.retry_unknown(batches, now),
             }
             return;
         }
@@ -550,6 +532,11 @@ impl Producer {
             records: b.ids,
             timestamps: b.timestamps,
         }));
+        // Unshared once the driver dropped what it wrote (the usual case by
+        // the time an answer arrives); a buffer still shared is left alone.
+        if let Some(buf) = b.closed.into_buffer() {
+            self.recycle(buf);
+        }
     }
 
     /// Bookkeeping for a batch that leaves the wire (answered, lost, or failed).
@@ -564,6 +551,9 @@ impl Producer {
             self.parts[b.part].partition,
         );
         self.complete_failed(t, p, b.ids, b.memory, error);
+        if let Some(buf) = b.closed.into_buffer() {
+            self.recycle(buf);
+        }
     }
 
     /// Batches whose request got no answer: they may be in the log. Retried
@@ -750,6 +740,8 @@ impl Producer {
             }
             self.conns.clear();
             self.closed = true;
+            // No batch comes after this: give the idle buffers back.
+            self.pool.shrink_to(0);
             self.events.push_back(Event::Closed);
         }
     }

@@ -131,6 +131,20 @@ pub trait ApiMessage: Sized {
     /// Appends the body at `version`; fails on versions outside the range or
     /// values the version cannot carry.
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<()>;
+    /// [`ApiMessage::encode`], except that the message may leave byte fields
+    /// it holds as `Bytes` out of `buf` (Produce leaves out its records):
+    /// each is pushed on `holes` with the offset in `buf` where it belongs,
+    /// for [`encode_request_split`] to send as it is instead of copying it.
+    /// By default nothing is left out.
+    fn encode_split(
+        &self,
+        buf: &mut BytesMut,
+        version: i16,
+        holes: &mut Vec<(usize, Bytes)>,
+    ) -> Result<()> {
+        let _ = holes;
+        self.encode(buf, version)
+    }
     /// Decodes the body at `version` from `buf`, leaving any bytes after it.
     fn decode(buf: &mut Bytes, version: i16) -> Result<Self>;
 }
@@ -251,6 +265,57 @@ pub fn encode_request<R: Request>(
     }
     patch_size(buf, start);
     Ok(())
+}
+
+/// Encodes a whole request frame as consecutive pieces appended to `out`,
+/// whose concatenation is byte for byte what [`encode_request`] writes;
+/// returns the frame's length (the pieces' total).
+///
+/// The fields the message leaves out ([`ApiMessage::encode_split`], e.g.
+/// Produce records) are pieces of their own, reference-counted clones of the
+/// message's `Bytes`: a 1 MiB record batch is not copied into the request,
+/// and an in-flight request does not hold a second copy of it. Empty pieces
+/// are not emitted.
+pub fn encode_request_split<R: Request>(
+    correlation_id: i32,
+    client_id: Option<&str>,
+    version: i16,
+    request: &R,
+    out: &mut Vec<Bytes>,
+) -> Result<usize> {
+    R::API_KEY.check_version(version)?;
+    // Without its records a request is small: one allocation, no regrowth.
+    let mut buf = BytesMut::with_capacity(256);
+    buf.put_i32(0);
+    RequestHeader {
+        api_key: R::API_KEY.code(),
+        api_version: version,
+        correlation_id,
+        client_id: client_id.map(str::to_owned),
+        tagged_fields: TaggedFields::default(),
+    }
+    .encode(&mut buf, R::API_KEY.request_header_version(version));
+    let mut holes = Vec::new();
+    request.encode_split(&mut buf, version, &mut holes)?;
+    let total = holes.iter().map(|(_, b)| b.len()).sum::<usize>() + buf.len();
+    let size = i32::try_from(total - 4)
+        .map_err(|_| ProtocolError::Invalid("request larger than i32::MAX"))?;
+    buf[..4].copy_from_slice(&size.to_be_bytes());
+    let mut encoded = buf.freeze();
+    let mut at = 0;
+    for (offset, data) in holes {
+        if offset > at {
+            out.push(encoded.split_to(offset - at));
+            at = offset;
+        }
+        if !data.is_empty() {
+            out.push(data);
+        }
+    }
+    if !encoded.is_empty() {
+        out.push(encoded);
+    }
+    Ok(total)
 }
 
 /// Appends a whole response frame (size, header, body) to `buf`.

@@ -233,10 +233,16 @@ pub fn get_bytes(buf: &mut Bytes, flexible: bool) -> Result<Bytes> {
 
 /// Writes nullable bytes.
 pub fn put_nullable_bytes(buf: &mut impl BufMut, b: Option<&[u8]>, flexible: bool) {
-    put_len(buf, b.map(<[u8]>::len), flexible, true);
+    put_nullable_bytes_len(buf, b.map(<[u8]>::len), flexible);
     if let Some(b) = b {
         buf.put_slice(b);
     }
+}
+
+/// Writes only the length prefix of nullable bytes (`None`: null), for
+/// callers that send the bytes themselves separately, uncopied.
+pub fn put_nullable_bytes_len(buf: &mut impl BufMut, len: Option<usize>, flexible: bool) {
+    put_len(buf, len, flexible, true);
 }
 
 /// Writes non-nullable bytes.

@@ -354,6 +354,12 @@ impl BatchBuilder {
         self.buf.len()
     }
 
+    /// Gives up the batch, returning its buffer for reuse
+    /// ([`BatchBuilder::with_buffer`]).
+    pub fn into_buffer(self) -> BytesMut {
+        self.buf
+    }
+
     /// Records appended so far.
     #[inline]
     pub fn record_count(&self) -> i32 {
@@ -491,6 +497,14 @@ impl ClosedBatch {
     #[inline]
     pub fn bytes(&self) -> Bytes {
         self.buf.clone()
+    }
+
+    /// Gives up the batch, returning its buffer for reuse
+    /// ([`BatchBuilder::with_buffer`]) when no clone of
+    /// [`ClosedBatch::bytes`] is alive; `None` otherwise (whoever holds a
+    /// clone may still be reading it, e.g. a driver writing it out).
+    pub fn into_buffer(self) -> Option<BytesMut> {
+        self.buf.try_into_mut().ok()
     }
 
     /// Wire size of the batch.

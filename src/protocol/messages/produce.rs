@@ -45,10 +45,15 @@ pub struct PartitionProduceData {
     pub tagged_fields: TaggedFields,
 }
 
-impl ApiMessage for ProduceRequest {
-    const API_KEY: ApiKey = ApiKey::Produce;
-
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<()> {
+impl ProduceRequest {
+    /// Encodes the body, writing each records field's length prefix and then
+    /// handing the records to `records` (to copy into `buf`, or to leave out).
+    fn encode_with(
+        &self,
+        buf: &mut BytesMut,
+        version: i16,
+        mut records: impl FnMut(&mut BytesMut, &Bytes),
+    ) -> Result<()> {
         Self::API_KEY.check_version(version)?;
         let flex = Self::API_KEY.is_flexible(version);
         put_nstr(buf, self.transactional_id.as_deref(), flex)?;
@@ -65,12 +70,34 @@ impl ApiMessage for ProduceRequest {
                         ));
                     }
                 }
-                put_nullable_bytes(buf, p.records.as_deref(), flex);
+                put_nullable_bytes_len(buf, p.records.as_ref().map(Bytes::len), flex);
+                if let Some(r) = &p.records {
+                    records(buf, r);
+                }
                 put_tags(buf, flex, &[], &p.tagged_fields)
             })?;
             put_tags(buf, flex, &[], &t.tagged_fields)
         })?;
         put_tags(buf, flex, &[], &self.tagged_fields)
+    }
+}
+
+impl ApiMessage for ProduceRequest {
+    const API_KEY: ApiKey = ApiKey::Produce;
+
+    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<()> {
+        self.encode_with(buf, version, |buf, r| buf.put_slice(r))
+    }
+
+    /// Leaves every partition's records out: batches go on the wire as the
+    /// producer's own buffers.
+    fn encode_split(
+        &self,
+        buf: &mut BytesMut,
+        version: i16,
+        holes: &mut Vec<(usize, Bytes)>,
+    ) -> Result<()> {
+        self.encode_with(buf, version, |buf, r| holes.push((buf.len(), r.clone())))
     }
 
     fn decode(buf: &mut Bytes, version: i16) -> Result<Self> {
