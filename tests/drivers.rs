@@ -228,6 +228,45 @@ fn tagged_send<D: Driver>() {
     p.close(WAIT).unwrap();
 }
 
+/// `flush` returns only after the callbacks and listener calls of the records
+/// sent before it have run (as Java's flush does).
+fn flush_waits_for_callbacks<D: Driver>() {
+    let b = mock(1, 2);
+    let mut p = D::start(config(&b.bootstrap_servers()).build().unwrap());
+    let heard = Arc::new(AtomicUsize::new(0));
+    let h = heard.clone();
+    p.on_delivery(move |_, r| {
+        r.unwrap();
+        h.fetch_add(1, Ordering::SeqCst);
+    });
+    for round in 0..3 {
+        let n = 5000;
+        for i in 0..n {
+            if i % 2 == 0 {
+                let h = heard.clone();
+                p.send_with_callback(rec("flushed", i), move |r| {
+                    r.unwrap();
+                    // Slow callbacks widen the window a flush could slip through.
+                    if i % 1000 == 0 {
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                    h.fetch_add(1, Ordering::SeqCst);
+                })
+                .unwrap();
+            } else {
+                p.send_with_tag(rec("flushed", i), i as u64).unwrap();
+            }
+        }
+        p.flush_timeout(WAIT).unwrap();
+        assert_eq!(
+            heard.load(Ordering::SeqCst),
+            (round + 1) * n,
+            "round {round}"
+        );
+    }
+    p.close(WAIT).unwrap();
+}
+
 /// A send blocked on a full `buffer.memory` goes on as memory frees; `close`
 /// wakes one still blocked with `Closed` at once, not after `max.block.ms`.
 fn blocked_send_resumes_and_close_wakes<D: Driver>() {
@@ -659,6 +698,7 @@ suite!(
     sync_send,
     callback_send,
     tagged_send,
+    flush_waits_for_callbacks,
     blocked_send_resumes_and_close_wakes,
     fire_and_forget_flush,
     concurrent_senders,

@@ -310,6 +310,9 @@ struct Engine {
     closes: Vec<Promise<()>>,
     /// Hears tagged records' outcomes.
     listener: Option<Listener>,
+    /// The last turn took outcomes that the loop may still be delivering
+    /// (outside the lock): a flush then waits for the next turn.
+    delivering: bool,
     /// The core emitted `Closed`, or the loop is gone.
     finished: bool,
 }
@@ -598,7 +601,7 @@ impl Handle {
                 return Ok(());
             }
             let token = g.core.flush(Instant::now());
-            if g.core.is_flushed(token) {
+            if g.core.is_flushed(token) && !g.delivering {
                 return Ok(());
             }
             g.flushes.push((token, Promise(Some(slot.clone()))));
@@ -655,6 +658,9 @@ struct LoopSide {
     shared: Arc<Shared>,
     /// Outcomes taken under the lock, resolved after it is released.
     done: Vec<(Waiter, DeliveryResult)>,
+    /// Flushes and closes that completed, resolved after `done`: as in
+    /// Java, a flush returns once the callbacks of its records have run.
+    completed: Vec<Promise<()>>,
 }
 
 impl LoopSide {
@@ -672,6 +678,7 @@ impl LoopSide {
                 flushes: Vec::new(),
                 closes: Vec::new(),
                 listener: None,
+                delivering: false,
                 finished: false,
             }),
             room: Condvar::new(),
@@ -688,6 +695,7 @@ impl LoopSide {
             LoopSide {
                 shared,
                 done: Vec::new(),
+                completed: Vec::new(),
             },
             handle,
             rx,
@@ -731,7 +739,7 @@ impl LoopSide {
             let mut any = false;
             while let Some(ev) = g.core.poll_event() {
                 any = true;
-                g.on_event(ev, &mut self.done);
+                g.on_event(ev, &mut self.done, &mut self.completed);
             }
             freed |= any;
             if !any {
@@ -739,9 +747,10 @@ impl LoopSide {
             }
         }
         if !g.flushes.is_empty() {
-            g.progress_flushes();
+            g.progress_flushes(&mut self.completed);
         }
         let timeout = g.core.poll_timeout();
+        g.delivering = !self.done.is_empty();
         let listener = if self.done.is_empty() {
             None
         } else {
@@ -759,6 +768,9 @@ impl LoopSide {
         for (w, r) in self.done.drain(..) {
             w.resolve(r, listener.as_ref());
         }
+        for p in self.completed.drain(..) {
+            p.resolve(Ok(()));
+        }
         timeout
     }
 }
@@ -771,19 +783,24 @@ impl Drop for LoopSide {
 
 impl Engine {
     /// Resolves the flushes whose records all have their outcome.
-    fn progress_flushes(&mut self) {
+    fn progress_flushes(&mut self, completed: &mut Vec<Promise<()>>) {
         let mut i = 0;
         while i < self.flushes.len() {
             if self.core.is_flushed(self.flushes[i].0) || self.finished {
                 let (_, p) = self.flushes.swap_remove(i);
-                p.resolve(Ok(()));
+                completed.push(p);
             } else {
                 i += 1;
             }
         }
     }
 
-    fn on_event(&mut self, ev: Event, done: &mut Vec<(Waiter, DeliveryResult)>) {
+    fn on_event(
+        &mut self,
+        ev: Event,
+        done: &mut Vec<(Waiter, DeliveryResult)>,
+        completed: &mut Vec<Promise<()>>,
+    ) {
         match ev {
             Event::Delivered(d) => {
                 if self.waiters.is_empty() {
@@ -837,12 +854,8 @@ impl Engine {
             }
             Event::Closed => {
                 self.finished = true;
-                for p in self.closes.drain(..) {
-                    p.resolve(Ok(()));
-                }
-                for (_, p) in self.flushes.drain(..) {
-                    p.resolve(Ok(()));
-                }
+                completed.extend(self.closes.drain(..));
+                completed.extend(self.flushes.drain(..).map(|(_, p)| p));
                 // Every record has had its event; anything left never will.
                 for w in std::mem::take(&mut self.waiters)
                     .slots
