@@ -854,7 +854,7 @@ impl Engine {
             }
             Event::Closed => {
                 self.finished = true;
-                completed.extend(self.closes.drain(..));
+                completed.append(&mut self.closes);
                 completed.extend(self.flushes.drain(..).map(|(_, p)| p));
                 // Every record has had its event; anything left never will.
                 for w in std::mem::take(&mut self.waiters)
