@@ -127,6 +127,54 @@ fn builder_writes_the_external_record_bytes() {
     assert_eq!(&ours[..], &expected[..]);
 }
 
+/// try_append writes what append writes, and past its limit writes nothing
+/// and says how many bytes the record needed.
+#[test]
+fn try_append_matches_append_and_respects_the_limit() {
+    let base = 1_700_000_000_000;
+    let r = sarama_expected_record();
+    let (mut a, mut b) = (BatchBuilder::new(base, 0), BatchBuilder::new(base, 0));
+    for i in 0..50i64 {
+        let ts = base + i * 3;
+        let n = a.append(ts, r.key.as_deref(), r.value.as_deref(), &r.headers);
+        let m = b.try_append(
+            ts,
+            r.key.as_deref(),
+            r.value.as_deref(),
+            &r.headers,
+            usize::MAX,
+        );
+        assert_eq!(Ok(n), m);
+    }
+    let len = b.len();
+    let need = b.next_record_size(base + 200, r.key.as_deref(), r.value.as_deref(), &r.headers);
+    let refused = b.try_append(
+        base + 200,
+        r.key.as_deref(),
+        r.value.as_deref(),
+        &r.headers,
+        len + need - 1,
+    );
+    assert_eq!(refused, Err(need));
+    assert_eq!((b.len(), b.record_count()), (len, 50));
+    assert_eq!(
+        b.try_append(
+            base + 200,
+            r.key.as_deref(),
+            r.value.as_deref(),
+            &r.headers,
+            len + need
+        ),
+        Ok(need)
+    );
+    a.append(base + 200, r.key.as_deref(), r.value.as_deref(), &r.headers);
+    let (a, b) = (
+        a.close(Compression::None, None).unwrap(),
+        b.close(Compression::None, None).unwrap(),
+    );
+    assert_eq!(a.bytes(), b.bytes());
+}
+
 /// The records field of a captured Produce request (any version: v7
 /// against librdkafka's mock, flexible v10 against tansu), read with the
 /// crate's Produce codec (itself checked byte-exact on the same captures).

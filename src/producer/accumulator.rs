@@ -19,6 +19,10 @@ pub(crate) struct OpenBatch {
     pub created: Instant,
     /// Bytes of `buffer.memory` this batch holds (its buffer's capacity).
     pub memory: usize,
+    /// Size at which the batch is closed as full (batch.size, scaled by the
+    /// topic's compression ratio, within `memory`), fixed when it opens so
+    /// that appending looks nothing up per record.
+    pub target: usize,
     /// Id of the last record appended.
     pub last_id: u64,
 }

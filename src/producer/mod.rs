@@ -713,6 +713,26 @@ impl Producer {
         size: usize,
         now: Instant,
     ) -> Result<(), ()> {
+        // Into the open batch when the record fits: the common case, with
+        // nothing looked up and the record's size computed once.
+        let p = &mut self.parts[part];
+        if let Some(open) = &mut p.open {
+            let appended = open.builder.try_append(
+                ts,
+                record.key.as_deref(),
+                record.value.as_deref(),
+                &record.headers,
+                open.memory,
+            );
+            if appended.is_ok() {
+                self.appended(part, id, ts);
+                return Ok(());
+            }
+            // Full: close it; a new batch takes the record.
+            let res = p.close_open(self.config.compression, self.config.compression_level);
+            self.after_close(part, res);
+            self.dirty = true;
+        }
         // A batch never reserves more than buffer.memory (a record larger than
         // batch.size still gets a batch of its own size).
         let ratio = self
@@ -727,81 +747,71 @@ impl Producer {
             )
             .max(self.config.batch_size.min(self.config.max_request_size))
             .min(self.config.buffer_memory);
-        let p = &mut self.parts[part];
-        if let Some(open) = &p.open {
-            let delta = ts - open.builder.base_timestamp();
-            let add = BatchBuilder::record_size(
-                delta,
-                open.builder.record_count(),
-                record.key.as_deref(),
-                record.value.as_deref(),
-                &record.headers,
-            );
-            if open.builder.len() + add > open.memory {
-                // Full: close it; a new batch takes the record.
-                let res = p.close_open(self.config.compression, self.config.compression_level);
-                self.after_close(part, res);
-                self.dirty = true;
-            }
+        // Reserve batch.size, or what memory is left when that is less:
+        // a smaller batch just fills sooner, and progress never needs more
+        // than room for one record.
+        let room = self
+            .config
+            .buffer_memory
+            .saturating_sub(self.buffered_bytes);
+        let need = size + BATCH_OVERHEAD;
+        if need > room {
+            return Err(());
         }
-        if self.parts[part].open.is_none() {
-            // Reserve batch.size, or what memory is left when that is less:
-            // a smaller batch just fills sooner, and progress never needs more
-            // than room for one record.
-            let room = self
-                .config
-                .buffer_memory
-                .saturating_sub(self.buffered_bytes);
-            let need = size + BATCH_OVERHEAD;
-            if need > room {
-                return Err(());
-            }
-            let cap = batch_size.min(room).max(need);
-            // A freed buffer when one fits: already paged in, unlike a new one.
-            let reused = if cap == self.pool.size() {
-                self.pool.take()
-            } else {
-                None
-            };
-            self.hold(cap);
-            let builder = match reused {
-                Some(buf) => BatchBuilder::with_buffer(buf, ts),
-                None => BatchBuilder::new(ts, cap),
-            };
-            let p = &mut self.parts[part];
-            p.open = Some(OpenBatch {
-                builder,
-                ids: RecordIds::default(),
-                // Room for as many records like this one as the batch takes:
-                // one allocation per batch instead of a doubling series.
-                timestamps: Vec::with_capacity(
-                    (cap - BATCH_OVERHEAD) / size.saturating_sub(12).max(1) + 1,
-                ),
-                created: now,
-                memory: cap,
-                last_id: id,
-            });
-            // A new batch brings a linger deadline.
-            self.dirty = true;
-        }
-        let p = &mut self.parts[part];
-        let open = p.open.as_mut().expect("open batch");
-        open.builder.append(
+        let cap = batch_size.min(room).max(need);
+        // A freed buffer when one fits: already paged in, unlike a new one.
+        let reused = if cap == self.pool.size() {
+            self.pool.take()
+        } else {
+            None
+        };
+        self.hold(cap);
+        let mut builder = match reused {
+            Some(buf) => BatchBuilder::with_buffer(buf, ts),
+            None => BatchBuilder::new(ts, cap),
+        };
+        let appended = builder.try_append(
             ts,
             record.key.as_deref(),
             record.value.as_deref(),
             &record.headers,
+            cap,
         );
+        debug_assert!(appended.is_ok(), "a new batch holds its first record");
+        self.parts[part].open = Some(OpenBatch {
+            builder,
+            ids: RecordIds::default(),
+            // Room for as many records like this one as the batch takes:
+            // one allocation per batch instead of a doubling series.
+            timestamps: Vec::with_capacity(
+                (cap - BATCH_OVERHEAD) / size.saturating_sub(12).max(1) + 1,
+            ),
+            created: now,
+            memory: cap,
+            target: batch_size.min(cap),
+            last_id: id,
+        });
+        // A new batch brings a linger deadline.
+        self.dirty = true;
+        self.appended(part, id, ts);
+        Ok(())
+    }
+
+    /// Bookkeeping after a record went into `part`'s open batch; closes the
+    /// batch once it reached its target size.
+    #[inline]
+    fn appended(&mut self, part: usize, id: u64, ts: i64) {
+        let p = &mut self.parts[part];
+        let open = p.open.as_mut().expect("open batch");
         open.ids.push(RecordId(id));
         open.timestamps.push(ts);
         open.last_id = id;
         p.queued_records += 1;
-        if open.builder.len() >= batch_size.min(open.memory) {
+        if open.builder.len() >= open.target {
             let res = p.close_open(self.config.compression, self.config.compression_level);
             self.after_close(part, res);
             self.dirty = true;
         }
-        Ok(())
     }
 
     /// Records a closed batch's partition, or fails its records when it could not be encoded.

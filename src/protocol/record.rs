@@ -218,6 +218,31 @@ fn encode_record(
     headers: &[Header],
 ) -> usize {
     let body = body_len(timestamp_delta, offset_delta, key, value, headers);
+    encode_record_body(
+        out,
+        body,
+        attributes,
+        timestamp_delta,
+        offset_delta,
+        key,
+        value,
+        headers,
+    )
+}
+
+/// [`encode_record`] with the body length already known (computed once per record).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn encode_record_body(
+    out: &mut BytesMut,
+    body: usize,
+    attributes: i8,
+    timestamp_delta: i64,
+    offset_delta: i32,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    headers: &[Header],
+) -> usize {
     let total = varint_len(body as i32) + body;
     out.reserve(total);
     let mut s = [0u8; 32];
@@ -346,6 +371,39 @@ impl BatchBuilder {
         self.count += 1;
         self.max_timestamp = self.max_timestamp.max(timestamp);
         n
+    }
+
+    /// Appends a record if the batch stays within `limit` bytes; returns the
+    /// bytes added, or `Err` with the bytes it would have added (nothing is
+    /// written). The record's size is computed once, for the check and the write.
+    #[inline]
+    pub fn try_append(
+        &mut self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header],
+        limit: usize,
+    ) -> std::result::Result<usize, usize> {
+        let delta = timestamp.wrapping_sub(self.base_timestamp);
+        let body = body_len(delta, self.count, key, value, headers);
+        let total = varint_len(body as i32) + body;
+        if self.buf.len() + total > limit {
+            return Err(total);
+        }
+        encode_record_body(
+            &mut self.buf,
+            body,
+            0,
+            delta,
+            self.count,
+            key,
+            value,
+            headers,
+        );
+        self.count += 1;
+        self.max_timestamp = self.max_timestamp.max(timestamp);
+        Ok(total)
     }
 
     /// Bytes so far, the 61-byte header included (the uncompressed batch size).
