@@ -125,7 +125,7 @@ struct Stats {
 }
 
 impl Stats {
-    fn record(&self, due_ns: u64, r: DeliveryResult) {
+    fn record(&self, due_ns: u64, r: &DeliveryResult) {
         match r {
             Ok(_) => {
                 let now = self.base.elapsed().as_nanos() as u64;

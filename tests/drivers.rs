@@ -204,7 +204,10 @@ fn tagged_send<D: Driver>() {
     let mut p = D::start(config(&b.bootstrap_servers()).build().unwrap());
     let (tx, rx) = mpsc::channel();
     p.on_delivery(move |tag, r| {
-        let _ = tx.send((tag, r));
+        let _ = tx.send((
+            tag,
+            r.as_ref().map(|md| md.clone()).map_err(|e| e.to_string()),
+        ));
     });
     let n = 600u64;
     for i in 0..n {
@@ -223,6 +226,11 @@ fn tagged_send<D: Driver>() {
     for (tag, md) in &outcomes {
         let prev = last.insert(md.partition, md.offset);
         assert!(prev.is_none_or(|o| o < md.offset), "tag {tag} out of order");
+        // The offset and timestamp reported are those of this record in the log.
+        let stored = b.with_cluster(|c| c.records("tagged", md.partition).unwrap());
+        let r = stored.iter().find(|r| r.offset == md.offset).expect("offset in the log");
+        assert_eq!(r.value.as_deref(), Some(format!("value-{tag}").as_bytes()));
+        assert_eq!(r.timestamp, md.timestamp, "tag {tag}");
     }
     assert_eq!(count(&b, "tagged") as u64, n);
     p.close(WAIT).unwrap();
@@ -236,7 +244,7 @@ fn flush_waits_for_callbacks<D: Driver>() {
     let heard = Arc::new(AtomicUsize::new(0));
     let h = heard.clone();
     p.on_delivery(move |_, r| {
-        r.unwrap();
+        r.as_ref().unwrap();
         h.fetch_add(1, Ordering::SeqCst);
     });
     for round in 0..3 {

@@ -88,7 +88,7 @@ impl Producer {
     }
 
     /// Sets the listener of tagged records; see [`Handle::on_delivery`].
-    pub fn on_delivery(&self, listener: impl Fn(u64, DeliveryResult) + Send + Sync + 'static) {
+    pub fn on_delivery(&self, listener: impl Fn(u64, &DeliveryResult) + Send + Sync + 'static) {
         self.inner.handle.on_delivery(listener)
     }
 

@@ -168,7 +168,9 @@ impl<T> Drop for Promise<T> {
 /// The producer-wide function that hears the outcomes of records sent with
 /// [`Handle::send_with_tag`], each with its tag; it runs on the loop thread
 /// like a [`Callback`], with the same rules.
-pub type Listener = Arc<dyn Fn(u64, DeliveryResult) + Send + Sync + 'static>;
+/// The outcome is lent, not given: the loop reuses one per batch, so a
+/// listener allocates and counts nothing per record unless it keeps a copy.
+pub type Listener = Arc<dyn Fn(u64, &DeliveryResult) + Send + Sync + 'static>;
 
 /// Who hears a record's outcome.
 enum Reply {
@@ -188,7 +190,7 @@ impl Waiter {
             Some(Reply::Future(s)) => s.set(r),
             Some(Reply::Callback(cb)) => cb(r),
             Some(Reply::Tag(tag)) => match listener {
-                Some(l) => l(tag, r),
+                Some(l) => l(tag, &r),
                 None => log::debug!("record tagged {tag} has its outcome but no listener is set"),
             },
             None => {}
@@ -494,7 +496,7 @@ impl Handle {
 
     /// Sets the listener of records sent with [`Handle::send_with_tag`]
     /// (replacing an earlier one); set it before sending them.
-    pub fn on_delivery(&self, listener: impl Fn(u64, DeliveryResult) + Send + Sync + 'static) {
+    pub fn on_delivery(&self, listener: impl Fn(u64, &DeliveryResult) + Send + Sync + 'static) {
         self.shared.lock().listener = Some(Arc::new(listener));
     }
 
@@ -657,7 +659,9 @@ impl Handle {
 struct LoopSide {
     shared: Arc<Shared>,
     /// Outcomes taken under the lock, resolved after it is released.
-    done: Vec<(Waiter, DeliveryResult)>,
+    done: Vec<Done>,
+    /// The batch-wide results tagged outcomes point into (`Done::Tag::batch`).
+    batches: Vec<DeliveryResult>,
     /// Flushes and closes that completed, resolved after `done`: as in
     /// Java, a flush returns once the callbacks of its records have run.
     completed: Vec<Promise<()>>,
@@ -695,6 +699,7 @@ impl LoopSide {
             LoopSide {
                 shared,
                 done: Vec::new(),
+                batches: Vec::new(),
                 completed: Vec::new(),
             },
             handle,
@@ -739,7 +744,7 @@ impl LoopSide {
             let mut any = false;
             while let Some(ev) = g.core.poll_event() {
                 any = true;
-                g.on_event(ev, &mut self.done, &mut self.completed);
+                g.on_event(ev, &mut self.done, &mut self.batches, &mut self.completed);
             }
             freed |= any;
             if !any {
@@ -765,14 +770,49 @@ impl LoopSide {
             self.shared.room.notify_all();
         }
         drop(g);
-        for (w, r) in self.done.drain(..) {
-            w.resolve(r, listener.as_ref());
+        for d in self.done.drain(..) {
+            match d {
+                Done::Waiter(w, r) => w.resolve(r, listener.as_ref()),
+                Done::Tag {
+                    tag,
+                    batch,
+                    offset,
+                    timestamp,
+                } => {
+                    let r = &mut self.batches[batch as usize];
+                    if let Ok(md) = r {
+                        md.offset = offset;
+                        md.timestamp = timestamp;
+                    }
+                    match &listener {
+                        Some(l) => l(tag, r),
+                        None => log::debug!(
+                            "record tagged {tag} has its outcome but no listener is set"
+                        ),
+                    }
+                }
+            }
         }
+        self.batches.clear();
         for p in self.completed.drain(..) {
             p.resolve(Ok(()));
         }
         timeout
     }
+}
+
+/// An outcome taken under the lock, delivered after it.
+enum Done {
+    /// A future or callback, with its own result.
+    Waiter(Waiter, DeliveryResult),
+    /// A tagged record: its batch's result (`LoopSide::batches[batch]`) with
+    /// this record's offset and timestamp filled in when it is delivered.
+    Tag {
+        tag: u64,
+        batch: u32,
+        offset: i64,
+        timestamp: i64,
+    },
 }
 
 impl Drop for LoopSide {
@@ -798,7 +838,8 @@ impl Engine {
     fn on_event(
         &mut self,
         ev: Event,
-        done: &mut Vec<(Waiter, DeliveryResult)>,
+        done: &mut Vec<Done>,
+        batches: &mut Vec<DeliveryResult>,
         completed: &mut Vec<Promise<()>>,
     ) {
         match ev {
@@ -806,28 +847,51 @@ impl Engine {
                 if self.waiters.is_empty() {
                     return;
                 }
+                // One result per batch for its tagged records, made on first use.
+                let mut template: Option<u32> = None;
                 let mut index = 0usize;
                 for &(start, n) in d.records.runs() {
                     let end = start + n as u64;
                     let mut k = start;
-                    while let Some((id, w)) = self.waiters.take_next(k, end) {
+                    while let Some((id, mut w)) = self.waiters.take_next(k, end) {
                         k = id + 1;
                         let i = index + (id - start) as usize;
+                        let offset = if d.base_offset < 0 {
+                            -1
+                        } else {
+                            d.base_offset + i as i64
+                        };
+                        let timestamp = if d.log_append_time >= 0 {
+                            d.log_append_time
+                        } else {
+                            d.timestamps.get(i).copied().unwrap_or(-1)
+                        };
+                        if let Some(Reply::Tag(tag)) = w.0 {
+                            w.0 = None;
+                            let batch = *template.get_or_insert_with(|| {
+                                batches.push(Ok(RecordMetadata {
+                                    topic: d.topic.clone(),
+                                    partition: d.partition,
+                                    offset: -1,
+                                    timestamp: -1,
+                                }));
+                                (batches.len() - 1) as u32
+                            });
+                            done.push(Done::Tag {
+                                tag,
+                                batch,
+                                offset,
+                                timestamp,
+                            });
+                            continue;
+                        }
                         let md = RecordMetadata {
                             topic: d.topic.clone(),
                             partition: d.partition,
-                            offset: if d.base_offset < 0 {
-                                -1
-                            } else {
-                                d.base_offset + i as i64
-                            },
-                            timestamp: if d.log_append_time >= 0 {
-                                d.log_append_time
-                            } else {
-                                d.timestamps.get(i).copied().unwrap_or(-1)
-                            },
+                            offset,
+                            timestamp,
                         };
-                        done.push((w, Ok(md)));
+                        done.push(Done::Waiter(w, Ok(md)));
                     }
                     index += n as usize;
                 }
@@ -848,7 +912,7 @@ impl Engine {
                     let mut k = start;
                     while let Some((id, w)) = self.waiters.take_next(k, end) {
                         k = id + 1;
-                        done.push((w, Err(Error::Delivery(f.error.clone()))));
+                        done.push(Done::Waiter(w, Err(Error::Delivery(f.error.clone()))));
                     }
                 }
             }
@@ -862,7 +926,7 @@ impl Engine {
                     .into_iter()
                     .flatten()
                 {
-                    done.push((w, Err(Error::Closed)));
+                    done.push(Done::Waiter(w, Err(Error::Closed)));
                 }
             }
         }
