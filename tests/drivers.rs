@@ -204,10 +204,7 @@ fn tagged_send<D: Driver>() {
     let mut p = D::start(config(&b.bootstrap_servers()).build().unwrap());
     let (tx, rx) = mpsc::channel();
     p.on_delivery(move |tag, r| {
-        let _ = tx.send((
-            tag,
-            r.as_ref().map(|md| md.clone()).map_err(|e| e.to_string()),
-        ));
+        let _ = tx.send((tag, r.as_ref().map_err(|e| e.to_string()).cloned()));
     });
     let n = 600u64;
     for i in 0..n {
@@ -228,7 +225,10 @@ fn tagged_send<D: Driver>() {
         assert!(prev.is_none_or(|o| o < md.offset), "tag {tag} out of order");
         // The offset and timestamp reported are those of this record in the log.
         let stored = b.with_cluster(|c| c.records("tagged", md.partition).unwrap());
-        let r = stored.iter().find(|r| r.offset == md.offset).expect("offset in the log");
+        let r = stored
+            .iter()
+            .find(|r| r.offset == md.offset)
+            .expect("offset in the log");
         assert_eq!(r.value.as_deref(), Some(format!("value-{tag}").as_bytes()));
         assert_eq!(r.timestamp, md.timestamp, "tag {tag}");
     }
