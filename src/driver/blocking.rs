@@ -1,7 +1,14 @@
-//! The blocking driver: one IO thread owns the core; each connection has a
-//! thread that resolves, connects and then reads, and a thread that writes.
-//! Application threads talk to the IO thread over a channel, so neither name
-//! resolution, connects nor slow sockets ever stall the loop.
+//! The blocking driver: one IO thread runs the core's loop; each connection
+//! has a thread that resolves, connects and then reads, and a thread that
+//! writes what the socket would not take at once. Application threads append
+//! records to the core themselves and wake the IO thread when it has work.
+//!
+//! The IO thread writes a request itself when the connection's writer has
+//! nothing queued, with a send timeout of [`DIRECT_WRITE_WAIT`]: a socket
+//! that takes it (the usual case) costs no hand-off to another thread;
+//! whatever it does not take in that time goes to the writer thread, and so
+//! does everything after it until the writer caught up. So neither name
+//! resolution, connects nor slow sockets stall the loop for long.
 //!
 //! ```no_run
 //! use kafka_sansio::driver::blocking::Producer;
@@ -18,6 +25,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::{IoSlice, Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -134,11 +142,22 @@ impl Producer {
 
 /// A connection as the IO thread sees it.
 struct Conn {
-    /// The stream once connected (kept to shut it down).
+    /// The stream once connected (the loop writes to it, and shuts it down).
     stream: Option<TcpStream>,
     /// Bytes for the writer thread.
     writer: Option<mpsc::Sender<Bytes>>,
+    /// Bytes handed to the writer thread and not yet written by it: while
+    /// any are, later bytes go to it too (in order).
+    backlog: Arc<AtomicUsize>,
+    /// The send timeout is set: the loop may write to the socket itself.
+    direct: bool,
+    /// Pieces of this turn's requests, written after the turn's transmits.
+    out: Vec<Bytes>,
 }
+
+/// How long the IO thread waits on a socket that takes nothing before it
+/// hands the bytes to the connection's writer thread.
+pub const DIRECT_WRITE_WAIT: Duration = Duration::from_millis(1);
 
 struct IoLoop {
     side: LoopSide,
@@ -149,6 +168,10 @@ struct IoLoop {
     inbox: VecDeque<IoMsg>,
     /// Connections that broke while carrying out transmits (reported in the next turn).
     broken: Vec<ConnId>,
+    /// Bytes the loop wrote itself (reported in the next turn).
+    written: Vec<(ConnId, usize)>,
+    /// Connections with pieces in `Conn::out`.
+    to_write: Vec<ConnId>,
 }
 
 impl IoLoop {
@@ -161,6 +184,8 @@ impl IoLoop {
             out: Vec::new(),
             inbox: VecDeque::new(),
             broken: Vec::new(),
+            written: Vec::new(),
+            to_write: Vec::new(),
         }
     }
 
@@ -170,11 +195,19 @@ impl IoLoop {
             // Everything queued at once, applied under one lock, then the
             // outputs, carried out after the lock is released.
             let due = deadline;
-            let (conns, inbox, broken, tx) =
-                (&mut self.conns, &mut self.inbox, &mut self.broken, &self.tx);
+            let (conns, inbox, broken, written, tx) = (
+                &mut self.conns,
+                &mut self.inbox,
+                &mut self.broken,
+                &mut self.written,
+                &self.tx,
+            );
             deadline = self.side.turn(&mut self.out, |core, now| {
                 for conn in broken.drain(..) {
                     core.handle_disconnected(conn, now);
+                }
+                for (conn, n) in written.drain(..) {
+                    core.handle_written(conn, n, now);
                 }
                 while let Some(m) = inbox.pop_front() {
                     handle(conns, tx, core, m, now);
@@ -188,7 +221,10 @@ impl IoLoop {
                 self.transmit(t);
             }
             self.out = out;
-            if !self.broken.is_empty() {
+            self.write_queued();
+            // Another turn before sleeping: the core hears of broken
+            // connections and of what was written (which may let more out).
+            if !self.broken.is_empty() || !self.written.is_empty() {
                 continue;
             }
             if self.side.finished() {
@@ -218,6 +254,9 @@ impl IoLoop {
                             Conn {
                                 stream: None,
                                 writer: None,
+                                backlog: Arc::new(AtomicUsize::new(0)),
+                                direct: false,
+                                out: Vec::new(),
                             },
                         );
                     }
@@ -227,18 +266,64 @@ impl IoLoop {
                     }
                 }
             }
-            Transmit::Send { conn, data } => {
-                let sent = self
-                    .conns
-                    .get(&conn)
-                    .and_then(|c| c.writer.as_ref())
-                    .is_some_and(|w| w.send(data).is_ok());
-                if !sent && self.drop_conn(conn) {
-                    self.broken.push(conn);
+            Transmit::Send { conn, data } => match self.conns.get_mut(&conn) {
+                Some(c) if c.writer.is_some() => {
+                    // Written once every transmit of the turn is in: all
+                    // pieces of a request in one vectored write.
+                    if c.out.is_empty() {
+                        self.to_write.push(conn);
+                    }
+                    c.out.push(data);
                 }
-            }
+                _ => {
+                    if self.drop_conn(conn) {
+                        self.broken.push(conn);
+                    }
+                }
+            },
             Transmit::Close { conn } => {
                 self.drop_conn(conn);
+            }
+        }
+    }
+
+    /// Writes the turn's pieces: directly when the writer thread has nothing
+    /// queued and the socket takes them within [`DIRECT_WRITE_WAIT`]; what
+    /// is left goes to the writer thread.
+    fn write_queued(&mut self) {
+        for conn in std::mem::take(&mut self.to_write) {
+            let Some(c) = self.conns.get_mut(&conn) else {
+                continue;
+            };
+            let mut pieces = std::mem::take(&mut c.out);
+            let mut done = 0;
+            if c.direct && c.backlog.load(Ordering::Acquire) == 0 {
+                if let Some(s) = c.stream.as_ref() {
+                    match write_some_vectored(&mut &*s, &pieces) {
+                        Ok(n) => done = n,
+                        Err(e) => {
+                            log::debug!("connection {conn:?}: write failed: {e}");
+                            if self.drop_conn(conn) {
+                                self.broken.push(conn);
+                            }
+                            continue;
+                        }
+                    }
+                }
+            }
+            if done > 0 {
+                self.written.push((conn, done));
+            }
+            let rest = drop_front(&mut pieces, done);
+            if rest > 0 {
+                c.backlog.fetch_add(rest, Ordering::AcqRel);
+                let handed = c
+                    .writer
+                    .as_ref()
+                    .is_some_and(|w| pieces.drain(..).all(|p| w.send(p).is_ok()));
+                if !handed && self.drop_conn(conn) {
+                    self.broken.push(conn);
+                }
             }
         }
     }
@@ -283,15 +368,19 @@ fn handle(
                 }
             };
             let written_tx = tx.clone();
+            let backlog = c.backlog.clone();
             let spawned = thread::Builder::new()
                 .name(format!("kafka-sansio-write-{}", conn.0))
-                .spawn(move || write_loop(conn, ws, wrx, written_tx));
+                .spawn(move || write_loop(conn, ws, wrx, backlog, written_tx));
             if spawned.is_err() {
                 let _ = stream.shutdown(Shutdown::Both);
                 conns.remove(&conn);
                 core.handle_disconnected(conn, now);
                 return;
             }
+            // Without a send timeout a direct write could block the loop:
+            // then every byte goes through the writer thread.
+            c.direct = stream.set_write_timeout(Some(DIRECT_WRITE_WAIT)).is_ok();
             c.stream = Some(stream);
             c.writer = Some(wtx);
             core.handle_connected(conn, now);
@@ -380,7 +469,13 @@ const WRITE_BYTES: usize = 4 << 20;
 /// `write_vectored`: a Produce request comes as several pieces (the encoded
 /// bytes around each batch, and the batches themselves), which would
 /// otherwise cost a syscall each.
-fn write_loop(conn: ConnId, mut stream: TcpStream, rx: mpsc::Receiver<Bytes>, tx: queue::Sender) {
+fn write_loop(
+    conn: ConnId,
+    mut stream: TcpStream,
+    rx: mpsc::Receiver<Bytes>,
+    backlog: Arc<AtomicUsize>,
+    tx: queue::Sender,
+) {
     let mut pieces: Vec<Bytes> = Vec::with_capacity(WRITE_PIECES);
     while let Ok(first) = rx.recv() {
         let mut total = first.len();
@@ -401,6 +496,7 @@ fn write_loop(conn: ConnId, mut stream: TcpStream, rx: mpsc::Receiver<Bytes>, tx
         // Dropped before reporting: the core finds a delivered batch's
         // buffer unshared then, and can reuse it.
         pieces.clear();
+        backlog.fetch_sub(total, Ordering::AcqRel);
         if tx.send(IoMsg::Written(conn, total)).is_err() {
             return;
         }
@@ -421,12 +517,69 @@ fn write_all_vectored(w: &mut impl Write, pieces: &[Bytes]) -> std::io::Result<(
             match w.write_vectored(left) {
                 Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
                 Ok(k) => IoSlice::advance_slices(&mut left, k),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                // The socket's send timeout (set for the loop's direct
+                // writes) ran out: this thread just waits on.
+                Err(e) if retry_write(&e) => {}
                 Err(e) => return Err(e),
             }
         }
     }
     Ok(())
+}
+
+/// Errors after which a write is simply tried again.
+fn retry_write(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::Interrupted
+            | std::io::ErrorKind::WouldBlock
+            | std::io::ErrorKind::TimedOut
+    )
+}
+
+/// Writes what the socket takes of `pieces` before its send timeout runs
+/// out; returns the number of bytes written (`Err` only for real errors).
+fn write_some_vectored(w: &mut impl Write, pieces: &[Bytes]) -> std::io::Result<usize> {
+    let mut done = 0;
+    for chunk in pieces.chunks(WRITE_PIECES) {
+        let mut slices = [IoSlice::new(&[]); WRITE_PIECES];
+        for (slice, piece) in slices.iter_mut().zip(chunk) {
+            *slice = IoSlice::new(piece);
+        }
+        let mut left = &mut slices[..chunk.len()];
+        IoSlice::advance_slices(&mut left, 0);
+        while !left.is_empty() {
+            match w.write_vectored(left) {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(k) => {
+                    done += k;
+                    IoSlice::advance_slices(&mut left, k);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if retry_write(&e) => return Ok(done),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(done)
+}
+
+/// Drops the first `n` bytes of `pieces` (whole pieces, then the front of
+/// one); returns the bytes left.
+fn drop_front(pieces: &mut Vec<Bytes>, mut n: usize) -> usize {
+    let whole = pieces.iter().take_while(|p| {
+        let take = p.len() <= n;
+        if take {
+            n -= p.len();
+        }
+        take
+    });
+    let k = whole.count();
+    pieces.drain(..k);
+    if let Some(first) = pieces.first_mut() {
+        let _ = first.split_to(n);
+    }
+    pieces.iter().map(Bytes::len).sum()
 }
 
 #[cfg(test)]
@@ -477,6 +630,62 @@ mod tests {
                 // One call per WRITE_PIECES pieces, not one per piece.
                 assert_eq!(w.calls, pieces.len().div_ceil(WRITE_PIECES));
             }
+        }
+    }
+
+    /// Takes `room` bytes in all, then reports a full socket (a send timeout).
+    struct Full {
+        out: Vec<u8>,
+        room: usize,
+    }
+
+    impl Write for Full {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.write_vectored(&[IoSlice::new(buf)])
+        }
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> std::io::Result<usize> {
+            if self.room == 0 {
+                return Err(std::io::ErrorKind::WouldBlock.into());
+            }
+            // A prefix of the bytes, at most 5 per call.
+            let mut n = 0;
+            for b in bufs {
+                let k = b.len().min(self.room - n).min(5 - n);
+                self.out.extend_from_slice(&b[..k]);
+                n += k;
+                if k < b.len() {
+                    break;
+                }
+            }
+            self.room -= n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A direct write stops where the socket is full, and what it did not
+    /// take is exactly the rest of the bytes, in order.
+    #[test]
+    fn direct_write_hands_on_exactly_the_rest() {
+        let pieces: Vec<Bytes> = (0..40u8)
+            .map(|i| Bytes::from(vec![i; usize::from(i % 5)]))
+            .collect();
+        let want: Vec<u8> = pieces.iter().flat_map(|p| p.to_vec()).collect();
+        for room in [0, 1, 7, 33, want.len() - 1, want.len(), want.len() + 10] {
+            let mut w = Full {
+                out: Vec::new(),
+                room,
+            };
+            let n = write_some_vectored(&mut w, &pieces).unwrap();
+            assert_eq!(n, room.min(want.len()), "room {room}");
+            let mut rest = pieces.clone();
+            let left = drop_front(&mut rest, n);
+            assert_eq!(left, want.len() - n);
+            let mut all = w.out.clone();
+            all.extend(rest.iter().flat_map(|p| p.to_vec()));
+            assert_eq!(all, want, "room {room}");
         }
     }
 }
