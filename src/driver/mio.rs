@@ -234,7 +234,10 @@ impl Driver {
             }
             State::Connected => {
                 if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                    self.read(conn, now);
+                    // A closing or failing socket is read to its end;
+                    // otherwise a short read means it was drained.
+                    let to_end = ev.is_read_closed() || ev.is_error();
+                    self.read(conn, to_end, now);
                 }
                 if ev.is_writable() && self.conns.contains_key(&conn) {
                     self.write(conn);
@@ -424,7 +427,11 @@ impl Driver {
         self.side.lock().core.handle_connected(conn, now);
     }
 
-    fn read(&mut self, conn: ConnId, now: Instant) {
+    /// Reads what the socket has. Without `to_end`, a read that did not fill
+    /// the buffer ends it: the socket was drained then, and data arriving
+    /// later raises a new edge, so the read that would say `WouldBlock`
+    /// (a syscall per response) is skipped.
+    fn read(&mut self, conn: ConnId, to_end: bool, now: Instant) {
         loop {
             let Some(s) = self.conns.get_mut(&conn).and_then(|c| c.stream.as_mut()) else {
                 return;
@@ -434,7 +441,12 @@ impl Driver {
                     self.broken.push(conn);
                     return;
                 }
-                Ok(n) => self.side.lock().core.handle_data(conn, &self.buf[..n], now),
+                Ok(n) => {
+                    self.side.lock().core.handle_data(conn, &self.buf[..n], now);
+                    if n < self.buf.len() && !to_end {
+                        return;
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
