@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use kafka_sansio::producer::{
     ConnId, DeliveryError, Event, Producer, ProducerConfig, ProducerRecord, SendError, Transmit,
+    RECORD_OVERHEAD,
 };
 use kafka_sansio::protocol::frame::{
     encode_request, encode_response, ApiKey, ApiMessage, Deframer, RequestHeader,
@@ -484,6 +485,36 @@ fn buffer_full_and_too_large_hand_the_record_back() {
         }
     }
     assert_eq!(*full.expect("buffer fills up"), r);
+}
+
+/// Tiny records cannot pile up beyond buffer.memory by their count: each
+/// holds RECORD_OVERHEAD bytes besides its bytes in the batch, so memory per
+/// record is bounded and the producer's footprint follows buffer.memory.
+#[test]
+fn buffer_memory_bounds_the_number_of_tiny_records() {
+    let mut h = Harness::new(&[("buffer.memory", "200000"), ("batch.size", "16384")]);
+    h.send(rec("first"));
+    if let Some((req, pr)) = h.next_produce() {
+        h.answer_produce(&req, &pr, ErrorCode::None, 0);
+    }
+    // The broker now answers nothing: records stay buffered.
+    let mut accepted = 0usize;
+    loop {
+        let r = ProducerRecord::new(TOPIC, vec![7u8; 1]).partition(0);
+        match h.p.send(r, h.now) {
+            Ok(_) => accepted += 1,
+            Err(SendError::BufferFull { .. }) => break,
+            Err(e) => panic!("{e}"),
+        }
+        assert!(accepted < 1_000_000, "buffer.memory never filled");
+    }
+    assert!(h.p.buffered_bytes() <= 200_000, "{}", h.p.buffered_bytes());
+    // A 1-byte record is 8 bytes in the batch, and 32 besides it.
+    assert!(
+        accepted * (8 + RECORD_OVERHEAD) <= 200_000,
+        "{accepted} records in 200000 bytes"
+    );
+    assert!(accepted * (8 + RECORD_OVERHEAD) > 150_000, "{accepted}");
 }
 
 #[test]

@@ -17,8 +17,11 @@ pub(crate) struct OpenBatch {
     pub ids: RecordIds,
     pub timestamps: Vec<i64>,
     pub created: Instant,
-    /// Bytes of `buffer.memory` this batch holds (its buffer's capacity).
+    /// Bytes of `buffer.memory` this batch holds: its buffer's capacity plus
+    /// [`RECORD_OVERHEAD`](super::RECORD_OVERHEAD) per record.
     pub memory: usize,
+    /// Its buffer's capacity: records go in while the batch stays within it.
+    pub capacity: usize,
     /// Size at which the batch is closed as full (batch.size, scaled by the
     /// topic's compression ratio, within `memory`), fixed when it opens so
     /// that appending looks nothing up per record.

@@ -274,6 +274,11 @@ impl std::fmt::Debug for Producer {
 
 /// Bytes a batch's header takes ahead of its records.
 const BATCH_OVERHEAD: usize = 61;
+/// Bytes of `buffer.memory` each accepted record holds besides its bytes in
+/// the batch: its timestamp kept for its outcome, and a driver's waiter slot.
+/// Counting them keeps a producer's memory within `buffer.memory` plus a
+/// constant however small the records (Java counts batch buffers only).
+pub const RECORD_OVERHEAD: usize = 32;
 /// Generous bound on a Produce request's bytes besides its batches.
 const REQUEST_OVERHEAD: usize = 256;
 
@@ -522,7 +527,11 @@ impl Producer {
             .config
             .max_request_size
             .saturating_sub(BATCH_OVERHEAD + REQUEST_OVERHEAD)
-            .min(self.config.buffer_memory.saturating_sub(BATCH_OVERHEAD));
+            .min(
+                self.config
+                    .buffer_memory
+                    .saturating_sub(BATCH_OVERHEAD + RECORD_OVERHEAD),
+            );
         if size > max {
             return Err(SendError::RecordTooLarge {
                 record: Box::new(record),
@@ -713,6 +722,9 @@ impl Producer {
         size: usize,
         now: Instant,
     ) -> Result<(), ()> {
+        if self.buffered_bytes + RECORD_OVERHEAD > self.config.buffer_memory {
+            return Err(());
+        }
         // Into the open batch when the record fits: the common case, with
         // nothing looked up and the record's size computed once.
         let p = &mut self.parts[part];
@@ -722,7 +734,7 @@ impl Producer {
                 record.key.as_deref(),
                 record.value.as_deref(),
                 &record.headers,
-                open.memory,
+                open.capacity,
             );
             if appended.is_ok() {
                 self.appended(part, id, ts);
@@ -753,7 +765,7 @@ impl Producer {
         let room = self
             .config
             .buffer_memory
-            .saturating_sub(self.buffered_bytes);
+            .saturating_sub(self.buffered_bytes + RECORD_OVERHEAD);
         let need = size + BATCH_OVERHEAD;
         if need > room {
             return Err(());
@@ -788,6 +800,7 @@ impl Producer {
             ),
             created: now,
             memory: cap,
+            capacity: cap,
             target: batch_size.min(cap),
             last_id: id,
         });
@@ -803,6 +816,12 @@ impl Producer {
     fn appended(&mut self, part: usize, id: u64, ts: i64) {
         let p = &mut self.parts[part];
         let open = p.open.as_mut().expect("open batch");
+        open.memory += RECORD_OVERHEAD;
+        self.buffered_bytes += RECORD_OVERHEAD;
+        if self.pool.pooled_bytes() + self.buffered_bytes > self.config.buffer_memory {
+            self.pool
+                .shrink_to(self.config.buffer_memory - self.buffered_bytes);
+        }
         open.ids.push(RecordId(id));
         open.timestamps.push(ts);
         open.last_id = id;
