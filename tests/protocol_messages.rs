@@ -12,7 +12,7 @@ use kafka_sansio::protocol::messages::api_versions::*;
 use kafka_sansio::protocol::messages::init_producer_id::*;
 use kafka_sansio::protocol::messages::metadata::*;
 use kafka_sansio::protocol::messages::produce::*;
-use kafka_sansio::protocol::primitives::TaggedFields;
+use kafka_sansio::protocol::primitives::{put_uvarint, TaggedFields};
 use kafka_sansio::protocol::{
     negotiate, ApiKey, ApiMessage, ErrorCode, NegotiatedVersions, ProtocolError, RequestHeader,
 };
@@ -611,6 +611,58 @@ fn huge_and_negative_lengths_are_typed_errors() {
 }
 
 #[test]
+fn strings_are_held_to_32767_bytes_as_kafka_does() {
+    // ApiVersions v3 request: two compact strings, then tagged fields.
+    let body = |name_len: usize| {
+        let mut b = BytesMut::new();
+        put_uvarint(&mut b, name_len as u32 + 1);
+        b.put_slice(&vec![b'n'; name_len]);
+        b.put_slice(&hex("02 76 00")); // version "v", no tagged fields
+        b.freeze()
+    };
+    let ok = ApiVersionsRequest::decode(&mut body(32767), 3).unwrap();
+    assert_eq!(ok.client_software_name.len(), 32767);
+    assert_eq!(encode(&ok, 3), body(32767));
+    assert_eq!(
+        ApiVersionsRequest::decode(&mut body(32768), 3),
+        Err(ProtocolError::BadLength(32768))
+    );
+
+    // Encoding a longer string fails instead of writing a wrong length.
+    let long = ApiVersionsRequest {
+        client_software_name: "n".repeat(32768),
+        ..ok.clone()
+    };
+    let mut b = BytesMut::new();
+    assert!(matches!(
+        long.encode(&mut b, 3),
+        Err(ProtocolError::Invalid(_))
+    ));
+
+    // The classic client id of a request header: an i16 cannot say 32768
+    // (its bytes read as -32768), and a longer id is not written.
+    let mut h = BytesMut::new();
+    h.put_slice(&hex("0012 0003 00000001 8000"));
+    h.put_slice(&vec![b'c'; 32768]);
+    assert_eq!(
+        RequestHeader::decode(&mut h.freeze()),
+        Err(ProtocolError::BadLength(-32768))
+    );
+    let mut frame = BytesMut::from(&b"kept"[..]);
+    let id = "c".repeat(32768);
+    assert!(matches!(
+        encode_request(&mut frame, 1, Some(&id), 3, &ok),
+        Err(ProtocolError::Invalid(_))
+    ));
+    assert_eq!(
+        &frame[..],
+        b"kept",
+        "a failed request leaves the buffer as it was"
+    );
+    encode_request(&mut frame, 1, Some(&id[1..]), 3, &ok).unwrap();
+}
+
+#[test]
 fn random_bytes_never_panic() {
     fn p(data: Vec<u8>) -> bool {
         let b = Bytes::from(data);
@@ -1143,7 +1195,9 @@ fn request_round_trip<M: ApiMessage + std::fmt::Debug>(c: &Capture) -> M {
         frame.len()
     );
     let mut again = BytesMut::new();
-    header.encode(&mut again, M::API_KEY.request_header_version(c.version));
+    header
+        .encode(&mut again, M::API_KEY.request_header_version(c.version))
+        .unwrap();
     body.encode(&mut again, c.version).unwrap();
     assert_eq!(&again[..], &c.frame[..], "{}: re-encoding differs", c.name);
     body
