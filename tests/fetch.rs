@@ -2,10 +2,12 @@
 //! version, byte-exact vectors built by hand from Kafka's JSON specs, the
 //! fields a version cannot carry, and the mock cluster answering both.
 
+mod common;
+
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use quickcheck::{Arbitrary, Gen, QuickCheck};
+use quickcheck::{Arbitrary, Gen};
 
 use kafka_sansio::mock::MockCluster;
 use kafka_sansio::protocol::frame::{decode_response, encode_request};
@@ -14,40 +16,13 @@ use kafka_sansio::protocol::messages::list_offsets::*;
 use kafka_sansio::protocol::messages::produce::{
     LeaderIdAndEpoch, PartitionProduceData, ProduceRequest, ProduceResponse, TopicProduceData,
 };
-use kafka_sansio::protocol::primitives::TaggedFields;
 use kafka_sansio::protocol::{
     ApiKey, ApiMessage, BatchBuilder, Compression, ErrorCode, ProtocolError, RecordBatch, Request,
 };
 
+use common::{encode, qc, s, tags, untag, vec_of, vector, Arb, Normalize};
+
 // ---------------------------------------------------------------- generators
-
-fn small(g: &mut Gen, max: usize) -> usize {
-    usize::arbitrary(g) % (max + 1)
-}
-
-fn s(g: &mut Gen) -> String {
-    let n = small(g, 10);
-    (0..n)
-        .map(|_| *g.choose(&['a', 'z', '-', '.', '_', '9', 'é']).unwrap())
-        .collect()
-}
-
-fn vec_of<T>(g: &mut Gen, max: usize, mut f: impl FnMut(&mut Gen) -> T) -> Vec<T> {
-    let n = small(g, max);
-    (0..n).map(|_| f(g)).collect()
-}
-
-fn tags(g: &mut Gen) -> TaggedFields {
-    let mut v: Vec<(u32, Bytes)> = vec_of(g, 2, |g| {
-        (
-            10 + u32::arbitrary(g) % 200,
-            Bytes::from(vec_of(g, 4, u8::arbitrary)),
-        )
-    });
-    v.sort_by_key(|t| t.0);
-    v.dedup_by_key(|t| t.0);
-    TaggedFields(v)
-}
 
 fn maybe<T>(g: &mut Gen, default: T, f: impl FnOnce(&mut Gen) -> T) -> T {
     if bool::arbitrary(g) {
@@ -56,9 +31,6 @@ fn maybe<T>(g: &mut Gen, default: T, f: impl FnOnce(&mut Gen) -> T) -> T {
         f(g)
     }
 }
-
-#[derive(Debug, Clone)]
-struct Arb<T>(T);
 
 impl Arbitrary for Arb<FetchRequest> {
     fn arbitrary(g: &mut Gen) -> Self {
@@ -185,17 +157,6 @@ impl Arbitrary for Arb<ListOffsetsResponse> {
 
 // ---------------------------------------------------------------- per-version normalization
 
-/// Resets what version `v` cannot carry to its default, so that a round trip is the identity.
-trait Normalize {
-    fn normalize(&mut self, v: i16);
-}
-
-fn untag(t: &mut TaggedFields, flexible: bool) {
-    if !flexible {
-        *t = TaggedFields::default();
-    }
-}
-
 impl Normalize for FetchRequest {
     fn normalize(&mut self, v: i16) {
         let flex = v >= 12;
@@ -303,50 +264,6 @@ impl Normalize for ListOffsetsResponse {
 
 // ---------------------------------------------------------------- round trips
 
-fn encode<M: ApiMessage>(m: &M, v: i16) -> Bytes {
-    let mut b = BytesMut::new();
-    m.encode(&mut b, v).expect("a normalized value encodes");
-    b.freeze()
-}
-
-fn round_trip<M>(m: &M, v: i16) -> bool
-where
-    M: ApiMessage + Normalize + Clone + PartialEq + std::fmt::Debug,
-{
-    let mut m = m.clone();
-    m.normalize(v);
-    let bytes = encode(&m, v);
-    let mut r = bytes.clone();
-    let back = M::decode(&mut r, v).unwrap_or_else(|e| panic!("v{v}: {e} decoding {m:?}"));
-    assert!(r.is_empty(), "v{v}: {} byte(s) left", r.len());
-    assert_eq!(back, m, "v{v}");
-    assert_eq!(encode(&back, v), bytes, "v{v}: re-encoding differs");
-    for cut in 0..bytes.len() {
-        assert!(
-            M::decode(&mut bytes.slice(..cut), v).is_err(),
-            "v{v}: a {cut}-byte prefix decoded"
-        );
-    }
-    true
-}
-
-fn qc<M>()
-where
-    M: ApiMessage + Normalize + Clone + PartialEq + std::fmt::Debug + 'static,
-    Arb<M>: Arbitrary,
-{
-    fn prop<M>(a: Arb<M>) -> bool
-    where
-        M: ApiMessage + Normalize + Clone + PartialEq + std::fmt::Debug,
-    {
-        let (lo, hi) = M::API_KEY.versions();
-        (lo..=hi).all(|v| round_trip(&a.0, v))
-    }
-    QuickCheck::new()
-        .tests(200)
-        .quickcheck(prop::<M> as fn(Arb<M>) -> bool);
-}
-
 #[test]
 fn qc_fetch_request() {
     qc::<FetchRequest>();
@@ -389,22 +306,6 @@ fn registered_versions() {
 
 // ---------------------------------------------------------------- byte-exact vectors
 
-fn hex(s: &str) -> Vec<u8> {
-    let s: String = s.split_whitespace().collect();
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-fn check_vector<M: ApiMessage + PartialEq + std::fmt::Debug>(m: &M, v: i16, expected: &str) {
-    let expected = hex(expected);
-    assert_eq!(&encode(m, v)[..], &expected[..], "v{v} encoding");
-    let mut b = Bytes::from(expected);
-    assert_eq!(&M::decode(&mut b, v).unwrap(), m, "v{v} decoding");
-    assert!(b.is_empty());
-}
-
 fn fetch_request() -> FetchRequest {
     FetchRequest {
         max_wait_ms: 500,
@@ -426,7 +327,7 @@ fn fetch_request() -> FetchRequest {
 
 #[test]
 fn fetch_request_v4_bytes() {
-    check_vector(
+    vector(
         &fetch_request(),
         4,
         "ffffffff 000001f4 00000001 03200000 00
@@ -438,7 +339,7 @@ fn fetch_request_v4_bytes() {
 fn fetch_request_v7_bytes() {
     // Session fields and an (empty) forgotten-topics array from v7;
     // LogStartOffset from v5.
-    check_vector(
+    vector(
         &fetch_request(),
         7,
         "ffffffff 000001f4 00000001 03200000 00 00000000 ffffffff
@@ -455,7 +356,7 @@ fn fetch_request_v12_bytes() {
     let p = &mut r.topics[0].partitions[0];
     p.current_leader_epoch = 3;
     p.last_fetched_epoch = 2;
-    check_vector(
+    vector(
         &r,
         12,
         "ffffffff 000001f4 00000001 03200000 00 00000000 ffffffff
@@ -494,7 +395,7 @@ fn fetch_response(version: i16) -> FetchResponse {
 
 #[test]
 fn fetch_response_v4_bytes() {
-    check_vector(
+    vector(
         &fetch_response(4),
         4,
         "00000000 00000001 0001 74 00000001
@@ -504,7 +405,7 @@ fn fetch_response_v4_bytes() {
 
 #[test]
 fn fetch_response_v12_bytes() {
-    check_vector(
+    vector(
         &fetch_response(12),
         12,
         "00000000 0000 00000000 02 0274 02
@@ -528,12 +429,12 @@ fn list_offsets_vectors() {
         }],
         ..Default::default()
     };
-    check_vector(
+    vector(
         &req(LATEST_TIMESTAMP),
         1,
         "ffffffff 00000001 0001 74 00000001 00000000 ffffffffffffffff",
     );
-    check_vector(
+    vector(
         &req(EARLIEST_TIMESTAMP),
         6,
         "ffffffff 00 02 0274 02 00000000 ffffffff fffffffffffffffe 00 00 00",
@@ -551,12 +452,12 @@ fn list_offsets_vectors() {
         }],
         ..Default::default()
     };
-    check_vector(
+    vector(
         &resp(-1),
         1,
         "00000001 0001 74 00000001 00000000 0000 ffffffffffffffff 000000000000002a",
     );
-    check_vector(
+    vector(
         &resp(0),
         6,
         "00000000 02 0274 02 00000000 0000 ffffffffffffffff 000000000000002a 00000000 00 00 00",

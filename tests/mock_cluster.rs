@@ -187,7 +187,8 @@ fn api_versions_too_new_falls_back_to_v0_unsupported_version() {
         client_id: Some("x".into()),
         ..Default::default()
     }
-    .encode(&mut buf, 2);
+    .encode(&mut buf, 2)
+    .unwrap();
     buf.put_u8(0); // empty tagged fields of a would-be flexible body
     let r = c.handle_request(0, buf.freeze(), Instant::now());
     let resp: ApiVersionsResponse = decode(&r, 0);
@@ -217,7 +218,8 @@ fn unknown_api_key_or_version_or_garbage_closes_the_connection() {
         correlation_id: 1,
         ..Default::default()
     }
-    .encode(&mut buf, 1);
+    .encode(&mut buf, 1)
+    .unwrap();
     let r = c.handle_request(0, buf.freeze(), Instant::now());
     assert!(r.close && r.response.is_none());
 
@@ -228,7 +230,8 @@ fn unknown_api_key_or_version_or_garbage_closes_the_connection() {
         correlation_id: 1,
         ..Default::default()
     }
-    .encode(&mut buf, 1);
+    .encode(&mut buf, 1)
+    .unwrap();
     let r = c.handle_request(0, buf.freeze(), Instant::now());
     assert!(r.close && r.response.is_none());
 

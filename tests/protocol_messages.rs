@@ -2,6 +2,8 @@
 //! trips at every version, truncations, bad lengths, hand-built spec vectors,
 //! the ApiVersions fallback and version negotiation.
 
+mod common;
+
 use bytes::{BufMut, Bytes, BytesMut};
 use quickcheck::{Arbitrary, Gen, QuickCheck};
 
@@ -10,26 +12,14 @@ use kafka_sansio::protocol::messages::api_versions::*;
 use kafka_sansio::protocol::messages::init_producer_id::*;
 use kafka_sansio::protocol::messages::metadata::*;
 use kafka_sansio::protocol::messages::produce::*;
-use kafka_sansio::protocol::primitives::TaggedFields;
+use kafka_sansio::protocol::primitives::{put_uvarint, TaggedFields};
 use kafka_sansio::protocol::{
     negotiate, ApiKey, ApiMessage, ErrorCode, NegotiatedVersions, ProtocolError, RequestHeader,
 };
 
+use common::{encode, hex, qc, s, tags, untag, vec_of, vector, Arb, Normalize};
+
 // ---------------------------------------------------------------- generators
-
-fn small_len(g: &mut Gen, max: usize) -> usize {
-    usize::arbitrary(g) % (max + 1)
-}
-
-fn s(g: &mut Gen) -> String {
-    let n = small_len(g, 12);
-    (0..n)
-        .map(|_| {
-            *g.choose(&['a', 'b', 'z', '-', '.', '_', '0', 'é', '€'])
-                .unwrap()
-        })
-        .collect()
-}
 
 fn os(g: &mut Gen) -> Option<String> {
     if bool::arbitrary(g) {
@@ -39,22 +29,6 @@ fn os(g: &mut Gen) -> Option<String> {
     }
 }
 
-fn vec_of<T>(g: &mut Gen, max: usize, mut f: impl FnMut(&mut Gen) -> T) -> Vec<T> {
-    let n = small_len(g, max);
-    (0..n).map(|_| f(g)).collect()
-}
-
-fn tags(g: &mut Gen) -> TaggedFields {
-    let mut v: Vec<(u32, Bytes)> = vec_of(g, 2, |g| {
-        let tag = 10 + u32::arbitrary(g) % 300;
-        let data: Vec<u8> = vec_of(g, 5, u8::arbitrary);
-        (tag, Bytes::from(data))
-    });
-    v.sort_by_key(|t| t.0);
-    v.dedup_by_key(|t| t.0);
-    TaggedFields(v)
-}
-
 fn uuid(g: &mut Gen) -> [u8; 16] {
     let mut u = [0u8; 16];
     for b in &mut u {
@@ -62,10 +36,6 @@ fn uuid(g: &mut Gen) -> [u8; 16] {
     }
     u
 }
-
-/// A generated message, normalized per version before use.
-#[derive(Debug, Clone)]
-struct Arb<T>(T);
 
 macro_rules! arb {
     ($t:ty, $g:ident => $e:expr) => {
@@ -238,18 +208,7 @@ arb!(InitProducerIdResponse, g => InitProducerIdResponse {
 });
 
 // ------------------------------------------------------------- normalizers
-// Fields absent from a version go back to their default, nulls stay only where
-// the version allows them, tagged fields only in flexible versions.
-
-trait Normalize {
-    fn normalize(&mut self, v: i16);
-}
-
-fn untag(t: &mut TaggedFields, flex: bool) {
-    if !flex {
-        *t = TaggedFields::default();
-    }
-}
+// What each version cannot carry (see `common::Normalize`).
 
 impl Normalize for ApiVersionsRequest {
     fn normalize(&mut self, v: i16) {
@@ -403,56 +362,6 @@ impl Normalize for InitProducerIdResponse {
 }
 
 // ---------------------------------------------------------------- checks
-
-fn encode<M: ApiMessage>(m: &M, v: i16) -> Bytes {
-    let mut b = BytesMut::new();
-    m.encode(&mut b, v).expect("normalized value encodes");
-    b.freeze()
-}
-
-/// encode → decode → equal; encode again → same bytes; every truncation → Err.
-fn check_round_trip<M>(m: &M, v: i16) -> bool
-where
-    M: ApiMessage + Normalize + Clone + PartialEq + std::fmt::Debug,
-{
-    let mut m = m.clone();
-    m.normalize(v);
-    let bytes = encode(&m, v);
-    let mut r = bytes.clone();
-    let back = match M::decode(&mut r, v) {
-        Ok(back) => back,
-        Err(e) => panic!("v{v}: {e} decoding {m:?}"),
-    };
-    assert!(r.is_empty(), "v{v}: {} byte(s) left", r.len());
-    assert_eq!(back, m, "v{v}");
-    assert_eq!(encode(&back, v), bytes, "v{v}: re-encoding differs");
-    for cut in 0..bytes.len() {
-        let mut short = bytes.slice(..cut);
-        assert!(
-            M::decode(&mut short, v).is_err(),
-            "v{v}: prefix {cut} decoded"
-        );
-    }
-    true
-}
-
-fn prop<M>(a: Arb<M>) -> bool
-where
-    M: ApiMessage + Normalize + Clone + PartialEq + std::fmt::Debug,
-{
-    let (lo, hi) = M::API_KEY.versions();
-    (lo..=hi).all(|v| check_round_trip(&a.0, v))
-}
-
-fn qc<M>()
-where
-    M: ApiMessage + Normalize + Clone + PartialEq + std::fmt::Debug + 'static,
-    Arb<M>: Arbitrary,
-{
-    QuickCheck::new()
-        .tests(200)
-        .quickcheck(prop::<M> as fn(Arb<M>) -> bool);
-}
 
 #[test]
 fn qc_api_versions_request() {
@@ -702,6 +611,58 @@ fn huge_and_negative_lengths_are_typed_errors() {
 }
 
 #[test]
+fn strings_are_held_to_32767_bytes_as_kafka_does() {
+    // ApiVersions v3 request: two compact strings, then tagged fields.
+    let body = |name_len: usize| {
+        let mut b = BytesMut::new();
+        put_uvarint(&mut b, name_len as u32 + 1);
+        b.put_slice(&vec![b'n'; name_len]);
+        b.put_slice(&hex("02 76 00")); // version "v", no tagged fields
+        b.freeze()
+    };
+    let ok = ApiVersionsRequest::decode(&mut body(32767), 3).unwrap();
+    assert_eq!(ok.client_software_name.len(), 32767);
+    assert_eq!(encode(&ok, 3), body(32767));
+    assert_eq!(
+        ApiVersionsRequest::decode(&mut body(32768), 3),
+        Err(ProtocolError::BadLength(32768))
+    );
+
+    // Encoding a longer string fails instead of writing a wrong length.
+    let long = ApiVersionsRequest {
+        client_software_name: "n".repeat(32768),
+        ..ok.clone()
+    };
+    let mut b = BytesMut::new();
+    assert!(matches!(
+        long.encode(&mut b, 3),
+        Err(ProtocolError::Invalid(_))
+    ));
+
+    // The classic client id of a request header: an i16 cannot say 32768
+    // (its bytes read as -32768), and a longer id is not written.
+    let mut h = BytesMut::new();
+    h.put_slice(&hex("0012 0003 00000001 8000"));
+    h.put_slice(&vec![b'c'; 32768]);
+    assert_eq!(
+        RequestHeader::decode(&mut h.freeze()),
+        Err(ProtocolError::BadLength(-32768))
+    );
+    let mut frame = BytesMut::from(&b"kept"[..]);
+    let id = "c".repeat(32768);
+    assert!(matches!(
+        encode_request(&mut frame, 1, Some(&id), 3, &ok),
+        Err(ProtocolError::Invalid(_))
+    ));
+    assert_eq!(
+        &frame[..],
+        b"kept",
+        "a failed request leaves the buffer as it was"
+    );
+    encode_request(&mut frame, 1, Some(&id[1..]), 3, &ok).unwrap();
+}
+
+#[test]
 fn random_bytes_never_panic() {
     fn p(data: Vec<u8>) -> bool {
         let b = Bytes::from(data);
@@ -826,22 +787,6 @@ fn values_a_version_cannot_carry_are_rejected() {
 
 // ------------------------------------------------------------ spec vectors
 // Hand-assembled from the JSON field lists, field by field.
-
-fn hex(s: &str) -> Vec<u8> {
-    let s: String = s.split_whitespace().collect();
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-fn vector<M: ApiMessage + PartialEq + std::fmt::Debug>(m: &M, v: i16, wire: &str) {
-    let wire = hex(wire);
-    assert_eq!(&encode(m, v)[..], &wire[..], "encode v{v}");
-    let mut r = Bytes::from(wire);
-    assert_eq!(&M::decode(&mut r, v).unwrap(), m, "decode v{v}");
-    assert!(r.is_empty());
-}
 
 #[test]
 fn api_versions_vectors() {
@@ -1250,7 +1195,9 @@ fn request_round_trip<M: ApiMessage + std::fmt::Debug>(c: &Capture) -> M {
         frame.len()
     );
     let mut again = BytesMut::new();
-    header.encode(&mut again, M::API_KEY.request_header_version(c.version));
+    header
+        .encode(&mut again, M::API_KEY.request_header_version(c.version))
+        .unwrap();
     body.encode(&mut again, c.version).unwrap();
     assert_eq!(&again[..], &c.frame[..], "{}: re-encoding differs", c.name);
     body

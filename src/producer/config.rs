@@ -334,6 +334,16 @@ impl ProducerConfig {
                 (self.linger + self.request_timeout).as_millis()
             )));
         }
+        if self.client_id.len() > crate::protocol::primitives::MAX_STRING_LEN {
+            // It is a protocol string in every request header: longer, no
+            // request could be encoded, so refuse it here rather than at
+            // the first send.
+            return Err(ConfigError::InvalidValue {
+                key: "client.id".into(),
+                value: format!("({} bytes)", self.client_id.len()),
+                reason: "longer than 32767 bytes".into(),
+            });
+        }
         if self.max_request_size < 128 {
             return Err(ConfigError::InvalidValue {
                 key: "max.request.size".into(),
@@ -482,6 +492,12 @@ mod tests {
             ProducerConfig::from_properties([("linger.ms", "-1")]),
             Err(ConfigError::InvalidValue { .. })
         ));
+        let long = "c".repeat(32768);
+        assert!(matches!(
+            ProducerConfig::from_properties([("client.id", long.as_str())]),
+            Err(ConfigError::InvalidValue { key, .. }) if key == "client.id"
+        ));
+        assert!(ProducerConfig::from_properties([("client.id", &long[1..])]).is_ok());
         assert!(matches!(
             ProducerConfig::from_properties([("no.such.key", "1")]),
             Err(ConfigError::UnknownKey(_))

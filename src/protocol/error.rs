@@ -10,7 +10,8 @@ pub enum ProtocolError {
         /// How many more bytes the value needed at least.
         needed: usize,
     },
-    /// A length prefix is negative (where null is not allowed) or larger than the input.
+    /// A length prefix is negative (where null is not allowed), larger than the
+    /// input, or larger than the field allows (a string: 32767 bytes, as in Kafka).
     #[error("invalid length {0}")]
     BadLength(i64),
     /// A varint ran over its maximum width.

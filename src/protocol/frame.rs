@@ -171,15 +171,26 @@ pub struct RequestHeader {
 }
 
 impl RequestHeader {
-    /// Appends the header in `header_version` (1 or 2).
-    pub fn encode(&self, buf: &mut impl BufMut, header_version: i16) {
+    /// Appends the header in `header_version` (1 or 2); fails, writing
+    /// nothing, when the client id is longer than 32767 bytes.
+    pub fn encode(&self, buf: &mut impl BufMut, header_version: i16) -> Result<()> {
+        // Checked before the first byte because a `BufMut` cannot be rolled
+        // back, and with an error that names the field at fault.
+        if self
+            .client_id
+            .as_ref()
+            .is_some_and(|c| c.len() > MAX_STRING_LEN)
+        {
+            return Err(ProtocolError::Invalid("client id longer than 32767 bytes"));
+        }
         buf.put_i16(self.api_key);
         buf.put_i16(self.api_version);
         buf.put_i32(self.correlation_id);
-        put_nullable_string(buf, self.client_id.as_deref(), false);
+        put_nullable_string(buf, self.client_id.as_deref(), false)?;
         if header_version >= 2 {
             put_unknown_tagged_fields(buf, &self.tagged_fields);
         }
+        Ok(())
     }
 
     /// Decodes a request header, choosing v1 or v2 from the API key and
@@ -251,15 +262,16 @@ pub fn encode_request<R: Request>(
     R::API_KEY.check_version(version)?;
     let start = buf.len();
     buf.put_i32(0);
-    RequestHeader {
+    let encoded = RequestHeader {
         api_key: R::API_KEY.code(),
         api_version: version,
         correlation_id,
         client_id: client_id.map(str::to_owned),
         tagged_fields: TaggedFields::default(),
     }
-    .encode(buf, R::API_KEY.request_header_version(version));
-    if let Err(e) = request.encode(buf, version) {
+    .encode(buf, R::API_KEY.request_header_version(version))
+    .and_then(|()| request.encode(buf, version));
+    if let Err(e) = encoded {
         buf.truncate(start);
         return Err(e);
     }
@@ -294,7 +306,7 @@ pub fn encode_request_split<R: Request>(
         client_id: client_id.map(str::to_owned),
         tagged_fields: TaggedFields::default(),
     }
-    .encode(&mut buf, R::API_KEY.request_header_version(version));
+    .encode(&mut buf, R::API_KEY.request_header_version(version))?;
     let mut holes = Vec::new();
     request.encode_split(&mut buf, version, &mut holes)?;
     let total = holes.iter().map(|(_, b)| b.len()).sum::<usize>() + buf.len();

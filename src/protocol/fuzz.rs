@@ -120,7 +120,9 @@ pub fn decode_frame(frame: Bytes) {
     let header_version = ApiKey::from_code(header.api_key)
         .map_or(1, |k| k.request_header_version(header.api_version));
     let mut again = BytesMut::new();
-    header.encode(&mut again, header_version);
+    header
+        .encode(&mut again, header_version)
+        .expect("a decoded header re-encodes");
     assert_eq!(
         RequestHeader::decode(&mut again.freeze()).as_ref(),
         Ok(&header),

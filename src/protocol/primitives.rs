@@ -158,9 +158,17 @@ pub fn varlong_len(v: i64) -> usize {
     bits.div_ceil(7)
 }
 
+/// The longest string, in bytes, that Kafka's protocol carries: a classic
+/// string's length is an i16, and Kafka's generated code holds compact
+/// strings to the same limit, on reading and on writing.
+pub const MAX_STRING_LEN: usize = i16::MAX as usize;
+
 /// Reads a length prefix: i16/i32 classic or compact (uvarint, 0 = null) when
 /// `flexible`. `None` is null. A non-null length larger than the remaining
 /// input fails with `Truncated`, so callers may allocate it.
+///
+/// `wide` is false for strings only (i16 classic length); their lengths above
+/// [`MAX_STRING_LEN`] fail with `BadLength`.
 fn get_len(buf: &mut Bytes, flexible: bool, wide: bool) -> Result<Option<usize>> {
     let len: i64 = if flexible {
         get_uvarint(buf)? as i64 - 1
@@ -170,6 +178,14 @@ fn get_len(buf: &mut Bytes, flexible: bool, wide: bool) -> Result<Option<usize>>
         get_i16(buf)? as i64
     };
     if len < -1 {
+        return Err(ProtocolError::BadLength(len));
+    }
+    // Only a compact string can claim more than an i16 holds. Kafka's
+    // generated readers refuse it ("string field ... had invalid length"),
+    // before looking at the input, so we do too: the same bytes are then an
+    // error for both, whatever follows them, and a string we decode is one
+    // we can encode again.
+    if !wide && len > MAX_STRING_LEN as i64 {
         return Err(ProtocolError::BadLength(len));
     }
     if len == -1 {
@@ -208,16 +224,24 @@ pub fn get_string(buf: &mut Bytes, flexible: bool) -> Result<String> {
     get_nullable_string(buf, flexible)?.ok_or(ProtocolError::BadLength(-1))
 }
 
-/// Writes a nullable string.
-pub fn put_nullable_string(buf: &mut impl BufMut, s: Option<&str>, flexible: bool) {
+/// Writes a nullable string; a string longer than [`MAX_STRING_LEN`] bytes
+/// fails with `Invalid` and writes nothing.
+pub fn put_nullable_string(buf: &mut impl BufMut, s: Option<&str>, flexible: bool) -> Result<()> {
+    // A classic length would wrap to a negative i16 and a compact one would
+    // be refused by every Kafka reader: either way the frame would be wrong,
+    // so refuse here, as Kafka's generated writers do.
+    if s.is_some_and(|s| s.len() > MAX_STRING_LEN) {
+        return Err(ProtocolError::Invalid("string longer than 32767 bytes"));
+    }
     put_len(buf, s.map(str::len), flexible, false);
     if let Some(s) = s {
         buf.put_slice(s.as_bytes());
     }
+    Ok(())
 }
 
-/// Writes a non-nullable string.
-pub fn put_string(buf: &mut impl BufMut, s: &str, flexible: bool) {
+/// Writes a non-nullable string; see [`put_nullable_string`] for the length limit.
+pub fn put_string(buf: &mut impl BufMut, s: &str, flexible: bool) -> Result<()> {
     put_nullable_string(buf, Some(s), flexible)
 }
 
@@ -454,6 +478,88 @@ mod tests {
         );
     }
 
+    /// A string's length prefix (compact or classic) followed by `n` bytes of 'a'.
+    fn string_of(n: usize, flexible: bool) -> Bytes {
+        let mut b = BytesMut::new();
+        if flexible {
+            put_uvarint(&mut b, n as u32 + 1);
+        } else {
+            // 32768 is written as the u16 it is; read as i16 it is negative.
+            b.put_u16(n as u16);
+        }
+        b.put_slice(&vec![b'a'; n]);
+        b.freeze()
+    }
+
+    #[test]
+    fn strings_longer_than_32767_bytes_do_not_decode() {
+        // Compact: the length is refused as such, bytes present or not.
+        let mut r = string_of(32768, true);
+        assert_eq!(
+            get_string(&mut r, true),
+            Err(ProtocolError::BadLength(32768))
+        );
+        let mut r = string_of(32768, true).slice(..3);
+        assert_eq!(
+            get_nullable_string(&mut r, true),
+            Err(ProtocolError::BadLength(32768))
+        );
+        let mut r = Bytes::from_static(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
+        assert_eq!(
+            get_nullable_string(&mut r, true),
+            Err(ProtocolError::BadLength(u32::MAX as i64 - 1))
+        );
+        // Classic: an i16 cannot say 32768; its bytes read as -32768.
+        let mut r = string_of(32768, false);
+        assert_eq!(
+            get_string(&mut r, false),
+            Err(ProtocolError::BadLength(-32768))
+        );
+        let mut r = string_of(32768, false);
+        assert_eq!(
+            get_nullable_string(&mut r, false),
+            Err(ProtocolError::BadLength(-32768))
+        );
+    }
+
+    #[test]
+    fn strings_of_32767_bytes_round_trip() {
+        let s = "a".repeat(MAX_STRING_LEN);
+        for flexible in [false, true] {
+            let mut r = string_of(MAX_STRING_LEN, flexible);
+            assert_eq!(get_string(&mut r, flexible).as_deref(), Ok(&s[..]));
+            assert!(r.is_empty());
+            let mut b = BytesMut::new();
+            put_string(&mut b, &s, flexible).unwrap();
+            assert_eq!(b.freeze(), string_of(MAX_STRING_LEN, flexible));
+        }
+    }
+
+    #[test]
+    fn strings_longer_than_32767_bytes_do_not_encode() {
+        let s = "a".repeat(MAX_STRING_LEN + 1);
+        for flexible in [false, true] {
+            let mut b = BytesMut::new();
+            let invalid = Err(ProtocolError::Invalid("string longer than 32767 bytes"));
+            assert_eq!(put_string(&mut b, &s, flexible), invalid);
+            assert_eq!(put_nullable_string(&mut b, Some(&s), flexible), invalid);
+            assert!(b.is_empty(), "nothing written");
+        }
+    }
+
+    #[test]
+    fn bytes_have_no_32767_limit() {
+        // Only strings are limited; BYTES lengths are i32 or a full uvarint.
+        let data = vec![7u8; 40_000];
+        for flexible in [false, true] {
+            let mut b = BytesMut::new();
+            put_bytes(&mut b, &data, flexible);
+            let mut r = b.freeze();
+            assert_eq!(get_bytes(&mut r, flexible).unwrap(), &data[..]);
+            assert!(r.is_empty());
+        }
+    }
+
     quickcheck! {
         fn varlong_roundtrip(v: i64) -> bool {
             let mut b = BytesMut::new();
@@ -468,7 +574,7 @@ mod tests {
         fn string_roundtrip(s: Option<String>, flexible: bool) -> bool {
             let s = s.map(|s| s.chars().take(1000).collect::<String>());
             let mut b = BytesMut::new();
-            put_nullable_string(&mut b, s.as_deref(), flexible);
+            put_nullable_string(&mut b, s.as_deref(), flexible).unwrap();
             let mut r = b.freeze();
             get_nullable_string(&mut r, flexible).unwrap() == s && r.is_empty()
         }

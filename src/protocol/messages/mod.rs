@@ -33,20 +33,14 @@ use super::primitives::{
     TaggedFields,
 };
 
-/// Writes a string, failing when a classic (i16) length cannot carry it.
+/// Writes a string, failing when it is longer than Kafka allows (32767 bytes).
 pub(crate) fn put_str(buf: &mut BytesMut, s: &str, flexible: bool) -> Result<()> {
     put_nstr(buf, Some(s), flexible)
 }
 
-/// Writes a nullable string, failing when a classic (i16) length cannot carry it.
+/// Writes a nullable string, failing when it is longer than Kafka allows (32767 bytes).
 pub(crate) fn put_nstr(buf: &mut BytesMut, s: Option<&str>, flexible: bool) -> Result<()> {
-    if let Some(s) = s {
-        if s.len() > i16::MAX as usize {
-            return Err(ProtocolError::Invalid("string longer than 32767 bytes"));
-        }
-    }
-    put_nullable_string(buf, s, flexible);
-    Ok(())
+    put_nullable_string(buf, s, flexible)
 }
 
 /// Writes a string that is nullable only in some versions.
