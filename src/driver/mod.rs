@@ -420,24 +420,27 @@ impl Waiters {
         }
     }
 
-    /// Takes the first waiter with an id in `from..end`.
-    fn take_next(&mut self, from: u64, end: u64) -> Option<(u64, Waiter)> {
-        let lo = from.max(self.base);
-        let hi = end.min(self.base + self.slots.len() as u64);
-        for id in lo..hi {
-            let i = (id - self.base) as usize;
-            if let Some(w) = self.slots[i].take() {
+    /// Takes the waiters of ids `start..start + n` in id order, handing each
+    /// to `f`; then trims resolved slots at the front, once per run, so the
+    /// window only spans records still waited on.
+    fn take_run(&mut self, start: u64, n: u32, mut f: impl FnMut(u64, Waiter)) {
+        let lo = start.max(self.base);
+        let hi = (start + u64::from(n)).min(self.base + self.slots.len() as u64);
+        if lo >= hi {
+            return;
+        }
+        let from = (lo - self.base) as usize;
+        let to = (hi - self.base) as usize;
+        for (k, slot) in self.slots.range_mut(from..to).enumerate() {
+            if let Some(w) = slot.take() {
                 self.live -= 1;
-                // Trim resolved slots at the front so the window only spans
-                // records still waited on.
-                while let Some(None) = self.slots.front() {
-                    self.slots.pop_front();
-                    self.base += 1;
-                }
-                return Some((id, w));
+                f(lo + k as u64, w);
             }
         }
-        None
+        while let Some(None) = self.slots.front() {
+            self.slots.pop_front();
+            self.base += 1;
+        }
     }
 }
 
@@ -851,10 +854,7 @@ impl Engine {
                 let mut template: Option<u32> = None;
                 let mut index = 0usize;
                 for &(start, n) in d.records.runs() {
-                    let end = start + n as u64;
-                    let mut k = start;
-                    while let Some((id, mut w)) = self.waiters.take_next(k, end) {
-                        k = id + 1;
+                    self.waiters.take_run(start, n, |id, mut w| {
                         let i = index + (id - start) as usize;
                         let offset = if d.base_offset < 0 {
                             -1
@@ -883,7 +883,7 @@ impl Engine {
                                 offset,
                                 timestamp,
                             });
-                            continue;
+                            return;
                         }
                         let md = RecordMetadata {
                             topic: d.topic.clone(),
@@ -892,7 +892,7 @@ impl Engine {
                             timestamp,
                         };
                         done.push(Done::Waiter(w, Ok(md)));
-                    }
+                    });
                     index += n as usize;
                 }
             }
@@ -908,12 +908,9 @@ impl Engine {
                     return;
                 }
                 for &(start, n) in f.records.runs() {
-                    let end = start + n as u64;
-                    let mut k = start;
-                    while let Some((id, w)) = self.waiters.take_next(k, end) {
-                        k = id + 1;
+                    self.waiters.take_run(start, n, |_, w| {
                         done.push(Done::Waiter(w, Err(Error::Delivery(f.error.clone()))));
-                    }
+                    });
                 }
             }
             Event::Closed => {
