@@ -68,7 +68,7 @@ pub struct ProducerConfig {
     pub linger: Duration,
     /// `batch.size` in bytes.
     pub batch_size: usize,
-    /// `buffer.memory` in bytes.
+    /// `buffer.memory` in bytes: batch buffers, plus [`RECORD_OVERHEAD`](super::RECORD_OVERHEAD) per buffered record.
     pub buffer_memory: usize,
     /// `max.in.flight.requests.per.connection`.
     pub max_in_flight: usize,
