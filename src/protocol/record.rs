@@ -808,7 +808,7 @@ mod crc_update {
     const ONE: u32 = 1 << 31;
 
     /// a(x) * b(x) mod P(x).
-    fn mul(a: u32, mut b: u32) -> u32 {
+    const fn mul(a: u32, mut b: u32) -> u32 {
         let mut p = 0;
         let mut m = ONE;
         while m != 0 {
@@ -821,17 +821,31 @@ mod crc_update {
         p
     }
 
-    /// x^(8 * bytes) mod P(x), by square-and-multiply.
+    /// `POWERS[k]` = x^(8 * 2^k) mod P(x), computed at compile time: a
+    /// shift then costs one multiplication per set bit of its length, not a
+    /// squaring per bit as well (stamping runs once per batch sent).
+    const POWERS: [u32; 64] = {
+        let mut t = [0u32; 64];
+        t[0] = ONE >> 8; // x^8
+        let mut k = 1;
+        while k < 64 {
+            t[k] = mul(t[k - 1], t[k - 1]);
+            k += 1;
+        }
+        t
+    };
+
+    /// x^(8 * bytes) mod P(x).
     fn shift_bytes(bytes: usize) -> u32 {
         let mut result = ONE;
-        let mut square = mul(ONE >> 8, ONE); // x^8
-        let mut n = bytes;
+        let mut n = bytes as u64;
+        let mut k = 0;
         while n != 0 {
             if n & 1 != 0 {
-                result = mul(result, square);
+                result = mul(result, POWERS[k]);
             }
-            square = mul(square, square);
             n >>= 1;
+            k += 1;
         }
         result
     }
