@@ -284,3 +284,80 @@ fn steady_state_batches_reuse_their_buffers() {
         );
     }
 }
+
+/// Through a driver: a sending thread's `send_with_tag`s allocate per batch,
+/// not per record (the listener is producer-wide, the outcome is lent), where
+/// `send_with_callback` boxes each callback. Both drivers, real sockets to
+/// the mock server; the sending thread's allocations are counted.
+#[test]
+fn tagged_sends_through_a_driver_allocate_per_batch_not_per_record() {
+    use kafka_sansio::driver::{blocking, Handle};
+    use kafka_sansio::mock::MockServer;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    let server = MockServer::start(1).unwrap();
+    server.with_cluster(|c| c.create_topic("tagged", 1).unwrap());
+    let config = || {
+        ProducerConfig::builder()
+            .bootstrap_servers(&server.bootstrap_servers())
+            .linger(Duration::from_millis(5))
+            .build()
+            .unwrap()
+    };
+    let run = |handle: &Handle| {
+        let heard = Arc::new(AtomicU64::new(0));
+        let h = heard.clone();
+        handle.on_delivery(move |_, r| {
+            assert!(r.is_ok(), "{r:?}");
+            h.fetch_add(1, Ordering::Relaxed);
+        });
+        let topic: Arc<str> = "tagged".into();
+        let value = Bytes::from(vec![b'v'; 100]);
+        let record = || ProducerRecord {
+            topic: topic.clone(),
+            partition: None,
+            key: None,
+            value: Some(value.clone()),
+            headers: Vec::new(),
+            timestamp: None,
+        };
+        // Warm up: connections, metadata, producer id, first batches.
+        for i in 0..20_000 {
+            handle.send_with_tag(record(), i).unwrap();
+        }
+        handle.flush().unwrap();
+        let n = 100_000u64;
+        let ((), tagged) = counted(|| {
+            for i in 0..n {
+                handle.send_with_tag(record(), i).unwrap();
+            }
+        });
+        handle.flush().unwrap();
+        assert_eq!(heard.load(Ordering::Relaxed), 20_000 + n);
+        // 16 KiB batches of 100 B records: about 150 records each.
+        assert!(tagged * 20 < n, "{tagged} allocations for {n} tagged sends");
+        let ((), boxed) = counted(|| {
+            for i in 0..1000u64 {
+                // A callback that captures something, as real ones do.
+                let cb = move |_: kafka_sansio::driver::DeliveryResult| {
+                    std::hint::black_box(i);
+                };
+                handle.send_with_callback(record(), cb).unwrap();
+            }
+        });
+        handle.flush().unwrap();
+        assert!(boxed >= 1000, "callbacks are boxed: {boxed}");
+    };
+
+    let p = blocking::Producer::new(config()).unwrap();
+    run(&p.handle());
+    p.close(Duration::from_secs(10)).unwrap();
+
+    #[cfg(feature = "mio-driver")]
+    {
+        let (handle, thread) = kafka_sansio::driver::mio::Driver::spawn(config()).unwrap();
+        run(&handle);
+        handle.close(Duration::from_secs(10)).unwrap();
+        thread.join().unwrap().unwrap();
+    }
+}
