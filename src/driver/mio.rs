@@ -167,9 +167,11 @@ impl Driver {
             )
         })?;
         let mut events = Events::with_capacity(256);
+        self.drain_channel();
+        // One turn of the engine per wake-up: the events' inputs, what is
+        // due, and the outputs together.
+        self.handle_timeout();
         let res = loop {
-            self.drain_channel();
-            self.outputs();
             if self.side.finished() {
                 break Ok(());
             }
