@@ -343,8 +343,9 @@ impl Shared {
 
     /// Runs a command on the core and wakes the loop when it has work.
     fn command<R>(&self, f: impl FnOnce(&mut Core, Instant) -> R) -> R {
+        let now = Instant::now();
         let mut g = self.lock();
-        let r = f(&mut g.core, Instant::now());
+        let r = f(&mut g.core, now);
         let wake = g.core.needs_poll();
         drop(g);
         if wake {
@@ -541,9 +542,10 @@ impl Handle {
         }
         let mut record = record;
         let mut deadline: Option<Instant> = None;
+        // The clock is read outside the lock, which senders and the loop share.
+        let mut now = Instant::now();
         let mut g = s.lock();
         loop {
-            let now = Instant::now();
             match g.core.send(record, now) {
                 Ok(id) => {
                     if let Some(r) = reply {
@@ -582,6 +584,7 @@ impl Handle {
                         .unwrap_or_else(|e| e.into_inner())
                         .0;
                     s.blocked.fetch_sub(1, Ordering::SeqCst);
+                    now = Instant::now();
                 }
                 Err(e) => return Err(e.into()),
             }
