@@ -738,9 +738,11 @@ impl LoopSide {
         out: &mut Vec<Transmit>,
         inputs: impl FnOnce(&mut Core, Instant),
     ) -> Option<Instant> {
-        let mut g = lock(&self.shared.engine);
+        // Clocks read before the lock, which senders wait for.
         let now = Instant::now();
-        g.core.handle_wall_clock(now, unix_ms());
+        let wall = unix_ms();
+        let mut g = lock(&self.shared.engine);
+        g.core.handle_wall_clock(now, wall);
         inputs(&mut g.core, now);
         let mut freed = false;
         loop {
