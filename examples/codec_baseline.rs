@@ -89,6 +89,7 @@ fn main() {
         let per_batch = batch / (size + 8);
         let mut best = [(0f64, 0f64); 3];
         let mut buf = BytesMut::with_capacity(batch + 1024);
+        let mut spare: Option<BytesMut> = None;
         for _ in 0..rounds {
             for (k, slot) in best.iter_mut().enumerate() {
                 let c0 = thread_cpu_ns();
@@ -108,11 +109,18 @@ fn main() {
                             bytes += (per_batch * size) as u64;
                         }
                         _ => {
-                            let mut b = BatchBuilder::new(ts, batch);
+                            // The producer recycles batch buffers (its pool):
+                            // so does this, as the plain builder reuses `buf`.
+                            let mut b = match spare.take() {
+                                Some(buf) => BatchBuilder::with_buffer(buf, ts),
+                                None => BatchBuilder::new(ts, batch),
+                            };
                             for _ in 0..per_batch {
                                 b.append(ts, None, Some(&value), &[]);
                             }
-                            black_box(b.close(Compression::None, None).expect("close"));
+                            let closed = b.close(Compression::None, None).expect("close");
+                            black_box(&closed);
+                            spare = closed.into_buffer();
                             recs += per_batch as u64;
                             bytes += (per_batch * size) as u64;
                         }
