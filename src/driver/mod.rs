@@ -421,23 +421,29 @@ impl Waiters {
         }
     }
 
-    /// Takes the waiters of ids `start..start + n` in id order, handing each
-    /// to `f`; then trims resolved slots at the front, once per run, so the
-    /// window only spans records still waited on.
-    fn take_run(&mut self, start: u64, n: u32, mut f: impl FnMut(u64, Waiter)) {
-        let lo = start.max(self.base);
-        let hi = (start + u64::from(n)).min(self.base + self.slots.len() as u64);
-        if lo >= hi {
-            return;
-        }
-        let from = (lo - self.base) as usize;
-        let to = (hi - self.base) as usize;
-        for (k, slot) in self.slots.range_mut(from..to).enumerate() {
-            if let Some(w) = slot.take() {
-                self.live -= 1;
-                f(lo + k as u64, w);
+    /// Moves the waiters of ids `start..start + n` to `out`, one entry per
+    /// id (`None` where nobody waits). A batch's ids are usually the oldest
+    /// waited on, at the ring's front: then the slots move out wholesale.
+    fn take_run(&mut self, start: u64, n: u32, out: &mut Vec<Option<Waiter>>) {
+        let end = start + u64::from(n);
+        let lo = start.max(self.base).min(end);
+        let hi = end.min(self.base + self.slots.len() as u64).max(lo);
+        out.extend((start..lo).map(|_| None));
+        if lo < hi {
+            let from = (lo - self.base) as usize;
+            let to = (hi - self.base) as usize;
+            let before = out.len();
+            if from == 0 {
+                out.extend(self.slots.drain(..to));
+                self.base += to as u64;
+            } else {
+                out.extend(self.slots.range_mut(from..to).map(Option::take));
             }
+            self.live -= out[before..].iter().filter(|w| w.is_some()).count();
         }
+        out.extend((hi..end).map(|_| None));
+        // Trim resolved slots at the front so the window only spans records
+        // still waited on.
         while let Some(None) = self.slots.front() {
             self.slots.pop_front();
             self.base += 1;
@@ -664,13 +670,24 @@ impl Handle {
 /// Dropping it marks the producer closed.
 struct LoopSide {
     shared: Arc<Shared>,
-    /// Outcomes taken under the lock, resolved after it is released.
-    done: Vec<Done>,
-    /// The batch-wide results tagged outcomes point into (`Done::Tag::batch`).
-    batches: Vec<DeliveryResult>,
-    /// Flushes and closes that completed, resolved after `done`: as in
+    /// Batch outcomes and their records' waiters, taken under the lock and
+    /// delivered after it is released: the per-record work is done outside
+    /// the lock that senders wait for.
+    taken: Vec<Taken>,
+    /// Waiters left when the producer closed (they get `Error::Closed`).
+    orphans: Vec<Waiter>,
+    /// Emptied waiter lists, reused (no allocation per batch once warm).
+    spare: Vec<Vec<Option<Waiter>>>,
+    /// Flushes and closes that completed, resolved after the outcomes: as in
     /// Java, a flush returns once the callbacks of its records have run.
     completed: Vec<Promise<()>>,
+}
+
+/// A batch's outcome with the waiters of its records: `waiters[i]` waits on
+/// the event's `i`-th record (in the order of its ids), `None` when nobody does.
+struct Taken {
+    event: Event,
+    waiters: Vec<Option<Waiter>>,
 }
 
 impl LoopSide {
@@ -704,8 +721,9 @@ impl LoopSide {
         Ok((
             LoopSide {
                 shared,
-                done: Vec::new(),
-                batches: Vec::new(),
+                taken: Vec::new(),
+                orphans: Vec::new(),
+                spare: Vec::new(),
                 completed: Vec::new(),
             },
             handle,
@@ -752,7 +770,13 @@ impl LoopSide {
             let mut any = false;
             while let Some(ev) = g.core.poll_event() {
                 any = true;
-                g.on_event(ev, &mut self.done, &mut self.batches, &mut self.completed);
+                g.on_event(
+                    ev,
+                    &mut self.taken,
+                    &mut self.spare,
+                    &mut self.orphans,
+                    &mut self.completed,
+                );
             }
             freed |= any;
             if !any {
@@ -763,11 +787,12 @@ impl LoopSide {
             g.progress_flushes(&mut self.completed);
         }
         let timeout = g.core.poll_timeout();
-        g.delivering = !self.done.is_empty();
-        let listener = if self.done.is_empty() {
-            None
-        } else {
+        let delivering = !self.taken.is_empty() || !self.orphans.is_empty();
+        g.delivering = delivering;
+        let listener = if delivering {
             g.listener.clone()
+        } else {
+            None
         };
         if g.finished {
             self.shared.closed.store(true, Ordering::Release);
@@ -778,30 +803,15 @@ impl LoopSide {
             self.shared.room.notify_all();
         }
         drop(g);
-        for d in self.done.drain(..) {
-            match d {
-                Done::Waiter(w, r) => w.resolve(r, listener.as_ref()),
-                Done::Tag {
-                    tag,
-                    batch,
-                    offset,
-                    timestamp,
-                } => {
-                    let r = &mut self.batches[batch as usize];
-                    if let Ok(md) = r {
-                        md.offset = offset;
-                        md.timestamp = timestamp;
-                    }
-                    match &listener {
-                        Some(l) => l(tag, r),
-                        None => log::debug!(
-                            "record tagged {tag} has its outcome but no listener is set"
-                        ),
-                    }
-                }
-            }
+        for t in self.taken.drain(..) {
+            let mut waiters = t.waiters;
+            deliver(t.event, &mut waiters, listener.as_ref());
+            waiters.clear();
+            self.spare.push(waiters);
         }
-        self.batches.clear();
+        for w in self.orphans.drain(..) {
+            w.resolve(Err(Error::Closed), listener.as_ref());
+        }
         for p in self.completed.drain(..) {
             p.resolve(Ok(()));
         }
@@ -809,18 +819,56 @@ impl LoopSide {
     }
 }
 
-/// An outcome taken under the lock, delivered after it.
-enum Done {
-    /// A future or callback, with its own result.
-    Waiter(Waiter, DeliveryResult),
-    /// A tagged record: its batch's result (`LoopSide::batches[batch]`) with
-    /// this record's offset and timestamp filled in when it is delivered.
-    Tag {
-        tag: u64,
-        batch: u32,
-        offset: i64,
-        timestamp: i64,
-    },
+/// Hands a batch's outcome to the waiters of its records (outside the lock).
+/// Tagged records share one result, lent to the listener with each record's
+/// offset and timestamp filled in.
+fn deliver(event: Event, waiters: &mut [Option<Waiter>], listener: Option<&Listener>) {
+    match event {
+        Event::Delivered(d) => {
+            let md = |offset, timestamp| RecordMetadata {
+                topic: d.topic.clone(),
+                partition: d.partition,
+                offset,
+                timestamp,
+            };
+            let mut lent: Option<DeliveryResult> = None;
+            for (i, w) in waiters.iter_mut().enumerate() {
+                let Some(mut w) = w.take() else { continue };
+                let offset = if d.base_offset < 0 {
+                    -1
+                } else {
+                    d.base_offset + i as i64
+                };
+                let timestamp = if d.log_append_time >= 0 {
+                    d.log_append_time
+                } else {
+                    d.timestamps.get(i).copied().unwrap_or(-1)
+                };
+                match w.0.take() {
+                    Some(Reply::Tag(tag)) => {
+                        let r = lent.get_or_insert_with(|| Ok(md(offset, timestamp)));
+                        if let Ok(m) = r {
+                            m.offset = offset;
+                            m.timestamp = timestamp;
+                        }
+                        match listener {
+                            Some(l) => l(tag, r),
+                            None => log::debug!(
+                                "record tagged {tag} has its outcome but no listener is set"
+                            ),
+                        }
+                    }
+                    reply => Waiter(reply).resolve(Ok(md(offset, timestamp)), listener),
+                }
+            }
+        }
+        Event::Failed(f) => {
+            for w in waiters.iter_mut().filter_map(Option::take) {
+                w.resolve(Err(Error::Delivery(f.error.clone())), listener);
+            }
+        }
+        Event::Closed => {}
+    }
 }
 
 impl Drop for LoopSide {
@@ -846,90 +894,47 @@ impl Engine {
     fn on_event(
         &mut self,
         ev: Event,
-        done: &mut Vec<Done>,
-        batches: &mut Vec<DeliveryResult>,
+        taken: &mut Vec<Taken>,
+        spare: &mut Vec<Vec<Option<Waiter>>>,
+        orphans: &mut Vec<Waiter>,
         completed: &mut Vec<Promise<()>>,
     ) {
         match ev {
-            Event::Delivered(d) => {
+            Event::Delivered(_) | Event::Failed(_) => {
                 if self.waiters.is_empty() {
+                    if let Event::Failed(f) = &ev {
+                        log::debug!(
+                            "{} record(s) to {}-{} failed: {}",
+                            f.records.len(),
+                            f.topic,
+                            f.partition,
+                            f.error
+                        );
+                    }
                     return;
                 }
-                // One result per batch for its tagged records, made on first use.
-                let mut template: Option<u32> = None;
-                let mut index = 0usize;
-                for &(start, n) in d.records.runs() {
-                    self.waiters.take_run(start, n, |id, mut w| {
-                        let i = index + (id - start) as usize;
-                        let offset = if d.base_offset < 0 {
-                            -1
-                        } else {
-                            d.base_offset + i as i64
-                        };
-                        let timestamp = if d.log_append_time >= 0 {
-                            d.log_append_time
-                        } else {
-                            d.timestamps.get(i).copied().unwrap_or(-1)
-                        };
-                        if let Some(Reply::Tag(tag)) = w.0 {
-                            w.0 = None;
-                            let batch = *template.get_or_insert_with(|| {
-                                batches.push(Ok(RecordMetadata {
-                                    topic: d.topic.clone(),
-                                    partition: d.partition,
-                                    offset: -1,
-                                    timestamp: -1,
-                                }));
-                                (batches.len() - 1) as u32
-                            });
-                            done.push(Done::Tag {
-                                tag,
-                                batch,
-                                offset,
-                                timestamp,
-                            });
-                            return;
-                        }
-                        let md = RecordMetadata {
-                            topic: d.topic.clone(),
-                            partition: d.partition,
-                            offset,
-                            timestamp,
-                        };
-                        done.push(Done::Waiter(w, Ok(md)));
-                    });
-                    index += n as usize;
+                let records = match &ev {
+                    Event::Delivered(d) => &d.records,
+                    Event::Failed(f) => &f.records,
+                    Event::Closed => unreachable!("matched above"),
+                };
+                let mut waiters = spare.pop().unwrap_or_default();
+                for &(start, n) in records.runs() {
+                    self.waiters.take_run(start, n, &mut waiters);
                 }
-            }
-            Event::Failed(f) => {
-                if self.waiters.is_empty() {
-                    log::debug!(
-                        "{} record(s) to {}-{} failed: {}",
-                        f.records.len(),
-                        f.topic,
-                        f.partition,
-                        f.error
-                    );
-                    return;
-                }
-                for &(start, n) in f.records.runs() {
-                    self.waiters.take_run(start, n, |_, w| {
-                        done.push(Done::Waiter(w, Err(Error::Delivery(f.error.clone()))));
-                    });
-                }
+                taken.push(Taken { event: ev, waiters });
             }
             Event::Closed => {
                 self.finished = true;
                 completed.append(&mut self.closes);
                 completed.extend(self.flushes.drain(..).map(|(_, p)| p));
                 // Every record has had its event; anything left never will.
-                for w in std::mem::take(&mut self.waiters)
-                    .slots
-                    .into_iter()
-                    .flatten()
-                {
-                    done.push(Done::Waiter(w, Err(Error::Closed)));
-                }
+                orphans.extend(
+                    std::mem::take(&mut self.waiters)
+                        .slots
+                        .into_iter()
+                        .flatten(),
+                );
             }
         }
     }
