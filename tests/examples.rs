@@ -148,7 +148,7 @@ fn run_example(name: &str, args: &[&str], stdin: Option<Vec<u8>>) -> Output {
 }
 
 #[test]
-fn quickstart_prints_metadata_of_all_three_modes() {
+fn quickstart_prints_metadata_of_all_four_modes() {
     let out = run_example("quickstart", &[], None);
     let text = out.text();
     assert!(out.status.success(), "{text}\n{}", out.stderr);
@@ -171,13 +171,18 @@ fn quickstart_prints_metadata_of_all_three_modes() {
         text.contains("forget 1000 records sent and flushed"),
         "{text}"
     );
-    // The mock's own count: 3 sync + 3 async + 1000 fire-and-forget.
+    // flush returned after the listener heard every tagged record.
+    assert!(
+        text.contains("tagged 1000 of 1000 records delivered"),
+        "{text}"
+    );
+    // The mock's own count: 3 sync + 3 async + 1000 tagged + 1000 fire-and-forget.
     let stored: u64 = text
         .lines()
         .filter_map(|l| l.strip_prefix("mock log quickstart-"))
         .map(|l| l.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap())
         .sum();
-    assert_eq!(stored, 1006, "{text}");
+    assert_eq!(stored, 2006, "{text}");
 }
 
 /// `produce --report` prints one `topic partition offset` line per input

@@ -789,11 +789,7 @@ impl LoopSide {
         let timeout = g.core.poll_timeout();
         let delivering = !self.taken.is_empty() || !self.orphans.is_empty();
         g.delivering = delivering;
-        let listener = if delivering {
-            g.listener.clone()
-        } else {
-            None
-        };
+        let listener = if delivering { g.listener.clone() } else { None };
         if g.finished {
             self.shared.closed.store(true, Ordering::Release);
         }
