@@ -155,6 +155,7 @@ arb!(MetadataResponse, g => MetadataResponse {
         tagged_fields: tags(g),
     }),
     cluster_authorized_operations: i32::arbitrary(g),
+    error_code: i16::arbitrary(g),
     tagged_fields: tags(g),
 });
 
@@ -164,6 +165,7 @@ arb!(ProduceRequest, g => ProduceRequest {
     timeout_ms: i32::arbitrary(g),
     topic_data: vec_of(g, 3, |g| TopicProduceData {
         name: s(g),
+        topic_id: uuid(g),
         partition_data: vec_of(g, 3, |g| PartitionProduceData {
             index: i32::arbitrary(g),
             records: if bool::arbitrary(g) {
@@ -193,6 +195,7 @@ fn leader(g: &mut Gen) -> LeaderIdAndEpoch {
 arb!(ProduceResponse, g => ProduceResponse {
     responses: vec_of(g, 3, |g| TopicProduceResponse {
         name: s(g),
+        topic_id: uuid(g),
         partition_responses: vec_of(g, 3, |g| PartitionProduceResponse {
             index: i32::arbitrary(g),
             error_code: i16::arbitrary(g),
@@ -340,7 +343,19 @@ impl Normalize for MetadataResponse {
         if !(8..=10).contains(&v) {
             self.cluster_authorized_operations = AUTHORIZED_OPERATIONS_UNKNOWN;
         }
+        if v < 13 {
+            self.error_code = 0;
+        }
         untag(&mut self.tagged_fields, flex);
+    }
+}
+
+/// Produce names a topic by `Name` up to v12 and by `TopicId` from v13.
+fn topic_key(name: &mut String, id: &mut [u8; 16], v: i16) {
+    if v >= 13 {
+        name.clear();
+    } else {
+        *id = [0; 16];
     }
 }
 
@@ -348,6 +363,7 @@ impl Normalize for ProduceRequest {
     fn normalize(&mut self, v: i16) {
         let flex = v >= 9;
         for t in &mut self.topic_data {
+            topic_key(&mut t.name, &mut t.topic_id, v);
             for p in &mut t.partition_data {
                 untag(&mut p.tagged_fields, flex);
             }
@@ -361,6 +377,7 @@ impl Normalize for ProduceResponse {
     fn normalize(&mut self, v: i16) {
         let flex = v >= 9;
         for t in &mut self.responses {
+            topic_key(&mut t.name, &mut t.topic_id, v);
             for p in &mut t.partition_responses {
                 if v < 5 {
                     p.log_start_offset = -1;
@@ -807,7 +824,7 @@ fn values_a_version_cannot_carry_are_rejected() {
                 },
                 ..Default::default()
             }],
-            tagged_fields: TaggedFields::default(),
+            ..Default::default()
         }],
         ..Default::default()
     };
@@ -918,7 +935,7 @@ fn produce_vectors() {
                 records: Some(Bytes::from_static(&[0xaa, 0xbb])),
                 tagged_fields: TaggedFields::default(),
             }],
-            tagged_fields: TaggedFields::default(),
+            ..Default::default()
         }],
         tagged_fields: TaggedFields::default(),
     };
@@ -947,7 +964,7 @@ fn produce_vectors() {
                 },
                 ..Default::default()
             }],
-            tagged_fields: TaggedFields::default(),
+            ..Default::default()
         }],
         throttle_time_ms: 0,
         node_endpoints: vec![NodeEndpoint {
