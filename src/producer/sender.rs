@@ -476,7 +476,8 @@ impl Producer {
         }
         // v13 names topics only by id: when one topic's id is unknown (Metadata
         // below v10, or an answer without ids) the whole request names its
-        // topics at v12, as the Java producer does.
+        // topics at v12, the last version with names (the rule the Java client
+        // applies to Fetch v13).
         let version = if version >= FIRST_TOPIC_ID_VERSION
             && topic_data.iter().any(|t| t.topic_id == [0; 16])
         {
