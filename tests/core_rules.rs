@@ -46,6 +46,18 @@ struct Harness {
     produce_max: i16,
     /// Every `Transmit::Send`'s bytes, in order.
     sent: Vec<(ConnId, Bytes)>,
+    /// Topics whose Metadata answer has no id (as from a broker before Kafka 2.8).
+    no_topic_id: Vec<&'static str>,
+    /// Bumped to give every topic a new id (a topic deleted and created again).
+    id_generation: u8,
+    /// Top-level errors of the next Metadata answers (v13, KIP-1102), one each.
+    metadata_errors: Vec<ErrorCode>,
+    /// Metadata requests answered.
+    metadata_requests: usize,
+    /// Ports of the connections the producer opened, in order.
+    connects: Vec<u16>,
+    /// Port Metadata gives broker 0 (bootstrap.servers is b0:9000).
+    broker_port: i32,
 }
 
 const TOPIC: &str = "t";
@@ -74,7 +86,24 @@ impl Harness {
             written: true,
             produce_max: ApiKey::Produce.versions().1,
             sent: Vec::new(),
+            no_topic_id: Vec::new(),
+            id_generation: 0,
+            metadata_errors: Vec::new(),
+            metadata_requests: 0,
+            connects: Vec::new(),
+            broker_port: 9000,
         }
+    }
+
+    /// The id the scripted broker gives `topic` now (zero when it gives none).
+    fn topic_id(&self, topic: &str) -> [u8; 16] {
+        if self.no_topic_id.contains(&topic) {
+            return [0; 16];
+        }
+        let mut id = [0u8; 16];
+        id[0] = self.id_generation + 1;
+        id[1..1 + topic.len()].copy_from_slice(topic.as_bytes());
+        id
     }
 
     /// Drains the producer's outputs: connects succeed at once, bytes are queued per connection.
@@ -85,6 +114,7 @@ impl Harness {
                 progressed = true;
                 match t {
                     Transmit::Connect { conn, port, .. } => {
+                        self.connects.push(port);
                         self.conns.insert(conn, (port, Deframer::new(1 << 30)));
                         self.p.handle_connected(conn, self.now);
                     }
@@ -172,11 +202,18 @@ impl Harness {
                     self.respond(&req, &resp);
                 }
                 ApiKey::Metadata => {
+                    self.metadata_requests += 1;
+                    let error_code = if self.metadata_errors.is_empty() {
+                        0
+                    } else {
+                        self.metadata_errors.remove(0).code()
+                    };
                     let resp = MetadataResponse {
+                        error_code,
                         brokers: vec![MetadataResponseBroker {
                             node_id: 0,
                             host: "b0".into(),
-                            port: 9000,
+                            port: self.broker_port,
                             ..Default::default()
                         }],
                         // Both topics alike (the producer ignores one it did not ask for).
@@ -185,6 +222,7 @@ impl Harness {
                             .map(|name| MetadataResponseTopic {
                                 error_code: self.topic_error.map_or(0, |c| c.code()),
                                 name: Some((*name).into()),
+                                topic_id: self.topic_id(name),
                                 partitions: if self.topic_error.is_some() {
                                     vec![]
                                 } else {
@@ -235,7 +273,9 @@ impl Harness {
                 .topic_data
                 .iter()
                 .map(|t| TopicProduceResponse {
+                    // Named as the request named it (the version picks which).
                     name: t.name.clone(),
+                    topic_id: t.topic_id,
                     partition_responses: t
                         .partition_data
                         .iter()
@@ -802,4 +842,182 @@ fn zstd_with_a_broker_below_produce_v7_fails_clearly() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+// ---- Kafka 4: Produce v13 topic ids (KIP-516), Metadata v13 errors (KIP-1102)
+
+#[test]
+fn produce_v13_names_topics_by_id_and_matches_the_answer_by_id() {
+    let mut h = Harness::new(&[("linger.ms", "5")]);
+    h.send(rec("a"));
+    h.send(ProducerRecord::new(OTHER_TOPIC, "b".to_owned()));
+    assert!(h.next_produce().is_none());
+    h.advance(Duration::from_millis(5));
+    let (req, pr) = h.next_produce().expect("produce");
+    assert_eq!(req.header.api_version, 13);
+    let mut ids: Vec<[u8; 16]> = pr.topic_data.iter().map(|t| t.topic_id).collect();
+    ids.sort();
+    let mut want = vec![h.topic_id(TOPIC), h.topic_id(OTHER_TOPIC)];
+    want.sort();
+    assert_eq!(ids, want);
+    // v13 carries no name.
+    assert!(pr.topic_data.iter().all(|t| t.name.is_empty()));
+    let first = batches(&pr);
+
+    // An answer naming other ids answers none of the batches: they are retried.
+    let mut wrong = pr.clone();
+    for t in &mut wrong.topic_data {
+        t.topic_id = [9; 16];
+    }
+    h.answer_produce(&req, &wrong, ErrorCode::None, 0);
+    assert!(h.delivered_offsets().is_empty());
+    assert!(h.failures().is_empty());
+    h.advance(Duration::from_millis(130));
+    let (req, pr) = h.next_produce().expect("retry");
+    assert_eq!(req.header.api_version, 13);
+    let again = batches(&pr);
+    assert_eq!(again.len(), 2);
+    for (a, b) in first.iter().zip(&again) {
+        assert_eq!(a.base_sequence, b.base_sequence);
+    }
+    h.answer_produce(&req, &pr, ErrorCode::None, 3);
+    assert_eq!(h.delivered_offsets(), vec![(0, 3), (1, 3)]);
+    assert!(h.p.is_idle());
+}
+
+#[test]
+fn a_topic_without_a_known_id_is_sent_at_produce_v12() {
+    let mut h = Harness::new(&[("linger.ms", "5")]);
+    h.no_topic_id = vec![OTHER_TOPIC];
+    h.send(rec("a"));
+    h.send(ProducerRecord::new(OTHER_TOPIC, "b".to_owned()));
+    assert!(h.next_produce().is_none());
+    h.advance(Duration::from_millis(5));
+    // One topic of the request has no id: the whole request names topics, at v12.
+    let (req, pr) = h.next_produce().expect("produce");
+    assert_eq!(req.header.api_version, 12);
+    let mut names: Vec<&str> = pr.topic_data.iter().map(|t| t.name.as_str()).collect();
+    names.sort();
+    assert_eq!(names, vec![TOPIC, OTHER_TOPIC]);
+    h.answer_produce(&req, &pr, ErrorCode::None, 0);
+    assert_eq!(h.delivered_offsets().len(), 2);
+
+    // A request with only the topic whose id is known goes at v13.
+    h.send(rec("c"));
+    h.advance(Duration::from_millis(5));
+    let (req, pr) = h.next_produce().expect("produce");
+    assert_eq!(req.header.api_version, 13);
+    assert_eq!(pr.topic_data.len(), 1);
+    assert_eq!(pr.topic_data[0].topic_id, h.topic_id(TOPIC));
+    h.answer_produce(&req, &pr, ErrorCode::None, 1);
+    assert_eq!(h.delivered_offsets().len(), 3);
+    assert!(h.failures().is_empty());
+}
+
+#[test]
+fn unknown_topic_id_refreshes_metadata_and_the_retry_delivers_once() {
+    let mut h = Harness::new(&[("linger.ms", "0")]);
+    h.send(rec("a"));
+    let (req, pr) = h.next_produce().expect("produce");
+    assert_eq!(req.header.api_version, 13);
+    let old = h.topic_id(TOPIC);
+    assert_eq!(pr.topic_data[0].topic_id, old);
+    let first = batches(&pr);
+    // The topic was deleted and created again: it has a new id.
+    h.id_generation += 1;
+    assert_ne!(h.topic_id(TOPIC), old);
+    let asked = h.metadata_requests;
+    h.answer_produce(&req, &pr, ErrorCode::UnknownTopicId, 0);
+    assert!(h.delivered_offsets().is_empty());
+    assert!(h.failures().is_empty());
+    // Retriable: metadata is refreshed at once, the batch waits for its backoff.
+    assert!(h.next_produce().is_none());
+    assert_eq!(h.metadata_requests, asked + 1);
+    h.advance(Duration::from_millis(130));
+    let (req, pr) = h.next_produce().expect("retry");
+    assert_eq!(req.header.api_version, 13);
+    assert_eq!(pr.topic_data[0].topic_id, h.topic_id(TOPIC));
+    let again = batches(&pr);
+    assert_eq!(again[0].base_sequence, first[0].base_sequence);
+    assert_eq!(again[0].producer_epoch, first[0].producer_epoch);
+    h.answer_produce(&req, &pr, ErrorCode::None, 7);
+    // Exactly once: one delivery, nothing failed, nothing sent again.
+    assert_eq!(h.delivered_offsets(), vec![(0, 7)]);
+    assert!(h.failures().is_empty());
+    h.advance(Duration::from_secs(1));
+    assert!(h.next_produce().is_none());
+    assert_eq!(h.p.metrics().records_retried, 1);
+    assert!(h.p.is_idle());
+}
+
+#[test]
+fn metadata_top_level_error_applies_nothing_and_is_retried_with_backoff() {
+    let mut h = Harness::new(&[("linger.ms", "0")]);
+    h.metadata_errors = vec![ErrorCode::RequestTimedOut];
+    h.send(rec("a"));
+    // The answer lists the topic and its leader, but its top-level error
+    // makes the whole answer a failure: nothing is placed or sent.
+    assert!(h.next_produce().is_none());
+    assert_eq!(h.metadata_requests, 1);
+    assert!(h.failures().is_empty());
+    // Retried after the backoff (100 ms +-20 %), not before.
+    h.advance(Duration::from_millis(79));
+    assert!(h.next_produce().is_none());
+    assert_eq!(h.metadata_requests, 1);
+    h.advance(Duration::from_millis(50));
+    let (req, pr) = h.next_produce().expect("produce after the second refresh");
+    assert_eq!(h.metadata_requests, 2);
+    h.answer_produce(&req, &pr, ErrorCode::None, 0);
+    assert_eq!(h.delivered_offsets(), vec![(0, 0)]);
+}
+
+#[test]
+fn metadata_top_level_error_not_retriable_fails_the_records_waiting_for_it() {
+    let mut h = Harness::new(&[("linger.ms", "0")]);
+    h.metadata_errors = vec![ErrorCode::UnknownServerError];
+    h.send(rec("a"));
+    assert!(h.next_produce().is_none());
+    let f = h.failures();
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert!(matches!(
+        f[0].1,
+        DeliveryError::Broker {
+            code: ErrorCode::UnknownServerError,
+            maybe_persisted: false,
+            ..
+        }
+    ));
+    // The producer goes on: a later record is delivered.
+    h.advance(Duration::from_millis(130));
+    h.send(rec("b"));
+    let (req, pr) = h.next_produce().expect("produce");
+    h.answer_produce(&req, &pr, ErrorCode::None, 0);
+    assert_eq!(h.delivered_offsets(), vec![(1, 0)]);
+}
+
+#[test]
+fn rebootstrap_required_goes_back_to_the_bootstrap_servers() {
+    let mut h = Harness::new(&[("linger.ms", "0")]);
+    // The broker's advertised port differs from bootstrap.servers' (9000).
+    h.broker_port = 9001;
+    h.send(rec("a"));
+    let (req, pr) = h.next_produce().expect("produce");
+    h.answer_produce(&req, &pr, ErrorCode::None, 0);
+    assert_eq!(h.connects, vec![9000, 9001]);
+    // A refresh (for a new topic) is answered REBOOTSTRAP_REQUIRED.
+    h.metadata_errors = vec![ErrorCode::RebootstrapRequired];
+    h.send(ProducerRecord::new(OTHER_TOPIC, "b".to_owned()));
+    assert!(h.next_produce().is_none());
+    assert_eq!(h.metadata_requests, 2);
+    // Every connection is closed and the learned brokers forgotten...
+    assert!(h.conns.is_empty());
+    assert!(h.failures().is_empty());
+    // ...so after the backoff the producer starts over from bootstrap.servers.
+    h.advance(Duration::from_millis(200));
+    let (req, pr) = h.next_produce().expect("produce after rebootstrap");
+    assert_eq!(h.connects, vec![9000, 9001, 9000, 9001]);
+    assert_eq!(h.metadata_requests, 3);
+    h.answer_produce(&req, &pr, ErrorCode::None, 0);
+    assert_eq!(h.delivered_offsets(), vec![(0, 0), (1, 0)]);
+    assert!(h.failures().is_empty());
 }

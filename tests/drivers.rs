@@ -690,6 +690,33 @@ fn broker_down_and_back<D: Driver>() {
     p.close(WAIT).unwrap();
 }
 
+/// Kafka 4.1 (Produce v13, KIP-516): the producer names topics by id. A topic
+/// deleted and created again has a new id: the stale one is answered
+/// UNKNOWN_TOPIC_ID, the producer refreshes metadata and resends by the new
+/// id; every record later sent is in the new topic once, in order.
+fn topic_recreated_mid_stream<D: Driver>() {
+    let b = mock(1, 1);
+    b.with_cluster(|c| c.create_topic("again", 1)).unwrap();
+    let mut p = start_fast_retry::<D>(&b);
+    p.send(rec("again", 0)).unwrap().wait_timeout(WAIT).unwrap();
+    let old = b.with_cluster(|c| {
+        let old = c.topic_id("again").unwrap();
+        c.delete_topic("again").unwrap();
+        c.create_topic("again", 1).unwrap();
+        old
+    });
+    assert_ne!(b.with_cluster(|c| c.topic_id("again")), Some(old));
+    let futures: Vec<_> = (1..40)
+        .map(|i| (i, p.send(rec("again", i)).unwrap()))
+        .collect();
+    let sent: Vec<_> = futures
+        .into_iter()
+        .map(|(i, mut f)| (i, f.wait_timeout(WAIT).unwrap()))
+        .collect();
+    check_partition(&b, "again", 0, &sent);
+    p.close(WAIT).unwrap();
+}
+
 macro_rules! suite {
     ($($case:ident),* $(,)?) => {
         mod blocking_driver {
@@ -719,6 +746,7 @@ suite!(
     lost_response_after_append_exactly_once,
     retriable_errors_retried,
     broker_down_and_back,
+    topic_recreated_mid_stream,
 );
 
 /// The mio driver embedded in the application's own poll loop.

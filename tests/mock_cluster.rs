@@ -109,11 +109,10 @@ fn produce_v(
     partition: i32,
     records: Bytes,
 ) -> PartitionProduceResponse {
-    let r = c.handle_request(
-        node,
-        frame(version, &produce_req(-1, topic, partition, records)),
-        Instant::now(),
-    );
+    let mut req = produce_req(-1, topic, partition, records);
+    // v13 names the topic by id (the name is left out).
+    req.topic_data[0].topic_id = c.topic_id(topic).unwrap_or_default();
+    let r = c.handle_request(node, frame(version, &req), Instant::now());
     let mut resp: ProduceResponse = decode(&r, version);
     resp.responses.remove(0).partition_responses.remove(0)
 }
@@ -245,8 +244,10 @@ fn unknown_api_key_or_version_or_garbage_closes_the_connection() {
 fn metadata_at_every_version_lists_brokers_and_leaders() {
     let mut c = cluster();
     c.set_broker_address(1, "b1.example", 19092);
-    for v in 1..=12 {
+    for v in 1..=13 {
         let m = metadata(&mut c, 0, v, Some(&["t"]));
+        // No top-level error (KIP-1102, v13).
+        assert_eq!(m.error_code, 0);
         assert_eq!(m.brokers.len(), 3);
         assert_eq!(m.brokers[1].host, "b1.example");
         assert_eq!(m.brokers[1].port, 19092);
@@ -261,6 +262,7 @@ fn metadata_at_every_version_lists_brokers_and_leaders() {
         }
         if v >= 10 {
             assert_ne!(t.topic_id, [0; 16]);
+            assert_eq!(Some(t.topic_id), c.topic_id("t"));
         }
     }
 }
@@ -360,7 +362,7 @@ fn init_producer_id_allocates_and_bumps() {
 fn produce_appends_and_returns_base_offsets_at_every_version() {
     let mut c = cluster();
     let mut next = 0;
-    for v in 3..=11 {
+    for v in 3..=13 {
         let p = produce_v(&mut c, 0, v, "t", 0, batch(-1, -1, -1, &recs(3)));
         ok_at(&p, next);
         assert_eq!(p.log_append_time_ms, -1);
@@ -369,15 +371,76 @@ fn produce_appends_and_returns_base_offsets_at_every_version() {
     assert_eq!(c.log_end_offset("t", 0), Some(next));
     assert_eq!(c.log_start_offset("t", 0), Some(0));
     let batches = c.batches("t", 0);
-    assert_eq!(batches.len(), 9);
+    assert_eq!(batches.len(), 11);
     assert_eq!(batches[1].base_offset, 3);
     assert_eq!(
         &batches[1].bytes[..8],
         &3i64.to_be_bytes(),
         "base offset rewritten"
     );
-    assert_eq!(c.produced_batches(), 9);
-    assert_eq!(c.produced_records(), 27);
+    assert_eq!(c.produced_batches(), 11);
+    assert_eq!(c.produced_records(), 33);
+}
+
+/// Produce v13 request naming `topic_id`, to partition `partition`.
+fn produce_by_id(
+    c: &mut MockCluster,
+    node: i32,
+    topic_id: [u8; 16],
+    partition: i32,
+) -> ProduceResponse {
+    let mut req = produce_req(-1, "", partition, batch(-1, -1, -1, &recs(1)));
+    req.topic_data[0].topic_id = topic_id;
+    let r = c.handle_request(node, frame(13, &req), Instant::now());
+    decode(&r, 13)
+}
+
+#[test]
+fn produce_v13_resolves_topics_by_id_and_answers_by_id() {
+    let mut c = cluster();
+    let id = c.topic_id("t").unwrap();
+    let r = produce_by_id(&mut c, 0, id, 0);
+    assert_eq!(r.responses.len(), 1);
+    assert_eq!(r.responses[0].topic_id, id);
+    assert_eq!(r.responses[0].name, "", "v13 carries no name");
+    ok_at(&r.responses[0].partition_responses[0], 0);
+    assert_eq!(c.log_end_offset("t", 0), Some(1));
+
+    // Not the leader: the new leader is named, as at v10-12.
+    let r = produce_by_id(&mut c, 0, id, 1);
+    let p = &r.responses[0].partition_responses[0];
+    err(p, ErrorCode::NotLeaderOrFollower);
+    assert_eq!(p.current_leader.leader_id, 1);
+    assert_eq!(r.node_endpoints.len(), 1);
+
+    // An id of no topic (or the zero id): UNKNOWN_TOPIC_ID, echoing the id,
+    // nothing appended and no topic created (even with auto-creation on).
+    for unknown in [[7u8; 16], [0; 16]] {
+        let r = produce_by_id(&mut c, 0, unknown, 0);
+        assert_eq!(r.responses[0].topic_id, unknown);
+        err(
+            &r.responses[0].partition_responses[0],
+            ErrorCode::UnknownTopicId,
+        );
+    }
+    assert_eq!(c.topics(), vec!["t".to_string()]);
+    assert_eq!(c.produced_batches(), 1);
+
+    // A topic deleted and created again has a new id; the old one is unknown.
+    c.delete_topic("t").unwrap();
+    assert_eq!(c.delete_topic("t"), Err(ErrorCode::UnknownTopicOrPartition));
+    c.create_topic("t", 3).unwrap();
+    let new_id = c.topic_id("t").unwrap();
+    assert_ne!(new_id, id);
+    let m = metadata(&mut c, 0, 13, Some(&["t"]));
+    assert_eq!(m.topics[0].topic_id, new_id);
+    let r = produce_by_id(&mut c, 0, id, 0);
+    err(
+        &r.responses[0].partition_responses[0],
+        ErrorCode::UnknownTopicId,
+    );
+    let r = produce_by_id(&mut c, 0, new_id, 0);
+    ok_at(&r.responses[0].partition_responses[0], 0);
 }
 
 #[test]

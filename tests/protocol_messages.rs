@@ -125,6 +125,7 @@ arb!(MetadataResponse, g => MetadataResponse {
         tagged_fields: tags(g),
     }),
     cluster_authorized_operations: i32::arbitrary(g),
+    error_code: i16::arbitrary(g),
     tagged_fields: tags(g),
 });
 
@@ -134,6 +135,7 @@ arb!(ProduceRequest, g => ProduceRequest {
     timeout_ms: i32::arbitrary(g),
     topic_data: vec_of(g, 3, |g| TopicProduceData {
         name: s(g),
+        topic_id: uuid(g),
         partition_data: vec_of(g, 3, |g| PartitionProduceData {
             index: i32::arbitrary(g),
             records: if bool::arbitrary(g) {
@@ -163,6 +165,7 @@ fn leader(g: &mut Gen) -> LeaderIdAndEpoch {
 arb!(ProduceResponse, g => ProduceResponse {
     responses: vec_of(g, 3, |g| TopicProduceResponse {
         name: s(g),
+        topic_id: uuid(g),
         partition_responses: vec_of(g, 3, |g| PartitionProduceResponse {
             index: i32::arbitrary(g),
             error_code: i16::arbitrary(g),
@@ -299,7 +302,19 @@ impl Normalize for MetadataResponse {
         if !(8..=10).contains(&v) {
             self.cluster_authorized_operations = AUTHORIZED_OPERATIONS_UNKNOWN;
         }
+        if v < 13 {
+            self.error_code = 0;
+        }
         untag(&mut self.tagged_fields, flex);
+    }
+}
+
+/// Produce names a topic by `Name` up to v12 and by `TopicId` from v13.
+fn topic_key(name: &mut String, id: &mut [u8; 16], v: i16) {
+    if v >= 13 {
+        name.clear();
+    } else {
+        *id = [0; 16];
     }
 }
 
@@ -307,6 +322,7 @@ impl Normalize for ProduceRequest {
     fn normalize(&mut self, v: i16) {
         let flex = v >= 9;
         for t in &mut self.topic_data {
+            topic_key(&mut t.name, &mut t.topic_id, v);
             for p in &mut t.partition_data {
                 untag(&mut p.tagged_fields, flex);
             }
@@ -320,6 +336,7 @@ impl Normalize for ProduceResponse {
     fn normalize(&mut self, v: i16) {
         let flex = v >= 9;
         for t in &mut self.responses {
+            topic_key(&mut t.name, &mut t.topic_id, v);
             for p in &mut t.partition_responses {
                 if v < 5 {
                     p.log_start_offset = -1;
@@ -694,7 +711,8 @@ fn versions_outside_the_range_are_rejected() {
             version: 2
         })
     );
-    assert!(MetadataRequest::default().encode(&mut b, 13).is_err());
+    assert!(MetadataRequest::default().encode(&mut b, 14).is_err());
+    assert!(ProduceRequest::default().encode(&mut b, 14).is_err());
     assert!(ApiVersionsRequest::decode(&mut Bytes::new(), 5).is_err());
     assert!(InitProducerIdRequest::decode(&mut Bytes::new(), -1).is_err());
 }
@@ -768,7 +786,7 @@ fn values_a_version_cannot_carry_are_rejected() {
                 },
                 ..Default::default()
             }],
-            tagged_fields: TaggedFields::default(),
+            ..Default::default()
         }],
         ..Default::default()
     };
@@ -863,7 +881,7 @@ fn produce_vectors() {
                 records: Some(Bytes::from_static(&[0xaa, 0xbb])),
                 tagged_fields: TaggedFields::default(),
             }],
-            tagged_fields: TaggedFields::default(),
+            ..Default::default()
         }],
         tagged_fields: TaggedFields::default(),
     };
@@ -892,7 +910,7 @@ fn produce_vectors() {
                 },
                 ..Default::default()
             }],
-            tagged_fields: TaggedFields::default(),
+            ..Default::default()
         }],
         throttle_time_ms: 0,
         node_endpoints: vec![NodeEndpoint {
@@ -912,6 +930,161 @@ fn produce_vectors() {
          01 00 09 00000002 00000007 00 \
          00 00000000 \
          01 00 0d 02 00000002 02 68 00002384 00 00",
+    );
+}
+
+/// Produce v13 (Kafka 4.1, KIP-516), from `ProduceRequest.json` and
+/// `ProduceResponse.json`: `Name` is versions 0-12 and `TopicId` (uuid, 16
+/// raw bytes) 13+, in its place; everything else is v9-v12's flexible layout.
+#[test]
+fn produce_v13_vectors() {
+    let id: [u8; 16] = [
+        0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee,
+        0xff,
+    ];
+    let req = |name: &str, topic_id: [u8; 16]| ProduceRequest {
+        transactional_id: None,
+        acks: -1,
+        timeout_ms: 30000,
+        topic_data: vec![TopicProduceData {
+            name: name.into(),
+            topic_id,
+            partition_data: vec![PartitionProduceData {
+                index: 0,
+                records: Some(Bytes::from_static(&[0xaa, 0xbb])),
+                tagged_fields: TaggedFields::default(),
+            }],
+            tagged_fields: TaggedFields::default(),
+        }],
+        tagged_fields: TaggedFields::default(),
+    };
+    // TransactionalId null (compact nullable string); Acks -1; TimeoutMs
+    // 30000; TopicData: compact array of 1: TopicId, PartitionData: 1 of
+    // Index 0, Records (compact bytes, length 2), no tags; the topic's tags;
+    // the request's tags.
+    vector(
+        &req("", id),
+        13,
+        "00 ffff 00007530 \
+         02 00112233445566778899aabbccddeeff \
+         02 00000000 03 aabb 00 \
+         00 \
+         00",
+    );
+    // v12 is v11's layout: the name, no id (both fields are ignorable, so
+    // each version leaves the other out).
+    vector(
+        &req("t", [0; 16]),
+        12,
+        "00 ffff 00007530 02 02 74 02 00000000 03 aabb 00 00 00",
+    );
+    assert_eq!(encode(&req("t", id), 12), encode(&req("t", [0; 16]), 12));
+    assert_eq!(encode(&req("t", id), 13), encode(&req("", id), 13));
+
+    let resp = ProduceResponse {
+        responses: vec![TopicProduceResponse {
+            name: String::new(),
+            topic_id: id,
+            partition_responses: vec![PartitionProduceResponse {
+                index: 0,
+                error_code: ErrorCode::UnknownTopicId.code(),
+                base_offset: -1,
+                ..Default::default()
+            }],
+            tagged_fields: TaggedFields::default(),
+        }],
+        ..Default::default()
+    };
+    vector(
+        &resp,
+        13,
+        // Responses: 1; TopicId; PartitionResponses: 1 of Index 0,
+        // ErrorCode 100 (UNKNOWN_TOPIC_ID), BaseOffset -1, LogAppendTimeMs -1,
+        // LogStartOffset -1, RecordErrors empty, ErrorMessage null, no tags
+        // (CurrentLeader at its default is not written); topic tags;
+        // ThrottleTimeMs 0; no tags (NodeEndpoints empty).
+        "02 00112233445566778899aabbccddeeff \
+         02 00000000 0064 ffffffffffffffff ffffffffffffffff ffffffffffffffff 01 00 00 \
+         00 \
+         00000000 00",
+    );
+}
+
+/// Metadata v13 (Kafka 4.0, KIP-1102), from `MetadataResponse.json`: the
+/// top-level `ErrorCode` (int16, 13+) comes after `Topics` (and after
+/// `ClusterAuthorizedOperations`, 8-10 only, so absent here), before the
+/// tagged fields. The v13 request is v12's.
+#[test]
+fn metadata_v13_vectors() {
+    let id: [u8; 16] = [
+        0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee,
+        0xff,
+    ];
+    let resp = |error_code: i16| MetadataResponse {
+        throttle_time_ms: 0,
+        brokers: vec![MetadataResponseBroker {
+            node_id: 1,
+            host: "h".into(),
+            port: 9092,
+            rack: None,
+            tagged_fields: TaggedFields::default(),
+        }],
+        cluster_id: Some("c".into()),
+        controller_id: 1,
+        topics: vec![MetadataResponseTopic {
+            error_code: 0,
+            name: Some("t".into()),
+            topic_id: id,
+            is_internal: false,
+            partitions: vec![MetadataResponsePartition {
+                error_code: 0,
+                partition_index: 0,
+                leader_id: 1,
+                leader_epoch: 5,
+                replica_nodes: vec![1],
+                isr_nodes: vec![1],
+                offline_replicas: vec![],
+                tagged_fields: TaggedFields::default(),
+            }],
+            topic_authorized_operations: AUTHORIZED_OPERATIONS_UNKNOWN,
+            tagged_fields: TaggedFields::default(),
+        }],
+        cluster_authorized_operations: AUTHORIZED_OPERATIONS_UNKNOWN,
+        error_code,
+        tagged_fields: TaggedFields::default(),
+    };
+    // ThrottleTimeMs; Brokers: 1 of NodeId 1, Host "h", Port 9092, Rack null,
+    // no tags; ClusterId "c"; ControllerId 1; Topics: 1 of ErrorCode 0, Name
+    // "t", TopicId, IsInternal false, Partitions: 1 of ErrorCode 0, Index 0,
+    // LeaderId 1, LeaderEpoch 5, ReplicaNodes [1], IsrNodes [1],
+    // OfflineReplicas [], no tags; TopicAuthorizedOperations INT32_MIN, no tags.
+    let body = "00000000 \
+                02 00000001 02 68 00002384 00 00 \
+                02 63 \
+                00000001 \
+                02 0000 02 74 00112233445566778899aabbccddeeff 00 \
+                02 0000 00000000 00000001 00000005 02 00000001 02 00000001 01 00 \
+                80000000 00";
+    // v13: then ErrorCode 129 (REBOOTSTRAP_REQUIRED), then no tags.
+    vector(&resp(129), 13, &format!("{body} 0081 00"));
+    vector(&resp(0), 13, &format!("{body} 0000 00"));
+    // v12 has no top-level error code.
+    vector(&resp(0), 12, &format!("{body} 00"));
+    assert_eq!(encode(&resp(129), 12), encode(&resp(0), 12));
+
+    let req = MetadataRequest {
+        topics: Some(vec![MetadataRequestTopic {
+            topic_id: [0; 16],
+            name: Some("t".into()),
+            tagged_fields: TaggedFields::default(),
+        }]),
+        allow_auto_topic_creation: false,
+        ..Default::default()
+    };
+    vector(
+        &req,
+        13,
+        "02 00000000000000000000000000000000 02 74 00 00 00 00",
     );
 }
 
@@ -1079,8 +1252,8 @@ fn negotiated_versions_per_api() {
         ..Default::default()
     };
     let n = NegotiatedVersions::from_response(&resp);
-    assert_eq!(n.get(ApiKey::Produce), Some(11));
-    assert_eq!(n.get(ApiKey::Metadata), Some(12));
+    assert_eq!(n.get(ApiKey::Produce), Some(12));
+    assert_eq!(n.get(ApiKey::Metadata), Some(13));
     assert_eq!(n.get(ApiKey::ApiVersions), Some(4));
     assert_eq!(n.get(ApiKey::InitProducerId), None);
 

@@ -27,7 +27,7 @@ use crate::protocol::messages::metadata::{
 };
 use crate::protocol::messages::produce::{
     LeaderIdAndEpoch, NodeEndpoint, PartitionProduceData, PartitionProduceResponse, ProduceRequest,
-    ProduceResponse, TopicProduceResponse,
+    ProduceResponse, TopicProduceResponse, FIRST_TOPIC_ID_VERSION,
 };
 use crate::protocol::record::{RecordBatch, MAGIC};
 use crate::protocol::Compression;
@@ -284,6 +284,23 @@ impl MockCluster {
         self.topics
             .insert(name.to_owned(), Topic { id, partitions });
         Ok(())
+    }
+
+    /// Deletes a topic and its log. Its id is never reused: a topic created
+    /// again under the name gets a new one, so Produce v13 with the old id is
+    /// answered UNKNOWN_TOPIC_ID, as by Kafka.
+    ///
+    /// Errors: UNKNOWN_TOPIC_OR_PARTITION.
+    pub fn delete_topic(&mut self, name: &str) -> Result<(), ErrorCode> {
+        self.topics
+            .remove(name)
+            .map(|_| ())
+            .ok_or(ErrorCode::UnknownTopicOrPartition)
+    }
+
+    /// The id of `topic` (Metadata v10+ reports it; Produce v13+ names topics by it).
+    pub fn topic_id(&self, topic: &str) -> Option<[u8; 16]> {
+        self.topics.get(topic).map(|t| t.id)
     }
 
     /// Names of all topics, sorted.
@@ -744,6 +761,16 @@ impl MockCluster {
         let mut endpoints: Vec<NodeEndpoint> = Vec::new();
         let mut responses = Vec::with_capacity(req.topic_data.len());
         for t in &req.topic_data {
+            // From v13 a topic is named by its id (KIP-516), which must be one
+            // of a topic that exists: no topic is created from an id.
+            let name = if version >= FIRST_TOPIC_ID_VERSION {
+                self.topics
+                    .iter()
+                    .find(|(_, v)| v.id == t.topic_id)
+                    .map(|(n, _)| n.clone())
+            } else {
+                Some(t.name.clone())
+            };
             let mut parts = Vec::with_capacity(t.partition_data.len());
             for pd in &t.partition_data {
                 let mut pr = PartitionProduceResponse {
@@ -751,9 +778,10 @@ impl MockCluster {
                     base_offset: -1,
                     ..Default::default()
                 };
-                let outcome = match request_error {
-                    Some(e) => Err(e),
-                    None => self.produce_partition(node_id, &t.name, pd, version),
+                let outcome = match (request_error, &name) {
+                    (Some(e), _) => Err(e),
+                    (None, None) => Err(ErrorCode::UnknownTopicId),
+                    (None, Some(n)) => self.produce_partition(node_id, n, pd, version),
                 };
                 match outcome {
                     Ok(Appended::New(off)) | Ok(Appended::Duplicate(off)) => {
@@ -763,7 +791,8 @@ impl MockCluster {
                     Err(e) => {
                         pr.error_code = e.code();
                         if e == ErrorCode::NotLeaderOrFollower && version >= 10 {
-                            if let Some(p) = self.partition(&t.name, pd.index) {
+                            let known = name.as_deref().and_then(|n| self.partition(n, pd.index));
+                            if let Some(p) = known {
                                 pr.current_leader = LeaderIdAndEpoch {
                                     leader_id: p.leader,
                                     leader_epoch: p.leader_epoch,
@@ -785,8 +814,10 @@ impl MockCluster {
                 }
                 parts.push(pr);
             }
+            // Named as the request named it: by id from v13, else by name.
             responses.push(TopicProduceResponse {
                 name: t.name.clone(),
+                topic_id: t.topic_id,
                 partition_responses: parts,
                 ..Default::default()
             });

@@ -11,8 +11,10 @@
 //!   clients such as kcat/librdkafka.
 //!
 //! What the mock answers: ApiVersions (v0-4, with the KIP-511 v0 fallback),
-//! Metadata (v1-12), InitProducerId (v0-5, idempotent producers only) and
-//! Produce (v3-11), with Kafka 4's idempotent-producer rules per partition
+//! Metadata (v1-13, topic ids from v10), InitProducerId (v0-5, idempotent
+//! producers only) and Produce (v3-13; from v13 topics are named by id, an
+//! unknown id answered UNKNOWN_TOPIC_ID), with Kafka 4's idempotent-producer
+//! rules per partition
 //! (duplicates of the last 5 batches answered with their original offset,
 //! INVALID_PRODUCER_EPOCH for an old epoch, OUT_OF_ORDER_SEQUENCE_NUMBER for
 //! gaps, any sequence accepted from an unknown producer as Kafka 2.5+ does).

@@ -57,6 +57,9 @@ pub(crate) struct Batch {
     pub order: u64,
     /// A request carrying this batch got no definite answer: it may be in the log.
     pub maybe_persisted: bool,
+    /// The topic id the last request carrying this batch named its topic by
+    /// (Produce v13+; zero when by name): its answer names the topic the same way.
+    pub topic_id: [u8; 16],
 }
 
 impl Batch {
@@ -166,6 +169,7 @@ impl PartitionState {
                     sequenced: false,
                     order,
                     maybe_persisted: false,
+                    topic_id: [0; 16],
                 });
                 Ok(uncompressed)
             }

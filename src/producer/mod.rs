@@ -160,6 +160,9 @@ struct TopicState {
     compression_ratio: f64,
     /// A topic-level error from the last metadata answer.
     error: Option<ErrorCode>,
+    /// The topic id from the last metadata answer (Metadata v10+); zero while
+    /// unknown, and then Produce names the topic (v12 at most) instead.
+    id: [u8; 16],
 }
 
 impl Default for TopicState {
@@ -171,6 +174,7 @@ impl Default for TopicState {
             sticky: partitioner::Sticky::default(),
             error: None,
             compression_ratio: 1.0,
+            id: [0; 16],
         }
     }
 }

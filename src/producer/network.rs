@@ -308,7 +308,7 @@ impl Producer {
                         return Err(e);
                     }
                 };
-                self.on_metadata(resp, now);
+                self.on_metadata(conn, resp, now);
             }
             RequestKind::InitProducerId => {
                 let (_, resp) =
@@ -331,7 +331,7 @@ impl Producer {
                 match frame::decode_response::<crate::protocol::messages::produce::ProduceResponse>(
                     frame, version,
                 ) {
-                    Ok((_, resp)) => self.on_produce_response(conn, batches, resp, now),
+                    Ok((_, resp)) => self.on_produce_response(conn, version, batches, resp, now),
                     Err(e) => {
                         // The batches' fate is unknown: retry them as after a lost answer.
                         self.retry_unknown(batches, now);
@@ -479,7 +479,11 @@ impl Producer {
         }
     }
 
-    fn on_metadata(&mut self, resp: MetadataResponse, now: Instant) {
+    fn on_metadata(&mut self, conn: ConnId, resp: MetadataResponse, now: Instant) {
+        if let Some(code) = error_of(resp.error_code) {
+            self.on_metadata_error(conn, code, now);
+            return;
+        }
         self.metadata_last = Some(now);
         for b in &resp.brokers {
             if let Ok(port) = u16::try_from(b.port) {
@@ -514,6 +518,8 @@ impl Producer {
             }
             let ts = self.topics.get_mut(&key).expect("topic");
             ts.error = None;
+            // Zero below Metadata v10: Produce then names the topic (v12 at most).
+            ts.id = t.topic_id;
             let mut partitions: Vec<_> = t.partitions;
             partitions.sort_by_key(|p| p.partition_index);
             let count = partitions
@@ -552,6 +558,54 @@ impl Producer {
         } else {
             self.metadata_attempts = 0;
             self.metadata_retry_at = None;
+        }
+    }
+
+    /// A Metadata answer with a top-level error (v13+, KIP-1102): none of it
+    /// is applied, and the refresh is retried with backoff, as after any
+    /// failed refresh. The error is what records still waiting for their
+    /// topic's partitions fail with: at once when it is not retriable, after
+    /// `max.block.ms` otherwise. REBOOTSTRAP_REQUIRED says our view of the
+    /// cluster is wrong: as the Java client's rebootstrap, the brokers learned
+    /// from metadata are forgotten and the next refresh goes to
+    /// `bootstrap.servers` (our connections are closed: any could be picked).
+    fn on_metadata_error(&mut self, conn: ConnId, code: ErrorCode, now: Instant) {
+        log::warn!("Metadata on {conn:?} failed: {code}");
+        let waiting: Vec<Arc<str>> = self
+            .topic_order
+            .iter()
+            .filter(|t| self.topics[*t].parts.is_empty())
+            .cloned()
+            .collect();
+        for t in &waiting {
+            self.topics.get_mut(t).expect("topic").error = Some(code);
+        }
+        if code == ErrorCode::RebootstrapRequired {
+            self.rebootstrap(now);
+        } else if !code.is_retriable() {
+            for t in &waiting {
+                self.fail_topic(t, DeliveryErrorKind::Broker(code));
+            }
+        }
+        self.metadata_needed = true;
+        self.metadata_attempts += 1;
+        let wait = self.backoff(self.metadata_attempts);
+        self.metadata_retry_at = Some(now + wait);
+    }
+
+    /// Forgets the cluster learned from metadata (brokers and leaders) and
+    /// closes every connection, so that the next connection, and the next
+    /// Metadata request, go to `bootstrap.servers`. Batches in flight are
+    /// retried as after any lost connection.
+    fn rebootstrap(&mut self, now: Instant) {
+        log::info!("rebootstrap requested by the broker");
+        self.brokers.clear();
+        for p in &mut self.parts {
+            p.leader = None;
+        }
+        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        for c in conns {
+            self.on_disconnected(c, now, true);
         }
     }
 

@@ -9,7 +9,7 @@ use crate::protocol::compression::Compression;
 use crate::protocol::error_code::ErrorCode;
 use crate::protocol::frame::ApiKey;
 use crate::protocol::messages::produce::{
-    PartitionProduceData, ProduceRequest, ProduceResponse, TopicProduceData,
+    PartitionProduceData, ProduceRequest, ProduceResponse, TopicProduceData, FIRST_TOPIC_ID_VERSION,
 };
 
 use super::accumulator::{next_sequence, Batch};
@@ -17,12 +17,15 @@ use super::network::{ConnState, DeliveryErrorKind, RequestKind};
 use super::record::{Delivery, DeliveryError, Event};
 use super::{error_of, Acks, ConnId, PidState, Producer, Transmit};
 
-/// Is this error one that says our metadata is stale?
+/// Is this error one that says our metadata is stale? (Java's
+/// `InvalidMetadataException` subclasses, UNKNOWN_TOPIC_ID among them: the
+/// topic id we sent at Produce v13 is gone, e.g. the topic was recreated.)
 fn invalidates_metadata(code: ErrorCode) -> bool {
     matches!(
         code,
         ErrorCode::NotLeaderOrFollower
             | ErrorCode::UnknownTopicOrPartition
+            | ErrorCode::UnknownTopicId
             | ErrorCode::LeaderNotAvailable
             | ErrorCode::FencedLeaderEpoch
             | ErrorCode::UnknownLeaderEpoch
@@ -465,9 +468,32 @@ impl Producer {
                 Some(t) => t.partition_data.push(pd),
                 None => topic_data.push(TopicProduceData {
                     name: p.topic.to_string(),
+                    topic_id: self.topics[&p.topic].id,
                     partition_data: vec![pd],
                     ..Default::default()
                 }),
+            }
+        }
+        // v13 names topics only by id: when one topic's id is unknown (Metadata
+        // below v10, or an answer without ids) the whole request names its
+        // topics at v12, the last version with names (the rule the Java client
+        // applies to Fetch v13).
+        let version = if version >= FIRST_TOPIC_ID_VERSION
+            && topic_data.iter().any(|t| t.topic_id == [0; 16])
+        {
+            FIRST_TOPIC_ID_VERSION - 1
+        } else {
+            version
+        };
+        let mut batches = batches;
+        if version >= FIRST_TOPIC_ID_VERSION {
+            // The answer names each topic by the id sent (see on_produce_response),
+            // which a metadata refresh may change while the request is out.
+            for b in &mut batches {
+                let topic = &self.parts[b.part].topic;
+                if let Some(t) = topic_data.iter().find(|t| *t.name == **topic) {
+                    b.topic_id = t.topic_id;
+                }
             }
         }
         let req = ProduceRequest {
@@ -489,7 +515,6 @@ impl Producer {
                 self.metrics.records_retried += b.count() as u64;
             }
         }
-        let mut batches = batches;
         for b in &mut batches {
             b.attempts += 1;
         }
@@ -601,6 +626,7 @@ impl Producer {
     pub(crate) fn on_produce_response(
         &mut self,
         conn: ConnId,
+        version: i16,
         batches: Vec<Batch>,
         resp: ProduceResponse,
         now: Instant,
@@ -622,10 +648,17 @@ impl Producer {
                 self.parts[b.part].topic.clone(),
                 self.parts[b.part].partition,
             );
+            // From v13 the answer names topics by the ids the request used.
             let answer = resp
                 .responses
                 .iter()
-                .filter(|t| *t.name == *topic)
+                .filter(|t| {
+                    if version >= FIRST_TOPIC_ID_VERSION {
+                        t.topic_id == b.topic_id
+                    } else {
+                        *t.name == *topic
+                    }
+                })
                 .flat_map(|t| t.partition_responses.iter())
                 .find(|p| p.index == partition);
             let Some(answer) = answer else {

@@ -63,8 +63,10 @@ impl ApiKey {
     /// Versions of this API that the codec implements, `(min, max)`.
     pub const fn versions(self) -> (i16, i16) {
         match self {
-            ApiKey::Produce => (3, 11),
-            ApiKey::Metadata => (1, 12),
+            // Produce v12 is Kafka 4.0 (KIP-890), v13 Kafka 4.1 (KIP-516: topics by
+            // id); Metadata v13 is Kafka 4.0 (KIP-1102: a top-level error code).
+            ApiKey::Produce => (3, 13),
+            ApiKey::Metadata => (1, 13),
             ApiKey::ApiVersions => (0, 4),
             ApiKey::InitProducerId => (0, 5),
             // v4 is the first to read RecordBatch v2; v13 names topics by id.

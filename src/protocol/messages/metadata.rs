@@ -1,5 +1,9 @@
-//! Metadata (key 3), versions 1-12, flexible from 9 (`MetadataRequest.json`,
+//! Metadata (key 3), versions 1-13, flexible from 9 (`MetadataRequest.json`,
 //! `MetadataResponse.json`).
+//!
+//! The v13 request is v12's; the v13 response (KIP-1102) appends a top-level
+//! `ErrorCode` after the topics (and after v8-10's cluster authorized
+//! operations), before the tagged fields. It is ignorable: left out below v13.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -161,6 +165,8 @@ pub struct MetadataResponse {
     pub topics: Vec<MetadataResponseTopic>,
     /// Cluster authorized operations bitfield (v8-10).
     pub cluster_authorized_operations: i32,
+    /// The top-level error code, or 0 (v13+, KIP-1102; e.g. REBOOTSTRAP_REQUIRED).
+    pub error_code: i16,
     /// Unknown tagged fields (v9+).
     pub tagged_fields: TaggedFields,
 }
@@ -174,6 +180,7 @@ impl Default for MetadataResponse {
             controller_id: -1,
             topics: Vec::new(),
             cluster_authorized_operations: AUTHORIZED_OPERATIONS_UNKNOWN,
+            error_code: 0,
             tagged_fields: TaggedFields::default(),
         }
     }
@@ -389,6 +396,9 @@ impl ApiMessage for MetadataResponse {
                 "Metadata cluster_authorized_operations outside v8-10",
             )?;
         }
+        if version >= 13 {
+            buf.put_i16(self.error_code);
+        }
         put_tags(buf, flex, &[], &self.tagged_fields)
     }
 
@@ -421,6 +431,9 @@ impl ApiMessage for MetadataResponse {
         r.topics = get_array(buf, flex, |b| decode_topic(b, version))?;
         if (8..=10).contains(&version) {
             r.cluster_authorized_operations = get_i32(buf)?;
+        }
+        if version >= 13 {
+            r.error_code = get_i16(buf)?;
         }
         r.tagged_fields = get_tags(buf, flex, |_, _| Ok(false))?;
         Ok(r)

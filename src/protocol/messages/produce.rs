@@ -1,5 +1,11 @@
-//! Produce (key 0), versions 3-11, flexible from 9 (`ProduceRequest.json`,
+//! Produce (key 0), versions 3-13, flexible from 9 (`ProduceRequest.json`,
 //! `ProduceResponse.json`). Records stay raw RecordBatch bytes, zero-copy.
+//!
+//! v12 has v11's layout (KIP-890 only changes what the broker does with
+//! transactional batches). v13 (KIP-516) names each topic by its `TopicId`
+//! instead of its `Name`, in the request and in the response: `Name` is
+//! versions 0-12 and `TopicId` 13+, both ignorable, so the field a version
+//! does not carry is left out without error.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -26,8 +32,10 @@ pub struct ProduceRequest {
 /// The data of one topic in a produce request.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TopicProduceData {
-    /// The topic name.
+    /// The topic name (v3-12; empty when decoded from v13+).
     pub name: String,
+    /// The topic id (v13+; all zero when decoded from an earlier version).
+    pub topic_id: [u8; 16],
     /// Each partition to produce to.
     pub partition_data: Vec<PartitionProduceData>,
     /// Unknown tagged fields (v9+).
@@ -60,7 +68,7 @@ impl ProduceRequest {
         buf.put_i16(self.acks);
         buf.put_i32(self.timeout_ms);
         put_arr(buf, &self.topic_data, flex, |buf, t| {
-            put_str(buf, &t.name, flex)?;
+            put_topic_key(buf, &t.name, &t.topic_id, version)?;
             put_arr(buf, &t.partition_data, flex, |buf, p| {
                 buf.put_i32(p.index);
                 if let Some(r) = &p.records {
@@ -79,6 +87,34 @@ impl ProduceRequest {
             put_tags(buf, flex, &[], &t.tagged_fields)
         })?;
         put_tags(buf, flex, &[], &self.tagged_fields)
+    }
+}
+
+/// First version that names topics by id (KIP-516) instead of by name.
+pub const FIRST_TOPIC_ID_VERSION: i16 = 13;
+
+/// Writes what identifies a topic entry at `version`: its name up to v12, its
+/// id from v13. Both fields are ignorable, so the other one is left out
+/// whatever it holds (as Kafka's generated code does).
+fn put_topic_key(buf: &mut BytesMut, name: &str, id: &[u8; 16], version: i16) -> Result<()> {
+    if version >= FIRST_TOPIC_ID_VERSION {
+        buf.put_slice(id);
+        Ok(())
+    } else {
+        put_str(buf, name, ApiKey::Produce.is_flexible(version))
+    }
+}
+
+/// Reads what identifies a topic entry at `version`: `(name, id)`, the field
+/// the version does not carry at its default (empty name, zero id).
+fn get_topic_key(buf: &mut Bytes, version: i16) -> Result<(String, [u8; 16])> {
+    if version >= FIRST_TOPIC_ID_VERSION {
+        Ok((String::new(), get_uuid(buf)?))
+    } else {
+        Ok((
+            get_string(buf, ApiKey::Produce.is_flexible(version))?,
+            [0; 16],
+        ))
     }
 }
 
@@ -108,8 +144,10 @@ impl ApiMessage for ProduceRequest {
             acks: get_i16(buf)?,
             timeout_ms: get_i32(buf)?,
             topic_data: get_array(buf, flex, |buf| {
+                let (name, topic_id) = get_topic_key(buf, version)?;
                 Ok(TopicProduceData {
-                    name: get_string(buf, flex)?,
+                    name,
+                    topic_id,
                     partition_data: get_array(buf, flex, |buf| {
                         Ok(PartitionProduceData {
                             index: get_i32(buf)?,
@@ -146,8 +184,10 @@ pub struct ProduceResponse {
 /// The outcome for one topic.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TopicProduceResponse {
-    /// The topic name.
+    /// The topic name (v3-12; empty when decoded from v13+).
     pub name: String,
+    /// The topic id (v13+; all zero when decoded from an earlier version).
+    pub topic_id: [u8; 16],
     /// Each partition produced to.
     pub partition_responses: Vec<PartitionProduceResponse>,
     /// Unknown tagged fields (v9+).
@@ -350,7 +390,7 @@ impl ApiMessage for ProduceResponse {
         Self::API_KEY.check_version(version)?;
         let flex = Self::API_KEY.is_flexible(version);
         put_arr(buf, &self.responses, flex, |buf, t| {
-            put_str(buf, &t.name, flex)?;
+            put_topic_key(buf, &t.name, &t.topic_id, version)?;
             put_arr(buf, &t.partition_responses, flex, |b, p| {
                 encode_partition_response(b, p, version)
             })?;
@@ -381,8 +421,10 @@ impl ApiMessage for ProduceResponse {
         let flex = Self::API_KEY.is_flexible(version);
         let mut r = ProduceResponse {
             responses: get_array(buf, flex, |buf| {
+                let (name, topic_id) = get_topic_key(buf, version)?;
                 Ok(TopicProduceResponse {
-                    name: get_string(buf, flex)?,
+                    name,
+                    topic_id,
                     partition_responses: get_array(buf, flex, |b| {
                         decode_partition_response(b, version)
                     })?,
