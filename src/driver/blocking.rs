@@ -503,8 +503,23 @@ fn write_loop(
     }
 }
 
-/// Writes every byte of `pieces` in order, resuming after partial writes.
+/// Writes every byte of `pieces` in order, resuming after partial writes and
+/// waiting on a full socket.
 fn write_all_vectored(w: &mut impl Write, pieces: &[Bytes]) -> std::io::Result<()> {
+    write_pieces(w, pieces, true).map(drop)
+}
+
+/// Writes what the socket takes of `pieces` before its send timeout runs
+/// out; returns the number of bytes written (`Err` only for real errors).
+fn write_some_vectored(w: &mut impl Write, pieces: &[Bytes]) -> std::io::Result<usize> {
+    write_pieces(w, pieces, false)
+}
+
+/// Writes `pieces` in order, [`WRITE_PIECES`] per `write_vectored`, and
+/// returns the bytes written. A socket whose send timeout runs out is waited
+/// on with `wait` (the writer thread), or ends the write without (the loop).
+fn write_pieces(w: &mut impl Write, pieces: &[Bytes], wait: bool) -> std::io::Result<usize> {
+    let mut done = 0;
     for chunk in pieces.chunks(WRITE_PIECES) {
         let mut slices = [IoSlice::new(&[]); WRITE_PIECES];
         for (slice, piece) in slices.iter_mut().zip(chunk) {
@@ -516,52 +531,30 @@ fn write_all_vectored(w: &mut impl Write, pieces: &[Bytes]) -> std::io::Result<(
         while !left.is_empty() {
             match w.write_vectored(left) {
                 Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-                Ok(k) => IoSlice::advance_slices(&mut left, k),
-                // The socket's send timeout (set for the loop's direct
-                // writes) ran out: this thread just waits on.
-                Err(e) if retry_write(&e) => {}
-                Err(e) => return Err(e),
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Errors after which a write is simply tried again.
-fn retry_write(e: &std::io::Error) -> bool {
-    matches!(
-        e.kind(),
-        std::io::ErrorKind::Interrupted
-            | std::io::ErrorKind::WouldBlock
-            | std::io::ErrorKind::TimedOut
-    )
-}
-
-/// Writes what the socket takes of `pieces` before its send timeout runs
-/// out; returns the number of bytes written (`Err` only for real errors).
-fn write_some_vectored(w: &mut impl Write, pieces: &[Bytes]) -> std::io::Result<usize> {
-    let mut done = 0;
-    for chunk in pieces.chunks(WRITE_PIECES) {
-        let mut slices = [IoSlice::new(&[]); WRITE_PIECES];
-        for (slice, piece) in slices.iter_mut().zip(chunk) {
-            *slice = IoSlice::new(piece);
-        }
-        let mut left = &mut slices[..chunk.len()];
-        IoSlice::advance_slices(&mut left, 0);
-        while !left.is_empty() {
-            match w.write_vectored(left) {
-                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
                 Ok(k) => {
                     done += k;
                     IoSlice::advance_slices(&mut left, k);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) if retry_write(&e) => return Ok(done),
+                Err(e) if retry_write(&e) => {
+                    if !wait {
+                        return Ok(done);
+                    }
+                }
                 Err(e) => return Err(e),
             }
         }
     }
     Ok(done)
+}
+
+/// Errors of a socket whose send timeout ran out (set for the loop's
+/// direct writes): the writer thread just tries again.
+fn retry_write(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
 }
 
 /// Drops the first `n` bytes of `pieces` (whole pieces, then the front of
