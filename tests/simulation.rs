@@ -133,6 +133,9 @@ struct SimConn {
     sent_rx: Deframer,
     /// Last delivery time per direction, to keep each direction in order.
     last_to_broker: Instant,
+    /// When the producer last wrote: the pieces of one request, written at
+    /// the same instant, travel together (as one `writev` does).
+    last_write: Option<Instant>,
     last_to_client: Instant,
     requests_in_flight: usize,
     /// Carried a Produce request.
@@ -257,12 +260,20 @@ impl Sim {
             return;
         };
         let gen = c.generation;
+        let together = to_broker && c.last_write == Some(self.now);
+        if to_broker {
+            c.last_write = Some(self.now);
+        }
         let last = if to_broker {
             &mut c.last_to_broker
         } else {
             &mut c.last_to_client
         };
-        let at = (self.now + lat).max(*last);
+        let at = if together {
+            *last
+        } else {
+            (self.now + lat).max(*last)
+        };
         *last = at;
         let mut rest = data;
         while !rest.is_empty() {
@@ -302,6 +313,7 @@ impl Sim {
                                 client_rx: Deframer::new(64 << 20),
                                 sent_rx: Deframer::new(64 << 20),
                                 last_to_broker: self.now,
+                                last_write: None,
                                 last_to_client: self.now,
                                 requests_in_flight: 0,
                                 produced: false,
