@@ -319,6 +319,9 @@ struct Engine {
     finished: bool,
 }
 
+/// Attempts a send makes at the engine's lock before it waits for it.
+const SEND_LOCK_SPINS: u32 = 2000;
+
 /// State shared by the handles and the loop.
 struct Shared {
     engine: Mutex<Engine>,
@@ -339,6 +342,20 @@ struct Shared {
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Engine> {
         lock(&self.engine)
+    }
+
+    /// The lock for a send: the loop holds it for a turn of a few
+    /// microseconds, shorter than parking and waking a thread costs, so a
+    /// sender tries a while before it waits (std's mutex spins only briefly).
+    fn lock_spinning(&self) -> MutexGuard<'_, Engine> {
+        for _ in 0..SEND_LOCK_SPINS {
+            match self.engine.try_lock() {
+                Ok(g) => return g,
+                Err(std::sync::TryLockError::Poisoned(e)) => return e.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => std::hint::spin_loop(),
+            }
+        }
+        self.lock()
     }
 
     /// Runs a command on the core and wakes the loop when it has work.
@@ -550,7 +567,7 @@ impl Handle {
         let mut deadline: Option<Instant> = None;
         // The clock is read outside the lock, which senders and the loop share.
         let mut now = Instant::now();
-        let mut g = s.lock();
+        let mut g = s.lock_spinning();
         loop {
             match g.core.send(record, now) {
                 Ok(id) => {
