@@ -448,6 +448,33 @@ fn acks_zero_completes_on_write_with_unknown_offset() {
     assert!(h.p.is_idle());
 }
 
+/// A broker that answers acks=0 Produce requests anyway (tansu 0.6.0 does;
+/// Kafka never does): the answers are dropped and the connection carries on.
+/// Resetting it would lose the requests the broker has not read yet, whose
+/// records were already reported delivered.
+#[test]
+fn acks_zero_answers_are_dropped_without_resetting_the_connection() {
+    let mut h = Harness::new(&[("acks", "0"), ("linger.ms", "0")]);
+    h.send(rec("a"));
+    let (r1, p1) = h.next_produce().expect("produce");
+    h.send(rec("b"));
+    let (r2, p2) = h.next_produce().expect("produce");
+    assert_eq!(h.delivered_offsets(), vec![(0, -1), (1, -1)]);
+    // Answered late and in order, the second after a third request went out.
+    h.answer_produce(&r1, &p1, ErrorCode::None, 0);
+    h.send(rec("c"));
+    let (r3, _) = h.next_produce().expect("produce");
+    h.answer_produce(&r2, &p2, ErrorCode::None, 1);
+    assert!(h.closed_conns.is_empty(), "reset by an acks=0 answer");
+    assert!(r2.conn == r1.conn && r3.conn == r1.conn);
+    // Each record completed once, on write, with no offset.
+    assert_eq!(h.delivered_offsets(), vec![(0, -1), (1, -1), (2, -1)]);
+    assert!(h.failures().is_empty());
+    // A second answer to the same request answers nothing sent: still a reset.
+    h.answer_produce(&r2, &p2, ErrorCode::None, 1);
+    assert_eq!(h.closed_conns, vec![r1.conn]);
+}
+
 #[test]
 fn acks_zero_completes_only_once_written_and_a_stalled_socket_stops_at_buffer_memory() {
     let mut h = Harness::new(&[

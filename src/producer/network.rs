@@ -67,7 +67,20 @@ pub(crate) struct Connection {
     /// acks=0 batches, complete once the driver wrote their request (up to
     /// the `sent_bytes` mark stored with them).
     pub unwritten: VecDeque<(u64, Vec<Batch>)>,
+    /// Correlation ids of the latest acks=0 Produce requests (at most
+    /// [`ACKS0_REMEMBERED`]), oldest first. Kafka never answers them, but
+    /// some brokers do (tansu 0.6.0): such an answer is recognised by its id
+    /// and dropped instead of taken for a desynchronised stream.
+    pub acks0_sent: VecDeque<i32>,
+    /// An acks=0 Produce request was answered here (logged once).
+    pub acks0_answered: bool,
 }
+
+/// How many acks=0 Produce correlation ids a connection remembers. A broker
+/// that answers them answers in order, so it only needs to cover the requests
+/// it has not read yet; past that an answer resets the connection as any
+/// unknown answer does.
+pub(crate) const ACKS0_REMEMBERED: usize = 256;
 
 impl Connection {
     pub fn version(&self, key: ApiKey) -> Option<i16> {
@@ -81,6 +94,30 @@ impl Connection {
     /// Bytes handed to the driver and not reported written yet.
     pub fn unwritten_bytes(&self) -> u64 {
         self.sent_bytes - self.written_bytes
+    }
+
+    /// Remembers the correlation id of an acks=0 Produce request written here.
+    pub fn sent_acks0(&mut self, correlation_id: i32) {
+        if self.acks0_sent.len() == ACKS0_REMEMBERED {
+            self.acks0_sent.pop_front();
+        } else if self.acks0_sent.capacity() == 0 {
+            // Once, whole: no allocation per request afterwards.
+            self.acks0_sent.reserve_exact(ACKS0_REMEMBERED);
+        }
+        self.acks0_sent.push_back(correlation_id);
+    }
+
+    /// Whether a response with `correlation_id` answers one of the acks=0
+    /// Produce requests written here; forgets that request and the older
+    /// ones (answers come in order, so theirs will not come any more).
+    fn answers_acks0(&mut self, correlation_id: i32) -> bool {
+        match self.acks0_sent.iter().position(|&c| c == correlation_id) {
+            Some(i) => {
+                self.acks0_sent.drain(..=i);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Can take one more request now.
@@ -124,6 +161,8 @@ impl Producer {
                 sent_bytes: 0,
                 written_bytes: 0,
                 unwritten: VecDeque::new(),
+                acks0_sent: VecDeque::new(),
+                acks0_answered: false,
             },
         );
         id
@@ -250,6 +289,24 @@ impl Producer {
                     return;
                 }
             };
+            // An answer to an acks=0 Produce request, which Kafka never
+            // sends but tansu does: dropped. Resetting instead would lose
+            // the requests written after it that the broker has not read
+            // yet, whose records already count as delivered.
+            if let Ok(id) = frame::peek_correlation_id(&frame) {
+                if c.in_flight.front().is_none_or(|r| r.correlation_id != id) && c.answers_acks0(id)
+                {
+                    if !c.acks0_answered {
+                        c.acks0_answered = true;
+                        log::info!(
+                            "{:?} answers acks=0 Produce requests (Kafka does not); \
+                             ignoring those answers on {conn:?}",
+                            c.addr
+                        );
+                    }
+                    continue;
+                }
+            }
             let Some(req) = c.in_flight.pop_front() else {
                 log::warn!("unsolicited response on {conn:?}; resetting");
                 self.on_disconnected(conn, now, true);

@@ -519,10 +519,12 @@ impl Producer {
             b.attempts += 1;
         }
         if self.config.acks == Acks::None {
-            // No answer will come: the records are complete once written.
+            // Kafka sends no answer (one that comes anyway is dropped, see
+            // `on_data`): the records are complete once written.
             match self.transmit_request(conn, version, &req) {
-                Some(_) => {
+                Some(correlation_id) => {
                     let c = self.conns.get_mut(&conn).expect("connection");
+                    c.sent_acks0(correlation_id);
                     // Complete once written (`handle_written`), as Java does:
                     // until then the batches hold their memory, so a stalled
                     // broker stops the producer at buffer.memory.
