@@ -125,6 +125,95 @@ fn round_trip_mock_mio() {
     round_trip("round_trip_mock_mio", false, Driver::Mio);
 }
 
+/// acks=0 (without idempotence, which needs acks=all): Kafka sends no Produce
+/// response, so each outcome is Ok with offset -1 once the request is written;
+/// after `flush` every record must still be in the log exactly once, in order
+/// per partition, keyed ones on their murmur2 partition. Nothing else checks
+/// that real brokers take our acks=0 requests and that the connection stays in
+/// step with no answers, or with the answers tansu sends anyway (before they
+/// were dropped, the reset they caused lost a batch in half the runs).
+fn acks_zero(test: &str, tansu: bool, driver: Driver) {
+    let Some((mut broker, consumer, bin)) = setup(test, tansu) else {
+        return;
+    };
+    let topic = fresh_topic("acks0");
+    create_topic(&mut broker, &bin, &topic, PARTITIONS);
+    let recs = records(&topic, 2000, "acks0");
+    let client = Client::start(
+        driver,
+        config(
+            &broker.bootstrap(),
+            &[
+                ("acks", "0"),
+                ("enable.idempotence", "false"),
+                ("linger.ms", "2"),
+            ],
+        ),
+    );
+    // In chunks with pauses, so that several Produce requests go out on each
+    // connection with no response between them.
+    let mut futures = Vec::with_capacity(recs.len());
+    for chunk in recs.chunks(250) {
+        for r in chunk {
+            futures.push(client.send(r.clone()).expect("send accepted"));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    client.flush().expect("flush");
+    // After flush every outcome is there: waiting must not be needed.
+    let metas: Vec<_> = futures
+        .into_iter()
+        .enumerate()
+        .map(|(i, f)| match outcome(f, Duration::from_millis(100)) {
+            Ok(md) => {
+                assert_eq!(md.offset, -1, "{test}: record {i}: acks=0 has no offset");
+                md
+            }
+            Err(e) => panic!("{test}: record {i} failed: {e} ({e:?})"),
+        })
+        .collect();
+    client.close();
+    let got = consume(
+        &consumer,
+        &broker.bootstrap(),
+        &topic,
+        PARTITIONS,
+        recs.len(),
+    );
+    let c = check(&recs, &metas, PARTITIONS, &got, false);
+    c.assert_exact_offsets_may_be_unknown(&format!("{test} {driver:?}"));
+    // Offset -1 on the partition the record was read back from: the
+    // outcome named the right partition even without an offset.
+    assert_eq!(
+        c.unknown_offsets,
+        recs.len(),
+        "{test}: every outcome must name the partition read back, with offset -1"
+    );
+    eprintln!("{test}: {} records read back exactly", got.len());
+}
+
+#[test]
+fn acks_zero_tansu_blocking() {
+    acks_zero("acks_zero_tansu_blocking", true, Driver::Blocking);
+}
+
+#[test]
+#[cfg(feature = "mio-driver")]
+fn acks_zero_tansu_mio() {
+    acks_zero("acks_zero_tansu_mio", true, Driver::Mio);
+}
+
+#[test]
+fn acks_zero_mock_blocking() {
+    acks_zero("acks_zero_mock_blocking", false, Driver::Blocking);
+}
+
+#[test]
+#[cfg(feature = "mio-driver")]
+fn acks_zero_mock_mio() {
+    acks_zero("acks_zero_mock_mio", false, Driver::Mio);
+}
+
 // ---- 2. compression ----------------------------------------------------------------------
 
 /// The codecs compiled in (all of them under `--all-features`).

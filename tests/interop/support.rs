@@ -371,6 +371,11 @@ impl Client {
         self.handle.send(r)
     }
 
+    /// Waits until every record sent so far has its outcome.
+    pub fn flush(&self) -> Result<(), Error> {
+        self.handle.flush_timeout(Duration::from_secs(60))
+    }
+
     pub fn close(mut self) {
         let r = self.handle.close(Duration::from_secs(30));
         if let Some(t) = self.thread.take() {
