@@ -959,11 +959,15 @@ impl MockCluster {
     }
 
     /// Answers a Fetch from the partition logs: whole stored batches from the
-    /// one holding `fetch_offset` on, within `partition_max_bytes` and the
-    /// request's `max_bytes` (in request order), except that the first batch
-    /// of the response comes whole even when larger (KIP-74). Unlike Kafka,
-    /// the mock never cuts a batch short. Fetch sessions (KIP-227) are not
-    /// offered: every answer is a full one with session id 0.
+    /// one holding `fetch_offset` on, each partition within its
+    /// `partition_max_bytes` and what is left of the request's `max_bytes`
+    /// (spent in request order; a later partition still gets batches that
+    /// fit), except that until some partition has returned data the first
+    /// batch comes whole even when larger (KIP-74), so that a consumer always
+    /// moves on. That is Kafka's ReplicaManager.readFromLocalLog, but Kafka
+    /// may end a partition with part of a batch; the mock never cuts one.
+    /// Fetch sessions (KIP-227) are not offered: every answer is a full one
+    /// with session id 0.
     fn fetch(
         &self,
         node_id: i32,
