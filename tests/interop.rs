@@ -103,28 +103,6 @@ fn round_trip(test: &str, tansu: bool, driver: Driver) {
     }
 }
 
-#[test]
-fn round_trip_tansu_blocking() {
-    round_trip("round_trip_tansu_blocking", true, Driver::Blocking);
-}
-
-#[test]
-#[cfg(feature = "mio-driver")]
-fn round_trip_tansu_mio() {
-    round_trip("round_trip_tansu_mio", true, Driver::Mio);
-}
-
-#[test]
-fn round_trip_mock_blocking() {
-    round_trip("round_trip_mock_blocking", false, Driver::Blocking);
-}
-
-#[test]
-#[cfg(feature = "mio-driver")]
-fn round_trip_mock_mio() {
-    round_trip("round_trip_mock_mio", false, Driver::Mio);
-}
-
 /// acks=0 (without idempotence, which needs acks=all): Kafka sends no Produce
 /// response, so each outcome is Ok with offset -1 once the request is written;
 /// after `flush` every record must still be in the log exactly once, in order
@@ -192,28 +170,6 @@ fn acks_zero(test: &str, tansu: bool, driver: Driver) {
     eprintln!("{test}: {} records read back exactly", got.len());
 }
 
-#[test]
-fn acks_zero_tansu_blocking() {
-    acks_zero("acks_zero_tansu_blocking", true, Driver::Blocking);
-}
-
-#[test]
-#[cfg(feature = "mio-driver")]
-fn acks_zero_tansu_mio() {
-    acks_zero("acks_zero_tansu_mio", true, Driver::Mio);
-}
-
-#[test]
-fn acks_zero_mock_blocking() {
-    acks_zero("acks_zero_mock_blocking", false, Driver::Blocking);
-}
-
-#[test]
-#[cfg(feature = "mio-driver")]
-fn acks_zero_mock_mio() {
-    acks_zero("acks_zero_mock_mio", false, Driver::Mio);
-}
-
 // ---- 2. compression ----------------------------------------------------------------------
 
 /// The codecs compiled in (all of them under `--all-features`).
@@ -270,27 +226,36 @@ fn compression(test: &str, tansu: bool, driver: Driver) {
     }
 }
 
-#[test]
-fn compression_tansu_blocking() {
-    compression("compression_tansu_blocking", true, Driver::Blocking);
+/// The four tests of a case: tansu and librdkafka's mock, each with both
+/// drivers (`<case>::tansu_blocking`, ...); the case function takes the test's
+/// name (which names its topics), whether the broker is tansu, and the driver.
+macro_rules! on_both_peers_and_drivers {
+    ($($case:ident),* $(,)?) => {$(
+        mod $case {
+            use super::Driver;
+            #[test]
+            fn tansu_blocking() {
+                super::$case(concat!(stringify!($case), "_tansu_blocking"), true, Driver::Blocking);
+            }
+            #[test]
+            #[cfg(feature = "mio-driver")]
+            fn tansu_mio() {
+                super::$case(concat!(stringify!($case), "_tansu_mio"), true, Driver::Mio);
+            }
+            #[test]
+            fn mock_blocking() {
+                super::$case(concat!(stringify!($case), "_mock_blocking"), false, Driver::Blocking);
+            }
+            #[test]
+            #[cfg(feature = "mio-driver")]
+            fn mock_mio() {
+                super::$case(concat!(stringify!($case), "_mock_mio"), false, Driver::Mio);
+            }
+        }
+    )*};
 }
 
-#[test]
-#[cfg(feature = "mio-driver")]
-fn compression_tansu_mio() {
-    compression("compression_tansu_mio", true, Driver::Mio);
-}
-
-#[test]
-fn compression_mock_blocking() {
-    compression("compression_mock_blocking", false, Driver::Blocking);
-}
-
-#[test]
-#[cfg(feature = "mio-driver")]
-fn compression_mock_mio() {
-    compression("compression_mock_mio", false, Driver::Mio);
-}
+on_both_peers_and_drivers!(round_trip, acks_zero, compression);
 
 /// The codec really is on the wire: a private tansu behind a (loss-free)
 /// proxy that decodes every Produce request; each codec's batches carry its
