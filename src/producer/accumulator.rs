@@ -183,12 +183,19 @@ impl PartitionState {
 
     /// Smallest record id still waiting in this partition (open or queued).
     pub fn min_queued_id(&self) -> Option<u64> {
-        let q = self
-            .queue
-            .iter()
-            .filter_map(|b| b.ids.first())
-            .map(|r| r.0)
-            .min();
+        // The queue is in drain order (retries back in their original order,
+        // ahead of fresh batches), and a partition's ids grow with that order,
+        // so the front holds the smallest: no walk over a queue that may hold
+        // thousands of batches when the broker is slow.
+        let q = self.queue.front().and_then(|b| b.ids.first()).map(|r| r.0);
+        debug_assert_eq!(
+            q,
+            self.queue
+                .iter()
+                .filter_map(|b| b.ids.first())
+                .map(|r| r.0)
+                .min()
+        );
         let o = self.open.as_ref().and_then(|o| o.ids.first()).map(|r| r.0);
         match (q, o) {
             (Some(a), Some(b)) => Some(a.min(b)),

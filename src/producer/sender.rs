@@ -802,7 +802,9 @@ impl Producer {
                     at(r);
                 }
             }
-            for b in p.queue.iter().skip(1) {
+            // Only batches that went out carry a retry time, and they lead
+            // the queue: stop at the first fresh one, not at the queue's end.
+            for b in p.queue.iter().skip(1).take_while(|b| b.attempts > 0) {
                 if let Some(r) = b.retry_at {
                     at(r);
                 }

@@ -13,7 +13,8 @@
 # Settings (full): value 100 B / 1 KiB x partitions 1 / 8 x acks=1 (no
 # idempotence) / acks=all + idempotence x linger.ms 0 / 5 x batch.size 1 MiB /
 # 16384 (Java's default; set explicitly for both clients, librdkafka's own
-# default is 1 MB), plus an open-loop run at --throughput 10000 with linger 0
+# default is 1 MB), with 5 requests in flight and 32 MiB of buffer for both
+# (Java's defaults; librdkafka's are 1,000,000 and 1 GiB), plus an open-loop run at --throughput 10000 with linger 0
 # for latency. --quick runs a few representative settings with fewer records.
 #
 # Per client and setting it prints the best records/s and MB/s, the lowest
@@ -135,14 +136,19 @@ run_one() { # peer client size parts acks linger batch tp topic n
     local peer=$1 client=$2 size=$3 parts=$4 acks=$5 linger=$6 batch=$7 tp=$8 topic=$9 n=${10}
     local idem=false
     [ "$acks" = all ] && idem=true
+    # Equal limits where the two clients' defaults differ: 5 requests in
+    # flight per connection (Java's default; librdkafka's is 1,000,000) and
+    # 32 MiB of buffered records (Java's buffer.memory; librdkafka's default
+    # queue.buffering.max.kbytes is 1 GiB).
     local props=(bootstrap.servers="$bootstrap" acks="$acks" enable.idempotence=$idem
-                 linger.ms="$linger" batch.size="$batch")
+                 linger.ms="$linger" batch.size="$batch"
+                 max.in.flight.requests.per.connection=5)
     local cmd
     case "$client" in
-        sansio-blocking) cmd=("$ours" --driver blocking) ;;
-        sansio-mio) cmd=("$ours" --driver mio) ;;
-        rdkafka) cmd=("$rdk") ;;
-        rdkafka-2.16) cmd=("$root/target/interop/rdkafka_perf_bundled") ;;
+        sansio-blocking) cmd=("$ours" --driver blocking); props+=(buffer.memory=33554432) ;;
+        sansio-mio) cmd=("$ours" --driver mio); props+=(buffer.memory=33554432) ;;
+        rdkafka) cmd=("$rdk"); props+=(queue.buffering.max.kbytes=32768) ;;
+        rdkafka-2.16) cmd=("$root/target/interop/rdkafka_perf_bundled"); props+=(queue.buffering.max.kbytes=32768) ;;
     esac
     local log="$out/run.out" tf="$out/run.time"
     if ! /usr/bin/time -f "%U %S %M" -o "$tf" "${cmd[@]}" --topic "$topic" --num-records "$n" \
