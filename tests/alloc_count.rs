@@ -168,14 +168,7 @@ impl Bench {
     /// Sends `n` records of `value` (caller's buffer, shared), pumping every `every` sends.
     fn run(&mut self, topic: &Arc<str>, value: &Bytes, n: u64, every: u64) {
         for i in 0..n {
-            let record = ProducerRecord {
-                topic: topic.clone(),
-                partition: None,
-                key: None,
-                value: Some(value.clone()),
-                headers: Vec::new(),
-                timestamp: None,
-            };
+            let record = ProducerRecord::new(topic.clone(), value.clone());
             self.now += Duration::from_micros(1);
             let now = self.now;
             self.core(|p| p.send(record, now)).expect("accepted");
@@ -204,14 +197,7 @@ fn sends_into_an_open_batch_allocate_nothing() {
     // ...and the next thousands only write into it.
     b.core_allocs = 0;
     for _ in 0..5_000 {
-        let record = ProducerRecord {
-            topic: topic.clone(),
-            partition: None,
-            key: None,
-            value: Some(value.clone()),
-            headers: Vec::new(),
-            timestamp: None,
-        };
+        let record = ProducerRecord::new(topic.clone(), value.clone());
         let now = b.now;
         b.core(|p| p.send(record, now)).unwrap();
     }
@@ -313,14 +299,7 @@ fn tagged_sends_through_a_driver_allocate_per_batch_not_per_record() {
         });
         let topic: Arc<str> = "tagged".into();
         let value = Bytes::from(vec![b'v'; 100]);
-        let record = || ProducerRecord {
-            topic: topic.clone(),
-            partition: None,
-            key: None,
-            value: Some(value.clone()),
-            headers: Vec::new(),
-            timestamp: None,
-        };
+        let record = || ProducerRecord::new(topic.clone(), value.clone());
         // Warm up: connections, metadata, producer id, first batches.
         for i in 0..20_000 {
             handle.send_with_tag(record(), i).unwrap();
