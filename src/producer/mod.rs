@@ -818,14 +818,10 @@ impl Producer {
     /// batch once it reached its target size.
     #[inline]
     fn appended(&mut self, part: usize, id: u64, ts: i64) {
+        self.hold(RECORD_OVERHEAD);
         let p = &mut self.parts[part];
         let open = p.open.as_mut().expect("open batch");
         open.memory += RECORD_OVERHEAD;
-        self.buffered_bytes += RECORD_OVERHEAD;
-        if self.pool.pooled_bytes() + self.buffered_bytes > self.config.buffer_memory {
-            self.pool
-                .shrink_to(self.config.buffer_memory - self.buffered_bytes);
-        }
         open.ids.push(RecordId(id));
         open.timestamps.push(ts);
         open.last_id = id;
