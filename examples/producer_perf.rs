@@ -347,6 +347,7 @@ fn main() {
         pct(0.99),
         pct(0.999),
     );
+    let m = handle.metrics();
     closer();
     let (user, sys, maxrss) = rusage();
     let (cu, cs) = (cpu1.0 - cpu0.0, cpu1.1 - cpu0.1);
@@ -360,6 +361,16 @@ fn main() {
             "external"
         },
         if n > 0 { (cu + cs) * 1e9 / n as f64 } else { 0.0 },
+    );
+    eprintln!(
+        "producer_perf: {} Produce requests, {} batches ({:.1} records and {:.0} bytes per batch), \
+         {} retried records, {} connections",
+        m.produce_requests,
+        m.batches_sent,
+        n as f64 / m.batches_sent.max(1) as f64,
+        m.bytes_sent as f64 / m.batches_sent.max(1) as f64,
+        m.records_retried,
+        m.connects,
     );
     if failed > 0 {
         exit(1);

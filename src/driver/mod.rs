@@ -674,6 +674,12 @@ impl Handle {
         }
     }
 
+    /// A snapshot of the core's counters (requests, batches, retries), as
+    /// Java's `producer.metrics()` gives them.
+    pub fn metrics(&self) -> crate::producer::Metrics {
+        self.shared.lock().core.metrics().clone()
+    }
+
     /// True once the producer's loop finished closing.
     pub fn is_closed(&self) -> bool {
         self.shared.closed.load(Ordering::Acquire)
