@@ -130,16 +130,29 @@ impl TopicHasher {
 impl Hasher for TopicHasher {
     #[inline]
     fn write(&mut self, bytes: &[u8]) {
+        let n = bytes.len();
         let mut chunks = bytes.chunks_exact(8);
         for c in &mut chunks {
             self.add(u64::from_le_bytes(c.try_into().expect("8 bytes")));
         }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut w = [0u8; 8];
-            w[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 59));
-        }
+        let rest = chunks.remainder().len();
+        // The tail is read with fixed-size loads (overlapping bytes already
+        // hashed, as wyhash does): a copy of a variable length is a memcpy call.
+        let tail = match rest {
+            0 => return,
+            _ if n >= 8 => u64::from_le_bytes(bytes[n - 8..].try_into().expect("8 bytes")),
+            4..=7 => {
+                let lo = u32::from_le_bytes(bytes[..4].try_into().expect("4 bytes"));
+                let hi = u32::from_le_bytes(bytes[n - 4..].try_into().expect("4 bytes"));
+                (u64::from(hi) << 32) | u64::from(lo)
+            }
+            _ => {
+                (u64::from(bytes[0]) << 16)
+                    | (u64::from(bytes[n / 2]) << 8)
+                    | u64::from(bytes[n - 1])
+            }
+        };
+        self.add(tail ^ ((rest as u64) << 59));
     }
 
     #[inline]
