@@ -236,6 +236,25 @@ fn tagged_send<D: Driver>() {
     p.close(WAIT).unwrap();
 }
 
+/// A tagged send before a listener is set is refused with the record handed
+/// back (its outcome would reach no one); once one is set, it is sent.
+fn tagged_send_needs_listener<D: Driver>() {
+    let b = mock(1, 1);
+    let mut p = D::start(config(&b.bootstrap_servers()).build().unwrap());
+    let err = p.send_with_tag(rec("nolistener", 1), 7).unwrap_err();
+    assert!(matches!(err, Error::NoListener(_)), "{err:?}");
+    let back = err.into_record().expect("the record is handed back");
+    assert_eq!(back.value.as_deref(), Some(&b"value-1"[..]));
+    let (tx, rx) = mpsc::channel();
+    p.on_delivery(move |tag, r| {
+        let _ = tx.send((tag, r.is_ok()));
+    });
+    p.send_with_tag(back, 7).unwrap();
+    assert_eq!(rx.recv_timeout(WAIT).unwrap(), (7, true));
+    assert_eq!(count(&b, "nolistener"), 1);
+    p.close(WAIT).unwrap();
+}
+
 /// `flush` returns only after the callbacks and listener calls of the records
 /// sent before it have run (as Java's flush does).
 fn flush_waits_for_callbacks<D: Driver>() {
@@ -733,6 +752,7 @@ suite!(
     sync_send,
     callback_send,
     tagged_send,
+    tagged_send_needs_listener,
     flush_waits_for_callbacks,
     blocked_send_resumes_and_close_wakes,
     fire_and_forget_flush,

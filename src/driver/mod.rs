@@ -57,6 +57,10 @@ pub enum Error {
     /// Starting the driver failed (thread spawn, poll creation).
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// A tagged send before any [`Handle::on_delivery`] listener was set: its
+    /// outcome would reach no one, so the record (inside) was not sent.
+    #[error("send_with_tag needs a listener: call on_delivery first (record for topic {})", .0.topic)]
+    NoListener(Box<ProducerRecord>),
     /// A [`TypedProducer`]'s key or value serializer failed for this record;
     /// nothing was sent for it.
     #[error("cannot serialize the {part} of a record for topic {topic}: {source}")]
@@ -76,6 +80,7 @@ impl Error {
     pub fn into_record(self) -> Option<ProducerRecord> {
         match self {
             Error::Send(e) => Some(e.into_record()),
+            Error::NoListener(r) => Some(*r),
             _ => None,
         }
     }
@@ -515,7 +520,8 @@ impl Handle {
     /// Sends a record whose outcome goes to the listener set with
     /// [`Handle::on_delivery`], with `tag` (an asynchronous send that
     /// allocates nothing per record, like librdkafka's per-message opaque).
-    /// Blocks like [`Handle::send`] while memory is full.
+    /// Blocks like [`Handle::send`] while memory is full. Without a listener
+    /// the record is refused with [`Error::NoListener`].
     pub fn send_with_tag(&self, record: ProducerRecord, tag: u64) -> Result<(), Error> {
         self.submit(record, Some(Reply::Tag(tag)), Mode::Block)
             .map(drop)
@@ -568,6 +574,9 @@ impl Handle {
         // The clock is read outside the lock, which senders and the loop share.
         let mut now = Instant::now();
         let mut g = s.lock_spinning();
+        if matches!(reply, Some(Reply::Tag(_))) && g.listener.is_none() {
+            return Err(Error::NoListener(Box::new(record)));
+        }
         loop {
             match g.core.send(record, now) {
                 Ok(id) => {
