@@ -30,7 +30,7 @@ use crate::protocol::error_code::ErrorCode;
 use crate::protocol::record::BatchBuilder;
 
 use accumulator::{OpenBatch, PartitionState};
-pub use config::{Acks, ConfigError, ProducerConfig};
+pub use config::{Acks, ConfigError, MetadataRecoveryStrategy, ProducerConfig};
 use network::Connection;
 pub use partitioner::{murmur2, partition_for_key, Partitioner};
 use pool::BufferPool;
