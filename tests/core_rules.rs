@@ -52,8 +52,13 @@ struct Harness {
     id_generation: u8,
     /// Top-level errors of the next Metadata answers (v13, KIP-1102), one each.
     metadata_errors: Vec<ErrorCode>,
+    /// Whether an answer with a top-level error still lists brokers and
+    /// topics (by default it lists none, as a proxy failing the request would).
+    metadata_error_body: bool,
     /// Metadata requests answered.
     metadata_requests: usize,
+    /// Port of the connection each Metadata request came on, in order.
+    metadata_ports: Vec<u16>,
     /// Ports of the connections the producer opened, in order.
     connects: Vec<u16>,
     /// Port Metadata gives broker 0 (bootstrap.servers is b0:9000).
@@ -89,7 +94,9 @@ impl Harness {
             no_topic_id: Vec::new(),
             id_generation: 0,
             metadata_errors: Vec::new(),
+            metadata_error_body: false,
             metadata_requests: 0,
+            metadata_ports: Vec::new(),
             connects: Vec::new(),
             broker_port: 9000,
         }
@@ -203,12 +210,13 @@ impl Harness {
                 }
                 ApiKey::Metadata => {
                     self.metadata_requests += 1;
+                    self.metadata_ports.push(self.conns[&req.conn].0);
                     let error_code = if self.metadata_errors.is_empty() {
                         0
                     } else {
                         self.metadata_errors.remove(0).code()
                     };
-                    let resp = MetadataResponse {
+                    let mut resp = MetadataResponse {
                         error_code,
                         brokers: vec![MetadataResponseBroker {
                             node_id: 0,
@@ -239,6 +247,10 @@ impl Harness {
                             .collect(),
                         ..Default::default()
                     };
+                    if error_code != 0 && !self.metadata_error_body {
+                        resp.brokers.clear();
+                        resp.topics.clear();
+                    }
                     self.respond(&req, &resp);
                 }
                 ApiKey::InitProducerId => {
@@ -978,12 +990,11 @@ fn unknown_topic_id_refreshes_metadata_and_the_retry_delivers_once() {
 }
 
 #[test]
-fn metadata_top_level_error_applies_nothing_and_is_retried_with_backoff() {
+fn metadata_top_level_error_without_brokers_is_a_failed_refresh_retried_with_backoff() {
     let mut h = Harness::new(&[("linger.ms", "0")]);
     h.metadata_errors = vec![ErrorCode::RequestTimedOut];
     h.send(rec("a"));
-    // The answer lists the topic and its leader, but its top-level error
-    // makes the whole answer a failure: nothing is placed or sent.
+    // The answer lists no broker: nothing is placed or sent.
     assert!(h.next_produce().is_none());
     assert_eq!(h.metadata_requests, 1);
     assert!(h.failures().is_empty());
@@ -999,27 +1010,35 @@ fn metadata_top_level_error_applies_nothing_and_is_retried_with_backoff() {
 }
 
 #[test]
-fn metadata_top_level_error_not_retriable_fails_the_records_waiting_for_it() {
+fn metadata_top_level_error_not_retriable_leaves_the_records_waiting() {
+    // Java fails no record for a top-level error: the refresh failed, the
+    // records wait for their topic up to max.block.ms.
     let mut h = Harness::new(&[("linger.ms", "0")]);
     h.metadata_errors = vec![ErrorCode::UnknownServerError];
     h.send(rec("a"));
     assert!(h.next_produce().is_none());
-    let f = h.failures();
-    assert_eq!(f.len(), 1, "{f:?}");
-    assert!(matches!(
-        f[0].1,
-        DeliveryError::Broker {
-            code: ErrorCode::UnknownServerError,
-            maybe_persisted: false,
-            ..
-        }
-    ));
-    // The producer goes on: a later record is delivered.
+    assert!(h.failures().is_empty(), "{:?}", h.failures());
     h.advance(Duration::from_millis(130));
-    h.send(rec("b"));
-    let (req, pr) = h.next_produce().expect("produce");
+    let (req, pr) = h.next_produce().expect("produce after the second refresh");
+    assert_eq!(h.metadata_requests, 2);
     h.answer_produce(&req, &pr, ErrorCode::None, 0);
-    assert_eq!(h.delivered_offsets(), vec![(1, 0)]);
+    assert_eq!(h.delivered_offsets(), vec![(0, 0)]);
+    assert!(h.failures().is_empty());
+}
+
+#[test]
+fn metadata_top_level_error_with_brokers_is_used_as_any_answer() {
+    // Java only logs a top-level error other than REBOOTSTRAP_REQUIRED: an
+    // answer that lists brokers updates the metadata all the same.
+    let mut h = Harness::new(&[("linger.ms", "0")]);
+    h.metadata_error_body = true;
+    h.metadata_errors = vec![ErrorCode::UnknownServerError];
+    h.send(rec("a"));
+    let (req, pr) = h.next_produce().expect("produce after the first answer");
+    assert_eq!(h.metadata_requests, 1);
+    h.answer_produce(&req, &pr, ErrorCode::None, 0);
+    assert_eq!(h.delivered_offsets(), vec![(0, 0)]);
+    assert!(h.failures().is_empty());
 }
 
 #[test]
@@ -1047,4 +1066,25 @@ fn rebootstrap_required_goes_back_to_the_bootstrap_servers() {
     h.answer_produce(&req, &pr, ErrorCode::None, 0);
     assert_eq!(h.delivered_offsets(), vec![(0, 0), (1, 0)]);
     assert!(h.failures().is_empty());
+}
+
+#[test]
+fn rebootstrap_required_with_recovery_strategy_none_is_a_failed_refresh() {
+    let mut h = Harness::new(&[("linger.ms", "0"), ("metadata.recovery.strategy", "none")]);
+    h.broker_port = 9001;
+    h.send(rec("a"));
+    let (req, pr) = h.next_produce().expect("produce");
+    h.answer_produce(&req, &pr, ErrorCode::None, 0);
+    h.metadata_errors = vec![ErrorCode::RebootstrapRequired];
+    h.send(ProducerRecord::new(OTHER_TOPIC, "b".to_owned()));
+    assert!(h.next_produce().is_none());
+    // Nothing closed, nothing forgotten: the refresh is retried after the backoff.
+    assert_eq!(h.conns.len(), 2);
+    assert_eq!(h.p.metrics().rebootstraps, 0);
+    h.advance(Duration::from_millis(130));
+    let (req, pr) = h.next_produce().expect("produce of b");
+    assert_eq!(h.connects, vec![9000, 9001]);
+    assert_eq!(h.metadata_requests, 3);
+    h.answer_produce(&req, &pr, ErrorCode::None, 0);
+    assert_eq!(h.delivered_offsets(), vec![(0, 0), (1, 0)]);
 }

@@ -108,6 +108,9 @@ pub struct Metrics {
     pub disconnects: u64,
     /// Producer epoch bumps (KIP-360).
     pub epoch_bumps: u64,
+    /// Rebootstraps: the cluster view given up for `bootstrap.servers`
+    /// (`metadata.recovery.strategy`).
+    pub rebootstraps: u64,
 }
 
 /// FNV-1a for the topic map: `send` hashes the topic name of every record,

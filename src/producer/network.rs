@@ -17,6 +17,7 @@ use crate::protocol::messages::metadata::{
 };
 
 use super::accumulator::{Batch, PartitionState};
+use super::config::MetadataRecoveryStrategy;
 use super::{error_of, ConnId, PidState, Producer, Transmit};
 
 /// Where a connection is in its life.
@@ -536,9 +537,29 @@ impl Producer {
         }
     }
 
+    /// A Metadata answer, as Java's `DefaultMetadataUpdater` takes it: a
+    /// top-level REBOOTSTRAP_REQUIRED (KIP-1102) rebootstraps when
+    /// `metadata.recovery.strategy` is `rebootstrap`; any other answer without
+    /// brokers is a failed refresh, retried with backoff; the rest is used,
+    /// whatever its top-level error says (Java only logs it).
     fn on_metadata(&mut self, conn: ConnId, resp: MetadataResponse, now: Instant) {
-        if let Some(code) = error_of(resp.error_code) {
-            self.on_metadata_error(conn, code, now);
+        let top_error = error_of(resp.error_code);
+        if top_error == Some(ErrorCode::RebootstrapRequired)
+            && self.config.metadata_recovery_strategy == MetadataRecoveryStrategy::Rebootstrap
+        {
+            log::info!("Metadata on {conn:?}: rebootstrap required by the broker");
+            self.rebootstrap(now);
+            self.retry_metadata_later(now);
+            return;
+        }
+        if let Some(code) = top_error {
+            log::warn!("Metadata on {conn:?} carries top-level error {code}");
+        }
+        if resp.brokers.is_empty() {
+            // A broker starting up (or a proxy failing the request) lists
+            // none: nothing here can be used.
+            log::debug!("Metadata on {conn:?} lists no broker; retrying");
+            self.retry_metadata_later(now);
             return;
         }
         self.metadata_last = Some(now);
@@ -608,42 +629,15 @@ impl Producer {
             self.place_pending(&key, now);
         }
         if retry_soon {
-            self.metadata_needed = true;
-            self.metadata_attempts += 1;
-            let wait = self.backoff(self.metadata_attempts);
-            self.metadata_retry_at = Some(now + wait);
+            self.retry_metadata_later(now);
         } else {
             self.metadata_attempts = 0;
             self.metadata_retry_at = None;
         }
     }
 
-    /// A Metadata answer with a top-level error (v13+, KIP-1102): none of it
-    /// is applied, and the refresh is retried with backoff, as after any
-    /// failed refresh. The error is what records still waiting for their
-    /// topic's partitions fail with: at once when it is not retriable, after
-    /// `max.block.ms` otherwise. REBOOTSTRAP_REQUIRED says our view of the
-    /// cluster is wrong: as the Java client's rebootstrap, the brokers learned
-    /// from metadata are forgotten and the next refresh goes to
-    /// `bootstrap.servers` (our connections are closed: any could be picked).
-    fn on_metadata_error(&mut self, conn: ConnId, code: ErrorCode, now: Instant) {
-        log::warn!("Metadata on {conn:?} failed: {code}");
-        let waiting: Vec<Arc<str>> = self
-            .topic_order
-            .iter()
-            .filter(|t| self.topics[*t].parts.is_empty())
-            .cloned()
-            .collect();
-        for t in &waiting {
-            self.topics.get_mut(t).expect("topic").error = Some(code);
-        }
-        if code == ErrorCode::RebootstrapRequired {
-            self.rebootstrap(now);
-        } else if !code.is_retriable() {
-            for t in &waiting {
-                self.fail_topic(t, DeliveryErrorKind::Broker(code));
-            }
-        }
+    /// Asks for metadata again after the backoff of one more failed attempt.
+    fn retry_metadata_later(&mut self, now: Instant) {
         self.metadata_needed = true;
         self.metadata_attempts += 1;
         let wait = self.backoff(self.metadata_attempts);
@@ -655,7 +649,8 @@ impl Producer {
     /// Metadata request, go to `bootstrap.servers`. Batches in flight are
     /// retried as after any lost connection.
     fn rebootstrap(&mut self, now: Instant) {
-        log::info!("rebootstrap requested by the broker");
+        log::info!("rebootstrapping with {:?}", self.bootstrap);
+        self.metrics.rebootstraps += 1;
         self.brokers.clear();
         for p in &mut self.parts {
             p.leader = None;
