@@ -1055,17 +1055,65 @@ fn rebootstrap_required_goes_back_to_the_bootstrap_servers() {
     h.send(ProducerRecord::new(OTHER_TOPIC, "b".to_owned()));
     assert!(h.next_produce().is_none());
     assert_eq!(h.metadata_requests, 2);
-    // Every connection is closed and the learned brokers forgotten...
+    // The learned brokers are forgotten and the idle connections closed...
     assert!(h.conns.is_empty());
     assert!(h.failures().is_empty());
+    assert_eq!(h.p.metrics().rebootstraps, 1);
     // ...so after the backoff the producer starts over from bootstrap.servers.
     h.advance(Duration::from_millis(200));
     let (req, pr) = h.next_produce().expect("produce after rebootstrap");
     assert_eq!(h.connects, vec![9000, 9001, 9000, 9001]);
     assert_eq!(h.metadata_requests, 3);
+    // The refresh answered REBOOTSTRAP_REQUIRED went to the broker; the next
+    // one to bootstrap.servers.
+    assert_eq!(h.metadata_ports, vec![9000, 9001, 9000]);
     h.answer_produce(&req, &pr, ErrorCode::None, 0);
     assert_eq!(h.delivered_offsets(), vec![(0, 0), (1, 0)]);
     assert!(h.failures().is_empty());
+}
+
+#[test]
+fn rebootstrap_required_keeps_the_answer_of_a_produce_in_flight_and_resends_nothing() {
+    // No idempotence and acks=1: a resend of the batch would be a duplicate.
+    let mut h = Harness::new(&[
+        ("linger.ms", "0"),
+        ("acks", "1"),
+        ("enable.idempotence", "false"),
+    ]);
+    h.broker_port = 9001;
+    h.send(rec("a"));
+    // The Produce request is out on the broker's connection, not answered yet.
+    let (req, pr) = h.next_produce().expect("produce");
+    assert_eq!(h.connects, vec![9000, 9001]);
+    let broker_conn = req.conn;
+    // A refresh (for a new topic) goes on the idle bootstrap connection and
+    // is answered REBOOTSTRAP_REQUIRED.
+    h.metadata_errors = vec![ErrorCode::RebootstrapRequired];
+    h.send(ProducerRecord::new(OTHER_TOPIC, "b".to_owned()));
+    assert!(h.next_produce().is_none());
+    assert_eq!(h.metadata_ports, vec![9000, 9000]);
+    assert_eq!(h.p.metrics().rebootstraps, 1);
+    // The connection carrying the batch stays open for its answer.
+    assert!(h.conns.contains_key(&broker_conn));
+    assert!(!h.closed_conns.contains(&broker_conn));
+    h.answer_produce(&req, &pr, ErrorCode::None, 5);
+    assert_eq!(h.delivered_offsets(), vec![(0, 5)]);
+    // Answered, it is closed: it belongs to the cluster view given up.
+    assert!(h.closed_conns.contains(&broker_conn));
+    // The next Metadata request goes to a new connection to bootstrap.servers.
+    h.advance(Duration::from_millis(200));
+    let (req, pr) = h.next_produce().expect("produce of b after rebootstrap");
+    assert_eq!(h.connects, vec![9000, 9001, 9000, 9001]);
+    assert_eq!(h.metadata_ports, vec![9000, 9000, 9000]);
+    h.answer_produce(&req, &pr, ErrorCode::None, 0);
+    // Each record delivered once, and "a" was never sent again.
+    assert_eq!(h.delivered_offsets(), vec![(0, 5), (1, 0)]);
+    assert!(h.failures().is_empty());
+    assert_eq!(h.p.metrics().produce_requests, 2);
+    assert_eq!(h.p.metrics().records_retried, 0);
+    h.advance(Duration::from_secs(1));
+    assert!(h.next_produce().is_none());
+    assert!(h.p.is_idle());
 }
 
 #[test]

@@ -38,6 +38,9 @@ pub(crate) enum RequestKind {
     Metadata,
     InitProducerId,
     Produce(Vec<Batch>),
+    /// A cluster request asked before a rebootstrap: redone elsewhere, its
+    /// answer is dropped.
+    Stale,
 }
 
 /// A request awaiting its answer.
@@ -75,6 +78,9 @@ pub(crate) struct Connection {
     pub acks0_sent: VecDeque<i32>,
     /// An acks=0 Produce request was answered here (logged once).
     pub acks0_answered: bool,
+    /// Belongs to the cluster view a rebootstrap gave up: takes no new
+    /// request, and is closed once the batches it carries are answered.
+    pub retired: bool,
 }
 
 /// How many acks=0 Produce correlation ids a connection remembers. A broker
@@ -121,9 +127,19 @@ impl Connection {
         }
     }
 
+    /// Carries batches whose outcome is not known yet.
+    fn carries_batches(&self) -> bool {
+        !self.unwritten.is_empty()
+            || self
+                .in_flight
+                .iter()
+                .any(|f| matches!(f.kind, RequestKind::Produce(_)))
+    }
+
     /// Can take one more request now.
     pub fn can_send(&self, max_in_flight: usize, now: Instant) -> bool {
         self.state == ConnState::Ready
+            && !self.retired
             && self.in_flight.len() < max_in_flight
             && self.throttled_until.is_none_or(|t| t <= now)
     }
@@ -164,6 +180,7 @@ impl Producer {
                 unwritten: VecDeque::new(),
                 acks0_sent: VecDeque::new(),
                 acks0_answered: false,
+                retired: false,
             },
         );
         id
@@ -272,6 +289,7 @@ impl Producer {
             self.off_the_wire(&b);
             self.deliver(b, -1, -1);
         }
+        self.close_if_drained(conn);
     }
 
     pub(crate) fn on_data(&mut self, conn: ConnId, data: &[u8], now: Instant) {
@@ -330,6 +348,7 @@ impl Producer {
                 self.on_disconnected(conn, now, true);
                 return;
             }
+            self.close_if_drained(conn);
             if !self.conns.contains_key(&conn) {
                 return;
             }
@@ -356,6 +375,8 @@ impl Producer {
                 };
                 self.on_api_versions(conn, req.version, resp, now);
             }
+            // Its flag was cleared when it went stale: another request may be out now.
+            RequestKind::Stale => {}
             RequestKind::Metadata => {
                 self.metadata_in_flight = false;
                 let (_, resp) = match frame::decode_response::<MetadataResponse>(frame, req.version)
@@ -466,7 +487,21 @@ impl Producer {
                     };
                 }
             }
-            RequestKind::ApiVersions | RequestKind::Produce(_) => {}
+            RequestKind::ApiVersions | RequestKind::Produce(_) | RequestKind::Stale => {}
+        }
+    }
+
+    /// Closes `conn` if it is retired and carries nothing any more: it was
+    /// kept only for those answers.
+    fn close_if_drained(&mut self, conn: ConnId) {
+        let drained = self
+            .conns
+            .get(&conn)
+            .is_some_and(|c| c.retired && c.in_flight.is_empty() && c.unwritten.is_empty());
+        if drained {
+            self.conns.remove(&conn);
+            self.metrics.disconnects += 1;
+            self.transmits.push_back(Transmit::Close { conn });
         }
     }
 
@@ -644,10 +679,13 @@ impl Producer {
         self.metadata_retry_at = Some(now + wait);
     }
 
-    /// Forgets the cluster learned from metadata (brokers and leaders) and
-    /// closes every connection, so that the next connection, and the next
-    /// Metadata request, go to `bootstrap.servers`. Batches in flight are
-    /// retried as after any lost connection.
+    /// Java's rebootstrap: the cluster view (brokers and leaders) is
+    /// replaced by `bootstrap.servers`, so that the next connection, and the
+    /// next Metadata request, go to a bootstrap address. Connections of the
+    /// old view take no new request. Unlike Java (which aborts what is in
+    /// flight on them, KAFKA-18085), those carrying batches are kept until
+    /// the batches are answered: without idempotence a resend of a batch the
+    /// broker already appended would be a duplicate. The others are closed.
     fn rebootstrap(&mut self, now: Instant) {
         log::info!("rebootstrapping with {:?}", self.bootstrap);
         self.metrics.rebootstraps += 1;
@@ -656,8 +694,29 @@ impl Producer {
             p.leader = None;
         }
         let conns: Vec<ConnId> = self.conns.keys().copied().collect();
-        for c in conns {
-            self.on_disconnected(c, now, true);
+        for conn in conns {
+            if self.conns[&conn].carries_batches() {
+                self.retire(conn);
+            } else {
+                self.on_disconnected(conn, now, true);
+            }
+        }
+        self.metadata_needed = true;
+    }
+
+    /// Keeps `conn` only for the answers to the batches it carries; its other
+    /// requests are redone on the new cluster view.
+    fn retire(&mut self, conn: ConnId) {
+        let c = self.conns.get_mut(&conn).expect("connection");
+        c.retired = true;
+        let stale: Vec<RequestKind> = c
+            .in_flight
+            .iter_mut()
+            .filter(|f| !matches!(f.kind, RequestKind::Produce(_)))
+            .map(|f| std::mem::replace(&mut f.kind, RequestKind::Stale))
+            .collect();
+        for kind in &stale {
+            self.unmark_request(kind);
         }
     }
 

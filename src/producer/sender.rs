@@ -240,7 +240,7 @@ impl Producer {
         if self
             .conns
             .values()
-            .any(|c| c.state != ConnState::Ready || c.in_flight.is_empty())
+            .any(|c| !c.retired && (c.state != ConnState::Ready || c.in_flight.is_empty()))
         {
             return;
         }
@@ -255,25 +255,33 @@ impl Producer {
             let a = self.bootstrap[(self.bootstrap_next + k) % n].clone();
             candidates.push((None, a));
         }
-        // Never a second connection to a broker already connected (or being
-        // connected): two connections to one leader would let batches of a
-        // partition overtake each other.
-        let pick = candidates
-            .iter()
-            .filter(|(node, a)| {
-                !self
-                    .conns
-                    .values()
-                    .any(|c| c.addr == *a || (node.is_some() && c.node == *node))
-            })
-            .find(|(_, a)| self.reconnect.get(a).is_none_or(|r| r.0 <= now))
-            .cloned();
-        if let Some((node, addr)) = pick {
+        if let Some((node, addr)) = self.first_connectable(candidates, now) {
             if node.is_none() {
                 self.bootstrap_next = (self.bootstrap_next + 1) % n.max(1);
             }
             self.open_connection(node, addr, now);
         }
+    }
+
+    /// The first of `candidates` that may be dialed now.
+    fn first_connectable(
+        &self,
+        candidates: Vec<(Option<i32>, (String, u16))>,
+        now: Instant,
+    ) -> Option<(Option<i32>, (String, u16))> {
+        // Never a second connection to a broker already connected (or being
+        // connected): two connections to one leader would let batches of a
+        // partition overtake each other. A retired connection's address may
+        // be dialed again for cluster requests, which carry no batch.
+        candidates
+            .into_iter()
+            .filter(|(node, a)| {
+                !self
+                    .conns
+                    .values()
+                    .any(|c| (!c.retired && c.addr == *a) || (node.is_some() && c.node == *node))
+            })
+            .find(|(_, a)| self.reconnect.get(a).is_none_or(|r| r.0 <= now))
     }
 
     // ---- idempotence: epoch bumps ---------------------------------------------
@@ -639,7 +647,10 @@ impl Producer {
                     Some(now + std::time::Duration::from_millis(resp.throttle_time_ms as u64));
             }
         }
-        for n in &resp.node_endpoints {
+        // A retired connection answers for the cluster view given up: its
+        // hints about brokers and leaders are not taken.
+        let current = self.conns.get(&conn).is_some_and(|c| !c.retired);
+        for n in resp.node_endpoints.iter().filter(|_| current) {
             if let Ok(port) = u16::try_from(n.port) {
                 self.brokers.insert(n.node_id, (n.host.clone(), port));
             }
@@ -698,6 +709,7 @@ impl Producer {
                     // once instead of waiting for a metadata round trip.
                     let new_leader = answer.current_leader.leader_id;
                     if c == ErrorCode::NotLeaderOrFollower
+                        && current
                         && new_leader >= 0
                         && self.brokers.contains_key(&new_leader)
                     {
