@@ -1136,3 +1136,97 @@ fn rebootstrap_required_with_recovery_strategy_none_is_a_failed_refresh() {
     h.answer_produce(&req, &pr, ErrorCode::None, 0);
     assert_eq!(h.delivered_offsets(), vec![(0, 0), (1, 0)]);
 }
+
+/// A harness whose record "a" went to broker 0 at port 9001 (bootstrap.servers
+/// is port 9000), both connections still open.
+fn delivered_through_the_broker(props: &[(&str, &str)]) -> Harness {
+    let mut h = Harness::new(props);
+    h.broker_port = 9001;
+    h.send(rec("a"));
+    let (req, pr) = h.next_produce().expect("produce");
+    h.answer_produce(&req, &pr, ErrorCode::None, 0);
+    assert_eq!(h.connects, vec![9000, 9001]);
+    h
+}
+
+/// The connection the harness opened to `port`.
+fn conn_to(h: &Harness, port: u16) -> ConnId {
+    *h.conns
+        .iter()
+        .find(|(_, c)| c.0 == port)
+        .expect("connection to port")
+        .0
+}
+
+#[test]
+fn no_reachable_known_broker_rebootstraps() {
+    // KIP-899: once no connection is left and the known broker is in its
+    // reconnect backoff, the producer forgets it for bootstrap.servers.
+    let mut h = delivered_through_the_broker(&[("linger.ms", "0")]);
+    for port in [9000, 9001] {
+        let conn = conn_to(&h, port);
+        h.p.handle_disconnected(conn, h.now);
+        h.pump();
+    }
+    assert_eq!(h.p.metrics().rebootstraps, 1);
+    // Both backoffs over: bootstrap.servers is dialed, not the broker.
+    h.advance(Duration::from_millis(200));
+    h.send(rec("b"));
+    let (req, pr) = h.next_produce().expect("produce of b");
+    assert_eq!(h.connects, vec![9000, 9001, 9000, 9001]);
+    h.answer_produce(&req, &pr, ErrorCode::None, 1);
+    assert_eq!(h.delivered_offsets(), vec![(0, 0), (1, 1)]);
+}
+
+#[test]
+fn recovery_strategy_none_never_falls_back_to_bootstrap_servers() {
+    let mut h =
+        delivered_through_the_broker(&[("linger.ms", "0"), ("metadata.recovery.strategy", "none")]);
+    // The bootstrap connection goes first; its backoff passes.
+    let conn = conn_to(&h, 9000);
+    h.p.handle_disconnected(conn, h.now);
+    h.advance(Duration::from_millis(200));
+    // Then the broker's: the producer waits for the broker, the only one it knows.
+    let conn = conn_to(&h, 9001);
+    h.p.handle_disconnected(conn, h.now);
+    h.send(rec("b"));
+    assert!(h.next_produce().is_none());
+    assert_eq!(h.connects, vec![9000, 9001]);
+    h.advance(Duration::from_millis(200));
+    let (req, pr) = h.next_produce().expect("produce of b");
+    assert_eq!(h.connects, vec![9000, 9001, 9001]);
+    assert_eq!(h.p.metrics().rebootstraps, 0);
+    h.answer_produce(&req, &pr, ErrorCode::None, 1);
+    assert_eq!(h.delivered_offsets(), vec![(0, 0), (1, 1)]);
+}
+
+#[test]
+fn metadata_missing_past_the_rebootstrap_trigger_rebootstraps() {
+    // KIP-1102: metadata wanted for metadata.recovery.rebootstrap.trigger.ms
+    // without a usable answer sends the producer back to bootstrap.servers.
+    let mut h = delivered_through_the_broker(&[
+        ("linger.ms", "0"),
+        ("metadata.recovery.rebootstrap.trigger.ms", "1000"),
+    ]);
+    h.metadata_errors = vec![ErrorCode::RequestTimedOut; 100];
+    h.send(ProducerRecord::new(OTHER_TOPIC, "b".to_owned()));
+    let mut waited = Duration::ZERO;
+    while waited < Duration::from_millis(990) {
+        assert!(h.next_produce().is_none());
+        h.advance(Duration::from_millis(10));
+        waited += Duration::from_millis(10);
+    }
+    // Still the first connections, the refresh failing on the bootstrap one.
+    assert_eq!(h.connects, vec![9000, 9001]);
+    assert_eq!(h.p.metrics().rebootstraps, 0);
+    h.advance(Duration::from_millis(20));
+    assert_eq!(h.p.metrics().rebootstraps, 1);
+    assert!(h.conns.is_empty());
+    h.metadata_errors.clear();
+    h.advance(Duration::from_millis(1100));
+    let (req, pr) = h.next_produce().expect("produce of b after rebootstrap");
+    assert_eq!(h.connects, vec![9000, 9001, 9000, 9001]);
+    h.answer_produce(&req, &pr, ErrorCode::None, 0);
+    assert_eq!(h.delivered_offsets(), vec![(0, 0), (1, 0)]);
+    assert!(h.failures().is_empty());
+}

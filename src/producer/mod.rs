@@ -240,6 +240,9 @@ pub struct Producer {
     metadata_last: Option<Instant>,
     metadata_retry_at: Option<Instant>,
     metadata_attempts: u32,
+    /// Since when metadata is wanted without a usable answer (the clock of
+    /// `metadata.recovery.rebootstrap.trigger.ms`).
+    metadata_wanted_since: Option<Instant>,
 
     pid: PidState,
     pid_attempts: u32,
@@ -346,6 +349,7 @@ impl Producer {
             metadata_last: None,
             metadata_retry_at: None,
             metadata_attempts: 0,
+            metadata_wanted_since: None,
             pid,
             pid_attempts: 0,
             buffered_bytes: 0,

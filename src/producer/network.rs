@@ -598,6 +598,7 @@ impl Producer {
             return;
         }
         self.metadata_last = Some(now);
+        self.metadata_wanted_since = None;
         for b in &resp.brokers {
             if let Ok(port) = u16::try_from(b.port) {
                 self.brokers.insert(b.node_id, (b.host.clone(), port));
@@ -686,7 +687,7 @@ impl Producer {
     /// flight on them, KAFKA-18085), those carrying batches are kept until
     /// the batches are answered: without idempotence a resend of a batch the
     /// broker already appended would be a duplicate. The others are closed.
-    fn rebootstrap(&mut self, now: Instant) {
+    pub(crate) fn rebootstrap(&mut self, now: Instant) {
         log::info!("rebootstrapping with {:?}", self.bootstrap);
         self.metrics.rebootstraps += 1;
         self.brokers.clear();
@@ -702,6 +703,8 @@ impl Producer {
             }
         }
         self.metadata_needed = true;
+        // As Java's: the trigger's clock starts again.
+        self.metadata_wanted_since = Some(now);
     }
 
     /// Keeps `conn` only for the answers to the batches it carries; its other
