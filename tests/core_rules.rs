@@ -1003,10 +1003,17 @@ fn metadata_top_level_error_without_brokers_is_a_failed_refresh_retried_with_bac
     assert!(h.next_produce().is_none());
     assert_eq!(h.metadata_requests, 1);
     h.advance(Duration::from_millis(50));
-    let (req, pr) = h.next_produce().expect("produce after the second refresh");
-    assert_eq!(h.metadata_requests, 2);
+    delivers_the_first_record_after(&mut h, 2);
+}
+
+/// The next Produce request comes once `metadata_requests` Metadata requests
+/// were answered, and delivers record 0, the only record sent.
+fn delivers_the_first_record_after(h: &mut Harness, metadata_requests: usize) {
+    let (req, pr) = h.next_produce().expect("produce");
+    assert_eq!(h.metadata_requests, metadata_requests);
     h.answer_produce(&req, &pr, ErrorCode::None, 0);
     assert_eq!(h.delivered_offsets(), vec![(0, 0)]);
+    assert!(h.failures().is_empty());
 }
 
 #[test]
@@ -1019,11 +1026,7 @@ fn metadata_top_level_error_not_retriable_leaves_the_records_waiting() {
     assert!(h.next_produce().is_none());
     assert!(h.failures().is_empty(), "{:?}", h.failures());
     h.advance(Duration::from_millis(130));
-    let (req, pr) = h.next_produce().expect("produce after the second refresh");
-    assert_eq!(h.metadata_requests, 2);
-    h.answer_produce(&req, &pr, ErrorCode::None, 0);
-    assert_eq!(h.delivered_offsets(), vec![(0, 0)]);
-    assert!(h.failures().is_empty());
+    delivers_the_first_record_after(&mut h, 2);
 }
 
 #[test]
@@ -1034,11 +1037,7 @@ fn metadata_top_level_error_with_brokers_is_used_as_any_answer() {
     h.metadata_error_body = true;
     h.metadata_errors = vec![ErrorCode::UnknownServerError];
     h.send(rec("a"));
-    let (req, pr) = h.next_produce().expect("produce after the first answer");
-    assert_eq!(h.metadata_requests, 1);
-    h.answer_produce(&req, &pr, ErrorCode::None, 0);
-    assert_eq!(h.delivered_offsets(), vec![(0, 0)]);
-    assert!(h.failures().is_empty());
+    delivers_the_first_record_after(&mut h, 1);
 }
 
 #[test]
