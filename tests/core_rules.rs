@@ -52,8 +52,13 @@ struct Harness {
     id_generation: u8,
     /// Top-level errors of the next Metadata answers (v13, KIP-1102), one each.
     metadata_errors: Vec<ErrorCode>,
+    /// Whether an answer with a top-level error still lists brokers and
+    /// topics (by default it lists none, as a proxy failing the request would).
+    metadata_error_body: bool,
     /// Metadata requests answered.
     metadata_requests: usize,
+    /// Port of the connection each Metadata request came on, in order.
+    metadata_ports: Vec<u16>,
     /// Ports of the connections the producer opened, in order.
     connects: Vec<u16>,
     /// Port Metadata gives broker 0 (bootstrap.servers is b0:9000).
@@ -89,7 +94,9 @@ impl Harness {
             no_topic_id: Vec::new(),
             id_generation: 0,
             metadata_errors: Vec::new(),
+            metadata_error_body: false,
             metadata_requests: 0,
+            metadata_ports: Vec::new(),
             connects: Vec::new(),
             broker_port: 9000,
         }
@@ -203,12 +210,13 @@ impl Harness {
                 }
                 ApiKey::Metadata => {
                     self.metadata_requests += 1;
+                    self.metadata_ports.push(self.conns[&req.conn].0);
                     let error_code = if self.metadata_errors.is_empty() {
                         0
                     } else {
                         self.metadata_errors.remove(0).code()
                     };
-                    let resp = MetadataResponse {
+                    let mut resp = MetadataResponse {
                         error_code,
                         brokers: vec![MetadataResponseBroker {
                             node_id: 0,
@@ -239,6 +247,10 @@ impl Harness {
                             .collect(),
                         ..Default::default()
                     };
+                    if error_code != 0 && !self.metadata_error_body {
+                        resp.brokers.clear();
+                        resp.topics.clear();
+                    }
                     self.respond(&req, &resp);
                 }
                 ApiKey::InitProducerId => {
@@ -978,12 +990,11 @@ fn unknown_topic_id_refreshes_metadata_and_the_retry_delivers_once() {
 }
 
 #[test]
-fn metadata_top_level_error_applies_nothing_and_is_retried_with_backoff() {
+fn metadata_top_level_error_without_brokers_is_a_failed_refresh_retried_with_backoff() {
     let mut h = Harness::new(&[("linger.ms", "0")]);
     h.metadata_errors = vec![ErrorCode::RequestTimedOut];
     h.send(rec("a"));
-    // The answer lists the topic and its leader, but its top-level error
-    // makes the whole answer a failure: nothing is placed or sent.
+    // The answer lists no broker: nothing is placed or sent.
     assert!(h.next_produce().is_none());
     assert_eq!(h.metadata_requests, 1);
     assert!(h.failures().is_empty());
@@ -992,34 +1003,41 @@ fn metadata_top_level_error_applies_nothing_and_is_retried_with_backoff() {
     assert!(h.next_produce().is_none());
     assert_eq!(h.metadata_requests, 1);
     h.advance(Duration::from_millis(50));
-    let (req, pr) = h.next_produce().expect("produce after the second refresh");
-    assert_eq!(h.metadata_requests, 2);
+    delivers_the_first_record_after(&mut h, 2);
+}
+
+/// The next Produce request comes once `metadata_requests` Metadata requests
+/// were answered, and delivers record 0, the only record sent.
+fn delivers_the_first_record_after(h: &mut Harness, metadata_requests: usize) {
+    let (req, pr) = h.next_produce().expect("produce");
+    assert_eq!(h.metadata_requests, metadata_requests);
     h.answer_produce(&req, &pr, ErrorCode::None, 0);
     assert_eq!(h.delivered_offsets(), vec![(0, 0)]);
+    assert!(h.failures().is_empty());
 }
 
 #[test]
-fn metadata_top_level_error_not_retriable_fails_the_records_waiting_for_it() {
+fn metadata_top_level_error_not_retriable_leaves_the_records_waiting() {
+    // Java fails no record for a top-level error: the refresh failed, the
+    // records wait for their topic up to max.block.ms.
     let mut h = Harness::new(&[("linger.ms", "0")]);
     h.metadata_errors = vec![ErrorCode::UnknownServerError];
     h.send(rec("a"));
     assert!(h.next_produce().is_none());
-    let f = h.failures();
-    assert_eq!(f.len(), 1, "{f:?}");
-    assert!(matches!(
-        f[0].1,
-        DeliveryError::Broker {
-            code: ErrorCode::UnknownServerError,
-            maybe_persisted: false,
-            ..
-        }
-    ));
-    // The producer goes on: a later record is delivered.
+    assert!(h.failures().is_empty(), "{:?}", h.failures());
     h.advance(Duration::from_millis(130));
-    h.send(rec("b"));
-    let (req, pr) = h.next_produce().expect("produce");
-    h.answer_produce(&req, &pr, ErrorCode::None, 0);
-    assert_eq!(h.delivered_offsets(), vec![(1, 0)]);
+    delivers_the_first_record_after(&mut h, 2);
+}
+
+#[test]
+fn metadata_top_level_error_with_brokers_is_used_as_any_answer() {
+    // Java only logs a top-level error other than REBOOTSTRAP_REQUIRED: an
+    // answer that lists brokers updates the metadata all the same.
+    let mut h = Harness::new(&[("linger.ms", "0")]);
+    h.metadata_error_body = true;
+    h.metadata_errors = vec![ErrorCode::UnknownServerError];
+    h.send(rec("a"));
+    delivers_the_first_record_after(&mut h, 1);
 }
 
 #[test]
@@ -1036,14 +1054,177 @@ fn rebootstrap_required_goes_back_to_the_bootstrap_servers() {
     h.send(ProducerRecord::new(OTHER_TOPIC, "b".to_owned()));
     assert!(h.next_produce().is_none());
     assert_eq!(h.metadata_requests, 2);
-    // Every connection is closed and the learned brokers forgotten...
+    // The learned brokers are forgotten and the idle connections closed...
     assert!(h.conns.is_empty());
     assert!(h.failures().is_empty());
+    assert_eq!(h.p.metrics().rebootstraps, 1);
     // ...so after the backoff the producer starts over from bootstrap.servers.
     h.advance(Duration::from_millis(200));
     let (req, pr) = h.next_produce().expect("produce after rebootstrap");
     assert_eq!(h.connects, vec![9000, 9001, 9000, 9001]);
     assert_eq!(h.metadata_requests, 3);
+    // The refresh answered REBOOTSTRAP_REQUIRED went to the broker; the next
+    // one to bootstrap.servers.
+    assert_eq!(h.metadata_ports, vec![9000, 9001, 9000]);
+    h.answer_produce(&req, &pr, ErrorCode::None, 0);
+    assert_eq!(h.delivered_offsets(), vec![(0, 0), (1, 0)]);
+    assert!(h.failures().is_empty());
+}
+
+#[test]
+fn rebootstrap_required_keeps_the_answer_of_a_produce_in_flight_and_resends_nothing() {
+    // No idempotence and acks=1: a resend of the batch would be a duplicate.
+    let mut h = Harness::new(&[
+        ("linger.ms", "0"),
+        ("acks", "1"),
+        ("enable.idempotence", "false"),
+    ]);
+    h.broker_port = 9001;
+    h.send(rec("a"));
+    // The Produce request is out on the broker's connection, not answered yet.
+    let (req, pr) = h.next_produce().expect("produce");
+    assert_eq!(h.connects, vec![9000, 9001]);
+    let broker_conn = req.conn;
+    // A refresh (for a new topic) goes on the idle bootstrap connection and
+    // is answered REBOOTSTRAP_REQUIRED.
+    h.metadata_errors = vec![ErrorCode::RebootstrapRequired];
+    h.send(ProducerRecord::new(OTHER_TOPIC, "b".to_owned()));
+    assert!(h.next_produce().is_none());
+    assert_eq!(h.metadata_ports, vec![9000, 9000]);
+    assert_eq!(h.p.metrics().rebootstraps, 1);
+    // The connection carrying the batch stays open for its answer.
+    assert!(h.conns.contains_key(&broker_conn));
+    assert!(!h.closed_conns.contains(&broker_conn));
+    h.answer_produce(&req, &pr, ErrorCode::None, 5);
+    assert_eq!(h.delivered_offsets(), vec![(0, 5)]);
+    // Answered, it is closed: it belongs to the cluster view given up.
+    assert!(h.closed_conns.contains(&broker_conn));
+    // The next Metadata request goes to a new connection to bootstrap.servers.
+    h.advance(Duration::from_millis(200));
+    let (req, pr) = h.next_produce().expect("produce of b after rebootstrap");
+    assert_eq!(h.connects, vec![9000, 9001, 9000, 9001]);
+    assert_eq!(h.metadata_ports, vec![9000, 9000, 9000]);
+    h.answer_produce(&req, &pr, ErrorCode::None, 0);
+    // Each record delivered once, and "a" was never sent again.
+    assert_eq!(h.delivered_offsets(), vec![(0, 5), (1, 0)]);
+    assert!(h.failures().is_empty());
+    assert_eq!(h.p.metrics().produce_requests, 2);
+    assert_eq!(h.p.metrics().records_retried, 0);
+    h.advance(Duration::from_secs(1));
+    assert!(h.next_produce().is_none());
+    assert!(h.p.is_idle());
+}
+
+#[test]
+fn rebootstrap_required_with_recovery_strategy_none_is_a_failed_refresh() {
+    let mut h = Harness::new(&[("linger.ms", "0"), ("metadata.recovery.strategy", "none")]);
+    h.broker_port = 9001;
+    h.send(rec("a"));
+    let (req, pr) = h.next_produce().expect("produce");
+    h.answer_produce(&req, &pr, ErrorCode::None, 0);
+    h.metadata_errors = vec![ErrorCode::RebootstrapRequired];
+    h.send(ProducerRecord::new(OTHER_TOPIC, "b".to_owned()));
+    assert!(h.next_produce().is_none());
+    // Nothing closed, nothing forgotten: the refresh is retried after the backoff.
+    assert_eq!(h.conns.len(), 2);
+    assert_eq!(h.p.metrics().rebootstraps, 0);
+    h.advance(Duration::from_millis(130));
+    let (req, pr) = h.next_produce().expect("produce of b");
+    assert_eq!(h.connects, vec![9000, 9001]);
+    assert_eq!(h.metadata_requests, 3);
+    h.answer_produce(&req, &pr, ErrorCode::None, 0);
+    assert_eq!(h.delivered_offsets(), vec![(0, 0), (1, 0)]);
+}
+
+/// A harness whose record "a" went to broker 0 at port 9001 (bootstrap.servers
+/// is port 9000), both connections still open.
+fn delivered_through_the_broker(props: &[(&str, &str)]) -> Harness {
+    let mut h = Harness::new(props);
+    h.broker_port = 9001;
+    h.send(rec("a"));
+    let (req, pr) = h.next_produce().expect("produce");
+    h.answer_produce(&req, &pr, ErrorCode::None, 0);
+    assert_eq!(h.connects, vec![9000, 9001]);
+    h
+}
+
+/// The connection the harness opened to `port`.
+fn conn_to(h: &Harness, port: u16) -> ConnId {
+    *h.conns
+        .iter()
+        .find(|(_, c)| c.0 == port)
+        .expect("connection to port")
+        .0
+}
+
+#[test]
+fn no_reachable_known_broker_rebootstraps() {
+    // KIP-899: once no connection is left and the known broker is in its
+    // reconnect backoff, the producer forgets it for bootstrap.servers.
+    let mut h = delivered_through_the_broker(&[("linger.ms", "0")]);
+    for port in [9000, 9001] {
+        let conn = conn_to(&h, port);
+        h.p.handle_disconnected(conn, h.now);
+        h.pump();
+    }
+    assert_eq!(h.p.metrics().rebootstraps, 1);
+    // Both backoffs over: bootstrap.servers is dialed, not the broker.
+    h.advance(Duration::from_millis(200));
+    h.send(rec("b"));
+    let (req, pr) = h.next_produce().expect("produce of b");
+    assert_eq!(h.connects, vec![9000, 9001, 9000, 9001]);
+    h.answer_produce(&req, &pr, ErrorCode::None, 1);
+    assert_eq!(h.delivered_offsets(), vec![(0, 0), (1, 1)]);
+}
+
+#[test]
+fn recovery_strategy_none_never_falls_back_to_bootstrap_servers() {
+    let mut h =
+        delivered_through_the_broker(&[("linger.ms", "0"), ("metadata.recovery.strategy", "none")]);
+    // The bootstrap connection goes first; its backoff passes.
+    let conn = conn_to(&h, 9000);
+    h.p.handle_disconnected(conn, h.now);
+    h.advance(Duration::from_millis(200));
+    // Then the broker's: the producer waits for the broker, the only one it knows.
+    let conn = conn_to(&h, 9001);
+    h.p.handle_disconnected(conn, h.now);
+    h.send(rec("b"));
+    assert!(h.next_produce().is_none());
+    assert_eq!(h.connects, vec![9000, 9001]);
+    h.advance(Duration::from_millis(200));
+    let (req, pr) = h.next_produce().expect("produce of b");
+    assert_eq!(h.connects, vec![9000, 9001, 9001]);
+    assert_eq!(h.p.metrics().rebootstraps, 0);
+    h.answer_produce(&req, &pr, ErrorCode::None, 1);
+    assert_eq!(h.delivered_offsets(), vec![(0, 0), (1, 1)]);
+}
+
+#[test]
+fn metadata_missing_past_the_rebootstrap_trigger_rebootstraps() {
+    // KIP-1102: metadata wanted for metadata.recovery.rebootstrap.trigger.ms
+    // without a usable answer sends the producer back to bootstrap.servers.
+    let mut h = delivered_through_the_broker(&[
+        ("linger.ms", "0"),
+        ("metadata.recovery.rebootstrap.trigger.ms", "1000"),
+    ]);
+    h.metadata_errors = vec![ErrorCode::RequestTimedOut; 100];
+    h.send(ProducerRecord::new(OTHER_TOPIC, "b".to_owned()));
+    let mut waited = Duration::ZERO;
+    while waited < Duration::from_millis(990) {
+        assert!(h.next_produce().is_none());
+        h.advance(Duration::from_millis(10));
+        waited += Duration::from_millis(10);
+    }
+    // Still the first connections, the refresh failing on the bootstrap one.
+    assert_eq!(h.connects, vec![9000, 9001]);
+    assert_eq!(h.p.metrics().rebootstraps, 0);
+    h.advance(Duration::from_millis(20));
+    assert_eq!(h.p.metrics().rebootstraps, 1);
+    assert!(h.conns.is_empty());
+    h.metadata_errors.clear();
+    h.advance(Duration::from_millis(1100));
+    let (req, pr) = h.next_produce().expect("produce of b after rebootstrap");
+    assert_eq!(h.connects, vec![9000, 9001, 9000, 9001]);
     h.answer_produce(&req, &pr, ErrorCode::None, 0);
     assert_eq!(h.delivered_offsets(), vec![(0, 0), (1, 0)]);
     assert!(h.failures().is_empty());

@@ -754,6 +754,26 @@ fn pushed_errors_for_other_apis() {
 }
 
 #[test]
+fn pushed_metadata_top_level_errors_answer_with_nothing_else() {
+    let mut c = cluster();
+    c.push_metadata_top_level_errors(vec![
+        ErrorCode::RebootstrapRequired,
+        ErrorCode::RebootstrapRequired,
+    ]);
+    let m = metadata(&mut c, 0, 13, Some(&["t"]));
+    assert_eq!(m.error_code, ErrorCode::RebootstrapRequired.code());
+    assert!(m.brokers.is_empty() && m.topics.is_empty());
+    // Before v13 there is no field for it: the answer lists nothing.
+    let m = metadata(&mut c, 0, 12, Some(&["t"]));
+    assert_eq!(m.error_code, 0);
+    assert!(m.brokers.is_empty() && m.topics.is_empty());
+    let m = metadata(&mut c, 0, 13, Some(&["t"]));
+    assert_eq!(m.error_code, 0);
+    assert_eq!(m.brokers.len(), 3);
+    assert_eq!(m.topics[0].error_code, 0);
+}
+
+#[test]
 fn a_lost_response_after_append_then_the_retry_is_a_duplicate() {
     let mut c = cluster();
     c.fail_after_append(1);

@@ -1,8 +1,8 @@
 //! Deterministic simulation: the sans-IO producer against the sans-IO mock
 //! cluster over a simulated network (latency, arbitrary read splits,
 //! disconnects, responses lost after the append, leader moves, brokers going
-//! down, throttling, retriable and fatal errors), with time jumping to the
-//! next deadline. Every scenario is a seed: a failure prints it, and
+//! down, throttling, retriable and fatal errors, rebootstraps), with time
+//! jumping to the next deadline. Every scenario is a seed: a failure prints it, and
 //! `SIM_SEED=<seed> cargo test --test simulation replay -- --nocapture` replays it.
 //!
 //! `SIM_SCENARIOS=N` sets how many random scenarios run (default 2000).
@@ -478,6 +478,12 @@ impl Sim {
             self.cluster
                 .push_errors(ApiKey::Metadata, vec![ErrorCode::UnknownServerError]);
         }
+        if self.rng.chance(rate / 4) {
+            // KIP-1102: the producer gives up its view of the cluster, keeping
+            // the connections that carry batches until they are answered.
+            self.cluster
+                .push_metadata_top_level_errors(vec![ErrorCode::RebootstrapRequired]);
+        }
         if self.sc.fatal && self.rng.chance(rate.max(5)) {
             self.cluster
                 .push_errors(ApiKey::Produce, vec![ErrorCode::TopicAuthorizationFailed]);
@@ -764,6 +770,7 @@ struct Totals {
     retried: u64,
     epoch_bumps: u64,
     disconnects: u64,
+    rebootstraps: u64,
 }
 
 fn run_seed(seed: u64) -> Totals {
@@ -778,6 +785,7 @@ fn run_seed(seed: u64) -> Totals {
         retried: m.records_retried,
         epoch_bumps: m.epoch_bumps,
         disconnects: m.disconnects,
+        rebootstraps: m.rebootstraps,
     }
 }
 
@@ -822,6 +830,7 @@ fn random_scenarios() {
                 t.retried += s.retried;
                 t.epoch_bumps += s.epoch_bumps;
                 t.disconnects += s.disconnects;
+                t.rebootstraps += s.rebootstraps;
             }
             Err(_) => panic!(
                 "scenario failed; replay with SIM_SEED={seed} cargo test --test simulation replay -- --nocapture"
@@ -836,5 +845,6 @@ fn random_scenarios() {
             "{t:?}"
         );
         assert!(t.epoch_bumps > 0, "no epoch bump in {n} scenarios: {t:?}");
+        assert!(t.rebootstraps > 0, "no rebootstrap in {n} scenarios: {t:?}");
     }
 }

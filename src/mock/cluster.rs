@@ -142,6 +142,7 @@ pub struct MockCluster {
     next_producer_id: i64,
     producer_epochs: BTreeMap<i64, i16>,
     pushed_errors: BTreeMap<i16, VecDeque<ErrorCode>>,
+    metadata_top_level_errors: VecDeque<ErrorCode>,
     fail_after_append: usize,
     produced_batches: u64,
     produced_records: u64,
@@ -198,6 +199,7 @@ impl MockCluster {
             next_producer_id: FIRST_PRODUCER_ID,
             producer_epochs: BTreeMap::new(),
             pushed_errors: BTreeMap::new(),
+            metadata_top_level_errors: VecDeque::new(),
             fail_after_append: 0,
             produced_batches: 0,
             produced_records: 0,
@@ -335,6 +337,14 @@ impl MockCluster {
             .entry(api.code())
             .or_default()
             .extend(errors);
+    }
+
+    /// The next Metadata requests answer with these top-level error codes
+    /// (KIP-1102, e.g. REBOOTSTRAP_REQUIRED), one request per code, and list
+    /// no broker or topic, as a proxy refusing the request would. Below
+    /// Metadata v13, which has no such field, the answer only lists nothing.
+    pub fn push_metadata_top_level_errors(&mut self, errors: Vec<ErrorCode>) {
+        self.metadata_top_level_errors.extend(errors);
     }
 
     /// Pushed errors not yet consumed for `api`.
@@ -524,7 +534,13 @@ impl MockCluster {
                 let Ok(req) = decode_all::<MetadataRequest>(body, version) else {
                     return close;
                 };
-                let mut r = self.metadata(&req, version);
+                let mut r = match self.metadata_top_level_errors.pop_front() {
+                    Some(e) => MetadataResponse {
+                        error_code: if version >= 13 { e.code() } else { 0 },
+                        ..Default::default()
+                    },
+                    None => self.metadata(&req, version),
+                };
                 r.throttle_time_ms = throttle;
                 if let Some(e) = pushed {
                     for t in &mut r.topics {

@@ -27,6 +27,28 @@ impl Acks {
     }
 }
 
+/// `metadata.recovery.strategy` (KIP-899): what the producer does when its
+/// view of the cluster is lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetadataRecoveryStrategy {
+    /// `none`: keep trying the brokers last known.
+    None,
+    /// `rebootstrap`: forget them and start over from `bootstrap.servers`
+    /// (Java's default since 4.0, KIP-1102).
+    Rebootstrap,
+}
+
+impl MetadataRecoveryStrategy {
+    /// The strategy named `name`, in any case (as Java's `forName`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "none" => Some(Self::None),
+            "rebootstrap" => Some(Self::Rebootstrap),
+            _ => None,
+        }
+    }
+}
+
 /// A configuration that cannot be used, with the key and the reason.
 #[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -96,6 +118,11 @@ pub struct ProducerConfig {
     pub reconnect_backoff: Duration,
     /// `reconnect.backoff.max.ms`.
     pub reconnect_backoff_max: Duration,
+    /// `metadata.recovery.strategy`.
+    pub metadata_recovery_strategy: MetadataRecoveryStrategy,
+    /// `metadata.recovery.rebootstrap.trigger.ms`: how long metadata may be
+    /// wanted without an answer before the producer rebootstraps (KIP-1102).
+    pub metadata_recovery_rebootstrap_trigger: Duration,
     /// `socket.connection.setup.timeout.ms` (used by drivers).
     pub connect_timeout: Duration,
     /// `partitioner.ignore.keys`.
@@ -130,6 +157,8 @@ impl Default for ProducerConfig {
             max_block: Duration::from_millis(60_000),
             reconnect_backoff: Duration::from_millis(50),
             reconnect_backoff_max: Duration::from_millis(1000),
+            metadata_recovery_strategy: MetadataRecoveryStrategy::Rebootstrap,
+            metadata_recovery_rebootstrap_trigger: Duration::from_millis(300_000),
             connect_timeout: Duration::from_millis(10_000),
             partitioner_ignore_keys: false,
             max_response_size: 100 * 1024 * 1024,
@@ -248,6 +277,17 @@ impl ProducerConfig {
             "max.block.ms" => self.max_block = parse_ms(k, value)?,
             "reconnect.backoff.ms" => self.reconnect_backoff = parse_ms(k, value)?,
             "reconnect.backoff.max.ms" => self.reconnect_backoff_max = parse_ms(k, value)?,
+            "metadata.recovery.strategy" => {
+                self.metadata_recovery_strategy = MetadataRecoveryStrategy::from_name(value)
+                    .ok_or_else(|| ConfigError::InvalidValue {
+                        key: k.into(),
+                        value: value.into(),
+                        reason: "expected none or rebootstrap".into(),
+                    })?
+            }
+            "metadata.recovery.rebootstrap.trigger.ms" => {
+                self.metadata_recovery_rebootstrap_trigger = parse_ms(k, value)?
+            }
             "socket.connection.setup.timeout.ms" => self.connect_timeout = parse_ms(k, value)?,
             "partitioner.ignore.keys" => self.partitioner_ignore_keys = parse_bool(k, value)?,
             "kafka_sansio.rng.seed" => self.rng_seed = parse_num(k, value)?,
@@ -405,6 +445,10 @@ impl ProducerConfigBuilder {
         metadata_max_age: Duration => metadata_max_age,
         /// `max.block.ms`.
         max_block: Duration => max_block,
+        /// `metadata.recovery.strategy`.
+        metadata_recovery_strategy: MetadataRecoveryStrategy => metadata_recovery_strategy,
+        /// `metadata.recovery.rebootstrap.trigger.ms`.
+        metadata_recovery_rebootstrap_trigger: Duration => metadata_recovery_rebootstrap_trigger,
         /// Seed of the jitter generator.
         rng_seed: u64 => rng_seed,
     }
@@ -465,6 +509,38 @@ mod tests {
         assert_eq!(c.retry_backoff_max, Duration::from_millis(1000));
         assert_eq!(c.max_request_size, 1048576);
         assert_eq!(c.compression, Compression::None);
+        assert_eq!(
+            c.metadata_recovery_strategy,
+            MetadataRecoveryStrategy::Rebootstrap
+        );
+        assert_eq!(
+            c.metadata_recovery_rebootstrap_trigger,
+            Duration::from_secs(300)
+        );
+    }
+
+    #[test]
+    fn metadata_recovery_strategy_is_none_or_rebootstrap_in_any_case() {
+        let c = ProducerConfig::from_properties([("metadata.recovery.strategy", "NONE")]).unwrap();
+        assert_eq!(c.metadata_recovery_strategy, MetadataRecoveryStrategy::None);
+        let c = ProducerConfig::from_properties([("metadata.recovery.strategy", " Rebootstrap")])
+            .unwrap();
+        assert_eq!(
+            c.metadata_recovery_strategy,
+            MetadataRecoveryStrategy::Rebootstrap
+        );
+        for (k, v) in [
+            ("metadata.recovery.strategy", "reboot"),
+            ("metadata.recovery.rebootstrap.trigger.ms", "-1"),
+        ] {
+            assert!(
+                matches!(
+                    ProducerConfig::from_properties([(k, v)]),
+                    Err(ConfigError::InvalidValue { key, .. }) if key == k
+                ),
+                "{k}={v}"
+            );
+        }
     }
 
     #[test]

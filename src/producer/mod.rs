@@ -30,7 +30,7 @@ use crate::protocol::error_code::ErrorCode;
 use crate::protocol::record::BatchBuilder;
 
 use accumulator::{OpenBatch, PartitionState};
-pub use config::{Acks, ConfigError, ProducerConfig};
+pub use config::{Acks, ConfigError, MetadataRecoveryStrategy, ProducerConfig};
 use network::Connection;
 pub use partitioner::{murmur2, partition_for_key, Partitioner};
 use pool::BufferPool;
@@ -108,6 +108,9 @@ pub struct Metrics {
     pub disconnects: u64,
     /// Producer epoch bumps (KIP-360).
     pub epoch_bumps: u64,
+    /// Rebootstraps: the cluster view given up for `bootstrap.servers`
+    /// (`metadata.recovery.strategy`).
+    pub rebootstraps: u64,
 }
 
 /// The topic map's hash: `send` hashes the topic name of every record, and
@@ -264,6 +267,9 @@ pub struct Producer {
     metadata_last: Option<Instant>,
     metadata_retry_at: Option<Instant>,
     metadata_attempts: u32,
+    /// Since when metadata is wanted without a usable answer (the clock of
+    /// `metadata.recovery.rebootstrap.trigger.ms`).
+    metadata_wanted_since: Option<Instant>,
 
     pid: PidState,
     pid_attempts: u32,
@@ -370,6 +376,7 @@ impl Producer {
             metadata_last: None,
             metadata_retry_at: None,
             metadata_attempts: 0,
+            metadata_wanted_since: None,
             pid,
             pid_attempts: 0,
             buffered_bytes: 0,

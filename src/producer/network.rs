@@ -17,6 +17,7 @@ use crate::protocol::messages::metadata::{
 };
 
 use super::accumulator::{Batch, PartitionState};
+use super::config::MetadataRecoveryStrategy;
 use super::{error_of, ConnId, PidState, Producer, Transmit};
 
 /// Where a connection is in its life.
@@ -37,6 +38,9 @@ pub(crate) enum RequestKind {
     Metadata,
     InitProducerId,
     Produce(Vec<Batch>),
+    /// A cluster request asked before a rebootstrap: redone elsewhere, its
+    /// answer is dropped.
+    Stale,
 }
 
 /// A request awaiting its answer.
@@ -74,6 +78,9 @@ pub(crate) struct Connection {
     pub acks0_sent: VecDeque<i32>,
     /// An acks=0 Produce request was answered here (logged once).
     pub acks0_answered: bool,
+    /// Belongs to the cluster view a rebootstrap gave up: takes no new
+    /// request, and is closed once the batches it carries are answered.
+    pub retired: bool,
 }
 
 /// How many acks=0 Produce correlation ids a connection remembers. A broker
@@ -120,9 +127,19 @@ impl Connection {
         }
     }
 
+    /// Carries batches whose outcome is not known yet.
+    fn carries_batches(&self) -> bool {
+        !self.unwritten.is_empty()
+            || self
+                .in_flight
+                .iter()
+                .any(|f| matches!(f.kind, RequestKind::Produce(_)))
+    }
+
     /// Can take one more request now.
     pub fn can_send(&self, max_in_flight: usize, now: Instant) -> bool {
         self.state == ConnState::Ready
+            && !self.retired
             && self.in_flight.len() < max_in_flight
             && self.throttled_until.is_none_or(|t| t <= now)
     }
@@ -163,6 +180,7 @@ impl Producer {
                 unwritten: VecDeque::new(),
                 acks0_sent: VecDeque::new(),
                 acks0_answered: false,
+                retired: false,
             },
         );
         id
@@ -271,6 +289,7 @@ impl Producer {
             self.off_the_wire(&b);
             self.deliver(b, -1, -1);
         }
+        self.close_if_drained(conn);
     }
 
     pub(crate) fn on_data(&mut self, conn: ConnId, data: &[u8], now: Instant) {
@@ -329,6 +348,7 @@ impl Producer {
                 self.on_disconnected(conn, now, true);
                 return;
             }
+            self.close_if_drained(conn);
             if !self.conns.contains_key(&conn) {
                 return;
             }
@@ -355,6 +375,8 @@ impl Producer {
                 };
                 self.on_api_versions(conn, req.version, resp, now);
             }
+            // Its flag was cleared when it went stale: another request may be out now.
+            RequestKind::Stale => {}
             RequestKind::Metadata => {
                 self.metadata_in_flight = false;
                 let (_, resp) = match frame::decode_response::<MetadataResponse>(frame, req.version)
@@ -465,7 +487,21 @@ impl Producer {
                     };
                 }
             }
-            RequestKind::ApiVersions | RequestKind::Produce(_) => {}
+            RequestKind::ApiVersions | RequestKind::Produce(_) | RequestKind::Stale => {}
+        }
+    }
+
+    /// Closes `conn` if it is retired and carries nothing any more: it was
+    /// kept only for those answers.
+    fn close_if_drained(&mut self, conn: ConnId) {
+        let drained = self
+            .conns
+            .get(&conn)
+            .is_some_and(|c| c.retired && c.in_flight.is_empty() && c.unwritten.is_empty());
+        if drained {
+            self.conns.remove(&conn);
+            self.metrics.disconnects += 1;
+            self.transmits.push_back(Transmit::Close { conn });
         }
     }
 
@@ -536,12 +572,33 @@ impl Producer {
         }
     }
 
+    /// A Metadata answer, as Java's `DefaultMetadataUpdater` takes it: a
+    /// top-level REBOOTSTRAP_REQUIRED (KIP-1102) rebootstraps when
+    /// `metadata.recovery.strategy` is `rebootstrap`; any other answer without
+    /// brokers is a failed refresh, retried with backoff; the rest is used,
+    /// whatever its top-level error says (Java only logs it).
     fn on_metadata(&mut self, conn: ConnId, resp: MetadataResponse, now: Instant) {
-        if let Some(code) = error_of(resp.error_code) {
-            self.on_metadata_error(conn, code, now);
+        let top_error = error_of(resp.error_code);
+        if top_error == Some(ErrorCode::RebootstrapRequired)
+            && self.config.metadata_recovery_strategy == MetadataRecoveryStrategy::Rebootstrap
+        {
+            log::info!("Metadata on {conn:?}: rebootstrap required by the broker");
+            self.rebootstrap(now);
+            self.retry_metadata_later(now);
+            return;
+        }
+        if let Some(code) = top_error {
+            log::warn!("Metadata on {conn:?} carries top-level error {code}");
+        }
+        if resp.brokers.is_empty() {
+            // A broker starting up (or a proxy failing the request) lists
+            // none: nothing here can be used.
+            log::debug!("Metadata on {conn:?} lists no broker; retrying");
+            self.retry_metadata_later(now);
             return;
         }
         self.metadata_last = Some(now);
+        self.metadata_wanted_since = None;
         for b in &resp.brokers {
             if let Ok(port) = u16::try_from(b.port) {
                 self.brokers.insert(b.node_id, (b.host.clone(), port));
@@ -608,61 +665,61 @@ impl Producer {
             self.place_pending(&key, now);
         }
         if retry_soon {
-            self.metadata_needed = true;
-            self.metadata_attempts += 1;
-            let wait = self.backoff(self.metadata_attempts);
-            self.metadata_retry_at = Some(now + wait);
+            self.retry_metadata_later(now);
         } else {
             self.metadata_attempts = 0;
             self.metadata_retry_at = None;
         }
     }
 
-    /// A Metadata answer with a top-level error (v13+, KIP-1102): none of it
-    /// is applied, and the refresh is retried with backoff, as after any
-    /// failed refresh. The error is what records still waiting for their
-    /// topic's partitions fail with: at once when it is not retriable, after
-    /// `max.block.ms` otherwise. REBOOTSTRAP_REQUIRED says our view of the
-    /// cluster is wrong: as the Java client's rebootstrap, the brokers learned
-    /// from metadata are forgotten and the next refresh goes to
-    /// `bootstrap.servers` (our connections are closed: any could be picked).
-    fn on_metadata_error(&mut self, conn: ConnId, code: ErrorCode, now: Instant) {
-        log::warn!("Metadata on {conn:?} failed: {code}");
-        let waiting: Vec<Arc<str>> = self
-            .topic_order
-            .iter()
-            .filter(|t| self.topics[*t].parts.is_empty())
-            .cloned()
-            .collect();
-        for t in &waiting {
-            self.topics.get_mut(t).expect("topic").error = Some(code);
-        }
-        if code == ErrorCode::RebootstrapRequired {
-            self.rebootstrap(now);
-        } else if !code.is_retriable() {
-            for t in &waiting {
-                self.fail_topic(t, DeliveryErrorKind::Broker(code));
-            }
-        }
+    /// Asks for metadata again after the backoff of one more failed attempt.
+    fn retry_metadata_later(&mut self, now: Instant) {
         self.metadata_needed = true;
         self.metadata_attempts += 1;
         let wait = self.backoff(self.metadata_attempts);
         self.metadata_retry_at = Some(now + wait);
     }
 
-    /// Forgets the cluster learned from metadata (brokers and leaders) and
-    /// closes every connection, so that the next connection, and the next
-    /// Metadata request, go to `bootstrap.servers`. Batches in flight are
-    /// retried as after any lost connection.
-    fn rebootstrap(&mut self, now: Instant) {
-        log::info!("rebootstrap requested by the broker");
+    /// Java's rebootstrap: the cluster view (brokers and leaders) is
+    /// replaced by `bootstrap.servers`, so that the next connection, and the
+    /// next Metadata request, go to a bootstrap address. Connections of the
+    /// old view take no new request. Unlike Java (which aborts what is in
+    /// flight on them, KAFKA-18085), those carrying batches are kept until
+    /// the batches are answered: without idempotence a resend of a batch the
+    /// broker already appended would be a duplicate. The others are closed.
+    pub(crate) fn rebootstrap(&mut self, now: Instant) {
+        log::info!("rebootstrapping with {:?}", self.bootstrap);
+        self.metrics.rebootstraps += 1;
         self.brokers.clear();
         for p in &mut self.parts {
             p.leader = None;
         }
         let conns: Vec<ConnId> = self.conns.keys().copied().collect();
-        for c in conns {
-            self.on_disconnected(c, now, true);
+        for conn in conns {
+            if self.conns[&conn].carries_batches() {
+                self.retire(conn);
+            } else {
+                self.on_disconnected(conn, now, true);
+            }
+        }
+        self.metadata_needed = true;
+        // As Java's: the trigger's clock starts again.
+        self.metadata_wanted_since = Some(now);
+    }
+
+    /// Keeps `conn` only for the answers to the batches it carries; its other
+    /// requests are redone on the new cluster view.
+    fn retire(&mut self, conn: ConnId) {
+        let c = self.conns.get_mut(&conn).expect("connection");
+        c.retired = true;
+        let stale: Vec<RequestKind> = c
+            .in_flight
+            .iter_mut()
+            .filter(|f| !matches!(f.kind, RequestKind::Produce(_)))
+            .map(|f| std::mem::replace(&mut f.kind, RequestKind::Stale))
+            .collect();
+        for kind in &stale {
+            self.unmark_request(kind);
         }
     }
 

@@ -13,6 +13,7 @@ use crate::protocol::messages::produce::{
 };
 
 use super::accumulator::{next_sequence, Batch};
+use super::config::MetadataRecoveryStrategy;
 use super::network::{ConnState, DeliveryErrorKind, RequestKind};
 use super::record::{Delivery, DeliveryError, Event};
 use super::{error_of, Acks, ConnId, PidState, Producer, Transmit};
@@ -182,9 +183,14 @@ impl Producer {
             .metadata_last
             .is_some_and(|t| now.saturating_duration_since(t) >= self.config.metadata_max_age)
             && !self.topic_order.is_empty();
-        let want_metadata = (self.metadata_needed || any_pending_topic || leaderless || aged)
-            && !self.metadata_in_flight
-            && self.metadata_retry_at.is_none_or(|t| t <= now);
+        let due = self.metadata_needed || any_pending_topic || leaderless || aged;
+        if due {
+            self.rebootstrap_if_stuck(now);
+        } else {
+            self.metadata_wanted_since = None;
+        }
+        let want_metadata =
+            due && !self.metadata_in_flight && self.metadata_retry_at.is_none_or(|t| t <= now);
         let want_pid = matches!(
             self.pid,
             PidState::Unknown { in_flight: false, retry_at } if retry_at.is_none_or(|t| t <= now)
@@ -235,45 +241,88 @@ impl Producer {
             .map(|(id, _)| *id)
     }
 
-    /// Opens a connection for cluster requests when none is open or opening.
+    /// KIP-1102: metadata wanted for `metadata.recovery.rebootstrap.trigger.ms`
+    /// without a usable answer means the cluster view is lost: rebootstrap.
+    fn rebootstrap_if_stuck(&mut self, now: Instant) {
+        let since = *self.metadata_wanted_since.get_or_insert(now);
+        if self.rebootstrap_trigger(since).is_some_and(|t| t <= now) {
+            log::info!(
+                "no metadata for {:?}: rebootstrapping",
+                now.saturating_duration_since(since)
+            );
+            self.rebootstrap(now);
+        }
+    }
+
+    /// When metadata wanted since `since` triggers a rebootstrap, if it can.
+    fn rebootstrap_trigger(&self, since: Instant) -> Option<Instant> {
+        (self.config.metadata_recovery_strategy == MetadataRecoveryStrategy::Rebootstrap)
+            .then(|| since.checked_add(self.config.metadata_recovery_rebootstrap_trigger))
+            .flatten()
+    }
+
+    /// Opens a connection for cluster requests when none is open or opening:
+    /// to a known broker, else to a bootstrap address (while no broker is
+    /// known, or with `metadata.recovery.strategy=rebootstrap`).
     fn ensure_some_connection(&mut self, now: Instant) {
         if self
             .conns
             .values()
-            .any(|c| c.state != ConnState::Ready || c.in_flight.is_empty())
+            .any(|c| !c.retired && (c.state != ConnState::Ready || c.in_flight.is_empty()))
         {
             return;
         }
         // Known brokers first (round robin by backoff), else bootstrap servers.
-        let mut candidates: Vec<(Option<i32>, (String, u16))> = self
+        let known: Vec<(Option<i32>, (String, u16))> = self
             .brokers
             .iter()
             .map(|(id, a)| (Some(*id), a.clone()))
             .collect();
-        let n = self.bootstrap.len();
-        for k in 0..n {
-            let a = self.bootstrap[(self.bootstrap_next + k) % n].clone();
-            candidates.push((None, a));
+        let mut pick = self.first_connectable(known, now);
+        let rebootstrap =
+            self.config.metadata_recovery_strategy == MetadataRecoveryStrategy::Rebootstrap;
+        if pick.is_none()
+            && rebootstrap
+            && !self.brokers.is_empty()
+            && self.conns.values().all(|c| c.retired)
+        {
+            // KIP-899: no broker of the known cluster can be reached.
+            self.rebootstrap(now);
         }
-        // Never a second connection to a broker already connected (or being
-        // connected): two connections to one leader would let batches of a
-        // partition overtake each other.
-        let pick = candidates
-            .iter()
-            .filter(|(node, a)| {
-                !self
-                    .conns
-                    .values()
-                    .any(|c| c.addr == *a || (node.is_some() && c.node == *node))
-            })
-            .find(|(_, a)| self.reconnect.get(a).is_none_or(|r| r.0 <= now))
-            .cloned();
+        let n = self.bootstrap.len();
+        if pick.is_none() && (rebootstrap || self.brokers.is_empty()) {
+            let bootstrap = (0..n)
+                .map(|k| (None, self.bootstrap[(self.bootstrap_next + k) % n].clone()))
+                .collect();
+            pick = self.first_connectable(bootstrap, now);
+        }
         if let Some((node, addr)) = pick {
             if node.is_none() {
                 self.bootstrap_next = (self.bootstrap_next + 1) % n.max(1);
             }
             self.open_connection(node, addr, now);
         }
+    }
+
+    /// The first of `candidates` that may be dialed now.
+    fn first_connectable(
+        &self,
+        candidates: Vec<(Option<i32>, (String, u16))>,
+        now: Instant,
+    ) -> Option<(Option<i32>, (String, u16))> {
+        // Never a second connection to a broker already connected (or being
+        // connected): two connections to one leader would let batches of a
+        // partition overtake each other. A retired connection's address may
+        // be dialed again for cluster requests, which carry no batch.
+        candidates
+            .into_iter()
+            .filter(|(node, a)| {
+                !self
+                    .conns
+                    .values()
+                    .any(|c| (!c.retired && c.addr == *a) || (node.is_some() && c.node == *node))
+            })
+            .find(|(_, a)| self.reconnect.get(a).is_none_or(|r| r.0 <= now))
     }
 
     // ---- idempotence: epoch bumps ---------------------------------------------
@@ -639,7 +688,10 @@ impl Producer {
                     Some(now + std::time::Duration::from_millis(resp.throttle_time_ms as u64));
             }
         }
-        for n in &resp.node_endpoints {
+        // A retired connection answers for the cluster view given up: its
+        // hints about brokers and leaders are not taken.
+        let current = self.conns.get(&conn).is_some_and(|c| !c.retired);
+        for n in resp.node_endpoints.iter().filter(|_| current) {
             if let Ok(port) = u16::try_from(n.port) {
                 self.brokers.insert(n.node_id, (n.host.clone(), port));
             }
@@ -698,6 +750,7 @@ impl Producer {
                     // once instead of waiting for a metadata round trip.
                     let new_leader = answer.current_leader.leader_id;
                     if c == ErrorCode::NotLeaderOrFollower
+                        && current
                         && new_leader >= 0
                         && self.brokers.contains_key(&new_leader)
                     {
@@ -830,6 +883,12 @@ impl Producer {
         }
         let has_work = self.pending_records > 0;
         if let Some(t) = self.metadata_retry_at {
+            at(t);
+        }
+        if let Some(t) = self
+            .metadata_wanted_since
+            .and_then(|s| self.rebootstrap_trigger(s))
+        {
             at(t);
         }
         if let Some(t) = self.metadata_last {
