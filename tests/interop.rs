@@ -61,8 +61,6 @@ fn create_topic(broker: &mut Broker, tansu_bin: &Option<String>, topic: &str, pa
     }
 }
 
-const PARTITIONS: i32 = 3;
-
 /// Round trip of the record matrix through several acks/idempotence settings.
 fn round_trip(test: &str, tansu: bool, driver: Driver) {
     let Some((mut broker, consumer, bin)) = setup(test, tansu) else {
@@ -86,20 +84,19 @@ fn round_trip(test: &str, tansu: bool, driver: Driver) {
     for (name, props) in cases {
         let topic = fresh_topic(&format!("rt-{name}"));
         create_topic(&mut broker, &bin, &topic, PARTITIONS);
-        let recs = records(&topic, 300, name);
-        let client = Client::start(driver, config(&broker.bootstrap(), props));
-        let metas = produce(&client, &recs, 6, Duration::from_millis(10), |_| {});
-        client.close();
-        let got = consume(
-            &consumer,
-            &broker.bootstrap(),
-            &topic,
-            PARTITIONS,
-            recs.len(),
-        );
-        check(&recs, &metas, PARTITIONS, &got, false)
-            .assert_exact(&format!("{test} {name} {driver:?}"));
-        eprintln!("{test}: {name}: {} records read back exactly", got.len());
+        let c = RoundTrip {
+            driver,
+            config: config(&broker.bootstrap(), props),
+            records: &records(&topic, 300, name),
+            chunks: 6,
+            pause: Duration::from_millis(10),
+            consumer: &consumer,
+            broker: &broker.bootstrap(),
+            duplicates_allowed: false,
+        }
+        .run();
+        c.assert_exact(&format!("{test} {name} {driver:?}"));
+        eprintln!("{test}: {name}: {} records read back exactly", c.read);
     }
 }
 
@@ -203,26 +200,22 @@ fn compression(test: &str, tansu: bool, driver: Driver) {
     for codec in codecs {
         let topic = fresh_topic(&format!("z-{codec}"));
         create_topic(&mut broker, &bin, &topic, PARTITIONS);
-        let recs = records(&topic, 200, codec);
-        let client = Client::start(
+        let c = RoundTrip {
             driver,
-            config(
+            config: config(
                 &broker.bootstrap(),
                 &[("compression.type", codec), ("linger.ms", "20")],
             ),
-        );
-        let metas = produce(&client, &recs, 2, Duration::from_millis(30), |_| {});
-        client.close();
-        let got = consume(
-            &consumer,
-            &broker.bootstrap(),
-            &topic,
-            PARTITIONS,
-            recs.len(),
-        );
-        check(&recs, &metas, PARTITIONS, &got, false)
-            .assert_exact(&format!("{test} {codec} {driver:?}"));
-        eprintln!("{test}: {codec}: {} records read back exactly", got.len());
+            records: &records(&topic, 200, codec),
+            chunks: 2,
+            pause: Duration::from_millis(30),
+            consumer: &consumer,
+            broker: &broker.bootstrap(),
+            duplicates_allowed: false,
+        }
+        .run();
+        c.assert_exact(&format!("{test} {codec} {driver:?}"));
+        eprintln!("{test}: {codec}: {} records read back exactly", c.read);
     }
 }
 
@@ -287,33 +280,30 @@ fn compression_on_the_wire_tansu() {
             let topic = fresh_topic(&format!("wire-{codec}"));
             tansu_create_topic(&v[0], &tansu.addr.to_string(), &topic, PARTITIONS);
             proxy.stats().codecs.lock().unwrap().clear();
-            let recs = records(&topic, 200, codec);
-            let client = Client::start(
+            let c = RoundTrip {
                 driver,
-                config(
+                config: config(
                     &proxy_addr.to_string(),
                     &[("compression.type", codec), ("linger.ms", "20")],
                 ),
-            );
-            let metas = produce(&client, &recs, 2, Duration::from_millis(30), |_| {});
-            client.close();
+                records: &records(&topic, 200, codec),
+                chunks: 2,
+                pause: Duration::from_millis(30),
+                consumer: &v[1],
+                broker: &tansu.addr.to_string(),
+                duplicates_allowed: false,
+            }
+            .run();
+            // Only Produce requests are counted: the consumer's reads add nothing.
             let seen = proxy.stats().codecs.lock().unwrap().clone();
             assert!(
                 seen.len() == 1 && seen.contains_key(&want),
                 "{test}: {codec} ({driver:?}): batches by codec id on the wire: {seen:?}"
             );
-            let got = consume(
-                &v[1],
-                &tansu.addr.to_string(),
-                &topic,
-                PARTITIONS,
-                recs.len(),
-            );
-            check(&recs, &metas, PARTITIONS, &got, false)
-                .assert_exact(&format!("{test} {codec} {driver:?}"));
+            c.assert_exact(&format!("{test} {codec} {driver:?}"));
             eprintln!(
                 "{test}: {codec} ({driver:?}): {seen:?} batches; {} records read back exactly",
-                got.len()
+                c.read
             );
         }
     }
@@ -334,11 +324,11 @@ fn fault(test: &str, driver: Driver, fault: impl Fn(&mut Mock, &str, usize)) {
     for p in 0..PARTITIONS {
         mock.cmd(&format!("set_leader {topic} {p} {}", p + 1));
     }
-    let recs = records(&topic, 300, "fault");
-    let client = Client::start(
+    let bootstrap = mock.bootstrap.clone();
+    let c = RoundTrip {
         driver,
-        config(
-            &mock.bootstrap,
+        config: config(
+            &bootstrap,
             &[
                 ("acks", "all"),
                 ("enable.idempotence", "true"),
@@ -349,14 +339,16 @@ fn fault(test: &str, driver: Driver, fault: impl Fn(&mut Mock, &str, usize)) {
                 ("reconnect.backoff.max.ms", "200"),
             ],
         ),
-    );
-    let metas = produce(&client, &recs, 10, Duration::from_millis(60), |c| {
-        fault(&mut mock, &topic, c)
-    });
-    client.close();
-    let got = consume(&v[1], &mock.bootstrap, &topic, PARTITIONS, recs.len());
-    check(&recs, &metas, PARTITIONS, &got, false).assert_exact(&format!("{test} {driver:?}"));
-    eprintln!("{test}: {} records read back exactly", got.len());
+        records: &records(&topic, 300, "fault"),
+        chunks: 10,
+        pause: Duration::from_millis(60),
+        consumer: &v[1],
+        broker: &bootstrap,
+        duplicates_allowed: false,
+    }
+    .run_with_faults(|c| fault(&mut mock, &topic, c));
+    c.assert_exact(&format!("{test} {driver:?}"));
+    eprintln!("{test}: {} records read back exactly", c.read);
 }
 
 fn push_errors(code: i32) -> impl Fn(&mut Mock, &str, usize) {
@@ -459,9 +451,17 @@ fn lost_responses(test: &str, driver: Driver, idempotent: bool) -> Option<(usize
         ("retry.backoff.ms", "20"),
         ("reconnect.backoff.ms", "20"),
     ]);
-    let client = Client::start(driver, config(&proxy_addr.to_string(), &props));
-    let metas = produce(&client, &recs, 30, Duration::from_millis(15), |_| {});
-    client.close();
+    let c = RoundTrip {
+        driver,
+        config: config(&proxy_addr.to_string(), &props),
+        records: &recs,
+        chunks: 30,
+        pause: Duration::from_millis(15),
+        consumer: &v[1],
+        broker: &tansu.addr.to_string(),
+        duplicates_allowed: !idempotent,
+    }
+    .run();
     let dropped = proxy
         .stats()
         .dropped
@@ -474,14 +474,6 @@ fn lost_responses(test: &str, driver: Driver, idempotent: bool) -> Option<(usize
             .produces
             .load(std::sync::atomic::Ordering::Acquire)
     );
-    let got = consume(
-        &v[1],
-        &tansu.addr.to_string(),
-        &topic,
-        PARTITIONS,
-        recs.len(),
-    );
-    let c = check(&recs, &metas, PARTITIONS, &got, !idempotent);
     if idempotent {
         // tansu answers a re-sent batch with DUPLICATE_SEQUENCE_NUMBER and
         // base offset -1 (it keeps no batch metadata); the producer then
@@ -504,7 +496,7 @@ fn lost_responses(test: &str, driver: Driver, idempotent: bool) -> Option<(usize
         "{test}: {} Produce responses lost after append; read {} records for {} sent: \
          {} duplicates; {} acknowledged as duplicates with offset -1",
         dropped,
-        got.len(),
+        c.read,
         recs.len(),
         c.duplicates,
         c.unknown_offsets

@@ -34,9 +34,8 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use bytes::Bytes;
-
 use super::{blocking, DeliveryFuture, DeliveryResult, Error, Handle};
+use crate::producer::record::record_builders;
 use crate::producer::{ProducerConfig, ProducerRecord};
 use crate::serialize::{Header, Serializer};
 
@@ -107,26 +106,7 @@ impl<K, V> TypedRecord<K, V> {
         self
     }
 
-    /// Sets an explicit partition.
-    pub fn partition(mut self, partition: i32) -> Self {
-        self.partition = Some(partition);
-        self
-    }
-
-    /// Appends a header.
-    pub fn header(mut self, key: impl Into<String>, value: impl Into<Bytes>) -> Self {
-        self.headers.push(Header {
-            key: key.into(),
-            value: Some(value.into()),
-        });
-        self
-    }
-
-    /// Sets the create timestamp (Unix ms).
-    pub fn timestamp(mut self, ms: i64) -> Self {
-        self.timestamp = Some(ms);
-        self
-    }
+    record_builders!();
 }
 
 /// What keeps the driver behind a [`TypedProducer`] running.

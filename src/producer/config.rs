@@ -167,35 +167,40 @@ impl Default for ProducerConfig {
     }
 }
 
+impl ConfigError {
+    /// [`ConfigError::InvalidValue`]: `value` of `key` is refused for `reason`.
+    fn invalid(key: &str, value: impl Into<String>, reason: &str) -> Self {
+        ConfigError::InvalidValue {
+            key: key.into(),
+            value: value.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
 fn parse_num<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError> {
-    value.trim().parse().map_err(|_| ConfigError::InvalidValue {
-        key: key.into(),
-        value: value.into(),
-        reason: "not a number in range".into(),
-    })
+    value
+        .trim()
+        .parse()
+        .map_err(|_| ConfigError::invalid(key, value, "not a number in range"))
+}
+
+/// A whole number of zero or more; a negative one is refused as such, not as
+/// out of range.
+fn parse_non_negative(key: &str, value: &str) -> Result<u64, ConfigError> {
+    let n: i64 = parse_num(key, value)?;
+    u64::try_from(n).map_err(|_| ConfigError::invalid(key, value, "must not be negative"))
 }
 
 fn parse_ms(key: &str, value: &str) -> Result<Duration, ConfigError> {
-    let ms: i64 = parse_num(key, value)?;
-    if ms < 0 {
-        return Err(ConfigError::InvalidValue {
-            key: key.into(),
-            value: value.into(),
-            reason: "must not be negative".into(),
-        });
-    }
-    Ok(Duration::from_millis(ms as u64))
+    parse_non_negative(key, value).map(Duration::from_millis)
 }
 
 fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
     match value.trim().to_ascii_lowercase().as_str() {
         "true" => Ok(true),
         "false" => Ok(false),
-        _ => Err(ConfigError::InvalidValue {
-            key: key.into(),
-            value: value.into(),
-            reason: "expected true or false".into(),
-        }),
+        _ => Err(ConfigError::invalid(key, value, "expected true or false")),
     }
 }
 
@@ -227,13 +232,7 @@ impl ProducerConfig {
                     "0" => Acks::None,
                     "1" => Acks::Leader,
                     "all" | "-1" => Acks::All,
-                    _ => {
-                        return Err(ConfigError::InvalidValue {
-                            key: k.into(),
-                            value: value.into(),
-                            reason: "expected 0, 1, all or -1".into(),
-                        })
-                    }
+                    _ => return Err(ConfigError::invalid(k, value, "expected 0, 1, all or -1")),
                 }
             }
             "enable.idempotence" => {
@@ -246,27 +245,13 @@ impl ProducerConfig {
             "max.in.flight.requests.per.connection" => self.max_in_flight = parse_num(k, value)?,
             "delivery.timeout.ms" => self.delivery_timeout = parse_ms(k, value)?,
             "request.timeout.ms" => self.request_timeout = parse_ms(k, value)?,
-            "retries" => {
-                let r: i64 = parse_num(k, value)?;
-                if r < 0 {
-                    return Err(ConfigError::InvalidValue {
-                        key: k.into(),
-                        value: value.into(),
-                        reason: "must not be negative".into(),
-                    });
-                }
-                self.retries = r.min(i32::MAX as i64) as u32;
-            }
+            "retries" => self.retries = parse_non_negative(k, value)?.min(i32::MAX as u64) as u32,
             "retry.backoff.ms" => self.retry_backoff = parse_ms(k, value)?,
             "retry.backoff.max.ms" => self.retry_backoff_max = parse_ms(k, value)?,
             "max.request.size" => self.max_request_size = parse_num(k, value)?,
             "compression.type" => {
                 self.compression = Compression::from_name(value.trim()).ok_or_else(|| {
-                    ConfigError::InvalidValue {
-                        key: k.into(),
-                        value: value.into(),
-                        reason: "expected none, gzip, snappy, lz4 or zstd".into(),
-                    }
+                    ConfigError::invalid(k, value, "expected none, gzip, snappy, lz4 or zstd")
                 })?
             }
             "compression.level"
@@ -321,11 +306,7 @@ impl ProducerConfig {
             }
             let (k, v) = line
                 .split_once('=')
-                .ok_or_else(|| ConfigError::InvalidValue {
-                    key: line.into(),
-                    value: String::new(),
-                    reason: "expected key=value".into(),
-                })?;
+                .ok_or_else(|| ConfigError::invalid(line, "", "expected key=value"))?;
             pairs.push((k, v));
         }
         Self::from_properties(pairs)
@@ -342,11 +323,11 @@ impl ProducerConfig {
             self.batch_size = 1;
         }
         if self.max_in_flight == 0 {
-            return Err(ConfigError::InvalidValue {
-                key: "max.in.flight.requests.per.connection".into(),
-                value: "0".into(),
-                reason: "must be at least 1".into(),
-            });
+            return Err(ConfigError::invalid(
+                "max.in.flight.requests.per.connection",
+                "0",
+                "must be at least 1",
+            ));
         }
         if self.enable_idempotence {
             let conflict = if self.acks != Acks::All {
@@ -378,18 +359,18 @@ impl ProducerConfig {
             // It is a protocol string in every request header: longer, no
             // request could be encoded, so refuse it here rather than at
             // the first send.
-            return Err(ConfigError::InvalidValue {
-                key: "client.id".into(),
-                value: format!("({} bytes)", self.client_id.len()),
-                reason: "longer than 32767 bytes".into(),
-            });
+            return Err(ConfigError::invalid(
+                "client.id",
+                format!("({} bytes)", self.client_id.len()),
+                "longer than 32767 bytes",
+            ));
         }
         if self.max_request_size < 128 {
-            return Err(ConfigError::InvalidValue {
-                key: "max.request.size".into(),
-                value: self.max_request_size.to_string(),
-                reason: "too small for one record batch".into(),
-            });
+            return Err(ConfigError::invalid(
+                "max.request.size",
+                self.max_request_size.to_string(),
+                "too small for one record batch",
+            ));
         }
         if self.retry_backoff_max < self.retry_backoff {
             self.retry_backoff_max = self.retry_backoff;

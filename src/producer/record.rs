@@ -7,6 +7,39 @@ use bytes::Bytes;
 use crate::protocol::error_code::ErrorCode;
 use crate::protocol::record::Header;
 
+/// The builder methods that do not depend on the key and value types, for
+/// the record types with `partition`, `headers` and `timestamp` fields:
+/// [`ProducerRecord`] and [`TypedRecord`](crate::driver::TypedRecord) (one
+/// generic record type cannot serve both: bytes records take
+/// `impl Into<Bytes>` for key and value, and typed records must take `K` and
+/// `V` themselves, or a literal such as `5` would no longer take the record's
+/// value type).
+macro_rules! record_builders {
+    () => {
+        /// Sets an explicit partition.
+        pub fn partition(mut self, partition: i32) -> Self {
+            self.partition = Some(partition);
+            self
+        }
+
+        /// Appends a header.
+        pub fn header(mut self, key: impl Into<String>, value: impl Into<::bytes::Bytes>) -> Self {
+            self.headers.push($crate::protocol::record::Header {
+                key: key.into(),
+                value: Some(value.into()),
+            });
+            self
+        }
+
+        /// Sets the create timestamp (Unix ms).
+        pub fn timestamp(mut self, ms: i64) -> Self {
+            self.timestamp = Some(ms);
+            self
+        }
+    };
+}
+pub(crate) use record_builders;
+
 /// A record to produce.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProducerRecord {
@@ -43,26 +76,7 @@ impl ProducerRecord {
         self
     }
 
-    /// Sets an explicit partition.
-    pub fn partition(mut self, partition: i32) -> Self {
-        self.partition = Some(partition);
-        self
-    }
-
-    /// Appends a header.
-    pub fn header(mut self, key: impl Into<String>, value: impl Into<Bytes>) -> Self {
-        self.headers.push(Header {
-            key: key.into(),
-            value: Some(value.into()),
-        });
-        self
-    }
-
-    /// Sets the create timestamp (Unix ms).
-    pub fn timestamp(mut self, ms: i64) -> Self {
-        self.timestamp = Some(ms);
-        self
-    }
+    record_builders!();
 }
 
 /// Identifies one accepted record until its outcome; ids grow by one per `send`.

@@ -101,6 +101,23 @@ fn not_compiled(c: Compression) -> ProtocolError {
     ))
 }
 
+/// The module of a codec whose feature is off: the same two functions as the
+/// real one, failing with [`not_compiled`].
+#[allow(unused_macros)]
+macro_rules! codec_not_compiled {
+    ($module:ident, $codec:ident) => {
+        mod $module {
+            use super::*;
+            pub(super) fn compress(_: Option<i32>, _: &[u8], _: &mut BytesMut) -> Result<()> {
+                Err(not_compiled(Compression::$codec))
+            }
+            pub(super) fn decompress(_: &[u8], _: usize) -> Result<Vec<u8>> {
+                Err(not_compiled(Compression::$codec))
+            }
+        }
+    };
+}
+
 #[allow(dead_code)]
 fn codec_err(c: Compression, e: impl std::fmt::Display) -> ProtocolError {
     ProtocolError::Compression(format!("{}: {e}", c.name()))
@@ -207,15 +224,7 @@ mod gzip {
 }
 
 #[cfg(not(feature = "gzip"))]
-mod gzip {
-    use super::*;
-    pub(super) fn compress(_: Option<i32>, _: &[u8], _: &mut BytesMut) -> Result<()> {
-        Err(not_compiled(Compression::Gzip))
-    }
-    pub(super) fn decompress(_: &[u8], _: usize) -> Result<Vec<u8>> {
-        Err(not_compiled(Compression::Gzip))
-    }
-}
+codec_not_compiled!(gzip, Gzip);
 
 /// The header of xerial snappy-java's `SnappyOutputStream`: magic, version 1,
 /// minimum compatible version 1.
@@ -303,15 +312,7 @@ mod snappy {
 }
 
 #[cfg(not(feature = "snappy"))]
-mod snappy {
-    use super::*;
-    pub(super) fn compress(_: Option<i32>, _: &[u8], _: &mut BytesMut) -> Result<()> {
-        Err(not_compiled(Compression::Snappy))
-    }
-    pub(super) fn decompress(_: &[u8], _: usize) -> Result<Vec<u8>> {
-        Err(not_compiled(Compression::Snappy))
-    }
-}
+codec_not_compiled!(snappy, Snappy);
 
 #[cfg(feature = "lz4")]
 mod lz4 {
@@ -344,15 +345,7 @@ mod lz4 {
 }
 
 #[cfg(not(feature = "lz4"))]
-mod lz4 {
-    use super::*;
-    pub(super) fn compress(_: Option<i32>, _: &[u8], _: &mut BytesMut) -> Result<()> {
-        Err(not_compiled(Compression::Lz4))
-    }
-    pub(super) fn decompress(_: &[u8], _: usize) -> Result<Vec<u8>> {
-        Err(not_compiled(Compression::Lz4))
-    }
-}
+codec_not_compiled!(lz4, Lz4);
 
 #[cfg(feature = "zstd")]
 mod zstd {
@@ -411,15 +404,7 @@ mod zstd {
 }
 
 #[cfg(not(feature = "zstd"))]
-mod zstd {
-    use super::*;
-    pub(super) fn compress(_: Option<i32>, _: &[u8], _: &mut BytesMut) -> Result<()> {
-        Err(not_compiled(Compression::Zstd))
-    }
-    pub(super) fn decompress(_: &[u8], _: usize) -> Result<Vec<u8>> {
-        Err(not_compiled(Compression::Zstd))
-    }
-}
+codec_not_compiled!(zstd, Zstd);
 
 #[cfg(test)]
 mod tests {

@@ -253,6 +253,23 @@ impl ResponseHeader {
     }
 }
 
+/// Appends the header of an `R` request at `version`, in the header version it takes.
+fn put_request_header<R: Request>(
+    buf: &mut BytesMut,
+    correlation_id: i32,
+    client_id: Option<&str>,
+    version: i16,
+) -> Result<()> {
+    RequestHeader {
+        api_key: R::API_KEY.code(),
+        api_version: version,
+        correlation_id,
+        client_id: client_id.map(str::to_owned),
+        tagged_fields: TaggedFields::default(),
+    }
+    .encode(buf, R::API_KEY.request_header_version(version))
+}
+
 /// Appends a whole request frame (size, header, body) to `buf`.
 pub fn encode_request<R: Request>(
     buf: &mut BytesMut,
@@ -264,15 +281,8 @@ pub fn encode_request<R: Request>(
     R::API_KEY.check_version(version)?;
     let start = buf.len();
     buf.put_i32(0);
-    let encoded = RequestHeader {
-        api_key: R::API_KEY.code(),
-        api_version: version,
-        correlation_id,
-        client_id: client_id.map(str::to_owned),
-        tagged_fields: TaggedFields::default(),
-    }
-    .encode(buf, R::API_KEY.request_header_version(version))
-    .and_then(|()| request.encode(buf, version));
+    let encoded = put_request_header::<R>(buf, correlation_id, client_id, version)
+        .and_then(|()| request.encode(buf, version));
     if let Err(e) = encoded {
         buf.truncate(start);
         return Err(e);
@@ -301,14 +311,7 @@ pub fn encode_request_split<R: Request>(
     // Without its records a request is small: one allocation, no regrowth.
     let mut buf = BytesMut::with_capacity(256);
     buf.put_i32(0);
-    RequestHeader {
-        api_key: R::API_KEY.code(),
-        api_version: version,
-        correlation_id,
-        client_id: client_id.map(str::to_owned),
-        tagged_fields: TaggedFields::default(),
-    }
-    .encode(&mut buf, R::API_KEY.request_header_version(version))?;
+    put_request_header::<R>(&mut buf, correlation_id, client_id, version)?;
     let mut holes = Vec::new();
     request.encode_split(&mut buf, version, &mut holes)?;
     let total = holes.iter().map(|(_, b)| b.len()).sum::<usize>() + buf.len();

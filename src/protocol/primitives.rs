@@ -60,26 +60,12 @@ pub fn get_uuid(buf: &mut Bytes) -> Result<[u8; 16]> {
     Ok(u)
 }
 
-/// Reads an unsigned LEB128 varint of at most 5 bytes (32 bits).
+/// Reads an unsigned LEB128 number of at most `max_len` bytes (bits past the
+/// 64th are dropped).
 #[inline]
-pub fn get_uvarint(buf: &mut Bytes) -> Result<u32> {
-    let mut value: u32 = 0;
-    for i in 0..5 {
-        need(buf, 1)?;
-        let b = buf.get_u8();
-        value |= ((b & 0x7f) as u32) << (7 * i);
-        if b & 0x80 == 0 {
-            return Ok(value);
-        }
-    }
-    Err(ProtocolError::BadVarint(5))
-}
-
-/// Reads an unsigned LEB128 varlong of at most 10 bytes (64 bits).
-#[inline]
-pub fn get_uvarlong(buf: &mut Bytes) -> Result<u64> {
+fn get_leb128(buf: &mut Bytes, max_len: usize) -> Result<u64> {
     let mut value: u64 = 0;
-    for i in 0..10 {
+    for i in 0..max_len {
         need(buf, 1)?;
         let b = buf.get_u8();
         value |= ((b & 0x7f) as u64) << (7 * i);
@@ -87,7 +73,20 @@ pub fn get_uvarlong(buf: &mut Bytes) -> Result<u64> {
             return Ok(value);
         }
     }
-    Err(ProtocolError::BadVarint(10))
+    Err(ProtocolError::BadVarint(max_len))
+}
+
+/// Reads an unsigned LEB128 varint of at most 5 bytes (bits past the 32nd are
+/// dropped).
+#[inline]
+pub fn get_uvarint(buf: &mut Bytes) -> Result<u32> {
+    get_leb128(buf, 5).map(|v| v as u32)
+}
+
+/// Reads an unsigned LEB128 varlong of at most 10 bytes (64 bits).
+#[inline]
+pub fn get_uvarlong(buf: &mut Bytes) -> Result<u64> {
+    get_leb128(buf, 10)
 }
 
 /// Reads a zigzag-encoded signed varint (32 bits), as in record fields.
@@ -106,12 +105,8 @@ pub fn get_varlong(buf: &mut Bytes) -> Result<i64> {
 
 /// Writes an unsigned LEB128 varint.
 #[inline]
-pub fn put_uvarint(buf: &mut impl BufMut, mut v: u32) {
-    while v >= 0x80 {
-        buf.put_u8((v as u8) | 0x80);
-        v >>= 7;
-    }
-    buf.put_u8(v as u8);
+pub fn put_uvarint(buf: &mut impl BufMut, v: u32) {
+    put_uvarlong(buf, u64::from(v))
 }
 
 /// Writes an unsigned LEB128 varlong.
@@ -449,6 +444,23 @@ mod tests {
             let mut r = Bytes::copy_from_slice(bytes);
             assert_eq!(get_varint(&mut r).unwrap(), *v);
         }
+    }
+
+    /// The widest encodings: a fifth (tenth) byte's bits past 32 (64) are
+    /// dropped, not an error.
+    #[test]
+    fn widest_varints_keep_their_low_bits() {
+        let mut r = Bytes::from_static(&[0xff, 0xff, 0xff, 0xff, 0x7f]);
+        assert_eq!(get_uvarint(&mut r), Ok(u32::MAX));
+        let mut r = Bytes::from_static(&[0x80, 0x80, 0x80, 0x80, 0x11]);
+        assert_eq!(get_uvarint(&mut r), Ok(1 << 28));
+        let mut ten = [0xffu8; 10];
+        ten[9] = 0x7f;
+        let mut r = Bytes::copy_from_slice(&ten);
+        assert_eq!(get_uvarlong(&mut r), Ok(u64::MAX));
+        let mut b = BytesMut::new();
+        put_uvarint(&mut b, u32::MAX);
+        assert_eq!(&b[..], &[0xff, 0xff, 0xff, 0xff, 0x0f]);
     }
 
     #[test]

@@ -115,6 +115,7 @@ impl Record {
     pub fn encode(&self, out: &mut BytesMut) -> usize {
         encode_record(
             out,
+            self.body_len(),
             self.attributes,
             self.timestamp_delta,
             self.offset_delta,
@@ -126,14 +127,17 @@ impl Record {
 
     /// Bytes [`Record::encode`] writes.
     pub fn encoded_len(&self) -> usize {
-        let body = body_len(
+        record_len(self.body_len())
+    }
+
+    fn body_len(&self) -> usize {
+        body_len(
             self.timestamp_delta,
             self.offset_delta,
             self.key.as_deref(),
             self.value.as_deref(),
             &self.headers,
-        );
-        varint_len(body as i32) + body
+        )
     }
 }
 
@@ -175,6 +179,12 @@ fn body_len(
         + h
 }
 
+/// Bytes of a record whose body is `body` bytes: the length varint and the body.
+#[inline(always)]
+fn record_len(body: usize) -> usize {
+    varint_len(body as i32) + body
+}
+
 /// Writes `v` as an unsigned LEB128 varint into `b` at `n`; returns the new end.
 ///
 /// Indices are masked to the array size so that no bounds check is emitted;
@@ -205,35 +215,13 @@ fn scratch_len(b: &mut [u8; 32], n: usize, field: Option<&[u8]>) -> usize {
     scratch_varint(b, n, field.map_or(-1, |f| f.len() as i32))
 }
 
-/// Writes one record; the varints around key and value go through a stack
+/// Writes one record whose [`body_len`] is `body`, taken from the caller, who
+/// needs it anyway (for a limit check, or for the size it returns); returns
+/// the bytes written. The varints around key and value go through a stack
 /// buffer so that a record costs a handful of `extend_from_slice` calls.
-#[inline(always)]
-fn encode_record(
-    out: &mut BytesMut,
-    attributes: i8,
-    timestamp_delta: i64,
-    offset_delta: i32,
-    key: Option<&[u8]>,
-    value: Option<&[u8]>,
-    headers: &[Header],
-) -> usize {
-    let body = body_len(timestamp_delta, offset_delta, key, value, headers);
-    encode_record_body(
-        out,
-        body,
-        attributes,
-        timestamp_delta,
-        offset_delta,
-        key,
-        value,
-        headers,
-    )
-}
-
-/// [`encode_record`] with the body length already known (computed once per record).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn encode_record_body(
+fn encode_record(
     out: &mut BytesMut,
     body: usize,
     attributes: i8,
@@ -243,7 +231,7 @@ fn encode_record_body(
     value: Option<&[u8]>,
     headers: &[Header],
 ) -> usize {
-    let total = varint_len(body as i32) + body;
+    let total = record_len(body);
     out.reserve(total);
     let mut s = [0u8; 32];
     let mut n = scratch_varint(&mut s, 0, body as i32);
@@ -328,8 +316,7 @@ impl BatchBuilder {
         value: Option<&[u8]>,
         headers: &[Header],
     ) -> usize {
-        let body = body_len(timestamp_delta, offset_delta, key, value, headers);
-        varint_len(body as i32) + body
+        record_len(body_len(timestamp_delta, offset_delta, key, value, headers))
     }
 
     /// Exact bytes the next [`BatchBuilder::append`] of this record would add.
@@ -359,18 +346,9 @@ impl BatchBuilder {
         value: Option<&[u8]>,
         headers: &[Header],
     ) -> usize {
-        let n = encode_record(
-            &mut self.buf,
-            0,
-            timestamp.wrapping_sub(self.base_timestamp),
-            self.count,
-            key,
-            value,
-            headers,
-        );
-        self.count += 1;
-        self.max_timestamp = self.max_timestamp.max(timestamp);
-        n
+        let delta = timestamp.wrapping_sub(self.base_timestamp);
+        let body = body_len(delta, self.count, key, value, headers);
+        self.write(timestamp, delta, body, key, value, headers)
     }
 
     /// Appends a record if the batch stays within `limit` bytes; returns the
@@ -387,11 +365,26 @@ impl BatchBuilder {
     ) -> std::result::Result<usize, usize> {
         let delta = timestamp.wrapping_sub(self.base_timestamp);
         let body = body_len(delta, self.count, key, value, headers);
-        let total = varint_len(body as i32) + body;
+        let total = record_len(body);
         if self.buf.len() + total > limit {
             return Err(total);
         }
-        encode_record_body(
+        Ok(self.write(timestamp, delta, body, key, value, headers))
+    }
+
+    /// Writes the next record, measured by the caller at `delta` from the base
+    /// timestamp; returns the bytes added.
+    #[inline(always)]
+    fn write(
+        &mut self,
+        timestamp: i64,
+        delta: i64,
+        body: usize,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header],
+    ) -> usize {
+        let n = encode_record(
             &mut self.buf,
             body,
             0,
@@ -403,7 +396,7 @@ impl BatchBuilder {
         );
         self.count += 1;
         self.max_timestamp = self.max_timestamp.max(timestamp);
-        Ok(total)
+        n
     }
 
     /// Bytes so far, the 61-byte header included (the uncompressed batch size).

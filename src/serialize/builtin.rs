@@ -36,22 +36,7 @@ macro_rules! simple_serializer {
             }
         )+
 
-        impl<T> Serializer<Option<T>> for $ser
-        where
-            $ser: Serializer<T>,
-        {
-            fn serialize(
-                &self,
-                topic: &str,
-                headers: &mut Vec<Header>,
-                data: &Option<T>,
-            ) -> Result<Option<Bytes>, SerializeError> {
-                match data {
-                    Some(d) => Serializer::<T>::serialize(self, topic, headers, d),
-                    None => Ok(None),
-                }
-            }
-        }
+        null_for_none!($ser);
     };
 }
 

@@ -34,6 +34,31 @@ use std::error::Error as StdError;
 
 use bytes::Bytes;
 
+/// Implements `Serializer<Option<T>>` for `$ser` for every `T` it serializes:
+/// `None` is a null key or value (the built-ins and the Avro serializer).
+macro_rules! null_for_none {
+    ($ser:ty) => {
+        impl<T> $crate::serialize::Serializer<Option<T>> for $ser
+        where
+            $ser: $crate::serialize::Serializer<T>,
+        {
+            fn serialize(
+                &self,
+                topic: &str,
+                headers: &mut Vec<$crate::serialize::Header>,
+                data: &Option<T>,
+            ) -> Result<Option<::bytes::Bytes>, $crate::serialize::SerializeError> {
+                match data {
+                    Some(d) => {
+                        $crate::serialize::Serializer::<T>::serialize(self, topic, headers, d)
+                    }
+                    None => Ok(None),
+                }
+            }
+        }
+    };
+}
+
 mod builtin;
 #[cfg(feature = "json")]
 mod json;

@@ -439,7 +439,7 @@ pub fn records(topic: &str, n: usize, tag: &str) -> Vec<ProducerRecord> {
 /// Sends `records` in `chunks` chunks with `pause` between them, calling
 /// `between(chunk)` before each chunk (fault injection), then waits for every
 /// outcome. Returns the metadata per record index; panics on any failure.
-pub fn produce(
+fn produce(
     client: &Client,
     records: &[ProducerRecord],
     chunks: usize,
@@ -463,6 +463,61 @@ pub fn produce(
             Err(e) => panic!("record {i} failed: {e} ({e:?})"),
         })
         .collect()
+}
+
+/// Partitions of every topic the record matrix goes to.
+pub const PARTITIONS: i32 = 3;
+
+/// One run of the record matrix: sent by a new producer, then read back by
+/// the independent consumer and compared with what was sent and reported.
+pub struct RoundTrip<'a> {
+    /// The producer's driver.
+    pub driver: Driver,
+    /// The producer's configuration ([`config`]).
+    pub config: ProducerConfig,
+    /// The records ([`records`]), all to one topic of [`PARTITIONS`] partitions.
+    pub records: &'a [ProducerRecord],
+    /// The records go in this many chunks, with `pause` after each: a run
+    /// takes several requests, and faults can come between them.
+    pub chunks: usize,
+    /// The pause after each chunk.
+    pub pause: Duration,
+    /// The consumer command ([`CONSUMER`]).
+    pub consumer: &'a str,
+    /// The broker the consumer reads from: not the producer's
+    /// `bootstrap.servers` when the producer goes through a proxy.
+    pub broker: &'a str,
+    /// Copies of a record are counted instead of being problems (see [`check`]).
+    pub duplicates_allowed: bool,
+}
+
+impl RoundTrip<'_> {
+    /// Sends the records and closes the producer once every outcome is in
+    /// (any failure panics), then reads the topic back and compares.
+    pub fn run(self) -> Check {
+        self.run_with_faults(|_| {})
+    }
+
+    /// [`RoundTrip::run`], calling `before_chunk(chunk)` before each chunk is sent.
+    pub fn run_with_faults(self, before_chunk: impl FnMut(usize)) -> Check {
+        let client = Client::start(self.driver, self.config);
+        let metas = produce(&client, self.records, self.chunks, self.pause, before_chunk);
+        client.close();
+        let got = consume(
+            self.consumer,
+            self.broker,
+            &self.records[0].topic,
+            PARTITIONS,
+            self.records.len(),
+        );
+        check(
+            self.records,
+            &metas,
+            PARTITIONS,
+            &got,
+            self.duplicates_allowed,
+        )
+    }
 }
 
 /// What the read-back showed.

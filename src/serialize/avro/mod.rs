@@ -323,19 +323,7 @@ impl Serializer<Value> for AvroSerializer {
     }
 }
 
-impl Serializer<Option<Value>> for AvroSerializer {
-    fn serialize(
-        &self,
-        topic: &str,
-        headers: &mut Vec<Header>,
-        data: &Option<Value>,
-    ) -> Result<Option<Bytes>, SerializeError> {
-        match data {
-            Some(v) => Serializer::<Value>::serialize(self, topic, headers, v),
-            None => Ok(None),
-        }
-    }
-}
+null_for_none!(AvroSerializer);
 
 /// Writes any `serde::Serialize` type with one writer schema in the Confluent
 /// wire format (see [`AvroSerializer`], which it wraps). A top-level `None`
