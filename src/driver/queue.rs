@@ -107,7 +107,9 @@ impl Sender {
 
 impl Receiver {
     /// Moves everything queued into `out` (which should be empty: its buffer
-    /// is swapped in, so the two buffers are reused turn about).
+    /// is swapped in, so the two buffers are reused turn about). Used by the
+    /// mio loop, which waits in its own poll, not in [`Receiver::wait`].
+    #[cfg_attr(not(feature = "mio-driver"), allow(dead_code))]
     pub(super) fn drain(&self, out: &mut VecDeque<IoMsg>) {
         let mut s = self.0.lock();
         // Cleared before the loop polls the core: a kick after this wakes it again.

@@ -169,7 +169,7 @@ impl Default for ProducerConfig {
 
 impl ConfigError {
     /// [`ConfigError::InvalidValue`]: `value` of `key` is refused for `reason`.
-    fn invalid(key: &str, value: impl Into<String>, reason: &str) -> Self {
+    pub(crate) fn invalid(key: &str, value: impl Into<String>, reason: &str) -> Self {
         ConfigError::InvalidValue {
             key: key.into(),
             value: value.into(),
@@ -264,11 +264,7 @@ impl ProducerConfig {
             "reconnect.backoff.max.ms" => self.reconnect_backoff_max = parse_ms(k, value)?,
             "metadata.recovery.strategy" => {
                 self.metadata_recovery_strategy = MetadataRecoveryStrategy::from_name(value)
-                    .ok_or_else(|| ConfigError::InvalidValue {
-                        key: k.into(),
-                        value: value.into(),
-                        reason: "expected none or rebootstrap".into(),
-                    })?
+                    .ok_or_else(|| ConfigError::invalid(k, value, "expected none or rebootstrap"))?
             }
             "metadata.recovery.rebootstrap.trigger.ms" => {
                 self.metadata_recovery_rebootstrap_trigger = parse_ms(k, value)?

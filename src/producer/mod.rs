@@ -333,11 +333,11 @@ impl Producer {
             bootstrap.push(parse_host_port(s)?);
         }
         if bootstrap.is_empty() {
-            return Err(ConfigError::InvalidValue {
-                key: "bootstrap.servers".into(),
-                value: String::new(),
-                reason: "at least one host:port is required".into(),
-            });
+            return Err(ConfigError::invalid(
+                "bootstrap.servers",
+                "",
+                "at least one host:port is required",
+            ));
         }
         let pid = if config.enable_idempotence {
             PidState::Unknown {
@@ -1092,11 +1092,7 @@ fn choose_partition(
 
 /// Splits `host:port` (IPv6 in brackets allowed).
 fn parse_host_port(s: &str) -> Result<(String, u16), ConfigError> {
-    let bad = || ConfigError::InvalidValue {
-        key: "bootstrap.servers".into(),
-        value: s.into(),
-        reason: "expected host:port".into(),
-    };
+    let bad = || ConfigError::invalid("bootstrap.servers", s, "expected host:port");
     let s = s.trim();
     let s = s.strip_prefix("PLAINTEXT://").unwrap_or(s);
     let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
