@@ -170,6 +170,13 @@ fn sync_send<D: Driver>() {
         "sync sends lingered: {:?}",
         t0.elapsed()
     );
+    // Each synchronous send went alone: one batch, one request.
+    let m = p.metrics();
+    assert_eq!(m.records_delivered, 5);
+    assert_eq!(
+        (m.batches_sent, m.produce_requests, m.records_failed),
+        (5, 5, 0)
+    );
     p.close(WAIT).unwrap();
 }
 

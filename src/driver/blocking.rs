@@ -134,6 +134,11 @@ impl Producer {
         self.inner.handle.is_closed()
     }
 
+    /// A snapshot of the core's counters ([`Handle::metrics`]).
+    pub fn metrics(&self) -> crate::producer::Metrics {
+        self.inner.handle.metrics()
+    }
+
     /// A [`Handle`] on this producer (it does not keep the producer open).
     pub fn handle(&self) -> Handle {
         self.inner.handle.clone()

@@ -362,6 +362,11 @@ impl<K, V> TypedProducer<K, V> {
         self.handle.is_closed()
     }
 
+    /// A snapshot of the core's counters ([`Handle::metrics`]).
+    pub fn metrics(&self) -> crate::producer::Metrics {
+        self.handle.metrics()
+    }
+
     /// The untyped handle, for records that are bytes already.
     pub fn handle(&self) -> &Handle {
         &self.handle
