@@ -61,8 +61,10 @@ struct Harness {
     metadata_ports: Vec<u16>,
     /// Ports of the connections the producer opened, in order.
     connects: Vec<u16>,
-    /// Port Metadata gives broker 0 (bootstrap.servers is b0:9000).
+    /// Port Metadata gives the broker (bootstrap.servers is b0:9000).
     broker_port: i32,
+    /// Node id Metadata gives the broker, leader of every partition.
+    broker_id: i32,
 }
 
 const TOPIC: &str = "t";
@@ -99,6 +101,7 @@ impl Harness {
             metadata_ports: Vec::new(),
             connects: Vec::new(),
             broker_port: 9000,
+            broker_id: 0,
         }
     }
 
@@ -219,7 +222,7 @@ impl Harness {
                     let mut resp = MetadataResponse {
                         error_code,
                         brokers: vec![MetadataResponseBroker {
-                            node_id: 0,
+                            node_id: self.broker_id,
                             host: "b0".into(),
                             port: self.broker_port,
                             ..Default::default()
@@ -237,7 +240,7 @@ impl Harness {
                                     (0..self.partitions)
                                         .map(|i| MetadataResponsePartition {
                                             partition_index: i,
-                                            leader_id: 0,
+                                            leader_id: self.broker_id,
                                             ..Default::default()
                                         })
                                         .collect()
@@ -1155,6 +1158,57 @@ fn conn_to(h: &Harness, port: u16) -> ConnId {
         .find(|(_, c)| c.0 == port)
         .expect("connection to port")
         .0
+}
+
+#[test]
+fn a_broker_left_out_of_metadata_is_forgotten() {
+    // As Java's cluster view, the broker list is the last Metadata answer's:
+    // a broker that left is not dialed for cluster requests any more.
+    // (Strategy none: the producer only ever dials known brokers.)
+    let mut h = Harness::new(&[("linger.ms", "0"), ("metadata.recovery.strategy", "none")]);
+    h.broker_port = 9001;
+    h.send(rec("a"));
+    let (req, pr) = h.next_produce().expect("produce of a");
+    h.answer_produce(&req, &pr, ErrorCode::None, 0);
+    // Node 0 leaves; node 1, at another address, leads now.
+    h.broker_id = 1;
+    h.broker_port = 9002;
+    h.send(rec("b"));
+    let (req, pr) = h.next_produce().expect("produce of b");
+    // The old leader refuses it until the refreshed metadata names node 1
+    // (a retry may go out before the refresh is answered, as in Java).
+    let (mut req, mut pr) = (req, pr);
+    for _ in 0..5 {
+        if h.conns[&req.conn].0 == 9002 {
+            break;
+        }
+        h.answer_produce(&req, &pr, ErrorCode::NotLeaderOrFollower, 0);
+        h.advance(Duration::from_secs(1));
+        (req, pr) = h.next_produce().expect("b, retried");
+    }
+    assert_eq!(h.conns[&req.conn].0, 9002);
+    h.answer_produce(&req, &pr, ErrorCode::None, 1);
+    assert_eq!(h.delivered_offsets(), vec![(0, 0), (1, 1)]);
+    // Every connection lost: the refresh for a new topic dials the broker
+    // the last answer listed, never the one that left.
+    let dialed = h.connects.len();
+    let conns: Vec<ConnId> = h.conns.keys().copied().collect();
+    for conn in conns {
+        h.p.handle_disconnected(conn, h.now);
+        h.pump();
+    }
+    h.advance(Duration::from_secs(2));
+    h.send(ProducerRecord::new(OTHER_TOPIC, "c".to_owned()));
+    let (req, pr) = h.next_produce().expect("produce of c");
+    assert_eq!(h.conns[&req.conn].0, 9002);
+    assert!(
+        !h.connects[dialed..].contains(&9001),
+        "dialed the broker that left: {:?}",
+        &h.connects[dialed..]
+    );
+    assert_eq!(h.metadata_ports.last(), Some(&9002));
+    h.answer_produce(&req, &pr, ErrorCode::None, 0);
+    assert!(h.failures().is_empty());
 }
 
 #[test]

@@ -599,9 +599,21 @@ impl Producer {
         }
         self.metadata_last = Some(now);
         self.metadata_wanted_since = None;
+        // The answer's broker list replaces ours, as Java's cluster view: a
+        // broker that left is no longer dialed. (Connections to it stay until
+        // they break or their answers are in; partitions it led get the
+        // leaders this answer names.)
+        self.brokers.clear();
         for b in &resp.brokers {
             if let Ok(port) = u16::try_from(b.port) {
                 self.brokers.insert(b.node_id, (b.host.clone(), port));
+            }
+        }
+        // A leader that is not listed any more is unknown (a partition this
+        // answer does not cover would otherwise wait for a broker that left).
+        for p in &mut self.parts {
+            if p.leader.is_some_and(|l| !self.brokers.contains_key(&l)) {
+                p.leader = None;
             }
         }
         let mut retry_soon = false;
