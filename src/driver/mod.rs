@@ -194,10 +194,13 @@ impl Waiter {
         match self.0.take() {
             Some(Reply::Future(s)) => s.set(r),
             Some(Reply::Callback(cb)) => cb(r),
-            Some(Reply::Tag(tag)) => match listener {
-                Some(l) => l(tag, &r),
-                None => log::debug!("record tagged {tag} has its outcome but no listener is set"),
-            },
+            // Always set: tagged sends are refused until a listener is, and
+            // a listener is only ever replaced.
+            Some(Reply::Tag(tag)) => {
+                if let Some(l) = listener {
+                    l(tag, &r);
+                }
+            }
             None => {}
         }
     }
@@ -889,11 +892,9 @@ fn deliver(event: Event, waiters: &mut [Option<Waiter>], listener: Option<&Liste
                             m.offset = offset;
                             m.timestamp = timestamp;
                         }
-                        match listener {
-                            Some(l) => l(tag, r),
-                            None => log::debug!(
-                                "record tagged {tag} has its outcome but no listener is set"
-                            ),
+                        // Set, as in `Waiter::resolve`.
+                        if let Some(l) = listener {
+                            l(tag, r);
                         }
                     }
                     reply => Waiter(reply).resolve(Ok(md(offset, timestamp)), listener),
