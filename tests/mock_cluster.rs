@@ -110,7 +110,9 @@ fn produce_v(
     records: Bytes,
 ) -> PartitionProduceResponse {
     let mut req = produce_req(-1, topic, partition, records);
-    // v13 names the topic by id (the name is left out).
+    // v13 names the topic by id (the name is left out). A topic the mock
+    // does not know has none: the zero id is then what an unknown topic is
+    // asked for by (produce_to_unknown_topic_or_partition).
     req.topic_data[0].topic_id = c.topic_id(topic).unwrap_or_default();
     let r = c.handle_request(node, frame(version, &req), Instant::now());
     let mut resp: ProduceResponse = decode(&r, version);
