@@ -2,6 +2,7 @@
 //! producer needs, encoded and decoded in both directions so that the producer
 //! core and a test broker share one codec.
 
+pub mod checksum;
 pub mod compression;
 pub mod error;
 pub mod error_code;

@@ -32,6 +32,7 @@ use std::ops::Range;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use super::checksum::{crc32c, crc32c_concat};
 use super::compression::{self, Compression};
 use super::error::{ProtocolError, Result};
 use super::primitives::{varint_len, varlong_len};
@@ -466,7 +467,7 @@ impl BatchBuilder {
             h.put_i32(-1); // base sequence
             h.put_i32(self.count);
         }
-        let crc = crc32c::crc32c(&buf[OFF_ATTRIBUTES..]);
+        let crc = crc32c(&buf[OFF_ATTRIBUTES..]);
         buf[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
         Ok(ClosedBatch {
             buf: buf.freeze(),
@@ -676,7 +677,7 @@ impl RecordBatch {
             return Err(ProtocolError::BadMagic(magic));
         }
         let crc = u32::from_be_bytes(be(b, OFF_CRC));
-        let computed = crc32c::crc32c(&b[OFF_ATTRIBUTES..total]);
+        let computed = crc32c(&b[OFF_ATTRIBUTES..total]);
         if crc != computed {
             return Err(ProtocolError::BadCrc {
                 expected: crc,
@@ -787,7 +788,7 @@ impl RecordBatch {
             w.put_i32(self.base_sequence);
             w.put_i32(self.record_count);
         }
-        crc32c::crc32c_append(crc32c::crc32c(&h), &self.records)
+        crc32c_concat(&h, &self.records)
     }
 }
 
@@ -1023,7 +1024,7 @@ fn fix_crcs(data: &mut [u8]) {
             return;
         }
         let end = at + 12 + length as usize;
-        let crc = crc32c::crc32c(&data[at + OFF_ATTRIBUTES..end]);
+        let crc = crc32c(&data[at + OFF_ATTRIBUTES..end]);
         data[at + OFF_CRC..at + OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
         at = end;
     }
