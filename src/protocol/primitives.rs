@@ -131,12 +131,20 @@ pub fn put_varlong(buf: &mut impl BufMut, v: i64) {
     put_uvarlong(buf, ((v << 1) ^ (v >> 63)) as u64)
 }
 
+/// Bytes of a varint of `bits` significant bits (1..=64): one per started
+/// group of 7. Equal to `bits.div_ceil(7)` there, as a multiply, an add and
+/// a shift (`div_ceil` also computes a remainder): a record's size is
+/// computed from five of these.
+#[inline(always)]
+fn groups_of_7(bits: usize) -> usize {
+    (bits * 9 + 64) >> 6
+}
+
 /// Number of bytes `put_uvarint` writes for `v`.
 #[inline]
 pub fn uvarint_len(v: u32) -> usize {
-    // 1 byte per started group of 7 bits, at least one.
     let bits = 32 - (v | 1).leading_zeros() as usize;
-    bits.div_ceil(7)
+    groups_of_7(bits)
 }
 
 /// Number of bytes `put_varint` writes for `v`.
@@ -150,7 +158,7 @@ pub fn varint_len(v: i32) -> usize {
 pub fn varlong_len(v: i64) -> usize {
     let u = ((v << 1) ^ (v >> 63)) as u64;
     let bits = 64 - (u | 1).leading_zeros() as usize;
-    bits.div_ceil(7)
+    groups_of_7(bits)
 }
 
 /// The longest string, in bytes, that Kafka's protocol carries: a classic
@@ -421,6 +429,25 @@ mod tests {
     use super::*;
     use bytes::BytesMut;
     use quickcheck::quickcheck;
+
+    #[test]
+    fn groups_of_7_is_div_ceil() {
+        for bits in 1..=64 {
+            assert_eq!(groups_of_7(bits), bits.div_ceil(7), "{bits}");
+        }
+        // And the lengths at every group boundary, as written.
+        for shift in 0..64 {
+            for v in [1u64 << shift, (1u64 << shift) - 1] {
+                let mut b = BytesMut::new();
+                put_uvarlong(&mut b, v);
+                assert_eq!(
+                    varlong_len(((v >> 1) as i64) ^ -((v & 1) as i64)),
+                    b.len(),
+                    "{v}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn varint_vectors() {
