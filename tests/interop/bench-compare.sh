@@ -6,6 +6,8 @@
 #
 #   tests/interop/bench-compare.sh [--quick] [--rounds N] [--peers mock,tansu]
 #                                  [--records-100 N] [--records-1k N] [--clients LIST]
+#                                  [--features LIST]   (cargo features for producer_perf,
+#                                                       e.g. crc-fast)
 #
 # Brokers, one at a time, each with 1 broker:
 #   mock   librdkafka's mock cluster (target/interop/rdkafka_mock), started here
@@ -35,6 +37,7 @@ peers="mock,tansu"
 n100=""
 n1k=""
 clients="sansio-blocking,sansio-mio,rdkafka"
+features=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) quick=1; shift ;;
@@ -43,7 +46,8 @@ while [ $# -gt 0 ]; do
         --records-100) n100="$2"; shift 2 ;;
         --records-1k) n1k="$2"; shift 2 ;;
         --clients) clients="$2"; shift 2 ;;
-        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+        --features) features="$2"; shift 2 ;;
+        -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
         *) echo "bench-compare: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -56,8 +60,8 @@ fi
 say() { echo "bench-compare: $*" >&2; }
 
 # ---- build ---------------------------------------------------------------------
-say "building (release)"
-(cd "$root" && cargo build --release --example producer_perf >&2)
+say "building (release${features:+, features $features})"
+(cd "$root" && cargo build --release --example producer_perf ${features:+--features "$features"} >&2)
 "$here/build.sh" >&2
 ours="$root/target/release/examples/producer_perf"
 rdk="$root/target/interop/rdkafka_perf"
