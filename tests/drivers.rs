@@ -743,6 +743,335 @@ fn topic_recreated_mid_stream<D: Driver>() {
     p.close(WAIT).unwrap();
 }
 
+// ---- many senders, one socket: every record once, in each sender's order -------------------
+
+/// Thread `t`'s `i`-th value: `t-i:` then `pad` bytes.
+fn tagged_value(t: usize, i: usize, pad: usize) -> Vec<u8> {
+    let mut v = format!("{t}-{i}:").into_bytes();
+    v.resize(v.len() + pad, b'x');
+    v
+}
+
+/// The thread and index a [`tagged_value`] names; `None` for a warm-up record.
+fn parse_value(v: &[u8]) -> Option<(usize, usize)> {
+    if v.starts_with(b"warm-up:") {
+        return None;
+    }
+    let s = std::str::from_utf8(v).expect("utf-8 prefix");
+    let head = &s[..s.find(':').expect("prefix")];
+    let (t, i) = head.split_once('-').expect("t-i");
+    Some((t.parse().unwrap(), i.parse().unwrap()))
+}
+
+/// Several threads sending at once: `threads` threads each send `per`
+/// records (values padded by `pad` bytes), thread `t` to partition
+/// `t % partitions`, tagged, waiting for every `wait_every`-th record's
+/// outcome and `pause` after each (paced so, the connection often has room
+/// for a request at once; in between, bursts fill it).
+struct Load {
+    threads: usize,
+    per: usize,
+    partitions: usize,
+    pad: usize,
+    wait_every: usize,
+    pause: Duration,
+}
+
+impl Load {
+    /// Sends the load while `during` runs, given the count of records
+    /// delivered so far. Returns once every outcome is in, panicking on a
+    /// failed one. A first record per partition (not in the log check)
+    /// opens the connection beforehand.
+    fn send(&self, p: &Handle, topic: &str, during: impl FnOnce(&AtomicUsize) + Send) {
+        let ok = Arc::new(AtomicUsize::new(0));
+        let failed = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (o, f) = (ok.clone(), failed.clone());
+        p.on_delivery(move |tag, r| match r {
+            Ok(_) => {
+                o.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => f.lock().unwrap().push(format!("record {tag}: {e}")),
+        });
+        let topic: Arc<str> = topic.into();
+        for partition in 0..self.partitions {
+            let warm_up =
+                ProducerRecord::new(topic.clone(), "warm-up:").partition(partition as i32);
+            p.send(warm_up).unwrap().wait_timeout(WAIT).unwrap();
+        }
+        thread::scope(|s| {
+            for t in 0..self.threads {
+                let (h, topic, ok) = (p.clone(), topic.clone(), &ok);
+                s.spawn(move || self.send_one_thread(&h, &topic, t, ok));
+            }
+            s.spawn(|| during(&ok));
+        });
+        p.flush_timeout(Duration::from_secs(60)).unwrap();
+        assert_eq!(*failed.lock().unwrap(), Vec::<String>::new());
+        assert_eq!(ok.load(Ordering::Relaxed), self.threads * self.per);
+    }
+
+    /// Thread `t`'s records; waited ones count in `ok` (the others in the listener).
+    fn send_one_thread(&self, h: &Handle, topic: &Arc<str>, t: usize, ok: &AtomicUsize) {
+        for i in 0..self.per {
+            let r = ProducerRecord::new(topic.clone(), tagged_value(t, i, self.pad))
+                .partition((t % self.partitions) as i32);
+            if i % self.wait_every == self.wait_every - 1 {
+                h.send(r).unwrap().wait_timeout(WAIT).unwrap();
+                ok.fetch_add(1, Ordering::Relaxed);
+            } else {
+                h.send_with_tag(r, (t * self.per + i) as u64).unwrap();
+            }
+            thread::sleep(self.pause);
+        }
+    }
+
+    /// Every thread's records are in the log of its partition exactly once
+    /// and in the order it sent them.
+    fn check(&self, m: &MockServer, topic: &str) {
+        let mut next = vec![0usize; self.threads];
+        for partition in 0..self.partitions {
+            for r in log(m, topic, partition as i32) {
+                let Some((t, i)) = parse_value(r.value.as_deref().expect("value")) else {
+                    continue;
+                };
+                assert_eq!(
+                    t % self.partitions,
+                    partition,
+                    "record {t}-{i} in the wrong partition"
+                );
+                assert_eq!(
+                    i, next[t],
+                    "{topic}-{partition}: thread {t}'s record {i} where {} was due (reordered, duplicated or lost)",
+                    next[t]
+                );
+                next[t] += 1;
+            }
+        }
+        assert_eq!(
+            next,
+            vec![self.per; self.threads],
+            "records missing from the log"
+        );
+    }
+}
+
+/// Config for the many-senders cases: every record makes a request ready
+/// (linger 0), acks=all with idempotence, so a reordered request shows as a
+/// sequence error (and a retry), not only in the log.
+fn eager_config(b: &MockServer, batch_size: usize) -> ProducerConfig {
+    config(&b.bootstrap_servers())
+        .linger(Duration::ZERO)
+        .batch_size(batch_size)
+        .acks(Acks::All)
+        .enable_idempotence(true)
+        .request_timeout(Duration::from_secs(10))
+        .delivery_timeout(Duration::from_secs(60))
+        .retry_backoff(Duration::from_millis(20))
+        .build()
+        .unwrap()
+}
+
+/// Several threads, linger 0, one connection, each record a batch of its
+/// own: requests are written by senders and by the loop (which sends what
+/// waited for an answer) on the same socket; the log holds each record once
+/// and in send order, with no retry at all.
+fn many_senders_linger_zero<D: Driver>() {
+    let b = mock(1, 4);
+    b.with_cluster(|c| c.create_topic("eager", 4)).unwrap();
+    // Every record a batch of its own.
+    let mut p = D::start(eager_config(&b, 1));
+    let load = Load {
+        threads: 6,
+        per: 8000,
+        partitions: 4,
+        pad: 0,
+        wait_every: 8,
+        pause: Duration::ZERO,
+    };
+    load.send(&p, "eager", |_| {});
+    load.check(&b, "eager");
+    let m = p.metrics();
+    assert_eq!(
+        (m.records_retried, m.epoch_bumps, m.disconnects),
+        (0, 0, 0),
+        "a healthy run retries nothing: {m:?}"
+    );
+    p.close(WAIT).unwrap();
+}
+
+/// A TCP proxy in front of broker 0 of a mock (which then advertises the
+/// proxy) that stops reading from its clients while `stalled` is set: their
+/// sockets' buffers fill, and their writes are partial.
+struct StallingProxy {
+    addr: std::net::SocketAddr,
+    stalled: Arc<std::sync::atomic::AtomicBool>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl StallingProxy {
+    fn start(m: &MockServer) -> StallingProxy {
+        use std::sync::atomic::AtomicBool;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        m.with_cluster(|c| c.set_broker_address(0, "127.0.0.1", addr.port()));
+        let upstream = m.addresses()[0];
+        let stalled = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (st, sp) = (stalled.clone(), stop.clone());
+        thread::spawn(move || {
+            while !sp.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((client, _)) => Self::serve(client, upstream, st.clone(), sp.clone()),
+                    Err(_) => thread::sleep(Duration::from_millis(2)),
+                }
+            }
+        });
+        StallingProxy {
+            addr,
+            stalled,
+            stop,
+        }
+    }
+
+    /// Forwards one client: broker to client freely, client to broker unless stalled.
+    fn serve(
+        client: std::net::TcpStream,
+        upstream: std::net::SocketAddr,
+        stalled: Arc<std::sync::atomic::AtomicBool>,
+        stop: Arc<std::sync::atomic::AtomicBool>,
+    ) {
+        use std::io::{Read, Write};
+        client.set_nonblocking(false).unwrap();
+        let broker = std::net::TcpStream::connect(upstream).unwrap();
+        let (mut from_broker, mut to_client) =
+            (broker.try_clone().unwrap(), client.try_clone().unwrap());
+        thread::spawn(move || {
+            let _ = std::io::copy(&mut from_broker, &mut to_client);
+            let _ = to_client.shutdown(std::net::Shutdown::Both);
+        });
+        let (mut from_client, mut to_broker) = (client, broker);
+        from_client
+            .set_read_timeout(Some(Duration::from_millis(5)))
+            .unwrap();
+        thread::spawn(move || {
+            let mut buf = vec![0u8; 64 * 1024];
+            while !stop.load(Ordering::SeqCst) {
+                if stalled.load(Ordering::SeqCst) {
+                    thread::sleep(Duration::from_millis(1));
+                    continue;
+                }
+                match from_client.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        if to_broker.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) => {}
+                    Err(_) => break,
+                }
+            }
+            let _ = to_broker.shutdown(std::net::Shutdown::Both);
+        });
+    }
+}
+
+impl Drop for StallingProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Large records from several threads through a broker that stops reading
+/// now and then: writes fill the socket's buffer and are partial, and the
+/// driver must finish each request before it writes the next.
+fn large_records_fill_the_socket<D: Driver>() {
+    let b = mock(1, 4);
+    b.with_cluster(|c| c.create_topic("large", 4)).unwrap();
+    let proxy = StallingProxy::start(&b);
+    let mut p = D::start(
+        config(&proxy.addr.to_string())
+            .linger(Duration::ZERO)
+            .acks(Acks::All)
+            .enable_idempotence(true)
+            .request_timeout(Duration::from_secs(10))
+            .delivery_timeout(Duration::from_secs(60))
+            .max_request_size(8 << 20)
+            .build()
+            .unwrap(),
+    );
+    let load = Load {
+        threads: 3,
+        per: 8,
+        partitions: 4,
+        pad: 6 << 20,
+        wait_every: usize::MAX,
+        pause: Duration::from_millis(60),
+    };
+    let total = load.threads * load.per;
+    let stalls = |delivered: &AtomicUsize| {
+        // Stalled 30 ms of every 40 until nearly all is delivered.
+        let t0 = Instant::now();
+        while delivered.load(Ordering::Relaxed) < total * 9 / 10 && t0.elapsed() < WAIT {
+            proxy.stalled.store(true, Ordering::SeqCst);
+            thread::sleep(Duration::from_millis(30));
+            proxy.stalled.store(false, Ordering::SeqCst);
+            thread::sleep(Duration::from_millis(10));
+        }
+    };
+    load.send(&p, "large", stalls);
+    load.check(&b, "large");
+    let m = p.metrics();
+    assert_eq!(
+        (m.records_retried, m.epoch_bumps, m.disconnects),
+        (0, 0, 0),
+        "a healthy run retries nothing: {m:?}"
+    );
+    p.close(WAIT).unwrap();
+}
+
+/// The broker drops its connections again and again while threads send:
+/// idempotent retries still put each record in the log once, in order.
+fn connections_dropped_while_sending<D: Driver>() {
+    let b = mock(1, 4);
+    b.with_cluster(|c| c.create_topic("dropped", 4)).unwrap();
+    let mut p = D::start(eager_config(&b, 1));
+    let load = Load {
+        threads: 4,
+        per: 3000,
+        partitions: 4,
+        pad: 0,
+        wait_every: 4,
+        pause: Duration::ZERO,
+    };
+    let drops = AtomicUsize::new(0);
+    let dropper = |delivered: &AtomicUsize| {
+        // Every 5 ms, 40 times at most, until nearly all is delivered (the
+        // rest then goes through without a drop).
+        while delivered.load(Ordering::Relaxed) < load.threads * load.per * 9 / 10
+            && drops.load(Ordering::Relaxed) < 40
+        {
+            thread::sleep(Duration::from_millis(5));
+            b.drop_connections(0);
+            drops.fetch_add(1, Ordering::Relaxed);
+        }
+    };
+    load.send(&p, "dropped", dropper);
+    load.check(&b, "dropped");
+    let m = p.metrics();
+    assert!(
+        m.disconnects > 1,
+        "{} drops, {m:?}",
+        drops.load(Ordering::Relaxed)
+    );
+    p.close(WAIT).unwrap();
+}
+
 macro_rules! suite {
     ($($case:ident),* $(,)?) => {
         mod blocking_driver {
@@ -774,6 +1103,9 @@ suite!(
     retriable_errors_retried,
     broker_down_and_back,
     topic_recreated_mid_stream,
+    many_senders_linger_zero,
+    large_records_fill_the_socket,
+    connections_dropped_while_sending,
 );
 
 /// The mio driver embedded in the application's own poll loop.
