@@ -872,9 +872,8 @@ fn eager_config(b: &MockServer, batch_size: usize) -> ProducerConfig {
 }
 
 /// Several threads, linger 0, one connection, each record a batch of its
-/// own: requests are written by senders and by the loop (which sends what
-/// waited for an answer) on the same socket; the log holds each record once
-/// and in send order, with no retry at all.
+/// own, so requests follow each other closely on one socket: the log holds
+/// each record once and in send order, with no retry at all.
 fn many_senders_linger_zero<D: Driver>() {
     let b = mock(1, 4);
     b.with_cluster(|c| c.create_topic("eager", 4)).unwrap();
