@@ -30,6 +30,9 @@ pub use super::Handle;
 /// Most queued pieces one vectored write takes (a Produce request is two per batch).
 const WRITE_PIECES: usize = 64;
 
+/// Bytes one read takes at most.
+const READ_CHUNK: usize = 64 * 1024;
+
 struct MioWaker(Waker);
 
 impl Wake for MioWaker {
@@ -77,7 +80,15 @@ pub struct Driver {
     broken: Vec<ConnId>,
     /// Connections whose queue got bytes since the last `write_queued`.
     to_write: Vec<ConnId>,
-    buf: Vec<u8>,
+    /// Bytes read since the last turn: the first `filled` of `inbuf` (kept
+    /// at its longest, so reads need not zero it), each read's connection
+    /// and end in `reads`. They go to the core in the turn, as do the
+    /// writes in `wrote`: one engine lock per wake-up, not one per read and
+    /// per write, so senders wait less for it.
+    inbuf: Vec<u8>,
+    filled: usize,
+    reads: Vec<(ConnId, usize)>,
+    wrote: Vec<(ConnId, usize)>,
 }
 
 impl std::fmt::Debug for Driver {
@@ -127,7 +138,10 @@ impl Driver {
             out: Vec::new(),
             broken: Vec::new(),
             to_write: Vec::new(),
-            buf: vec![0; 64 * 1024],
+            inbuf: Vec::new(),
+            filled: 0,
+            reads: Vec::new(),
+            wrote: Vec::new(),
         })
     }
 
@@ -239,7 +253,7 @@ impl Driver {
                     // A closing or failing socket is read to its end;
                     // otherwise a short read means it was drained.
                     let to_end = ev.is_read_closed() || ev.is_error();
-                    self.read(conn, to_end, now);
+                    self.read(conn, to_end);
                 }
                 if ev.is_writable() && self.conns.contains_key(&conn) {
                     self.write(conn);
@@ -282,8 +296,19 @@ impl Driver {
         let mut inputs = Some(inputs);
         loop {
             let (conns, registry, broken) = (&mut self.conns, &self.registry, &mut self.broken);
+            let (inbuf, reads, wrote) = (&self.inbuf, &mut self.reads, &mut self.wrote);
             let inputs = inputs.take();
             self.deadline = self.side.turn(&mut self.out, |core, now| {
+                // Writes before reads (an answer follows its request), and
+                // both before broken connections go (their last bytes count).
+                for (conn, n) in wrote.drain(..) {
+                    core.handle_written(conn, n, now);
+                }
+                let mut start = 0;
+                for (conn, end) in reads.drain(..) {
+                    core.handle_data(conn, &inbuf[start..end], now);
+                    start = end;
+                }
                 while let Some(conn) = broken.pop() {
                     if remove(conns, registry, conn) {
                         core.handle_disconnected(conn, now);
@@ -298,12 +323,14 @@ impl Driver {
                 self.transmit(t);
             }
             self.out = out;
+            self.filled = 0;
             // Every piece of a request queued: one vectored write per connection.
             self.write_queued();
-            // Another turn when transmits broke connections, or writes made
-            // more output due (acks=0 completions, a request held back until
-            // the previous one was written).
-            if self.broken.is_empty() && !self.side.lock().core.needs_poll() {
+            // Another turn when transmits broke connections, or to report
+            // writes, which may make more output due (acks=0 completions, a
+            // request held back until the previous one was written). Senders
+            // that give the core work wake the loop themselves.
+            if self.broken.is_empty() && self.wrote.is_empty() {
                 return;
             }
         }
@@ -433,19 +460,26 @@ impl Driver {
     /// the buffer ends it: the socket was drained then, and data arriving
     /// later raises a new edge, so the read that would say `WouldBlock`
     /// (a syscall per response) is skipped.
-    fn read(&mut self, conn: ConnId, to_end: bool, now: Instant) {
+    ///
+    /// The bytes go to the core in the turn that follows every event.
+    fn read(&mut self, conn: ConnId, to_end: bool) {
         loop {
             let Some(s) = self.conns.get_mut(&conn).and_then(|c| c.stream.as_mut()) else {
                 return;
             };
-            match s.read(&mut self.buf) {
+            let end = self.filled + READ_CHUNK;
+            if self.inbuf.len() < end {
+                self.inbuf.resize(end, 0);
+            }
+            match s.read(&mut self.inbuf[self.filled..end]) {
                 Ok(0) => {
                     self.broken.push(conn);
                     return;
                 }
                 Ok(n) => {
-                    self.side.lock().core.handle_data(conn, &self.buf[..n], now);
-                    if n < self.buf.len() && !to_end {
+                    self.filled += n;
+                    self.reads.push((conn, self.filled));
+                    if n < READ_CHUNK && !to_end {
                         return;
                     }
                 }
@@ -514,12 +548,9 @@ impl Driver {
             }
         }
         if written > 0 {
-            // Written pieces are dropped by now: the core finds a delivered
-            // batch's buffer unshared, and can reuse it.
-            self.side
-                .lock()
-                .core
-                .handle_written(conn, written, Instant::now());
+            // Reported in the next turn. Written pieces are dropped by now:
+            // the core finds a delivered batch's buffer unshared, and can reuse it.
+            self.wrote.push((conn, written));
         }
         self.update_interest(conn);
     }
