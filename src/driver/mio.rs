@@ -83,8 +83,9 @@ pub struct Driver {
     /// Bytes read since the last turn: the first `filled` of `inbuf` (kept
     /// at its longest, so reads need not zero it), each read's connection
     /// and end in `reads`. They go to the core in the turn, as do the
-    /// writes in `wrote`: one engine lock per wake-up, not one per read and
-    /// per write, so senders wait less for it.
+    /// writes in `wrote` (in the turn after them): the loop locks the engine
+    /// only for its turns, not besides for each read and write, so senders
+    /// wait less for it.
     inbuf: Vec<u8>,
     filled: usize,
     reads: Vec<(ConnId, usize)>,
