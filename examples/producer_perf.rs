@@ -112,7 +112,7 @@ fn parse_args() -> Args {
     a
 }
 
-/// Written by the delivery callbacks (on the driver's loop thread), read by main.
+/// Written by the delivery callbacks (one driver thread at a time), read by main.
 struct Stats {
     base: Instant,
     /// Latency of each acknowledged record in µs, in completion order.
@@ -130,7 +130,8 @@ impl Stats {
             Ok(_) => {
                 let now = self.base.elapsed().as_nanos() as u64;
                 let us = now.saturating_sub(due_ns) / 1000;
-                // Only the loop thread writes: relaxed load/store pairs are enough.
+                // One callback at a time, its turns ordered by the driver's
+                // lock: relaxed load/store pairs are enough.
                 let n = self.ok.load(Ordering::Relaxed);
                 if let Some(slot) = self.lat_us.get(n as usize) {
                     slot.store(us.min(u32::MAX as u64) as u32, Ordering::Relaxed);

@@ -70,7 +70,7 @@ fn main() -> Result<()> {
         show("sync", &key, &md);
     }
 
-    // 2. Asynchronous: a callback per record, run on the producer's IO thread.
+    // 2. Asynchronous: a callback per record, run on one of the producer's threads.
     //    Keep callbacks short; here they hand the result back to main.
     let (tx, rx) = mpsc::channel();
     for i in 0..3 {

@@ -204,6 +204,91 @@ fn callback_send<D: Driver>() {
     p.close(WAIT).unwrap();
 }
 
+/// Callbacks run one at a time, whichever driver thread takes the loop's turn
+/// (the blocking driver's reader threads take turns too), and per partition
+/// in offset order: three brokers, so three connections answer at once.
+fn callbacks_one_at_a_time<D: Driver>() {
+    let b = mock(3, 6);
+    let mut p = D::start(
+        config(&b.bootstrap_servers())
+            .linger(Duration::ZERO)
+            .batch_size(512)
+            .build()
+            .unwrap(),
+    );
+    let active = Arc::new(AtomicUsize::new(0));
+    let overlaps = Arc::new(AtomicUsize::new(0));
+    let disorder = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicUsize::new(0));
+    let last = Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+    let (threads, per) = (3, 1000);
+    thread::scope(|s| {
+        for t in 0..threads {
+            let h: Handle = p.handle.clone();
+            let (active, overlaps, disorder, done, last) = (
+                active.clone(),
+                overlaps.clone(),
+                disorder.clone(),
+                done.clone(),
+                last.clone(),
+            );
+            s.spawn(move || {
+                for i in 0..per {
+                    let (active, overlaps, disorder, done, last) = (
+                        active.clone(),
+                        overlaps.clone(),
+                        disorder.clone(),
+                        done.clone(),
+                        last.clone(),
+                    );
+                    // About two records per batch: many answers, many turns.
+                    let value = tagged_value(t, i, 200);
+                    let record = ProducerRecord::new("one-at-a-time", value);
+                    h.send_with_callback(record, move |r| {
+                        if active.fetch_add(1, Ordering::SeqCst) != 0 {
+                            overlaps.fetch_add(1, Ordering::SeqCst);
+                        }
+                        let md = r.expect("delivered");
+                        let prev = last
+                            .lock()
+                            .unwrap()
+                            .insert(md.partition, md.offset)
+                            .unwrap_or(-1);
+                        if md.offset <= prev {
+                            disorder.fetch_add(1, Ordering::SeqCst);
+                        }
+                        // Long enough for another thread's turn to overlap.
+                        let t0 = Instant::now();
+                        while t0.elapsed() < Duration::from_micros(20) {
+                            std::hint::spin_loop();
+                        }
+                        active.fetch_sub(1, Ordering::SeqCst);
+                        done.fetch_add(1, Ordering::SeqCst);
+                    })
+                    .unwrap();
+                    // Pauses let the loop go idle, so that answers are
+                    // taken by readers as well as by the loop.
+                    if i % 10 == 9 {
+                        thread::sleep(Duration::from_micros(200));
+                    }
+                }
+            });
+        }
+    });
+    p.flush().unwrap();
+    assert_eq!(done.load(Ordering::SeqCst), threads * per);
+    assert_eq!(overlaps.load(Ordering::SeqCst), 0, "callbacks overlapped");
+    assert_eq!(
+        disorder.load(Ordering::SeqCst),
+        0,
+        "callbacks out of offset order"
+    );
+    // Every partition (on every broker) took records.
+    assert_eq!(last.lock().unwrap().len(), 6);
+    assert_eq!(count(&b, "one-at-a-time"), threads * per);
+    p.close(WAIT).unwrap();
+}
+
 /// Tagged sends: the listener hears every tag once, and per partition the
 /// offsets follow the send order.
 fn tagged_send<D: Driver>() {
@@ -1086,6 +1171,7 @@ macro_rules! suite {
 suite!(
     sync_send,
     callback_send,
+    callbacks_one_at_a_time,
     tagged_send,
     tagged_send_needs_listener,
     flush_waits_for_callbacks,

@@ -3,6 +3,13 @@
 //! writes what the socket would not take at once. Application threads append
 //! records to the core themselves and wake the IO thread when it has work.
 //!
+//! A reader that finds the loop idle takes the turn itself with the bytes it
+//! read (the loop's state is behind a lock that one thread at a time holds
+//! for a turn): an answer then costs one thread wake-up, not two, and no
+//! copy. A reader that finds the loop busy queues its bytes for the loop.
+//! So callbacks run on the IO thread or on a reader thread, never two at
+//! once, and in the order of the turns.
+//!
 //! The IO thread writes a request itself when the connection's writer has
 //! nothing queued, with a send timeout of [`DIRECT_WRITE_WAIT`]: a socket
 //! that takes it (the usual case) costs no hand-off to another thread;
@@ -26,7 +33,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io::{IoSlice, Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard, TryLockError, Weak};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -65,9 +72,13 @@ impl Producer {
     pub fn new(config: ProducerConfig) -> Result<Self, Error> {
         let connect_timeout = config.connect_timeout;
         let (side, handle, rx) = LoopSide::new(config, None)?;
+        let io = Arc::new_cyclic(|me| Io {
+            state: Mutex::new(IoLoop::new(side, connect_timeout, me.clone())),
+            rx,
+        });
         let thread = thread::Builder::new()
             .name("kafka-sansio-io".into())
-            .spawn(move || IoLoop::new(side, connect_timeout).run(rx))?;
+            .spawn(move || run(io))?;
         Ok(Producer {
             inner: Arc::new(Inner {
                 handle,
@@ -81,7 +92,7 @@ impl Producer {
         self.inner.handle.send(record)
     }
 
-    /// Sends a record with a callback run on the IO thread; see [`Handle::send_with_callback`].
+    /// Sends a record with a callback run on a driver thread; see [`Handle::send_with_callback`].
     pub fn send_with_callback(
         &self,
         record: ProducerRecord,
@@ -164,9 +175,26 @@ struct Conn {
 /// hands the bytes to the connection's writer thread.
 pub const DIRECT_WRITE_WAIT: Duration = Duration::from_millis(1);
 
+/// What the IO thread and the reader threads share.
+struct Io {
+    /// The loop's state: whoever holds it takes a turn.
+    state: Mutex<IoLoop>,
+    /// IO news from helper threads; drained into the state under its lock,
+    /// so that a connection's bytes reach the core in the order read.
+    rx: queue::Receiver,
+}
+
+impl Io {
+    fn lock(&self) -> MutexGuard<'_, IoLoop> {
+        lock(&self.state)
+    }
+}
+
 struct IoLoop {
     side: LoopSide,
     tx: queue::Sender,
+    /// For the reader threads this loop starts (they take turns too).
+    io: Weak<Io>,
     connect_timeout: Duration,
     conns: HashMap<ConnId, Conn>,
     out: Vec<Transmit>,
@@ -177,13 +205,70 @@ struct IoLoop {
     written: Vec<(ConnId, usize)>,
     /// Connections with pieces in `Conn::out`.
     to_write: Vec<ConnId>,
+    /// The core's next deadline, as of the last turn.
+    deadline: Option<Instant>,
+    /// The IO thread waits until this (`Some(None)`: until woken): a turn
+    /// on a reader thread that moves the deadline earlier wakes it.
+    io_waits: Option<Option<Instant>>,
+    /// The IO thread has ended: nobody takes turns any more.
+    stopped: bool,
+}
+
+/// The IO thread: turns while there is news, then waits for more.
+fn run(io: Arc<Io>) {
+    loop {
+        let wait = {
+            let mut lp = io.lock();
+            lp.io_waits = None;
+            lp.turns(&io.rx, None);
+            if lp.side.finished() {
+                lp.stop();
+                break;
+            }
+            lp.io_waits = Some(lp.deadline);
+            lp.deadline
+        };
+        io.rx.wait(wait);
+    }
+    // Helper threads' sends fail from now on, and they end.
+    io.rx.close();
+}
+
+/// A reader thread's turn with the bytes it read, when the loop is idle;
+/// false when it is not (then the bytes go through the queue).
+fn reader_turn(io: &Weak<Io>, conn: ConnId, data: &[u8]) -> bool {
+    let Some(io) = io.upgrade() else {
+        return false;
+    };
+    let mut lp = match io.state.try_lock() {
+        Ok(g) => g,
+        Err(TryLockError::Poisoned(e)) => e.into_inner(),
+        Err(TryLockError::WouldBlock) => return false,
+    };
+    if lp.stopped {
+        return false;
+    }
+    lp.turns(&io.rx, Some((conn, data)));
+    // The IO thread sleeps until its own idea of the next deadline.
+    if let Some(until) = lp.io_waits {
+        let earlier = match (lp.deadline, until) {
+            (Some(d), Some(u)) => d < u,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if earlier {
+            lp.tx.kick();
+        }
+    }
+    true
 }
 
 impl IoLoop {
-    fn new(side: LoopSide, connect_timeout: Duration) -> Self {
+    fn new(side: LoopSide, connect_timeout: Duration, io: Weak<Io>) -> Self {
         IoLoop {
             tx: side.sender(),
             side,
+            io,
             connect_timeout,
             conns: HashMap::new(),
             out: Vec::new(),
@@ -191,15 +276,23 @@ impl IoLoop {
             broken: Vec::new(),
             written: Vec::new(),
             to_write: Vec::new(),
+            deadline: None,
+            io_waits: None,
+            stopped: false,
         }
     }
 
-    fn run(mut self, rx: queue::Receiver) {
-        let mut deadline: Option<Instant> = None;
+    /// Turns until the core has heard everything: the queued news, then
+    /// `read` (bytes a reader thread just read: after what its connection
+    /// queued before), then what the turn's own writes reported.
+    fn turns(&mut self, rx: &queue::Receiver, read: Option<(ConnId, &[u8])>) {
+        let mut read = read;
         loop {
             // Everything queued at once, applied under one lock, then the
             // outputs, carried out after the lock is released.
-            let due = deadline;
+            rx.drain(&mut self.inbox);
+            let due = self.deadline;
+            let read = read.take();
             let (conns, inbox, broken, written, tx) = (
                 &mut self.conns,
                 &mut self.inbox,
@@ -207,7 +300,7 @@ impl IoLoop {
                 &mut self.written,
                 &self.tx,
             );
-            deadline = self.side.turn(&mut self.out, |core, now| {
+            self.deadline = self.side.turn(&mut self.out, |core, now| {
                 for conn in broken.drain(..) {
                     core.handle_disconnected(conn, now);
                 }
@@ -216,6 +309,11 @@ impl IoLoop {
                 }
                 while let Some(m) = inbox.pop_front() {
                     handle(conns, tx, core, m, now);
+                }
+                if let Some((conn, data)) = read {
+                    if conns.contains_key(&conn) {
+                        core.handle_data(conn, data, now);
+                    }
                 }
                 if due.is_some_and(|d| now >= d) {
                     core.handle_timeout(now);
@@ -227,16 +325,17 @@ impl IoLoop {
             }
             self.out = out;
             self.write_queued();
-            // Another turn before sleeping: the core hears of broken
-            // connections and of what was written (which may let more out).
-            if !self.broken.is_empty() || !self.written.is_empty() {
-                continue;
-            }
-            if self.side.finished() {
+            // Another turn: the core hears of broken connections and of
+            // what was written (which may let more out).
+            if self.broken.is_empty() && self.written.is_empty() {
                 break;
             }
-            rx.wait(deadline, &mut self.inbox);
         }
+    }
+
+    /// Ends the loop: its connections are shut (their threads end).
+    fn stop(&mut self) {
+        self.stopped = true;
         for (_, c) in self.conns.drain() {
             if let Some(s) = c.stream {
                 let _ = s.shutdown(Shutdown::Both);
@@ -248,10 +347,11 @@ impl IoLoop {
         match t {
             Transmit::Connect { conn, host, port } => {
                 let tx = self.tx.clone();
+                let io = self.io.clone();
                 let timeout = self.connect_timeout;
                 let spawned = thread::Builder::new()
                     .name(format!("kafka-sansio-conn-{}", conn.0))
-                    .spawn(move || connect_and_read(conn, host, port, timeout, tx));
+                    .spawn(move || connect_and_read(conn, host, port, timeout, tx, io));
                 match spawned {
                     Ok(_) => {
                         self.conns.insert(
@@ -412,8 +512,17 @@ fn handle(
     }
 }
 
-/// Connection thread: resolve, connect (each address in turn), then read until EOF or error.
-fn connect_and_read(conn: ConnId, host: String, port: u16, timeout: Duration, tx: queue::Sender) {
+/// Connection thread: resolve, connect (each address in turn), then read
+/// until EOF or error, taking the loop's turn with what it read when the
+/// loop is idle.
+fn connect_and_read(
+    conn: ConnId,
+    host: String,
+    port: u16,
+    timeout: Duration,
+    tx: queue::Sender,
+    io: Weak<Io>,
+) {
     let addrs = match (host.as_str(), port).to_socket_addrs() {
         Ok(a) => a.collect::<Vec<_>>(),
         Err(e) => {
@@ -449,7 +558,9 @@ fn connect_and_read(conn: ConnId, host: String, port: u16, timeout: Duration, tx
         match stream.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
-                if tx.send(IoMsg::Data(conn, buf[..n].to_vec())).is_err() {
+                if !reader_turn(&io, conn, &buf[..n])
+                    && tx.send(IoMsg::Data(conn, buf[..n].to_vec())).is_err()
+                {
                     return;
                 }
             }

@@ -93,8 +93,11 @@ impl Error {
 
 /// The outcome of one record.
 pub type DeliveryResult = Result<RecordMetadata, Error>;
-/// A callback run on the driver's loop thread with a record's outcome; keep it short and
-/// never call a blocking method (`wait`, `flush`, `close`) from it: the loop would wait on itself.
+/// A callback run with a record's outcome by the driver thread that took the
+/// loop's turn (mio: its loop thread; blocking: the IO thread or a reader
+/// thread), never two at once and in the order of the outcomes. Keep it short
+/// and never call a blocking method (`wait`, `flush`, `close`) from it: the
+/// loop would wait on itself.
 pub type Callback = Box<dyn FnOnce(DeliveryResult) + Send + 'static>;
 
 // ---- one-shot slots -----------------------------------------------------------
@@ -171,8 +174,8 @@ impl<T> Drop for Promise<T> {
 }
 
 /// The producer-wide function that hears the outcomes of records sent with
-/// [`Handle::send_with_tag`], each with its tag; it runs on the loop thread
-/// like a [`Callback`], with the same rules.
+/// [`Handle::send_with_tag`], each with its tag; it runs where a [`Callback`]
+/// runs, with the same rules.
 /// The outcome is lent, not given: the loop reuses one per batch, so a
 /// listener allocates and counts nothing per record unless it keeps a copy.
 pub type Listener = Arc<dyn Fn(u64, &DeliveryResult) + Send + Sync + 'static>;
@@ -505,8 +508,8 @@ impl Handle {
         self.send_future(record, Mode::Block)
     }
 
-    /// Sends a record; `callback` runs on the loop thread with its outcome
-    /// (an asynchronous send). Blocks like [`Handle::send`] while memory is full.
+    /// Sends a record; `callback` runs on a driver thread with its outcome
+    /// (an asynchronous send; see [`Callback`]). Blocks like [`Handle::send`] while memory is full.
     pub fn send_with_callback(
         &self,
         record: ProducerRecord,

@@ -107,9 +107,8 @@ impl Sender {
 
 impl Receiver {
     /// Moves everything queued into `out` (which should be empty: its buffer
-    /// is swapped in, so the two buffers are reused turn about). Used by the
-    /// mio loop, which waits in its own poll, not in [`Receiver::wait`].
-    #[cfg_attr(not(feature = "mio-driver"), allow(dead_code))]
+    /// is swapped in, so the two buffers are reused turn about), and clears
+    /// the wake-up: a kick after this wakes the loop again.
     pub(super) fn drain(&self, out: &mut VecDeque<IoMsg>) {
         let mut s = self.0.lock();
         // Cleared before the loop polls the core: a kick after this wakes it again.
@@ -118,8 +117,9 @@ impl Receiver {
     }
 
     /// Waits until something is queued or kicked, or `deadline` passes
-    /// (forever when `None`), then drains like [`Receiver::drain`].
-    pub(super) fn wait(&self, deadline: Option<Instant>, out: &mut VecDeque<IoMsg>) {
+    /// (forever when `None`); the blocking loop then drains under its own
+    /// lock with [`Receiver::drain`].
+    pub(super) fn wait(&self, deadline: Option<Instant>) {
         let i = &*self.0;
         let mut s = i.lock();
         while s.msgs.is_empty() && !i.notified.load(Ordering::SeqCst) {
@@ -140,8 +140,16 @@ impl Receiver {
             }
         }
         s.sleeping = false;
-        i.notified.store(false, Ordering::SeqCst);
-        take(&mut s, out);
+    }
+
+    /// Fails later sends and drops what is queued (the loop ended).
+    pub(super) fn close(&self) {
+        let left = {
+            let mut s = self.0.lock();
+            s.closed = true;
+            std::mem::take(&mut s.msgs)
+        };
+        drop(left);
     }
 }
 
@@ -155,11 +163,6 @@ fn take(s: &mut State, out: &mut VecDeque<IoMsg>) {
 
 impl Drop for Receiver {
     fn drop(&mut self) {
-        let left = {
-            let mut s = self.0.lock();
-            s.closed = true;
-            std::mem::take(&mut s.msgs)
-        };
-        drop(left);
+        self.close();
     }
 }
