@@ -489,6 +489,11 @@ fn close_delivers<D: Driver>() {
     let mut p = D::start(
         config(&b.bootstrap_servers())
             .linger(Duration::from_millis(200))
+            // Long: a loop thread that slept to the next request deadline
+            // after another thread's turn finished the close would hold
+            // `close` that long.
+            .request_timeout(Duration::from_secs(60))
+            .delivery_timeout(Duration::from_secs(120))
             .build()
             .unwrap(),
     );
@@ -496,9 +501,25 @@ fn close_delivers<D: Driver>() {
     for i in 0..200 {
         futures.push(p.send(rec("close", i)).unwrap());
     }
+    // Answers come late, when the loop sleeps: the last one may be taken
+    // by another thread than the loop's (the blocking driver's readers).
+    p.send(rec("close", 200))
+        .unwrap()
+        .wait_timeout(WAIT)
+        .unwrap();
+    b.with_cluster(|c| c.set_latency(0, Duration::from_millis(100)));
+    for i in 201..300 {
+        futures.push(p.send(rec("close", i)).unwrap());
+    }
+    let t0 = Instant::now();
     p.close(WAIT).unwrap();
+    assert!(
+        t0.elapsed() < Duration::from_secs(15),
+        "close took {:?}",
+        t0.elapsed()
+    );
     assert!(p.is_closed());
-    assert_eq!(count(&b, "close") as i64, 200);
+    assert_eq!(count(&b, "close") as i64, 300);
     for mut f in futures {
         f.wait_timeout(Duration::from_millis(100)).unwrap();
     }

@@ -249,14 +249,15 @@ fn reader_turn(io: &Weak<Io>, conn: ConnId, data: &[u8]) -> bool {
         return false;
     }
     lp.turns(&io.rx, Some((conn, data)));
-    // The IO thread sleeps until its own idea of the next deadline.
+    // The IO thread sleeps until its own idea of the next deadline, and
+    // ends the loop once the core has finished (its `close` joins it).
     if let Some(until) = lp.io_waits {
         let earlier = match (lp.deadline, until) {
             (Some(d), Some(u)) => d < u,
             (Some(_), None) => true,
             (None, _) => false,
         };
-        if earlier {
+        if earlier || lp.side.finished() {
             lp.tx.kick();
         }
     }
