@@ -523,8 +523,11 @@ impl Producer {
     /// beyond what was written.
     pub fn handle_written(&mut self, conn: ConnId, n: usize, now: Instant) {
         self.last_now = now;
-        self.on_written(conn, n);
-        self.dirty = true;
+        // Most reports change nothing (the request is answered later):
+        // then the next poll has nothing to redo.
+        if self.on_written(conn, n) {
+            self.dirty = true;
+        }
     }
 
     /// A deadline from `poll_timeout` passed (early or spurious calls are harmless).

@@ -272,11 +272,18 @@ impl Producer {
     }
 
     /// The driver wrote `n` more bytes of `conn`'s transmits to the socket.
-    pub(crate) fn on_written(&mut self, conn: ConnId, n: usize) {
+    /// `n` more bytes of `conn` are on the wire; true when that can change
+    /// what the core does next (acks=0 batches completed, a connection held
+    /// back by its unwritten bytes freed, a retired connection closed), so
+    /// that a report that changes nothing costs the driver no `drive`.
+    pub(crate) fn on_written(&mut self, conn: ConnId, n: usize) -> bool {
+        let limit = self.config.max_request_size as u64;
         let Some(c) = self.conns.get_mut(&conn) else {
-            return;
+            return false;
         };
+        let held = c.unwritten_bytes() >= limit;
         c.written_bytes = (c.written_bytes + n as u64).min(c.sent_bytes);
+        let mut changed = held && c.unwritten_bytes() < limit;
         let mut done = Vec::new();
         while c
             .unwritten
@@ -285,11 +292,12 @@ impl Producer {
         {
             done.extend(c.unwritten.pop_front().expect("front").1);
         }
+        changed |= !done.is_empty();
         for b in done {
             self.off_the_wire(&b);
             self.deliver(b, -1, -1);
         }
-        self.close_if_drained(conn);
+        changed | self.close_if_drained(conn)
     }
 
     pub(crate) fn on_data(&mut self, conn: ConnId, data: &[u8], now: Instant) {
@@ -493,7 +501,7 @@ impl Producer {
 
     /// Closes `conn` if it is retired and carries nothing any more: it was
     /// kept only for those answers.
-    fn close_if_drained(&mut self, conn: ConnId) {
+    fn close_if_drained(&mut self, conn: ConnId) -> bool {
         let drained = self
             .conns
             .get(&conn)
@@ -503,6 +511,7 @@ impl Producer {
             self.metrics.disconnects += 1;
             self.transmits.push_back(Transmit::Close { conn });
         }
+        drained
     }
 
     /// A connection ended (or is reset by the core when `reset`): its
