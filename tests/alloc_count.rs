@@ -233,9 +233,12 @@ fn steady_state_allocations_are_per_batch_not_per_record() {
             b.core_allocs
         );
         // A batch costs a bounded number of allocations (its buffer, the
-        // request, the answer, the event), whatever its record count.
+        // request, the answer, the event), whatever its record count; a
+        // turn of the core allocates nothing of its own (9-14 per batch
+        // here; 14-23 when each turn collected its leaders and connections
+        // into fresh lists).
         assert!(
-            per_batch <= 40.0,
+            per_batch <= 20.0,
             "{per_batch:.1} allocations per batch ({per_record:.4} per record)"
         );
     }

@@ -266,6 +266,10 @@ pub struct Producer {
     metadata_needed: bool,
     metadata_last: Option<Instant>,
     metadata_retry_at: Option<Instant>,
+    /// Scratch lists a turn fills and empties (leader nodes, connections),
+    /// kept so that a turn allocates nothing.
+    scratch_nodes: Vec<i32>,
+    scratch_conns: Vec<ConnId>,
     metadata_attempts: u32,
     /// Since when metadata is wanted without a usable answer (the clock of
     /// `metadata.recovery.rebootstrap.trigger.ms`).
@@ -375,6 +379,8 @@ impl Producer {
             metadata_needed: false,
             metadata_last: None,
             metadata_retry_at: None,
+            scratch_nodes: Vec::new(),
+            scratch_conns: Vec::new(),
             metadata_attempts: 0,
             metadata_wanted_since: None,
             pid,

@@ -109,8 +109,8 @@ impl Producer {
             }
         }
         // Records waiting for metadata past max.block.ms.
-        for name in self.topic_order.clone() {
-            let t = &self.topics[&name];
+        for i in 0..self.topic_order.len() {
+            let t = &self.topics[&self.topic_order[i]];
             let expired = t
                 .pending
                 .front()
@@ -123,6 +123,7 @@ impl Producer {
                     }
                     _ => DeliveryErrorKind::NotFound(ms),
                 };
+                let name = self.topic_order[i].clone();
                 self.fail_topic(&name, why);
             }
         }
@@ -212,15 +213,16 @@ impl Producer {
             }
         }
         // Connections to the leaders we have batches for.
-        let mut leaders: Vec<i32> = self
-            .parts
-            .iter()
-            .filter(|p| !p.queue.is_empty() || p.open.is_some())
-            .filter_map(|p| p.leader)
-            .collect();
+        let mut leaders = std::mem::take(&mut self.scratch_nodes);
+        leaders.extend(
+            self.parts
+                .iter()
+                .filter(|p| !p.queue.is_empty() || p.open.is_some())
+                .filter_map(|p| p.leader),
+        );
         leaders.sort_unstable();
         leaders.dedup();
-        for node in leaders {
+        for &node in &leaders {
             if self.conns.values().any(|c| c.node == Some(node)) {
                 continue;
             }
@@ -230,6 +232,8 @@ impl Producer {
                 }
             }
         }
+        leaders.clear();
+        self.scratch_nodes = leaders;
     }
 
     /// A ready connection with room for one more request, fewest in flight first.
@@ -378,13 +382,14 @@ impl Producer {
             PidState::Ready { id, epoch } => (id, epoch),
             _ => return,
         };
-        let conns: Vec<ConnId> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.node.is_some() && c.state == ConnState::Ready)
-            .map(|(id, _)| *id)
-            .collect();
-        for conn in conns {
+        let mut conns = std::mem::take(&mut self.scratch_conns);
+        conns.extend(
+            self.conns
+                .iter()
+                .filter(|(_, c)| c.node.is_some() && c.state == ConnState::Ready)
+                .map(|(id, _)| *id),
+        );
+        for &conn in &conns {
             while let Some(c) = self.conns.get(&conn) {
                 // Also bounded by what the driver has yet to write: at most
                 // one request's worth waits in its buffers.
@@ -408,6 +413,8 @@ impl Producer {
                 self.send_produce(conn, version, batches, now);
             }
         }
+        conns.clear();
+        self.scratch_conns = conns;
     }
 
     /// Takes at most one sendable batch per partition led by `node`, within `max.request.size`.
