@@ -99,6 +99,8 @@ pub(crate) struct PartitionState {
     /// any sequence, so only one batch may be in flight: a later batch must
     /// not land before a lost first one.
     pub acked_in_epoch: bool,
+    /// In the producer's list of partitions that may hold batches.
+    pub listed: bool,
 }
 
 impl PartitionState {
@@ -115,7 +117,13 @@ impl PartitionState {
             queued_records: 0,
             expedite_below: 0,
             acked_in_epoch: false,
+            listed: false,
         }
+    }
+
+    /// True while it holds an open or a queued batch.
+    pub fn has_batches(&self) -> bool {
+        self.open.is_some() || !self.queue.is_empty()
     }
 
     /// Puts a batch back for another attempt, in its original order.

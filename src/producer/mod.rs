@@ -266,6 +266,11 @@ pub struct Producer {
     metadata_needed: bool,
     metadata_last: Option<Instant>,
     metadata_retry_at: Option<Instant>,
+    /// Indices of the partitions that may hold batches, ascending: every
+    /// partition with an open or queued batch is in it (a turn prunes the
+    /// ones left empty), so that a turn's walks over batches cost the
+    /// partitions in use, not all the producer knows.
+    active: Vec<usize>,
     /// Scratch lists a turn fills and empties (leader nodes, connections),
     /// kept so that a turn allocates nothing.
     scratch_nodes: Vec<i32>,
@@ -379,6 +384,7 @@ impl Producer {
             metadata_needed: false,
             metadata_last: None,
             metadata_retry_at: None,
+            active: Vec::new(),
             scratch_nodes: Vec::new(),
             scratch_conns: Vec::new(),
             metadata_attempts: 0,
@@ -837,6 +843,7 @@ impl Producer {
             cap,
         );
         debug_assert!(appended.is_ok(), "a new batch holds its first record");
+        self.list_active(part);
         self.parts[part].open = Some(OpenBatch {
             builder,
             ids: RecordIds::default(),

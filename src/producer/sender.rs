@@ -58,6 +58,7 @@ impl Producer {
             self.next_timeout = None;
             return;
         }
+        self.prune_active();
         self.expire(now);
         self.place_waiting(now);
         self.maintain_cluster(now);
@@ -67,12 +68,43 @@ impl Producer {
         self.next_timeout = self.compute_timeout(now);
     }
 
+    // ---- the partitions in use -------------------------------------------------
+
+    /// Adds partition `part` to the list of those that may hold batches
+    /// (before it gets one: an open batch, or a batch back for a retry).
+    pub(crate) fn list_active(&mut self, part: usize) {
+        if !self.parts[part].listed {
+            self.parts[part].listed = true;
+            let at = self.active.partition_point(|&i| i < part);
+            self.active.insert(at, part);
+        }
+    }
+
+    /// Drops the partitions left without batches from the list.
+    fn prune_active(&mut self) {
+        let parts = &mut self.parts;
+        self.active.retain(|&i| {
+            let keep = parts[i].has_batches();
+            parts[i].listed = keep;
+            keep
+        });
+        debug_assert!(
+            self.parts
+                .iter()
+                .enumerate()
+                .all(|(i, p)| !p.has_batches() || self.active.binary_search(&i).is_ok()),
+            "a partition with batches is missing from the active list"
+        );
+    }
+
     // ---- expiry --------------------------------------------------------------
 
     fn expire(&mut self, now: Instant) {
         let dt = self.config.delivery_timeout;
-        // Batches waiting in partitions past delivery.timeout.ms.
-        for i in 0..self.parts.len() {
+        // Batches waiting in partitions past delivery.timeout.ms. (The loop
+        // adds no partition to the list it walks.)
+        for k in 0..self.active.len() {
+            let i = self.active[k];
             while let Some(b) = self.parts[i].queue.front() {
                 if now.saturating_duration_since(b.created) < dt {
                     break;
@@ -177,9 +209,10 @@ impl Producer {
             .values()
             .any(|t| !t.pending.is_empty() && t.parts.is_empty());
         let leaderless = self
-            .parts
+            .active
             .iter()
-            .any(|p| p.leader.is_none() && (p.open.is_some() || !p.queue.is_empty()));
+            .map(|&i| &self.parts[i])
+            .any(|p| p.leader.is_none() && p.has_batches());
         let aged = self
             .metadata_last
             .is_some_and(|t| now.saturating_duration_since(t) >= self.config.metadata_max_age)
@@ -215,9 +248,10 @@ impl Producer {
         // Connections to the leaders we have batches for.
         let mut leaders = std::mem::take(&mut self.scratch_nodes);
         leaders.extend(
-            self.parts
+            self.active
                 .iter()
-                .filter(|p| !p.queue.is_empty() || p.open.is_some())
+                .map(|&i| &self.parts[i])
+                .filter(|p| p.has_batches())
                 .filter_map(|p| p.leader),
         );
         leaders.sort_unstable();
@@ -451,7 +485,9 @@ impl Producer {
         let idempotent = pid >= 0;
         let mut out = Vec::new();
         let mut size = 0usize;
-        for i in 0..self.parts.len() {
+        // Closing and taking batches adds no partition to the list.
+        for k in 0..self.active.len() {
+            let i = self.active[k];
             let p = &self.parts[i];
             if p.leader != Some(node) {
                 continue;
@@ -678,6 +714,7 @@ impl Producer {
         let wait = self.backoff(b.attempts);
         b.retry_at = Some(now + wait);
         let part = b.part;
+        self.list_active(part);
         self.parts[part].requeue(b);
     }
 
@@ -851,7 +888,7 @@ impl Producer {
             }
         };
         let dt = self.config.delivery_timeout;
-        for p in &self.parts {
+        for p in self.active.iter().map(|&i| &self.parts[i]) {
             if let Some(o) = &p.open {
                 at(o.created + self.config.linger);
                 at(o.created + dt);
