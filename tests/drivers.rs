@@ -208,6 +208,19 @@ fn callback_send<D: Driver>() {
 /// (the blocking driver's reader threads take turns too), and per partition
 /// in offset order: three brokers, so three connections answer at once.
 fn callbacks_one_at_a_time<D: Driver>() {
+    /// What the callbacks saw.
+    #[derive(Default)]
+    struct Seen {
+        /// Callbacks running now.
+        active: AtomicUsize,
+        /// Callbacks that started while another ran.
+        overlaps: AtomicUsize,
+        /// Offsets at or below the last one of their partition.
+        disorder: AtomicUsize,
+        done: AtomicUsize,
+        /// The last offset of each partition.
+        last: std::sync::Mutex<std::collections::HashMap<i32, i64>>,
+    }
     let b = mock(3, 6);
     let mut p = D::start(
         config(&b.bootstrap_servers())
@@ -216,54 +229,39 @@ fn callbacks_one_at_a_time<D: Driver>() {
             .build()
             .unwrap(),
     );
-    let active = Arc::new(AtomicUsize::new(0));
-    let overlaps = Arc::new(AtomicUsize::new(0));
-    let disorder = Arc::new(AtomicUsize::new(0));
-    let done = Arc::new(AtomicUsize::new(0));
-    let last = Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+    let seen = Arc::new(Seen::default());
     let (threads, per) = (3, 1000);
     thread::scope(|s| {
         for t in 0..threads {
             let h: Handle = p.handle.clone();
-            let (active, overlaps, disorder, done, last) = (
-                active.clone(),
-                overlaps.clone(),
-                disorder.clone(),
-                done.clone(),
-                last.clone(),
-            );
+            let seen = seen.clone();
             s.spawn(move || {
                 for i in 0..per {
-                    let (active, overlaps, disorder, done, last) = (
-                        active.clone(),
-                        overlaps.clone(),
-                        disorder.clone(),
-                        done.clone(),
-                        last.clone(),
-                    );
+                    let seen = seen.clone();
                     // About two records per batch: many answers, many turns.
                     let value = tagged_value(t, i, 200);
                     let record = ProducerRecord::new("one-at-a-time", value);
                     h.send_with_callback(record, move |r| {
-                        if active.fetch_add(1, Ordering::SeqCst) != 0 {
-                            overlaps.fetch_add(1, Ordering::SeqCst);
+                        if seen.active.fetch_add(1, Ordering::SeqCst) != 0 {
+                            seen.overlaps.fetch_add(1, Ordering::SeqCst);
                         }
                         let md = r.expect("delivered");
-                        let prev = last
+                        let prev = seen
+                            .last
                             .lock()
                             .unwrap()
                             .insert(md.partition, md.offset)
                             .unwrap_or(-1);
                         if md.offset <= prev {
-                            disorder.fetch_add(1, Ordering::SeqCst);
+                            seen.disorder.fetch_add(1, Ordering::SeqCst);
                         }
                         // Long enough for another thread's turn to overlap.
                         let t0 = Instant::now();
                         while t0.elapsed() < Duration::from_micros(20) {
                             std::hint::spin_loop();
                         }
-                        active.fetch_sub(1, Ordering::SeqCst);
-                        done.fetch_add(1, Ordering::SeqCst);
+                        seen.active.fetch_sub(1, Ordering::SeqCst);
+                        seen.done.fetch_add(1, Ordering::SeqCst);
                     })
                     .unwrap();
                     // Pauses let the loop go idle, so that answers are
@@ -276,15 +274,19 @@ fn callbacks_one_at_a_time<D: Driver>() {
         }
     });
     p.flush().unwrap();
-    assert_eq!(done.load(Ordering::SeqCst), threads * per);
-    assert_eq!(overlaps.load(Ordering::SeqCst), 0, "callbacks overlapped");
+    assert_eq!(seen.done.load(Ordering::SeqCst), threads * per);
     assert_eq!(
-        disorder.load(Ordering::SeqCst),
+        seen.overlaps.load(Ordering::SeqCst),
+        0,
+        "callbacks overlapped"
+    );
+    assert_eq!(
+        seen.disorder.load(Ordering::SeqCst),
         0,
         "callbacks out of offset order"
     );
     // Every partition (on every broker) took records.
-    assert_eq!(last.lock().unwrap().len(), 6);
+    assert_eq!(seen.last.lock().unwrap().len(), 6);
     assert_eq!(count(&b, "one-at-a-time"), threads * per);
     p.close(WAIT).unwrap();
 }
