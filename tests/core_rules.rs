@@ -44,6 +44,8 @@ struct Harness {
     written: bool,
     /// Highest Produce version the scripted broker advertises.
     produce_max: i16,
+    /// An API the scripted broker leaves out of its ApiVersions answer.
+    omit_api: Option<ApiKey>,
     /// Every `Transmit::Send`'s bytes, in order.
     sent: Vec<(ConnId, Bytes)>,
     /// Topics whose Metadata answer has no id (as from a broker before Kafka 2.8).
@@ -92,6 +94,7 @@ impl Harness {
             producer_epoch: 0,
             written: true,
             produce_max: ApiKey::Produce.versions().1,
+            omit_api: None,
             sent: Vec::new(),
             no_topic_id: Vec::new(),
             id_generation: 0,
@@ -196,6 +199,7 @@ impl Harness {
                     let resp = ApiVersionsResponse {
                         api_keys: ApiKey::ALL
                             .iter()
+                            .filter(|k| Some(**k) != self.omit_api)
                             .map(|k| ApiVersion {
                                 api_key: k.code(),
                                 min_version: k.versions().0,
@@ -740,6 +744,38 @@ fn fatal_error_fails_everything_and_later_sends() {
         h.p.send(rec("c"), h.now),
         Err(SendError::Fatal { .. })
     ));
+}
+
+/// A broker whose ApiVersions answer lacks Produce or Metadata (in our
+/// range) cannot be used: the producer fails with UnsupportedVersion, asks
+/// it nothing, and takes no more records. (The fuzzer found the Metadata
+/// case panicking: the connection was ready, with no version to ask with.)
+#[test]
+fn broker_without_produce_or_metadata_fails_fatally() {
+    for api in [ApiKey::Metadata, ApiKey::Produce] {
+        let mut h = Harness::new(&[("linger.ms", "0")]);
+        h.omit_api = Some(api);
+        h.send(rec("a"));
+        assert!(h.next_produce().is_none(), "{api:?}");
+        h.advance(Duration::from_millis(500));
+        assert!(h.next_produce().is_none(), "{api:?}");
+        let f = h.failures();
+        assert_eq!(f.len(), 1, "{api:?}: {f:?}");
+        assert!(
+            matches!(
+                f[0].1,
+                DeliveryError::Fatal {
+                    code: ErrorCode::UnsupportedVersion,
+                    ..
+                }
+            ),
+            "{api:?}: {f:?}"
+        );
+        assert!(matches!(
+            h.p.send(rec("b"), h.now),
+            Err(SendError::Fatal { .. })
+        ));
+    }
 }
 
 #[test]

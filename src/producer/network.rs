@@ -558,9 +558,12 @@ impl Producer {
 
     /// Builds and sends a Metadata request for every topic in use on `conn`.
     pub(crate) fn send_metadata(&mut self, conn: ConnId, now: Instant) {
-        let version = self.conns[&conn]
-            .version(ApiKey::Metadata)
-            .expect("ready connection");
+        let Some(version) = self.conns[&conn].version(ApiKey::Metadata) else {
+            // Its ApiVersions answer had no Metadata version in our range
+            // (`on_api_versions` made that fatal): nothing to ask it.
+            self.set_fatal(ErrorCode::UnsupportedVersion);
+            return;
+        };
         let topics = self
             .topic_order
             .iter()

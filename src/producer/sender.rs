@@ -223,8 +223,11 @@ impl Producer {
         } else {
             self.metadata_wanted_since = None;
         }
-        let want_metadata =
-            due && !self.metadata_in_flight && self.metadata_retry_at.is_none_or(|t| t <= now);
+        // A fatal error ends the producer: it asks the cluster for nothing more.
+        let want_metadata = due
+            && !self.metadata_in_flight
+            && self.metadata_retry_at.is_none_or(|t| t <= now)
+            && self.fatal.is_none();
         let want_pid = matches!(
             self.pid,
             PidState::Unknown { in_flight: false, retry_at } if retry_at.is_none_or(|t| t <= now)
