@@ -99,8 +99,6 @@ pub(crate) struct PartitionState {
     /// any sequence, so only one batch may be in flight: a later batch must
     /// not land before a lost first one.
     pub acked_in_epoch: bool,
-    /// In the producer's list of partitions that may hold batches.
-    pub listed: bool,
 }
 
 impl PartitionState {
@@ -117,7 +115,6 @@ impl PartitionState {
             queued_records: 0,
             expedite_below: 0,
             acked_in_epoch: false,
-            listed: false,
         }
     }
 

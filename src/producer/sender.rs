@@ -73,21 +73,15 @@ impl Producer {
     /// Adds partition `part` to the list of those that may hold batches
     /// (before it gets one: an open batch, or a batch back for a retry).
     pub(crate) fn list_active(&mut self, part: usize) {
-        if !self.parts[part].listed {
-            self.parts[part].listed = true;
-            let at = self.active.partition_point(|&i| i < part);
+        if let Err(at) = self.active.binary_search(&part) {
             self.active.insert(at, part);
         }
     }
 
     /// Drops the partitions left without batches from the list.
     fn prune_active(&mut self) {
-        let parts = &mut self.parts;
-        self.active.retain(|&i| {
-            let keep = parts[i].has_batches();
-            parts[i].listed = keep;
-            keep
-        });
+        let parts = &self.parts;
+        self.active.retain(|&i| parts[i].has_batches());
         debug_assert!(
             self.parts
                 .iter()
