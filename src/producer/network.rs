@@ -595,8 +595,11 @@ impl Producer {
             && self.config.metadata_recovery_strategy == MetadataRecoveryStrategy::Rebootstrap
         {
             log::info!("Metadata on {conn:?}: rebootstrap required by the broker");
+            // Not a failed refresh (Java's updater calls no `failedUpdate`
+            // here): no retry backoff is added, and the next request goes
+            // out once a bootstrap connection is up, paced by the reconnect
+            // backoff of the connections the rebootstrap closed.
             self.rebootstrap(now);
-            self.retry_metadata_later(now);
             return;
         }
         if let Some(code) = top_error {
