@@ -661,7 +661,9 @@ impl Producer {
     /// synchronous send waits on it).
     pub fn expedite(&mut self, id: RecordId, now: Instant) {
         self.last_now = now;
-        for p in &mut self.parts {
+        // A partition with an open batch is in the active list.
+        for &i in &self.active {
+            let p = &mut self.parts[i];
             if p.open_contains(id) {
                 p.expedite_below = p.expedite_below.max(id.0 + 1);
                 self.dirty = true;
@@ -916,7 +918,8 @@ impl Producer {
     fn min_pending_id(&self) -> Option<u64> {
         let mut m: Option<u64> = None;
         let mut see = |v: u64| m = Some(m.map_or(v, |x| x.min(v)));
-        for p in &self.parts {
+        // Only partitions with batches hold records: the active list has them all.
+        for p in self.active.iter().map(|&i| &self.parts[i]) {
             if let Some(v) = p.min_queued_id() {
                 see(v);
             }
