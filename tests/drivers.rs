@@ -186,9 +186,13 @@ fn callback_send<D: Driver>() {
     let mut p = D::start(config(&b.bootstrap_servers()).build().unwrap());
     let (tx, rx) = mpsc::channel();
     let n = 300;
+    // Explicit timestamps, equal in threes: each callback must get its own
+    // record's, wherever runs of equal ones start and end in a batch.
+    let ts = |i: usize| 1_700_000_000_000 + (i / 3) as i64;
     for i in 0..n {
         let tx = tx.clone();
-        p.send_with_callback(rec("callbacks", i).key(format!("k{i}")), move |r| {
+        let r = rec("callbacks", i).key(format!("k{i}")).timestamp(ts(i));
+        p.send_with_callback(r, move |r| {
             let _ = tx.send((i, r));
         })
         .unwrap();
@@ -199,6 +203,7 @@ fn callback_send<D: Driver>() {
         let md = r.unwrap();
         assert!(seen.insert((md.partition, md.offset)), "offset reused");
         assert!(i < n);
+        assert_eq!(md.timestamp, ts(i), "record {i}");
     }
     assert_eq!(count(&b, "callbacks") as i64, n as i64);
     p.close(WAIT).unwrap();

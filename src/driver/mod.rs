@@ -876,7 +876,8 @@ fn deliver(event: Event, waiters: &mut [Option<Waiter>], listener: Option<&Liste
                 timestamp,
             };
             let mut lent: Option<DeliveryResult> = None;
-            for (i, w) in waiters.iter_mut().enumerate() {
+            let timestamps = d.timestamps.iter().chain(std::iter::repeat(-1));
+            for ((i, w), create_time) in waiters.iter_mut().enumerate().zip(timestamps) {
                 let Some(mut w) = w.take() else { continue };
                 let offset = if d.base_offset < 0 {
                     -1
@@ -886,7 +887,7 @@ fn deliver(event: Event, waiters: &mut [Option<Waiter>], listener: Option<&Liste
                 let timestamp = if d.log_append_time >= 0 {
                     d.log_append_time
                 } else {
-                    d.timestamps.get(i).copied().unwrap_or(-1)
+                    create_time
                 };
                 match w.0.take() {
                     Some(Reply::Tag(tag)) => {

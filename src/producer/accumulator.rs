@@ -8,14 +8,14 @@ use std::time::Instant;
 use crate::protocol::compression::Compression;
 use crate::protocol::record::{BatchBuilder, ClosedBatch};
 
-use super::record::{RecordId, RecordIds};
+use super::record::{RecordId, RecordIds, Timestamps};
 
 /// The batch records are being appended to.
 #[derive(Debug)]
 pub(crate) struct OpenBatch {
     pub builder: BatchBuilder,
     pub ids: RecordIds,
-    pub timestamps: Vec<i64>,
+    pub timestamps: Timestamps,
     pub created: Instant,
     /// Bytes of `buffer.memory` this batch holds: its buffer's capacity plus
     /// [`RECORD_OVERHEAD`](super::RECORD_OVERHEAD) per record.
@@ -44,7 +44,7 @@ pub(crate) struct Batch {
     pub part: usize,
     pub closed: ClosedBatch,
     pub ids: RecordIds,
-    pub timestamps: Vec<i64>,
+    pub timestamps: Timestamps,
     pub created: Instant,
     pub memory: usize,
     /// Attempts made (requests sent with this batch).

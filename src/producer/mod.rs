@@ -36,7 +36,7 @@ pub use partitioner::{murmur2, partition_for_key, Partitioner};
 use pool::BufferPool;
 pub use record::{
     Delivery, DeliveryError, Event, Failure, ProducerRecord, RecordId, RecordIds, RecordMetadata,
-    SendError,
+    SendError, Timestamps,
 };
 use rng::Rng;
 
@@ -849,11 +849,7 @@ impl Producer {
         self.parts[part].open = Some(OpenBatch {
             builder,
             ids: RecordIds::default(),
-            // Room for as many records like this one as the batch takes:
-            // one allocation per batch instead of a doubling series.
-            timestamps: Vec::with_capacity(
-                (cap - BATCH_OVERHEAD) / size.saturating_sub(12).max(1) + 1,
-            ),
+            timestamps: Timestamps::default(),
             created: now,
             memory: cap,
             capacity: cap,
