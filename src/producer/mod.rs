@@ -837,6 +837,9 @@ impl Producer {
             Some(buf) => BatchBuilder::with_buffer(buf, ts),
             None => BatchBuilder::new(ts, cap),
         };
+        if self.config.compression != Compression::None {
+            builder = builder.hash_at_close();
+        }
         let appended = builder.try_append(
             ts,
             record.key.as_deref(),
