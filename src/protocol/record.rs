@@ -286,7 +286,9 @@ fn encode_headers(out: &mut BytesMut, headers: &[Header]) {
 /// Incremental RecordBatch v2 builder: records are written once, directly into one buffer.
 ///
 /// The buffer starts with room for the 61-byte header, which [`BatchBuilder::close`]
-/// fills in. Record `i` gets offset delta `i`.
+/// fills in. Record `i` gets offset delta `i`. A large batch's records are
+/// hashed in 256 KiB chunks as they are appended, the rest at close (all of
+/// it at close after [`BatchBuilder::hash_at_close`]).
 #[derive(Debug)]
 pub struct BatchBuilder {
     buf: BytesMut,
