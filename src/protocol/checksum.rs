@@ -9,7 +9,7 @@
 //!
 //! Next to the bulk CRC, arithmetic on polynomials over GF(2) modulo the
 //! Castagnoli polynomial (bit-reflected, as the CRC registers are) updates a
-//! CRC without rehashing unchanged data: [`replace_prefix`] swaps a batch's
+//! CRC without rehashing unchanged data: `replace_prefix` swaps a batch's
 //! header under the CRC of its records. [`crc32c_append`] carries a CRC on
 //! over more bytes.
 
