@@ -918,7 +918,7 @@ impl Producer {
         let mut m: Option<u64> = None;
         let mut see = |v: u64| m = Some(m.map_or(v, |x| x.min(v)));
         // Only partitions with batches hold records: the active list has them all.
-        for p in self.active.iter().map(|&i| &self.parts[i]) {
+        for p in self.active_parts() {
             if let Some(v) = p.min_queued_id() {
                 see(v);
             }

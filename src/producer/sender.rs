@@ -12,7 +12,7 @@ use crate::protocol::messages::produce::{
     PartitionProduceData, ProduceRequest, ProduceResponse, TopicProduceData, FIRST_TOPIC_ID_VERSION,
 };
 
-use super::accumulator::{next_sequence, Batch};
+use super::accumulator::{next_sequence, Batch, PartitionState};
 use super::config::MetadataRecoveryStrategy;
 use super::network::{ConnState, DeliveryErrorKind, RequestKind};
 use super::record::{Delivery, DeliveryError, Event};
@@ -76,6 +76,12 @@ impl Producer {
         if let Err(at) = self.active.binary_search(&part) {
             self.active.insert(at, part);
         }
+    }
+
+    /// The partitions in the list: every one with batches, and maybe a few
+    /// emptied since the last prune.
+    pub(crate) fn active_parts(&self) -> impl Iterator<Item = &PartitionState> + '_ {
+        self.active.iter().map(|&i| &self.parts[i])
     }
 
     /// Drops the partitions left without batches from the list.
@@ -203,9 +209,7 @@ impl Producer {
             .values()
             .any(|t| !t.pending.is_empty() && t.parts.is_empty());
         let leaderless = self
-            .active
-            .iter()
-            .map(|&i| &self.parts[i])
+            .active_parts()
             .any(|p| p.leader.is_none() && p.has_batches());
         let aged = self
             .metadata_last
@@ -245,9 +249,7 @@ impl Producer {
         // Connections to the leaders we have batches for.
         let mut leaders = std::mem::take(&mut self.scratch_nodes);
         leaders.extend(
-            self.active
-                .iter()
-                .map(|&i| &self.parts[i])
+            self.active_parts()
                 .filter(|p| p.has_batches())
                 .filter_map(|p| p.leader),
         );
@@ -885,7 +887,7 @@ impl Producer {
             }
         };
         let dt = self.config.delivery_timeout;
-        for p in self.active.iter().map(|&i| &self.parts[i]) {
+        for p in self.active_parts() {
             if let Some(o) = &p.open {
                 at(o.created + self.config.linger);
                 at(o.created + dt);
