@@ -296,7 +296,7 @@ pub struct BatchBuilder {
     max_timestamp: i64,
     count: i32,
     /// CRC-32C of `buf[OFF_ATTRIBUTES..hashed]`, taken while the header
-    /// bytes were still zero (meaningless while nothing is hashed).
+    /// bytes were still zero (0, the CRC of no bytes, while none are).
     crc: u32,
     /// End of the bytes `crc` covers; `OFF_ATTRIBUTES` while none are.
     hashed: usize,
@@ -436,12 +436,7 @@ impl BatchBuilder {
     #[cold]
     #[inline(never)]
     fn hash_ahead(&mut self) {
-        let new = &self.buf[self.hashed..];
-        self.crc = if self.hashed == OFF_ATTRIBUTES {
-            crc32c(new)
-        } else {
-            checksum::crc32c_append(self.crc, new)
-        };
+        self.crc = checksum::crc32c_append(self.crc, &self.buf[self.hashed..]);
         self.hashed = self.buf.len();
         self.next_hash = self.hashed + CRC_CHUNK;
     }
