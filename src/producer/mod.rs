@@ -17,9 +17,9 @@ mod pool;
 pub mod record;
 pub mod rng;
 mod sender;
+mod topics;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -39,6 +39,7 @@ pub use record::{
     SendError, Timestamps,
 };
 use rng::Rng;
+use topics::Topics;
 
 /// Identifies one connection the core asked the driver to open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -111,59 +112,6 @@ pub struct Metrics {
     /// Rebootstraps: the cluster view given up for `bootstrap.servers`
     /// (`metadata.recovery.strategy`).
     pub rebootstraps: u64,
-}
-
-/// The topic map's hash: `send` hashes the topic name of every record, and
-/// SipHash's DoS resistance buys nothing for names the application chooses.
-/// Eight bytes per multiply (FxHash's step), not one as FNV-1a: a topic name
-/// is hashed in two or three steps. (Only lookups use the hash; no output
-/// depends on map order.)
-#[derive(Clone, Copy, Default)]
-struct TopicHasher(u64);
-
-impl TopicHasher {
-    const K: u64 = 0xf135_7aea_2e62_a9c5;
-
-    #[inline]
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::K);
-    }
-}
-
-impl Hasher for TopicHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        let n = bytes.len();
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            self.add(u64::from_le_bytes(c.try_into().expect("8 bytes")));
-        }
-        let rest = chunks.remainder().len();
-        // The tail is read with fixed-size loads (overlapping bytes already
-        // hashed, as wyhash does): a copy of a variable length is a memcpy call.
-        let tail = match rest {
-            0 => return,
-            _ if n >= 8 => u64::from_le_bytes(bytes[n - 8..].try_into().expect("8 bytes")),
-            4..=7 => {
-                let lo = u32::from_le_bytes(bytes[..4].try_into().expect("4 bytes"));
-                let hi = u32::from_le_bytes(bytes[n - 4..].try_into().expect("4 bytes"));
-                (u64::from(hi) << 32) | u64::from(lo)
-            }
-            _ => {
-                (u64::from(bytes[0]) << 16)
-                    | (u64::from(bytes[n / 2]) << 8)
-                    | u64::from(bytes[n - 1])
-            }
-        };
-        self.add(tail ^ ((rest as u64) << 59));
-    }
-
-    #[inline]
-    fn finish(&self) -> u64 {
-        // The multiply leaves the low bits, which pick the bucket, depending
-        // on the input's low bits only: rotate the well-mixed high bits down.
-        self.0.rotate_left(26)
-    }
 }
 
 /// A record waiting for its topic's metadata.
@@ -249,9 +197,7 @@ pub struct Producer {
     next_conn_id: u64,
     next_correlation: i32,
 
-    topics: HashMap<Arc<str>, TopicState, BuildHasherDefault<TopicHasher>>,
-    /// Topic names in first-use order (deterministic iteration).
-    topic_order: Vec<Arc<str>>,
+    topics: Topics,
     parts: Vec<PartitionState>,
 
     /// Broker id → (host, port) from metadata.
@@ -372,8 +318,7 @@ impl Producer {
             next_record_id: 0,
             next_conn_id: 0,
             next_correlation: 0,
-            topics: HashMap::default(),
-            topic_order: Vec::new(),
+            topics: Topics::default(),
             parts: Vec::new(),
             brokers: BTreeMap::new(),
             bootstrap,
@@ -592,10 +537,10 @@ impl Producer {
                 max: self.config.max_request_size.min(self.config.buffer_memory),
             });
         }
-        // One topic lookup per record (the map hashes the whole name).
         let known = self
             .topics
-            .get_mut(&record.topic)
+            .position_for_send(&record.topic)
+            .map(|i| self.topics.at_mut(i))
             .filter(|t| !t.parts.is_empty() && t.pending.is_empty());
         let Some(t) = known else {
             // Held unpartitioned until the topic's metadata arrives.
@@ -609,8 +554,7 @@ impl Producer {
             self.hold(size);
             self.pending_records += 1;
             record.timestamp = Some(ts);
-            let topic = record.topic.clone();
-            let t = self.topic_entry(&topic);
+            let t = self.topics.entry(&record.topic);
             t.pending.push_back(PendingRecord {
                 id,
                 record,
@@ -739,19 +683,6 @@ impl Producer {
             buffered: self.buffered_bytes,
             limit: self.config.buffer_memory,
         }
-    }
-
-    fn topic_entry(&mut self, topic: &Arc<str>) -> &mut TopicState {
-        if !self.topics.contains_key(topic) {
-            // The core's own copy of the name, not the application's `Arc`:
-            // outcomes clone it on the driver's loop thread while application
-            // threads clone theirs per record, and one shared reference count
-            // would bounce between their cores on every record.
-            let own: Arc<str> = Arc::from(&**topic);
-            self.topic_order.push(own.clone());
-            self.topics.insert(own, TopicState::default());
-        }
-        self.topics.get_mut(topic).expect("inserted")
     }
 
     /// The partition for a record of a known topic; `Err(partitions)` for an invalid explicit one.
@@ -1041,8 +972,9 @@ impl Producer {
                 self.recycle(o.builder.into_buffer());
             }
         }
-        for name in self.topic_order.clone() {
-            let pending = std::mem::take(&mut self.topics.get_mut(&name).expect("topic").pending);
+        for i in 0..self.topics.len() {
+            let name = self.topics.names()[i].clone();
+            let pending = std::mem::take(&mut self.topics.at_mut(i).pending);
             for r in pending {
                 let mut ids = RecordIds::default();
                 ids.push(RecordId(r.id));
@@ -1125,34 +1057,4 @@ fn parse_host_port(s: &str) -> Result<(String, u16), ConfigError> {
 pub(crate) fn error_of(code: i16) -> Option<ErrorCode> {
     let c = ErrorCode::from_code(code);
     (!c.is_ok()).then_some(c)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::TopicHasher;
-    use std::collections::HashSet;
-    use std::hash::{BuildHasher, BuildHasherDefault};
-
-    /// Names that differ anywhere (any byte, the length) land in different
-    /// buckets: the low bits of the hash, which pick the bucket, must depend
-    /// on every byte, not only on each word's low bytes.
-    #[test]
-    fn topic_hash_spreads_similar_names_over_buckets() {
-        let b = BuildHasherDefault::<TopicHasher>::default();
-        let names: Vec<String> = (0..1024)
-            .map(|i| format!("orders.{:08}", i * 7919))
-            .chain((0..1024).map(|i| format!("{}x", "t".repeat(i % 40 + 1)) + &i.to_string()))
-            .collect();
-        let buckets: HashSet<u64> = names
-            .iter()
-            .map(|n| b.hash_one(n.as_str()) & 1023)
-            .collect();
-        assert!(
-            buckets.len() > 700,
-            "only {} of 1024 buckets used",
-            buckets.len()
-        );
-        let full: HashSet<u64> = names.iter().map(|n| b.hash_one(n.as_str())).collect();
-        assert_eq!(full.len(), names.len());
-    }
 }

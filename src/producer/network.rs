@@ -565,7 +565,8 @@ impl Producer {
             return;
         };
         let topics = self
-            .topic_order
+            .topics
+            .names()
             .iter()
             .map(|t| MetadataRequestTopic {
                 name: Some(t.to_string()),
@@ -634,30 +635,27 @@ impl Producer {
         let mut retry_soon = false;
         for t in resp.topics {
             let Some(name) = t.name else { continue };
-            let Some(key) = self
-                .topics
-                .get_key_value(name.as_str())
-                .map(|(k, _)| k.clone())
-            else {
+            let Some(i) = self.topics.position(&name) else {
                 continue;
             };
+            let key = self.topics.names()[i].clone();
             let code = error_of(t.error_code);
             match code {
                 None => {}
                 Some(c) if c.is_retriable() => {
                     // UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE...: wait, up to max.block.ms.
-                    self.topics.get_mut(&key).expect("topic").error = Some(c);
+                    self.topics.at_mut(i).error = Some(c);
                     retry_soon = true;
                     continue;
                 }
                 Some(c) => {
                     // Authorization and the like: fail what waits for this topic.
-                    self.topics.get_mut(&key).expect("topic").error = Some(c);
+                    self.topics.at_mut(i).error = Some(c);
                     self.fail_topic(&key, DeliveryErrorKind::Broker(c));
                     continue;
                 }
             }
-            let ts = self.topics.get_mut(&key).expect("topic");
+            let ts = self.topics.at_mut(i);
             ts.error = None;
             // Zero below Metadata v10: Produce then names the topic (v12 at most).
             ts.id = t.topic_id;
@@ -669,15 +667,15 @@ impl Producer {
                 .max()
                 .unwrap_or(0)
                 .max(ts.parts.len() as i32);
-            while (self.topics[&key].parts.len() as i32) < count {
-                let n = self.topics[&key].parts.len() as i32;
+            while (self.topics.at(i).parts.len() as i32) < count {
+                let n = self.topics.at(i).parts.len() as i32;
                 self.parts.push(PartitionState::new(key.clone(), n));
                 let idx = self.parts.len() - 1;
-                self.topics.get_mut(&key).expect("topic").parts.push(idx);
+                self.topics.at_mut(i).parts.push(idx);
             }
             let mut available = Vec::new();
             for p in partitions {
-                let idx = self.topics[&key].parts[p.partition_index as usize];
+                let idx = self.topics.at(i).parts[p.partition_index as usize];
                 let leader = (p.leader_id >= 0 && self.brokers.contains_key(&p.leader_id))
                     .then_some(p.leader_id);
                 if leader.is_none() {
@@ -687,8 +685,7 @@ impl Producer {
                 }
                 self.parts[idx].leader = leader;
             }
-            let ts = self.topics.get_mut(&key).expect("topic");
-            ts.available = available;
+            self.topics.at_mut(i).available = available;
             self.place_pending(&key, now);
         }
         if retry_soon {

@@ -141,8 +141,8 @@ impl Producer {
             }
         }
         // Records waiting for metadata past max.block.ms.
-        for i in 0..self.topic_order.len() {
-            let t = &self.topics[&self.topic_order[i]];
+        for i in 0..self.topics.len() {
+            let t = self.topics.at(i);
             let expired = t
                 .pending
                 .front()
@@ -155,7 +155,7 @@ impl Producer {
                     }
                     _ => DeliveryErrorKind::NotFound(ms),
                 };
-                let name = self.topic_order[i].clone();
+                let name = self.topics.names()[i].clone();
                 self.fail_topic(&name, why);
             }
         }
@@ -177,10 +177,10 @@ impl Producer {
 
     /// Places records that waited for metadata or for memory, once both are there.
     fn place_waiting(&mut self, now: Instant) {
-        for i in 0..self.topic_order.len() {
-            let t = &self.topics[&self.topic_order[i]];
+        for i in 0..self.topics.len() {
+            let t = self.topics.at(i);
             if !t.pending.is_empty() && !t.parts.is_empty() {
-                let name = self.topic_order[i].clone();
+                let name = self.topics.names()[i].clone();
                 self.place_pending(&name, now);
             }
         }
@@ -214,7 +214,7 @@ impl Producer {
         let aged = self
             .metadata_last
             .is_some_and(|t| now.saturating_duration_since(t) >= self.config.metadata_max_age)
-            && !self.topic_order.is_empty();
+            && !self.topics.is_empty();
         let due = self.metadata_needed || any_pending_topic || leaderless || aged;
         if due {
             self.rebootstrap_if_stuck(now);
@@ -919,8 +919,8 @@ impl Producer {
                 }
             }
         }
-        for name in &self.topic_order {
-            if let Some(r) = self.topics[name].pending.front() {
+        for t in self.topics.values() {
+            if let Some(r) = t.pending.front() {
                 at(r.since + self.config.max_block);
             }
         }
@@ -935,7 +935,7 @@ impl Producer {
             at(t);
         }
         if let Some(t) = self.metadata_last {
-            if !self.topic_order.is_empty() {
+            if !self.topics.is_empty() {
                 at(t + self.config.metadata_max_age);
             }
         }

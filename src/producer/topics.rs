@@ -1,0 +1,131 @@
+//! The topics a producer has seen: their states in first-use order, found by name.
+
+use std::collections::HashMap;
+use std::ops::Index;
+use std::sync::Arc;
+
+use super::TopicState;
+
+/// Topic states in first-use order, so that walks over them are
+/// deterministic, found by name. Topics are never removed: a topic's
+/// position is stable for the producer's life.
+#[derive(Default)]
+pub(super) struct Topics {
+    /// The core's own copies of the names, not the application's `Arc`s:
+    /// outcomes clone a name on the driver's loop thread while application
+    /// threads clone theirs per record, and one shared reference count would
+    /// bounce between their cores on every record.
+    names: Vec<Arc<str>>,
+    states: Vec<TopicState>,
+    index: HashMap<Arc<str>, usize>,
+    /// The position `send` found last. Records mostly come in runs to one
+    /// topic; comparing the name with this one's is a few instructions where
+    /// hashing it and probing the map is a hundred.
+    last: usize,
+}
+
+impl Topics {
+    /// Topics seen.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// True before the first topic.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// The names, in first-use order.
+    pub fn names(&self) -> &[Arc<str>] {
+        &self.names
+    }
+
+    /// The state of the topic at position `i`.
+    pub fn at(&self, i: usize) -> &TopicState {
+        &self.states[i]
+    }
+
+    /// The state of the topic at position `i`, to change.
+    pub fn at_mut(&mut self, i: usize) -> &mut TopicState {
+        &mut self.states[i]
+    }
+
+    /// The states, in first-use order.
+    pub fn values(&self) -> impl Iterator<Item = &TopicState> {
+        self.states.iter()
+    }
+
+    /// The position of `name`, if seen.
+    pub fn position(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied()
+    }
+
+    /// The position of `name` for a record being sent: the last one found
+    /// when the name is the same, the map's answer otherwise.
+    #[inline]
+    pub fn position_for_send(&mut self, name: &str) -> Option<usize> {
+        if self.names.get(self.last).is_some_and(|n| **n == *name) {
+            return Some(self.last);
+        }
+        let i = self.position(name)?;
+        self.last = i;
+        Some(i)
+    }
+
+    /// The state of `name`, if seen.
+    pub fn get(&self, name: &str) -> Option<&TopicState> {
+        self.position(name).map(|i| &self.states[i])
+    }
+
+    /// The state of `name` to change, if seen.
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut TopicState> {
+        self.position(name).map(|i| &mut self.states[i])
+    }
+
+    /// The state of `name` to change, a new one when not seen before.
+    pub fn entry(&mut self, name: &str) -> &mut TopicState {
+        let i = match self.position(name) {
+            Some(i) => i,
+            None => {
+                let own: Arc<str> = Arc::from(name);
+                self.names.push(own.clone());
+                self.states.push(TopicState::default());
+                self.index.insert(own, self.states.len() - 1);
+                self.states.len() - 1
+            }
+        };
+        &mut self.states[i]
+    }
+}
+
+impl<K: AsRef<str> + ?Sized> Index<&K> for Topics {
+    type Output = TopicState;
+
+    /// The state of a topic known to have been seen.
+    fn index(&self, name: &K) -> &TopicState {
+        self.get(name.as_ref()).expect("a topic seen before")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Topics;
+
+    #[test]
+    fn send_lookups_follow_the_name_not_the_last_answer() {
+        let mut t = Topics::default();
+        assert_eq!(t.position_for_send("a"), None);
+        t.entry("a").id = [1; 16];
+        t.entry("b").id = [2; 16];
+        assert_eq!(t.position_for_send("a"), Some(0));
+        assert_eq!(t.position_for_send("a"), Some(0));
+        assert_eq!(t.position_for_send("b"), Some(1));
+        assert_eq!(t.position_for_send("a"), Some(0));
+        assert_eq!(t.position_for_send("c"), None);
+        assert_eq!(t.position_for_send("b"), Some(1));
+        assert_eq!(t.names().len(), t.len());
+        assert_eq!(t["b"].id, [2; 16]);
+        assert_eq!(t.entry("a").id, [1; 16], "entry finds, not replaces");
+        assert_eq!(t.len(), 2);
+    }
+}
