@@ -78,6 +78,8 @@ impl Batch {
 #[derive(Debug)]
 pub(crate) struct PartitionState {
     pub topic: Arc<str>,
+    /// The topic's position in `Producer::topics`.
+    pub topic_pos: usize,
     pub partition: i32,
     /// Leader node id, `None` when unknown or unavailable.
     pub leader: Option<i32>,
@@ -102,9 +104,10 @@ pub(crate) struct PartitionState {
 }
 
 impl PartitionState {
-    pub fn new(topic: Arc<str>, partition: i32) -> Self {
+    pub fn new(topic: Arc<str>, topic_pos: usize, partition: i32) -> Self {
         PartitionState {
             topic,
+            topic_pos,
             partition,
             leader: None,
             open: None,

@@ -685,9 +685,15 @@ impl Producer {
         }
     }
 
-    /// The partition for a record of a known topic; `Err(partitions)` for an invalid explicit one.
-    fn choose_partition(&mut self, record: &ProducerRecord, size: usize) -> Result<i32, i32> {
-        let t = self.topics.get_mut(&record.topic).expect("known topic");
+    /// The partition for a record of the known topic at position `topic`;
+    /// `Err(partitions)` for an invalid explicit one.
+    fn choose_partition(
+        &mut self,
+        topic: usize,
+        record: &ProducerRecord,
+        size: usize,
+    ) -> Result<i32, i32> {
+        let t = self.topics.at_mut(topic);
         choose_partition(
             t,
             record,
@@ -733,10 +739,7 @@ impl Producer {
         }
         // A batch never reserves more than buffer.memory (a record larger than
         // batch.size still gets a batch of its own size).
-        let ratio = self
-            .topics
-            .get(&record.topic)
-            .map_or(1.0, |t| t.compression_ratio);
+        let ratio = self.topics.at(self.parts[part].topic_pos).compression_ratio;
         let batch_size = ((self.config.batch_size as f64 / ratio) as usize)
             .min(
                 self.config
@@ -825,7 +828,7 @@ impl Producer {
                 b.part = part;
                 if self.config.compression != Compression::None {
                     let observed = b.closed.len() as f64 / uncompressed as f64;
-                    let t = self.topics.get_mut(&p.topic).expect("topic");
+                    let t = self.topics.at_mut(p.topic_pos);
                     t.compression_ratio = next_ratio_estimate(t.compression_ratio, observed);
                 }
             }

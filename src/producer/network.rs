@@ -669,7 +669,7 @@ impl Producer {
                 .max(ts.parts.len() as i32);
             while (self.topics.at(i).parts.len() as i32) < count {
                 let n = self.topics.at(i).parts.len() as i32;
-                self.parts.push(PartitionState::new(key.clone(), n));
+                self.parts.push(PartitionState::new(key.clone(), i, n));
                 let idx = self.parts.len() - 1;
                 self.topics.at_mut(i).parts.push(idx);
             }
@@ -749,26 +749,20 @@ impl Producer {
 
     /// Partitions and appends the records that waited for `topic`'s metadata, in order.
     pub(crate) fn place_pending(&mut self, topic: &Arc<str>, now: Instant) {
-        while let Some(r) = self
-            .topics
-            .get_mut(topic)
-            .expect("topic")
-            .pending
-            .pop_front()
-        {
+        let i = self.topics.position(topic).expect("topic");
+        while let Some(r) = self.topics.at_mut(i).pending.pop_front() {
             // The estimate held in memory is given back; the batch accounts for itself.
             self.buffered_bytes -= r.size;
             let ts = r.record.timestamp.expect("filled at send");
             let size = r.size - super::BATCH_OVERHEAD;
-            match self.choose_partition(&r.record, size) {
+            match self.choose_partition(i, &r.record, size) {
                 Ok(p) => {
-                    let part = self.topics[topic].parts[p as usize];
+                    let part = self.topics.at(i).parts[p as usize];
                     if self.append(part, r.id, &r.record, ts, size, now).is_err() {
                         // No memory for a batch now: this record and the ones
                         // behind it wait, in order, for deliveries to free some.
                         self.hold(r.size);
-                        let t = self.topics.get_mut(topic).expect("topic");
-                        t.pending.push_front(r);
+                        self.topics.at_mut(i).pending.push_front(r);
                         return;
                     }
                 }

@@ -559,7 +559,7 @@ impl Producer {
                 Some(t) => t.partition_data.push(pd),
                 None => topic_data.push(TopicProduceData {
                     name: p.topic.to_string(),
-                    topic_id: self.topics[&p.topic].id,
+                    topic_id: self.topics.at(p.topic_pos).id,
                     partition_data: vec![pd],
                     ..Default::default()
                 }),
