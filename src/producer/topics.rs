@@ -1,6 +1,6 @@
 //! The topics a producer has seen: their states in first-use order, found by name.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::TopicState;
@@ -16,7 +16,10 @@ pub(super) struct Topics {
     /// bounce between their cores on every record.
     names: Vec<Arc<str>>,
     states: Vec<TopicState>,
-    index: HashMap<Arc<str>, usize>,
+    /// Positions by name: a `BTreeMap` because std's `HashMap` seeds its
+    /// hash from the OS, and the core reads no entropy (it is off the
+    /// per-record path, see `last`).
+    index: BTreeMap<Arc<str>, usize>,
     /// The position `send` found last. Records mostly come in runs to one
     /// topic; comparing the name with this one's is a few instructions where
     /// hashing it and probing the map is a hundred.
