@@ -567,7 +567,7 @@ impl Handle {
     /// waits for memory (`Mode::Block`) up to `max.block.ms`.
     fn submit(
         &self,
-        record: ProducerRecord,
+        mut record: ProducerRecord,
         reply: Option<Reply>,
         mode: Mode,
     ) -> Result<RecordId, Error> {
@@ -575,7 +575,6 @@ impl Handle {
         if s.closing.load(Ordering::Acquire) {
             return Err(SendError::Closed(Box::new(record)).into());
         }
-        let mut record = record;
         let mut deadline: Option<Instant> = None;
         // The clock is read outside the lock, which senders and the loop share.
         let mut now = Instant::now();
