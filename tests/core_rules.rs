@@ -603,6 +603,43 @@ fn buffer_memory_bounds_the_number_of_tiny_records() {
     assert!(accepted * (8 + RECORD_OVERHEAD) > 150_000, "{accepted}");
 }
 
+/// Records that waited for metadata while filling buffer.memory go into
+/// batches of batch.size when it comes, as records sent later would: the
+/// memory they held is theirs to fill batches with. (Each used to get a batch
+/// sized to what the others left free, one record each: a request per record
+/// until they were out, and none of those buffers fit the pool for reuse.)
+#[test]
+fn records_waiting_for_metadata_fill_whole_batches() {
+    let mut h = Harness::new(&[
+        ("buffer.memory", "200000"),
+        ("batch.size", "16384"),
+        ("linger.ms", "0"),
+    ]);
+    let mut waiting = 0usize;
+    loop {
+        let r = ProducerRecord::new(TOPIC, vec![7u8; 1000]).partition(0);
+        match h.p.send(r, h.now) {
+            Ok(_) => waiting += 1,
+            Err(SendError::BufferFull { .. }) => break,
+            Err(e) => panic!("{e}"),
+        }
+        assert!(waiting < 1000, "buffer.memory never filled");
+    }
+    assert!(waiting > 150, "{waiting}");
+    let mut counts = Vec::new();
+    while counts.iter().sum::<usize>() < waiting {
+        let (req, pr) = h.next_produce().expect("the waiting records go out");
+        for b in batches(&pr) {
+            counts.push(b.record_count as usize);
+        }
+        h.answer_produce(&req, &pr, ErrorCode::None, 0);
+    }
+    assert_eq!(counts.iter().sum::<usize>(), waiting);
+    // A 1000-byte record takes 1010 bytes of a batch: 16 fit in 16384.
+    let full = counts.iter().filter(|&&n| n >= 15).count();
+    assert!(full * 16 >= waiting - 16, "records per batch: {counts:?}");
+}
+
 #[test]
 fn retriable_error_retries_with_backoff_and_same_sequence() {
     let mut h = Harness::new(&[("linger.ms", "0")]);

@@ -132,6 +132,10 @@ struct TopicState {
     available: Vec<i32>,
     /// Records sent before the topic's metadata was known.
     pending: VecDeque<PendingRecord>,
+    /// Bytes of `buffer.memory` the `pending` records hold together: the sum
+    /// of their sizes, or less when memory was short as they went back to
+    /// waiting (see `place_pending`).
+    pending_held: usize,
     sticky: partitioner::Sticky,
     /// Estimated compressed/uncompressed size of this topic's batches, so that
     /// compressed batches fill up to about `batch.size` on the wire.
@@ -149,6 +153,7 @@ impl Default for TopicState {
             parts: Vec::new(),
             available: Vec::new(),
             pending: VecDeque::new(),
+            pending_held: 0,
             sticky: partitioner::Sticky::default(),
             error: None,
             compression_ratio: 1.0,
@@ -555,6 +560,7 @@ impl Producer {
             self.pending_records += 1;
             record.timestamp = Some(ts);
             let t = self.topics.entry(&record.topic);
+            t.pending_held += size;
             t.pending.push_back(PendingRecord {
                 id,
                 record,
@@ -886,6 +892,14 @@ impl Producer {
         self.check_memory();
     }
 
+    /// Takes the records waiting for the metadata of the topic at position
+    /// `i`, and gives back the memory they held.
+    fn take_pending(&mut self, i: usize) -> VecDeque<PendingRecord> {
+        let t = self.topics.at_mut(i);
+        self.buffered_bytes -= std::mem::take(&mut t.pending_held);
+        std::mem::take(&mut t.pending)
+    }
+
     /// In-use and pooled bytes stay within `buffer.memory` together.
     fn check_memory(&self) {
         debug_assert!(
@@ -977,11 +991,10 @@ impl Producer {
         }
         for i in 0..self.topics.len() {
             let name = self.topics.names()[i].clone();
-            let pending = std::mem::take(&mut self.topics.at_mut(i).pending);
-            for r in pending {
+            for r in self.take_pending(i) {
                 let mut ids = RecordIds::default();
                 ids.push(RecordId(r.id));
-                self.complete_failed(name.clone(), -1, ids, r.size, err(false));
+                self.complete_failed(name.clone(), -1, ids, 0, err(false));
             }
         }
     }

@@ -750,9 +750,16 @@ impl Producer {
     /// Partitions and appends the records that waited for `topic`'s metadata, in order.
     pub(crate) fn place_pending(&mut self, topic: &Arc<str>, now: Instant) {
         let i = self.topics.position(topic).expect("topic");
-        while let Some(r) = self.topics.at_mut(i).pending.pop_front() {
-            // The estimate held in memory is given back; the batch accounts for itself.
-            self.buffered_bytes -= r.size;
+        // What the records held is given back at once, and their batches
+        // account for themselves. Given back record by record, the batch
+        // opened for the first would be sized to what the others still hold
+        // left free: a record's worth, so one record a batch, and buffers of
+        // a size the pool does not keep.
+        let t = self.topics.at_mut(i);
+        let mut pending = std::mem::take(&mut t.pending);
+        let mut left = std::mem::take(&mut t.pending_held);
+        self.buffered_bytes -= left;
+        while let Some(r) = pending.pop_front() {
             let ts = r.record.timestamp.expect("filled at send");
             let size = r.size - super::BATCH_OVERHEAD;
             match self.choose_partition(i, &r.record, size) {
@@ -760,21 +767,34 @@ impl Producer {
                     let part = self.topics.at(i).parts[p as usize];
                     if self.append(part, r.id, &r.record, ts, size, now).is_err() {
                         // No memory for a batch now: this record and the ones
-                        // behind it wait, in order, for deliveries to free some.
-                        self.hold(r.size);
-                        self.topics.at_mut(i).pending.push_front(r);
+                        // behind it wait, in order, for deliveries to free
+                        // some. They hold what they held as far as memory
+                        // allows: the batches just opened may have taken more
+                        // than their records held (one partly filled), and
+                        // buffer.memory is never exceeded.
+                        pending.push_front(r);
+                        let held = left.min(
+                            self.config
+                                .buffer_memory
+                                .saturating_sub(self.buffered_bytes),
+                        );
+                        self.hold(held);
+                        let t = self.topics.at_mut(i);
+                        t.pending = pending;
+                        t.pending_held = held;
                         return;
                     }
+                    left = left.saturating_sub(r.size);
                 }
                 Err(partitions) => {
+                    left = left.saturating_sub(r.size);
                     let mut ids = super::RecordIds::default();
                     ids.push(super::RecordId(r.id));
-                    self.buffered_bytes += r.size;
                     self.complete_failed(
                         topic.clone(),
                         r.record.partition.unwrap_or(-1),
                         ids,
-                        r.size,
+                        0,
                         super::DeliveryError::InvalidPartition {
                             partition: r.record.partition.unwrap_or(-1),
                             partitions,
@@ -787,8 +807,8 @@ impl Producer {
 
     /// Fails the records still waiting for `topic`'s metadata.
     pub(crate) fn fail_topic(&mut self, topic: &Arc<str>, why: DeliveryErrorKind) {
-        let pending = std::mem::take(&mut self.topics.get_mut(topic).expect("topic").pending);
-        for r in pending {
+        let i = self.topics.position(topic).expect("topic");
+        for r in self.take_pending(i) {
             let mut ids = super::RecordIds::default();
             ids.push(super::RecordId(r.id));
             let error = match why {
@@ -799,7 +819,7 @@ impl Producer {
                 },
                 DeliveryErrorKind::NotFound(ms) => super::DeliveryError::TopicNotFound(ms),
             };
-            self.complete_failed(topic.clone(), -1, ids, r.size, error);
+            self.complete_failed(topic.clone(), -1, ids, 0, error);
         }
     }
 

@@ -79,11 +79,6 @@ impl Topics {
         self.position(name).map(|i| &self.states[i])
     }
 
-    /// The state of `name` to change, if seen.
-    pub fn get_mut(&mut self, name: &str) -> Option<&mut TopicState> {
-        self.position(name).map(|i| &mut self.states[i])
-    }
-
     /// The state of `name` to change, a new one when not seen before.
     pub fn entry(&mut self, name: &str) -> &mut TopicState {
         let i = match self.position(name) {
