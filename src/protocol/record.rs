@@ -241,7 +241,6 @@ fn encode_record(
     headers: &[Header],
 ) -> usize {
     let total = record_len(body);
-    out.reserve(total);
     let mut s = [0u8; 32];
     let mut n = scratch_varint(&mut s, 0, body as i32);
     s[n & 31] = attributes as u8;
