@@ -326,6 +326,21 @@ impl Harness {
         id
     }
 
+    /// Sends records of `len` bytes to partition 0 until `buffer.memory` is
+    /// full (nothing is pumped meanwhile); returns how many were accepted.
+    fn fill_memory(&mut self, len: usize) -> usize {
+        let mut accepted = 0usize;
+        loop {
+            let r = ProducerRecord::new(TOPIC, vec![7u8; len]).partition(0);
+            match self.p.send(r, self.now) {
+                Ok(_) => accepted += 1,
+                Err(SendError::BufferFull { .. }) => return accepted,
+                Err(e) => panic!("{e}"),
+            }
+            assert!(accepted < 1_000_000, "buffer.memory never filled");
+        }
+    }
+
     fn delivered_offsets(&self) -> Vec<(u64, i64)> {
         let mut v = Vec::new();
         for e in &self.events {
@@ -584,16 +599,7 @@ fn buffer_memory_bounds_the_number_of_tiny_records() {
         h.answer_produce(&req, &pr, ErrorCode::None, 0);
     }
     // The broker now answers nothing: records stay buffered.
-    let mut accepted = 0usize;
-    loop {
-        let r = ProducerRecord::new(TOPIC, vec![7u8; 1]).partition(0);
-        match h.p.send(r, h.now) {
-            Ok(_) => accepted += 1,
-            Err(SendError::BufferFull { .. }) => break,
-            Err(e) => panic!("{e}"),
-        }
-        assert!(accepted < 1_000_000, "buffer.memory never filled");
-    }
+    let accepted = h.fill_memory(1);
     assert!(h.p.buffered_bytes() <= 200_000, "{}", h.p.buffered_bytes());
     // A 1-byte record is 8 bytes in the batch, and 32 besides it.
     assert!(
@@ -615,16 +621,7 @@ fn records_waiting_for_metadata_fill_whole_batches() {
         ("batch.size", "16384"),
         ("linger.ms", "0"),
     ]);
-    let mut waiting = 0usize;
-    loop {
-        let r = ProducerRecord::new(TOPIC, vec![7u8; 1000]).partition(0);
-        match h.p.send(r, h.now) {
-            Ok(_) => waiting += 1,
-            Err(SendError::BufferFull { .. }) => break,
-            Err(e) => panic!("{e}"),
-        }
-        assert!(waiting < 1000, "buffer.memory never filled");
-    }
+    let waiting = h.fill_memory(1000);
     assert!(waiting > 150, "{waiting}");
     let mut counts = Vec::new();
     while counts.iter().sum::<usize>() < waiting {
