@@ -893,11 +893,12 @@ impl Producer {
     }
 
     /// Takes the records waiting for the metadata of the topic at position
-    /// `i`, and gives back the memory they held.
-    fn take_pending(&mut self, i: usize) -> VecDeque<PendingRecord> {
+    /// `i`, and gives back the memory they held; returns them and that memory.
+    fn take_pending(&mut self, i: usize) -> (VecDeque<PendingRecord>, usize) {
         let t = self.topics.at_mut(i);
-        self.buffered_bytes -= std::mem::take(&mut t.pending_held);
-        std::mem::take(&mut t.pending)
+        let held = std::mem::take(&mut t.pending_held);
+        self.buffered_bytes -= held;
+        (std::mem::take(&mut t.pending), held)
     }
 
     /// In-use and pooled bytes stay within `buffer.memory` together.
@@ -991,7 +992,7 @@ impl Producer {
         }
         for i in 0..self.topics.len() {
             let name = self.topics.names()[i].clone();
-            for r in self.take_pending(i) {
+            for r in self.take_pending(i).0 {
                 let mut ids = RecordIds::default();
                 ids.push(RecordId(r.id));
                 self.complete_failed(name.clone(), -1, ids, 0, err(false));

@@ -3,7 +3,6 @@
 //! requests (ApiVersions, Metadata, InitProducerId).
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -651,7 +650,7 @@ impl Producer {
                 Some(c) => {
                     // Authorization and the like: fail what waits for this topic.
                     self.topics.at_mut(i).error = Some(c);
-                    self.fail_topic(&key, DeliveryErrorKind::Broker(c));
+                    self.fail_topic(i, DeliveryErrorKind::Broker(c));
                     continue;
                 }
             }
@@ -686,7 +685,7 @@ impl Producer {
                 self.parts[idx].leader = leader;
             }
             self.topics.at_mut(i).available = available;
-            self.place_pending(&key, now);
+            self.place_pending(i, now);
         }
         if retry_soon {
             self.retry_metadata_later(now);
@@ -747,18 +746,15 @@ impl Producer {
         }
     }
 
-    /// Partitions and appends the records that waited for `topic`'s metadata, in order.
-    pub(crate) fn place_pending(&mut self, topic: &Arc<str>, now: Instant) {
-        let i = self.topics.position(topic).expect("topic");
+    /// Partitions and appends the records that waited for the metadata of
+    /// the topic at position `i`, in order.
+    pub(crate) fn place_pending(&mut self, i: usize, now: Instant) {
         // What the records held is given back at once, and their batches
         // account for themselves. Given back record by record, the batch
         // opened for the first would be sized to what the others still hold
         // left free: a record's worth, so one record a batch, and buffers of
         // a size the pool does not keep.
-        let t = self.topics.at_mut(i);
-        let mut pending = std::mem::take(&mut t.pending);
-        let mut left = std::mem::take(&mut t.pending_held);
-        self.buffered_bytes -= left;
+        let (mut pending, mut left) = self.take_pending(i);
         while let Some(r) = pending.pop_front() {
             let ts = r.record.timestamp.expect("filled at send");
             let size = r.size - super::BATCH_OVERHEAD;
@@ -791,7 +787,7 @@ impl Producer {
                     let mut ids = super::RecordIds::default();
                     ids.push(super::RecordId(r.id));
                     self.complete_failed(
-                        topic.clone(),
+                        self.topics.names()[i].clone(),
                         r.record.partition.unwrap_or(-1),
                         ids,
                         0,
@@ -805,10 +801,10 @@ impl Producer {
         }
     }
 
-    /// Fails the records still waiting for `topic`'s metadata.
-    pub(crate) fn fail_topic(&mut self, topic: &Arc<str>, why: DeliveryErrorKind) {
-        let i = self.topics.position(topic).expect("topic");
-        for r in self.take_pending(i) {
+    /// Fails the records still waiting for the metadata of the topic at position `i`.
+    pub(crate) fn fail_topic(&mut self, i: usize, why: DeliveryErrorKind) {
+        let topic = self.topics.names()[i].clone();
+        for r in self.take_pending(i).0 {
             let mut ids = super::RecordIds::default();
             ids.push(super::RecordId(r.id));
             let error = match why {

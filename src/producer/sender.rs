@@ -155,8 +155,7 @@ impl Producer {
                     }
                     _ => DeliveryErrorKind::NotFound(ms),
                 };
-                let name = self.topics.names()[i].clone();
-                self.fail_topic(&name, why);
+                self.fail_topic(i, why);
             }
         }
         // Requests past request.timeout.ms, and connects past the setup timeout.
@@ -180,8 +179,7 @@ impl Producer {
         for i in 0..self.topics.len() {
             let t = self.topics.at(i);
             if !t.pending.is_empty() && !t.parts.is_empty() {
-                let name = self.topics.names()[i].clone();
-                self.place_pending(&name, now);
+                self.place_pending(i, now);
             }
         }
     }
