@@ -637,7 +637,6 @@ impl Producer {
             let Some(i) = self.topics.position(&name) else {
                 continue;
             };
-            let key = self.topics.names()[i].clone();
             let code = error_of(t.error_code);
             match code {
                 None => {}
@@ -668,7 +667,8 @@ impl Producer {
                 .max(ts.parts.len() as i32);
             while (self.topics.at(i).parts.len() as i32) < count {
                 let n = self.topics.at(i).parts.len() as i32;
-                self.parts.push(PartitionState::new(key.clone(), i, n));
+                self.parts
+                    .push(PartitionState::new(self.topics.names()[i].clone(), i, n));
                 let idx = self.parts.len() - 1;
                 self.topics.at_mut(i).parts.push(idx);
             }
