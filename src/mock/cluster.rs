@@ -29,7 +29,7 @@ use crate::protocol::messages::produce::{
     LeaderIdAndEpoch, NodeEndpoint, PartitionProduceData, PartitionProduceResponse, ProduceRequest,
     ProduceResponse, TopicProduceResponse, FIRST_TOPIC_ID_VERSION,
 };
-use crate::protocol::record::{RecordBatch, MAGIC};
+use crate::protocol::record::{attributes, RecordBatch, MAGIC, OFF_MAGIC};
 use crate::protocol::Compression;
 
 /// How many batches per producer and partition a broker remembers for
@@ -879,7 +879,7 @@ impl MockCluster {
         // Kafka (ProduceRequest.validateRecords): v3+ requires magic 2. The
         // magic is checked first: older message formats have another layout
         // (and may be shorter than a v2 batch header).
-        if records.get(16).is_some_and(|&m| m as i8 != MAGIC) {
+        if records.get(OFF_MAGIC).is_some_and(|&m| m as i8 != MAGIC) {
             return Err(ErrorCode::InvalidRecord);
         }
         let mut rest = records.clone();
@@ -1175,7 +1175,7 @@ fn record_times(log: &[StoredBatch]) -> Result<impl Iterator<Item = (i64, i64)>,
     for b in log {
         let batch =
             RecordBatch::decode(&mut b.bytes.clone()).map_err(|_| ErrorCode::CorruptMessage)?;
-        let log_append = batch.attributes & 0x08 != 0;
+        let log_append = batch.attributes & attributes::TIMESTAMP_TYPE_LOG_APPEND != 0;
         for r in batch.records().map_err(|_| ErrorCode::CorruptMessage)? {
             let ts = if log_append {
                 batch.max_timestamp

@@ -65,7 +65,7 @@ mod cluster;
 mod fuzz;
 mod server;
 
-pub use batch::{increment_sequence, MockRecord};
+pub use batch::MockRecord;
 pub use cluster::{
     HandleResult, MockCluster, MockConfig, StoredBatch, FIRST_PRODUCER_ID, RETAINED_BATCHES,
 };

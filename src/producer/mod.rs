@@ -270,7 +270,7 @@ impl std::fmt::Debug for Producer {
 }
 
 /// Bytes a batch's header takes ahead of its records.
-const BATCH_OVERHEAD: usize = 61;
+const BATCH_OVERHEAD: usize = crate::protocol::record::RECORD_BATCH_OVERHEAD;
 /// Bytes of `buffer.memory` each accepted record holds besides its bytes in
 /// the batch: its timestamp kept for its outcome, and a driver's waiter slot.
 /// Counting them keeps a producer's memory within `buffer.memory` plus a
