@@ -62,7 +62,12 @@
 
 mod batch;
 mod cluster;
+mod dispatch;
+mod faults;
+mod fetch;
 mod fuzz;
+mod metadata;
+mod produce;
 mod server;
 
 pub use batch::MockRecord;
