@@ -1,4 +1,8 @@
-//! The mock cluster through its public API, with raw encoded requests.
+//! The mock cluster through its public API, with raw encoded requests: one
+//! request helper, [`call`] (or [`frame`] and [`decode`] where a test looks
+//! at the connection's fate), for every module.
+
+mod fetch;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -82,6 +86,12 @@ fn decode<M: kafka_sansio::protocol::ApiMessage>(r: &HandleResult, version: i16)
     assert_eq!(h.correlation_id, 7);
     assert!(!r.close);
     m
+}
+
+/// Sends one request to broker `node` and decodes its answer.
+fn call<R: Request>(c: &mut MockCluster, node: i32, version: i16, req: &R) -> R::Response {
+    let r = c.handle_request(node, frame(version, req), Instant::now());
+    decode(&r, version)
 }
 
 fn produce_req(acks: i16, topic: &str, partition: i32, records: Bytes) -> ProduceRequest {
