@@ -27,7 +27,8 @@ impl MockCluster {
     /// Closes the connection (no response) when the broker is down, the API
     /// key is unknown, the version is outside the codec's range (except for
     /// ApiVersions, which answers UNSUPPORTED_VERSION in v0), the frame does
-    /// not decode, or a [`Self::fail_after_append`] fault fires.
+    /// not decode (bytes after the last field of its version are skipped,
+    /// as Kafka does), or a [`Self::fail_after_append`] fault fires.
     ///
     /// # Panics
     /// When `node_id` is not a broker of this cluster.
@@ -75,7 +76,7 @@ impl MockCluster {
             .and_then(VecDeque::pop_front);
         match api {
             ApiKey::ApiVersions => {
-                let Ok(_req) = decode_all::<ApiVersionsRequest>(body, version) else {
+                let Ok(_req) = decode_request::<ApiVersionsRequest>(node_id, body, version) else {
                     return close;
                 };
                 // Exactly the codec's ranges. (librdkafka produces RecordBatch
@@ -92,7 +93,7 @@ impl MockCluster {
                 respond(cid, version, &r, due)
             }
             ApiKey::Metadata => {
-                let Ok(req) = decode_all::<MetadataRequest>(body, version) else {
+                let Ok(req) = decode_request::<MetadataRequest>(node_id, body, version) else {
                     return close;
                 };
                 let mut r = match self.metadata_top_level_errors.pop_front() {
@@ -112,7 +113,8 @@ impl MockCluster {
                 respond(cid, version, &r, due)
             }
             ApiKey::InitProducerId => {
-                let Ok(req) = decode_all::<InitProducerIdRequest>(body, version) else {
+                let Ok(req) = decode_request::<InitProducerIdRequest>(node_id, body, version)
+                else {
                     return close;
                 };
                 let mut r = match pushed {
@@ -128,7 +130,7 @@ impl MockCluster {
                 respond(cid, version, &r, due)
             }
             ApiKey::Produce => {
-                let Ok(req) = decode_all::<ProduceRequest>(body, version) else {
+                let Ok(req) = decode_request::<ProduceRequest>(node_id, body, version) else {
                     return close;
                 };
                 let mut r = self.produce(node_id, &req, version, pushed);
@@ -147,7 +149,7 @@ impl MockCluster {
                 respond(cid, version, &r, due)
             }
             ApiKey::Fetch => {
-                let Ok(req) = decode_all::<FetchRequest>(body, version) else {
+                let Ok(req) = decode_request::<FetchRequest>(node_id, body, version) else {
                     return close;
                 };
                 let mut r = self.fetch(node_id, &req, version, pushed);
@@ -169,7 +171,7 @@ impl MockCluster {
                 res
             }
             ApiKey::ListOffsets => {
-                let Ok(req) = decode_all::<ListOffsetsRequest>(body, version) else {
+                let Ok(req) = decode_request::<ListOffsetsRequest>(node_id, body, version) else {
                     return close;
                 };
                 let mut r = self.list_offsets(node_id, &req, version, pushed);
@@ -193,10 +195,22 @@ fn api_version_entry(k: ApiKey) -> ApiVersion {
     }
 }
 
-fn decode_all<M: ApiMessage>(mut body: Bytes, version: i16) -> Result<M, ProtocolError> {
+/// Decodes a request body as Kafka's broker does: the fields of `version`,
+/// then whatever follows them is skipped (a newer client may send more),
+/// while a body too short for its fields, or a field out of range, is an
+/// error.
+fn decode_request<M: ApiMessage>(
+    node_id: i32,
+    mut body: Bytes,
+    version: i16,
+) -> Result<M, ProtocolError> {
     let m = M::decode(&mut body, version)?;
     if !body.is_empty() {
-        return Err(ProtocolError::TrailingBytes(body.len()));
+        log::debug!(
+            "mock broker {node_id}: {} bytes after {:?} v{version} skipped",
+            body.len(),
+            M::API_KEY
+        );
     }
     Ok(m)
 }
