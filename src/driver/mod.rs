@@ -16,6 +16,7 @@
 pub mod blocking;
 #[cfg(feature = "mio-driver")]
 pub mod mio;
+mod outbox;
 mod queue;
 pub mod typed;
 
