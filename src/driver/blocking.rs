@@ -41,9 +41,7 @@ use bytes::Bytes;
 
 use super::outbox::{Outbox, WRITE_PIECES};
 use super::queue;
-use super::{
-    lock, DeliveryFuture, DeliveryResult, Error, Handle, IoMsg, LoopSide, DEFAULT_CLOSE_TIMEOUT,
-};
+use super::{lock, DeliveryFuture, DeliveryResult, Error, Handle, LoopSide, DEFAULT_CLOSE_TIMEOUT};
 use crate::producer::{ConnId, Producer as Core, ProducerConfig, ProducerRecord, Transmit};
 
 /// A thread-backed Kafka producer; `Clone` shares it, `Send + Sync`.
@@ -72,9 +70,9 @@ impl Producer {
     /// Validates `config` and starts the IO thread.
     pub fn new(config: ProducerConfig) -> Result<Self, Error> {
         let connect_timeout = config.connect_timeout;
-        let (side, handle, rx) = LoopSide::new(config, None)?;
+        let (side, handle, tx, rx) = LoopSide::new(config, None)?;
         let io = Arc::new_cyclic(|me| Io {
-            state: Mutex::new(IoLoop::new(side, connect_timeout, me.clone())),
+            state: Mutex::new(IoLoop::new(side, tx, connect_timeout, me.clone())),
             rx,
         });
         let thread = thread::Builder::new()
@@ -172,6 +170,18 @@ struct Conn {
     out: Outbox,
 }
 
+/// IO news from the connection threads.
+enum IoMsg {
+    /// Connected; the stream to write to.
+    Connected(ConnId, TcpStream),
+    /// Bytes read.
+    Data(ConnId, Vec<u8>),
+    /// The writer thread wrote this many bytes.
+    Written(ConnId, usize),
+    /// Connect failed, or the peer closed, or reading failed.
+    Disconnected(ConnId),
+}
+
 /// How long the IO thread waits on a socket that takes nothing before it
 /// hands the bytes to the connection's writer thread.
 pub const DIRECT_WRITE_WAIT: Duration = Duration::from_millis(1);
@@ -182,7 +192,7 @@ struct Io {
     state: Mutex<IoLoop>,
     /// IO news from helper threads; drained into the state under its lock,
     /// so that a connection's bytes reach the core in the order read.
-    rx: queue::Receiver,
+    rx: queue::Receiver<IoMsg>,
 }
 
 impl Io {
@@ -193,7 +203,7 @@ impl Io {
 
 struct IoLoop {
     side: LoopSide,
-    tx: queue::Sender,
+    tx: queue::Sender<IoMsg>,
     /// For the reader threads this loop starts (they take turns too).
     io: Weak<Io>,
     connect_timeout: Duration,
@@ -266,9 +276,14 @@ fn reader_turn(io: &Weak<Io>, conn: ConnId, data: &[u8]) -> bool {
 }
 
 impl IoLoop {
-    fn new(side: LoopSide, connect_timeout: Duration, io: Weak<Io>) -> Self {
+    fn new(
+        side: LoopSide,
+        tx: queue::Sender<IoMsg>,
+        connect_timeout: Duration,
+        io: Weak<Io>,
+    ) -> Self {
         IoLoop {
-            tx: side.sender(),
+            tx,
             side,
             io,
             connect_timeout,
@@ -287,7 +302,7 @@ impl IoLoop {
     /// Turns until the core has heard everything: the queued news, then
     /// `read` (bytes a reader thread just read: after what its connection
     /// queued before), then what the turn's own writes reported.
-    fn turns(&mut self, rx: &queue::Receiver, read: Option<(ConnId, &[u8])>) {
+    fn turns(&mut self, rx: &queue::Receiver<IoMsg>, read: Option<(ConnId, &[u8])>) {
         let mut read = read;
         loop {
             // Everything queued at once, applied under one lock, then the
@@ -449,7 +464,7 @@ impl IoLoop {
 /// Applies one piece of IO news to the core (under the lock).
 fn handle(
     conns: &mut HashMap<ConnId, Conn>,
-    tx: &queue::Sender,
+    tx: &queue::Sender<IoMsg>,
     core: &mut Core,
     m: IoMsg,
     now: Instant,
@@ -508,7 +523,6 @@ fn handle(
                 core.handle_disconnected(conn, now);
             }
         }
-        IoMsg::Resolved(..) => {}
     }
 }
 
@@ -520,7 +534,7 @@ fn connect_and_read(
     host: String,
     port: u16,
     timeout: Duration,
-    tx: queue::Sender,
+    tx: queue::Sender<IoMsg>,
     io: Weak<Io>,
 ) {
     let addrs = match (host.as_str(), port).to_socket_addrs() {
@@ -588,7 +602,7 @@ fn write_loop(
     mut stream: TcpStream,
     rx: mpsc::Receiver<Bytes>,
     backlog: Arc<AtomicUsize>,
-    tx: queue::Sender,
+    tx: queue::Sender<IoMsg>,
 ) {
     let mut out = Outbox::default();
     while let Ok(first) = rx.recv() {

@@ -22,13 +22,17 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 
 use super::outbox::Outbox;
-use super::{queue, Error, IoMsg, LoopSide, Wake};
+use super::{queue, Error, LoopSide, Wake};
 use crate::producer::{ConnId, ProducerConfig, Transmit};
 
 pub use super::Handle;
 
 /// Bytes one read takes at most.
 const READ_CHUNK: usize = 64 * 1024;
+
+/// The only news the loop gets from other threads (its sockets are its
+/// own): a name resolved, to these addresses (none when it failed).
+struct Resolved(ConnId, Vec<SocketAddr>);
 
 struct MioWaker(Waker);
 
@@ -62,9 +66,9 @@ struct Conn {
 /// The mio event loop around the producer core.
 pub struct Driver {
     side: LoopSide,
-    rx: queue::Receiver,
-    tx: queue::Sender,
-    inbox: VecDeque<IoMsg>,
+    rx: queue::Receiver<Resolved>,
+    tx: queue::Sender<Resolved>,
+    inbox: VecDeque<Resolved>,
     /// The core's next deadline, as of the last turn.
     deadline: Option<Instant>,
     handle: Handle,
@@ -120,9 +124,9 @@ impl Driver {
 
     fn build(config: ProducerConfig, registry: Registry, base: Token) -> Result<Driver, Error> {
         let waker = Arc::new(MioWaker(Waker::new(&registry, base)?));
-        let (side, handle, rx) = LoopSide::new(config, Some(waker))?;
+        let (side, handle, tx, rx) = LoopSide::new(config, Some(waker))?;
         Ok(Driver {
-            tx: side.sender(),
+            tx,
             side,
             rx,
             inbox: VecDeque::new(),
@@ -267,11 +271,7 @@ impl Driver {
     /// when the core has work; the next `outputs` turn does it).
     fn drain_channel(&mut self) {
         self.rx.drain(&mut self.inbox);
-        while let Some(m) = self.inbox.pop_front() {
-            // The only news the mio loop gets: its sockets are its own.
-            let IoMsg::Resolved(conn, addrs) = m else {
-                continue;
-            };
+        while let Some(Resolved(conn, addrs)) = self.inbox.pop_front() {
             if let Some(c) = self.conns.get_mut(&conn) {
                 if matches!(c.state, State::Resolving) {
                     c.state = State::Connecting(addrs);
@@ -351,7 +351,7 @@ impl Driver {
                                     }
                                 };
                                 // The queue rings the waker.
-                                let _ = tx.send(IoMsg::Resolved(conn, addrs));
+                                let _ = tx.send(Resolved(conn, addrs));
                             });
                         if spawned.is_err() {
                             self.broken.push(conn);

@@ -296,21 +296,6 @@ trait Wake: Send + Sync {
     fn wake(&self);
 }
 
-/// IO news from helper threads (readers, writers, connectors, resolvers).
-enum IoMsg {
-    /// Blocking driver: connected; the stream to write to.
-    Connected(crate::producer::ConnId, std::net::TcpStream),
-    /// Blocking driver: bytes read.
-    Data(crate::producer::ConnId, Vec<u8>),
-    /// Blocking driver: the writer thread wrote this many bytes.
-    Written(crate::producer::ConnId, usize),
-    /// Connect failed, or the peer closed, or reading failed.
-    Disconnected(crate::producer::ConnId),
-    /// mio driver: a name resolved.
-    #[cfg_attr(not(feature = "mio-driver"), allow(dead_code))]
-    Resolved(crate::producer::ConnId, Vec<std::net::SocketAddr>),
-}
-
 /// The core and what fans its outcomes out, behind one lock. Application
 /// threads append records in their own thread (as Java's `send` appends to
 /// its accumulator): no hand-off of each record to the loop, whose work is
@@ -346,8 +331,8 @@ struct Shared {
     closing: AtomicBool,
     /// Set once the loop finished.
     closed: AtomicBool,
-    /// Wakes the loop (it also carries the helper threads' IO news).
-    wake: queue::Sender,
+    /// Wakes the loop.
+    wake: queue::Kicker,
     max_block: Duration,
 }
 
@@ -729,10 +714,13 @@ struct Taken {
 }
 
 impl LoopSide {
-    fn new(
+    /// A producer and the queue of its loop, which carries the driver's own
+    /// IO news, `M`, from its helper threads.
+    #[allow(clippy::type_complexity)]
+    fn new<M: Send + 'static>(
         config: ProducerConfig,
         waker: Option<Arc<dyn Wake>>,
-    ) -> Result<(LoopSide, Handle, queue::Receiver), Error> {
+    ) -> Result<(LoopSide, Handle, queue::Sender<M>, queue::Receiver<M>), Error> {
         let max_block = config.max_block;
         let core = Core::new(config, Instant::now(), unix_ms())?;
         let (tx, rx) = queue::queue(waker);
@@ -750,7 +738,7 @@ impl LoopSide {
             blocked: AtomicUsize::new(0),
             closing: AtomicBool::new(false),
             closed: AtomicBool::new(false),
-            wake: tx,
+            wake: tx.kicker(),
             max_block,
         });
         let handle = Handle {
@@ -765,13 +753,9 @@ impl LoopSide {
                 completed: Vec::new(),
             },
             handle,
+            tx,
             rx,
         ))
-    }
-
-    /// A sender for helper threads' IO news.
-    fn sender(&self) -> queue::Sender {
-        self.shared.wake.clone()
     }
 
     /// The engine, locked, for one IO input outside a turn (the next turn polls).
