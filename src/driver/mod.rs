@@ -860,19 +860,8 @@ fn deliver(event: Event, waiters: &mut [Option<Waiter>], listener: Option<&Liste
                 timestamp,
             };
             let mut lent: Option<DeliveryResult> = None;
-            let timestamps = d.timestamps.iter().chain(std::iter::repeat(-1));
-            for ((i, w), create_time) in waiters.iter_mut().enumerate().zip(timestamps) {
+            for (w, (_, offset, timestamp)) in waiters.iter_mut().zip(d.offsets()) {
                 let Some(mut w) = w.take() else { continue };
-                let offset = if d.base_offset < 0 {
-                    -1
-                } else {
-                    d.base_offset + i as i64
-                };
-                let timestamp = if d.log_append_time >= 0 {
-                    d.log_append_time
-                } else {
-                    create_time
-                };
                 match w.0.take() {
                     Some(Reply::Tag(tag)) => {
                         let r = lent.get_or_insert_with(|| Ok(md(offset, timestamp)));
