@@ -105,6 +105,8 @@
 #![warn(missing_docs)]
 
 pub mod driver;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod mock;
 pub mod producer;
 pub mod protocol;

@@ -65,7 +65,6 @@ mod cluster;
 mod dispatch;
 mod faults;
 mod fetch;
-mod fuzz;
 mod metadata;
 mod produce;
 mod server;
@@ -74,5 +73,4 @@ pub use batch::MockRecord;
 pub use cluster::{
     HandleResult, MockCluster, MockConfig, StoredBatch, FIRST_PRODUCER_ID, RETAINED_BATCHES,
 };
-pub use fuzz::fuzz_producer_session;
 pub use server::MockServer;

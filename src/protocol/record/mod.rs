@@ -31,11 +31,9 @@
 mod builder;
 mod decode;
 mod encode;
-mod fuzz;
 
 pub use builder::{BatchBuilder, ClosedBatch};
 pub use decode::{decode_records, RecordBatch};
-pub use fuzz::fuzz_record_batch;
 
 use bytes::Bytes;
 

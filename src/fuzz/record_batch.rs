@@ -1,14 +1,15 @@
-//! The record-batch fuzz target's checks.
+//! The `record_batch` target: RecordBatch v2 decoding, re-encoding and
+//! rebuilding on arbitrary bytes.
 
 use bytes::{Bytes, BytesMut};
 
-use super::{
-    be, decode_records, BatchBuilder, RecordBatch, LENGTH_OVERHEAD, OFF_ATTRIBUTES, OFF_CRC,
-    OFF_LENGTH, RECORD_BATCH_OVERHEAD,
-};
 use crate::protocol::checksum::crc32c;
 use crate::protocol::compression::Compression;
 use crate::protocol::error::Result;
+use crate::protocol::record::{
+    be, decode_records, BatchBuilder, RecordBatch, LENGTH_OVERHEAD, OFF_ATTRIBUTES, OFF_CRC,
+    OFF_LENGTH, RECORD_BATCH_OVERHEAD,
+};
 
 /// Rewrites the CRC of every whole batch found in `data` so that it matches,
 /// stopping at the first thing that is not a plausible batch. Lets fuzzing
@@ -27,8 +28,6 @@ fn fix_crcs(data: &mut [u8]) {
     }
 }
 
-/// The record-batch fuzz target, shared by `fuzz/` and the corpus replay test.
-///
 /// Decodes `data` as batches (as given, and again with every CRC fixed so that
 /// the record decoder is reached); must never panic. A successful decode must
 /// re-encode to identical bytes; decoded records must re-encode to the same
