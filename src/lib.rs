@@ -76,6 +76,7 @@
 //!             Transmit::Close { conn } => {
 //!                 conns.remove(&conn);
 //!             }
+//!             other => panic!("unexpected {other:?}"),
 //!         }
 //!     }
 //!     // Events: outcomes travel per batch; `metadata()` fans them out per record.

@@ -47,6 +47,7 @@ pub struct ConnId(pub u64);
 
 /// Something the driver must do on the network.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Transmit {
     /// Open a TCP connection; answer with `handle_connected` or `handle_disconnected`.
     Connect {
@@ -82,6 +83,7 @@ pub struct FlushToken(u64);
 
 /// Counters kept by the core.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Metrics {
     /// Records acknowledged.
     pub records_delivered: u64,

@@ -408,6 +408,7 @@ impl SendError {
 
 /// An output of the core for the application or driver.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
     /// Records were acknowledged.
     Delivered(Delivery),
