@@ -118,25 +118,46 @@ fn is_full(e: &io::Error) -> bool {
 mod tests {
     use super::*;
 
-    /// Takes at most `max` bytes per call, from several slices at once.
-    struct Trickle {
+    /// A socket that takes at most `per_call` bytes a call, from several
+    /// slices at once, and `room` bytes in all, then reports itself full.
+    struct Socket {
         out: Vec<u8>,
-        max: usize,
+        per_call: usize,
+        room: usize,
         calls: usize,
     }
 
-    impl Write for Trickle {
+    impl Socket {
+        fn new(per_call: usize, room: usize) -> Self {
+            Socket {
+                out: Vec::new(),
+                per_call,
+                room,
+                calls: 0,
+            }
+        }
+    }
+
+    impl Write for Socket {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
             self.write_vectored(&[IoSlice::new(buf)])
         }
         fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
             self.calls += 1;
+            if self.room == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            // A prefix of the bytes.
             let mut n = 0;
             for b in bufs {
-                let k = b.len().min(self.max - n);
+                let k = b.len().min(self.room - n).min(self.per_call - n);
                 self.out.extend_from_slice(&b[..k]);
                 n += k;
+                if k < b.len() {
+                    break;
+                }
             }
+            self.room -= n;
             Ok(n)
         }
         fn flush(&mut self) -> io::Result<()> {
@@ -159,11 +180,7 @@ mod tests {
             .collect();
         let want: Vec<u8> = pieces.iter().flat_map(|p| p.to_vec()).collect();
         for max in [1, 5, 64, 1 << 20] {
-            let mut w = Trickle {
-                out: Vec::new(),
-                max,
-                calls: 0,
-            };
+            let mut w = Socket::new(max, usize::MAX);
             let mut o = outbox(&pieces);
             let (n, r) = o.write_to(&mut w);
             r.unwrap();
@@ -177,38 +194,6 @@ mod tests {
         }
     }
 
-    /// Takes `room` bytes in all, then reports a full socket (a send timeout).
-    struct Full {
-        out: Vec<u8>,
-        room: usize,
-    }
-
-    impl Write for Full {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.write_vectored(&[IoSlice::new(buf)])
-        }
-        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-            if self.room == 0 {
-                return Err(io::ErrorKind::WouldBlock.into());
-            }
-            // A prefix of the bytes, at most 5 per call.
-            let mut n = 0;
-            for b in bufs {
-                let k = b.len().min(self.room - n).min(5 - n);
-                self.out.extend_from_slice(&b[..k]);
-                n += k;
-                if k < b.len() {
-                    break;
-                }
-            }
-            self.room -= n;
-            Ok(n)
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
     /// A write (the blocking driver's direct one) stops where the socket is
     /// full, and what it did not take is exactly the rest of the bytes, in
     /// order.
@@ -219,10 +204,7 @@ mod tests {
             .collect();
         let want: Vec<u8> = pieces.iter().flat_map(|p| p.to_vec()).collect();
         for room in [0, 1, 7, 33, want.len() - 1, want.len(), want.len() + 10] {
-            let mut w = Full {
-                out: Vec::new(),
-                room,
-            };
+            let mut w = Socket::new(5, room);
             let mut o = outbox(&pieces);
             let (n, r) = o.write_to(&mut w);
             r.unwrap();
@@ -237,11 +219,7 @@ mod tests {
 
     #[test]
     fn a_socket_that_takes_nothing_is_write_zero() {
-        let mut w = Trickle {
-            out: Vec::new(),
-            max: 0,
-            calls: 0,
-        };
+        let mut w = Socket::new(0, usize::MAX);
         let mut o = outbox(&[Bytes::from_static(b"abc")]);
         let (n, r) = o.write_to(&mut w);
         assert_eq!(n, 0);
