@@ -111,6 +111,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 Transmit::Close { conn } => {
                     conns.remove(&conn);
                 }
+                other => panic!("a transmit this driver does not know: {other:?}"),
             }
         }
 
@@ -131,6 +132,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     }
                 }
                 Event::Closed => break 'run,
+                _ => {}
             }
         }
 

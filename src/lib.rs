@@ -76,6 +76,7 @@
 //!             Transmit::Close { conn } => {
 //!                 conns.remove(&conn);
 //!             }
+//!             other => panic!("unexpected {other:?}"),
 //!         }
 //!     }
 //!     // Events: outcomes travel per batch; `metadata()` fans them out per record.
@@ -117,6 +118,8 @@
 
 pub mod docs;
 pub mod driver;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod mock;
 pub mod producer;
 pub mod protocol;

@@ -145,6 +145,7 @@ impl Bench {
                     Transmit::Close { conn } => {
                         self.conns.remove(&conn);
                     }
+                    other => panic!("a transmit this harness does not know: {other:?}"),
                 }
             }
             while let Some(ev) = self.core(|p| p.poll_event()) {

@@ -147,6 +147,7 @@ impl Harness {
                         self.conns.remove(&conn);
                         self.closed_conns.push(conn);
                     }
+                    other => panic!("a transmit this harness does not know: {other:?}"),
                 }
             }
             while let Some(e) = self.p.poll_event() {

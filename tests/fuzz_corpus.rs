@@ -7,8 +7,7 @@
 
 use std::path::Path;
 
-use kafka_sansio::mock::fuzz_producer_session;
-use kafka_sansio::protocol::fuzz::fuzz_frames;
+use kafka_sansio::fuzz::{fuzz_frames, fuzz_producer_session};
 
 /// The crate's SplitMix64, with `usize` ranges for byte surgery.
 struct Rng(kafka_sansio::producer::rng::Rng);

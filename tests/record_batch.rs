@@ -2,8 +2,9 @@
 //! compression, and the fuzz corpus replay.
 
 use bytes::{Bytes, BytesMut};
+use kafka_sansio::fuzz::fuzz_record_batch;
 use kafka_sansio::protocol::compression;
-use kafka_sansio::protocol::record::{fuzz_record_batch, RECORD_BATCH_OVERHEAD};
+use kafka_sansio::protocol::record::RECORD_BATCH_OVERHEAD;
 use kafka_sansio::protocol::{
     BatchBuilder, Compression, Header, ProtocolError, Record, RecordBatch,
 };

@@ -390,6 +390,7 @@ impl Sim {
                             c.alive = false;
                         }
                     }
+                    other => panic!("a transmit this simulation does not know: {other:?}"),
                 }
             }
             while let Some(e) = self.producer.poll_event() {
@@ -428,6 +429,7 @@ impl Sim {
                 }
             }
             Event::Closed => self.closed = true,
+            other => panic!("an event this simulation does not know: {other:?}"),
         }
     }
 

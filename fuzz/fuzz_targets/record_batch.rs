@@ -1,9 +1,9 @@
 //! Record batches: decode_all, records, re-encode; see
-//! `kafka_sansio::protocol::record::fuzz_record_batch` for the properties checked.
+//! `kafka_sansio::fuzz::fuzz_record_batch` for the properties checked.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    kafka_sansio::protocol::record::fuzz_record_batch(data);
+    kafka_sansio::fuzz::fuzz_record_batch(data);
 });

@@ -30,7 +30,7 @@
 //! ```
 
 use std::collections::{HashMap, VecDeque};
-use std::io::{IoSlice, Read, Write};
+use std::io::Read;
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard, TryLockError, Weak};
@@ -39,10 +39,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::outbox::{Outbox, WRITE_PIECES};
 use super::queue;
-use super::{
-    lock, DeliveryFuture, DeliveryResult, Error, Handle, IoMsg, LoopSide, DEFAULT_CLOSE_TIMEOUT,
-};
+use super::{lock, DeliveryFuture, DeliveryResult, Error, Handle, LoopSide, DEFAULT_CLOSE_TIMEOUT};
 use crate::producer::{ConnId, Producer as Core, ProducerConfig, ProducerRecord, Transmit};
 
 /// A thread-backed Kafka producer; `Clone` shares it, `Send + Sync`.
@@ -71,9 +70,9 @@ impl Producer {
     /// Validates `config` and starts the IO thread.
     pub fn new(config: ProducerConfig) -> Result<Self, Error> {
         let connect_timeout = config.connect_timeout;
-        let (side, handle, rx) = LoopSide::new(config, None)?;
+        let (side, handle, tx, rx) = LoopSide::new(config, None)?;
         let io = Arc::new_cyclic(|me| Io {
-            state: Mutex::new(IoLoop::new(side, connect_timeout, me.clone())),
+            state: Mutex::new(IoLoop::new(side, tx, connect_timeout, me.clone())),
             rx,
         });
         let thread = thread::Builder::new()
@@ -168,7 +167,19 @@ struct Conn {
     /// The send timeout is set: the loop may write to the socket itself.
     direct: bool,
     /// Pieces of this turn's requests, written after the turn's transmits.
-    out: Vec<Bytes>,
+    out: Outbox,
+}
+
+/// IO news from the connection threads.
+enum IoMsg {
+    /// Connected; the stream to write to.
+    Connected(ConnId, TcpStream),
+    /// Bytes read.
+    Data(ConnId, Vec<u8>),
+    /// The writer thread wrote this many bytes.
+    Written(ConnId, usize),
+    /// Connect failed, or the peer closed, or reading failed.
+    Disconnected(ConnId),
 }
 
 /// How long the IO thread waits on a socket that takes nothing before it
@@ -181,7 +192,7 @@ struct Io {
     state: Mutex<IoLoop>,
     /// IO news from helper threads; drained into the state under its lock,
     /// so that a connection's bytes reach the core in the order read.
-    rx: queue::Receiver,
+    rx: queue::Receiver<IoMsg>,
 }
 
 impl Io {
@@ -192,7 +203,7 @@ impl Io {
 
 struct IoLoop {
     side: LoopSide,
-    tx: queue::Sender,
+    tx: queue::Sender<IoMsg>,
     /// For the reader threads this loop starts (they take turns too).
     io: Weak<Io>,
     connect_timeout: Duration,
@@ -265,9 +276,14 @@ fn reader_turn(io: &Weak<Io>, conn: ConnId, data: &[u8]) -> bool {
 }
 
 impl IoLoop {
-    fn new(side: LoopSide, connect_timeout: Duration, io: Weak<Io>) -> Self {
+    fn new(
+        side: LoopSide,
+        tx: queue::Sender<IoMsg>,
+        connect_timeout: Duration,
+        io: Weak<Io>,
+    ) -> Self {
         IoLoop {
-            tx: side.sender(),
+            tx,
             side,
             io,
             connect_timeout,
@@ -286,7 +302,7 @@ impl IoLoop {
     /// Turns until the core has heard everything: the queued news, then
     /// `read` (bytes a reader thread just read: after what its connection
     /// queued before), then what the turn's own writes reported.
-    fn turns(&mut self, rx: &queue::Receiver, read: Option<(ConnId, &[u8])>) {
+    fn turns(&mut self, rx: &queue::Receiver<IoMsg>, read: Option<(ConnId, &[u8])>) {
         let mut read = read;
         loop {
             // Everything queued at once, applied under one lock, then the
@@ -362,7 +378,7 @@ impl IoLoop {
                                 writer: None,
                                 backlog: Arc::new(AtomicUsize::new(0)),
                                 direct: false,
-                                out: Vec::new(),
+                                out: Outbox::default(),
                             },
                         );
                     }
@@ -401,32 +417,30 @@ impl IoLoop {
             let Some(c) = self.conns.get_mut(&conn) else {
                 continue;
             };
-            let mut pieces = std::mem::take(&mut c.out);
             let mut done = 0;
             if c.direct && c.backlog.load(Ordering::Acquire) == 0 {
                 if let Some(s) = c.stream.as_ref() {
-                    match write_some_vectored(&mut &*s, &pieces) {
-                        Ok(n) => done = n,
-                        Err(e) => {
-                            log::debug!("connection {conn:?}: write failed: {e}");
-                            if self.drop_conn(conn) {
-                                self.broken.push(conn);
-                            }
-                            continue;
+                    let (n, result) = c.out.write_to(&mut &*s);
+                    if let Err(e) = result {
+                        log::debug!("connection {conn:?}: write failed: {e}");
+                        if self.drop_conn(conn) {
+                            self.broken.push(conn);
                         }
+                        continue;
                     }
+                    done = n;
                 }
             }
             if done > 0 {
                 self.written.push((conn, done));
             }
-            let rest = drop_front(&mut pieces, done);
+            let rest = c.out.bytes();
             if rest > 0 {
                 c.backlog.fetch_add(rest, Ordering::AcqRel);
                 let handed = c
                     .writer
                     .as_ref()
-                    .is_some_and(|w| pieces.drain(..).all(|p| w.send(p).is_ok()));
+                    .is_some_and(|w| c.out.take().all(|p| w.send(p).is_ok()));
                 if !handed && self.drop_conn(conn) {
                     self.broken.push(conn);
                 }
@@ -450,7 +464,7 @@ impl IoLoop {
 /// Applies one piece of IO news to the core (under the lock).
 fn handle(
     conns: &mut HashMap<ConnId, Conn>,
-    tx: &queue::Sender,
+    tx: &queue::Sender<IoMsg>,
     core: &mut Core,
     m: IoMsg,
     now: Instant,
@@ -509,7 +523,6 @@ fn handle(
                 core.handle_disconnected(conn, now);
             }
         }
-        IoMsg::Resolved(..) => {}
     }
 }
 
@@ -521,7 +534,7 @@ fn connect_and_read(
     host: String,
     port: u16,
     timeout: Duration,
-    tx: queue::Sender,
+    tx: queue::Sender<IoMsg>,
     io: Weak<Io>,
 ) {
     let addrs = match (host.as_str(), port).to_socket_addrs() {
@@ -572,8 +585,6 @@ fn connect_and_read(
     let _ = tx.send(IoMsg::Disconnected(conn));
 }
 
-/// Most pieces one vectored write takes (a Produce request is two per batch).
-const WRITE_PIECES: usize = 64;
 /// Past this many bytes a vectored write takes no further pieces, so that
 /// `Written` reports keep coming while a lot is queued.
 const WRITE_BYTES: usize = 4 << 20;
@@ -591,211 +602,34 @@ fn write_loop(
     mut stream: TcpStream,
     rx: mpsc::Receiver<Bytes>,
     backlog: Arc<AtomicUsize>,
-    tx: queue::Sender,
+    tx: queue::Sender<IoMsg>,
 ) {
-    let mut pieces: Vec<Bytes> = Vec::with_capacity(WRITE_PIECES);
+    let mut out = Outbox::default();
     while let Ok(first) = rx.recv() {
         let mut total = first.len();
-        pieces.push(first);
-        while pieces.len() < WRITE_PIECES && total < WRITE_BYTES {
+        out.push(first);
+        while out.pieces() < WRITE_PIECES && total < WRITE_BYTES {
             match rx.try_recv() {
                 Ok(more) => {
                     total += more.len();
-                    pieces.push(more);
+                    out.push(more);
                 }
                 Err(_) => break,
             }
         }
-        if write_all_vectored(&mut stream, &pieces).is_err() {
-            let _ = stream.shutdown(Shutdown::Both);
-            return;
+        // The socket's send timeout (set for the loop's direct writes)
+        // running out is a full socket: this thread waits on it.
+        while !out.is_empty() {
+            if out.write_to(&mut stream).1.is_err() {
+                let _ = stream.shutdown(Shutdown::Both);
+                return;
+            }
         }
-        // Dropped before reporting: the core finds a delivered batch's
-        // buffer unshared then, and can reuse it.
-        pieces.clear();
+        // Written pieces are dropped before reporting: the core finds a
+        // delivered batch's buffer unshared then, and can reuse it.
         backlog.fetch_sub(total, Ordering::AcqRel);
         if tx.send(IoMsg::Written(conn, total)).is_err() {
             return;
-        }
-    }
-}
-
-/// Writes every byte of `pieces` in order, resuming after partial writes and
-/// waiting on a full socket.
-fn write_all_vectored(w: &mut impl Write, pieces: &[Bytes]) -> std::io::Result<()> {
-    write_pieces(w, pieces, true).map(drop)
-}
-
-/// Writes what the socket takes of `pieces` before its send timeout runs
-/// out; returns the number of bytes written (`Err` only for real errors).
-fn write_some_vectored(w: &mut impl Write, pieces: &[Bytes]) -> std::io::Result<usize> {
-    write_pieces(w, pieces, false)
-}
-
-/// Writes `pieces` in order, [`WRITE_PIECES`] per `write_vectored`, and
-/// returns the bytes written. A socket whose send timeout runs out is waited
-/// on with `wait` (the writer thread), or ends the write without (the loop).
-fn write_pieces(w: &mut impl Write, pieces: &[Bytes], wait: bool) -> std::io::Result<usize> {
-    let mut done = 0;
-    for chunk in pieces.chunks(WRITE_PIECES) {
-        let mut slices = [IoSlice::new(&[]); WRITE_PIECES];
-        for (slice, piece) in slices.iter_mut().zip(chunk) {
-            *slice = IoSlice::new(piece);
-        }
-        let mut left = &mut slices[..chunk.len()];
-        // Skips empty pieces, so that 0 below means the socket took nothing.
-        IoSlice::advance_slices(&mut left, 0);
-        while !left.is_empty() {
-            match w.write_vectored(left) {
-                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-                Ok(k) => {
-                    done += k;
-                    IoSlice::advance_slices(&mut left, k);
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) if retry_write(&e) => {
-                    if !wait {
-                        return Ok(done);
-                    }
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-    Ok(done)
-}
-
-/// Errors of a socket whose send timeout ran out (set for the loop's
-/// direct writes): the writer thread just tries again.
-fn retry_write(e: &std::io::Error) -> bool {
-    matches!(
-        e.kind(),
-        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-    )
-}
-
-/// Drops the first `n` bytes of `pieces` (whole pieces, then the front of
-/// one); returns the bytes left.
-fn drop_front(pieces: &mut Vec<Bytes>, mut n: usize) -> usize {
-    let whole = pieces.iter().take_while(|p| {
-        let take = p.len() <= n;
-        if take {
-            n -= p.len();
-        }
-        take
-    });
-    let k = whole.count();
-    pieces.drain(..k);
-    if let Some(first) = pieces.first_mut() {
-        let _ = first.split_to(n);
-    }
-    pieces.iter().map(Bytes::len).sum()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Takes at most `max` bytes per call, from several slices at once.
-    struct Trickle {
-        out: Vec<u8>,
-        max: usize,
-        calls: usize,
-    }
-
-    impl Write for Trickle {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.write_vectored(&[IoSlice::new(buf)])
-        }
-        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> std::io::Result<usize> {
-            self.calls += 1;
-            let mut n = 0;
-            for b in bufs {
-                let k = b.len().min(self.max - n);
-                self.out.extend_from_slice(&b[..k]);
-                n += k;
-            }
-            Ok(n)
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    #[test]
-    fn vectored_writes_resume_after_partial_writes_in_order() {
-        let pieces: Vec<Bytes> = (0..150u8)
-            .map(|i| Bytes::from(vec![i; usize::from(i % 7)]))
-            .collect();
-        let want: Vec<u8> = pieces.iter().flat_map(|p| p.to_vec()).collect();
-        for max in [1, 5, 64, 1 << 20] {
-            let mut w = Trickle {
-                out: Vec::new(),
-                max,
-                calls: 0,
-            };
-            write_all_vectored(&mut w, &pieces).unwrap();
-            assert_eq!(w.out, want, "max {max}");
-            if max == 1 << 20 {
-                // One call per WRITE_PIECES pieces, not one per piece.
-                assert_eq!(w.calls, pieces.len().div_ceil(WRITE_PIECES));
-            }
-        }
-    }
-
-    /// Takes `room` bytes in all, then reports a full socket (a send timeout).
-    struct Full {
-        out: Vec<u8>,
-        room: usize,
-    }
-
-    impl Write for Full {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.write_vectored(&[IoSlice::new(buf)])
-        }
-        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> std::io::Result<usize> {
-            if self.room == 0 {
-                return Err(std::io::ErrorKind::WouldBlock.into());
-            }
-            // A prefix of the bytes, at most 5 per call.
-            let mut n = 0;
-            for b in bufs {
-                let k = b.len().min(self.room - n).min(5 - n);
-                self.out.extend_from_slice(&b[..k]);
-                n += k;
-                if k < b.len() {
-                    break;
-                }
-            }
-            self.room -= n;
-            Ok(n)
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    /// A direct write stops where the socket is full, and what it did not
-    /// take is exactly the rest of the bytes, in order.
-    #[test]
-    fn direct_write_hands_on_exactly_the_rest() {
-        let pieces: Vec<Bytes> = (0..40u8)
-            .map(|i| Bytes::from(vec![i; usize::from(i % 5)]))
-            .collect();
-        let want: Vec<u8> = pieces.iter().flat_map(|p| p.to_vec()).collect();
-        for room in [0, 1, 7, 33, want.len() - 1, want.len(), want.len() + 10] {
-            let mut w = Full {
-                out: Vec::new(),
-                room,
-            };
-            let n = write_some_vectored(&mut w, &pieces).unwrap();
-            assert_eq!(n, room.min(want.len()), "room {room}");
-            let mut rest = pieces.clone();
-            let left = drop_front(&mut rest, n);
-            assert_eq!(left, want.len() - n);
-            let mut all = w.out.clone();
-            all.extend(rest.iter().flat_map(|p| p.to_vec()));
-            assert_eq!(all, want, "room {room}");
         }
     }
 }

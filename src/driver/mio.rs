@@ -12,26 +12,27 @@
 //! the loop never blocks on DNS.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, Read};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 
-use super::{queue, Error, IoMsg, LoopSide, Wake};
+use super::outbox::Outbox;
+use super::{queue, Error, LoopSide, Wake};
 use crate::producer::{ConnId, ProducerConfig, Transmit};
 
 pub use super::Handle;
 
-/// Most queued pieces one vectored write takes (a Produce request is two per batch).
-const WRITE_PIECES: usize = 64;
-
 /// Bytes one read takes at most.
 const READ_CHUNK: usize = 64 * 1024;
+
+/// The only news the loop gets from other threads (its sockets are its
+/// own): a name resolved, to these addresses (none when it failed).
+struct Resolved(ConnId, Vec<SocketAddr>);
 
 struct MioWaker(Waker);
 
@@ -56,9 +57,8 @@ enum State {
 struct Conn {
     state: State,
     stream: Option<TcpStream>,
-    /// Bytes not yet written, the first one `written` bytes in.
-    out: VecDeque<Bytes>,
-    written: usize,
+    /// Bytes not yet written.
+    out: Outbox,
     /// Whether WRITABLE interest is registered.
     writable: bool,
 }
@@ -66,9 +66,9 @@ struct Conn {
 /// The mio event loop around the producer core.
 pub struct Driver {
     side: LoopSide,
-    rx: queue::Receiver,
-    tx: queue::Sender,
-    inbox: VecDeque<IoMsg>,
+    rx: queue::Receiver<Resolved>,
+    tx: queue::Sender<Resolved>,
+    inbox: VecDeque<Resolved>,
     /// The core's next deadline, as of the last turn.
     deadline: Option<Instant>,
     handle: Handle,
@@ -124,9 +124,9 @@ impl Driver {
 
     fn build(config: ProducerConfig, registry: Registry, base: Token) -> Result<Driver, Error> {
         let waker = Arc::new(MioWaker(Waker::new(&registry, base)?));
-        let (side, handle, rx) = LoopSide::new(config, Some(waker))?;
+        let (side, handle, tx, rx) = LoopSide::new(config, Some(waker))?;
         Ok(Driver {
-            tx: side.sender(),
+            tx,
             side,
             rx,
             inbox: VecDeque::new(),
@@ -271,11 +271,7 @@ impl Driver {
     /// when the core has work; the next `outputs` turn does it).
     fn drain_channel(&mut self) {
         self.rx.drain(&mut self.inbox);
-        while let Some(m) = self.inbox.pop_front() {
-            // The only news the mio loop gets: its sockets are its own.
-            let IoMsg::Resolved(conn, addrs) = m else {
-                continue;
-            };
+        while let Some(Resolved(conn, addrs)) = self.inbox.pop_front() {
             if let Some(c) = self.conns.get_mut(&conn) {
                 if matches!(c.state, State::Resolving) {
                     c.state = State::Connecting(addrs);
@@ -355,7 +351,7 @@ impl Driver {
                                     }
                                 };
                                 // The queue rings the waker.
-                                let _ = tx.send(IoMsg::Resolved(conn, addrs));
+                                let _ = tx.send(Resolved(conn, addrs));
                             });
                         if spawned.is_err() {
                             self.broken.push(conn);
@@ -370,8 +366,7 @@ impl Driver {
                     Conn {
                         state,
                         stream: None,
-                        out: VecDeque::new(),
-                        written: 0,
+                        out: Outbox::default(),
                         writable: false,
                     },
                 );
@@ -388,7 +383,7 @@ impl Driver {
                     if c.out.is_empty() {
                         self.to_write.push(conn);
                     }
-                    c.out.push_back(data);
+                    c.out.push(data);
                 }
                 _ => self.broken.push(conn),
             },
@@ -494,59 +489,16 @@ impl Driver {
         }
     }
 
-    /// Writes buffered bytes until the socket would block, then fixes the interest.
-    ///
-    /// Up to [`WRITE_PIECES`] queued pieces go out in one `write_vectored`: a
-    /// Produce request comes as several pieces (the encoded bytes around each
-    /// batch, and the batches themselves), which would otherwise cost a
-    /// syscall each.
+    /// Writes buffered bytes until the socket would block (all pieces of
+    /// its requests in vectored writes, see [`Outbox`]), then fixes the interest.
     fn write(&mut self, conn: ConnId) {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
         let Some(s) = c.stream.as_mut() else { return };
-        let mut written = 0;
-        loop {
-            // Written pieces (and empty ones, which a write would report as 0) go.
-            while c.out.front().is_some_and(|f| c.written >= f.len()) {
-                c.out.pop_front();
-                c.written = 0;
-            }
-            if c.out.is_empty() {
-                break;
-            }
-            let mut slices = [IoSlice::new(&[]); WRITE_PIECES];
-            let mut n = 0;
-            for (slice, piece) in slices.iter_mut().zip(&c.out) {
-                *slice = IoSlice::new(if n == 0 { &piece[c.written..] } else { piece });
-                n += 1;
-            }
-            match s.write_vectored(&slices[..n]) {
-                Ok(0) => {
-                    self.broken.push(conn);
-                    return;
-                }
-                Ok(mut k) => {
-                    written += k;
-                    // Advances over whole pieces, then into the front one.
-                    while let Some(front) = c.out.front() {
-                        let left = front.len() - c.written;
-                        if k < left {
-                            c.written += k;
-                            break;
-                        }
-                        k -= left;
-                        c.out.pop_front();
-                        c.written = 0;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => {
-                    self.broken.push(conn);
-                    break;
-                }
-            }
+        let (written, result) = c.out.write_to(s);
+        if result.is_err() {
+            self.broken.push(conn);
         }
         if written > 0 {
             // Reported in the next turn. Written pieces are dropped by now:

@@ -2,8 +2,9 @@
 //!
 //! Application threads append records to the core themselves (under the
 //! engine's lock) and only [`Sender::kick`] the loop when the core has work
-//! for it. Helper threads (readers, writers, connectors, resolvers) queue
-//! [`IoMsg`]s. Wake-ups are coalesced: after the first message or kick, more
+//! for it, through a [`Kicker`]. Helper threads (readers, writers,
+//! connectors, resolvers) queue messages, of a type each driver defines for
+//! its own news. Wake-ups are coalesced: after the first message or kick, more
 //! cost one atomic load until the loop takes what is queued, and the mio
 //! waker (an `eventfd` write) or the blocking loop's condvar is only touched
 //! for that first one.
@@ -13,31 +14,31 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
-use super::{IoMsg, Wake};
+use super::Wake;
 
-struct State {
-    msgs: VecDeque<IoMsg>,
+struct State<M> {
+    msgs: VecDeque<M>,
     /// The receiver is gone: sends fail (the loop ended).
     closed: bool,
     /// The blocking loop waits on the condvar.
     sleeping: bool,
 }
 
-struct Inner {
-    state: Mutex<State>,
+struct Inner<M> {
+    state: Mutex<State<M>>,
     ready: Condvar,
     /// The loop was told about work and has not taken it since.
     notified: AtomicBool,
     waker: Option<Arc<dyn Wake>>,
 }
 
-impl Inner {
-    fn lock(&self) -> MutexGuard<'_, State> {
+impl<M> Inner<M> {
+    fn lock(&self) -> MutexGuard<'_, State<M>> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Wakes the loop unless it was already told.
-    fn notify(&self, s: Option<MutexGuard<'_, State>>) {
+    fn notify(&self, s: Option<MutexGuard<'_, State<M>>>) {
         if self.notified.swap(true, Ordering::SeqCst) {
             return;
         }
@@ -60,15 +61,45 @@ impl Inner {
     }
 }
 
-/// Sending end; cheap to clone.
+/// Wakes the loop (coalesced: one atomic load while the loop has not yet
+/// taken an earlier wake-up).
+trait Kick: Send + Sync {
+    fn kick(&self);
+}
+
+impl<M: Send> Kick for Inner<M> {
+    fn kick(&self) {
+        if !self.notified.load(Ordering::SeqCst) {
+            self.notify(None);
+        }
+    }
+}
+
+/// The loop's wake-up without its messages, for the handles: cheap to clone.
 #[derive(Clone)]
-pub(super) struct Sender(Arc<Inner>);
+pub(super) struct Kicker(Arc<dyn Kick>);
+
+impl Kicker {
+    /// Wakes the loop to poll the core.
+    pub(super) fn kick(&self) {
+        self.0.kick();
+    }
+}
+
+/// Sending end; cheap to clone.
+pub(super) struct Sender<M>(Arc<Inner<M>>);
+
+impl<M> Clone for Sender<M> {
+    fn clone(&self) -> Self {
+        Sender(self.0.clone())
+    }
+}
 
 /// The loop's end; dropping it fails later sends and drops what is queued.
-pub(super) struct Receiver(Arc<Inner>);
+pub(super) struct Receiver<M>(Arc<Inner<M>>);
 
 /// A queue whose loop is woken by `waker` (mio) or sleeps in [`Receiver::wait`] (blocking).
-pub(super) fn queue(waker: Option<Arc<dyn Wake>>) -> (Sender, Receiver) {
+pub(super) fn queue<M>(waker: Option<Arc<dyn Wake>>) -> (Sender<M>, Receiver<M>) {
     let inner = Arc::new(Inner {
         state: Mutex::new(State {
             msgs: VecDeque::new(),
@@ -82,10 +113,10 @@ pub(super) fn queue(waker: Option<Arc<dyn Wake>>) -> (Sender, Receiver) {
     (Sender(inner.clone()), Receiver(inner))
 }
 
-impl Sender {
+impl<M: Send + 'static> Sender<M> {
     /// Queues a message; gives it back when the loop has gone.
     #[allow(clippy::result_large_err)]
-    pub(super) fn send(&self, m: IoMsg) -> Result<(), IoMsg> {
+    pub(super) fn send(&self, m: M) -> Result<(), M> {
         let i = &*self.0;
         let mut s = i.lock();
         if s.closed {
@@ -99,17 +130,20 @@ impl Sender {
     /// Wakes the loop to poll the core (coalesced: one atomic load while the
     /// loop has not yet taken an earlier wake-up).
     pub(super) fn kick(&self) {
-        if !self.0.notified.load(Ordering::SeqCst) {
-            self.0.notify(None);
-        }
+        Kick::kick(&*self.0);
+    }
+
+    /// The wake-up alone, for the handles.
+    pub(super) fn kicker(&self) -> Kicker {
+        Kicker(self.0.clone())
     }
 }
 
-impl Receiver {
+impl<M> Receiver<M> {
     /// Moves everything queued into `out` (which should be empty: its buffer
     /// is swapped in, so the two buffers are reused turn about), and clears
     /// the wake-up: a kick after this wakes the loop again.
-    pub(super) fn drain(&self, out: &mut VecDeque<IoMsg>) {
+    pub(super) fn drain(&self, out: &mut VecDeque<M>) {
         let mut s = self.0.lock();
         // Cleared before the loop polls the core: a kick after this wakes it again.
         self.0.notified.store(false, Ordering::SeqCst);
@@ -153,7 +187,7 @@ impl Receiver {
     }
 }
 
-fn take(s: &mut State, out: &mut VecDeque<IoMsg>) {
+fn take<M>(s: &mut State<M>, out: &mut VecDeque<M>) {
     if out.is_empty() {
         std::mem::swap(&mut s.msgs, out);
     } else {
@@ -161,7 +195,7 @@ fn take(s: &mut State, out: &mut VecDeque<IoMsg>) {
     }
 }
 
-impl Drop for Receiver {
+impl<M> Drop for Receiver<M> {
     fn drop(&mut self) {
         self.close();
     }

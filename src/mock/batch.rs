@@ -5,16 +5,7 @@
 use bytes::Bytes;
 
 use crate::protocol::error::{ProtocolError, Result};
-use crate::protocol::record::RecordBatch;
-
-/// `seq + delta` in Kafka's sequence space, which wraps from `i32::MAX` to 0.
-pub fn increment_sequence(seq: i32, delta: i32) -> i32 {
-    if seq > i32::MAX - delta {
-        delta - (i32::MAX - seq) - 1
-    } else {
-        seq + delta
-    }
-}
+use crate::protocol::record::{increment_sequence, RecordBatch};
 
 /// Sequence of the last record of `batch`, wrapping after `i32::MAX` to 0 as Kafka does.
 pub(crate) fn last_sequence(batch: &RecordBatch) -> i32 {
@@ -66,17 +57,4 @@ pub(crate) fn decode_records(batch: &Bytes) -> Result<Vec<MockRecord>> {
             },
         })
         .collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sequence_wraps_like_kafka() {
-        assert_eq!(increment_sequence(5, 3), 8);
-        assert_eq!(increment_sequence(i32::MAX, 1), 0);
-        assert_eq!(increment_sequence(i32::MAX - 1, 3), 1);
-        assert_eq!(increment_sequence(i32::MAX, 0), i32::MAX);
-    }
 }

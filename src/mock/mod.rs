@@ -62,12 +62,15 @@
 
 mod batch;
 mod cluster;
-mod fuzz;
+mod dispatch;
+mod faults;
+mod fetch;
+mod metadata;
+mod produce;
 mod server;
 
-pub use batch::{increment_sequence, MockRecord};
+pub use batch::MockRecord;
 pub use cluster::{
     HandleResult, MockCluster, MockConfig, StoredBatch, FIRST_PRODUCER_ID, RETAINED_BATCHES,
 };
-pub use fuzz::fuzz_producer_session;
 pub use server::MockServer;

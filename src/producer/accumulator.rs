@@ -219,25 +219,3 @@ impl PartitionState {
             .unwrap_or(false)
     }
 }
-
-/// Next sequence after `seq` for `count` records, wrapping to 0 after `i32::MAX` as Kafka does.
-pub(crate) fn next_sequence(seq: i32, count: i32) -> i32 {
-    if seq > i32::MAX - count {
-        count - (i32::MAX - seq) - 1
-    } else {
-        seq + count
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sequence_wraps_after_max() {
-        assert_eq!(next_sequence(0, 5), 5);
-        assert_eq!(next_sequence(i32::MAX - 4, 5), 0);
-        assert_eq!(next_sequence(i32::MAX, 1), 0);
-        assert_eq!(next_sequence(i32::MAX - 1, 5), 3);
-    }
-}

@@ -47,6 +47,7 @@ pub struct ConnId(pub u64);
 
 /// Something the driver must do on the network.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Transmit {
     /// Open a TCP connection; answer with `handle_connected` or `handle_disconnected`.
     Connect {
@@ -82,6 +83,7 @@ pub struct FlushToken(u64);
 
 /// Counters kept by the core.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Metrics {
     /// Records acknowledged.
     pub records_delivered: u64,
@@ -276,7 +278,7 @@ impl std::fmt::Debug for Producer {
 }
 
 /// Bytes a batch's header takes ahead of its records.
-const BATCH_OVERHEAD: usize = 61;
+const BATCH_OVERHEAD: usize = crate::protocol::record::RECORD_BATCH_OVERHEAD;
 /// Bytes of `buffer.memory` each accepted record holds besides its bytes in
 /// the batch: its timestamp kept for its outcome, and a driver's waiter slot.
 /// Counting them keeps a producer's memory within `buffer.memory` plus a

@@ -225,28 +225,39 @@ pub struct Delivery {
 impl Delivery {
     /// Metadata of each record, in offset order.
     pub fn metadata(&self) -> impl Iterator<Item = (RecordId, RecordMetadata)> + '_ {
+        self.offsets().map(|(id, offset, timestamp)| {
+            (
+                id,
+                RecordMetadata {
+                    topic: self.topic.clone(),
+                    partition: self.partition,
+                    offset,
+                    timestamp,
+                },
+            )
+        })
+    }
+
+    /// Offset and timestamp of each record, in offset order: what
+    /// [`Delivery::metadata`] gives, for a caller that fills in one
+    /// `RecordMetadata` per batch rather than one per record.
+    pub fn offsets(&self) -> impl Iterator<Item = (RecordId, i64, i64)> + '_ {
         self.records
             .iter()
             .zip(self.timestamps.iter())
             .enumerate()
             .map(|(i, (id, ts))| {
-                (
-                    id,
-                    RecordMetadata {
-                        topic: self.topic.clone(),
-                        partition: self.partition,
-                        offset: if self.base_offset < 0 {
-                            -1
-                        } else {
-                            self.base_offset + i as i64
-                        },
-                        timestamp: if self.log_append_time >= 0 {
-                            self.log_append_time
-                        } else {
-                            ts
-                        },
-                    },
-                )
+                let offset = if self.base_offset < 0 {
+                    -1
+                } else {
+                    self.base_offset + i as i64
+                };
+                let timestamp = if self.log_append_time >= 0 {
+                    self.log_append_time
+                } else {
+                    ts
+                };
+                (id, offset, timestamp)
             })
     }
 }
@@ -511,6 +522,7 @@ impl SendError {
 
 /// An output of the core for the application or driver.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
     /// Records were acknowledged.
     Delivered(Delivery),

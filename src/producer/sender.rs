@@ -11,8 +11,9 @@ use crate::protocol::frame::ApiKey;
 use crate::protocol::messages::produce::{
     PartitionProduceData, ProduceRequest, ProduceResponse, TopicProduceData, FIRST_TOPIC_ID_VERSION,
 };
+use crate::protocol::record::increment_sequence;
 
-use super::accumulator::{next_sequence, Batch, PartitionState};
+use super::accumulator::{Batch, PartitionState};
 use super::config::MetadataRecoveryStrategy;
 use super::network::{ConnState, DeliveryErrorKind, RequestKind};
 use super::record::{Delivery, DeliveryError, Event};
@@ -540,7 +541,7 @@ impl Producer {
             p.queued_records -= b.count();
             if idempotent && !b.sequenced {
                 b.closed.stamp(pid, epoch, p.next_seq, false);
-                p.next_seq = next_sequence(p.next_seq, b.count() as i32);
+                p.next_seq = increment_sequence(p.next_seq, b.count() as i32);
                 b.sequenced = true;
             }
             p.in_flight += 1;

@@ -7,7 +7,6 @@ pub mod compression;
 pub mod error;
 pub mod error_code;
 pub mod frame;
-pub mod fuzz;
 pub mod messages;
 pub mod primitives;
 pub mod record;

@@ -10,6 +10,8 @@
 //! varint length + 1) when a message version is flexible and the classic form
 //! (i16/i32 length) otherwise.
 
+use std::ops::Range;
+
 use bytes::{Buf, BufMut, Bytes};
 
 use super::error::{ProtocolError, Result};
@@ -60,20 +62,110 @@ pub fn get_uuid(buf: &mut Bytes) -> Result<[u8; 16]> {
     Ok(u)
 }
 
-/// Reads an unsigned LEB128 number of at most `max_len` bytes (bits past the
-/// 64th are dropped).
+/// A bounds-checked reader over a byte slice, by position: the one varint
+/// decoder, under both the `Bytes` getters here and the records decoder
+/// (which reads a records section by position, with no reference count
+/// taken per field).
+pub(crate) struct Cursor<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    /// A cursor over `b`, at `pos`.
+    #[inline(always)]
+    pub(crate) fn new(b: &'a [u8], pos: usize) -> Self {
+        Cursor { b, pos }
+    }
+
+    /// Position of the next byte.
+    #[inline(always)]
+    pub(crate) fn pos(&self) -> usize {
+        self.pos
+    }
+
+    /// Reads one byte.
+    #[inline(always)]
+    pub(crate) fn u8(&mut self) -> Result<u8> {
+        let v = *self
+            .b
+            .get(self.pos)
+            .ok_or(ProtocolError::Truncated { needed: 1 })?;
+        self.pos += 1;
+        Ok(v)
+    }
+
+    /// Reads an unsigned LEB128 number of at most `max_len` bytes (bits past
+    /// the 64th are dropped).
+    #[inline(always)]
+    pub(crate) fn leb128(&mut self, max_len: usize) -> Result<u64> {
+        let mut v = 0u64;
+        for i in 0..max_len {
+            let b = self.u8()?;
+            v |= ((b & 0x7f) as u64) << (7 * i);
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(ProtocolError::BadVarint(max_len))
+    }
+
+    /// Reads a zigzag-encoded varint (32 bits).
+    #[inline(always)]
+    pub(crate) fn varint(&mut self) -> Result<i32> {
+        Ok(unzigzag32(self.leb128(5)? as u32))
+    }
+
+    /// Reads a zigzag-encoded varlong (64 bits).
+    #[inline(always)]
+    pub(crate) fn varlong(&mut self) -> Result<i64> {
+        Ok(unzigzag64(self.leb128(10)?))
+    }
+
+    /// Skips `n` bytes; returns their range.
+    #[inline(always)]
+    pub(crate) fn take(&mut self, n: usize) -> Result<Range<usize>> {
+        let left = self.b.len() - self.pos;
+        if n > left {
+            return Err(ProtocolError::Truncated { needed: n - left });
+        }
+        let r = self.pos..self.pos + n;
+        self.pos += n;
+        Ok(r)
+    }
+}
+
+/// Zigzag encoding of an i32: small magnitudes of either sign get short varints.
+#[inline(always)]
+pub(crate) fn zigzag32(v: i32) -> u32 {
+    ((v << 1) ^ (v >> 31)) as u32
+}
+
+/// Zigzag encoding of an i64.
+#[inline(always)]
+pub(crate) fn zigzag64(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+/// Inverse of [`zigzag32`].
+#[inline(always)]
+pub(crate) fn unzigzag32(u: u32) -> i32 {
+    ((u >> 1) as i32) ^ -((u & 1) as i32)
+}
+
+/// Inverse of [`zigzag64`].
+#[inline(always)]
+pub(crate) fn unzigzag64(u: u64) -> i64 {
+    ((u >> 1) as i64) ^ -((u & 1) as i64)
+}
+
+/// Reads an unsigned LEB128 number of at most `max_len` bytes from the front of `buf`.
 #[inline]
 fn get_leb128(buf: &mut Bytes, max_len: usize) -> Result<u64> {
-    let mut value: u64 = 0;
-    for i in 0..max_len {
-        need(buf, 1)?;
-        let b = buf.get_u8();
-        value |= ((b & 0x7f) as u64) << (7 * i);
-        if b & 0x80 == 0 {
-            return Ok(value);
-        }
-    }
-    Err(ProtocolError::BadVarint(max_len))
+    let mut c = Cursor::new(buf, 0);
+    let v = c.leb128(max_len)?;
+    buf.advance(c.pos());
+    Ok(v)
 }
 
 /// Reads an unsigned LEB128 varint of at most 5 bytes (bits past the 32nd are
@@ -92,15 +184,13 @@ pub fn get_uvarlong(buf: &mut Bytes) -> Result<u64> {
 /// Reads a zigzag-encoded signed varint (32 bits), as in record fields.
 #[inline]
 pub fn get_varint(buf: &mut Bytes) -> Result<i32> {
-    let u = get_uvarint(buf)?;
-    Ok(((u >> 1) as i32) ^ -((u & 1) as i32))
+    Ok(unzigzag32(get_uvarint(buf)?))
 }
 
 /// Reads a zigzag-encoded signed varlong (64 bits), as in record fields.
 #[inline]
 pub fn get_varlong(buf: &mut Bytes) -> Result<i64> {
-    let u = get_uvarlong(buf)?;
-    Ok(((u >> 1) as i64) ^ -((u & 1) as i64))
+    Ok(unzigzag64(get_uvarlong(buf)?))
 }
 
 /// Writes an unsigned LEB128 varint.
@@ -122,13 +212,13 @@ pub fn put_uvarlong(buf: &mut impl BufMut, mut v: u64) {
 /// Writes a zigzag-encoded signed varint.
 #[inline]
 pub fn put_varint(buf: &mut impl BufMut, v: i32) {
-    put_uvarint(buf, ((v << 1) ^ (v >> 31)) as u32)
+    put_uvarint(buf, zigzag32(v))
 }
 
 /// Writes a zigzag-encoded signed varlong.
 #[inline]
 pub fn put_varlong(buf: &mut impl BufMut, v: i64) {
-    put_uvarlong(buf, ((v << 1) ^ (v >> 63)) as u64)
+    put_uvarlong(buf, zigzag64(v))
 }
 
 /// Bytes of a varint of `bits` significant bits (1..=64): one per started
@@ -150,13 +240,13 @@ pub fn uvarint_len(v: u32) -> usize {
 /// Number of bytes `put_varint` writes for `v`.
 #[inline]
 pub fn varint_len(v: i32) -> usize {
-    uvarint_len(((v << 1) ^ (v >> 31)) as u32)
+    uvarint_len(zigzag32(v))
 }
 
 /// Number of bytes `put_varlong` writes for `v`.
 #[inline]
 pub fn varlong_len(v: i64) -> usize {
-    let u = ((v << 1) ^ (v >> 63)) as u64;
+    let u = zigzag64(v);
     let bits = 64 - (u | 1).leading_zeros() as usize;
     groups_of_7(bits)
 }
@@ -440,11 +530,7 @@ mod tests {
             for v in [1u64 << shift, (1u64 << shift) - 1] {
                 let mut b = BytesMut::new();
                 put_uvarlong(&mut b, v);
-                assert_eq!(
-                    varlong_len(((v >> 1) as i64) ^ -((v & 1) as i64)),
-                    b.len(),
-                    "{v}"
-                );
+                assert_eq!(varlong_len(unzigzag64(v)), b.len(), "{v}");
             }
         }
     }

@@ -1,4 +1,8 @@
-//! The mock cluster through its public API, with raw encoded requests.
+//! The mock cluster through its public API, with raw encoded requests: one
+//! request helper, [`call`] (or [`frame`] and [`decode`] where a test looks
+//! at the connection's fate), for every module.
+
+mod fetch;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -82,6 +86,12 @@ fn decode<M: kafka_sansio::protocol::ApiMessage>(r: &HandleResult, version: i16)
     assert_eq!(h.correlation_id, 7);
     assert!(!r.close);
     m
+}
+
+/// Sends one request to broker `node` and decodes its answer.
+fn call<R: Request>(c: &mut MockCluster, node: i32, version: i16, req: &R) -> R::Response {
+    let r = c.handle_request(node, frame(version, req), Instant::now());
+    decode(&r, version)
 }
 
 fn produce_req(acks: i16, topic: &str, partition: i32, records: Bytes) -> ProduceRequest {
@@ -238,6 +248,95 @@ fn unknown_api_key_or_version_or_garbage_closes_the_connection() {
 
     let r = c.handle_request(0, Bytes::from_static(&[0, 3, 0]), Instant::now());
     assert!(r.close && r.response.is_none());
+}
+
+/// `frame` with `extra` bytes after its body.
+fn with_trailing(frame: Bytes, extra: &[u8]) -> Bytes {
+    let mut b = BytesMut::from(&frame[..]);
+    b.put_slice(extra);
+    b.freeze()
+}
+
+#[test]
+fn bytes_after_a_requests_last_field_are_skipped_as_kafka_does() {
+    let mut c = cluster();
+    let extra = [0xde, 0xad];
+    let now = Instant::now();
+    // Flexible and classic versions alike: answered as without the extra bytes.
+    for v in [0, 3, 4] {
+        let f = with_trailing(frame(v, &ApiVersionsRequest::default()), &extra);
+        let a: ApiVersionsResponse = decode(&c.handle_request(0, f, now), v);
+        assert_eq!(a.error_code, 0, "ApiVersions v{v}");
+    }
+    for v in [1, 9, 12, 13] {
+        let req = MetadataRequest {
+            topics: Some(vec![MetadataRequestTopic {
+                name: Some("t".into()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        };
+        let f = with_trailing(frame(v, &req), &extra);
+        let m: MetadataResponse = decode(&c.handle_request(0, f, now), v);
+        assert_eq!(m.topics.len(), 1, "Metadata v{v}");
+        assert_eq!(m.topics[0].error_code, 0, "Metadata v{v}");
+    }
+    let f = with_trailing(
+        frame(
+            4,
+            &InitProducerIdRequest {
+                transaction_timeout_ms: 60_000,
+                producer_id: -1,
+                producer_epoch: -1,
+                ..Default::default()
+            },
+        ),
+        &extra,
+    );
+    let p: InitProducerIdResponse = decode(&c.handle_request(0, f, now), 4);
+    assert_eq!((p.error_code, p.producer_id), (0, FIRST_PRODUCER_ID));
+    for (i, v) in [3, 9, 12].into_iter().enumerate() {
+        let req = produce_req(-1, "t", 0, batch(-1, -1, -1, &recs(1)));
+        let f = with_trailing(frame(v, &req), &extra);
+        let mut r: ProduceResponse = decode(&c.handle_request(0, f, now), v);
+        ok_at(
+            &r.responses.remove(0).partition_responses.remove(0),
+            i as i64,
+        );
+    }
+    assert_eq!(c.log_end_offset("t", 0), Some(3));
+}
+
+#[test]
+fn a_request_short_of_its_fields_or_out_of_range_still_closes_the_connection() {
+    let mut c = cluster();
+    let now = Instant::now();
+    let req = MetadataRequest {
+        topics: Some(vec![MetadataRequestTopic {
+            name: Some("t".into()),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    };
+    for v in [1, 9, 12] {
+        // One byte short: the last topic name (v1) or the tagged fields (v9+).
+        let f = frame(v, &req);
+        let r = c.handle_request(0, f.slice(..f.len() - 1), now);
+        assert!(r.close && r.response.is_none(), "Metadata v{v}");
+    }
+    // Metadata v1 with the topic name's length at -2, the two bytes after it
+    // still there: out of range, whatever follows.
+    let f = frame(1, &req);
+    let mut b = BytesMut::from(&f[..]);
+    let at = b.len() - 3;
+    b[at..at + 2].copy_from_slice(&(-2i16).to_be_bytes());
+    let r = c.handle_request(0, b.freeze(), now);
+    assert!(r.close && r.response.is_none());
+    // A produce short of its records closes too, and appends nothing.
+    let f = frame(9, &produce_req(-1, "t", 0, batch(-1, -1, -1, &recs(1))));
+    let r = c.handle_request(0, f.slice(..f.len() - 10), now);
+    assert!(r.close && r.response.is_none());
+    assert_eq!(c.log_end_offset("t", 0), Some(0));
 }
 
 // ---- Metadata --------------------------------------------------------------

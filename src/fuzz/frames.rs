@@ -1,19 +1,18 @@
-//! Fuzz entry points for the wire codec, shared by the cargo-fuzz targets in
-//! `fuzz/` and by the stable replay test `tests/fuzz_corpus.rs`.
-//!
-//! Each function takes arbitrary bytes, must never panic on its own, and
-//! panics (with a message) when a property of the codec does not hold.
+//! The `frames` target: the deframer and every message decoder on arbitrary
+//! stream bytes.
 
 use std::fmt::Debug;
 
 use bytes::{Bytes, BytesMut};
 
-use super::error::ProtocolError;
-use super::frame::{decode_response, ApiKey, ApiMessage, Deframer, RequestHeader, ResponseHeader};
-use super::messages::api_versions::{ApiVersionsRequest, ApiVersionsResponse};
-use super::messages::init_producer_id::{InitProducerIdRequest, InitProducerIdResponse};
-use super::messages::metadata::{MetadataRequest, MetadataResponse};
-use super::messages::produce::{ProduceRequest, ProduceResponse};
+use crate::protocol::error::ProtocolError;
+use crate::protocol::frame::{
+    decode_response, ApiKey, ApiMessage, Deframer, RequestHeader, ResponseHeader,
+};
+use crate::protocol::messages::api_versions::{ApiVersionsRequest, ApiVersionsResponse};
+use crate::protocol::messages::init_producer_id::{InitProducerIdRequest, InitProducerIdResponse};
+use crate::protocol::messages::metadata::{MetadataRequest, MetadataResponse};
+use crate::protocol::messages::produce::{ProduceRequest, ProduceResponse};
 
 /// Largest frame the `frames` target lets the deframer accept.
 const MAX_FRAME: usize = 1 << 16;
@@ -106,7 +105,7 @@ fn reference_frames(mut stream: &[u8], max_frame: usize) -> (Vec<Bytes>, Option<
 }
 
 /// Decodes one frame body every way a client or a broker could read it.
-pub fn decode_frame(frame: Bytes) {
+fn decode_frame(frame: Bytes) {
     responses::<ApiVersionsResponse>(&frame);
     responses::<MetadataResponse>(&frame);
     responses::<ProduceResponse>(&frame);

@@ -6,13 +6,16 @@
 //! [`fuzz_producer_session`]); the driver in between is deliberately
 //! unreliable: it connects, disconnects, delivers responses in arbitrary
 //! pieces, injects garbage and cluster faults whenever the input says so.
+//!
+//! One file of about 700 lines: the op interpreter, the unreliable network
+//! and the invariant checks all work on one `Session`'s state.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
-use super::MockCluster;
+use crate::mock::MockCluster;
 use crate::producer::{
     Acks, ConnId, DeliveryError, Event, Producer, ProducerConfig, ProducerRecord, Transmit,
 };
