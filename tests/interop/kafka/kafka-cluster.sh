@@ -16,11 +16,18 @@
 #                                        [--max-messages N] [--timeout-ms MS] [ConsoleConsumer args...]
 #       Kafka's ConsoleConsumer from the beginning, one line per record, fields separated by TAB:
 #       CreateTime:TS  Partition:P  Offset:O  HEADERS  KEY  VALUE   (HEADERS: k:v,k:v or NO_HEADERS)
+#   tests/interop/kafka/kafka-cluster.sh consume-json TOPIC [--timeout-ms MS] [ConsoleConsumer args...]
+#       the same consumer with kafkasansio.HexJsonFormatter: one JSON line per record, bytes in hex,
+#       as tests/interop/consume.py prints them (stops after --timeout-ms without a record, default 8000)
+#   tests/interop/kafka/kafka-cluster.sh build-java       javac java/kafkasansio/*.java into target/interop/kafka/classes
+#                                                         (skipped when the classes are newer than the sources)
+#   tests/interop/kafka/kafka-cluster.sh partitions TOPIC < KEYS   kafkasansio.JavaPartitions: Kafka's KafkaProducer
+#                                                         sends one record per key line, prints "INDEX PARTITION OFFSET"
 #   tests/interop/kafka/kafka-cluster.sh perf ARGS...     org.apache.kafka.tools.ProducerPerformance --bootstrap-server B ARGS
 #   tests/interop/kafka/kafka-cluster.sh java CLASS ARGS  any main class with the Kafka classpath (tools logging)
 #   tests/interop/kafka/kafka-cluster.sh classpath        prints the classpath (libs/*), e.g. for javac
 #
-# State: target/interop/kafka/{libs,config,nodeN/{data,stdout.log,pid}}. Ports: node N listens on
+# State: target/interop/kafka/{libs,classes,config,nodeN/{data,stdout.log,pid}}. Ports: node N listens on
 # 127.0.0.1:$((KAFKA_PORT_BASE+N)) (clients) and $((KAFKA_PORT_BASE+10+N)) (controller);
 # KAFKA_PORT_BASE defaults to 39100. Idempotent: `start` with all three nodes up and answering is a
 # no-op that prints the bootstrap list again; storage is formatted only when nodeN/data has no
@@ -31,6 +38,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../../.." && pwd)"
 state="$root/target/interop/kafka"
 libs="$state/libs"
+classes="$state/classes"
 conf="$state/config"
 JAVA="${JAVA:-java}"
 PORT_BASE="${KAFKA_PORT_BASE:-39100}"
@@ -73,7 +81,23 @@ tool() {
     local cls="$1"
     shift
     # shellcheck disable=SC2086
-    "$JAVA" $TOOL_JVM -Dlog4j2.configurationFile="$here/tools-log4j2.xml" -cp "$libs/*" "$cls" "$@"
+    "$JAVA" $TOOL_JVM -Dlog4j2.configurationFile="$here/tools-log4j2.xml" -cp "$libs/*:$classes" "$cls" "$@"
+}
+
+cmd_build_java() {
+    have_libs || cmd_fetch
+    local src newest
+    src="$here/java/kafkasansio"
+    newest="$(ls -t "$src"/*.java | head -n1)"
+    if [ -f "$classes/kafkasansio/.built" ] && [ "$classes/kafkasansio/.built" -nt "$newest" ]; then
+        return
+    fi
+    local javac="javac"
+    [ "$JAVA" != java ] && javac="$(dirname "$JAVA")/javac"
+    rm -rf "$classes"
+    mkdir -p "$classes"
+    "$javac" -nowarn -cp "$libs/*" -d "$classes" "$src"/*.java >&2
+    touch "$classes/kafkasansio/.built"
 }
 
 have_libs() { [ -f "$libs/kafka_2.13-4.4.0.jar" ] && [ -f "$libs/kafka-tools-4.4.0.jar" ] && [ -f "$libs/log4j-slf4j-impl-2.25.5.jar" ]; }
@@ -292,8 +316,25 @@ cmd_consume() {
         --formatter-property print.key=true "$@"
 }
 
+cmd_consume_json() {
+    [ $# -ge 1 ] || die "consume-json TOPIC [ConsoleConsumer args...]"
+    cmd_build_java
+    local topic="$1" timeout=8000
+    shift
+    if [ "${1:-}" = --timeout-ms ]; then
+        timeout="$2"
+        shift 2
+    fi
+    tool org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server "$(bootstrap)" --topic "$topic" \
+        --from-beginning --group "kafka-cluster-json-$$-$RANDOM" --formatter kafkasansio.HexJsonFormatter \
+        --timeout-ms "$timeout" "$@"
+}
+
 case "${1:-}" in
 fetch) cmd_fetch ;;
+build-java) cmd_build_java ;;
+consume-json) shift; cmd_consume_json "$@" ;;
+partitions) cmd_build_java; tool kafkasansio.JavaPartitions "$(bootstrap)" "${2:?topic}" ;;
 start) cmd_start ;;
 stop) cmd_stop ;;
 kill) cmd_kill "${2:-}" ;;
@@ -307,5 +348,5 @@ consume) shift; cmd_consume "$@" ;;
 perf) shift; tool org.apache.kafka.tools.ProducerPerformance --bootstrap-server "$(bootstrap)" "$@" ;;
 java) shift; tool "$@" ;;
 classpath) echo "$libs/*" ;;
-*) sed -n '2,26p' "$0" >&2; exit 2 ;;
+*) sed -n '2,33p' "$0" >&2; exit 2 ;;
 esac
