@@ -144,6 +144,10 @@ transaction.state.log.num.partitions=3
 share.coordinator.state.topic.replication.factor=3
 share.coordinator.state.topic.min.isr=2
 group.initial.rebalance.delay.ms=0
+# The tests' records carry timestamps from 2023: time-based retention would delete them within
+# log.retention.check.interval.ms (5 min) of their append.
+log.retention.ms=-1
+log.retention.bytes=-1
 # A SIGKILLed node is fenced (its leaders moved) after 3 s instead of 9 s.
 broker.session.timeout.ms=3000
 broker.heartbeat.interval.ms=500
