@@ -424,7 +424,13 @@ fn kill_run(
     client.close();
     restart.expect("restarted").join().expect("restart thread");
     killed.nodes.clear();
+    // Leadership moved off the killed node and stays off after its restart
+    // (no preferred-leader election within leader.imbalance.check.interval.seconds).
     let moved = k.leaders(&topic);
+    assert!(
+        moved.iter().all(|&(_, l)| l != leader),
+        "{test}: node {leader} was killed, leaders now {moved:?}"
+    );
     eprintln!("{test}: leaders after the restart: {moved:?}");
     let got = k.consume(&topic);
     (recs, o, got, leader)
@@ -658,27 +664,52 @@ fn too_large(test: &str, driver: Driver) {
 
 // ---- 6. Produce v13, topic ids, a topic re-created --------------------------------------------
 
-/// The Produce versions the brokers logged for requests from `client_id`.
-fn produce_versions(k: &Kafka, client_id: &str) -> Vec<(u32, bool)> {
+/// One Produce request as a broker's request log recorded it.
+struct LoggedProduce {
+    version: u32,
+    /// The topic ids it named (none before v13).
+    topic_ids: Vec<String>,
+    /// The partition error codes of its answer.
+    errors: Vec<i32>,
+}
+
+/// The Produce requests from `client_id` in the brokers' request logs
+/// (nodeN/produce-requests.log, see tests/interop/kafka/log4j2.xml).
+fn logged_produces(k: &Kafka, client_id: &str) -> Vec<LoggedProduce> {
     let dir = std::path::Path::new(&k.ctl)
         .parent()
         .unwrap()
         .join("../../../target/interop/kafka");
+    let values = |l: &str, field: &str| -> Vec<String> {
+        l.split(&format!("\"{field}\":"))
+            .skip(1)
+            .map(|r| {
+                r.split([',', '}'])
+                    .next()
+                    .unwrap()
+                    .trim_matches('"')
+                    .to_string()
+            })
+            .collect()
+    };
     let mut v = Vec::new();
     for n in 1..=3 {
         let log = std::fs::read_to_string(dir.join(format!("node{n}/produce-requests.log")))
             .unwrap_or_default();
-        for l in log.lines() {
-            if !l.contains(&format!("\"clientId\":\"{client_id}\"")) {
-                continue;
-            }
-            let ver = l
-                .split("\"requestApiVersion\":")
-                .nth(1)
-                .and_then(|r| r.split(',').next())
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0);
-            v.push((ver, l.contains("\"topicId\":")));
+        for l in log
+            .lines()
+            .filter(|l| l.contains(&format!("\"clientId\":\"{client_id}\"")))
+        {
+            let mut ids = values(l, "topicId");
+            ids.dedup();
+            v.push(LoggedProduce {
+                version: values(l, "requestApiVersion")[0].parse().unwrap_or(0),
+                topic_ids: ids,
+                errors: values(l, "errorCode")
+                    .iter()
+                    .filter_map(|e| e.parse().ok())
+                    .collect(),
+            });
         }
     }
     v
@@ -718,14 +749,30 @@ fn topic_recreated(test: &str, driver: Driver) {
             i + 50
         );
     }
-    let versions = produce_versions(&k, &client_id);
+    let logged = logged_produces(&k, &client_id);
     assert!(
-        !versions.is_empty(),
+        !logged.is_empty(),
         "{test}: no Produce request from {client_id} in the brokers' request logs"
     );
     assert!(
-        versions.iter().all(|&(v, ids)| v == 13 && ids),
-        "{test}: Produce versions (version, carries topic ids) logged: {versions:?}"
+        logged
+            .iter()
+            .all(|p| p.version == 13 && !p.topic_ids.is_empty()),
+        "{test}: Produce versions and topic ids logged: {:?}",
+        logged
+            .iter()
+            .map(|p| (p.version, &p.topic_ids))
+            .collect::<Vec<_>>()
+    );
+    // The old id was answered UNKNOWN_TOPIC_ID (100), the new one used after.
+    let mut ids: Vec<&String> = logged.iter().flat_map(|p| &p.topic_ids).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 2, "{test}: topic ids used: {ids:?}");
+    let unknown = logged.iter().filter(|p| p.errors.contains(&100)).count();
+    assert!(
+        unknown > 0,
+        "{test}: no request was answered UNKNOWN_TOPIC_ID: the re-creation went unnoticed"
     );
     let got = k.consume(&topic);
     let values: Vec<_> = got
@@ -738,9 +785,9 @@ fn topic_recreated(test: &str, driver: Driver) {
         "{test}: the new topic holds the 50 later records: {values:?}"
     );
     eprintln!(
-        "{test}: {} Produce requests, all v13 with topic ids; topic deleted and re-created, the 50 later \
-         records delivered in {took:?}",
-        versions.len()
+        "{test}: {} Produce requests, all v13 with topic ids; topic deleted and re-created: {unknown} \
+         answered UNKNOWN_TOPIC_ID, the 50 later records delivered under the new id in {took:?}",
+        logged.len()
     );
 }
 
