@@ -49,7 +49,10 @@ CLUSTER_ID="a2Fma2Etc2Fuc2lvLWsAAA"
 START_TIMEOUT="${KAFKA_START_TIMEOUT:-180}"
 # Three brokers, a tool JVM and the test share 2 cores: small heaps, one GC thread each.
 NODE_JVM="-Xms384m -Xmx384m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:ParallelGCThreads=1 -XX:ConcGCThreads=1 -XX:CICompilerCount=2 -Djava.awt.headless=true"
+# Short-lived tools start fast with C1 only; the perf tool gets bin/kafka-producer-perf-test.sh's
+# heap and kafka-run-class.sh's JVM flags, so it measures the Java producer as users run it.
 TOOL_JVM="-Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:CICompilerCount=1 -Duser.language=en -Duser.country=US"
+PERF_JVM="-Xmx512m -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -XX:MaxInlineLevel=15 -Duser.language=en -Duser.country=US"
 
 say() { echo "kafka-cluster: $*" >&2; }
 die() { say "$*"; exit 1; }
@@ -349,7 +352,7 @@ create-topic) shift; cmd_create_topic "$@" ;;
 delete-topic) tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$(bootstrap)" --delete --topic "${2:?topic}" >&2 ;;
 describe-topic) tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$(bootstrap)" --describe --topic "${2:?topic}" ;;
 consume) shift; cmd_consume "$@" ;;
-perf) shift; tool org.apache.kafka.tools.ProducerPerformance --bootstrap-server "$(bootstrap)" "$@" ;;
+perf) shift; TOOL_JVM="$PERF_JVM" tool org.apache.kafka.tools.ProducerPerformance --bootstrap-server "$(bootstrap)" "$@" ;;
 java) shift; tool "$@" ;;
 classpath) echo "$libs/*" ;;
 *) sed -n '2,33p' "$0" >&2; exit 2 ;;
