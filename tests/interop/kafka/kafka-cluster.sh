@@ -27,11 +27,12 @@
 #   tests/interop/kafka/kafka-cluster.sh java CLASS ARGS  any main class with the Kafka classpath (tools logging)
 #   tests/interop/kafka/kafka-cluster.sh classpath        prints the classpath (libs/*), e.g. for javac
 #
-# State: target/interop/kafka/{libs,classes,config,nodeN/{data,stdout.log,pid}}. Ports: node N listens on
-# 127.0.0.1:$((KAFKA_PORT_BASE+N)) (clients) and $((KAFKA_PORT_BASE+10+N)) (controller);
-# KAFKA_PORT_BASE defaults to 39100. Idempotent: `start` with all three nodes up and answering is a
-# no-op that prints the bootstrap list again; storage is formatted only when nodeN/data has no
-# meta.properties. JAVA (default: java on PATH, 17+) picks the JVM.
+# State: target/interop/kafka/{libs,classes,config,nodeN/{data,stdout.log,pid}}. Ports: node N
+# listens on 127.0.0.1:$((KAFKA_PORT_BASE+N)) (clients) and $((KAFKA_PORT_BASE+10+N)) (controller);
+# KAFKA_PORT_BASE defaults to 29100, below the kernel's ephemeral range (32768-60999), where an
+# outgoing connection can hold a node's port. Idempotent: `start` with all three nodes up and
+# answering is a no-op that prints the bootstrap list again; storage is formatted only when
+# nodeN/data has no meta.properties. JAVA (default: java on PATH, 17+) picks the JVM.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -41,7 +42,7 @@ libs="$state/libs"
 classes="$state/classes"
 conf="$state/config"
 JAVA="${JAVA:-java}"
-PORT_BASE="${KAFKA_PORT_BASE:-39100}"
+PORT_BASE="${KAFKA_PORT_BASE:-29100}"
 NODES="1 2 3"
 # A fixed cluster id (a base64 UUID as StorageTool random-uuid prints) so that a re-format of one
 # node's directory joins the same cluster.
