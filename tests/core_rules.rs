@@ -1357,3 +1357,69 @@ fn metadata_missing_past_the_rebootstrap_trigger_rebootstraps() {
     assert_eq!(h.delivered_offsets(), vec![(0, 0), (1, 0)]);
     assert!(h.failures().is_empty());
 }
+
+#[test]
+fn message_too_large_splits_the_batch_and_fails_only_the_record_over_the_limit() {
+    // A broker whose topic takes batches of at most 1000 bytes (max.message.bytes):
+    // the batch of four records is refused as a whole; Java splits it and
+    // retries, so the small records are delivered and only the big one fails.
+    let mut h = Harness::new(&[("linger.ms", "5"), ("compression.type", "none")]);
+    h.send(rec("a").partition(0));
+    h.send(rec("b").partition(0));
+    h.send(ProducerRecord::new(TOPIC, vec![b'c'; 3000]).partition(0));
+    h.send(rec("d").partition(0));
+    h.advance(Duration::from_millis(5));
+    let mut sizes = Vec::new();
+    let mut offset = 0;
+    for _ in 0..20 {
+        let Some((req, pr)) = h.next_produce() else {
+            if h.p.is_idle() {
+                break;
+            }
+            h.advance(Duration::from_millis(200));
+            continue;
+        };
+        let b = batches(&pr);
+        assert_eq!(b.len(), 1, "one batch per partition per request");
+        let values: Vec<_> = b[0]
+            .records()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.value.unwrap().len())
+            .collect();
+        sizes.push((values.clone(), b[0].base_sequence));
+        if b[0].records.len() + 61 > 1000 {
+            h.answer_produce(&req, &pr, ErrorCode::MessageTooLarge, 0);
+        } else {
+            h.answer_produce(&req, &pr, ErrorCode::None, offset);
+            offset += values.len() as i64;
+        }
+    }
+    // The four, then the halves in order, the refused half split again; each
+    // half keeps its part of the original sequence range.
+    assert_eq!(sizes[0], (vec![1, 1, 3000, 1], 0));
+    assert_eq!(sizes[1], (vec![1, 1], 0));
+    assert_eq!(sizes[2], (vec![3000, 1], 2));
+    assert_eq!(sizes[3], (vec![3000], 2));
+    let delivered: Vec<u64> = h.delivered_offsets().iter().map(|(id, _)| *id).collect();
+    let failed = h.failures();
+    assert_eq!(failed.len(), 1, "only the big record fails: {failed:?}");
+    assert!(
+        matches!(
+            failed[0].1,
+            DeliveryError::Broker {
+                code: ErrorCode::MessageTooLarge,
+                ..
+            }
+        ),
+        "{failed:?}"
+    );
+    let big = failed[0].0;
+    let mut all: Vec<u64> = delivered.clone();
+    all.push(big);
+    all.sort();
+    assert_eq!(all.len(), 4, "every record has one outcome: {delivered:?} + {big}");
+    assert!(!delivered.contains(&big));
+    assert!(h.p.is_idle());
+    assert_eq!(h.p.buffered_bytes(), 0);
+}

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::protocol::compression::Compression;
-use crate::protocol::record::{BatchBuilder, ClosedBatch};
+use crate::protocol::record::{BatchBuilder, ClosedBatch, RecordBatch, RECORD_BATCH_OVERHEAD};
 
 use super::record::{RecordId, RecordIds, Timestamps};
 
@@ -71,6 +71,98 @@ impl Batch {
     /// Whether a request carried this batch before (retries keep their `order`).
     fn went_out(&self) -> bool {
         self.attempts > 0
+    }
+
+    /// Splits a batch of two or more records into two halves, re-encoded with
+    /// the batch's codec, for a broker that refused it as over the topic's
+    /// `max.message.bytes` (MESSAGE_TOO_LARGE): smaller batches may pass, and
+    /// a record too large alone then fails by itself. Both halves keep the
+    /// batch's drain order, attempts and creation time (so requeued they stay
+    /// ahead of later batches, in record order, under the same delivery
+    /// timeout); a sequenced batch's range is kept, the second half starting
+    /// where the first ends, so later in-flight batches stay in sequence.
+    /// `Err` gives the batch back when it cannot be split.
+    pub fn split_in_two(self, level: Option<i32>) -> Result<(Batch, Batch), (Batch, String)> {
+        let n = self.count();
+        if n < 2 {
+            return Err((self, "a single record cannot be split".into()));
+        }
+        let records = match RecordBatch::decode(&mut self.closed.bytes()).and_then(|b| b.records()) {
+            Ok(r) if r.len() == n => r,
+            Ok(r) => {
+                let m = format!("batch decodes to {} records, holds {n}", r.len());
+                return Err((self, m));
+            }
+            Err(e) => return Err((self, e.to_string())),
+        };
+        let first = n / 2;
+        let base_ts = self.closed.base_timestamp();
+        let compression = self.closed.compression();
+        let encode = |recs: &[crate::protocol::record::Record]| {
+            let size: usize = recs
+                .iter()
+                .map(|r| {
+                    BatchBuilder::record_size(
+                        r.timestamp_delta,
+                        r.offset_delta,
+                        r.key.as_deref(),
+                        r.value.as_deref(),
+                        &r.headers,
+                    )
+                })
+                .sum();
+            let mut b = BatchBuilder::new(base_ts, size + RECORD_BATCH_OVERHEAD);
+            for r in recs {
+                b.append(
+                    base_ts.wrapping_add(r.timestamp_delta),
+                    r.key.as_deref(),
+                    r.value.as_deref(),
+                    &r.headers,
+                );
+            }
+            b.close(compression, level)
+        };
+        let (a, b) = match (encode(&records[..first]), encode(&records[first..])) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(e), _) | (_, Err(e)) => return Err((self, e.to_string())),
+        };
+        let ids: Vec<RecordId> = self.ids.iter().collect();
+        let ts: Vec<i64> = self.timestamps.iter().collect();
+        let half = |closed: ClosedBatch, range: std::ops::Range<usize>, memory: usize| {
+            let mut ids_half = RecordIds::default();
+            for id in &ids[range.clone()] {
+                ids_half.push(*id);
+            }
+            Batch {
+                part: self.part,
+                closed,
+                ids: ids_half,
+                timestamps: ts[range].iter().copied().collect(),
+                created: self.created,
+                memory,
+                attempts: self.attempts,
+                retry_at: None,
+                sequenced: self.sequenced,
+                order: self.order,
+                maybe_persisted: self.maybe_persisted,
+                topic_id: self.topic_id,
+            }
+        };
+        let mem_a = self.memory / 2;
+        let mut a = half(a, 0..first, mem_a);
+        let mut b = half(b, first..n, self.memory - mem_a);
+        if self.sequenced {
+            let c = &self.closed;
+            let (pid, epoch, seq, txn) = (
+                c.producer_id(),
+                c.producer_epoch(),
+                c.base_sequence(),
+                c.is_transactional(),
+            );
+            a.closed.stamp(pid, epoch, seq, txn);
+            b.closed.stamp(pid, epoch, seq.wrapping_add(first as i32), txn);
+        }
+        Ok((a, b))
     }
 }
 

@@ -784,6 +784,11 @@ impl Producer {
                 {
                     self.on_sequence_error(b, c, now)
                 }
+                // Java splits such a batch and retries the parts: the
+                // record over the limit then fails alone.
+                Some(ErrorCode::MessageTooLarge) if b.count() > 1 => {
+                    self.split_and_requeue(b, message)
+                }
                 Some(c) if is_fatal(c) => {
                     let maybe_persisted = b.maybe_persisted;
                     self.fail_batch(
@@ -821,6 +826,35 @@ impl Producer {
                         },
                     );
                 }
+            }
+        }
+    }
+
+    /// MESSAGE_TOO_LARGE on a batch of several records: the broker appended
+    /// nothing; both halves go back, in order, ahead of later batches, and
+    /// are sent again at once (a smaller batch is not a retry of the same
+    /// request, so no backoff). A batch that cannot be split fails as answered.
+    fn split_and_requeue(&mut self, b: Batch, message: Option<String>) {
+        let part = b.part;
+        match b.split_in_two(self.config.compression_level) {
+            Ok((first, second)) => {
+                self.metrics.records_retried += (first.count() + second.count()) as u64;
+                self.list_active(part);
+                let p = &mut self.parts[part];
+                p.requeue(first);
+                p.requeue(second);
+            }
+            Err((b, why)) => {
+                log::warn!("MESSAGE_TOO_LARGE batch not split: {why}");
+                let maybe_persisted = b.maybe_persisted;
+                self.fail_batch(
+                    b,
+                    DeliveryError::Broker {
+                        code: ErrorCode::MessageTooLarge,
+                        message,
+                        maybe_persisted,
+                    },
+                );
             }
         }
     }

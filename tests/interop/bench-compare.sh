@@ -4,14 +4,19 @@
 # rdkafka_perf_bundled when built), same settings, same broker, interleaved
 # over several rounds, each run under `/usr/bin/time -f "%U %S %M"`.
 #
-#   tests/interop/bench-compare.sh [--quick] [--rounds N] [--peers mock,tansu]
+#   tests/interop/bench-compare.sh [--quick] [--rounds N] [--peers mock,tansu,kafka]
 #                                  [--records-100 N] [--records-1k N] [--clients LIST]
 #                                  [--features LIST]   (cargo features for producer_perf,
 #                                                       e.g. crc-fast)
+#                                  [--kafka-rf N]      (replication factor of the kafka topics, 3)
 #
 # Brokers, one at a time, each with 1 broker:
 #   mock   librdkafka's mock cluster (target/interop/rdkafka_mock), started here
 #   tansu  tests/interop/start-tansu.sh (restarted per setting: memory storage grows)
+#   kafka  Apache Kafka 4.4.0, three KRaft nodes (tests/interop/kafka/kafka-cluster.sh start;
+#          left running when it was already up); only here the client "java" runs too:
+#          Kafka's own ProducerPerformance (the Java producer), same flags, as one JVM per run
+#          (its CPU includes JVM start-up and JIT)
 # Settings (full): value 100 B / 1 KiB x partitions 1 / 8 x acks=1 (no
 # idempotence) / acks=all + idempotence x linger.ms 0 / 5 x batch.size 1 MiB /
 # 16384 (Java's default; set explicitly for both clients, librdkafka's own
@@ -36,8 +41,9 @@ rounds=""
 peers="mock,tansu"
 n100=""
 n1k=""
-clients="sansio-blocking,sansio-mio,rdkafka"
+clients="sansio-blocking,sansio-mio,rdkafka,java"
 features=""
+kafka_rf=3
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) quick=1; shift ;;
@@ -47,7 +53,8 @@ while [ $# -gt 0 ]; do
         --records-1k) n1k="$2"; shift 2 ;;
         --clients) clients="$2"; shift 2 ;;
         --features) features="$2"; shift 2 ;;
-        -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+        --kafka-rf) kafka_rf="$2"; shift 2 ;;
+        -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
         *) echo "bench-compare: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -123,7 +130,16 @@ create_topic() { # peer name partitions
     case "$1" in
         mock) echo "create_topic $2 $3" >&"$mock_in"; sleep 0.05 ;;
         tansu) "$here/tansu-topic.sh" "$2" "$3" "$bootstrap" 2>/dev/null ;;
+        kafka) "$kafka_ctl" create-topic "$2" "$3" "$kafka_rf" 2>/dev/null ;;
     esac
+}
+kafka_ctl="$here/kafka/kafka-cluster.sh"
+kafka_started=0
+start_kafka() {
+    if ! "$kafka_ctl" status | grep -q '^node 1 up'; then
+        kafka_started=1
+    fi
+    bootstrap="$("$kafka_ctl" start)"
 }
 start_tansu() {
     "$here/stop-tansu.sh" 2>/dev/null || true
@@ -132,6 +148,7 @@ start_tansu() {
 cleanup() {
     stop_mock
     if [[ ",$peers," == *",tansu,"* ]]; then "$here/stop-tansu.sh" 2>/dev/null || true; fi
+    if [ "$kafka_started" = 1 ]; then "$kafka_ctl" stop 2>/dev/null || true; fi
 }
 trap cleanup EXIT
 
@@ -153,10 +170,14 @@ run_one() { # peer client size parts acks linger batch tp topic n
         sansio-mio) cmd=("$ours" --driver mio); props+=(buffer.memory=33554432) ;;
         rdkafka) cmd=("$rdk"); props+=(queue.buffering.max.kbytes=32768) ;;
         rdkafka-2.16) cmd=("$root/target/interop/rdkafka_perf_bundled"); props+=(queue.buffering.max.kbytes=32768) ;;
+        java) cmd=("$kafka_ctl" perf); props=("${props[@]:1}" buffer.memory=33554432) ;;
     esac
-    local log="$out/run.out" tf="$out/run.time"
+    local log="$out/run.out" tf="$out/run.time" pflag=--producer-props
+    # ProducerPerformance 4.4 deprecates --producer-props for --command-property
+    # (and takes the bootstrap list from kafka-cluster.sh's --bootstrap-server).
+    [ "$client" = java ] && pflag=--command-property
     if ! /usr/bin/time -f "%U %S %M" -o "$tf" "${cmd[@]}" --topic "$topic" --num-records "$n" \
-        --record-size "$size" --throughput "$tp" --producer-props "${props[@]}" \
+        --record-size "$size" --throughput "$tp" "$pflag" "${props[@]}" \
         >"$log" 2>"$out/run.err"; then
         say "FAILED: $client on $peer ($size B, $parts p, acks=$acks, linger $linger, batch $batch, tp $tp)"
         tail -3 "$out/run.err" >&2
@@ -178,6 +199,7 @@ for peer in "${peer_list[@]}"; do
     case "$peer" in
         mock) start_mock ;;
         tansu) ;;
+        kafka) start_kafka ;;
         *) say "unknown peer $peer"; exit 2 ;;
     esac
     si=0
@@ -195,6 +217,9 @@ for peer in "${peer_list[@]}"; do
                 # answer (peers/README.md): against tansu only the bundled
                 # librdkafka 2.16 is compared.
                 if [ "$peer" = tansu ] && [ "$client" = rdkafka ]; then
+                    continue
+                fi
+                if [ "$peer" != kafka ] && [ "$client" = java ]; then
                     continue
                 fi
                 topic="bench-$si-$r-${client//./}-$$"
@@ -227,14 +252,15 @@ for (peer, setting), clients in groups.items():
                  p50=statistics.median(r["p50"] for r in rs), p99=statistics.median(r["p99"] for r in rs))
         best[c] = b
         print(f"{c:<16}{b['rate']:>12.0f}{b['mbs']:>9.1f}{b['cpu']:>13.3f}{b['cpu']*1000:>8.0f}{b['p50']:>8.0f}{b['p99']:>8.0f}{b['rss']/1024:>9.1f}")
-    base = "rdkafka" if "rdkafka" in best else "rdkafka-2.16"
-    if base in best:
+    for base in ("rdkafka" if "rdkafka" in best else "rdkafka-2.16", "java"):
+        if base not in best:
+            continue
         r = best[base]
         for c in ("sansio-blocking", "sansio-mio"):
             if c in best:
                 o = best[c]
-                ratios.append(f"{peer:<6} {setting:<55} {c:<16} CPU/rec {o['cpu']/r['cpu']:.2f}x  rec/s {o['rate']/r['rate']:.2f}x  p99 {o['p99']:.0f} vs {r['p99']:.0f} ms  RSS {o['rss']/max(r['rss'],1):.2f}x")
-print("\n== ratios to librdkafka (system librdkafka 2.0.2; 2.16 against tansu); CPU < 0.50x is the goal")
+                ratios.append(f"{peer:<6} {setting:<55} {c:<16} vs {base:<12} CPU/rec {o['cpu']/r['cpu']:.2f}x  rec/s {o['rate']/r['rate']:.2f}x  p99 {o['p99']:.0f} vs {r['p99']:.0f} ms  RSS {o['rss']/max(r['rss'],1):.2f}x")
+print("\n== ratios to librdkafka (system librdkafka 2.0.2; 2.16 against tansu) and to the Java producer (kafka); CPU < 0.50x is the goal")
 for l in ratios:
     print(l)
 EOF

@@ -288,8 +288,13 @@ pub fn consume(
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout)
-        .unwrap()
+    parse_consumed(&String::from_utf8(out.stdout).unwrap())
+}
+
+/// Parses the consumer's JSON lines (one record each, bytes in hex; `consume.py`'s
+/// format, also printed by Kafka's console consumer with `kafkasansio.HexJsonFormatter`).
+pub fn parse_consumed(stdout: &str) -> Vec<Consumed> {
+    stdout
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
@@ -439,7 +444,7 @@ pub fn records(topic: &str, n: usize, tag: &str) -> Vec<ProducerRecord> {
 /// Sends `records` in `chunks` chunks with `pause` between them, calling
 /// `between(chunk)` before each chunk (fault injection), then waits for every
 /// outcome. Returns the metadata per record index; panics on any failure.
-fn produce(
+pub fn produce(
     client: &Client,
     records: &[ProducerRecord],
     chunks: usize,

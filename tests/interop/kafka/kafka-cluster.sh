@@ -1,0 +1,360 @@
+#!/usr/bin/env bash
+# A three-node Apache Kafka 4.4.0 KRaft cluster on loopback for interop tests, from Maven jars.
+#
+#   tests/interop/kafka/kafka-cluster.sh fetch            mvn copies the classpath into target/interop/kafka/libs (skipped when there)
+#   tests/interop/kafka/kafka-cluster.sh start            format (once) and start nodes 1..3, wait until all three answer;
+#                                                         prints the bootstrap list on stdout (only that)
+#   tests/interop/kafka/kafka-cluster.sh stop             SIGTERM every node (controlled shutdown), SIGKILL after 30 s
+#   tests/interop/kafka/kafka-cluster.sh kill N           SIGKILL node N (fenced after broker.session.timeout.ms = 3 s)
+#   tests/interop/kafka/kafka-cluster.sh start-node N     start node N again and wait until it is serving (alias: restart N)
+#   tests/interop/kafka/kafka-cluster.sh status           one line per node: "node N up PID 127.0.0.1:PORT" or "node N down"
+#   tests/interop/kafka/kafka-cluster.sh bootstrap        prints the bootstrap list
+#   tests/interop/kafka/kafka-cluster.sh create-topic NAME PARTITIONS [RF] [config=val ...]   (RF default 3)
+#   tests/interop/kafka/kafka-cluster.sh delete-topic NAME
+#   tests/interop/kafka/kafka-cluster.sh describe-topic NAME
+#   tests/interop/kafka/kafka-cluster.sh consume TOPIC [--isolation-level read_committed|read_uncommitted]
+#                                        [--max-messages N] [--timeout-ms MS] [ConsoleConsumer args...]
+#       Kafka's ConsoleConsumer from the beginning, one line per record, fields separated by TAB:
+#       CreateTime:TS  Partition:P  Offset:O  HEADERS  KEY  VALUE   (HEADERS: k:v,k:v or NO_HEADERS)
+#   tests/interop/kafka/kafka-cluster.sh consume-json TOPIC [--timeout-ms MS] [ConsoleConsumer args...]
+#       the same consumer with kafkasansio.HexJsonFormatter: one JSON line per record, bytes in hex,
+#       as tests/interop/consume.py prints them (stops after --timeout-ms without a record, default 8000)
+#   tests/interop/kafka/kafka-cluster.sh build-java       javac java/kafkasansio/*.java into target/interop/kafka/classes
+#                                                         (skipped when the classes are newer than the sources)
+#   tests/interop/kafka/kafka-cluster.sh partitions TOPIC < KEYS   kafkasansio.JavaPartitions: Kafka's KafkaProducer
+#                                                         sends one record per key line, prints "INDEX PARTITION OFFSET"
+#   tests/interop/kafka/kafka-cluster.sh perf ARGS...     org.apache.kafka.tools.ProducerPerformance --bootstrap-server B ARGS
+#   tests/interop/kafka/kafka-cluster.sh java CLASS ARGS  any main class with the Kafka classpath (tools logging)
+#   tests/interop/kafka/kafka-cluster.sh classpath        prints the classpath (libs/*), e.g. for javac
+#
+# State: target/interop/kafka/{libs,classes,config,nodeN/{data,stdout.log,pid}}. Ports: node N
+# listens on 127.0.0.1:$((KAFKA_PORT_BASE+N)) (clients) and $((KAFKA_PORT_BASE+10+N)) (controller);
+# KAFKA_PORT_BASE defaults to 29100, below the kernel's ephemeral range (32768-60999), where an
+# outgoing connection can hold a node's port. Idempotent: `start` with all three nodes up and
+# answering is a no-op that prints the bootstrap list again; storage is formatted only when
+# nodeN/data has no meta.properties. JAVA (default: java on PATH, 17+) picks the JVM.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../../.." && pwd)"
+state="$root/target/interop/kafka"
+libs="$state/libs"
+classes="$state/classes"
+conf="$state/config"
+JAVA="${JAVA:-java}"
+PORT_BASE="${KAFKA_PORT_BASE:-29100}"
+NODES="1 2 3"
+# A fixed cluster id (a base64 UUID as StorageTool random-uuid prints) so that a re-format of one
+# node's directory joins the same cluster.
+CLUSTER_ID="a2Fma2Etc2Fuc2lvLWsAAA"
+START_TIMEOUT="${KAFKA_START_TIMEOUT:-180}"
+# Three brokers, a tool JVM and the test share 2 cores: small heaps, one GC thread each.
+NODE_JVM="-Xms384m -Xmx384m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:ParallelGCThreads=1 -XX:ConcGCThreads=1 -XX:CICompilerCount=2 -Djava.awt.headless=true"
+# Short-lived tools start fast with C1 only; the perf tool gets bin/kafka-producer-perf-test.sh's
+# heap and kafka-run-class.sh's JVM flags, so it measures the Java producer as users run it.
+TOOL_JVM="-Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:CICompilerCount=1 -Duser.language=en -Duser.country=US"
+PERF_JVM="-Xmx512m -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -XX:MaxInlineLevel=15 -Duser.language=en -Duser.country=US"
+
+say() { echo "kafka-cluster: $*" >&2; }
+die() { say "$*"; exit 1; }
+
+bport() { echo $((PORT_BASE + $1)); }
+cport() { echo $((PORT_BASE + 10 + $1)); }
+bootstrap() { local n s=""; for n in $NODES; do s="$s${s:+,}127.0.0.1:$(bport "$n")"; done; echo "$s"; }
+
+accepting() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# A live, non-zombie process running kafka.Kafka (kill -0 is fooled by unreaped zombies).
+pid_of() { cat "$state/node$1/pid" 2>/dev/null || true; }
+pid_alive() {
+    local st
+    [ -r "/proc/$1/stat" ] || return 1
+    st="$(sed 's/^.*) //' "/proc/$1/stat" | cut -d' ' -f1)"
+    [ "$st" != Z ]
+}
+alive() {
+    local p
+    p="$(pid_of "$1")"
+    [ -n "$p" ] && pid_alive "$p" && tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q ' kafka\.Kafka '
+}
+# Serving: "Kafka Server started" logged by this process (the broker is unfenced then) and the
+# client port accepts.
+serving() { alive "$1" && grep -q "Kafka Server started" "$state/node$1/stdout.log" 2>/dev/null && accepting "$(bport "$1")"; }
+
+tool() {
+    local cls="$1"
+    shift
+    # shellcheck disable=SC2086
+    "$JAVA" $TOOL_JVM -Dlog4j2.configurationFile="$here/tools-log4j2.xml" -cp "$libs/*:$classes" "$cls" "$@"
+}
+
+cmd_build_java() {
+    have_libs || cmd_fetch
+    local src newest
+    src="$here/java/kafkasansio"
+    newest="$(ls -t "$src"/*.java | head -n1)"
+    if [ -f "$classes/kafkasansio/.built" ] && [ "$classes/kafkasansio/.built" -nt "$newest" ]; then
+        return
+    fi
+    local javac="javac"
+    [ "$JAVA" != java ] && javac="$(dirname "$JAVA")/javac"
+    rm -rf "$classes"
+    mkdir -p "$classes"
+    "$javac" -nowarn -cp "$libs/*" -d "$classes" "$src"/*.java >&2
+    touch "$classes/kafkasansio/.built"
+}
+
+have_libs() { [ -f "$libs/kafka_2.13-4.4.0.jar" ] && [ -f "$libs/kafka-tools-4.4.0.jar" ] && [ -f "$libs/log4j-slf4j-impl-2.25.5.jar" ]; }
+
+cmd_fetch() {
+    if have_libs; then
+        say "jars present in $libs"
+        return
+    fi
+    command -v mvn >/dev/null 2>&1 || die "mvn not on PATH"
+    rm -rf "$libs"
+    mkdir -p "$state"
+    say "fetching Kafka 4.4.0 jars with Maven"
+    mvn -B -q -f "$here/pom.xml" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$libs" >&2
+    have_libs || die "jars missing after mvn"
+    # slf4j-api 2 next to the SLF4J-1 binding makes logging NOP: the broker would log nothing.
+    if ls "$libs"/slf4j-api-2*.jar >/dev/null 2>&1; then die "slf4j-api 2.x on the classpath"; fi
+    say "$(ls "$libs" | wc -l) jars; $(tool kafka.Kafka --version 2>&1 | head -n1)"
+}
+
+write_config() {
+    local n="$1" voters="" m
+    for m in $NODES; do voters="$voters${voters:+,}$m@127.0.0.1:$(cport "$m")"; done
+    mkdir -p "$conf" "$state/node$n/data"
+    cat >"$conf/node$n.properties" <<EOF
+process.roles=broker,controller
+node.id=$n
+controller.quorum.voters=$voters
+listeners=PLAINTEXT://127.0.0.1:$(bport "$n"),CONTROLLER://127.0.0.1:$(cport "$n")
+advertised.listeners=PLAINTEXT://127.0.0.1:$(bport "$n"),CONTROLLER://127.0.0.1:$(cport "$n")
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$state/node$n/data
+num.partitions=3
+default.replication.factor=3
+auto.create.topics.enable=false
+delete.topic.enable=true
+offsets.topic.replication.factor=3
+offsets.topic.num.partitions=3
+transaction.state.log.replication.factor=3
+transaction.state.log.min.isr=2
+transaction.state.log.num.partitions=3
+share.coordinator.state.topic.replication.factor=3
+share.coordinator.state.topic.min.isr=2
+group.initial.rebalance.delay.ms=0
+# The tests' records carry timestamps from 2023: time-based retention would delete them within
+# log.retention.check.interval.ms (5 min) of their append.
+log.retention.ms=-1
+log.retention.bytes=-1
+# A SIGKILLed node is fenced (its leaders moved) after 3 s instead of 9 s.
+broker.session.timeout.ms=3000
+broker.heartbeat.interval.ms=500
+# Small box: fewer threads, and the cleaner's dedupe buffer (128 MiB by default) is allocated
+# at startup from the heap.
+num.network.threads=2
+num.io.threads=2
+num.replica.fetchers=1
+num.recovery.threads.per.data.dir=1
+background.threads=2
+log.cleaner.threads=1
+log.cleaner.dedupe.buffer.size=8388608
+EOF
+}
+
+format_node() {
+    local n="$1"
+    write_config "$n"
+    if [ -f "$state/node$n/data/meta.properties" ]; then
+        return
+    fi
+    say "formatting node $n"
+    tool kafka.tools.StorageTool format -t "$CLUSTER_ID" -c "$conf/node$n.properties" >&2
+}
+
+launch() {
+    local n="$1" d="$state/node$1"
+    [ -f "$d/stdout.log" ] && mv "$d/stdout.log" "$d/stdout.log.prev"
+    # shellcheck disable=SC2086
+    nohup "$JAVA" $NODE_JVM -Dlog4j2.configurationFile="$here/log4j2.xml" -Dkafka.logs.dir="$d" \
+        -cp "$libs/*" kafka.Kafka "$conf/node$n.properties" >"$d/stdout.log" 2>&1 </dev/null &
+    echo $! >"$d/pid"
+    say "node $n started (pid $!), log $d/stdout.log"
+}
+
+wait_serving() {
+    local n t=0 pending
+    while :; do
+        pending=""
+        for n in "$@"; do
+            if ! serving "$n"; then
+                alive "$n" || { tail -n 30 "$state/node$n/stdout.log" >&2 || true; die "node $n exited during startup"; }
+                pending="$pending $n"
+            fi
+        done
+        [ -z "$pending" ] && break
+        [ "$t" -ge "$START_TIMEOUT" ] && die "nodes$pending not serving after ${START_TIMEOUT}s (logs in $state/nodeN/stdout.log)"
+        sleep 1
+        t=$((t + 1))
+    done
+    say "nodes $* serving after ${t}s"
+}
+
+cmd_start() {
+    local n p todo=""
+    have_libs || cmd_fetch
+    for n in $NODES; do
+        serving "$n" || todo="$todo $n"
+    done
+    if [ -z "$todo" ]; then
+        say "cluster already running"
+        bootstrap
+        return
+    fi
+    local fmt=()
+    for n in $todo; do
+        if alive "$n"; then
+            continue # starting up: wait for it below
+        fi
+        if accepting "$(bport "$n")" || accepting "$(cport "$n")"; then
+            die "port $(bport "$n") or $(cport "$n") taken by another process"
+        fi
+        # One StorageTool JVM per node, in parallel: each takes seconds to start.
+        format_node "$n" &
+        fmt+=($!)
+    done
+    for p in "${fmt[@]}"; do
+        wait "$p" || die "formatting failed"
+    done
+    # Combined nodes block in startup until a quorum majority exists, so all are launched before
+    # any is waited for.
+    for n in $todo; do
+        alive "$n" || launch "$n"
+    done
+    # shellcheck disable=SC2086
+    wait_serving $NODES
+    bootstrap
+}
+
+check_node() { case "${1:-}" in 1 | 2 | 3) ;; *) die "node must be 1, 2 or 3" ;; esac; }
+
+cmd_start_node() {
+    check_node "$1"
+    if serving "$1"; then
+        say "node $1 already serving"
+        return
+    fi
+    alive "$1" || { format_node "$1"; launch "$1"; }
+    wait_serving "$1"
+}
+
+cmd_kill() {
+    check_node "$1"
+    alive "$1" || { say "node $1 not running"; return; }
+    local p
+    p="$(pid_of "$1")"
+    kill -KILL "$p"
+    while pid_alive "$p"; do sleep 0.1; done
+    say "node $1 (pid $p) killed"
+}
+
+cmd_stop() {
+    local n p pids="" t=0
+    for n in $NODES; do
+        if alive "$n"; then
+            p="$(pid_of "$n")"
+            kill -TERM "$p"
+            pids="$pids $p"
+        fi
+        rm -f "$state/node$n/pid"
+    done
+    for p in $pids; do
+        while pid_alive "$p"; do
+            if [ "$t" -ge 300 ]; then
+                say "pid $p alive 30 s after SIGTERM; SIGKILL"
+                kill -KILL "$p" 2>/dev/null || true
+                break
+            fi
+            sleep 0.1
+            t=$((t + 1))
+        done
+    done
+    say "stopped"
+}
+
+cmd_status() {
+    local n
+    for n in $NODES; do
+        if serving "$n"; then
+            echo "node $n up $(pid_of "$n") 127.0.0.1:$(bport "$n")"
+        elif alive "$n"; then
+            echo "node $n starting $(pid_of "$n") 127.0.0.1:$(bport "$n")"
+        else
+            echo "node $n down"
+        fi
+    done
+}
+
+cmd_create_topic() {
+    [ $# -ge 2 ] || die "create-topic NAME PARTITIONS [RF] [config=val ...]"
+    local name="$1" parts="$2" rf=3 args=()
+    shift 2
+    if [ $# -gt 0 ] && [[ "$1" =~ ^[0-9]+$ ]]; then
+        rf="$1"
+        shift
+    fi
+    for c in "$@"; do args+=(--config "$c"); done
+    tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$(bootstrap)" --create --topic "$name" \
+        --partitions "$parts" --replication-factor "$rf" "${args[@]}" >&2
+}
+
+cmd_consume() {
+    [ $# -ge 1 ] || die "consume TOPIC [--isolation-level L] [ConsoleConsumer args...]"
+    local topic="$1"
+    shift
+    tool org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server "$(bootstrap)" --topic "$topic" \
+        --from-beginning --group "kafka-cluster-consume-$$-$RANDOM" \
+        --formatter-property print.timestamp=true --formatter-property print.partition=true \
+        --formatter-property print.offset=true --formatter-property print.headers=true \
+        --formatter-property print.key=true "$@"
+}
+
+cmd_consume_json() {
+    [ $# -ge 1 ] || die "consume-json TOPIC [ConsoleConsumer args...]"
+    cmd_build_java
+    local topic="$1" timeout=8000
+    shift
+    if [ "${1:-}" = --timeout-ms ]; then
+        timeout="$2"
+        shift 2
+    fi
+    tool org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server "$(bootstrap)" --topic "$topic" \
+        --from-beginning --group "kafka-cluster-json-$$-$RANDOM" --formatter kafkasansio.HexJsonFormatter \
+        --timeout-ms "$timeout" "$@"
+}
+
+case "${1:-}" in
+fetch) cmd_fetch ;;
+build-java) cmd_build_java ;;
+consume-json) shift; cmd_consume_json "$@" ;;
+partitions) cmd_build_java; tool kafkasansio.JavaPartitions "$(bootstrap)" "${2:?topic}" ;;
+start) cmd_start ;;
+stop) cmd_stop ;;
+kill) cmd_kill "${2:-}" ;;
+start-node | restart) cmd_start_node "${2:-}" ;;
+status) cmd_status ;;
+bootstrap) bootstrap ;;
+create-topic) shift; cmd_create_topic "$@" ;;
+delete-topic) tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$(bootstrap)" --delete --topic "${2:?topic}" >&2 ;;
+describe-topic) tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$(bootstrap)" --describe --topic "${2:?topic}" ;;
+consume) shift; cmd_consume "$@" ;;
+perf) shift; TOOL_JVM="$PERF_JVM" tool org.apache.kafka.tools.ProducerPerformance --bootstrap-server "$(bootstrap)" "$@" ;;
+java) shift; tool "$@" ;;
+classpath) echo "$libs/*" ;;
+*) sed -n '2,33p' "$0" >&2; exit 2 ;;
+esac
