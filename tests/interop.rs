@@ -1,5 +1,6 @@
 //! Interop: the producer (both drivers) against peers nobody here wrote —
-//! tansu 0.6.0 and librdkafka's mock cluster (3 brokers) — with everything read
+//! tansu 0.6.0 and librdkafka's mock cluster (3 brokers), both Debian's 2.0.2
+//! and the current librdkafka's (2.12 or later) — with everything read
 //! back by an independent consumer (confluent-kafka, i.e. librdkafka 2.16).
 //!
 //! Peers come from the `KAFKA_SANSIO_*` variables that `.ci/run` exports
@@ -16,6 +17,28 @@ mod support;
 use std::time::Duration;
 
 use support::*;
+
+/// The broker a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Peer {
+    /// The shared tansu of the run.
+    Tansu,
+    /// A private mock cluster of Debian's librdkafka 2.0.2.
+    Mock,
+    /// A private mock cluster of the current librdkafka (2.12 or later).
+    MockCurrent,
+}
+
+impl Peer {
+    /// The variable naming the mock binary (`None` for tansu).
+    fn mock_var(self) -> Option<&'static str> {
+        match self {
+            Peer::Tansu => None,
+            Peer::Mock => Some(MOCK_BIN),
+            Peer::MockCurrent => Some(MOCK_CURRENT_BIN),
+        }
+    }
+}
 
 /// Where a test produces to.
 enum Broker {
@@ -34,18 +57,21 @@ impl Broker {
     }
 }
 
-/// The peers a test on `broker` needs, or `None` (skipped).
-fn setup(test: &str, tansu: bool) -> Option<(Broker, String, Option<String>)> {
-    if tansu {
-        let v = require(test, &[TANSU, TANSU_BIN, CONSUMER])?;
-        Some((
-            Broker::Tansu { addr: v[0].clone() },
-            v[2].clone(),
-            Some(v[1].clone()),
-        ))
-    } else {
-        let v = require(test, &[MOCK_BIN, CONSUMER])?;
-        Some((Broker::Mock(Mock::start(&v[0], 3, &[])), v[1].clone(), None))
+/// The peers a test on `peer` needs, or `None` (skipped).
+fn setup(test: &str, peer: Peer) -> Option<(Broker, String, Option<String>)> {
+    match peer.mock_var() {
+        None => {
+            let v = require(test, &[TANSU, TANSU_BIN, CONSUMER])?;
+            Some((
+                Broker::Tansu { addr: v[0].clone() },
+                v[2].clone(),
+                Some(v[1].clone()),
+            ))
+        }
+        Some(bin) => {
+            let v = require(test, &[bin, CONSUMER])?;
+            Some((Broker::Mock(Mock::start(&v[0], 3, &[])), v[1].clone(), None))
+        }
     }
 }
 
@@ -62,8 +88,8 @@ fn create_topic(broker: &mut Broker, tansu_bin: &Option<String>, topic: &str, pa
 }
 
 /// Round trip of the record matrix through several acks/idempotence settings.
-fn round_trip(test: &str, tansu: bool, driver: Driver) {
-    let Some((mut broker, consumer, bin)) = setup(test, tansu) else {
+fn round_trip(test: &str, peer: Peer, driver: Driver) {
+    let Some((mut broker, consumer, bin)) = setup(test, peer) else {
         return;
     };
     let cases: &[(&str, &[(&str, &str)])] = &[
@@ -107,8 +133,8 @@ fn round_trip(test: &str, tansu: bool, driver: Driver) {
 /// that real brokers take our acks=0 requests and that the connection stays in
 /// step with no answers, or with the answers tansu sends anyway (before they
 /// were dropped, the reset they caused lost a batch in half the runs).
-fn acks_zero(test: &str, tansu: bool, driver: Driver) {
-    let Some((mut broker, consumer, bin)) = setup(test, tansu) else {
+fn acks_zero(test: &str, peer: Peer, driver: Driver) {
+    let Some((mut broker, consumer, bin)) = setup(test, peer) else {
         return;
     };
     let topic = fresh_topic("acks0");
@@ -188,8 +214,8 @@ fn codecs() -> Vec<&'static str> {
 }
 
 /// Each codec: the record matrix compressed, read back intact.
-fn compression(test: &str, tansu: bool, driver: Driver) {
-    let Some((mut broker, consumer, bin)) = setup(test, tansu) else {
+fn compression(test: &str, peer: Peer, driver: Driver) {
+    let Some((mut broker, consumer, bin)) = setup(test, peer) else {
         return;
     };
     let codecs = codecs();
@@ -219,30 +245,40 @@ fn compression(test: &str, tansu: bool, driver: Driver) {
     }
 }
 
-/// The four tests of a case: tansu and librdkafka's mock, each with both
-/// drivers (`<case>::tansu_blocking`, ...); the case function takes the test's
-/// name (which names its topics), whether the broker is tansu, and the driver.
+/// The six tests of a case: tansu, librdkafka 2.0.2's mock and the current
+/// librdkafka's mock, each with both drivers (`<case>::tansu_blocking`,
+/// `<case>::mock_current_mio`, ...); the case function takes the test's name
+/// (which names its topics), the peer and the driver.
 macro_rules! on_both_peers_and_drivers {
     ($($case:ident),* $(,)?) => {$(
         mod $case {
-            use super::Driver;
+            use super::{Driver, Peer};
             #[test]
             fn tansu_blocking() {
-                super::$case(concat!(stringify!($case), "_tansu_blocking"), true, Driver::Blocking);
+                super::$case(concat!(stringify!($case), "_tansu_blocking"), Peer::Tansu, Driver::Blocking);
             }
             #[test]
             #[cfg(feature = "mio-driver")]
             fn tansu_mio() {
-                super::$case(concat!(stringify!($case), "_tansu_mio"), true, Driver::Mio);
+                super::$case(concat!(stringify!($case), "_tansu_mio"), Peer::Tansu, Driver::Mio);
             }
             #[test]
             fn mock_blocking() {
-                super::$case(concat!(stringify!($case), "_mock_blocking"), false, Driver::Blocking);
+                super::$case(concat!(stringify!($case), "_mock_blocking"), Peer::Mock, Driver::Blocking);
             }
             #[test]
             #[cfg(feature = "mio-driver")]
             fn mock_mio() {
-                super::$case(concat!(stringify!($case), "_mock_mio"), false, Driver::Mio);
+                super::$case(concat!(stringify!($case), "_mock_mio"), Peer::Mock, Driver::Mio);
+            }
+            #[test]
+            fn mock_current_blocking() {
+                super::$case(concat!(stringify!($case), "_mock_current_blocking"), Peer::MockCurrent, Driver::Blocking);
+            }
+            #[test]
+            #[cfg(feature = "mio-driver")]
+            fn mock_current_mio() {
+                super::$case(concat!(stringify!($case), "_mock_current_mio"), Peer::MockCurrent, Driver::Mio);
             }
         }
     )*};
@@ -313,8 +349,9 @@ fn compression_on_the_wire_tansu() {
 
 /// Produces the record matrix (idempotent, acks=all) in 10 chunks, calling
 /// `fault(mock, topic, chunk)` before each, and checks the read-back exactly.
-fn fault(test: &str, driver: Driver, fault: impl Fn(&mut Mock, &str, usize)) {
-    let Some(v) = require(test, &[MOCK_BIN, CONSUMER]) else {
+fn fault(test: &str, peer: Peer, driver: Driver, fault: impl Fn(&mut Mock, &str, usize)) {
+    let bin = peer.mock_var().expect("faults come from a mock cluster");
+    let Some(v) = require(test, &[bin, CONSUMER]) else {
         return;
     };
     let mut mock = Mock::start(&v[0], 3, &[]);
@@ -362,12 +399,30 @@ fn push_errors(code: i32) -> impl Fn(&mut Mock, &str, usize) {
     }
 }
 
+/// Per fault, a module with one test per mock cluster and driver
+/// (`fault_<name>::mock_blocking`, `fault_<name>::mock_current_mio`, ...).
 macro_rules! fault_tests {
-    ($($(#[$attr:meta])* $name:ident: $driver:expr, $fault:expr;)*) => {$(
-        #[test]
-        $(#[$attr])*
-        fn $name() {
-            fault(stringify!($name), $driver, $fault);
+    ($($name:ident: $fault:expr;)*) => {$(
+        mod $name {
+            use super::{Driver, Peer};
+            #[test]
+            fn mock_blocking() {
+                super::fault(concat!(stringify!($name), "_mock_blocking"), Peer::Mock, Driver::Blocking, $fault);
+            }
+            #[test]
+            #[cfg(feature = "mio-driver")]
+            fn mock_mio() {
+                super::fault(concat!(stringify!($name), "_mock_mio"), Peer::Mock, Driver::Mio, $fault);
+            }
+            #[test]
+            fn mock_current_blocking() {
+                super::fault(concat!(stringify!($name), "_mock_current_blocking"), Peer::MockCurrent, Driver::Blocking, $fault);
+            }
+            #[test]
+            #[cfg(feature = "mio-driver")]
+            fn mock_current_mio() {
+                super::fault(concat!(stringify!($name), "_mock_current_mio"), Peer::MockCurrent, Driver::Mio, $fault);
+            }
         }
     )*};
 }
@@ -401,24 +456,12 @@ fn leader_moves(m: &mut Mock, t: &str, c: usize) {
 }
 
 fault_tests! {
-    fault_not_leader_blocking: Driver::Blocking, push_errors(6);
-    #[cfg(feature = "mio-driver")]
-    fault_not_leader_mio: Driver::Mio, push_errors(6);
-    fault_request_timed_out_blocking: Driver::Blocking, push_errors(7);
-    #[cfg(feature = "mio-driver")]
-    fault_request_timed_out_mio: Driver::Mio, push_errors(7);
-    fault_not_enough_replicas_blocking: Driver::Blocking, push_errors(19);
-    #[cfg(feature = "mio-driver")]
-    fault_not_enough_replicas_mio: Driver::Mio, push_errors(19);
-    fault_transport_blocking: Driver::Blocking, push_errors(-195);
-    #[cfg(feature = "mio-driver")]
-    fault_transport_mio: Driver::Mio, push_errors(-195);
-    fault_broker_down_up_blocking: Driver::Blocking, broker_down_up;
-    #[cfg(feature = "mio-driver")]
-    fault_broker_down_up_mio: Driver::Mio, broker_down_up;
-    fault_leader_move_blocking: Driver::Blocking, leader_moves;
-    #[cfg(feature = "mio-driver")]
-    fault_leader_move_mio: Driver::Mio, leader_moves;
+    fault_not_leader: super::push_errors(6);
+    fault_request_timed_out: super::push_errors(7);
+    fault_not_enough_replicas: super::push_errors(19);
+    fault_transport: super::push_errors(-195);
+    fault_broker_down_up: super::broker_down_up;
+    fault_leader_move: super::leader_moves;
 }
 
 // ---- 4. de-duplication: Produce responses lost after tansu appended -----------------------------
