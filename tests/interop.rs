@@ -70,9 +70,27 @@ fn setup(test: &str, peer: Peer) -> Option<(Broker, String, Option<String>)> {
         }
         Some(bin) => {
             let v = require(test, &[bin, CONSUMER])?;
-            Some((Broker::Mock(Mock::start(&v[0], 3, &[])), v[1].clone(), None))
+            Some((Broker::Mock(start_mock(peer, &v[0])), v[1].clone(), None))
         }
     }
+}
+
+/// A 3-broker mock cluster of `peer` from `bin`; for [`Peer::MockCurrent`] it
+/// checks that the binary really runs librdkafka 2.12 or later, so that a
+/// variable pointing at the old mock cannot pass for the current one.
+fn start_mock(peer: Peer, bin: &str) -> Mock {
+    let mut mock = Mock::start(bin, 3, &[]);
+    if peer == Peer::MockCurrent {
+        let answer = mock.cmd("version");
+        let version = answer.trim_start_matches("OK").trim();
+        let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+        let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+        assert!(
+            (major, minor) >= (2, 12),
+            "{MOCK_CURRENT_BIN}={bin} runs librdkafka {version}, not 2.12 or later"
+        );
+    }
+    mock
 }
 
 /// Creates `topic` with `partitions` on the broker.
@@ -354,7 +372,7 @@ fn fault(test: &str, peer: Peer, driver: Driver, fault: impl Fn(&mut Mock, &str,
     let Some(v) = require(test, &[bin, CONSUMER]) else {
         return;
     };
-    let mut mock = Mock::start(&v[0], 3, &[]);
+    let mut mock = start_mock(peer, &v[0]);
     let topic = fresh_topic("fault");
     mock.cmd(&format!("create_topic {topic} {PARTITIONS} 3"));
     // One partition per broker, whatever the mock chose.
