@@ -30,6 +30,16 @@ enum Peer {
 }
 
 impl Peer {
+    /// The peer a test module is named after.
+    fn named(name: &str) -> Peer {
+        match name {
+            "tansu" => Peer::Tansu,
+            "mock" => Peer::Mock,
+            "mock_current" => Peer::MockCurrent,
+            other => panic!("no peer named {other}"),
+        }
+    }
+
     /// The variable naming the mock binary (`None` for tansu).
     fn mock_var(self) -> Option<&'static str> {
         match self {
@@ -263,46 +273,35 @@ fn compression(test: &str, peer: Peer, driver: Driver) {
     }
 }
 
-/// The six tests of a case: tansu, librdkafka 2.0.2's mock and the current
-/// librdkafka's mock, each with both drivers (`<case>::tansu_blocking`,
-/// `<case>::mock_current_mio`, ...); the case function takes the test's name
+/// For each case, one module per peer with one test per driver
+/// (`round_trip::tansu::blocking`, `fault_transport::mock_current::mio`, ...):
+/// `on_peers_and_drivers!([PEER, ...] CASE, ...)`, PEER one of `tansu`, `mock`,
+/// `mock_current` ([`Peer::named`]). The case function takes the test's name
 /// (which names its topics), the peer and the driver.
-macro_rules! on_both_peers_and_drivers {
-    ($($case:ident),* $(,)?) => {$(
+macro_rules! on_peers_and_drivers {
+    (@case $case:ident [$($peer:ident),+]) => {
         mod $case {
-            use super::{Driver, Peer};
-            #[test]
-            fn tansu_blocking() {
-                super::$case(concat!(stringify!($case), "_tansu_blocking"), Peer::Tansu, Driver::Blocking);
-            }
-            #[test]
-            #[cfg(feature = "mio-driver")]
-            fn tansu_mio() {
-                super::$case(concat!(stringify!($case), "_tansu_mio"), Peer::Tansu, Driver::Mio);
-            }
-            #[test]
-            fn mock_blocking() {
-                super::$case(concat!(stringify!($case), "_mock_blocking"), Peer::Mock, Driver::Blocking);
-            }
-            #[test]
-            #[cfg(feature = "mio-driver")]
-            fn mock_mio() {
-                super::$case(concat!(stringify!($case), "_mock_mio"), Peer::Mock, Driver::Mio);
-            }
-            #[test]
-            fn mock_current_blocking() {
-                super::$case(concat!(stringify!($case), "_mock_current_blocking"), Peer::MockCurrent, Driver::Blocking);
-            }
-            #[test]
-            #[cfg(feature = "mio-driver")]
-            fn mock_current_mio() {
-                super::$case(concat!(stringify!($case), "_mock_current_mio"), Peer::MockCurrent, Driver::Mio);
-            }
+            $(mod $peer {
+                use crate::{Driver, Peer};
+                const PEER: &str = stringify!($peer);
+                #[test]
+                fn blocking() {
+                    crate::$case(concat!(stringify!($case), "_", stringify!($peer), "_blocking"), Peer::named(PEER), Driver::Blocking);
+                }
+                #[test]
+                #[cfg(feature = "mio-driver")]
+                fn mio() {
+                    crate::$case(concat!(stringify!($case), "_", stringify!($peer), "_mio"), Peer::named(PEER), Driver::Mio);
+                }
+            })+
         }
-    )*};
+    };
+    ($peers:tt $($case:ident),+ $(,)?) => {
+        $(on_peers_and_drivers!(@case $case $peers);)+
+    };
 }
 
-on_both_peers_and_drivers!(round_trip, acks_zero, compression);
+on_peers_and_drivers!([tansu, mock, mock_current] round_trip, acks_zero, compression);
 
 /// The codec really is on the wire: a private tansu behind a (loss-free)
 /// proxy that decodes every Produce request; each codec's batches carry its
@@ -417,30 +416,12 @@ fn push_errors(code: i32) -> impl Fn(&mut Mock, &str, usize) {
     }
 }
 
-/// Per fault, a module with one test per mock cluster and driver
-/// (`fault_<name>::mock_blocking`, `fault_<name>::mock_current_mio`, ...).
-macro_rules! fault_tests {
+/// Fault cases with the signature [`on_peers_and_drivers`] calls: `NAME: FAULT;`
+/// defines `fn NAME(test, peer, driver)` running [`fault`] with FAULT.
+macro_rules! fault_cases {
     ($($name:ident: $fault:expr;)*) => {$(
-        mod $name {
-            use super::{Driver, Peer};
-            #[test]
-            fn mock_blocking() {
-                super::fault(concat!(stringify!($name), "_mock_blocking"), Peer::Mock, Driver::Blocking, $fault);
-            }
-            #[test]
-            #[cfg(feature = "mio-driver")]
-            fn mock_mio() {
-                super::fault(concat!(stringify!($name), "_mock_mio"), Peer::Mock, Driver::Mio, $fault);
-            }
-            #[test]
-            fn mock_current_blocking() {
-                super::fault(concat!(stringify!($name), "_mock_current_blocking"), Peer::MockCurrent, Driver::Blocking, $fault);
-            }
-            #[test]
-            #[cfg(feature = "mio-driver")]
-            fn mock_current_mio() {
-                super::fault(concat!(stringify!($name), "_mock_current_mio"), Peer::MockCurrent, Driver::Mio, $fault);
-            }
+        fn $name(test: &str, peer: Peer, driver: Driver) {
+            fault(test, peer, driver, $fault);
         }
     )*};
 }
@@ -473,14 +454,24 @@ fn leader_moves(m: &mut Mock, t: &str, c: usize) {
     }
 }
 
-fault_tests! {
-    fault_not_leader: super::push_errors(6);
-    fault_request_timed_out: super::push_errors(7);
-    fault_not_enough_replicas: super::push_errors(19);
-    fault_transport: super::push_errors(-195);
-    fault_broker_down_up: super::broker_down_up;
-    fault_leader_move: super::leader_moves;
+fault_cases! {
+    fault_not_leader: push_errors(6);
+    fault_request_timed_out: push_errors(7);
+    fault_not_enough_replicas: push_errors(19);
+    fault_transport: push_errors(-195);
+    fault_broker_down_up: broker_down_up;
+    fault_leader_move: leader_moves;
 }
+
+on_peers_and_drivers!(
+    [mock, mock_current]
+    fault_not_leader,
+    fault_request_timed_out,
+    fault_not_enough_replicas,
+    fault_transport,
+    fault_broker_down_up,
+    fault_leader_move,
+);
 
 // ---- 4. de-duplication: Produce responses lost after tansu appended -----------------------------
 
