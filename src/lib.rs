@@ -101,9 +101,21 @@
 //!
 //! Applications use a driver instead, e.g. [`driver::blocking::Producer`]:
 //! see its docs, the README and the examples.
+//!
+//! # Guides
+//!
+//! - [`docs::architecture`]: the layers, the core's contract and the order
+//!   of calls, how to write a driver.
+//! - [`docs::semantics`]: delivery guarantees, ordering, idempotence, epoch
+//!   bumps, rebootstrap.
+//! - [`docs::performance`]: how to measure, the current figures against
+//!   librdkafka, what bounds them.
+//! - [`docs::testing`]: the simulation, fuzzing, the real peers, replaying a
+//!   seed.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod docs;
 pub mod driver;
 pub mod mock;
 pub mod producer;

@@ -611,9 +611,9 @@ fn buffer_memory_bounds_the_number_of_tiny_records() {
 
 /// Records that waited for metadata while filling buffer.memory go into
 /// batches of batch.size when it comes, as records sent later would: the
-/// memory they held is theirs to fill batches with. (Each used to get a batch
-/// sized to what the others left free, one record each: a request per record
-/// until they were out, and none of those buffers fit the pool for reuse.)
+/// memory they held is theirs to fill batches with. (Were it given back
+/// record by record, each batch would be sized to what the others left free,
+/// one record each: a request per record, and buffers the pool cannot reuse.)
 #[test]
 fn records_waiting_for_metadata_fill_whole_batches() {
     let mut h = Harness::new(&[

@@ -15,9 +15,14 @@ use std::time::{Duration, Instant};
 use kafka_sansio::driver::{blocking, DeliveryFuture, Error, Handle};
 use kafka_sansio::mock::{MockRecord, MockServer};
 use kafka_sansio::producer::{
-    Acks, DeliveryError, ProducerConfig, ProducerRecord, RecordMetadata, SendError,
+    Acks, ConnectionError, DeliveryError, ProducerConfig, ProducerRecord, RecordMetadata, SendError,
 };
-use kafka_sansio::protocol::{ApiKey, ErrorCode};
+use kafka_sansio::protocol::{ApiKey, ErrorCode, ProtocolError};
+
+#[path = "drivers/bad_broker.rs"]
+mod bad_broker;
+
+use bad_broker::{BadBroker, Misbehaviour};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -547,17 +552,22 @@ fn dead_address() -> String {
 
 /// A dead bootstrap address fails records after max.block.ms instead of hanging.
 fn dead_bootstrap_times_out<D: Driver>() {
+    let dead = dead_address();
     let mut p = D::start(
-        config(&dead_address())
+        config(&dead)
             .max_block(Duration::from_millis(500))
             .build()
             .unwrap(),
     );
     let t0 = Instant::now();
     let r = p.send(rec("nowhere", 0)).unwrap().wait_timeout(WAIT);
+    // The error names the cause: the connection that failed, not the topic.
     match r {
-        Err(Error::Delivery(DeliveryError::TopicNotFound(_) | DeliveryError::Timeout { .. })) => {}
-        other => panic!("expected a timeout error, got {other:?}"),
+        Err(Error::Delivery(DeliveryError::BrokerUnavailable {
+            waited_ms: 500,
+            cause: ConnectionError::ConnectFailed { addr },
+        })) => assert_eq!(addr, dead),
+        other => panic!("expected BrokerUnavailable(ConnectFailed), got {other:?}"),
     }
     assert!(
         t0.elapsed() < Duration::from_secs(5),
@@ -1220,6 +1230,214 @@ suite!(
     large_records_fill_the_socket,
     connections_dropped_while_sending,
 );
+
+// ---- brokers that misbehave ------------------------------------------------------------------
+
+/// `reconnect.backoff.ms` and `reconnect.backoff.max.ms` of these cases.
+const BACKOFF_MS: (u64, u64) = (50, 400);
+/// `max.block.ms` of these cases.
+const BLOCK_MS: u64 = 3000;
+
+/// The most connections the reconnect backoff allows within `elapsed`: the
+/// first at once, the k-th after min(base * 2^(k-2), max) less its 20 %
+/// jitter. (Reset at each connect, the backoff would allow one per base.)
+fn connections_allowed(elapsed: Duration) -> usize {
+    let (base, max) = BACKOFF_MS;
+    let (mut t, mut n) = (0.0, 1);
+    loop {
+        let wait = 0.8 * (base as f64 * 2f64.powi(n - 1)).min(max as f64);
+        if t + wait > elapsed.as_secs_f64() * 1000.0 {
+            return n as usize;
+        }
+        t += wait;
+        n += 1;
+    }
+}
+
+/// A producer for the misbehaving brokers: short backoffs and timeouts.
+fn start_against_bad<D: Driver>(b: &BadBroker) -> Client {
+    D::start(
+        config(&b.addr)
+            .request_timeout(Duration::from_millis(500))
+            .max_block(Duration::from_millis(BLOCK_MS))
+            .set("reconnect.backoff.ms", &BACKOFF_MS.0.to_string())
+            .unwrap()
+            .set("reconnect.backoff.max.ms", &BACKOFF_MS.1.to_string())
+            .unwrap()
+            .build()
+            .unwrap(),
+    )
+}
+
+/// Against a broker that misbehaves as `how`, records fail after
+/// max.block.ms with an error naming the cause `expected` accepts, and the
+/// producer dials no more often than its backoff allows.
+fn fails_naming_the_cause<D: Driver>(how: Misbehaviour, expected: fn(&ConnectionError) -> bool) {
+    let b = BadBroker::start(how);
+    let t0 = Instant::now();
+    let mut p = start_against_bad::<D>(&b);
+    let futures: Vec<_> = (0..3).map(|i| p.send(rec("bad", i)).unwrap()).collect();
+    for mut f in futures {
+        match f.wait_timeout(WAIT) {
+            Err(Error::Delivery(DeliveryError::BrokerUnavailable { waited_ms, cause })) => {
+                assert_eq!(waited_ms, BLOCK_MS);
+                assert!(expected(&cause), "{how:?}: the cause named is {cause:?}");
+                assert!(cause.to_string().contains(&b.addr), "{how:?}: {cause}");
+            }
+            other => panic!("{how:?}: expected BrokerUnavailable, got {other:?}"),
+        }
+    }
+    let elapsed = t0.elapsed();
+    assert!(
+        elapsed < Duration::from_millis(BLOCK_MS + 2000),
+        "{how:?}: failed after {elapsed:?}"
+    );
+    let (made, allowed) = (b.connections(), connections_allowed(elapsed));
+    eprintln!("{how:?}: {made} connections in {elapsed:?} (backoff allows {allowed})");
+    assert!(made >= 2, "{how:?}: the producer gave up dialing ({made})");
+    assert!(
+        made <= allowed,
+        "{how:?}: {made} connections in {elapsed:?}, backoff allows {allowed}"
+    );
+    // Nothing is left waiting: flush and close return at once.
+    p.flush_timeout(Duration::from_secs(1)).unwrap();
+    p.close(Duration::from_secs(2)).unwrap();
+}
+
+fn broker_closes_at_once<D: Driver>() {
+    fails_naming_the_cause::<D>(Misbehaviour::CloseAtOnce, |c| {
+        matches!(c, ConnectionError::ClosedBeforeReady { .. })
+    });
+}
+
+fn broker_speaks_tls<D: Driver>() {
+    fails_naming_the_cause::<D>(Misbehaviour::TlsAlert, |c| {
+        matches!(c, ConnectionError::Frame { .. })
+    });
+}
+
+fn broker_sends_huge_frame<D: Driver>() {
+    fails_naming_the_cause::<D>(Misbehaviour::HugeFrame, |c| {
+        matches!(
+            c,
+            ConnectionError::Frame {
+                error: ProtocolError::FrameTooLarge { .. },
+                ..
+            }
+        )
+    });
+}
+
+fn broker_sends_negative_frame<D: Driver>() {
+    fails_naming_the_cause::<D>(Misbehaviour::NegativeFrame, |c| {
+        matches!(c, ConnectionError::Frame { .. })
+    });
+}
+
+fn broker_sends_random_bytes<D: Driver>() {
+    fails_naming_the_cause::<D>(
+        Misbehaviour::RandomFrames,
+        ConnectionError::is_protocol_error,
+    );
+}
+
+fn broker_answers_wrong_correlation<D: Driver>() {
+    fails_naming_the_cause::<D>(Misbehaviour::WrongCorrelation, |c| {
+        matches!(c, ConnectionError::CorrelationMismatch { .. })
+    });
+}
+
+fn broker_truncates_answers<D: Driver>() {
+    fails_naming_the_cause::<D>(Misbehaviour::Truncated, |c| {
+        matches!(
+            c,
+            ConnectionError::Decode {
+                api: ApiKey::ApiVersions,
+                ..
+            }
+        )
+    });
+}
+
+fn broker_truncates_metadata<D: Driver>() {
+    // Usable connections (ApiVersions answered) reset for unusable bytes
+    // keep the backoff growing all the same.
+    fails_naming_the_cause::<D>(Misbehaviour::TruncatedMetadata, |c| {
+        matches!(
+            c,
+            ConnectionError::Decode {
+                api: ApiKey::Metadata,
+                ..
+            }
+        )
+    });
+}
+
+fn broker_never_answers<D: Driver>() {
+    fails_naming_the_cause::<D>(Misbehaviour::NeverAnswers, |c| {
+        matches!(
+            c,
+            ConnectionError::RequestTimeout {
+                api: ApiKey::ApiVersions,
+                ms: 500,
+                ..
+            }
+        )
+    });
+}
+
+/// A broker whose answers are good but odd in form (bytes after the last
+/// field, one byte per write) gets every record, and no connection is reset.
+fn delivers_despite<D: Driver>(how: Misbehaviour) {
+    let b = BadBroker::start(how);
+    let mut p = start_against_bad::<D>(&b);
+    let futures: Vec<_> = (0..20).map(|i| p.send(rec("odd", i)).unwrap()).collect();
+    for (i, mut f) in futures.into_iter().enumerate() {
+        let md = f
+            .wait_timeout(WAIT)
+            .unwrap_or_else(|e| panic!("{how:?}: {e}"));
+        assert_eq!((md.partition, md.offset), (0, i as i64), "{how:?}");
+    }
+    let stored = b.cluster.lock().unwrap().records("odd", 0).unwrap();
+    assert_eq!(stored.len(), 20, "{how:?}");
+    let skipped = p.metrics().response_bytes_skipped;
+    if how == Misbehaviour::TrailingBytes {
+        // Two bytes after each answer: ApiVersions, Metadata, InitProducerId, Produce.
+        assert!(skipped >= 8, "{how:?}: skipped {skipped}");
+    } else {
+        assert_eq!(skipped, 0);
+    }
+    // The bootstrap connection and the leader's: none reset.
+    assert_eq!(b.connections(), 2, "{how:?}");
+    p.close(WAIT).unwrap();
+}
+
+fn broker_appends_trailing_bytes<D: Driver>() {
+    delivers_despite::<D>(Misbehaviour::TrailingBytes);
+}
+
+fn broker_answers_one_byte_at_a_time<D: Driver>() {
+    delivers_despite::<D>(Misbehaviour::OneByteAtATime);
+}
+
+/// The misbehaving-broker cases, beside the main suite's modules.
+mod misbehaving {
+    use super::*;
+
+    suite!(
+        broker_closes_at_once,
+        broker_speaks_tls,
+        broker_sends_huge_frame,
+        broker_sends_negative_frame,
+        broker_sends_random_bytes,
+        broker_answers_wrong_correlation,
+        broker_truncates_answers,
+        broker_truncates_metadata,
+        broker_never_answers,
+        broker_appends_trailing_bytes,
+        broker_answers_one_byte_at_a_time,
+    );
+}
 
 /// The mio driver embedded in the application's own poll loop.
 #[cfg(feature = "mio-driver")]

@@ -7,7 +7,9 @@ mod common;
 use bytes::{BufMut, Bytes, BytesMut};
 use quickcheck::{Arbitrary, Gen, QuickCheck};
 
-use kafka_sansio::protocol::frame::{decode_response, encode_request, encode_response};
+use kafka_sansio::protocol::frame::{
+    decode_response, decode_response_lenient, encode_request, encode_response,
+};
 use kafka_sansio::protocol::messages::api_versions::*;
 use kafka_sansio::protocol::messages::init_producer_id::*;
 use kafka_sansio::protocol::messages::metadata::*;
@@ -1187,6 +1189,67 @@ fn api_versions_fallback_to_v0() {
     }
     // Garbage stays an error.
     assert!(ApiVersionsResponse::decode_fallback(&mut Bytes::from_static(&[0, 0, 0]), 3).is_err());
+}
+
+/// Responses are read as Java reads them: the fields of the version, and
+/// bytes after the last one skipped (counted); a short body stays an error.
+#[test]
+fn lenient_decoding_skips_only_what_follows_the_last_field() {
+    let m = MetadataResponse {
+        brokers: vec![MetadataResponseBroker {
+            node_id: 1,
+            host: "127.0.0.1".into(),
+            port: 9092,
+            ..Default::default()
+        }],
+        cluster_id: Some("c".into()),
+        ..Default::default()
+    };
+    for v in [1, 8, 9, 12, 13] {
+        let mut expected = m.clone();
+        expected.normalize(v);
+        let mut frame = BytesMut::new();
+        encode_response(&mut frame, 5, v, &expected).unwrap();
+        let whole = frame.freeze().slice(4..);
+        let mut longer = BytesMut::from(&whole[..]);
+        longer.put_slice(&[0, 0]);
+        let longer = longer.freeze();
+        let (h, got, skipped) = decode_response_lenient::<MetadataResponse>(longer.clone(), v)
+            .unwrap_or_else(|e| panic!("v{v}: {e}"));
+        assert_eq!((h.correlation_id, skipped), (5, 2), "v{v}");
+        assert_eq!(got, expected, "v{v}");
+        // The strict form refuses the same bytes; both read the exact frame.
+        assert!(decode_response::<MetadataResponse>(longer, v).is_err());
+        let (_, exact, none) =
+            decode_response_lenient::<MetadataResponse>(whole.clone(), v).unwrap();
+        assert_eq!((exact, none), (expected, 0));
+        // A body cut short is still an error.
+        let short = whole.slice(..whole.len() - 3);
+        assert!(
+            decode_response_lenient::<MetadataResponse>(short, v).is_err(),
+            "v{v}"
+        );
+    }
+    // ApiVersions: the requested version's fields, with what follows skipped.
+    let ok = ApiVersionsResponse {
+        api_keys: vec![ApiVersion {
+            api_key: 3,
+            min_version: 0,
+            max_version: 12,
+            tagged_fields: TaggedFields::default(),
+        }],
+        ..Default::default()
+    };
+    for v in 0..=4 {
+        let mut expected = ok.clone();
+        expected.normalize(v);
+        let mut b = BytesMut::from(&encode(&expected, v)[..]);
+        b.put_slice(&[0, 0]);
+        let mut b = b.freeze();
+        let (got, skipped) = ApiVersionsResponse::decode_fallback_counted(&mut b, v).unwrap();
+        assert_eq!((got, skipped), (expected, 2), "v{v}");
+        assert!(b.is_empty());
+    }
 }
 
 #[test]

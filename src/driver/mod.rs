@@ -833,9 +833,9 @@ impl LoopSide {
         if (freed || g.finished) && self.shared.blocked.load(Ordering::SeqCst) > 0 {
             // Senders waiting for memory are woken once an eighth of it (at
             // least a batch) is free, not per freed batch: against a slow
-            // broker that was a wake-up, a failed append and a wait per
-            // batch. A record that needs more is woken again by each later
-            // turn that frees memory, until all of it is free.
+            // broker, waking per batch costs a wake-up, a failed append and a
+            // wait per batch. A record that needs more is woken again by each
+            // later turn that frees memory, until all of it is free.
             let c = g.core.config();
             let enough = c.batch_size.max(c.buffer_memory / 8).min(c.buffer_memory);
             let free = c.buffer_memory.saturating_sub(g.core.buffered_bytes());

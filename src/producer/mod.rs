@@ -35,8 +35,8 @@ use network::Connection;
 pub use partitioner::{murmur2, partition_for_key, Partitioner};
 use pool::BufferPool;
 pub use record::{
-    Delivery, DeliveryError, Event, Failure, ProducerRecord, RecordId, RecordIds, RecordMetadata,
-    SendError, Timestamps,
+    ConnectionError, Delivery, DeliveryError, Event, Failure, ProducerRecord, RecordId, RecordIds,
+    RecordMetadata, SendError, Timestamps,
 };
 use rng::Rng;
 use topics::Topics;
@@ -112,6 +112,9 @@ pub struct Metrics {
     /// Rebootstraps: the cluster view given up for `bootstrap.servers`
     /// (`metadata.recovery.strategy`).
     pub rebootstraps: u64,
+    /// Bytes of responses after the last field of their version, skipped as
+    /// Java skips them (a broker newer than its version, or a buggy one).
+    pub response_bytes_skipped: u64,
 }
 
 /// A record waiting for its topic's metadata.
@@ -212,6 +215,9 @@ pub struct Producer {
     conns: BTreeMap<ConnId, Connection>,
     /// Reconnect backoff per address: (not before, failures in a row).
     reconnect: BTreeMap<(String, u16), (Instant, u32)>,
+    /// The last connection failure since a broker last answered Metadata
+    /// usably: what records that time out waiting for metadata name.
+    last_conn_error: Option<ConnectionError>,
 
     metadata_in_flight: bool,
     metadata_needed: bool,
@@ -330,6 +336,7 @@ impl Producer {
             bootstrap_next: 0,
             conns: BTreeMap::new(),
             reconnect: BTreeMap::new(),
+            last_conn_error: None,
             metadata_in_flight: false,
             metadata_needed: false,
             metadata_last: None,
@@ -475,7 +482,7 @@ impl Producer {
     /// `conn` failed to connect, was closed by the peer, or broke.
     pub fn handle_disconnected(&mut self, conn: ConnId, now: Instant) {
         self.last_now = now;
-        self.on_disconnected(conn, now, false);
+        self.on_disconnected(conn, now, network::End::Peer);
         self.dirty = true;
     }
 

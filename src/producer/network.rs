@@ -17,7 +17,7 @@ use crate::protocol::messages::metadata::{
 
 use super::accumulator::{Batch, PartitionState};
 use super::config::MetadataRecoveryStrategy;
-use super::{error_of, ConnId, PidState, Producer, Transmit};
+use super::{error_of, ConnId, ConnectionError, PidState, Producer, Transmit};
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +28,17 @@ pub(crate) enum ConnState {
     Handshake,
     /// Versions known; requests may go.
     Ready,
+}
+
+/// How a connection ended, for [`Producer::on_disconnected`].
+#[derive(Debug)]
+pub(crate) enum End {
+    /// The driver reported it failed, or the peer closed it.
+    Peer,
+    /// The core resets it for this reason.
+    Reset(ConnectionError),
+    /// The core closes it without a fault (a rebootstrap gave it up).
+    Close,
 }
 
 /// What a request in flight was.
@@ -80,6 +91,8 @@ pub(crate) struct Connection {
     /// Belongs to the cluster view a rebootstrap gave up: takes no new
     /// request, and is closed once the batches it carries are answered.
     pub retired: bool,
+    /// A response here had bytes after its version's last field (logged once).
+    pub skipped_logged: bool,
 }
 
 /// How many acks=0 Produce correlation ids a connection remembers. A broker
@@ -89,6 +102,11 @@ pub(crate) struct Connection {
 pub(crate) const ACKS0_REMEMBERED: usize = 256;
 
 impl Connection {
+    /// `host:port`, as errors name it.
+    pub fn addr_string(&self) -> String {
+        format!("{}:{}", self.addr.0, self.addr.1)
+    }
+
     pub fn version(&self, key: ApiKey) -> Option<i16> {
         let i = ApiKey::ALL
             .iter()
@@ -180,6 +198,7 @@ impl Producer {
                 acks0_sent: VecDeque::new(),
                 acks0_answered: false,
                 retired: false,
+                skipped_logged: false,
             },
         );
         id
@@ -192,8 +211,9 @@ impl Producer {
         if c.state != ConnState::Connecting {
             return;
         }
+        // Connected is not usable yet: the reconnect backoff is left as it
+        // is until ApiVersions is answered (`on_api_versions`).
         c.state = ConnState::Handshake;
-        self.reconnect.remove(&c.addr);
         self.send_api_versions(conn, API_VERSIONS_MAX, now);
     }
 
@@ -309,9 +329,9 @@ impl Producer {
             let frame = match c.deframer.next_frame() {
                 Ok(Some(f)) => f,
                 Ok(None) => break,
-                Err(e) => {
-                    log::warn!("connection {conn:?} to {:?}: {e}; resetting", c.addr);
-                    self.on_disconnected(conn, now, true);
+                Err(error) => {
+                    let addr = c.addr_string();
+                    self.reset(conn, now, ConnectionError::Frame { addr, error });
                     return;
                 }
             };
@@ -334,25 +354,33 @@ impl Producer {
                 }
             }
             let Some(req) = c.in_flight.pop_front() else {
-                log::warn!("unsolicited response on {conn:?}; resetting");
-                self.on_disconnected(conn, now, true);
+                let addr = c.addr_string();
+                self.reset(conn, now, ConnectionError::Unsolicited { addr });
                 return;
             };
             match frame::peek_correlation_id(&frame) {
                 Ok(id) if id == req.correlation_id => {}
                 other => {
-                    log::warn!(
-                        "correlation mismatch on {conn:?}: expected {}, got {other:?}; resetting",
-                        req.correlation_id
-                    );
+                    let error = ConnectionError::CorrelationMismatch {
+                        addr: c.addr_string(),
+                        expected: req.correlation_id,
+                        got: other.unwrap_or(-1),
+                    };
                     c.in_flight.push_front(req);
-                    self.on_disconnected(conn, now, true);
+                    self.reset(conn, now, error);
                     return;
                 }
             }
-            if let Err(e) = self.on_response(conn, req, frame, now) {
-                log::warn!("bad response on {conn:?}: {e}; resetting");
-                self.on_disconnected(conn, now, true);
+            let (api, version) = (req.kind.api_key(), req.version);
+            if let Err(error) = self.on_response(conn, req, frame, now) {
+                let addr = self.conns[&conn].addr_string();
+                let error = ConnectionError::Decode {
+                    addr,
+                    api,
+                    version,
+                    error,
+                };
+                self.reset(conn, now, error);
                 return;
             }
             self.close_if_drained(conn);
@@ -373,38 +401,52 @@ impl Producer {
         match req.kind {
             RequestKind::ApiVersions => {
                 let mut body = frame.slice(4..);
-                let resp = match ApiVersionsResponse::decode_fallback(&mut body, req.version) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        self.unmark_request(&RequestKind::ApiVersions);
-                        return Err(e);
-                    }
-                };
+                let resp =
+                    match ApiVersionsResponse::decode_fallback_counted(&mut body, req.version) {
+                        Ok((r, skipped)) => {
+                            self.skipped(conn, ApiKey::ApiVersions, req.version, skipped);
+                            r
+                        }
+                        Err(e) => {
+                            self.unmark_request(&RequestKind::ApiVersions);
+                            return Err(e);
+                        }
+                    };
                 self.on_api_versions(conn, req.version, resp, now);
             }
             // Its flag was cleared when it went stale: another request may be out now.
             RequestKind::Stale => {}
             RequestKind::Metadata => {
                 self.metadata_in_flight = false;
-                let (_, resp) = match frame::decode_response::<MetadataResponse>(frame, req.version)
-                {
-                    Ok(r) => r,
-                    Err(e) => {
-                        self.metadata_needed = true;
-                        return Err(e);
-                    }
-                };
-                self.on_metadata(conn, resp, now);
-            }
-            RequestKind::InitProducerId => {
-                let (_, resp) =
-                    match frame::decode_response::<InitProducerIdResponse>(frame, req.version) {
-                        Ok(r) => r,
+                let resp =
+                    match frame::decode_response_lenient::<MetadataResponse>(frame, req.version) {
+                        Ok((_, r, skipped)) => {
+                            self.skipped(conn, ApiKey::Metadata, req.version, skipped);
+                            r
+                        }
                         Err(e) => {
-                            self.unmark_request(&RequestKind::InitProducerId);
+                            // A failed refresh, as Java's: the next one waits
+                            // for the retry backoff.
+                            self.retry_metadata_later(now);
                             return Err(e);
                         }
                     };
+                self.on_metadata(conn, resp, now);
+            }
+            RequestKind::InitProducerId => {
+                let resp = match frame::decode_response_lenient::<InitProducerIdResponse>(
+                    frame,
+                    req.version,
+                ) {
+                    Ok((_, r, skipped)) => {
+                        self.skipped(conn, ApiKey::InitProducerId, req.version, skipped);
+                        r
+                    }
+                    Err(e) => {
+                        self.unmark_request(&RequestKind::InitProducerId);
+                        return Err(e);
+                    }
+                };
                 self.on_init_producer_id(resp, now);
             }
             RequestKind::Produce(batches) => {
@@ -414,10 +456,14 @@ impl Producer {
                     self.metrics.request_latency_us_max.max(latency);
                 self.metrics.produce_responses += 1;
                 let version = req.version;
-                match frame::decode_response::<crate::protocol::messages::produce::ProduceResponse>(
-                    frame, version,
-                ) {
-                    Ok((_, resp)) => self.on_produce_response(conn, version, batches, resp, now),
+                match frame::decode_response_lenient::<
+                    crate::protocol::messages::produce::ProduceResponse,
+                >(frame, version)
+                {
+                    Ok((_, resp, skipped)) => {
+                        self.skipped(conn, ApiKey::Produce, version, skipped);
+                        self.on_produce_response(conn, version, batches, resp, now)
+                    }
                     Err(e) => {
                         // The batches' fate is unknown: retry them as after a lost answer.
                         self.retry_unknown(batches, now);
@@ -451,9 +497,9 @@ impl Producer {
                 return;
             }
         }
-        if code.is_some() {
-            log::warn!("ApiVersions failed on {conn:?}: {code:?}");
-            self.on_disconnected(conn, now, true);
+        if let Some(code) = code {
+            let addr = self.conns[&conn].addr_string();
+            self.reset(conn, now, ConnectionError::Handshake { addr, code });
             return;
         }
         let mut versions = [None; ApiKey::ALL.len()];
@@ -477,6 +523,32 @@ impl Producer {
             );
             self.set_fatal(ErrorCode::UnsupportedVersion);
         }
+    }
+
+    /// Counts the bytes a response had after its version's last field, and
+    /// logs the first such response of a connection.
+    fn skipped(&mut self, conn: ConnId, api: ApiKey, version: i16, skipped: usize) {
+        if skipped == 0 {
+            return;
+        }
+        self.metrics.response_bytes_skipped += skipped as u64;
+        let c = self.conns.get_mut(&conn).expect("answered on it");
+        if !c.skipped_logged {
+            c.skipped_logged = true;
+            log::debug!(
+                "{:?} v{version} from {}: skipped {skipped} byte(s) after the last field \
+                 (logged once per connection)",
+                api,
+                c.addr_string()
+            );
+        }
+    }
+
+    /// Resets `conn` for `error`: logged, kept as the last connection
+    /// error, and counted in the reconnect backoff.
+    pub(crate) fn reset(&mut self, conn: ConnId, now: Instant, error: ConnectionError) {
+        log::warn!("{error}; resetting {conn:?}");
+        self.on_disconnected(conn, now, End::Reset(error));
     }
 
     /// Clears the bookkeeping flag of a cluster-level request that will not be answered.
@@ -513,18 +585,45 @@ impl Producer {
         drained
     }
 
-    /// A connection ended (or is reset by the core when `reset`): its
-    /// requests are redone, its batches retried as maybe persisted.
-    pub(crate) fn on_disconnected(&mut self, conn: ConnId, now: Instant, reset: bool) {
+    /// A connection ended (see [`End`]): its requests are redone, its
+    /// batches retried as maybe persisted.
+    pub(crate) fn on_disconnected(&mut self, conn: ConnId, now: Instant, end: End) {
         let Some(c) = self.conns.remove(&conn) else {
             return;
         };
         self.metrics.disconnects += 1;
-        if reset {
-            self.transmits.push_back(Transmit::Close { conn });
+        let usable = c.state == ConnState::Ready;
+        let error = match end {
+            End::Peer => {
+                let addr = c.addr_string();
+                Some(match c.state {
+                    ConnState::Connecting => ConnectionError::ConnectFailed { addr },
+                    ConnState::Handshake => ConnectionError::ClosedBeforeReady { addr },
+                    ConnState::Ready => ConnectionError::Closed { addr },
+                })
+            }
+            End::Reset(e) => {
+                self.transmits.push_back(Transmit::Close { conn });
+                Some(e)
+            }
+            End::Close => {
+                self.transmits.push_back(Transmit::Close { conn });
+                None
+            }
+        };
+        // Back off reconnects to this address, as Java's
+        // `ClusterConnectionStates`: every attempt that ends before the
+        // connection was usable (ApiVersions answered) is one more failure,
+        // so the wait doubles up to `reconnect.backoff.max.ms`; a usable
+        // connection starts the count again. A usable connection reset for
+        // unusable bytes does not: a broker that answers garbage after the
+        // handshake costs one connection per backoff all the same.
+        let prior = self.reconnect.get(&c.addr).map_or(0, |r| r.1);
+        let protocol = error.as_ref().is_some_and(|e| e.is_protocol_error());
+        let failures = if usable && !protocol { 1 } else { prior + 1 };
+        if let Some(e) = error {
+            self.last_conn_error = Some(e);
         }
-        // Back off reconnects to this address.
-        let failures = self.reconnect.get(&c.addr).map(|r| r.1).unwrap_or(0) + 1;
         let base = self.config.reconnect_backoff.as_millis() as f64;
         let max = self.config.reconnect_backoff_max.as_millis() as f64;
         let wait = (base * 2f64.powi(failures.min(20) as i32 - 1)).min(max)
@@ -614,6 +713,9 @@ impl Producer {
         }
         self.metadata_last = Some(now);
         self.metadata_wanted_since = None;
+        // A broker answered usably: an older connection failure is not why
+        // records wait from now on.
+        self.last_conn_error = None;
         // The answer's broker list replaces ours, as Java's cluster view: a
         // broker that left is no longer dialed. (Connections to it stay until
         // they break or their answers are in; partitions it led get the
@@ -722,7 +824,7 @@ impl Producer {
             if self.conns[&conn].carries_batches() {
                 self.retire(conn);
             } else {
-                self.on_disconnected(conn, now, true);
+                self.on_disconnected(conn, now, End::Close);
             }
         }
         self.metadata_needed = true;
@@ -807,13 +909,19 @@ impl Producer {
         for r in self.take_pending(i).0 {
             let mut ids = super::RecordIds::default();
             ids.push(super::RecordId(r.id));
-            let error = match why {
+            let error = match &why {
                 DeliveryErrorKind::Broker(code) => super::DeliveryError::Broker {
-                    code,
+                    code: *code,
                     message: None,
                     maybe_persisted: false,
                 },
-                DeliveryErrorKind::NotFound(ms) => super::DeliveryError::TopicNotFound(ms),
+                DeliveryErrorKind::NotFound(ms) => super::DeliveryError::TopicNotFound(*ms),
+                DeliveryErrorKind::Unavailable(ms, cause) => {
+                    super::DeliveryError::BrokerUnavailable {
+                        waited_ms: *ms,
+                        cause: cause.clone(),
+                    }
+                }
             };
             self.complete_failed(topic.clone(), -1, ids, 0, error);
         }
@@ -868,8 +976,23 @@ impl Producer {
 }
 
 /// Why the records of a topic fail before they had a partition.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) enum DeliveryErrorKind {
     Broker(ErrorCode),
     NotFound(u64),
+    /// No broker answered usably within `max.block.ms` (ms), for this reason.
+    Unavailable(u64, ConnectionError),
+}
+
+impl RequestKind {
+    /// The API this request is of (a stale one is never decoded: Metadata
+    /// stands in for it).
+    pub(crate) fn api_key(&self) -> ApiKey {
+        match self {
+            RequestKind::ApiVersions => ApiKey::ApiVersions,
+            RequestKind::Metadata | RequestKind::Stale => ApiKey::Metadata,
+            RequestKind::InitProducerId => ApiKey::InitProducerId,
+            RequestKind::Produce(_) => ApiKey::Produce,
+        }
+    }
 }

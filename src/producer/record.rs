@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::protocol::error::ProtocolError;
 use crate::protocol::error_code::ErrorCode;
+use crate::protocol::frame::ApiKey;
 use crate::protocol::record::Header;
 
 /// The builder methods that do not depend on the key and value types, for
@@ -287,6 +289,15 @@ pub enum DeliveryError {
     /// Metadata for the topic did not arrive within `max.block.ms`.
     #[error("topic not present in metadata after {0} ms")]
     TopicNotFound(u64),
+    /// No broker gave a usable answer within `max.block.ms`: the topic's
+    /// metadata never came, and `cause` is the last connection's failure.
+    #[error("no broker answered usably within {waited_ms} ms: {cause}")]
+    BrokerUnavailable {
+        /// How long the record waited (`max.block.ms`).
+        waited_ms: u64,
+        /// What went wrong on the last connection that failed.
+        cause: ConnectionError,
+    },
     /// The explicit partition does not exist.
     #[error("partition {partition} does not exist (topic has {partitions})")]
     InvalidPartition {
@@ -332,6 +343,109 @@ impl DeliveryError {
             DeliveryError::UnknownOutcome => true,
             _ => false,
         }
+    }
+}
+
+/// Why a connection to a broker ended before it gave the answers the
+/// producer needed; the address is `host:port` as dialed.
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnectionError {
+    /// The driver could not establish the connection.
+    #[error("could not connect to {addr}")]
+    ConnectFailed {
+        /// The broker's address.
+        addr: String,
+    },
+    /// The connection was not established within `socket.connection.setup.timeout.ms`.
+    #[error("connecting to {addr} timed out after {ms} ms")]
+    ConnectTimeout {
+        /// The broker's address.
+        addr: String,
+        /// The setup timeout.
+        ms: u64,
+    },
+    /// The peer closed the connection before ApiVersions was answered.
+    #[error("connection closed by {addr} before ApiVersions was answered")]
+    ClosedBeforeReady {
+        /// The broker's address.
+        addr: String,
+    },
+    /// The peer closed a usable connection.
+    #[error("connection closed by {addr}")]
+    Closed {
+        /// The broker's address.
+        addr: String,
+    },
+    /// A response could not be decoded as the version asked for.
+    #[error("could not decode {api:?} v{version} from {addr}: {error}")]
+    Decode {
+        /// The broker's address.
+        addr: String,
+        /// The API of the request answered.
+        api: ApiKey,
+        /// The version of the request answered.
+        version: i16,
+        /// What was wrong with the bytes.
+        error: ProtocolError,
+    },
+    /// The byte stream did not frame (a size over the limit, or negative).
+    #[error("bad frame from {addr}: {error}")]
+    Frame {
+        /// The broker's address.
+        addr: String,
+        /// What was wrong with the frame.
+        error: ProtocolError,
+    },
+    /// A response answered another request than the oldest in flight.
+    #[error("{addr} answered correlation id {got}, expected {expected}")]
+    CorrelationMismatch {
+        /// The broker's address.
+        addr: String,
+        /// The oldest request's correlation id.
+        expected: i32,
+        /// The id in the response (-1 when the frame was too short for one).
+        got: i32,
+    },
+    /// A response arrived while no request was in flight.
+    #[error("{addr} sent a response with no request in flight")]
+    Unsolicited {
+        /// The broker's address.
+        addr: String,
+    },
+    /// ApiVersions was answered with an error.
+    #[error("{addr} refused ApiVersions: {code}")]
+    Handshake {
+        /// The broker's address.
+        addr: String,
+        /// The error the broker gave.
+        code: ErrorCode,
+    },
+    /// A request was not answered within `request.timeout.ms`.
+    #[error("{api:?} request to {addr} timed out after {ms} ms")]
+    RequestTimeout {
+        /// The broker's address.
+        addr: String,
+        /// The API of the request.
+        api: ApiKey,
+        /// `request.timeout.ms`.
+        ms: u64,
+    },
+}
+
+impl ConnectionError {
+    /// True when the broker's bytes were unusable (as opposed to a
+    /// connection that failed or closed): such a failure keeps the
+    /// reconnect backoff growing even on a connection that was usable.
+    pub fn is_protocol_error(&self) -> bool {
+        matches!(
+            self,
+            ConnectionError::Decode { .. }
+                | ConnectionError::Frame { .. }
+                | ConnectionError::CorrelationMismatch { .. }
+                | ConnectionError::Unsolicited { .. }
+                | ConnectionError::Handshake { .. }
+        )
     }
 }
 

@@ -16,7 +16,7 @@ use super::accumulator::{next_sequence, Batch, PartitionState};
 use super::config::MetadataRecoveryStrategy;
 use super::network::{ConnState, DeliveryErrorKind, RequestKind};
 use super::record::{Delivery, DeliveryError, Event};
-use super::{error_of, Acks, ConnId, PidState, Producer, Transmit};
+use super::{error_of, Acks, ConnId, ConnectionError, PidState, Producer, Transmit};
 
 /// Is this error one that says our metadata is stale? (Java's
 /// `InvalidMetadataException` subclasses, UNKNOWN_TOPIC_ID among them: the
@@ -149,10 +149,13 @@ impl Producer {
                 .is_some_and(|r| now.saturating_duration_since(r.since) >= self.config.max_block);
             if expired {
                 let ms = self.config.max_block.as_millis() as u64;
-                let why = match t.error {
-                    Some(c) if c != ErrorCode::UnknownTopicOrPartition => {
+                let why = match (t.error, &self.last_conn_error) {
+                    (Some(c), _) if c != ErrorCode::UnknownTopicOrPartition => {
                         DeliveryErrorKind::Broker(c)
                     }
+                    // No answer named the topic, and a connection failed
+                    // since the last usable one: that failure is the cause.
+                    (None, Some(cause)) => DeliveryErrorKind::Unavailable(ms, cause.clone()),
                     _ => DeliveryErrorKind::NotFound(ms),
                 };
                 self.fail_topic(i, why);
@@ -161,16 +164,21 @@ impl Producer {
         // Requests past request.timeout.ms, and connects past the setup timeout.
         let mut reset = Vec::new();
         for (id, c) in &self.conns {
-            let late = c.in_flight.front().is_some_and(|f| f.deadline <= now)
-                || (c.state == ConnState::Connecting
-                    && now.saturating_duration_since(c.started) >= self.config.connect_timeout);
-            if late {
-                reset.push(*id);
+            if let Some(f) = c.in_flight.front().filter(|f| f.deadline <= now) {
+                let api = f.kind.api_key();
+                let ms = self.config.request_timeout.as_millis() as u64;
+                let addr = c.addr_string();
+                reset.push((*id, ConnectionError::RequestTimeout { addr, api, ms }));
+            } else if c.state == ConnState::Connecting
+                && now.saturating_duration_since(c.started) >= self.config.connect_timeout
+            {
+                let ms = self.config.connect_timeout.as_millis() as u64;
+                let addr = c.addr_string();
+                reset.push((*id, ConnectionError::ConnectTimeout { addr, ms }));
             }
         }
-        for id in reset {
-            log::warn!("connection {id:?}: request or connect timed out; resetting");
-            self.on_disconnected(id, now, true);
+        for (id, error) in reset {
+            self.reset(id, now, error);
         }
     }
 

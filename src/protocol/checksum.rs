@@ -3,9 +3,10 @@
 //! The `crc32c` crate by default. With the `crc-fast` feature the bulk CRC of
 //! a batch comes from the `crc-fast` crate instead, which folds with
 //! PCLMULQDQ next to the CRC32 instruction: on CPUs whose CRC32 instruction
-//! is slow (AMD family 23: one per three cycles, about 6 GB/s) it is about a
-//! third faster on a 1 MiB batch (8.2 against 6.2 GB/s measured here). Both
-//! give the same value; a test checks them against each other.
+//! is slow (AMD family 23 issues one per three cycles) the carry-less
+//! multiplies run beside it, so a large batch hashes faster (figures in
+//! docs/performance.md). Both give the same value; a test checks them against
+//! each other.
 //!
 //! Next to the bulk CRC, arithmetic on polynomials over GF(2) modulo the
 //! Castagnoli polynomial (bit-reflected, as the CRC registers are) updates a

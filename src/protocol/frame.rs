@@ -376,6 +376,23 @@ pub fn decode_response<M: ApiMessage>(frame: Bytes, version: i16) -> Result<(Res
     Ok((header, body))
 }
 
+/// Decodes a response as Java's generated readers do: the fields of
+/// `version`, and whatever follows them skipped, so that a broker that
+/// appends bytes a version does not define (librdkafka 2.12's mock cluster
+/// after Metadata v12) is still understood. Returns the header, the body and
+/// how many bytes were skipped. A body that is short, or whose fields are out
+/// of range, stays an error; [`decode_response`] is the strict form.
+pub fn decode_response_lenient<M: ApiMessage>(
+    frame: Bytes,
+    version: i16,
+) -> Result<(ResponseHeader, M, usize)> {
+    M::API_KEY.check_version(version)?;
+    let mut buf = frame;
+    let header = ResponseHeader::decode(&mut buf, M::API_KEY.response_header_version(version))?;
+    let body = M::decode(&mut buf, version)?;
+    Ok((header, body, buf.remaining()))
+}
+
 /// Reads only the correlation id at the start of a response frame.
 pub fn peek_correlation_id(frame: &[u8]) -> Result<i32> {
     if frame.len() < 4 {

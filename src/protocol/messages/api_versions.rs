@@ -264,56 +264,67 @@ impl ApiVersionsResponse {
     ///
     /// The body is first decoded at `requested_version`; when that fails, does
     /// not use the body exactly, or yields error 35, it is decoded again at
-    /// version 0. If the version 0 decode fails as well but the body starts
-    /// with error 35, the result is a response with only `error_code` 35 set
-    /// (the rest of such a body is not trusted; some brokers, e.g. librdkafka's
-    /// mock cluster, send a malformed one): the caller then retries at the
-    /// version `negotiate` gives for the returned ApiVersions entry, or at 0
-    /// when there is none. Otherwise the first error is returned. `buf` is
-    /// consumed entirely on success.
+    /// version 0. If neither reads the body exactly, the fields of
+    /// `requested_version` are taken with whatever follows them skipped (as
+    /// Java reads any response) unless they carry error 35. If the body
+    /// starts with error 35 and no version reads it, the result is a response
+    /// with only `error_code` 35 set (the rest of such a body is not trusted;
+    /// some brokers, e.g. librdkafka's mock cluster, send a malformed one):
+    /// the caller then retries at the version `negotiate` gives for the
+    /// returned ApiVersions entry, or at 0 when there is none. Otherwise the
+    /// first error is returned. `buf` is consumed entirely on success.
     pub fn decode_fallback(buf: &mut Bytes, requested_version: i16) -> Result<Self> {
+        Self::decode_fallback_counted(buf, requested_version).map(|(r, _)| r)
+    }
+
+    /// [`ApiVersionsResponse::decode_fallback`], also returning how many bytes
+    /// after the last field of the version it took were skipped.
+    pub fn decode_fallback_counted(
+        buf: &mut Bytes,
+        requested_version: i16,
+    ) -> Result<(Self, usize)> {
         let original = buf.clone();
         let mut first_buf = original.clone();
-        let first = ApiVersionsResponse::decode(&mut first_buf, requested_version).and_then(|r| {
-            if first_buf.has_remaining() {
-                Err(ProtocolError::TrailingBytes(first_buf.remaining()))
-            } else {
-                Ok(r)
-            }
-        });
-        let fallback_needed = match &first {
-            Ok(r) => r.error_code == ErrorCode::UnsupportedVersion.code() && requested_version != 0,
-            Err(_) => requested_version != 0,
-        };
+        let first = ApiVersionsResponse::decode(&mut first_buf, requested_version);
+        let left = first_buf.remaining();
+        let fallback_needed = requested_version != 0
+            && match &first {
+                Ok(r) => left > 0 || r.error_code == ErrorCode::UnsupportedVersion.code(),
+                Err(_) => true,
+            };
         if fallback_needed {
             let mut v0_buf = original.clone();
             if let Ok(r) = ApiVersionsResponse::decode(&mut v0_buf, 0) {
                 if !v0_buf.has_remaining() {
                     buf.advance(buf.remaining());
-                    return Ok(r);
+                    return Ok((r, 0));
                 }
             }
         }
-        let r = match first {
-            Ok(r) => r,
-            Err(e) => {
+        let (r, skipped) = match first {
+            // Read at the requested version with bytes after its last field:
+            // those are skipped, unless the answer is error 35, whose body is
+            // a version 0 one (read above when it is whole).
+            Ok(r) if r.error_code != ErrorCode::UnsupportedVersion.code() || left == 0 => (r, left),
+            first => {
                 // Neither version reads the body, but it starts with error 35:
                 // act on the error and trust nothing else (librdkafka's mock
                 // cluster sends such bodies). The caller retries with v0.
                 let code =
                     (original.len() >= 2).then(|| i16::from_be_bytes([original[0], original[1]]));
                 if code == Some(ErrorCode::UnsupportedVersion.code()) && requested_version != 0 {
-                    ApiVersionsResponse {
+                    let bare = ApiVersionsResponse {
                         error_code: ErrorCode::UnsupportedVersion.code(),
                         ..Default::default()
-                    }
+                    };
+                    (bare, 0)
                 } else {
-                    return Err(e);
+                    return Err(first.err().unwrap_or(ProtocolError::TrailingBytes(left)));
                 }
             }
         };
         buf.advance(buf.remaining());
-        Ok(r)
+        Ok((r, skipped))
     }
 
     /// The broker's entry for `key`, if it lists that API.
