@@ -1,5 +1,6 @@
 //! Interop: the producer (both drivers) against peers nobody here wrote —
-//! tansu 0.6.0 and librdkafka's mock cluster (3 brokers) — with everything read
+//! tansu 0.6.0 and librdkafka's mock cluster (3 brokers), both Debian's 2.0.2
+//! and the current librdkafka's (2.12 or later) — with everything read
 //! back by an independent consumer (confluent-kafka, i.e. librdkafka 2.16).
 //!
 //! Peers come from the `KAFKA_SANSIO_*` variables that `.ci/run` exports
@@ -16,6 +17,38 @@ mod support;
 use std::time::Duration;
 
 use support::*;
+
+/// The broker a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Peer {
+    /// The shared tansu of the run.
+    Tansu,
+    /// A private mock cluster of Debian's librdkafka 2.0.2.
+    Mock,
+    /// A private mock cluster of the current librdkafka (2.12 or later).
+    MockCurrent,
+}
+
+impl Peer {
+    /// The peer a test module is named after.
+    fn named(name: &str) -> Peer {
+        match name {
+            "tansu" => Peer::Tansu,
+            "mock" => Peer::Mock,
+            "mock_current" => Peer::MockCurrent,
+            other => panic!("no peer named {other}"),
+        }
+    }
+
+    /// The variable naming the mock binary (`None` for tansu).
+    fn mock_var(self) -> Option<&'static str> {
+        match self {
+            Peer::Tansu => None,
+            Peer::Mock => Some(MOCK_BIN),
+            Peer::MockCurrent => Some(MOCK_CURRENT_BIN),
+        }
+    }
+}
 
 /// Where a test produces to.
 enum Broker {
@@ -34,19 +67,40 @@ impl Broker {
     }
 }
 
-/// The peers a test on `broker` needs, or `None` (skipped).
-fn setup(test: &str, tansu: bool) -> Option<(Broker, String, Option<String>)> {
-    if tansu {
-        let v = require(test, &[TANSU, TANSU_BIN, CONSUMER])?;
-        Some((
-            Broker::Tansu { addr: v[0].clone() },
-            v[2].clone(),
-            Some(v[1].clone()),
-        ))
-    } else {
-        let v = require(test, &[MOCK_BIN, CONSUMER])?;
-        Some((Broker::Mock(Mock::start(&v[0], 3, &[])), v[1].clone(), None))
+/// The peers a test on `peer` needs, or `None` (skipped).
+fn setup(test: &str, peer: Peer) -> Option<(Broker, String, Option<String>)> {
+    match peer.mock_var() {
+        None => {
+            let v = require(test, &[TANSU, TANSU_BIN, CONSUMER])?;
+            Some((
+                Broker::Tansu { addr: v[0].clone() },
+                v[2].clone(),
+                Some(v[1].clone()),
+            ))
+        }
+        Some(bin) => {
+            let v = require(test, &[bin, CONSUMER])?;
+            Some((Broker::Mock(start_mock(peer, &v[0])), v[1].clone(), None))
+        }
     }
+}
+
+/// A 3-broker mock cluster of `peer` from `bin`; for [`Peer::MockCurrent`] it
+/// checks that the binary really runs librdkafka 2.12 or later, so that a
+/// variable pointing at the old mock cannot pass for the current one.
+fn start_mock(peer: Peer, bin: &str) -> Mock {
+    let mut mock = Mock::start(bin, 3, &[]);
+    if peer == Peer::MockCurrent {
+        let answer = mock.cmd("version");
+        let version = answer.trim_start_matches("OK").trim();
+        let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+        let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+        assert!(
+            (major, minor) >= (2, 12),
+            "{MOCK_CURRENT_BIN}={bin} runs librdkafka {version}, not 2.12 or later"
+        );
+    }
+    mock
 }
 
 /// Creates `topic` with `partitions` on the broker.
@@ -62,8 +116,8 @@ fn create_topic(broker: &mut Broker, tansu_bin: &Option<String>, topic: &str, pa
 }
 
 /// Round trip of the record matrix through several acks/idempotence settings.
-fn round_trip(test: &str, tansu: bool, driver: Driver) {
-    let Some((mut broker, consumer, bin)) = setup(test, tansu) else {
+fn round_trip(test: &str, peer: Peer, driver: Driver) {
+    let Some((mut broker, consumer, bin)) = setup(test, peer) else {
         return;
     };
     let cases: &[(&str, &[(&str, &str)])] = &[
@@ -107,8 +161,8 @@ fn round_trip(test: &str, tansu: bool, driver: Driver) {
 /// that real brokers take our acks=0 requests and that the connection stays in
 /// step with no answers, or with the answers tansu sends anyway (before they
 /// were dropped, the reset they caused lost a batch in half the runs).
-fn acks_zero(test: &str, tansu: bool, driver: Driver) {
-    let Some((mut broker, consumer, bin)) = setup(test, tansu) else {
+fn acks_zero(test: &str, peer: Peer, driver: Driver) {
+    let Some((mut broker, consumer, bin)) = setup(test, peer) else {
         return;
     };
     let topic = fresh_topic("acks0");
@@ -188,8 +242,8 @@ fn codecs() -> Vec<&'static str> {
 }
 
 /// Each codec: the record matrix compressed, read back intact.
-fn compression(test: &str, tansu: bool, driver: Driver) {
-    let Some((mut broker, consumer, bin)) = setup(test, tansu) else {
+fn compression(test: &str, peer: Peer, driver: Driver) {
+    let Some((mut broker, consumer, bin)) = setup(test, peer) else {
         return;
     };
     let codecs = codecs();
@@ -219,36 +273,35 @@ fn compression(test: &str, tansu: bool, driver: Driver) {
     }
 }
 
-/// The four tests of a case: tansu and librdkafka's mock, each with both
-/// drivers (`<case>::tansu_blocking`, ...); the case function takes the test's
-/// name (which names its topics), whether the broker is tansu, and the driver.
-macro_rules! on_both_peers_and_drivers {
-    ($($case:ident),* $(,)?) => {$(
+/// For each case, one module per peer with one test per driver
+/// (`round_trip::tansu::blocking`, `fault_transport::mock_current::mio`, ...):
+/// `on_peers_and_drivers!([PEER, ...] CASE, ...)`, PEER one of `tansu`, `mock`,
+/// `mock_current` ([`Peer::named`]). The case function takes the test's name
+/// (which names its topics), the peer and the driver.
+macro_rules! on_peers_and_drivers {
+    (@case $case:ident [$($peer:ident),+]) => {
         mod $case {
-            use super::Driver;
-            #[test]
-            fn tansu_blocking() {
-                super::$case(concat!(stringify!($case), "_tansu_blocking"), true, Driver::Blocking);
-            }
-            #[test]
-            #[cfg(feature = "mio-driver")]
-            fn tansu_mio() {
-                super::$case(concat!(stringify!($case), "_tansu_mio"), true, Driver::Mio);
-            }
-            #[test]
-            fn mock_blocking() {
-                super::$case(concat!(stringify!($case), "_mock_blocking"), false, Driver::Blocking);
-            }
-            #[test]
-            #[cfg(feature = "mio-driver")]
-            fn mock_mio() {
-                super::$case(concat!(stringify!($case), "_mock_mio"), false, Driver::Mio);
-            }
+            $(mod $peer {
+                use crate::{Driver, Peer};
+                const PEER: &str = stringify!($peer);
+                #[test]
+                fn blocking() {
+                    crate::$case(concat!(stringify!($case), "_", stringify!($peer), "_blocking"), Peer::named(PEER), Driver::Blocking);
+                }
+                #[test]
+                #[cfg(feature = "mio-driver")]
+                fn mio() {
+                    crate::$case(concat!(stringify!($case), "_", stringify!($peer), "_mio"), Peer::named(PEER), Driver::Mio);
+                }
+            })+
         }
-    )*};
+    };
+    ($peers:tt $($case:ident),+ $(,)?) => {
+        $(on_peers_and_drivers!(@case $case $peers);)+
+    };
 }
 
-on_both_peers_and_drivers!(round_trip, acks_zero, compression);
+on_peers_and_drivers!([tansu, mock, mock_current] round_trip, acks_zero, compression);
 
 /// The codec really is on the wire: a private tansu behind a (loss-free)
 /// proxy that decodes every Produce request; each codec's batches carry its
@@ -313,11 +366,12 @@ fn compression_on_the_wire_tansu() {
 
 /// Produces the record matrix (idempotent, acks=all) in 10 chunks, calling
 /// `fault(mock, topic, chunk)` before each, and checks the read-back exactly.
-fn fault(test: &str, driver: Driver, fault: impl Fn(&mut Mock, &str, usize)) {
-    let Some(v) = require(test, &[MOCK_BIN, CONSUMER]) else {
+fn fault(test: &str, peer: Peer, driver: Driver, fault: impl Fn(&mut Mock, &str, usize)) {
+    let bin = peer.mock_var().expect("faults come from a mock cluster");
+    let Some(v) = require(test, &[bin, CONSUMER]) else {
         return;
     };
-    let mut mock = Mock::start(&v[0], 3, &[]);
+    let mut mock = start_mock(peer, &v[0]);
     let topic = fresh_topic("fault");
     mock.cmd(&format!("create_topic {topic} {PARTITIONS} 3"));
     // One partition per broker, whatever the mock chose.
@@ -362,12 +416,12 @@ fn push_errors(code: i32) -> impl Fn(&mut Mock, &str, usize) {
     }
 }
 
-macro_rules! fault_tests {
-    ($($(#[$attr:meta])* $name:ident: $driver:expr, $fault:expr;)*) => {$(
-        #[test]
-        $(#[$attr])*
-        fn $name() {
-            fault(stringify!($name), $driver, $fault);
+/// Fault cases with the signature [`on_peers_and_drivers`] calls: `NAME: FAULT;`
+/// defines `fn NAME(test, peer, driver)` running [`fault`] with FAULT.
+macro_rules! fault_cases {
+    ($($name:ident: $fault:expr;)*) => {$(
+        fn $name(test: &str, peer: Peer, driver: Driver) {
+            fault(test, peer, driver, $fault);
         }
     )*};
 }
@@ -400,26 +454,24 @@ fn leader_moves(m: &mut Mock, t: &str, c: usize) {
     }
 }
 
-fault_tests! {
-    fault_not_leader_blocking: Driver::Blocking, push_errors(6);
-    #[cfg(feature = "mio-driver")]
-    fault_not_leader_mio: Driver::Mio, push_errors(6);
-    fault_request_timed_out_blocking: Driver::Blocking, push_errors(7);
-    #[cfg(feature = "mio-driver")]
-    fault_request_timed_out_mio: Driver::Mio, push_errors(7);
-    fault_not_enough_replicas_blocking: Driver::Blocking, push_errors(19);
-    #[cfg(feature = "mio-driver")]
-    fault_not_enough_replicas_mio: Driver::Mio, push_errors(19);
-    fault_transport_blocking: Driver::Blocking, push_errors(-195);
-    #[cfg(feature = "mio-driver")]
-    fault_transport_mio: Driver::Mio, push_errors(-195);
-    fault_broker_down_up_blocking: Driver::Blocking, broker_down_up;
-    #[cfg(feature = "mio-driver")]
-    fault_broker_down_up_mio: Driver::Mio, broker_down_up;
-    fault_leader_move_blocking: Driver::Blocking, leader_moves;
-    #[cfg(feature = "mio-driver")]
-    fault_leader_move_mio: Driver::Mio, leader_moves;
+fault_cases! {
+    fault_not_leader: push_errors(6);
+    fault_request_timed_out: push_errors(7);
+    fault_not_enough_replicas: push_errors(19);
+    fault_transport: push_errors(-195);
+    fault_broker_down_up: broker_down_up;
+    fault_leader_move: leader_moves;
 }
+
+on_peers_and_drivers!(
+    [mock, mock_current]
+    fault_not_leader,
+    fault_request_timed_out,
+    fault_not_enough_replicas,
+    fault_transport,
+    fault_broker_down_up,
+    fault_leader_move,
+);
 
 // ---- 4. de-duplication: Produce responses lost after tansu appended -----------------------------
 

@@ -4,15 +4,18 @@
 # rdkafka_perf_bundled when built), same settings, same broker, interleaved
 # over several rounds, each run under `/usr/bin/time -f "%U %S %M"`.
 #
-#   tests/interop/bench-compare.sh [--quick] [--rounds N] [--peers mock,tansu,kafka]
+#   tests/interop/bench-compare.sh [--quick] [--rounds N] [--peers mock,mock-current,tansu,kafka]
 #                                  [--records-100 N] [--records-1k N] [--clients LIST]
 #                                  [--features LIST]   (cargo features for producer_perf,
 #                                                       e.g. crc-fast)
 #                                  [--kafka-rf N]      (replication factor of the kafka topics, 3)
 #
 # Brokers, one at a time, each with 1 broker:
-#   mock   librdkafka's mock cluster (target/interop/rdkafka_mock), started here
-#   tansu  tests/interop/start-tansu.sh (restarted per setting: memory storage grows)
+#   mock          librdkafka 2.0.2's mock cluster (target/interop/rdkafka_mock), started here
+#   mock-current  the current librdkafka's mock cluster (target/interop/rdkafka_mock_current,
+#                 2.12 or later, from the confluent-kafka wheel), started here; skipped
+#                 with a message when build.sh could not build it
+#   tansu         tests/interop/start-tansu.sh (restarted per setting: memory storage grows)
 #   kafka  Apache Kafka 4.4.0, three KRaft nodes (tests/interop/kafka/kafka-cluster.sh start;
 #          left running when it was already up); only here the client "java" runs too:
 #          Kafka's own ProducerPerformance (the Java producer), same flags, as one JVM per run
@@ -38,7 +41,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 
 quick=0
 rounds=""
-peers="mock,tansu"
+peers="mock,mock-current,tansu"
 n100=""
 n1k=""
 clients="sansio-blocking,sansio-mio,rdkafka,java"
@@ -105,10 +108,10 @@ results="$out/results.tsv"
 # ---- brokers -----------------------------------------------------------------------
 mock_pid=""
 mock_in=""
-start_mock() {
+start_mock() { # binary
     local fifo="$out/mock.in"
     rm -f "$fifo"; mkfifo "$fifo"
-    "$root/target/interop/rdkafka_mock" --brokers 1 <"$fifo" >"$out/mock.out" 2>"$out/mock.err" &
+    "$1" --brokers 1 <"$fifo" >"$out/mock.out" 2>"$out/mock.err" &
     mock_pid=$!
     exec {mock_in}>"$fifo"
     for _ in $(seq 1 100); do
@@ -128,7 +131,7 @@ stop_mock() {
 }
 create_topic() { # peer name partitions
     case "$1" in
-        mock) echo "create_topic $2 $3" >&"$mock_in"; sleep 0.05 ;;
+        mock|mock-current) echo "create_topic $2 $3" >&"$mock_in"; sleep 0.05 ;;
         tansu) "$here/tansu-topic.sh" "$2" "$3" "$bootstrap" 2>/dev/null ;;
         kafka) "$kafka_ctl" create-topic "$2" "$3" "$kafka_rf" 2>/dev/null ;;
     esac
@@ -197,7 +200,13 @@ IFS=, read -r -a peer_list <<<"$peers"
 IFS=, read -r -a client_list <<<"$clients"
 for peer in "${peer_list[@]}"; do
     case "$peer" in
-        mock) start_mock ;;
+        mock) start_mock "$root/target/interop/rdkafka_mock" ;;
+        mock-current)
+            if [ ! -x "$root/target/interop/rdkafka_mock_current" ]; then
+                say "skipping mock-current: target/interop/rdkafka_mock_current not built (build.sh needs confluent-kafka with librdkafka 2.12+)"
+                continue
+            fi
+            start_mock "$root/target/interop/rdkafka_mock_current" ;;
         tansu) ;;
         kafka) start_kafka ;;
         *) say "unknown peer $peer"; exit 2 ;;
@@ -228,7 +237,7 @@ for peer in "${peer_list[@]}"; do
             done
         done
     done
-    [ "$peer" = mock ] && stop_mock
+    stop_mock
 done
 
 # ---- report ----------------------------------------------------------------------------
@@ -252,15 +261,15 @@ for (peer, setting), clients in groups.items():
                  p50=statistics.median(r["p50"] for r in rs), p99=statistics.median(r["p99"] for r in rs))
         best[c] = b
         print(f"{c:<16}{b['rate']:>12.0f}{b['mbs']:>9.1f}{b['cpu']:>13.3f}{b['cpu']*1000:>8.0f}{b['p50']:>8.0f}{b['p99']:>8.0f}{b['rss']/1024:>9.1f}")
-    for base in ("rdkafka" if "rdkafka" in best else "rdkafka-2.16", "java"):
+    for base in ("rdkafka", "rdkafka-2.16", "java"):
         if base not in best:
             continue
         r = best[base]
         for c in ("sansio-blocking", "sansio-mio"):
             if c in best:
                 o = best[c]
-                ratios.append(f"{peer:<6} {setting:<55} {c:<16} vs {base:<12} CPU/rec {o['cpu']/r['cpu']:.2f}x  rec/s {o['rate']/r['rate']:.2f}x  p99 {o['p99']:.0f} vs {r['p99']:.0f} ms  RSS {o['rss']/max(r['rss'],1):.2f}x")
-print("\n== ratios to librdkafka (system librdkafka 2.0.2; 2.16 against tansu) and to the Java producer (kafka); CPU < 0.50x is the goal")
+                ratios.append(f"{peer:<12} {setting:<55} {c:<16} vs {base:<12} CPU/rec {o['cpu']/r['cpu']:.2f}x  rec/s {o['rate']/r['rate']:.2f}x  p99 {o['p99']:.0f} vs {r['p99']:.0f} ms  RSS {o['rss']/max(r['rss'],1):.2f}x")
+print("\n== ratios to librdkafka (system 2.0.2 and the bundled 2.16, each where it ran) and to the Java producer (kafka); CPU < 0.50x is the goal")
 for l in ratios:
     print(l)
 EOF

@@ -2,6 +2,10 @@
 # Builds the C interop helpers against Debian's librdkafka-dev:
 #   target/interop/rdkafka_mock   (mock cluster controlled over stdin)
 #   target/interop/rdkafka_perf   (librdkafka producer benchmark)
+# and, when the confluent-kafka wheel is installed, the same two programs
+# linked against the current librdkafka it bundles (2.12 or later required):
+#   target/interop/rdkafka_mock_current
+#   target/interop/rdkafka_perf_bundled
 # Idempotent: rebuilds only when a source is newer than its binary.
 set -euo pipefail
 
@@ -24,7 +28,11 @@ build() {
     shift $(( $# >= 2 ? 2 : 1 ))
     local libs=("$@")
     [ ${#libs[@]} -gt 0 ] || libs=(-lrdkafka)
-    if [ -x "$bin" ] && [ "$bin" -nt "$src" ] && [ "$bin" -nt "$here/build.sh" ]; then
+    # The link line is part of the state: a reinstalled wheel can move the
+    # bundled library to another file name.
+    local deps="$CC $CFLAGS ${libs[*]}"
+    if [ -x "$bin" ] && [ "$bin" -nt "$src" ] && [ "$bin" -nt "$here/build.sh" ] &&
+        [ "$(cat "$bin.link" 2>/dev/null)" = "$deps" ]; then
         echo "build.sh: $bin up to date"
         return
     fi
@@ -32,15 +40,19 @@ build() {
     # shellcheck disable=SC2086
     "$CC" $CFLAGS -o "$bin.tmp" "$src" "${libs[@]}" -lm -lpthread
     mv -f "$bin.tmp" "$bin"
+    printf '%s\n' "$deps" >"$bin.link"
 }
 
 build rdkafka_mock
 build rdkafka_perf
 
-# Optional: the same benchmark linked against the newer librdkafka bundled in the
-# confluent-kafka wheel (the C API is backwards compatible with the 2.0.2
-# headers), to compare with the librdkafka version confluent-kafka uses.
-bundled="$(python3 - 2>/dev/null <<'PY' || true
+# Optional: the same programs linked against the current librdkafka bundled in
+# the confluent-kafka wheel. The wheel ships the shared library (which exports
+# the whole rd_kafka_mock_* API) but no headers; every function the two programs
+# call has the same signature in 2.0.2's headers as in the current ones, so the
+# Debian headers are used. The mock is only built from 2.12 on: older mocks
+# are not "current" and would hide what the current one does differently.
+bundled_info="$(python3 - 2>/dev/null <<'PY' || true
 import glob, os
 try:
     import confluent_kafka
@@ -48,11 +60,21 @@ except ImportError:
     raise SystemExit
 d = os.path.join(os.path.dirname(os.path.dirname(confluent_kafka.__file__)), "confluent_kafka.libs")
 libs = sorted(glob.glob(os.path.join(d, "librdkafka*.so*")))
-print(libs[0] if libs else "")
+if libs:
+    v = confluent_kafka.libversion()
+    print(libs[0], v[0], v[1])
 PY
 )"
-if [ -n "$bundled" ]; then
-    build rdkafka_perf rdkafka_perf_bundled "$bundled" "-Wl,-rpath,$(dirname "$bundled")"
+read -r bundled bundled_version bundled_int <<<"$bundled_info" || true
+if [ -n "${bundled:-}" ]; then
+    rpath=(-Wl,-rpath,"$(dirname "$bundled")")
+    build rdkafka_perf rdkafka_perf_bundled "$bundled" "${rpath[@]}"
+    if [ "$bundled_int" -ge $(( 0x020c0000 )) ]; then
+        build rdkafka_mock rdkafka_mock_current "$bundled" "${rpath[@]}"
+    else
+        echo "build.sh: the confluent-kafka wheel bundles librdkafka $bundled_version (< 2.12); skipping rdkafka_mock_current (python3 -m pip install -U confluent-kafka)" >&2
+        rm -f "$out/rdkafka_mock_current"
+    fi
 else
-    echo "build.sh: no confluent-kafka bundled librdkafka; skipping rdkafka_perf_bundled"
+    echo "build.sh: no confluent-kafka bundled librdkafka; skipping rdkafka_perf_bundled and rdkafka_mock_current"
 fi

@@ -13,7 +13,9 @@
  * destroys the cluster and exits 0.
  *
  * Built against Debian's librdkafka-dev 2.0.2 (rdkafka_mock.h): only the
- * functions that header declares are used.
+ * functions that header declares are used, so the same source also links
+ * against a current librdkafka (build.sh: rdkafka_mock_current), whose
+ * signatures for these functions are unchanged.
  */
 #include <errno.h>
 #include <limits.h>
@@ -109,6 +111,10 @@ static int handle(rd_kafka_mock_cluster_t *mc, int argc, char **argv) {
 
         } else if (!strcmp(cmd, "ping")) {
                 reply_ok();
+
+        } else if (!strcmp(cmd, "version")) {
+                fprintf(stdout, "OK %s\n", rd_kafka_version_str());
+                fflush(stdout);
 
         } else if (!strcmp(cmd, "bootstrap")) {
                 fprintf(stdout, "OK %s\n", rd_kafka_mock_cluster_bootstraps(mc));

@@ -23,6 +23,8 @@ use super::json::{self, Json};
 pub const TANSU: &str = "KAFKA_SANSIO_TANSU";
 pub const TANSU_BIN: &str = "KAFKA_SANSIO_TANSU_BIN";
 pub const MOCK_BIN: &str = "KAFKA_SANSIO_RDKAFKA_MOCK_BIN";
+/// The same mock linked against the current librdkafka (2.12 or later).
+pub const MOCK_CURRENT_BIN: &str = "KAFKA_SANSIO_RDKAFKA_MOCK_CURRENT_BIN";
 pub const CONSUMER: &str = "KAFKA_SANSIO_CONSUMER";
 
 /// The values of `vars`, or `None` after printing `SKIPPED: ...` when one is unset.
