@@ -10,28 +10,36 @@
 //!    deadline at which to call `handle_timeout`.
 
 mod accumulator;
+mod append;
 pub mod config;
-mod network;
+mod connection;
+mod handshake;
+mod idempotence;
+mod memory;
+mod metadata;
+mod outcome;
 pub mod partitioner;
 mod pool;
+mod produce_response;
 pub mod record;
 pub mod rng;
 mod sender;
 mod topics;
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
-use crate::protocol::compression::Compression;
 use crate::protocol::error_code::ErrorCode;
 use crate::protocol::record::BatchBuilder;
 
-use accumulator::{OpenBatch, PartitionState};
+use accumulator::PartitionState;
+use append::choose_partition;
 pub use config::{Acks, ConfigError, MetadataRecoveryStrategy, ProducerConfig};
-use network::Connection;
+use connection::Connection;
+use idempotence::PidState;
+pub use memory::RECORD_OVERHEAD;
 pub use partitioner::{murmur2, partition_for_key, Partitioner};
 use pool::BufferPool;
 pub use record::{
@@ -39,6 +47,7 @@ pub use record::{
     RecordMetadata, SendError, Timestamps,
 };
 use rng::Rng;
+use topics::PendingRecord;
 use topics::Topics;
 
 /// Identifies one connection the core asked the driver to open.
@@ -117,81 +126,6 @@ pub struct Metrics {
     /// Bytes of responses after the last field of their version, skipped as
     /// Java skips them (a broker newer than its version, or a buggy one).
     pub response_bytes_skipped: u64,
-}
-
-/// A record waiting for its topic's metadata.
-#[derive(Debug)]
-struct PendingRecord {
-    id: u64,
-    record: ProducerRecord,
-    size: usize,
-    since: Instant,
-}
-
-/// What the core knows of a topic.
-#[derive(Debug)]
-struct TopicState {
-    /// Partition indices into `Producer::parts`, by partition number; empty while unknown.
-    parts: Vec<usize>,
-    /// Partitions that have a leader now.
-    available: Vec<i32>,
-    /// Records sent before the topic's metadata was known.
-    pending: VecDeque<PendingRecord>,
-    /// Bytes of `buffer.memory` the `pending` records hold together: the sum
-    /// of their sizes, or less when memory was short as they went back to
-    /// waiting (see `place_pending`).
-    pending_held: usize,
-    sticky: partitioner::Sticky,
-    /// Estimated compressed/uncompressed size of this topic's batches, so that
-    /// compressed batches fill up to about `batch.size` on the wire.
-    compression_ratio: f64,
-    /// A topic-level error from the last metadata answer.
-    error: Option<ErrorCode>,
-    /// The topic id from the last metadata answer (Metadata v10+); zero while
-    /// unknown, and then Produce names the topic (v12 at most) instead.
-    id: [u8; 16],
-}
-
-impl Default for TopicState {
-    fn default() -> Self {
-        TopicState {
-            parts: Vec::new(),
-            available: Vec::new(),
-            pending: VecDeque::new(),
-            pending_held: 0,
-            sticky: partitioner::Sticky::default(),
-            error: None,
-            compression_ratio: 1.0,
-            id: [0; 16],
-        }
-    }
-}
-
-/// The next compression ratio estimate after observing one batch: up at once
-/// when batches compress worse than thought (an under-estimate overfills
-/// requests), down slowly when better (as the Java client's estimator).
-fn next_ratio_estimate(current: f64, observed: f64) -> f64 {
-    if observed > current {
-        (current + 0.05).max(observed).min(1.0)
-    } else {
-        (current - 0.005).max(observed).max(0.05)
-    }
-}
-
-/// Producer id and epoch state (idempotence).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum PidState {
-    /// Idempotence is off.
-    Disabled,
-    /// InitProducerId must be sent (or is in flight).
-    Unknown {
-        in_flight: bool,
-        retry_at: Option<Instant>,
-    },
-    /// Known and in use.
-    Ready { id: i64, epoch: i16 },
-    /// An epoch bump is needed once nothing is in flight (KIP-360).
-    NeedsBump { id: i64, epoch: i16 },
 }
 
 /// The sans-IO Kafka producer.
@@ -279,11 +213,6 @@ impl std::fmt::Debug for Producer {
 
 /// Bytes a batch's header takes ahead of its records.
 const BATCH_OVERHEAD: usize = crate::protocol::record::RECORD_BATCH_OVERHEAD;
-/// Bytes of `buffer.memory` each accepted record holds besides its bytes in
-/// the batch: its timestamp kept for its outcome, and a driver's waiter slot.
-/// Counting them keeps a producer's memory within `buffer.memory` plus a
-/// constant however small the records (Java counts batch buffers only).
-pub const RECORD_OVERHEAD: usize = 32;
 /// Generous bound on a Produce request's bytes besides its batches.
 const REQUEST_OVERHEAD: usize = 256;
 
@@ -484,7 +413,7 @@ impl Producer {
     /// `conn` failed to connect, was closed by the peer, or broke.
     pub fn handle_disconnected(&mut self, conn: ConnId, now: Instant) {
         self.last_now = now;
-        self.on_disconnected(conn, now, network::End::Peer);
+        self.on_disconnected(conn, now, connection::End::Peer);
         self.dirty = true;
     }
 
@@ -690,177 +619,7 @@ impl Producer {
         self.next_timeout
     }
 
-    // ---- internals: records --------------------------------------------------
-
-    fn buffer_full(&self, record: ProducerRecord) -> SendError {
-        SendError::BufferFull {
-            record: Box::new(record),
-            buffered: self.buffered_bytes,
-            limit: self.config.buffer_memory,
-        }
-    }
-
-    /// The partition for a record of the known topic at position `topic`;
-    /// `Err(partitions)` for an invalid explicit one.
-    fn choose_partition(
-        &mut self,
-        topic: usize,
-        record: &ProducerRecord,
-        size: usize,
-    ) -> Result<i32, i32> {
-        let t = self.topics.at_mut(topic);
-        choose_partition(
-            t,
-            record,
-            size,
-            &mut self.partitioner,
-            &self.config,
-            &mut self.rng,
-        )
-    }
-
-    /// Appends a record to partition `part`; `Err` when memory is exhausted.
-    fn append(
-        &mut self,
-        part: usize,
-        id: u64,
-        record: &ProducerRecord,
-        ts: i64,
-        size: usize,
-        now: Instant,
-    ) -> Result<(), ()> {
-        if self.buffered_bytes + RECORD_OVERHEAD > self.config.buffer_memory {
-            return Err(());
-        }
-        // Into the open batch when the record fits: the common case, with
-        // nothing looked up and the record's size computed once.
-        let p = &mut self.parts[part];
-        if let Some(open) = &mut p.open {
-            let appended = open.builder.try_append(
-                ts,
-                record.key.as_deref(),
-                record.value.as_deref(),
-                &record.headers,
-                open.capacity,
-            );
-            if appended.is_ok() {
-                self.appended(part, id, ts);
-                return Ok(());
-            }
-            // Full: close it; a new batch takes the record.
-            let res = p.close_open(self.config.compression, self.config.compression_level);
-            self.after_close(part, res);
-            self.dirty = true;
-        }
-        // A batch never reserves more than buffer.memory (a record larger than
-        // batch.size still gets a batch of its own size).
-        let ratio = self.topics.at(self.parts[part].topic_pos).compression_ratio;
-        let batch_size = ((self.config.batch_size as f64 / ratio) as usize)
-            .min(
-                self.config
-                    .max_request_size
-                    .saturating_sub(REQUEST_OVERHEAD),
-            )
-            .max(self.config.batch_size.min(self.config.max_request_size))
-            .min(self.config.buffer_memory);
-        // Reserve batch.size, or what memory is left when that is less:
-        // a smaller batch just fills sooner, and progress never needs more
-        // than room for one record.
-        let room = self
-            .config
-            .buffer_memory
-            .saturating_sub(self.buffered_bytes + RECORD_OVERHEAD);
-        let need = size + BATCH_OVERHEAD;
-        if need > room {
-            return Err(());
-        }
-        let cap = batch_size.min(room).max(need);
-        // A freed buffer when one fits: already paged in, unlike a new one.
-        let reused = if cap == self.pool.size() {
-            self.pool.take()
-        } else {
-            None
-        };
-        self.hold(cap);
-        let mut builder = match reused {
-            Some(buf) => BatchBuilder::with_buffer(buf, ts),
-            None => BatchBuilder::new(ts, cap),
-        };
-        if self.config.compression != Compression::None {
-            builder = builder.hash_at_close();
-        }
-        let appended = builder.try_append(
-            ts,
-            record.key.as_deref(),
-            record.value.as_deref(),
-            &record.headers,
-            cap,
-        );
-        debug_assert!(appended.is_ok(), "a new batch holds its first record");
-        self.list_active(part);
-        self.parts[part].open = Some(OpenBatch {
-            builder,
-            ids: RecordIds::default(),
-            timestamps: Timestamps::default(),
-            created: now,
-            memory: cap,
-            capacity: cap,
-            target: batch_size.min(cap),
-            last_id: id,
-        });
-        // A new batch brings a linger deadline.
-        self.dirty = true;
-        self.appended(part, id, ts);
-        Ok(())
-    }
-
-    /// Bookkeeping after a record went into `part`'s open batch; closes the
-    /// batch once it reached its target size.
-    #[inline]
-    fn appended(&mut self, part: usize, id: u64, ts: i64) {
-        self.hold(RECORD_OVERHEAD);
-        let p = &mut self.parts[part];
-        let open = p.open.as_mut().expect("open batch");
-        open.memory += RECORD_OVERHEAD;
-        open.ids.push(RecordId(id));
-        open.timestamps.push(ts);
-        open.last_id = id;
-        p.queued_records += 1;
-        if open.builder.len() >= open.target {
-            let res = p.close_open(self.config.compression, self.config.compression_level);
-            self.after_close(part, res);
-            self.dirty = true;
-        }
-    }
-
-    /// Records a closed batch's partition, or fails its records when it could not be encoded.
-    fn after_close(&mut self, part: usize, res: Result<usize, accumulator::EncodeFailure>) {
-        match res {
-            Ok(0) => {}
-            Ok(uncompressed) => {
-                let p = &mut self.parts[part];
-                let b = p.queue.back_mut().expect("just closed");
-                b.part = part;
-                if self.config.compression != Compression::None {
-                    let observed = b.closed.len() as f64 / uncompressed as f64;
-                    let t = self.topics.at_mut(p.topic_pos);
-                    t.compression_ratio = next_ratio_estimate(t.compression_ratio, observed);
-                }
-            }
-            Err(f) => {
-                let p = &mut self.parts[part];
-                p.queued_records -= f.ids.len();
-                let (topic, partition) = (p.topic.clone(), p.partition);
-                self.complete_failed(
-                    topic,
-                    partition,
-                    f.ids,
-                    f.memory,
-                    DeliveryError::Encode(f.message),
-                );
-            }
-        }
-    }
+    // ---- internals ----------------------------------------------------------
 
     /// Smallest id of a record without outcome.
     fn min_pending_id(&self) -> Option<u64> {
@@ -885,143 +644,8 @@ impl Producer {
         m
     }
 
-    // ---- internals: memory ---------------------------------------------------
-
-    /// Takes `n` more bytes of `buffer.memory` into use. Pooled buffers are
-    /// free memory: as many are dropped as needed for in-use and pooled bytes
-    /// to stay within `buffer.memory` together (Java's `BufferPool` frees
-    /// pooled buffers the same way when non-pooled memory runs short).
-    fn hold(&mut self, n: usize) {
-        self.buffered_bytes += n;
-        self.pool.shrink_to(
-            self.config
-                .buffer_memory
-                .saturating_sub(self.buffered_bytes),
-        );
-        self.check_memory();
-    }
-
-    /// Takes the records waiting for the metadata of the topic at position
-    /// `i`, and gives back the memory they held; returns them and that memory.
-    fn take_pending(&mut self, i: usize) -> (VecDeque<PendingRecord>, usize) {
-        let t = self.topics.at_mut(i);
-        let held = std::mem::take(&mut t.pending_held);
-        self.buffered_bytes -= held;
-        (std::mem::take(&mut t.pending), held)
-    }
-
-    /// In-use and pooled bytes stay within `buffer.memory` together.
-    fn check_memory(&self) {
-        debug_assert!(
-            self.pool.pooled_bytes()
-                <= self
-                    .config
-                    .buffer_memory
-                    .saturating_sub(self.buffered_bytes),
-            "pooled {} + in use {} > buffer.memory {}",
-            self.pool.pooled_bytes(),
-            self.buffered_bytes,
-            self.config.buffer_memory
-        );
-    }
-
-    /// Keeps the buffer of a finished batch (its memory already released)
-    /// for a new batch, when it has the pooled size and memory allows.
-    fn recycle(&mut self, buf: BytesMut) {
-        let room = self
-            .config
-            .buffer_memory
-            .saturating_sub(self.buffered_bytes);
-        self.pool.put(buf, room);
-        self.check_memory();
-    }
-
-    // ---- internals: outcomes -------------------------------------------------
-
-    fn complete_failed(
-        &mut self,
-        topic: Arc<str>,
-        partition: i32,
-        ids: RecordIds,
-        memory: usize,
-        error: DeliveryError,
-    ) {
-        self.buffered_bytes -= memory;
-        self.pending_records -= ids.len();
-        self.metrics.records_failed += ids.len() as u64;
-        self.events.push_back(Event::Failed(Failure {
-            topic,
-            partition,
-            records: ids,
-            error,
-        }));
-    }
-
-    /// Fails every record without outcome; `in_flight` tells the error maker
-    /// whether the batch was on the wire.
-    fn fail_everything(&mut self, err: impl Fn(bool) -> DeliveryError) {
-        // In-flight batches first: they are the oldest.
-        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
-        for c in conns {
-            let conn = self.conns.get_mut(&c).expect("listed");
-            let in_flight = std::mem::take(&mut conn.in_flight);
-            let unwritten = std::mem::take(&mut conn.unwritten);
-            let mut on_wire: Vec<accumulator::Batch> =
-                unwritten.into_iter().flat_map(|(_, bs)| bs).collect();
-            for f in in_flight {
-                match f.kind {
-                    network::RequestKind::Produce(batches) => on_wire.extend(batches),
-                    other => self.unmark_request(&other),
-                }
-            }
-            for b in on_wire {
-                self.off_the_wire(&b);
-                self.fail_batch(b, err(true));
-            }
-            self.transmits.push_back(Transmit::Close { conn: c });
-            self.conns.remove(&c);
-        }
-        for i in 0..self.parts.len() {
-            let queue = std::mem::take(&mut self.parts[i].queue);
-            let open = self.parts[i].open.take();
-            let (t, p) = (self.parts[i].topic.clone(), self.parts[i].partition);
-            self.parts[i].queued_records = 0;
-            for b in queue {
-                let e = if b.maybe_persisted {
-                    err(true)
-                } else {
-                    err(false)
-                };
-                self.fail_batch(b, e);
-            }
-            if let Some(o) = open {
-                self.complete_failed(t.clone(), p, o.ids, o.memory, err(false));
-                self.recycle(o.builder.into_buffer());
-            }
-        }
-        for i in 0..self.topics.len() {
-            let name = self.topics.names()[i].clone();
-            for r in self.take_pending(i).0 {
-                let mut ids = RecordIds::default();
-                ids.push(RecordId(r.id));
-                self.complete_failed(name.clone(), -1, ids, 0, err(false));
-            }
-        }
-    }
-
-    /// Sets a fatal error: every pending record fails with it, and so do later sends.
-    fn set_fatal(&mut self, code: ErrorCode) {
-        if self.fatal.is_some() {
-            return;
-        }
-        log::error!("producer failed fatally: {code}");
-        self.fatal = Some(code);
-        self.fail_everything(|maybe_persisted| DeliveryError::Fatal {
-            code,
-            maybe_persisted,
-        });
-    }
-
+    /// The retry backoff after `attempts` failed attempts: exponential up to
+    /// `retry.backoff.max.ms`, with jitter.
     fn backoff(&mut self, attempts: u32) -> Duration {
         let base = self.config.retry_backoff.as_secs_f64() * 1000.0;
         let max = self.config.retry_backoff_max.as_secs_f64() * 1000.0;
@@ -1030,39 +654,6 @@ impl Producer {
         // Java's jitter: +/- 20 %.
         let jitter = 0.8 + 0.4 * self.rng.unit();
         Duration::from_micros(((capped * jitter).min(max) * 1000.0) as u64)
-    }
-}
-
-/// The partition for a record of a known topic `t`; `Err(partitions)` for an
-/// invalid explicit one. (A free function so that `send` looks its topic up once.)
-#[inline]
-fn choose_partition(
-    t: &mut TopicState,
-    record: &ProducerRecord,
-    size: usize,
-    partitioner: &mut Option<Box<dyn Partitioner>>,
-    config: &ProducerConfig,
-    rng: &mut Rng,
-) -> Result<i32, i32> {
-    let n = t.parts.len() as i32;
-    if let Some(p) = record.partition {
-        return if (0..n).contains(&p) { Ok(p) } else { Err(n) };
-    }
-    if let Some(user) = partitioner.as_mut() {
-        if let Some(p) = user.partition(
-            &record.topic,
-            record.key.as_deref(),
-            record.value.as_deref(),
-            n,
-        ) {
-            return if (0..n).contains(&p) { Ok(p) } else { Err(n) };
-        }
-    }
-    match &record.key {
-        Some(k) if !config.partitioner_ignore_keys => Ok(partition_for_key(k, n)),
-        _ => Ok(t
-            .sticky
-            .choose(size, config.batch_size, n, &t.available, rng)),
     }
 }
 

@@ -1,23 +1,20 @@
-//! Connections as the core sees them: handshake (ApiVersions), negotiated
-//! versions, requests in flight, and the answers to the cluster-level
-//! requests (ApiVersions, Metadata, InitProducerId).
+//! Connections as the core sees them: opening and closing them, deframing
+//! their bytes and matching answers to requests by correlation id, the
+//! requests in flight, and the reconnect backoff per address.
 
 use std::collections::VecDeque;
 use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::protocol::error_code::ErrorCode;
 use crate::protocol::frame::{self, ApiKey, Deframer, Request};
-use crate::protocol::messages::api_versions::{ApiVersionsRequest, ApiVersionsResponse};
-use crate::protocol::messages::init_producer_id::{InitProducerIdRequest, InitProducerIdResponse};
-use crate::protocol::messages::metadata::{
-    MetadataRequest, MetadataRequestTopic, MetadataResponse,
-};
+use crate::protocol::messages::api_versions::ApiVersionsResponse;
+use crate::protocol::messages::init_producer_id::InitProducerIdResponse;
+use crate::protocol::messages::metadata::MetadataResponse;
 
-use super::accumulator::{Batch, PartitionState};
-use super::config::MetadataRecoveryStrategy;
-use super::{error_of, ConnId, ConnectionError, PidState, Producer, Transmit};
+use super::accumulator::Batch;
+use super::idempotence::PidState;
+use super::{ConnId, ConnectionError, Producer, Transmit};
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,7 +142,7 @@ impl Connection {
     }
 
     /// Carries batches whose outcome is not known yet.
-    fn carries_batches(&self) -> bool {
+    pub(super) fn carries_batches(&self) -> bool {
         !self.unwritten.is_empty()
             || self
                 .in_flight
@@ -162,8 +159,18 @@ impl Connection {
     }
 }
 
-/// Highest ApiVersions request version we try first.
-const API_VERSIONS_MAX: i16 = 4;
+impl RequestKind {
+    /// The API this request is of (a stale one is never decoded: Metadata
+    /// stands in for it).
+    pub(crate) fn api_key(&self) -> ApiKey {
+        match self {
+            RequestKind::ApiVersions => ApiKey::ApiVersions,
+            RequestKind::Metadata | RequestKind::Stale => ApiKey::Metadata,
+            RequestKind::InitProducerId => ApiKey::InitProducerId,
+            RequestKind::Produce(_) => ApiKey::Produce,
+        }
+    }
+}
 
 impl Producer {
     /// Asks the driver for a new connection to `addr`.
@@ -202,28 +209,6 @@ impl Producer {
             },
         );
         id
-    }
-
-    pub(crate) fn on_connected(&mut self, conn: ConnId, now: Instant) {
-        let Some(c) = self.conns.get_mut(&conn) else {
-            return;
-        };
-        if c.state != ConnState::Connecting {
-            return;
-        }
-        // Connected is not usable yet: the reconnect backoff is left as it
-        // is until ApiVersions is answered (`on_api_versions`).
-        c.state = ConnState::Handshake;
-        self.send_api_versions(conn, API_VERSIONS_MAX, now);
-    }
-
-    fn send_api_versions(&mut self, conn: ConnId, version: i16, now: Instant) {
-        let req = ApiVersionsRequest {
-            client_software_name: "kafka-sansio".into(),
-            client_software_version: env!("CARGO_PKG_VERSION").into(),
-            ..Default::default()
-        };
-        self.send_request(conn, version, &req, RequestKind::ApiVersions, now);
     }
 
     /// Encodes and queues a request on `conn`, tracking it as in flight.
@@ -475,56 +460,6 @@ impl Producer {
         Ok(())
     }
 
-    fn on_api_versions(
-        &mut self,
-        conn: ConnId,
-        version: i16,
-        resp: ApiVersionsResponse,
-        now: Instant,
-    ) {
-        let code = error_of(resp.error_code);
-        if code == Some(ErrorCode::UnsupportedVersion) {
-            // Retry with the broker's highest ApiVersions version.
-            let theirs = resp
-                .api_keys
-                .iter()
-                .find(|k| k.api_key == ApiKey::ApiVersions.code())
-                .map(|k| k.max_version)
-                .unwrap_or(0);
-            let next = theirs.min(version - 1).max(0);
-            if next < version {
-                self.send_api_versions(conn, next, now);
-                return;
-            }
-        }
-        if let Some(code) = code {
-            let addr = self.conns[&conn].addr_string();
-            self.reset(conn, now, ConnectionError::Handshake { addr, code });
-            return;
-        }
-        let mut versions = [None; ApiKey::ALL.len()];
-        for (i, key) in ApiKey::ALL.iter().enumerate() {
-            let (lo, hi) = key.versions();
-            if let Some(k) = resp.api_keys.iter().find(|k| k.api_key == key.code()) {
-                let v = hi.min(k.max_version);
-                if v >= lo.max(k.min_version) {
-                    versions[i] = Some(v);
-                }
-            }
-        }
-        let c = self.conns.get_mut(&conn).expect("connection");
-        c.versions = versions;
-        c.state = ConnState::Ready;
-        if c.version(ApiKey::Produce).is_none() || c.version(ApiKey::Metadata).is_none() {
-            // Produce v3 (RecordBatch v2) is the floor: this broker cannot take our records.
-            log::error!(
-                "broker {:?} supports no Produce/Metadata version in our range",
-                c.addr
-            );
-            self.set_fatal(ErrorCode::UnsupportedVersion);
-        }
-    }
-
     /// Counts the bytes a response had after its version's last field, and
     /// logs the first such response of a connection.
     fn skipped(&mut self, conn: ConnId, api: ApiKey, version: i16, skipped: usize) {
@@ -654,345 +589,15 @@ impl Producer {
         }
     }
 
-    /// Builds and sends a Metadata request for every topic in use on `conn`.
-    pub(crate) fn send_metadata(&mut self, conn: ConnId, now: Instant) {
-        let Some(version) = self.conns[&conn].version(ApiKey::Metadata) else {
-            // Its ApiVersions answer had no Metadata version in our range
-            // (`on_api_versions` made that fatal): nothing to ask it.
-            self.set_fatal(ErrorCode::UnsupportedVersion);
-            return;
-        };
-        let topics = self
-            .topics
-            .names()
-            .iter()
-            .map(|t| MetadataRequestTopic {
-                name: Some(t.to_string()),
-                ..Default::default()
-            })
-            .collect();
-        let req = MetadataRequest {
-            topics: Some(topics),
-            allow_auto_topic_creation: true,
-            ..Default::default()
-        };
-        if self.send_request(conn, version, &req, RequestKind::Metadata, now) {
-            self.metadata_in_flight = true;
-            self.metadata_needed = false;
-            self.metrics.metadata_requests += 1;
-        }
-    }
-
-    /// A Metadata answer, as Java's `DefaultMetadataUpdater` takes it: a
-    /// top-level REBOOTSTRAP_REQUIRED (KIP-1102) rebootstraps when
-    /// `metadata.recovery.strategy` is `rebootstrap`; any other answer without
-    /// brokers is a failed refresh, retried with backoff; the rest is used,
-    /// whatever its top-level error says (Java only logs it).
-    fn on_metadata(&mut self, conn: ConnId, resp: MetadataResponse, now: Instant) {
-        let top_error = error_of(resp.error_code);
-        if top_error == Some(ErrorCode::RebootstrapRequired)
-            && self.config.metadata_recovery_strategy == MetadataRecoveryStrategy::Rebootstrap
-        {
-            log::info!("Metadata on {conn:?}: rebootstrap required by the broker");
-            // Not a failed refresh (Java's updater calls no `failedUpdate`
-            // here): no retry backoff is added, and the next request goes
-            // out once a bootstrap connection is up, paced by the reconnect
-            // backoff of the connections the rebootstrap closed.
-            self.rebootstrap(now);
-            return;
-        }
-        if let Some(code) = top_error {
-            log::warn!("Metadata on {conn:?} carries top-level error {code}");
-        }
-        if resp.brokers.is_empty() {
-            // A broker starting up (or a proxy failing the request) lists
-            // none: nothing here can be used.
-            log::debug!("Metadata on {conn:?} lists no broker; retrying");
-            self.retry_metadata_later(now);
-            return;
-        }
-        self.metadata_last = Some(now);
-        self.metadata_wanted_since = None;
-        // A broker answered usably: an older connection failure is not why
-        // records wait from now on.
-        self.last_conn_error = None;
-        // The answer's broker list replaces ours, as Java's cluster view: a
-        // broker that left is no longer dialed. (Connections to it stay until
-        // they break or their answers are in; partitions it led get the
-        // leaders this answer names.)
-        self.brokers.clear();
-        for b in &resp.brokers {
-            if let Ok(port) = u16::try_from(b.port) {
-                self.brokers.insert(b.node_id, (b.host.clone(), port));
-            }
-        }
-        // A leader that is not listed any more is unknown (a partition this
-        // answer does not cover would otherwise wait for a broker that left).
-        for p in &mut self.parts {
-            if p.leader.is_some_and(|l| !self.brokers.contains_key(&l)) {
-                p.leader = None;
-            }
-        }
-        let mut retry_soon = false;
-        for t in resp.topics {
-            let Some(name) = t.name else { continue };
-            let Some(i) = self.topics.position(&name) else {
-                continue;
-            };
-            let code = error_of(t.error_code);
-            match code {
-                None => {}
-                Some(c) if c.is_retriable() => {
-                    // UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE...: wait, up to max.block.ms.
-                    self.topics.at_mut(i).error = Some(c);
-                    retry_soon = true;
-                    continue;
-                }
-                Some(c) => {
-                    // Authorization and the like: fail what waits for this topic.
-                    self.topics.at_mut(i).error = Some(c);
-                    self.fail_topic(i, DeliveryErrorKind::Broker(c));
-                    continue;
-                }
-            }
-            let ts = self.topics.at_mut(i);
-            ts.error = None;
-            // Zero below Metadata v10: Produce then names the topic (v12 at most).
-            ts.id = t.topic_id;
-            let mut partitions: Vec<_> = t.partitions;
-            partitions.sort_by_key(|p| p.partition_index);
-            let count = partitions
-                .iter()
-                .map(|p| p.partition_index + 1)
-                .max()
-                .unwrap_or(0)
-                .max(ts.parts.len() as i32);
-            while (self.topics.at(i).parts.len() as i32) < count {
-                let n = self.topics.at(i).parts.len() as i32;
-                self.parts
-                    .push(PartitionState::new(self.topics.names()[i].clone(), i, n));
-                let idx = self.parts.len() - 1;
-                self.topics.at_mut(i).parts.push(idx);
-            }
-            let mut available = Vec::new();
-            for p in partitions {
-                let idx = self.topics.at(i).parts[p.partition_index as usize];
-                let leader = (p.leader_id >= 0 && self.brokers.contains_key(&p.leader_id))
-                    .then_some(p.leader_id);
-                if leader.is_none() {
-                    retry_soon = true;
-                } else {
-                    available.push(p.partition_index);
-                }
-                self.parts[idx].leader = leader;
-            }
-            self.topics.at_mut(i).available = available;
-            self.place_pending(i, now);
-        }
-        if retry_soon {
-            self.retry_metadata_later(now);
-        } else {
-            self.metadata_attempts = 0;
-            self.metadata_retry_at = None;
-        }
-    }
-
-    /// Asks for metadata again after the backoff of one more failed attempt.
-    fn retry_metadata_later(&mut self, now: Instant) {
-        self.metadata_needed = true;
-        self.metadata_attempts += 1;
-        let wait = self.backoff(self.metadata_attempts);
-        self.metadata_retry_at = Some(now + wait);
-    }
-
-    /// Java's rebootstrap: the cluster view (brokers and leaders) is
-    /// replaced by `bootstrap.servers`, so that the next connection, and the
-    /// next Metadata request, go to a bootstrap address. Connections of the
-    /// old view take no new request. Unlike Java (which aborts what is in
-    /// flight on them, KAFKA-18085), those carrying batches are kept until
-    /// the batches are answered: without idempotence a resend of a batch the
-    /// broker already appended would be a duplicate. The others are closed.
-    pub(crate) fn rebootstrap(&mut self, now: Instant) {
-        log::info!("rebootstrapping with {:?}", self.bootstrap);
-        self.metrics.rebootstraps += 1;
-        self.brokers.clear();
-        for p in &mut self.parts {
-            p.leader = None;
-        }
-        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
-        for conn in conns {
-            if self.conns[&conn].carries_batches() {
-                self.retire(conn);
-            } else {
-                self.on_disconnected(conn, now, End::Close);
-            }
-        }
-        self.metadata_needed = true;
-        // As Java's: the trigger's clock starts again.
-        self.metadata_wanted_since = Some(now);
-    }
-
-    /// Keeps `conn` only for the answers to the batches it carries; its other
-    /// requests are redone on the new cluster view.
-    fn retire(&mut self, conn: ConnId) {
-        let c = self.conns.get_mut(&conn).expect("connection");
-        c.retired = true;
-        let stale: Vec<RequestKind> = c
-            .in_flight
-            .iter_mut()
-            .filter(|f| !matches!(f.kind, RequestKind::Produce(_)))
-            .map(|f| std::mem::replace(&mut f.kind, RequestKind::Stale))
-            .collect();
-        for kind in &stale {
-            self.unmark_request(kind);
-        }
-    }
-
-    /// Partitions and appends the records that waited for the metadata of
-    /// the topic at position `i`, in order.
-    pub(crate) fn place_pending(&mut self, i: usize, now: Instant) {
-        // What the records held is given back at once, and their batches
-        // account for themselves. Given back record by record, the batch
-        // opened for the first would be sized to what the others still hold
-        // left free: a record's worth, so one record a batch, and buffers of
-        // a size the pool does not keep.
-        let (mut pending, mut left) = self.take_pending(i);
-        while let Some(r) = pending.pop_front() {
-            let ts = r.record.timestamp.expect("filled at send");
-            let size = r.size - super::BATCH_OVERHEAD;
-            match self.choose_partition(i, &r.record, size) {
-                Ok(p) => {
-                    let part = self.topics.at(i).parts[p as usize];
-                    if self.append(part, r.id, &r.record, ts, size, now).is_err() {
-                        // No memory for a batch now: this record and the ones
-                        // behind it wait, in order, for deliveries to free
-                        // some. They hold what they held as far as memory
-                        // allows: the batches just opened may have taken more
-                        // than their records held (one partly filled), and
-                        // buffer.memory is never exceeded.
-                        pending.push_front(r);
-                        let held = left.min(
-                            self.config
-                                .buffer_memory
-                                .saturating_sub(self.buffered_bytes),
-                        );
-                        self.hold(held);
-                        let t = self.topics.at_mut(i);
-                        t.pending = pending;
-                        t.pending_held = held;
-                        return;
-                    }
-                    left = left.saturating_sub(r.size);
-                }
-                Err(partitions) => {
-                    left = left.saturating_sub(r.size);
-                    let mut ids = super::RecordIds::default();
-                    ids.push(super::RecordId(r.id));
-                    self.complete_failed(
-                        self.topics.names()[i].clone(),
-                        r.record.partition.unwrap_or(-1),
-                        ids,
-                        0,
-                        super::DeliveryError::InvalidPartition {
-                            partition: r.record.partition.unwrap_or(-1),
-                            partitions,
-                        },
-                    );
-                }
-            }
-        }
-    }
-
-    /// Fails the records still waiting for the metadata of the topic at position `i`.
-    pub(crate) fn fail_topic(&mut self, i: usize, why: DeliveryErrorKind) {
-        let topic = self.topics.names()[i].clone();
-        for r in self.take_pending(i).0 {
-            let mut ids = super::RecordIds::default();
-            ids.push(super::RecordId(r.id));
-            let error = match &why {
-                DeliveryErrorKind::Broker(code) => super::DeliveryError::Broker {
-                    code: *code,
-                    message: None,
-                    maybe_persisted: false,
-                },
-                DeliveryErrorKind::NotFound(ms) => super::DeliveryError::TopicNotFound(*ms),
-                DeliveryErrorKind::Unavailable(ms, cause) => {
-                    super::DeliveryError::BrokerUnavailable {
-                        waited_ms: *ms,
-                        cause: cause.clone(),
-                    }
-                }
-            };
-            self.complete_failed(topic.clone(), -1, ids, 0, error);
-        }
-    }
-
-    /// Sends InitProducerId on `conn` (a fresh id, or a new epoch after an exhausted one).
-    pub(crate) fn send_init_producer_id(&mut self, conn: ConnId, now: Instant) {
-        let Some(version) = self.conns[&conn].version(ApiKey::InitProducerId) else {
-            // A broker without InitProducerId cannot do idempotence.
-            self.set_fatal(ErrorCode::UnsupportedVersion);
-            return;
-        };
-        let req = InitProducerIdRequest {
-            transactional_id: None,
-            transaction_timeout_ms: i32::MAX,
-            producer_id: -1,
-            producer_epoch: -1,
-            ..Default::default()
-        };
-        if self.send_request(conn, version, &req, RequestKind::InitProducerId, now) {
-            self.pid = PidState::Unknown {
-                in_flight: true,
-                retry_at: None,
-            };
-        }
-    }
-
-    fn on_init_producer_id(&mut self, resp: InitProducerIdResponse, now: Instant) {
-        match error_of(resp.error_code) {
-            None => {
-                self.pid_attempts = 0;
-                self.pid = PidState::Ready {
-                    id: resp.producer_id,
-                    epoch: resp.producer_epoch,
-                };
-                for p in &mut self.parts {
-                    p.next_seq = 0;
-                    p.acked_in_epoch = false;
-                }
-            }
-            Some(c) if c.is_retriable() || matches!(c, ErrorCode::CoordinatorLoadInProgress) => {
-                self.pid_attempts += 1;
-                let wait = self.backoff(self.pid_attempts);
-                self.pid = PidState::Unknown {
-                    in_flight: false,
-                    retry_at: Some(now + wait),
-                };
-            }
-            Some(c) => self.set_fatal(c),
-        }
-    }
-}
-
-/// Why the records of a topic fail before they had a partition.
-#[derive(Debug, Clone)]
-pub(crate) enum DeliveryErrorKind {
-    Broker(ErrorCode),
-    NotFound(u64),
-    /// No broker answered usably within `max.block.ms` (ms), for this reason.
-    Unavailable(u64, ConnectionError),
-}
-
-impl RequestKind {
-    /// The API this request is of (a stale one is never decoded: Metadata
-    /// stands in for it).
-    pub(crate) fn api_key(&self) -> ApiKey {
-        match self {
-            RequestKind::ApiVersions => ApiKey::ApiVersions,
-            RequestKind::Metadata | RequestKind::Stale => ApiKey::Metadata,
-            RequestKind::InitProducerId => ApiKey::InitProducerId,
-            RequestKind::Produce(_) => ApiKey::Produce,
-        }
+    /// Every batch on the wire: in requests awaiting answers, or acks=0
+    /// requests not written yet.
+    pub(crate) fn in_flight_batches_iter(&self) -> impl Iterator<Item = &Batch> {
+        self.conns.values().flat_map(|c| {
+            let answered = c.in_flight.iter().flat_map(|f| match &f.kind {
+                RequestKind::Produce(bs) => bs.as_slice(),
+                _ => &[],
+            });
+            answered.chain(c.unwritten.iter().flat_map(|(_, bs)| bs.iter()))
+        })
     }
 }
