@@ -30,13 +30,21 @@ impl Producer {
         self.check_memory();
     }
 
+    /// Gives `n` bytes of `buffer.memory` back: the only way memory leaves
+    /// use, so that what `hold` took and what is released balance.
+    #[inline]
+    pub(super) fn release(&mut self, n: usize) {
+        self.buffered_bytes -= n;
+    }
+
     /// Takes the records waiting for the metadata of the topic at position
     /// `i`, and gives back the memory they held; returns them and that memory.
     pub(super) fn take_pending(&mut self, i: usize) -> (VecDeque<PendingRecord>, usize) {
         let t = self.topics.at_mut(i);
         let held = std::mem::take(&mut t.pending_held);
-        self.buffered_bytes -= held;
-        (std::mem::take(&mut t.pending), held)
+        let pending = std::mem::take(&mut t.pending);
+        self.release(held);
+        (pending, held)
     }
 
     /// In-use and pooled bytes stay within `buffer.memory` together.

@@ -11,10 +11,11 @@ use super::record::{Delivery, DeliveryError, Event, Failure, RecordId, RecordIds
 use super::{ConnId, Producer, Transmit};
 
 impl Producer {
+    /// Completes a batch the broker took (or, for acks=0, that was written).
     pub(crate) fn deliver(&mut self, b: Batch, base_offset: i64, log_append_time: i64) {
+        self.release(b.memory);
         let p = &mut self.parts[b.part];
         p.acked_in_epoch |= b.sequenced;
-        self.buffered_bytes -= b.memory;
         self.pending_records -= b.count();
         self.metrics.records_delivered += b.count() as u64;
         self.events.push_back(Event::Delivered(Delivery {
@@ -57,7 +58,7 @@ impl Producer {
         memory: usize,
         error: DeliveryError,
     ) {
-        self.buffered_bytes -= memory;
+        self.release(memory);
         self.pending_records -= ids.len();
         self.metrics.records_failed += ids.len() as u64;
         self.events.push_back(Event::Failed(Failure {
