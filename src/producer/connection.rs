@@ -14,6 +14,7 @@ use crate::protocol::messages::metadata::MetadataResponse;
 
 use super::accumulator::Batch;
 use super::idempotence::PidState;
+use super::timers::earliest;
 use super::{ConnId, ConnectionError, Producer, Transmit};
 
 /// Where a connection is in its life.
@@ -599,5 +600,31 @@ impl Producer {
             });
             answered.chain(c.unwritten.iter().flat_map(|(_, bs)| bs.iter()))
         })
+    }
+
+    /// The earliest deadline after `now` among the connections: the oldest
+    /// request's timeout, the connect timeout, the end of a throttle.
+    pub(super) fn connections_deadline(&self, now: Instant) -> Option<Instant> {
+        let connect = self.config.connect_timeout;
+        earliest(
+            now,
+            self.conns.values().flat_map(|c| {
+                let request = c.in_flight.front().map(|f| f.deadline);
+                let connecting = (c.state == ConnState::Connecting).then(|| c.started + connect);
+                request
+                    .into_iter()
+                    .chain(connecting)
+                    .chain(c.throttled_until)
+            }),
+        )
+    }
+
+    /// The earliest end of a reconnect backoff after `now`, while records
+    /// wait (without records nothing dials).
+    pub(super) fn reconnect_deadline(&self, now: Instant) -> Option<Instant> {
+        if self.pending_records == 0 {
+            return None;
+        }
+        earliest(now, self.reconnect.values().map(|(t, _)| *t))
     }
 }

@@ -14,6 +14,7 @@ use super::accumulator::PartitionState;
 use super::config::MetadataRecoveryStrategy;
 use super::connection::{ConnState, End, RequestKind};
 use super::idempotence::PidState;
+use super::timers::{earliest, Timer};
 use super::{error_of, ConnId, ConnectionError, Producer};
 
 impl Producer {
@@ -40,7 +41,10 @@ impl Producer {
         // A fatal error ends the producer: it asks the cluster for nothing more.
         let want_metadata = due
             && !self.metadata_in_flight
-            && self.metadata_retry_at.is_none_or(|t| t <= now)
+            && self
+                .timers
+                .get(Timer::MetadataRetry)
+                .is_none_or(|t| t <= now)
             && self.fatal.is_none();
         let want_pid = matches!(
             self.pid,
@@ -317,7 +321,7 @@ impl Producer {
             self.retry_metadata_later(now);
         } else {
             self.metadata_attempts = 0;
-            self.metadata_retry_at = None;
+            self.timers.set(Timer::MetadataRetry, None);
         }
     }
 
@@ -326,7 +330,7 @@ impl Producer {
         self.metadata_needed = true;
         self.metadata_attempts += 1;
         let wait = self.backoff(self.metadata_attempts);
-        self.metadata_retry_at = Some(now + wait);
+        self.timers.set(Timer::MetadataRetry, Some(now + wait));
     }
 
     /// Java's rebootstrap: the cluster view (brokers and leaders) is
@@ -459,6 +463,19 @@ impl Producer {
             };
             self.complete_failed(topic.clone(), -1, ids, 0, error);
         }
+    }
+
+    /// The earliest `max.block.ms` after `now` of records waiting for their
+    /// topic's metadata.
+    pub(super) fn max_block_deadline(&self, now: Instant) -> Option<Instant> {
+        let max_block = self.config.max_block;
+        earliest(
+            now,
+            self.topics
+                .values()
+                .filter_map(|t| t.pending.front())
+                .map(|r| r.since + max_block),
+        )
     }
 }
 

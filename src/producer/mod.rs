@@ -24,6 +24,7 @@ mod produce_response;
 pub mod record;
 pub mod rng;
 mod sender;
+mod timers;
 mod topics;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -47,6 +48,7 @@ pub use record::{
     RecordMetadata, SendError, Timestamps,
 };
 use rng::Rng;
+use timers::TimerTable;
 use topics::PendingRecord;
 use topics::Topics;
 
@@ -158,7 +160,6 @@ pub struct Producer {
     metadata_in_flight: bool,
     metadata_needed: bool,
     metadata_last: Option<Instant>,
-    metadata_retry_at: Option<Instant>,
     /// Indices of the partitions that may hold batches, ascending: every
     /// partition with an open or queued batch is in it (a turn prunes the
     /// ones left empty), so that a turn's walks over batches cost the
@@ -186,6 +187,8 @@ pub struct Producer {
     /// Scratch for the pieces of one request (see `transmit_request`).
     segments: Vec<Bytes>,
     events: VecDeque<Event>,
+    /// The deadlines of every concern, and the next of them.
+    timers: TimerTable,
     next_timeout: Option<Instant>,
     dirty: bool,
 
@@ -271,7 +274,6 @@ impl Producer {
             metadata_in_flight: false,
             metadata_needed: false,
             metadata_last: None,
-            metadata_retry_at: None,
             active: Vec::new(),
             scratch_nodes: Vec::new(),
             scratch_conns: Vec::new(),
@@ -286,6 +288,7 @@ impl Producer {
             transmits: VecDeque::new(),
             segments: Vec::new(),
             events: VecDeque::new(),
+            timers: TimerTable::default(),
             next_timeout: None,
             dirty: true,
             flush_below: 0,

@@ -18,6 +18,7 @@ use super::connection::{ConnState, RequestKind};
 use super::idempotence::PidState;
 use super::metadata::DeliveryErrorKind;
 use super::record::{DeliveryError, Event};
+use super::timers::earliest;
 use super::{Acks, ConnId, ConnectionError, Producer, Transmit};
 
 impl Producer {
@@ -35,7 +36,8 @@ impl Producer {
         self.maybe_bump_epoch(now);
         self.drain(now);
         self.maybe_finish_close();
-        self.next_timeout = self.compute_timeout(now);
+        self.arm_timers(now);
+        self.next_timeout = self.timers.next_after(now);
     }
 
     // ---- the partitions in use -------------------------------------------------
@@ -395,7 +397,34 @@ impl Producer {
         f.kind = RequestKind::Produce(batches);
     }
 
-    // ---- close and timeouts ------------------------------------------------------
+    /// The earliest deadline after `now` among the batches: a lingering
+    /// batch's linger and delivery timeout, a queued one's delivery timeout
+    /// and retry backoff.
+    pub(super) fn batches_deadline(&self, now: Instant) -> Option<Instant> {
+        let dt = self.config.delivery_timeout;
+        let linger = self.config.linger;
+        earliest(
+            now,
+            self.active_parts().flat_map(|p| {
+                let open = p
+                    .open
+                    .iter()
+                    .flat_map(move |o| [o.created + linger, o.created + dt]);
+                let head = p.queue.front().map(|b| b.created + dt);
+                // Only batches that went out carry a retry time, and they lead
+                // the queue: stop at the first fresh one, not at the queue's end.
+                let retries = p
+                    .queue
+                    .front()
+                    .into_iter()
+                    .chain(p.queue.iter().skip(1).take_while(|b| b.attempts > 0))
+                    .filter_map(|b| b.retry_at);
+                open.chain(head).chain(retries)
+            }),
+        )
+    }
+
+    // ---- close ------------------------------------------------------
 
     fn maybe_finish_close(&mut self) {
         if self.closing && !self.closed && self.pending_records == 0 {
@@ -409,83 +438,5 @@ impl Producer {
             self.pool.shrink_to(0);
             self.events.push_back(Event::Closed);
         }
-    }
-
-    fn compute_timeout(&self, now: Instant) -> Option<Instant> {
-        // Only future deadlines: what is due now was handled by this drive, or
-        // waits for an input (an answer, a connection) that drives again.
-        let mut next: Option<Instant> = None;
-        let mut at = |t: Instant| {
-            if t > now {
-                next = Some(next.map_or(t, |n| n.min(t)));
-            }
-        };
-        let dt = self.config.delivery_timeout;
-        for p in self.active_parts() {
-            if let Some(o) = &p.open {
-                at(o.created + self.config.linger);
-                at(o.created + dt);
-            }
-            if let Some(b) = p.queue.front() {
-                at(b.created + dt);
-                if let Some(r) = b.retry_at {
-                    at(r);
-                }
-            }
-            // Only batches that went out carry a retry time, and they lead
-            // the queue: stop at the first fresh one, not at the queue's end.
-            for b in p.queue.iter().skip(1).take_while(|b| b.attempts > 0) {
-                if let Some(r) = b.retry_at {
-                    at(r);
-                }
-            }
-        }
-        for c in self.conns.values() {
-            if let Some(f) = c.in_flight.front() {
-                at(f.deadline);
-            }
-            if c.state == ConnState::Connecting {
-                at(c.started + self.config.connect_timeout);
-            }
-            if let Some(t) = c.throttled_until {
-                if t > now {
-                    at(t);
-                }
-            }
-        }
-        for t in self.topics.values() {
-            if let Some(r) = t.pending.front() {
-                at(r.since + self.config.max_block);
-            }
-        }
-        let has_work = self.pending_records > 0;
-        if let Some(t) = self.metadata_retry_at {
-            at(t);
-        }
-        if let Some(t) = self
-            .metadata_wanted_since
-            .and_then(|s| self.rebootstrap_trigger(s))
-        {
-            at(t);
-        }
-        if let Some(t) = self.metadata_last {
-            if !self.topics.is_empty() {
-                at(t + self.config.metadata_max_age);
-            }
-        }
-        if let PidState::Unknown {
-            retry_at: Some(t), ..
-        } = self.pid
-        {
-            at(t);
-        }
-        if has_work {
-            for (t, _) in self.reconnect.values() {
-                if *t > now {
-                    at(*t);
-                }
-            }
-        }
-        next
     }
 }
