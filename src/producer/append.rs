@@ -44,7 +44,7 @@ impl Producer {
         size: usize,
         now: Instant,
     ) -> Result<(), ()> {
-        if self.buffered_bytes + RECORD_OVERHEAD > self.config.buffer_memory {
+        if self.memory.buffered + RECORD_OVERHEAD > self.config.buffer_memory {
             return Err(());
         }
         // Into the open batch when the record fits: the common case, with
@@ -84,19 +84,19 @@ impl Producer {
         let room = self
             .config
             .buffer_memory
-            .saturating_sub(self.buffered_bytes + RECORD_OVERHEAD);
+            .saturating_sub(self.memory.buffered + RECORD_OVERHEAD);
         let need = size + BATCH_OVERHEAD;
         if need > room {
             return Err(());
         }
         let cap = batch_size.min(room).max(need);
         // A freed buffer when one fits: already paged in, unlike a new one.
-        let reused = if cap == self.pool.size() {
-            self.pool.take()
+        let reused = if cap == self.memory.pool.size() {
+            self.memory.pool.take()
         } else {
             None
         };
-        self.hold(cap);
+        self.memory.hold(cap);
         let mut builder = match reused {
             Some(buf) => BatchBuilder::with_buffer(buf, ts),
             None => BatchBuilder::new(ts, cap),
@@ -133,7 +133,7 @@ impl Producer {
     /// batch once it reached its target size.
     #[inline]
     fn appended(&mut self, part: usize, id: u64, ts: i64) {
-        self.hold(RECORD_OVERHEAD);
+        self.memory.hold(RECORD_OVERHEAD);
         let p = &mut self.parts[part];
         let open = p.open.as_mut().expect("open batch");
         open.memory += RECORD_OVERHEAD;

@@ -2,7 +2,7 @@
 //! their bytes and matching answers to requests by correlation id, the
 //! requests in flight, and the reconnect backoff per address.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -99,6 +99,24 @@ pub(crate) struct Connection {
 /// unknown answer does.
 pub(crate) const ACKS0_REMEMBERED: usize = 256;
 
+/// The connections, and what outlives any one of them.
+#[derive(Debug, Default)]
+pub(super) struct Network {
+    /// Open (or opening) connections.
+    pub conns: BTreeMap<ConnId, Connection>,
+    /// Reconnect backoff per address: (not before, failures in a row).
+    pub reconnect: BTreeMap<(String, u16), (Instant, u32)>,
+    /// The last connection failure since a broker last answered Metadata
+    /// usably: what records that time out waiting for metadata name.
+    pub last_error: Option<ConnectionError>,
+    /// The id of the next connection.
+    pub next_conn_id: u64,
+    /// The correlation id of the next request.
+    pub next_correlation: i32,
+    /// Scratch for the pieces of one request (see `transmit_request`).
+    pub segments: Vec<Bytes>,
+}
+
 impl Connection {
     /// `host:port`, as errors name it.
     pub fn addr_string(&self) -> String {
@@ -181,15 +199,15 @@ impl Producer {
         addr: (String, u16),
         now: Instant,
     ) -> ConnId {
-        let id = ConnId(self.next_conn_id);
-        self.next_conn_id += 1;
+        let id = ConnId(self.net.next_conn_id);
+        self.net.next_conn_id += 1;
         self.metrics.connects += 1;
         self.transmits.push_back(Transmit::Connect {
             conn: id,
             host: addr.0.clone(),
             port: addr.1,
         });
-        self.conns.insert(
+        self.net.conns.insert(
             id,
             Connection {
                 node,
@@ -225,7 +243,7 @@ impl Producer {
             return false;
         };
         let deadline = now + self.config.request_timeout;
-        let c = self.conns.get_mut(&conn).expect("connection exists");
+        let c = self.net.conns.get_mut(&conn).expect("connection exists");
         c.in_flight.push_back(InFlight {
             correlation_id,
             version,
@@ -247,9 +265,9 @@ impl Producer {
         version: i16,
         req: &R,
     ) -> Option<i32> {
-        let correlation_id = self.next_correlation;
-        self.next_correlation = self.next_correlation.wrapping_add(1) & i32::MAX;
-        let mut segments = std::mem::take(&mut self.segments);
+        let correlation_id = self.net.next_correlation;
+        self.net.next_correlation = self.net.next_correlation.wrapping_add(1) & i32::MAX;
+        let mut segments = std::mem::take(&mut self.net.segments);
         let res = frame::encode_request_split(
             correlation_id,
             Some(&self.config.client_id),
@@ -259,7 +277,7 @@ impl Producer {
         );
         let sent = match res {
             Ok(n) => {
-                let c = self.conns.get_mut(&conn).expect("connection exists");
+                let c = self.net.conns.get_mut(&conn).expect("connection exists");
                 c.sent_bytes += n as u64;
                 self.transmits
                     .extend(segments.drain(..).map(|data| Transmit::Send { conn, data }));
@@ -272,7 +290,7 @@ impl Producer {
             }
         };
         // The vector is kept for the next request (no allocation per request).
-        self.segments = segments;
+        self.net.segments = segments;
         sent
     }
 
@@ -283,7 +301,7 @@ impl Producer {
     /// that a report that changes nothing costs the driver no `drive`.
     pub(crate) fn on_written(&mut self, conn: ConnId, n: usize) -> bool {
         let limit = self.config.max_request_size as u64;
-        let Some(c) = self.conns.get_mut(&conn) else {
+        let Some(c) = self.net.conns.get_mut(&conn) else {
             return false;
         };
         let held = c.unwritten_bytes() >= limit;
@@ -306,12 +324,12 @@ impl Producer {
     }
 
     pub(crate) fn on_data(&mut self, conn: ConnId, data: &[u8], now: Instant) {
-        let Some(c) = self.conns.get_mut(&conn) else {
+        let Some(c) = self.net.conns.get_mut(&conn) else {
             return;
         };
         c.deframer.push(data);
         loop {
-            let c = self.conns.get_mut(&conn).expect("checked");
+            let c = self.net.conns.get_mut(&conn).expect("checked");
             let frame = match c.deframer.next_frame() {
                 Ok(Some(f)) => f,
                 Ok(None) => break,
@@ -359,7 +377,7 @@ impl Producer {
             }
             let (api, version) = (req.kind.api_key(), req.version);
             if let Err(error) = self.on_response(conn, req, frame, now) {
-                let addr = self.conns[&conn].addr_string();
+                let addr = self.net.conns[&conn].addr_string();
                 let error = ConnectionError::Decode {
                     addr,
                     api,
@@ -370,7 +388,7 @@ impl Producer {
                 return;
             }
             self.close_if_drained(conn);
-            if !self.conns.contains_key(&conn) {
+            if !self.net.conns.contains_key(&conn) {
                 return;
             }
         }
@@ -403,7 +421,7 @@ impl Producer {
             // Its flag was cleared when it went stale: another request may be out now.
             RequestKind::Stale => {}
             RequestKind::Metadata => {
-                self.metadata_in_flight = false;
+                self.cluster.metadata_in_flight = false;
                 let resp =
                     match frame::decode_response_lenient::<MetadataResponse>(frame, req.version) {
                         Ok((_, r, skipped)) => {
@@ -468,7 +486,7 @@ impl Producer {
             return;
         }
         self.metrics.response_bytes_skipped += skipped as u64;
-        let c = self.conns.get_mut(&conn).expect("answered on it");
+        let c = self.net.conns.get_mut(&conn).expect("answered on it");
         if !c.skipped_logged {
             c.skipped_logged = true;
             log::debug!(
@@ -491,12 +509,12 @@ impl Producer {
     pub(crate) fn unmark_request(&mut self, kind: &RequestKind) {
         match kind {
             RequestKind::Metadata => {
-                self.metadata_in_flight = false;
-                self.metadata_needed = true;
+                self.cluster.metadata_in_flight = false;
+                self.cluster.metadata_needed = true;
             }
             RequestKind::InitProducerId => {
-                if let PidState::Unknown { .. } = self.pid {
-                    self.pid = PidState::Unknown {
+                if let PidState::Unknown { .. } = self.idempotence.pid {
+                    self.idempotence.pid = PidState::Unknown {
                         in_flight: false,
                         retry_at: None,
                     };
@@ -510,11 +528,12 @@ impl Producer {
     /// kept only for those answers.
     fn close_if_drained(&mut self, conn: ConnId) -> bool {
         let drained = self
+            .net
             .conns
             .get(&conn)
             .is_some_and(|c| c.retired && c.in_flight.is_empty() && c.unwritten.is_empty());
         if drained {
-            self.conns.remove(&conn);
+            self.net.conns.remove(&conn);
             self.metrics.disconnects += 1;
             self.transmits.push_back(Transmit::Close { conn });
         }
@@ -524,7 +543,7 @@ impl Producer {
     /// A connection ended (see [`End`]): its requests are redone, its
     /// batches retried as maybe persisted.
     pub(crate) fn on_disconnected(&mut self, conn: ConnId, now: Instant, end: End) {
-        let Some(c) = self.conns.remove(&conn) else {
+        let Some(c) = self.net.conns.remove(&conn) else {
             return;
         };
         self.metrics.disconnects += 1;
@@ -554,17 +573,17 @@ impl Producer {
         // connection starts the count again. A usable connection reset for
         // unusable bytes does not: a broker that answers garbage after the
         // handshake costs one connection per backoff all the same.
-        let prior = self.reconnect.get(&c.addr).map_or(0, |r| r.1);
+        let prior = self.net.reconnect.get(&c.addr).map_or(0, |r| r.1);
         let protocol = error.as_ref().is_some_and(|e| e.is_protocol_error());
         let failures = if usable && !protocol { 1 } else { prior + 1 };
         if let Some(e) = error {
-            self.last_conn_error = Some(e);
+            self.net.last_error = Some(e);
         }
         let base = self.config.reconnect_backoff.as_millis() as f64;
         let max = self.config.reconnect_backoff_max.as_millis() as f64;
         let wait = (base * 2f64.powi(failures.min(20) as i32 - 1)).min(max)
             * (0.8 + 0.4 * self.rng.unit());
-        self.reconnect.insert(
+        self.net.reconnect.insert(
             c.addr.clone(),
             (
                 now + std::time::Duration::from_micros((wait * 1000.0) as u64),
@@ -572,7 +591,7 @@ impl Producer {
             ),
         );
         if c.node.is_none() && c.state == ConnState::Connecting {
-            self.bootstrap_next += 1;
+            self.cluster.bootstrap_next += 1;
         }
         for f in c.in_flight {
             match f.kind {
@@ -586,14 +605,14 @@ impl Producer {
         }
         // A lost leader connection often means a leader change.
         if c.node.is_some() {
-            self.metadata_needed = true;
+            self.cluster.metadata_needed = true;
         }
     }
 
     /// Every batch on the wire: in requests awaiting answers, or acks=0
     /// requests not written yet.
     pub(crate) fn in_flight_batches_iter(&self) -> impl Iterator<Item = &Batch> {
-        self.conns.values().flat_map(|c| {
+        self.net.conns.values().flat_map(|c| {
             let answered = c.in_flight.iter().flat_map(|f| match &f.kind {
                 RequestKind::Produce(bs) => bs.as_slice(),
                 _ => &[],
@@ -608,7 +627,7 @@ impl Producer {
         let connect = self.config.connect_timeout;
         earliest(
             now,
-            self.conns.values().flat_map(|c| {
+            self.net.conns.values().flat_map(|c| {
                 let request = c.in_flight.front().map(|f| f.deadline);
                 let connecting = (c.state == ConnState::Connecting).then(|| c.started + connect);
                 request
@@ -625,6 +644,6 @@ impl Producer {
         if self.pending_records == 0 {
             return None;
         }
-        earliest(now, self.reconnect.values().map(|(t, _)| *t))
+        earliest(now, self.net.reconnect.values().map(|(t, _)| *t))
     }
 }

@@ -15,7 +15,7 @@ const API_VERSIONS_MAX: i16 = 4;
 
 impl Producer {
     pub(crate) fn on_connected(&mut self, conn: ConnId, now: Instant) {
-        let Some(c) = self.conns.get_mut(&conn) else {
+        let Some(c) = self.net.conns.get_mut(&conn) else {
             return;
         };
         if c.state != ConnState::Connecting {
@@ -59,7 +59,7 @@ impl Producer {
             }
         }
         if let Some(code) = code {
-            let addr = self.conns[&conn].addr_string();
+            let addr = self.net.conns[&conn].addr_string();
             self.reset(conn, now, ConnectionError::Handshake { addr, code });
             return;
         }
@@ -73,7 +73,7 @@ impl Producer {
                 }
             }
         }
-        let c = self.conns.get_mut(&conn).expect("connection");
+        let c = self.net.conns.get_mut(&conn).expect("connection");
         c.versions = versions;
         c.state = ConnState::Ready;
         if c.version(ApiKey::Produce).is_none() || c.version(ApiKey::Metadata).is_none() {

@@ -28,10 +28,34 @@ pub(super) enum PidState {
     NeedsBump { id: i64, epoch: i16 },
 }
 
+/// The idempotent producer's state.
+#[derive(Debug)]
+pub(super) struct Idempotence {
+    /// Producer id and epoch.
+    pub pid: PidState,
+    /// Failed InitProducerId attempts in a row, for the retry backoff.
+    pub attempts: u32,
+}
+
+impl Idempotence {
+    /// Before the first InitProducerId, or `Disabled`.
+    pub fn new(enabled: bool) -> Self {
+        let pid = if enabled {
+            PidState::Unknown {
+                in_flight: false,
+                retry_at: None,
+            }
+        } else {
+            PidState::Disabled
+        };
+        Idempotence { pid, attempts: 0 }
+    }
+}
+
 impl Producer {
     /// Sends InitProducerId on `conn` (a fresh id, or a new epoch after an exhausted one).
     pub(crate) fn send_init_producer_id(&mut self, conn: ConnId, now: Instant) {
-        let Some(version) = self.conns[&conn].version(ApiKey::InitProducerId) else {
+        let Some(version) = self.net.conns[&conn].version(ApiKey::InitProducerId) else {
             // A broker without InitProducerId cannot do idempotence.
             self.set_fatal(ErrorCode::UnsupportedVersion);
             return;
@@ -44,7 +68,7 @@ impl Producer {
             ..Default::default()
         };
         if self.send_request(conn, version, &req, RequestKind::InitProducerId, now) {
-            self.pid = PidState::Unknown {
+            self.idempotence.pid = PidState::Unknown {
                 in_flight: true,
                 retry_at: None,
             };
@@ -54,8 +78,8 @@ impl Producer {
     pub(super) fn on_init_producer_id(&mut self, resp: InitProducerIdResponse, now: Instant) {
         match error_of(resp.error_code) {
             None => {
-                self.pid_attempts = 0;
-                self.pid = PidState::Ready {
+                self.idempotence.attempts = 0;
+                self.idempotence.pid = PidState::Ready {
                     id: resp.producer_id,
                     epoch: resp.producer_epoch,
                 };
@@ -65,9 +89,9 @@ impl Producer {
                 }
             }
             Some(c) if c.is_retriable() || matches!(c, ErrorCode::CoordinatorLoadInProgress) => {
-                self.pid_attempts += 1;
-                let wait = self.backoff(self.pid_attempts);
-                self.pid = PidState::Unknown {
+                self.idempotence.attempts += 1;
+                let wait = self.backoff(self.idempotence.attempts);
+                self.idempotence.pid = PidState::Unknown {
                     in_flight: false,
                     retry_at: Some(now + wait),
                 };
@@ -81,7 +105,7 @@ impl Producer {
     /// again under the new epoch without risking a duplicate: they fail with
     /// `UnknownOutcome` instead.
     pub(super) fn maybe_bump_epoch(&mut self, _now: Instant) {
-        let PidState::NeedsBump { id, epoch } = self.pid else {
+        let PidState::NeedsBump { id, epoch } = self.idempotence.pid else {
             return;
         };
         if self.in_flight_batches > 0 {
@@ -89,12 +113,12 @@ impl Producer {
         }
         self.metrics.epoch_bumps += 1;
         if epoch == i16::MAX {
-            self.pid = PidState::Unknown {
+            self.idempotence.pid = PidState::Unknown {
                 in_flight: false,
                 retry_at: None,
             };
         } else {
-            self.pid = PidState::Ready {
+            self.idempotence.pid = PidState::Ready {
                 id,
                 epoch: epoch + 1,
             };
@@ -128,14 +152,14 @@ impl Producer {
                 .iter()
                 .any(|h| h.attempts > 0 && h.order < b.order);
         if !older_pending {
-            if let PidState::Ready { id, epoch } = self.pid {
+            if let PidState::Ready { id, epoch } = self.idempotence.pid {
                 let p = &self.parts[part];
                 log::warn!(
                     "{code} on {}-{}: producer epoch bump needed",
                     p.topic,
                     p.partition
                 );
-                self.pid = PidState::NeedsBump { id, epoch };
+                self.idempotence.pid = PidState::NeedsBump { id, epoch };
             }
         }
         self.retry_or_fail(b, code, None, now);

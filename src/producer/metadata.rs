@@ -2,6 +2,7 @@
 //! changes, rebootstrap (KIP-899, KIP-1102), and the records that wait for
 //! their topic's metadata.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use crate::protocol::error_code::ErrorCode;
@@ -17,6 +18,44 @@ use super::idempotence::PidState;
 use super::timers::{earliest, Timer};
 use super::{error_of, ConnId, ConnectionError, Producer};
 
+/// What the producer knows of the cluster, and where its Metadata requests stand.
+#[derive(Debug)]
+pub(super) struct Cluster {
+    /// Broker id → (host, port) from metadata.
+    pub brokers: BTreeMap<i32, (String, u16)>,
+    /// `bootstrap.servers`, parsed.
+    pub bootstrap: Vec<(String, u16)>,
+    /// The bootstrap address to dial next (round robin).
+    pub bootstrap_next: usize,
+    /// A Metadata request is out.
+    pub metadata_in_flight: bool,
+    /// Metadata is asked for (a leader lost, an error saying ours is stale).
+    pub metadata_needed: bool,
+    /// When the last usable Metadata answer came (the clock of `metadata.max.age.ms`).
+    pub metadata_last: Option<Instant>,
+    /// Failed Metadata attempts in a row, for the retry backoff.
+    pub metadata_attempts: u32,
+    /// Since when metadata is wanted without a usable answer (the clock of
+    /// `metadata.recovery.rebootstrap.trigger.ms`).
+    pub metadata_wanted_since: Option<Instant>,
+}
+
+impl Cluster {
+    /// Knows only the bootstrap addresses.
+    pub fn new(bootstrap: Vec<(String, u16)>) -> Self {
+        Cluster {
+            brokers: BTreeMap::new(),
+            bootstrap,
+            bootstrap_next: 0,
+            metadata_in_flight: false,
+            metadata_needed: false,
+            metadata_last: None,
+            metadata_attempts: 0,
+            metadata_wanted_since: None,
+        }
+    }
+}
+
 impl Producer {
     pub(super) fn maintain_cluster(&mut self, now: Instant) {
         // Metadata is due when asked for, when records wait for it, or by age.
@@ -29,25 +68,26 @@ impl Producer {
             .active_parts()
             .any(|p| p.leader.is_none() && p.has_batches());
         let aged = self
+            .cluster
             .metadata_last
             .is_some_and(|t| now.saturating_duration_since(t) >= self.config.metadata_max_age)
             && !self.topics.is_empty();
-        let due = self.metadata_needed || any_pending_topic || leaderless || aged;
+        let due = self.cluster.metadata_needed || any_pending_topic || leaderless || aged;
         if due {
             self.rebootstrap_if_stuck(now);
         } else {
-            self.metadata_wanted_since = None;
+            self.cluster.metadata_wanted_since = None;
         }
         // A fatal error ends the producer: it asks the cluster for nothing more.
         let want_metadata = due
-            && !self.metadata_in_flight
+            && !self.cluster.metadata_in_flight
             && self
                 .timers
                 .get(Timer::MetadataRetry)
                 .is_none_or(|t| t <= now)
             && self.fatal.is_none();
         let want_pid = matches!(
-            self.pid,
+            self.idempotence.pid,
             PidState::Unknown { in_flight: false, retry_at } if retry_at.is_none_or(|t| t <= now)
         ) && self.fatal.is_none();
         if want_metadata || want_pid {
@@ -76,11 +116,11 @@ impl Producer {
         leaders.sort_unstable();
         leaders.dedup();
         for &node in &leaders {
-            if self.conns.values().any(|c| c.node == Some(node)) {
+            if self.net.conns.values().any(|c| c.node == Some(node)) {
                 continue;
             }
-            if let Some(addr) = self.brokers.get(&node).cloned() {
-                if self.reconnect.get(&addr).is_none_or(|r| r.0 <= now) {
+            if let Some(addr) = self.cluster.brokers.get(&node).cloned() {
+                if self.net.reconnect.get(&addr).is_none_or(|r| r.0 <= now) {
                     self.open_connection(Some(node), addr, now);
                 }
             }
@@ -91,7 +131,8 @@ impl Producer {
 
     /// A ready connection with room for one more request, fewest in flight first.
     fn any_ready_connection(&self, now: Instant) -> Option<ConnId> {
-        self.conns
+        self.net
+            .conns
             .iter()
             .filter(|(_, c)| c.can_send(self.config.max_in_flight.max(1), now))
             .min_by_key(|(id, c)| (c.in_flight.len(), c.node.is_none(), **id))
@@ -101,7 +142,7 @@ impl Producer {
     /// KIP-1102: metadata wanted for `metadata.recovery.rebootstrap.trigger.ms`
     /// without a usable answer means the cluster view is lost: rebootstrap.
     fn rebootstrap_if_stuck(&mut self, now: Instant) {
-        let since = *self.metadata_wanted_since.get_or_insert(now);
+        let since = *self.cluster.metadata_wanted_since.get_or_insert(now);
         if self.rebootstrap_trigger(since).is_some_and(|t| t <= now) {
             log::info!(
                 "no metadata for {:?}: rebootstrapping",
@@ -123,6 +164,7 @@ impl Producer {
     /// known, or with `metadata.recovery.strategy=rebootstrap`).
     fn ensure_some_connection(&mut self, now: Instant) {
         if self
+            .net
             .conns
             .values()
             .any(|c| !c.retired && (c.state != ConnState::Ready || c.in_flight.is_empty()))
@@ -131,6 +173,7 @@ impl Producer {
         }
         // Known brokers first (round robin by backoff), else bootstrap servers.
         let known: Vec<(Option<i32>, (String, u16))> = self
+            .cluster
             .brokers
             .iter()
             .map(|(id, a)| (Some(*id), a.clone()))
@@ -140,22 +183,27 @@ impl Producer {
             self.config.metadata_recovery_strategy == MetadataRecoveryStrategy::Rebootstrap;
         if pick.is_none()
             && rebootstrap
-            && !self.brokers.is_empty()
-            && self.conns.values().all(|c| c.retired)
+            && !self.cluster.brokers.is_empty()
+            && self.net.conns.values().all(|c| c.retired)
         {
             // KIP-899: no broker of the known cluster can be reached.
             self.rebootstrap(now);
         }
-        let n = self.bootstrap.len();
-        if pick.is_none() && (rebootstrap || self.brokers.is_empty()) {
+        let n = self.cluster.bootstrap.len();
+        if pick.is_none() && (rebootstrap || self.cluster.brokers.is_empty()) {
             let bootstrap = (0..n)
-                .map(|k| (None, self.bootstrap[(self.bootstrap_next + k) % n].clone()))
+                .map(|k| {
+                    (
+                        None,
+                        self.cluster.bootstrap[(self.cluster.bootstrap_next + k) % n].clone(),
+                    )
+                })
                 .collect();
             pick = self.first_connectable(bootstrap, now);
         }
         if let Some((node, addr)) = pick {
             if node.is_none() {
-                self.bootstrap_next = (self.bootstrap_next + 1) % n.max(1);
+                self.cluster.bootstrap_next = (self.cluster.bootstrap_next + 1) % n.max(1);
             }
             self.open_connection(node, addr, now);
         }
@@ -175,16 +223,17 @@ impl Producer {
             .into_iter()
             .filter(|(node, a)| {
                 !self
+                    .net
                     .conns
                     .values()
                     .any(|c| (!c.retired && c.addr == *a) || (node.is_some() && c.node == *node))
             })
-            .find(|(_, a)| self.reconnect.get(a).is_none_or(|r| r.0 <= now))
+            .find(|(_, a)| self.net.reconnect.get(a).is_none_or(|r| r.0 <= now))
     }
 
     /// Builds and sends a Metadata request for every topic in use on `conn`.
     pub(crate) fn send_metadata(&mut self, conn: ConnId, now: Instant) {
-        let Some(version) = self.conns[&conn].version(ApiKey::Metadata) else {
+        let Some(version) = self.net.conns[&conn].version(ApiKey::Metadata) else {
             // Its ApiVersions answer had no Metadata version in our range
             // (`on_api_versions` made that fatal): nothing to ask it.
             self.set_fatal(ErrorCode::UnsupportedVersion);
@@ -205,8 +254,8 @@ impl Producer {
             ..Default::default()
         };
         if self.send_request(conn, version, &req, RequestKind::Metadata, now) {
-            self.metadata_in_flight = true;
-            self.metadata_needed = false;
+            self.cluster.metadata_in_flight = true;
+            self.cluster.metadata_needed = false;
             self.metrics.metadata_requests += 1;
         }
     }
@@ -239,25 +288,29 @@ impl Producer {
             self.retry_metadata_later(now);
             return;
         }
-        self.metadata_last = Some(now);
-        self.metadata_wanted_since = None;
+        self.cluster.metadata_last = Some(now);
+        self.cluster.metadata_wanted_since = None;
         // A broker answered usably: an older connection failure is not why
         // records wait from now on.
-        self.last_conn_error = None;
+        self.net.last_error = None;
         // The answer's broker list replaces ours, as Java's cluster view: a
         // broker that left is no longer dialed. (Connections to it stay until
         // they break or their answers are in; partitions it led get the
         // leaders this answer names.)
-        self.brokers.clear();
+        self.cluster.brokers.clear();
         for b in &resp.brokers {
             if let Ok(port) = u16::try_from(b.port) {
-                self.brokers.insert(b.node_id, (b.host.clone(), port));
+                self.cluster
+                    .brokers
+                    .insert(b.node_id, (b.host.clone(), port));
             }
         }
         // A leader that is not listed any more is unknown (a partition this
         // answer does not cover would otherwise wait for a broker that left).
         for p in &mut self.parts {
-            if p.leader.is_some_and(|l| !self.brokers.contains_key(&l)) {
+            if p.leader
+                .is_some_and(|l| !self.cluster.brokers.contains_key(&l))
+            {
                 p.leader = None;
             }
         }
@@ -305,7 +358,7 @@ impl Producer {
             let mut available = Vec::new();
             for p in partitions {
                 let idx = self.topics.at(i).parts[p.partition_index as usize];
-                let leader = (p.leader_id >= 0 && self.brokers.contains_key(&p.leader_id))
+                let leader = (p.leader_id >= 0 && self.cluster.brokers.contains_key(&p.leader_id))
                     .then_some(p.leader_id);
                 if leader.is_none() {
                     retry_soon = true;
@@ -320,16 +373,16 @@ impl Producer {
         if retry_soon {
             self.retry_metadata_later(now);
         } else {
-            self.metadata_attempts = 0;
+            self.cluster.metadata_attempts = 0;
             self.timers.set(Timer::MetadataRetry, None);
         }
     }
 
     /// Asks for metadata again after the backoff of one more failed attempt.
     pub(super) fn retry_metadata_later(&mut self, now: Instant) {
-        self.metadata_needed = true;
-        self.metadata_attempts += 1;
-        let wait = self.backoff(self.metadata_attempts);
+        self.cluster.metadata_needed = true;
+        self.cluster.metadata_attempts += 1;
+        let wait = self.backoff(self.cluster.metadata_attempts);
         self.timers.set(Timer::MetadataRetry, Some(now + wait));
     }
 
@@ -341,29 +394,29 @@ impl Producer {
     /// the batches are answered: without idempotence a resend of a batch the
     /// broker already appended would be a duplicate. The others are closed.
     pub(crate) fn rebootstrap(&mut self, now: Instant) {
-        log::info!("rebootstrapping with {:?}", self.bootstrap);
+        log::info!("rebootstrapping with {:?}", self.cluster.bootstrap);
         self.metrics.rebootstraps += 1;
-        self.brokers.clear();
+        self.cluster.brokers.clear();
         for p in &mut self.parts {
             p.leader = None;
         }
-        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        let conns: Vec<ConnId> = self.net.conns.keys().copied().collect();
         for conn in conns {
-            if self.conns[&conn].carries_batches() {
+            if self.net.conns[&conn].carries_batches() {
                 self.retire(conn);
             } else {
                 self.on_disconnected(conn, now, End::Close);
             }
         }
-        self.metadata_needed = true;
+        self.cluster.metadata_needed = true;
         // As Java's: the trigger's clock starts again.
-        self.metadata_wanted_since = Some(now);
+        self.cluster.metadata_wanted_since = Some(now);
     }
 
     /// Keeps `conn` only for the answers to the batches it carries; its other
     /// requests are redone on the new cluster view.
     fn retire(&mut self, conn: ConnId) {
-        let c = self.conns.get_mut(&conn).expect("connection");
+        let c = self.net.conns.get_mut(&conn).expect("connection");
         c.retired = true;
         let stale: Vec<RequestKind> = c
             .in_flight
@@ -412,9 +465,9 @@ impl Producer {
                         let held = left.min(
                             self.config
                                 .buffer_memory
-                                .saturating_sub(self.buffered_bytes),
+                                .saturating_sub(self.memory.buffered),
                         );
-                        self.hold(held);
+                        self.memory.hold(held);
                         let t = self.topics.at_mut(i);
                         t.pending = pending;
                         t.pending_held = held;

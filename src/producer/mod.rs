@@ -27,7 +27,7 @@ mod sender;
 mod timers;
 mod topics;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -38,11 +38,12 @@ use crate::protocol::record::BatchBuilder;
 use accumulator::PartitionState;
 use append::choose_partition;
 pub use config::{Acks, ConfigError, MetadataRecoveryStrategy, ProducerConfig};
-use connection::Connection;
-use idempotence::PidState;
+use connection::Network;
+use idempotence::{Idempotence, PidState};
+use memory::Memory;
 pub use memory::RECORD_OVERHEAD;
+use metadata::Cluster;
 pub use partitioner::{murmur2, partition_for_key, Partitioner};
-use pool::BufferPool;
 pub use record::{
     ConnectionError, Delivery, DeliveryError, Event, Failure, ProducerRecord, RecordId, RecordIds,
     RecordMetadata, SendError, Timestamps,
@@ -140,26 +141,19 @@ pub struct Producer {
     last_now: Instant,
 
     next_record_id: u64,
-    next_conn_id: u64,
-    next_correlation: i32,
 
     topics: Topics,
     parts: Vec<PartitionState>,
 
-    /// Broker id → (host, port) from metadata.
-    brokers: BTreeMap<i32, (String, u16)>,
-    bootstrap: Vec<(String, u16)>,
-    bootstrap_next: usize,
-    conns: BTreeMap<ConnId, Connection>,
-    /// Reconnect backoff per address: (not before, failures in a row).
-    reconnect: BTreeMap<(String, u16), (Instant, u32)>,
-    /// The last connection failure since a broker last answered Metadata
-    /// usably: what records that time out waiting for metadata name.
-    last_conn_error: Option<ConnectionError>,
+    /// Brokers, bootstrap addresses, Metadata requests (`metadata`).
+    cluster: Cluster,
+    /// Connections and reconnect backoff (`connection`).
+    net: Network,
+    /// Producer id and epoch (`idempotence`).
+    idempotence: Idempotence,
+    /// `buffer.memory` in use and the buffer pool (`memory`).
+    memory: Memory,
 
-    metadata_in_flight: bool,
-    metadata_needed: bool,
-    metadata_last: Option<Instant>,
     /// Indices of the partitions that may hold batches, ascending: every
     /// partition with an open or queued batch is in it (a turn prunes the
     /// ones left empty), so that a turn's walks over batches cost the
@@ -169,23 +163,10 @@ pub struct Producer {
     /// kept so that a turn allocates nothing.
     scratch_nodes: Vec<i32>,
     scratch_conns: Vec<ConnId>,
-    metadata_attempts: u32,
-    /// Since when metadata is wanted without a usable answer (the clock of
-    /// `metadata.recovery.rebootstrap.trigger.ms`).
-    metadata_wanted_since: Option<Instant>,
-
-    pid: PidState,
-    pid_attempts: u32,
-
-    buffered_bytes: usize,
-    /// Freed batch buffers for new batches; free memory for accounting.
-    pool: BufferPool,
     pending_records: usize,
     in_flight_batches: usize,
 
     transmits: VecDeque<Transmit>,
-    /// Scratch for the pieces of one request (see `transmit_request`).
-    segments: Vec<Bytes>,
     events: VecDeque<Event>,
     /// The deadlines of every concern, and the next of them.
     timers: TimerTable,
@@ -206,9 +187,9 @@ impl std::fmt::Debug for Producer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Producer")
             .field("pending_records", &self.pending_records)
-            .field("buffered_bytes", &self.buffered_bytes)
+            .field("buffered_bytes", &self.memory.buffered)
             .field("in_flight_batches", &self.in_flight_batches)
-            .field("connections", &self.conns.len())
+            .field("connections", &self.net.conns.len())
             .field("closing", &self.closing)
             .finish_non_exhaustive()
     }
@@ -239,20 +220,14 @@ impl Producer {
                 "at least one host:port is required",
             ));
         }
-        let pid = if config.enable_idempotence {
-            PidState::Unknown {
-                in_flight: false,
-                retry_at: None,
-            }
-        } else {
-            PidState::Disabled
-        };
         // The capacity of a full-size uncompressed batch (`append`'s
         // `batch_size` at a compression ratio of 1), the one size pooled.
         let poolable = config
             .batch_size
             .min(config.max_request_size)
             .min(config.buffer_memory);
+        let idempotence = Idempotence::new(config.enable_idempotence);
+        let memory = Memory::new(config.buffer_memory, poolable);
         Ok(Producer {
             rng: Rng::new(config.rng_seed),
             config,
@@ -261,32 +236,18 @@ impl Producer {
             base_wall_ms: wall_clock_ms,
             last_now: now,
             next_record_id: 0,
-            next_conn_id: 0,
-            next_correlation: 0,
             topics: Topics::default(),
             parts: Vec::new(),
-            brokers: BTreeMap::new(),
-            bootstrap,
-            bootstrap_next: 0,
-            conns: BTreeMap::new(),
-            reconnect: BTreeMap::new(),
-            last_conn_error: None,
-            metadata_in_flight: false,
-            metadata_needed: false,
-            metadata_last: None,
+            cluster: Cluster::new(bootstrap),
+            net: Network::default(),
             active: Vec::new(),
             scratch_nodes: Vec::new(),
             scratch_conns: Vec::new(),
-            metadata_attempts: 0,
-            metadata_wanted_since: None,
-            pid,
-            pid_attempts: 0,
-            buffered_bytes: 0,
-            pool: BufferPool::new(poolable),
+            idempotence,
+            memory,
             pending_records: 0,
             in_flight_batches: 0,
             transmits: VecDeque::new(),
-            segments: Vec::new(),
             events: VecDeque::new(),
             timers: TimerTable::default(),
             next_timeout: None,
@@ -314,7 +275,7 @@ impl Producer {
 
     /// Bytes of `buffer.memory` in use.
     pub fn buffered_bytes(&self) -> usize {
-        self.buffered_bytes
+        self.memory.buffered
     }
 
     /// Records accepted and without a final event yet.
@@ -329,7 +290,7 @@ impl Producer {
 
     /// Requests in flight on all connections.
     pub fn in_flight_requests(&self) -> usize {
-        self.conns.values().map(|c| c.in_flight.len()).sum()
+        self.net.conns.values().map(|c| c.in_flight.len()).sum()
     }
 
     /// Records and batches queued for one partition (open batch included), if known.
@@ -373,7 +334,7 @@ impl Producer {
 
     /// Producer id and epoch in use (idempotence), if known.
     pub fn producer_id(&self) -> Option<(i64, i16)> {
-        match self.pid {
+        match self.idempotence.pid {
             PidState::Ready { id, epoch } | PidState::NeedsBump { id, epoch } => Some((id, epoch)),
             _ => None,
         }
@@ -492,12 +453,12 @@ impl Producer {
             // Held unpartitioned until the topic's metadata arrives.
             // Held with a batch header's worth, so that placing it later always fits.
             let size = size + BATCH_OVERHEAD;
-            if self.buffered_bytes + size > self.config.buffer_memory {
+            if self.memory.buffered + size > self.config.buffer_memory {
                 return Err(self.buffer_full(record));
             }
             let id = self.next_record_id;
             self.next_record_id += 1;
-            self.hold(size);
+            self.memory.hold(size);
             self.pending_records += 1;
             record.timestamp = Some(ts);
             let t = self.topics.entry(&record.topic);
@@ -508,7 +469,7 @@ impl Producer {
                 size,
                 since: now,
             });
-            self.metadata_needed = true;
+            self.cluster.metadata_needed = true;
             self.dirty = true;
             return Ok(RecordId(id));
         };

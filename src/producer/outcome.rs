@@ -13,7 +13,7 @@ use super::{ConnId, Producer, Transmit};
 impl Producer {
     /// Completes a batch the broker took (or, for acks=0, that was written).
     pub(crate) fn deliver(&mut self, b: Batch, base_offset: i64, log_append_time: i64) {
-        self.release(b.memory);
+        self.memory.release(b.memory);
         let p = &mut self.parts[b.part];
         p.acked_in_epoch |= b.sequenced;
         self.pending_records -= b.count();
@@ -29,7 +29,7 @@ impl Producer {
         // Unshared once the driver dropped what it wrote (the usual case by
         // the time an answer arrives); a buffer still shared is left alone.
         if let Some(buf) = b.closed.into_buffer() {
-            self.recycle(buf);
+            self.memory.recycle(buf);
         }
     }
 
@@ -46,7 +46,7 @@ impl Producer {
         );
         self.complete_failed(t, p, b.ids, b.memory, error);
         if let Some(buf) = b.closed.into_buffer() {
-            self.recycle(buf);
+            self.memory.recycle(buf);
         }
     }
 
@@ -58,7 +58,7 @@ impl Producer {
         memory: usize,
         error: DeliveryError,
     ) {
-        self.release(memory);
+        self.memory.release(memory);
         self.pending_records -= ids.len();
         self.metrics.records_failed += ids.len() as u64;
         self.events.push_back(Event::Failed(Failure {
@@ -73,9 +73,9 @@ impl Producer {
     /// whether the batch was on the wire.
     pub(super) fn fail_everything(&mut self, err: impl Fn(bool) -> DeliveryError) {
         // In-flight batches first: they are the oldest.
-        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        let conns: Vec<ConnId> = self.net.conns.keys().copied().collect();
         for c in conns {
-            let conn = self.conns.get_mut(&c).expect("listed");
+            let conn = self.net.conns.get_mut(&c).expect("listed");
             let in_flight = std::mem::take(&mut conn.in_flight);
             let unwritten = std::mem::take(&mut conn.unwritten);
             let mut on_wire: Vec<accumulator::Batch> =
@@ -91,7 +91,7 @@ impl Producer {
                 self.fail_batch(b, err(true));
             }
             self.transmits.push_back(Transmit::Close { conn: c });
-            self.conns.remove(&c);
+            self.net.conns.remove(&c);
         }
         for i in 0..self.parts.len() {
             let queue = std::mem::take(&mut self.parts[i].queue);
@@ -108,7 +108,7 @@ impl Producer {
             }
             if let Some(o) = open {
                 self.complete_failed(t.clone(), p, o.ids, o.memory, err(false));
-                self.recycle(o.builder.into_buffer());
+                self.memory.recycle(o.builder.into_buffer());
             }
         }
         for i in 0..self.topics.len() {

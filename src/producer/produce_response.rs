@@ -54,17 +54,19 @@ impl Producer {
         now: Instant,
     ) {
         if resp.throttle_time_ms > 0 {
-            if let Some(c) = self.conns.get_mut(&conn) {
+            if let Some(c) = self.net.conns.get_mut(&conn) {
                 c.throttled_until =
                     Some(now + std::time::Duration::from_millis(resp.throttle_time_ms as u64));
             }
         }
         // A retired connection answers for the cluster view given up: its
         // hints about brokers and leaders are not taken.
-        let current = self.conns.get(&conn).is_some_and(|c| !c.retired);
+        let current = self.net.conns.get(&conn).is_some_and(|c| !c.retired);
         for n in resp.node_endpoints.iter().filter(|_| current) {
             if let Ok(port) = u16::try_from(n.port) {
-                self.brokers.insert(n.node_id, (n.host.clone(), port));
+                self.cluster
+                    .brokers
+                    .insert(n.node_id, (n.host.clone(), port));
             }
         }
         for b in batches {
@@ -101,7 +103,7 @@ impl Producer {
                     self.deliver(b, base_offset, log_append_time)
                 }
                 Some(c @ (ErrorCode::OutOfOrderSequenceNumber | ErrorCode::UnknownProducerId))
-                    if self.pid != PidState::Disabled =>
+                    if self.idempotence.pid != PidState::Disabled =>
                 {
                     self.on_sequence_error(b, c, now)
                 }
@@ -128,11 +130,11 @@ impl Producer {
                     if c == ErrorCode::NotLeaderOrFollower
                         && current
                         && new_leader >= 0
-                        && self.brokers.contains_key(&new_leader)
+                        && self.cluster.brokers.contains_key(&new_leader)
                     {
                         self.parts[b.part].leader = Some(new_leader);
                     } else if invalidates_metadata(c) {
-                        self.metadata_needed = true;
+                        self.cluster.metadata_needed = true;
                     }
                     self.retry_or_fail(b, c, message, now);
                 }

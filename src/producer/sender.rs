@@ -109,7 +109,7 @@ impl Producer {
                         maybe_persisted: false,
                     },
                 );
-                self.recycle(o.builder.into_buffer());
+                self.memory.recycle(o.builder.into_buffer());
             }
         }
         // Records waiting for metadata past max.block.ms.
@@ -121,7 +121,7 @@ impl Producer {
                 .is_some_and(|r| now.saturating_duration_since(r.since) >= self.config.max_block);
             if expired {
                 let ms = self.config.max_block.as_millis() as u64;
-                let why = match (t.error, &self.last_conn_error) {
+                let why = match (t.error, &self.net.last_error) {
                     (Some(c), _) if c != ErrorCode::UnknownTopicOrPartition => {
                         DeliveryErrorKind::Broker(c)
                     }
@@ -135,7 +135,7 @@ impl Producer {
         }
         // Requests past request.timeout.ms, and connects past the setup timeout.
         let mut reset = Vec::new();
-        for (id, c) in &self.conns {
+        for (id, c) in &self.net.conns {
             if let Some(f) = c.in_flight.front().filter(|f| f.deadline <= now) {
                 let api = f.kind.api_key();
                 let ms = self.config.request_timeout.as_millis() as u64;
@@ -164,7 +164,7 @@ impl Producer {
             || first < self.flush_below
             || first < p.expedite_below
             || first < self.expedite_below
-            || self.buffered_bytes + self.config.batch_size > self.config.buffer_memory
+            || self.memory.buffered + self.config.batch_size > self.config.buffer_memory
     }
 
     // ---- draining ------------------------------------------------------------
@@ -173,20 +173,21 @@ impl Producer {
         if self.fatal.is_some() {
             return;
         }
-        let (pid, epoch) = match self.pid {
+        let (pid, epoch) = match self.idempotence.pid {
             PidState::Disabled => (-1, -1),
             PidState::Ready { id, epoch } => (id, epoch),
             _ => return,
         };
         let mut conns = std::mem::take(&mut self.scratch_conns);
         conns.extend(
-            self.conns
+            self.net
+                .conns
                 .iter()
                 .filter(|(_, c)| c.node.is_some() && c.state == ConnState::Ready)
                 .map(|(id, _)| *id),
         );
         for &conn in &conns {
-            while let Some(c) = self.conns.get(&conn) {
+            while let Some(c) = self.net.conns.get(&conn) {
                 // Also bounded by what the driver has yet to write: at most
                 // one request's worth waits in its buffers.
                 if !c.can_send(self.config.max_in_flight, now)
@@ -377,7 +378,7 @@ impl Producer {
             // `on_data`): the records are complete once written.
             match self.transmit_request(conn, version, &req) {
                 Some(correlation_id) => {
-                    let c = self.conns.get_mut(&conn).expect("connection");
+                    let c = self.net.conns.get_mut(&conn).expect("connection");
                     c.sent_acks0(correlation_id);
                     // Complete once written (`handle_written`), as Java does:
                     // until then the batches hold their memory, so a stalled
@@ -392,7 +393,7 @@ impl Producer {
             self.retry_unknown(batches, now);
             return;
         }
-        let c = self.conns.get_mut(&conn).expect("connection");
+        let c = self.net.conns.get_mut(&conn).expect("connection");
         let f = c.in_flight.back_mut().expect("just queued");
         f.kind = RequestKind::Produce(batches);
     }
@@ -428,14 +429,14 @@ impl Producer {
 
     fn maybe_finish_close(&mut self) {
         if self.closing && !self.closed && self.pending_records == 0 {
-            let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+            let conns: Vec<ConnId> = self.net.conns.keys().copied().collect();
             for c in conns {
                 self.transmits.push_back(Transmit::Close { conn: c });
             }
-            self.conns.clear();
+            self.net.conns.clear();
             self.closed = true;
             // No batch comes after this: give the idle buffers back.
-            self.pool.shrink_to(0);
+            self.memory.pool.shrink_to(0);
             self.events.push_back(Event::Closed);
         }
     }

@@ -78,13 +78,15 @@ impl Producer {
     /// state other concerns keep, for the turn that just ran at `now`.
     pub(super) fn arm_timers(&mut self, now: Instant) {
         let rebootstrap = self
+            .cluster
             .metadata_wanted_since
             .and_then(|s| self.rebootstrap_trigger(s));
         let age = self
+            .cluster
             .metadata_last
             .filter(|_| !self.topics.is_empty())
             .map(|t| t + self.config.metadata_max_age);
-        let pid = match self.pid {
+        let pid = match self.idempotence.pid {
             PidState::Unknown { retry_at, .. } => retry_at,
             _ => None,
         };
