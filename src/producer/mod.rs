@@ -1,13 +1,14 @@
 //! The sans-IO producer: a deterministic state machine that takes records,
 //! broker bytes and `now`, and emits transmits, a timeout and events.
 //!
-//! Call order (see the crate docs for a whole run loop):
-//! 1. inputs ([`Producer::handle_connected`], [`Producer::handle_data`],
-//!    [`Producer::handle_disconnected`], [`Producer::handle_timeout`]) and
-//!    commands ([`Producer::send`], [`Producer::flush`], [`Producer::close`]);
-//! 2. after each, drain the outputs until empty: [`Producer::poll_transmit`],
-//!    [`Producer::poll_event`], then [`Producer::poll_timeout`] for the next
-//!    deadline at which to call `handle_timeout`.
+//! [`Producer`] documents its methods and the order of calls. Its state is
+//! kept by concern, one module each: `connection` (connections, deframing,
+//! requests in flight, reconnect backoff), `handshake` (ApiVersions),
+//! `metadata` (the cluster view, rebootstrap, records waiting for a topic),
+//! `idempotence` (producer id, epoch bumps), `append` and `accumulator`
+//! (records into batches), `sender` (the turn: expiry, draining batches
+//! into Produce requests), `produce_response`, `outcome` (events), `memory`
+//! (`buffer.memory`), and `timers` (the deadlines).
 
 mod accumulator;
 mod append;
@@ -132,6 +133,40 @@ pub struct Metrics {
 }
 
 /// The sans-IO Kafka producer.
+///
+/// It does no IO and reads no clock: a driver gives it what happened, with
+/// `now`, and carries out what it asks. Its methods come in four groups:
+///
+/// - **getters** (`&self`), state and never a change to it:
+///   [`buffered_bytes`](Self::buffered_bytes), [`pending_records`](Self::pending_records),
+///   [`in_flight_batches`](Self::in_flight_batches), [`is_idle`](Self::is_idle),
+///   [`is_flushed`](Self::is_flushed), [`needs_poll`](Self::needs_poll),
+///   [`metrics`](Self::metrics), ...;
+/// - **inputs from the driver**, what happened on the network or the clock:
+///   [`handle_connected`](Self::handle_connected), [`handle_data`](Self::handle_data),
+///   [`handle_written`](Self::handle_written), [`handle_disconnected`](Self::handle_disconnected),
+///   [`handle_timeout`](Self::handle_timeout), [`handle_wall_clock`](Self::handle_wall_clock);
+/// - **commands**, what the application asks: [`send`](Self::send),
+///   [`flush`](Self::flush), [`expedite`](Self::expedite), [`close`](Self::close),
+///   [`abort`](Self::abort), [`set_partitioner`](Self::set_partitioner);
+/// - **outputs**, `#[must_use]`: [`poll_transmit`](Self::poll_transmit) (a [`Transmit`]),
+///   [`poll_event`](Self::poll_event) (an [`Event`]), and
+///   [`poll_timeout`](Self::poll_timeout), the deadline for the next `handle_timeout`.
+///
+/// The order of calls: [`new`](Self::new), then commands at any time; after
+/// inputs and commands, drain the outputs until each returns `None`; wait for
+/// IO or the deadline, give the core what happened, and drain again.
+///
+/// Work happens when output is polled. Inputs and commands only record what
+/// happened (a `send` appends to a batch, a `handle_data` settles the batches
+/// its answers name); closing ready batches, building requests, opening
+/// connections, asking for metadata, failing what timed out and computing the
+/// next deadline are one turn, run by the first `poll_*` after an input or
+/// command that could change its outcome ([`needs_poll`](Self::needs_poll)
+/// tells whether one did). So several inputs may be applied and then polled
+/// once, and nothing goes out until the driver polls.
+/// [`docs::architecture`](crate::docs::architecture) has the whole contract
+/// and how to write a driver.
 pub struct Producer {
     config: ProducerConfig,
     rng: Rng,
@@ -261,12 +296,7 @@ impl Producer {
         })
     }
 
-    /// Installs a user partitioner for records without an explicit partition.
-    pub fn set_partitioner(&mut self, partitioner: Box<dyn Partitioner>) {
-        self.partitioner = Some(partitioner);
-    }
-
-    // ---- A. getters -------------------------------------------------------
+    // ---- getters ------------------------------------------------------------
 
     /// The configuration in force.
     pub fn config(&self) -> &ProducerConfig {
@@ -350,7 +380,7 @@ impl Producer {
         self.base_wall_ms + now.saturating_duration_since(self.base_instant).as_millis() as i64
     }
 
-    // ---- B. inputs from the driver ----------------------------------------
+    // ---- inputs from the driver ---------------------------------------------
 
     /// Re-anchors the wall clock that timestamps records sent without one:
     /// `unix_ms` is the wall-clock time at `now`. Drivers call it now and then
@@ -401,7 +431,12 @@ impl Producer {
         self.drive(now);
     }
 
-    // ---- C. commands ------------------------------------------------------
+    // ---- commands -----------------------------------------------------------
+
+    /// Installs a user partitioner for records without an explicit partition.
+    pub fn set_partitioner(&mut self, partitioner: Box<dyn Partitioner>) {
+        self.partitioner = Some(partitioner);
+    }
 
     /// Accepts a record. Its outcome arrives later as an event naming the returned id.
     pub fn send(
@@ -554,7 +589,7 @@ impl Producer {
         self.dirty = true;
     }
 
-    // ---- D. outputs -------------------------------------------------------
+    // ---- outputs ------------------------------------------------------------
 
     /// The next network action, `None` when there is none now.
     #[must_use]
