@@ -12,7 +12,7 @@ use crate::protocol::messages::metadata::{
 };
 
 use super::accumulator::PartitionState;
-use super::config::MetadataRecoveryStrategy;
+use super::config::{ConfigError, MetadataRecoveryStrategy};
 use super::connection::{ConnState, End, RequestKind};
 use super::idempotence::PidState;
 use super::timers::{earliest, Timer};
@@ -539,4 +539,17 @@ pub(crate) enum DeliveryErrorKind {
     NotFound(u64),
     /// No broker answered usably within `max.block.ms` (ms), for this reason.
     Unavailable(u64, ConnectionError),
+}
+
+/// Splits `host:port` (IPv6 in brackets allowed).
+pub(super) fn parse_host_port(s: &str) -> Result<(String, u16), ConfigError> {
+    let bad = || ConfigError::invalid("bootstrap.servers", s, "expected host:port");
+    let s = s.trim();
+    let s = s.strip_prefix("PLAINTEXT://").unwrap_or(s);
+    let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(bad());
+    }
+    Ok((host.to_owned(), port.parse().map_err(|_| bad())?))
 }
