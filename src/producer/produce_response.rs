@@ -161,13 +161,16 @@ impl Producer {
         let part = b.part;
         match b.split_in_two(self.config.compression_level) {
             Ok((first, second)) => {
-                self.metrics.records_retried += (first.count() + second.count()) as u64;
+                self.metrics.records_retried += b.count() as u64;
                 self.list_active(part);
                 let p = &mut self.parts[part];
                 p.requeue(first);
                 p.requeue(second);
+                if let Some(buf) = b.closed.into_buffer() {
+                    self.memory.recycle(buf);
+                }
             }
-            Err((b, why)) => {
+            Err(why) => {
                 log::warn!("MESSAGE_TOO_LARGE batch not split: {why}");
                 let maybe_persisted = b.maybe_persisted;
                 self.fail_batch(
