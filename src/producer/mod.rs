@@ -30,6 +30,9 @@ pub mod partitioner;
 mod pool;
 mod produce_response;
 pub mod record;
+// Public for the simulation and fuzz replays, which draw from the same
+// generator as the core; not part of the documented API.
+#[doc(hidden)]
 pub mod rng;
 mod sender;
 mod timers;
@@ -276,6 +279,18 @@ impl Producer {
     /// Bytes of `buffer.memory` in use.
     pub fn buffered_bytes(&self) -> usize {
         self.memory.buffered
+    }
+
+    /// True when senders refused with `BufferFull` are worth waking to try
+    /// again: an eighth of `buffer.memory` (at least a batch) is free, or
+    /// nothing is buffered. Waking them per freed batch would cost, against
+    /// a slow broker, a wake-up, a failed append and a wait per batch; a
+    /// record that needs more is woken again by each later turn that frees
+    /// memory, until all of it is free.
+    pub fn has_room_for_blocked_senders(&self) -> bool {
+        let c = &self.config;
+        let enough = c.batch_size.max(c.buffer_memory / 8).min(c.buffer_memory);
+        self.memory.room() >= enough || self.memory.buffered == 0
     }
 
     /// Records accepted and without a final event yet.
