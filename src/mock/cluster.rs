@@ -126,6 +126,7 @@ pub struct MockCluster {
     pub(super) fail_after_append: usize,
     pub(super) produced_batches: u64,
     pub(super) produced_records: u64,
+    pub(super) txn: super::txn::TxnCoordinator,
 }
 
 fn valid_topic_name(name: &str) -> bool {
@@ -177,6 +178,7 @@ impl MockCluster {
             fail_after_append: 0,
             produced_batches: 0,
             produced_records: 0,
+            txn: Default::default(),
         }
     }
 
