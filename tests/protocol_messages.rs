@@ -15,10 +15,10 @@ use kafka_sansio::protocol::messages::add_partitions_to_txn::*;
 use kafka_sansio::protocol::messages::api_versions::*;
 use kafka_sansio::protocol::messages::end_txn::*;
 use kafka_sansio::protocol::messages::find_coordinator::*;
-use kafka_sansio::protocol::messages::txn_offset_commit::*;
 use kafka_sansio::protocol::messages::init_producer_id::*;
 use kafka_sansio::protocol::messages::metadata::*;
 use kafka_sansio::protocol::messages::produce::*;
+use kafka_sansio::protocol::messages::txn_offset_commit::*;
 use kafka_sansio::protocol::primitives::{put_uvarint, TaggedFields};
 use kafka_sansio::protocol::{
     negotiate, ApiKey, ApiMessage, ErrorCode, NegotiatedVersions, ProtocolError, RequestHeader,

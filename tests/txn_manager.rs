@@ -181,9 +181,15 @@ fn calls_before_init_are_refused() {
         call,
         state: TxnState::Uninitialized,
     };
-    assert_eq!(m.begin_transaction(), Err(refused(TxnCall::BeginTransaction)));
+    assert_eq!(
+        m.begin_transaction(),
+        Err(refused(TxnCall::BeginTransaction))
+    );
     assert_eq!(m.add_partition("t", 0), Err(refused(TxnCall::Send)));
-    assert_eq!(m.send_offsets(offsets("g")), Err(refused(TxnCall::SendOffsets)));
+    assert_eq!(
+        m.send_offsets(offsets("g")),
+        Err(refused(TxnCall::SendOffsets))
+    );
     assert_eq!(m.commit_transaction(), Err(refused(TxnCall::Commit)));
     assert_eq!(m.abort_transaction(), Err(refused(TxnCall::Abort)));
     assert!(m.next_request(t0(), false).is_none());
@@ -197,8 +203,14 @@ fn calls_while_initializing_wait_for_init() {
         call,
         pending: TxnCall::InitTransactions,
     };
-    assert_eq!(m.init_transactions(), Err(pending(TxnCall::InitTransactions)));
-    assert_eq!(m.begin_transaction(), Err(pending(TxnCall::BeginTransaction)));
+    assert_eq!(
+        m.init_transactions(),
+        Err(pending(TxnCall::InitTransactions))
+    );
+    assert_eq!(
+        m.begin_transaction(),
+        Err(pending(TxnCall::BeginTransaction))
+    );
     assert_eq!(m.commit_transaction(), Err(pending(TxnCall::Commit)));
     assert_eq!(
         m.add_partition("t", 0),
@@ -216,9 +228,15 @@ fn calls_in_ready_state() {
         call,
         state: TxnState::Ready,
     };
-    assert_eq!(m.init_transactions(), Err(refused(TxnCall::InitTransactions)));
+    assert_eq!(
+        m.init_transactions(),
+        Err(refused(TxnCall::InitTransactions))
+    );
     assert_eq!(m.add_partition("t", 0), Err(refused(TxnCall::Send)));
-    assert_eq!(m.send_offsets(offsets("g")), Err(refused(TxnCall::SendOffsets)));
+    assert_eq!(
+        m.send_offsets(offsets("g")),
+        Err(refused(TxnCall::SendOffsets))
+    );
     assert_eq!(m.commit_transaction(), Err(refused(TxnCall::Commit)));
     assert_eq!(m.abort_transaction(), Err(refused(TxnCall::Abort)));
     m.begin_transaction().unwrap();
@@ -250,7 +268,10 @@ fn v1_adds_partitions_before_produce_then_commits() {
     assert_eq!(r.v3_and_below_producer_id, 7);
     assert_eq!(r.v3_and_below_topics.len(), 1);
     assert_eq!(r.v3_and_below_topics[0].partitions, vec![0, 1]);
-    assert!(m.next_request(now, false).is_none(), "one request in flight");
+    assert!(
+        m.next_request(now, false).is_none(),
+        "one request in flight"
+    );
     m.on_add_partitions(
         &added(&[("t", 0, ErrorCode::None), ("t", 1, ErrorCode::None)]),
         now,
@@ -262,7 +283,10 @@ fn v1_adds_partitions_before_produce_then_commits() {
     assert!(m.next_request(now, false).is_none());
     m.commit_transaction().unwrap();
     assert_eq!(m.state(), TxnState::CommittingTransaction);
-    assert!(m.may_produce("t", 0), "records of a committing transaction still flush");
+    assert!(
+        m.may_produce("t", 0),
+        "records of a committing transaction still flush"
+    );
     assert!(
         m.next_request(now, true).is_none(),
         "EndTxn waits for the records"
@@ -406,7 +430,10 @@ fn coordinator_moves_and_loads_are_retried() {
     assert_eq!(s.target, TxnTarget::TxnCoordinator(2));
     assert_eq!(kind(&s), "AddPartitionsToTxn");
     // CONCURRENT_TRANSACTIONS: retried sooner than the general backoff.
-    m.on_add_partitions(&added(&[("t", 0, ErrorCode::ConcurrentTransactions)]), later);
+    m.on_add_partitions(
+        &added(&[("t", 0, ErrorCode::ConcurrentTransactions)]),
+        later,
+    );
     assert_eq!(m.coordinator(), Some(2));
     let soon = later + Duration::from_millis(20);
     assert_eq!(kind(&next(&mut m, soon)), "AddPartitionsToTxn");
@@ -415,7 +442,9 @@ fn coordinator_moves_and_loads_are_retried() {
         &added(&[("t", 0, ErrorCode::CoordinatorLoadInProgress)]),
         soon,
     );
-    assert!(m.next_request(soon + Duration::from_millis(20), false).is_none());
+    assert!(m
+        .next_request(soon + Duration::from_millis(20), false)
+        .is_none());
     let s = next(&mut m, soon + BACKOFF);
     assert_eq!(s.target, TxnTarget::TxnCoordinator(2));
     m.on_add_partitions(&added(&[("t", 0, ErrorCode::None)]), soon + BACKOFF);
@@ -583,7 +612,6 @@ fn a_record_failing_during_commit_fails_the_commit() {
     ));
 }
 
-
 #[test]
 fn fatal_record_errors_close_the_producer() {
     for code in [
@@ -678,7 +706,10 @@ fn transaction_version_changes_only_between_transactions() {
 #[test]
 fn find_coordinator_request_by_version() {
     let old = TxnManager::find_coordinator_request(KEY_TYPE_TRANSACTION, "tx", 3);
-    assert_eq!((old.key.as_str(), old.key_type), ("tx", KEY_TYPE_TRANSACTION));
+    assert_eq!(
+        (old.key.as_str(), old.key_type),
+        ("tx", KEY_TYPE_TRANSACTION)
+    );
     assert!(old.coordinator_keys.is_empty());
     let new = TxnManager::find_coordinator_request(KEY_TYPE_GROUP, "g", 4);
     assert_eq!(new.coordinator_keys, vec!["g".to_string()]);
@@ -696,4 +727,166 @@ fn find_coordinator_request_by_version() {
     };
     m.on_find_coordinator(&v2, 2, now);
     assert_eq!(m.coordinator(), Some(5));
+}
+
+// ------------------------------------------------- against the mock cluster
+
+mod against_the_mock {
+    use super::*;
+    use bytes::{Bytes, BytesMut};
+    use kafka_sansio::mock::MockCluster;
+    use kafka_sansio::protocol::frame::{decode_response, encode_request, Request};
+    use kafka_sansio::protocol::messages::produce::{
+        PartitionProduceData, ProduceRequest, TopicProduceData,
+    };
+    use kafka_sansio::protocol::{BatchBuilder, Compression};
+
+    fn call<R: Request>(c: &mut MockCluster, node: i32, v: i16, req: &R) -> R::Response {
+        let mut buf = BytesMut::new();
+        encode_request(&mut buf, 1, Some("txn"), v, req).unwrap();
+        let r = c.handle_request(node, Bytes::from(buf).slice(4..), Instant::now());
+        decode_response::<R::Response>(r.response.expect("answer").slice(4..), v)
+            .unwrap()
+            .1
+    }
+
+    /// Sends every request the manager wants until it has none.
+    fn pump(m: &mut TxnManager, c: &mut MockCluster, v2: bool) {
+        for _ in 0..20 {
+            let Some(s) = m.next_request(Instant::now() + Duration::from_secs(60), false) else {
+                return;
+            };
+            let node = match s.target {
+                TxnTarget::AnyBroker => 0,
+                TxnTarget::TxnCoordinator(n) | TxnTarget::GroupCoordinator(n) => n,
+            };
+            let now = Instant::now();
+            match &s.request {
+                TxnRequest::FindCoordinator { key_type, key } => {
+                    let req = TxnManager::find_coordinator_request(*key_type, key, 6);
+                    let r = call(c, node, 6, &req);
+                    m.on_find_coordinator(&r, 6, now);
+                }
+                TxnRequest::InitProducerId(req) => {
+                    let r = call(c, node, 5, req);
+                    m.on_init_producer_id(&r, now);
+                }
+                TxnRequest::AddPartitionsToTxn(req) => {
+                    let r = call(c, node, 3, req);
+                    m.on_add_partitions(&r, now);
+                }
+                TxnRequest::AddOffsetsToTxn(req) => {
+                    let r = call(c, node, 4, req);
+                    m.on_add_offsets(&r, now);
+                }
+                TxnRequest::TxnOffsetCommit(req) => {
+                    let v = if v2 { 5 } else { 4 };
+                    let r = call(c, node, v, req);
+                    m.on_txn_offset_commit(&r, now);
+                }
+                TxnRequest::EndTxn(req) => {
+                    let v = if v2 { 5 } else { 4 };
+                    let r = call(c, node, v, req);
+                    m.on_end_txn(&r, v, now);
+                }
+            }
+        }
+        panic!("the manager never settled");
+    }
+
+    fn produce(
+        m: &mut TxnManager,
+        c: &mut MockCluster,
+        seq: &mut i32,
+        partition: i32,
+        value: &str,
+    ) {
+        m.add_partition("t", partition).unwrap();
+        pump(m, c, m.protocol() == TxnProtocol::V2);
+        assert!(m.may_produce("t", partition));
+        let (pid, epoch) = m.producer_id_and_epoch();
+        let mut b = BatchBuilder::new(0, 64);
+        b.append(0, None, Some(value.as_bytes()), &[]);
+        let mut closed = b.close(Compression::None, None).unwrap();
+        closed.stamp(pid, epoch, *seq, true);
+        *seq += 1;
+        let req = ProduceRequest {
+            transactional_id: Some("tx".into()),
+            acks: -1,
+            timeout_ms: 1000,
+            topic_data: vec![TopicProduceData {
+                name: "t".into(),
+                partition_data: vec![PartitionProduceData {
+                    index: partition,
+                    records: Some(closed.bytes()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let node = c.leader("t", partition).unwrap();
+        let r = call(c, node, 12, &req);
+        assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+    }
+
+    fn values(c: &MockCluster, partition: i32) -> Vec<String> {
+        c.committed_records("t", partition)
+            .unwrap()
+            .into_iter()
+            .map(|r| String::from_utf8(r.value.unwrap().to_vec()).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn commits_and_aborts_on_both_protocols() {
+        for level in [1, 2] {
+            let mut c = MockCluster::new(3);
+            c.create_topic("t", 2).unwrap();
+            c.set_transaction_version(level);
+            let mut m = manager();
+            m.set_transaction_version(c.transaction_version());
+            m.init_transactions().unwrap();
+            pump(&mut m, &mut c, level >= 2);
+            assert_eq!(m.state(), TxnState::Ready, "v{level}");
+            let mut seqs = [0, 0];
+            // Committed: both partitions and the group's offsets.
+            m.begin_transaction().unwrap();
+            produce(&mut m, &mut c, &mut seqs[0], 0, "a");
+            produce(&mut m, &mut c, &mut seqs[1], 1, "b");
+            m.send_offsets(offsets("g")).unwrap();
+            pump(&mut m, &mut c, level >= 2);
+            m.commit_transaction().unwrap();
+            pump(&mut m, &mut c, level >= 2);
+            assert_eq!(m.state(), TxnState::Ready, "v{level}");
+            assert_eq!(c.committed_offset("g", "in", 0), Some(42));
+            if level >= 2 {
+                // The epoch moved: sequences restart.
+                assert_eq!(m.producer_id_and_epoch().1, 1);
+                seqs = [0, 0];
+            }
+            // Aborted after a failed record.
+            m.begin_transaction().unwrap();
+            produce(&mut m, &mut c, &mut seqs[0], 0, "x");
+            m.on_record_failed(ErrorCode::MessageTooLarge);
+            assert!(m.commit_transaction().is_err());
+            m.abort_transaction().unwrap();
+            pump(&mut m, &mut c, level >= 2);
+            assert_eq!(m.state(), TxnState::Ready, "v{level}");
+            assert_eq!(values(&c, 0), vec!["a"], "v{level}");
+            assert_eq!(values(&c, 1), vec!["b"], "v{level}");
+            assert_eq!(c.last_stable_offset("t", 0), c.log_end_offset("t", 0));
+            // A second instance fences this one.
+            let mut other = manager();
+            other.set_transaction_version(level);
+            other.init_transactions().unwrap();
+            pump(&mut other, &mut c, level >= 2);
+            m.begin_transaction().unwrap();
+            m.add_partition("t", 0).unwrap();
+            m.commit_transaction().unwrap();
+            pump(&mut m, &mut c, level >= 2);
+            assert_eq!(m.state(), TxnState::FatalError, "v{level}");
+            assert_eq!(m.error(), Some(&TxnError::Fatal(ErrorCode::ProducerFenced)));
+        }
+    }
 }

@@ -19,17 +19,17 @@ use crate::protocol::messages::add_partitions_to_txn::{
     AddPartitionsToTxnTopic, AddPartitionsToTxnTopicResult,
 };
 use crate::protocol::messages::api_versions::{
-    ApiVersion, ApiVersionsRequest, ApiVersionsResponse, FinalizedFeatureKey,
-    SupportedFeatureKey, TRANSACTION_VERSION_FEATURE,
+    ApiVersion, ApiVersionsRequest, ApiVersionsResponse, FinalizedFeatureKey, SupportedFeatureKey,
+    TRANSACTION_VERSION_FEATURE,
 };
 use crate::protocol::messages::end_txn::{EndTxnRequest, EndTxnResponse};
-use crate::protocol::messages::find_coordinator::FindCoordinatorRequest;
-use crate::protocol::messages::txn_offset_commit::TxnOffsetCommitRequest;
 use crate::protocol::messages::fetch::FetchRequest;
+use crate::protocol::messages::find_coordinator::FindCoordinatorRequest;
 use crate::protocol::messages::init_producer_id::{InitProducerIdRequest, InitProducerIdResponse};
 use crate::protocol::messages::list_offsets::ListOffsetsRequest;
 use crate::protocol::messages::metadata::{MetadataRequest, MetadataResponse};
 use crate::protocol::messages::produce::ProduceRequest;
+use crate::protocol::messages::txn_offset_commit::TxnOffsetCommitRequest;
 
 impl MockCluster {
     /// Handles one request frame (header and body, without the size prefix)

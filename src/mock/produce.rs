@@ -98,9 +98,13 @@ impl MockCluster {
                 let outcome = match (request_error, &name) {
                     (Some(e), _) => Err(e),
                     (None, None) => Err(ErrorCode::UnknownTopicId),
-                    (None, Some(n)) => {
-                        self.produce_partition(node_id, n, pd, version, req.transactional_id.as_deref())
-                    }
+                    (None, Some(n)) => self.produce_partition(
+                        node_id,
+                        n,
+                        pd,
+                        version,
+                        req.transactional_id.as_deref(),
+                    ),
                 };
                 match outcome {
                     Ok(Appended::New(off)) | Ok(Appended::Duplicate(off)) => {
@@ -229,7 +233,11 @@ impl MockCluster {
         let p = self
             .topics
             .get_mut(topic)
-            .and_then(|t| usize::try_from(pd.index).ok().and_then(|i| t.partitions.get_mut(i)))
+            .and_then(|t| {
+                usize::try_from(pd.index)
+                    .ok()
+                    .and_then(|i| t.partitions.get_mut(i))
+            })
             .ok_or(ErrorCode::UnknownTopicOrPartition)?;
         let base = p.next_offset;
         let mut bytes = BytesMut::from(&records[..]);

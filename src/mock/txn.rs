@@ -59,6 +59,21 @@ struct TxnEntry {
     last_end: Option<(bool, i16)>,
 }
 
+/// An aborted transaction on one partition.
+#[derive(Debug, Clone, Copy)]
+struct AbortedRange {
+    producer_id: i64,
+    first_offset: i64,
+    marker_offset: i64,
+}
+
+/// The transaction an AddPartitionsToTxn names.
+struct TxnOf<'a> {
+    transactional_id: &'a str,
+    producer_id: i64,
+    epoch: i16,
+}
+
 /// The coordinator state of a [`MockCluster`].
 #[derive(Debug, Clone, Default)]
 pub(super) struct TxnCoordinator {
@@ -68,8 +83,8 @@ pub(super) struct TxnCoordinator {
     txns: BTreeMap<String, TxnEntry>,
     /// First offset of each producer's open transaction, per partition.
     open: BTreeMap<(String, i32), BTreeMap<i64, i64>>,
-    /// Aborted transactions per partition: (producer id, first offset, marker offset).
-    aborted: BTreeMap<(String, i32), Vec<(i64, i64, i64)>>,
+    /// Aborted transactions per partition.
+    aborted: BTreeMap<(String, i32), Vec<AbortedRange>>,
     committed_offsets: BTreeMap<(String, String, i32), i64>,
     markers_written: u64,
 }
@@ -172,10 +187,10 @@ impl MockCluster {
             .get(&(topic.to_owned(), partition))
             .into_iter()
             .flatten()
-            .filter(|(_, first, last)| *last >= from && *first < to)
-            .map(|(pid, first, _)| AbortedTransaction {
-                producer_id: *pid,
-                first_offset: *first,
+            .filter(|a| a.marker_offset >= from && a.first_offset < to)
+            .map(|a| AbortedTransaction {
+                producer_id: a.producer_id,
+                first_offset: a.first_offset,
                 ..Default::default()
             })
             .collect()
@@ -206,8 +221,10 @@ impl MockCluster {
                 continue;
             }
             let in_aborted = h.is_transactional()
-                && aborted.iter().any(|(pid, first, last)| {
-                    *pid == h.producer_id && b.base_offset >= *first && b.base_offset < *last
+                && aborted.iter().any(|a| {
+                    a.producer_id == h.producer_id
+                        && b.base_offset >= a.first_offset
+                        && b.base_offset < a.marker_offset
                 });
             if !in_aborted {
                 out.extend(decode_records(&b.bytes)?);
@@ -289,7 +306,8 @@ impl MockCluster {
         if self.not_coordinator(node_id, transactional_id) {
             return fail(ErrorCode::NotCoordinator);
         }
-        if req.transaction_timeout_ms <= 0 || req.transaction_timeout_ms > MAX_TRANSACTION_TIMEOUT_MS
+        if req.transaction_timeout_ms <= 0
+            || req.transaction_timeout_ms > MAX_TRANSACTION_TIMEOUT_MS
         {
             return fail(ErrorCode::InvalidTransactionTimeout);
         }
@@ -347,17 +365,17 @@ impl MockCluster {
     fn add_partitions(
         &mut self,
         node_id: i32,
-        transactional_id: &str,
-        producer_id: i64,
-        epoch: i16,
+        txn: TxnOf<'_>,
         topics: &[AddPartitionsToTxnTopic],
         verify_only: bool,
         version: i16,
     ) -> Vec<AddPartitionsToTxnTopicResult> {
+        let transactional_id = txn.transactional_id;
         let check = if self.not_coordinator(node_id, transactional_id) {
             Err(ErrorCode::NotCoordinator)
         } else {
-            check_epoch(self.txn.txns.get(transactional_id), producer_id, epoch).map_err(|e| {
+            let entry = self.txn.txns.get(transactional_id);
+            check_epoch(entry, txn.producer_id, txn.epoch).map_err(|e| {
                 // PRODUCER_FENCED is answered from v2 (KIP-588).
                 if e == ErrorCode::ProducerFenced && version < 2 {
                     ErrorCode::InvalidProducerEpoch
@@ -422,9 +440,11 @@ impl MockCluster {
                     transactional_id: t.transactional_id.clone(),
                     topic_results: self.add_partitions(
                         node_id,
-                        &t.transactional_id,
-                        t.producer_id,
-                        t.producer_epoch,
+                        TxnOf {
+                            transactional_id: &t.transactional_id,
+                            producer_id: t.producer_id,
+                            epoch: t.producer_epoch,
+                        },
                         &t.topics,
                         t.verify_only,
                         version,
@@ -440,9 +460,11 @@ impl MockCluster {
         AddPartitionsToTxnResponse {
             results_by_topic_v3_and_below: self.add_partitions(
                 node_id,
-                &req.v3_and_below_transactional_id,
-                req.v3_and_below_producer_id,
-                req.v3_and_below_producer_epoch,
+                TxnOf {
+                    transactional_id: &req.v3_and_below_transactional_id,
+                    producer_id: req.v3_and_below_producer_id,
+                    epoch: req.v3_and_below_producer_epoch,
+                },
                 &req.v3_and_below_topics,
                 false,
                 version,
@@ -466,7 +488,11 @@ impl MockCluster {
             )
         };
         if check.is_ok() {
-            let e = self.txn.txns.get_mut(&req.transactional_id).expect("checked");
+            let e = self
+                .txn
+                .txns
+                .get_mut(&req.transactional_id)
+                .expect("checked");
             e.groups.insert(req.group_id.clone());
         }
         AddOffsetsToTxnResponse {
@@ -503,7 +529,11 @@ impl MockCluster {
             })
         };
         if check.is_ok() {
-            let e = self.txn.txns.get_mut(&req.transactional_id).expect("checked");
+            let e = self
+                .txn
+                .txns
+                .get_mut(&req.transactional_id)
+                .expect("checked");
             e.groups.insert(req.group_id.clone());
             for t in &req.topics {
                 for p in &t.partitions {
@@ -540,7 +570,12 @@ impl MockCluster {
     /// EndTxn: markers into every partition of the transaction, offsets
     /// committed on commit; under transactions v2 the epoch is bumped and
     /// returned (v5+).
-    pub(super) fn end_txn(&mut self, node_id: i32, req: &EndTxnRequest, version: i16) -> EndTxnResponse {
+    pub(super) fn end_txn(
+        &mut self,
+        node_id: i32,
+        req: &EndTxnRequest,
+        version: i16,
+    ) -> EndTxnResponse {
         let fail = |e: ErrorCode| EndTxnResponse {
             error_code: e.code(),
             ..Default::default()
@@ -599,13 +634,22 @@ impl MockCluster {
                 epoch = 0;
             }
         }
-        self.write_markers(&e.partitions, e.producer_id, if v2 { e.epoch + 1 } else { e.epoch }, control);
+        self.write_markers(
+            &e.partitions,
+            e.producer_id,
+            if v2 { e.epoch + 1 } else { e.epoch },
+            control,
+        );
         if req.committed {
             for (k, off) in &e.pending_offsets {
                 self.txn.committed_offsets.insert(k.clone(), *off);
             }
         }
-        let entry = self.txn.txns.get_mut(&req.transactional_id).expect("present");
+        let entry = self
+            .txn
+            .txns
+            .get_mut(&req.transactional_id)
+            .expect("present");
         entry.producer_id = id;
         entry.epoch = epoch;
         entry.partitions.clear();
@@ -678,11 +722,11 @@ impl MockCluster {
                 .and_then(|m| m.remove(&producer_id));
             if control == ControlType::Abort {
                 if let Some(first) = first {
-                    self.txn
-                        .aborted
-                        .entry(key)
-                        .or_default()
-                        .push((producer_id, first, base));
+                    self.txn.aborted.entry(key).or_default().push(AbortedRange {
+                        producer_id,
+                        first_offset: first,
+                        marker_offset: base,
+                    });
                 }
             }
             self.txn.markers_written += 1;

@@ -798,7 +798,10 @@ impl TxnManager {
         }
     }
 
-    fn add_partitions_request(&self, partitions: &BTreeSet<(String, i32)>) -> AddPartitionsToTxnRequest {
+    fn add_partitions_request(
+        &self,
+        partitions: &BTreeSet<(String, i32)>,
+    ) -> AddPartitionsToTxnRequest {
         let mut topics: Vec<AddPartitionsToTxnTopic> = Vec::new();
         for (topic, partition) in partitions {
             match topics.last_mut() {
@@ -851,7 +854,11 @@ impl TxnManager {
 
     /// The FindCoordinator message for `key_type` and `key` at `version`
     /// (one key in `key` before v4, in `coordinator_keys` from v4).
-    pub fn find_coordinator_request(key_type: i8, key: &str, version: i16) -> FindCoordinatorRequest {
+    pub fn find_coordinator_request(
+        key_type: i8,
+        key: &str,
+        version: i16,
+    ) -> FindCoordinatorRequest {
         if version >= 4 {
             FindCoordinatorRequest {
                 key_type,

@@ -89,11 +89,15 @@ impl EndTxnMarker {
             .as_ref()
             .ok_or(ProtocolError::Invalid("control record without a key"))?;
         if key.len() < 4 {
-            return Err(ProtocolError::Invalid("control record key shorter than 4 bytes"));
+            return Err(ProtocolError::Invalid(
+                "control record key shorter than 4 bytes",
+            ));
         }
         let version = i16::from_be_bytes([key[0], key[1]]);
         if version < 0 {
-            return Err(ProtocolError::Invalid("negative control record key version"));
+            return Err(ProtocolError::Invalid(
+                "negative control record key version",
+            ));
         }
         let control_type = match i16::from_be_bytes([key[2], key[3]]) {
             0 => ControlType::Abort,
@@ -114,7 +118,9 @@ impl EndTxnMarker {
             ));
         }
         if i16::from_be_bytes([value[0], value[1]]) < 0 {
-            return Err(ProtocolError::Invalid("negative transaction marker version"));
+            return Err(ProtocolError::Invalid(
+                "negative transaction marker version",
+            ));
         }
         Ok(EndTxnMarker {
             control_type,

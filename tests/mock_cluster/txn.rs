@@ -32,7 +32,12 @@ fn cluster(brokers: usize) -> MockCluster {
 fn txn_batch(pid: i64, epoch: i16, seq: i32, n: usize) -> Bytes {
     let mut b = BatchBuilder::new(1_000, 256);
     for i in 0..n {
-        b.append(1_000 + i as i64, None, Some(format!("v{seq}-{i}").as_bytes()), &[]);
+        b.append(
+            1_000 + i as i64,
+            None,
+            Some(format!("v{seq}-{i}").as_bytes()),
+            &[],
+        );
     }
     let mut closed = b.close(Compression::None, None).unwrap();
     closed.stamp(pid, epoch, seq, true);
@@ -219,14 +224,23 @@ fn v1_commit_writes_markers_and_moves_the_last_stable_offset() {
     );
     assert_eq!(add(&mut c, pid, epoch, &[0, 1]), vec![0, 0]);
     assert_eq!(c.transaction_partitions(TX).len(), 2);
-    assert_eq!(produce_txn(&mut c, 9, Some(TX), 0, txn_batch(pid, epoch, 0, 2)), 0);
-    assert_eq!(produce_txn(&mut c, 9, Some(TX), 1, txn_batch(pid, epoch, 0, 1)), 0);
+    assert_eq!(
+        produce_txn(&mut c, 9, Some(TX), 0, txn_batch(pid, epoch, 0, 2)),
+        0
+    );
+    assert_eq!(
+        produce_txn(&mut c, 9, Some(TX), 1, txn_batch(pid, epoch, 0, 1)),
+        0
+    );
     // Open: the LSO stays at the transaction's first offset.
     assert_eq!(c.last_stable_offset("t", 0), Some(0));
     let rc = fetch(&mut c, 0, READ_COMMITTED);
     assert_eq!((rc.high_watermark, rc.last_stable_offset), (2, 0));
     assert!(rc.records.unwrap().is_empty());
-    assert!(!fetch(&mut c, 0, READ_UNCOMMITTED).records.unwrap().is_empty());
+    assert!(!fetch(&mut c, 0, READ_UNCOMMITTED)
+        .records
+        .unwrap()
+        .is_empty());
     assert!(values(&c, 0).is_empty());
 
     let r = end(&mut c, 4, pid, epoch, true);
@@ -248,7 +262,10 @@ fn v1_commit_writes_markers_and_moves_the_last_stable_offset() {
     let rc = fetch(&mut c, 0, READ_COMMITTED);
     assert_eq!(rc.last_stable_offset, 3);
     assert_eq!(rc.aborted_transactions, Some(Vec::new()));
-    assert_eq!(RecordBatch::decode_all(rc.records.unwrap()).unwrap().len(), 2);
+    assert_eq!(
+        RecordBatch::decode_all(rc.records.unwrap()).unwrap().len(),
+        2
+    );
     // A retried EndTxn gets the same answer; the opposite one does not.
     assert_eq!(end(&mut c, 4, pid, epoch, true).error_code, 0);
     assert_eq!(
@@ -257,7 +274,10 @@ fn v1_commit_writes_markers_and_moves_the_last_stable_offset() {
     );
     // The next transaction of the same epoch.
     assert_eq!(add(&mut c, pid, epoch, &[0]), vec![0]);
-    assert_eq!(produce_txn(&mut c, 9, Some(TX), 0, txn_batch(pid, epoch, 2, 1)), 0);
+    assert_eq!(
+        produce_txn(&mut c, 9, Some(TX), 0, txn_batch(pid, epoch, 2, 1)),
+        0
+    );
     assert_eq!(end(&mut c, 4, pid, epoch, true).error_code, 0);
     assert_eq!(values(&c, 0), vec!["v0-0", "v0-1", "v2-0"]);
 }
@@ -267,10 +287,16 @@ fn aborted_records_are_reported_and_hidden_from_read_committed() {
     let mut c = cluster(1);
     let (_, pid, epoch) = init(&mut c, TX, -1, -1);
     add(&mut c, pid, epoch, &[0]);
-    assert_eq!(produce_txn(&mut c, 9, Some(TX), 0, txn_batch(pid, epoch, 0, 3)), 0);
+    assert_eq!(
+        produce_txn(&mut c, 9, Some(TX), 0, txn_batch(pid, epoch, 0, 3)),
+        0
+    );
     assert_eq!(end(&mut c, 3, pid, epoch, false).error_code, 0);
     add(&mut c, pid, epoch, &[0]);
-    assert_eq!(produce_txn(&mut c, 9, Some(TX), 0, txn_batch(pid, epoch, 3, 1)), 0);
+    assert_eq!(
+        produce_txn(&mut c, 9, Some(TX), 0, txn_batch(pid, epoch, 3, 1)),
+        0
+    );
     assert_eq!(end(&mut c, 3, pid, epoch, true).error_code, 0);
     assert_eq!(values(&c, 0), vec!["v3-0"]);
     let rc = fetch(&mut c, 0, READ_COMMITTED);
@@ -281,7 +307,10 @@ fn aborted_records_are_reported_and_hidden_from_read_committed() {
     // read_uncommitted sees every batch and no aborted list.
     let ru = fetch(&mut c, 0, READ_UNCOMMITTED);
     assert_eq!(ru.aborted_transactions, None);
-    assert_eq!(RecordBatch::decode_all(ru.records.unwrap()).unwrap().len(), 4);
+    assert_eq!(
+        RecordBatch::decode_all(ru.records.unwrap()).unwrap().len(),
+        4
+    );
 }
 
 #[test]
@@ -289,7 +318,10 @@ fn a_second_instance_fences_the_first_and_aborts_its_transaction() {
     let mut c = cluster(1);
     let (_, pid, epoch) = init(&mut c, TX, -1, -1);
     add(&mut c, pid, epoch, &[0]);
-    assert_eq!(produce_txn(&mut c, 9, Some(TX), 0, txn_batch(pid, epoch, 0, 2)), 0);
+    assert_eq!(
+        produce_txn(&mut c, 9, Some(TX), 0, txn_batch(pid, epoch, 0, 2)),
+        0
+    );
     let (e, pid2, epoch2) = init(&mut c, TX, -1, -1);
     assert_eq!((e, pid2, epoch2), (0, pid, 1));
     // The open transaction was aborted with the new epoch.
@@ -309,7 +341,10 @@ fn a_second_instance_fences_the_first_and_aborts_its_transaction() {
         ErrorCode::ProducerFenced.code()
     );
     // KIP-360: an InitProducerId naming the old epoch is fenced too.
-    assert_eq!(init(&mut c, TX, pid, epoch).0, ErrorCode::ProducerFenced.code());
+    assert_eq!(
+        init(&mut c, TX, pid, epoch).0,
+        ErrorCode::ProducerFenced.code()
+    );
     // The new one bumps its own epoch.
     assert_eq!(init(&mut c, TX, pid, 1), (0, pid, 2));
 }
@@ -327,7 +362,10 @@ fn v2_partitions_join_through_produce_and_end_txn_bumps_the_epoch() {
         produce_txn(&mut c, 11, Some(TX), 0, txn_batch(pid, epoch, 0, 1)),
         ErrorCode::InvalidTxnState.code()
     );
-    assert_eq!(produce_txn(&mut c, 12, Some(TX), 0, txn_batch(pid, epoch, 0, 1)), 0);
+    assert_eq!(
+        produce_txn(&mut c, 12, Some(TX), 0, txn_batch(pid, epoch, 0, 1)),
+        0
+    );
     assert_eq!(c.transaction_partitions(TX), vec![("t".to_string(), 0)]);
     let r = end(&mut c, 5, pid, epoch, true);
     assert_eq!((r.error_code, r.producer_id, r.producer_epoch), (0, pid, 1));
@@ -340,7 +378,10 @@ fn v2_partitions_join_through_produce_and_end_txn_bumps_the_epoch() {
         produce_txn(&mut c, 12, Some(TX), 0, txn_batch(pid, 0, 1, 1)),
         ErrorCode::InvalidProducerEpoch.code()
     );
-    assert_eq!(produce_txn(&mut c, 12, Some(TX), 0, txn_batch(pid, 1, 0, 1)), 0);
+    assert_eq!(
+        produce_txn(&mut c, 12, Some(TX), 0, txn_batch(pid, 1, 0, 1)),
+        0
+    );
     let r = end(&mut c, 5, pid, 1, false);
     assert_eq!((r.error_code, r.producer_epoch), (0, 2));
     assert_eq!(values(&c, 0), vec!["v0-0"]);
@@ -404,7 +445,10 @@ fn queued_coordinator_errors_are_answered_then_cleared() {
     add(&mut c, pid, epoch, &[0]);
     c.push_errors(
         ApiKey::EndTxn,
-        vec![ErrorCode::ConcurrentTransactions, ErrorCode::CoordinatorLoadInProgress],
+        vec![
+            ErrorCode::ConcurrentTransactions,
+            ErrorCode::CoordinatorLoadInProgress,
+        ],
     );
     c.push_errors(ApiKey::AddPartitionsToTxn, vec![ErrorCode::NotCoordinator]);
     assert_eq!(

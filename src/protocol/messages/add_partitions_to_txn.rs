@@ -87,7 +87,11 @@ impl ApiMessage for AddPartitionsToTxnRequest {
                 self.v3_and_below_producer_epoch,
                 self.v3_and_below_topics.is_empty(),
             );
-            absent(&v3, &("", 0, 0, true), "AddPartitionsToTxn v3 fields from v4")?;
+            absent(
+                &v3,
+                &("", 0, 0, true),
+                "AddPartitionsToTxn v3 fields from v4",
+            )?;
             put_arr(buf, &self.transactions, flex, |b, t| {
                 put_str(b, &t.transactional_id, flex)?;
                 b.put_i64(t.producer_id);

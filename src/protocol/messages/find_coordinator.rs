@@ -51,7 +51,9 @@ impl ApiMessage for FindCoordinatorRequest {
             absent(&self.key_type, &0, "FindCoordinator key_type in v0")?;
         }
         if version >= 4 {
-            put_arr(buf, &self.coordinator_keys, flex, |b, k| put_str(b, k, flex))?;
+            put_arr(buf, &self.coordinator_keys, flex, |b, k| {
+                put_str(b, k, flex)
+            })?;
         }
         put_tags(buf, flex, &[], &self.tagged_fields)
     }

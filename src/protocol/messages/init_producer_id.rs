@@ -71,7 +71,11 @@ impl ApiMessage for InitProducerIdRequest {
             buf.put_u8(u8::from(self.keep_prepared_txn));
         } else {
             let two_pc = (self.enable_2pc, self.keep_prepared_txn);
-            absent(&two_pc, &(false, false), "InitProducerId 2PC fields before v6")?;
+            absent(
+                &two_pc,
+                &(false, false),
+                "InitProducerId 2PC fields before v6",
+            )?;
         }
         put_tags(buf, flex, &[], &self.tagged_fields)
     }
@@ -149,8 +153,15 @@ impl ApiMessage for InitProducerIdResponse {
             buf.put_i64(self.ongoing_txn_producer_id);
             buf.put_i16(self.ongoing_txn_producer_epoch);
         } else {
-            let ongoing = (self.ongoing_txn_producer_id, self.ongoing_txn_producer_epoch);
-            absent(&ongoing, &(-1, -1), "InitProducerId ongoing transaction before v6")?;
+            let ongoing = (
+                self.ongoing_txn_producer_id,
+                self.ongoing_txn_producer_epoch,
+            );
+            absent(
+                &ongoing,
+                &(-1, -1),
+                "InitProducerId ongoing transaction before v6",
+            )?;
         }
         put_tags(buf, flex, &[], &self.tagged_fields)
     }

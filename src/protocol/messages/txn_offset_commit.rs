@@ -107,7 +107,11 @@ impl ApiMessage for TxnOffsetCommitRequest {
                 self.member_id.as_str(),
                 self.group_instance_id.as_deref(),
             );
-            absent(&group, &(-1, "", None), "TxnOffsetCommit group member before v3")?;
+            absent(
+                &group,
+                &(-1, "", None),
+                "TxnOffsetCommit group member before v3",
+            )?;
         }
         put_arr(buf, &self.topics, flex, |b, t| {
             put_str(b, &t.name, flex)?;
