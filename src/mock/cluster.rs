@@ -303,6 +303,13 @@ impl MockCluster {
             .and_then(|i| t.partitions.get(i))
     }
 
+    pub(super) fn partition_mut(&mut self, topic: &str, partition: i32) -> Option<&mut Partition> {
+        let t = self.topics.get_mut(topic)?;
+        usize::try_from(partition)
+            .ok()
+            .and_then(|i| t.partitions.get_mut(i))
+    }
+
     /// The stored batches of a partition (cheap clones of `Bytes`), in offset order.
     pub fn batches(&self, topic: &str, partition: i32) -> Vec<StoredBatch> {
         self.partition(topic, partition)

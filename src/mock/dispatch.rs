@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 
 use super::fetch::MAX_FETCH_WAIT_MS;
+use super::txn::partition_results;
 use super::{HandleResult, MockCluster};
 use crate::protocol::error::ProtocolError;
 use crate::protocol::error_code::ErrorCode;
@@ -15,8 +16,7 @@ use crate::protocol::messages::add_offsets_to_txn::{
     AddOffsetsToTxnRequest, AddOffsetsToTxnResponse,
 };
 use crate::protocol::messages::add_partitions_to_txn::{
-    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnRequest, AddPartitionsToTxnResponse,
-    AddPartitionsToTxnTopic, AddPartitionsToTxnTopicResult,
+    AddPartitionsToTxnRequest, AddPartitionsToTxnResponse,
 };
 use crate::protocol::messages::api_versions::{
     ApiVersion, ApiVersionsRequest, ApiVersionsResponse, FinalizedFeatureKey, SupportedFeatureKey,
@@ -232,7 +232,7 @@ impl MockCluster {
                     Some(e) => AddPartitionsToTxnResponse {
                         error_code: if version >= 4 { e.code() } else { 0 },
                         results_by_topic_v3_and_below: if version < 4 {
-                            failed_partitions(&req.v3_and_below_topics, e)
+                            partition_results(&req.v3_and_below_topics, |_, _| e)
                         } else {
                             Vec::new()
                         },
@@ -288,29 +288,6 @@ impl MockCluster {
             }
         }
     }
-}
-
-/// Every partition of an AddPartitionsToTxn answered with a queued error.
-fn failed_partitions(
-    topics: &[AddPartitionsToTxnTopic],
-    e: ErrorCode,
-) -> Vec<AddPartitionsToTxnTopicResult> {
-    topics
-        .iter()
-        .map(|t| AddPartitionsToTxnTopicResult {
-            name: t.name.clone(),
-            results_by_partition: t
-                .partitions
-                .iter()
-                .map(|p| AddPartitionsToTxnPartitionResult {
-                    partition_index: *p,
-                    partition_error_code: e.code(),
-                    ..Default::default()
-                })
-                .collect(),
-            ..Default::default()
-        })
-        .collect()
 }
 
 fn api_version_entry(k: ApiKey) -> ApiVersion {

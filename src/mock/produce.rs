@@ -17,6 +17,16 @@ use crate::protocol::messages::produce::{
 use crate::protocol::record::{RecordBatch, MAGIC, OFF_MAGIC};
 use crate::protocol::Compression;
 
+/// An InitProducerId answer with error `e` and no producer id.
+pub(super) fn init_failed(e: ErrorCode) -> InitProducerIdResponse {
+    InitProducerIdResponse {
+        error_code: e.code(),
+        producer_id: -1,
+        producer_epoch: -1,
+        ..Default::default()
+    }
+}
+
 /// Why a Produce for one partition was refused (or a duplicate).
 enum Appended {
     New(i64),
@@ -28,12 +38,7 @@ impl MockCluster {
         &mut self,
         req: &InitProducerIdRequest,
     ) -> InitProducerIdResponse {
-        let fail = |e: ErrorCode| InitProducerIdResponse {
-            error_code: e.code(),
-            producer_id: -1,
-            producer_epoch: -1,
-            ..Default::default()
-        };
+        let fail = init_failed;
         if req.producer_id >= 0 {
             // Bump the epoch of a known id whose current epoch the client names.
             match self.producer_epochs.get(&req.producer_id) {
@@ -169,13 +174,7 @@ impl MockCluster {
             self.create_topic(topic, n)?;
         }
         let p = self
-            .topics
-            .get_mut(topic)
-            .and_then(|t| {
-                usize::try_from(pd.index)
-                    .ok()
-                    .and_then(|i| t.partitions.get_mut(i))
-            })
+            .partition_mut(topic, pd.index)
             .ok_or(ErrorCode::UnknownTopicOrPartition)?;
         if p.leader != node_id {
             return Err(ErrorCode::NotLeaderOrFollower);
@@ -231,13 +230,7 @@ impl MockCluster {
             self.transactional_append(topic, pd.index, h.producer_id, base);
         }
         let p = self
-            .topics
-            .get_mut(topic)
-            .and_then(|t| {
-                usize::try_from(pd.index)
-                    .ok()
-                    .and_then(|i| t.partitions.get_mut(i))
-            })
+            .partition_mut(topic, pd.index)
             .ok_or(ErrorCode::UnknownTopicOrPartition)?;
         let base = p.next_offset;
         let mut bytes = BytesMut::from(&records[..]);

@@ -18,6 +18,7 @@ use bytes::BytesMut;
 
 use super::batch::{decode_records, MockRecord};
 use super::cluster::ProducerEntry;
+use super::produce::init_failed;
 use super::{MockCluster, StoredBatch};
 use crate::protocol::control::{ControlType, EndTxnMarker};
 use crate::protocol::error::ProtocolError;
@@ -87,6 +88,29 @@ pub(super) struct TxnCoordinator {
     aborted: BTreeMap<(String, i32), Vec<AbortedRange>>,
     committed_offsets: BTreeMap<(String, String, i32), i64>,
     markers_written: u64,
+}
+
+/// One result per partition of `topics`, with the error `code_of` gives.
+pub(super) fn partition_results(
+    topics: &[AddPartitionsToTxnTopic],
+    code_of: impl Fn(&str, i32) -> ErrorCode,
+) -> Vec<AddPartitionsToTxnTopicResult> {
+    topics
+        .iter()
+        .map(|t| AddPartitionsToTxnTopicResult {
+            name: t.name.clone(),
+            results_by_partition: t
+                .partitions
+                .iter()
+                .map(|p| AddPartitionsToTxnPartitionResult {
+                    partition_index: *p,
+                    partition_error_code: code_of(&t.name, *p).code(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        })
+        .collect()
 }
 
 /// Checks a request's producer id and epoch against the coordinator's entry.
@@ -237,6 +261,22 @@ impl MockCluster {
         self.coordinator_of(key) != node_id
     }
 
+    /// NOT_COORDINATOR unless `node_id` coordinates `key`, then the
+    /// transactional id's producer id and epoch.
+    fn check_txn(
+        &self,
+        node_id: i32,
+        key: &str,
+        transactional_id: &str,
+        producer_id: i64,
+        epoch: i16,
+    ) -> Result<(), ErrorCode> {
+        if self.not_coordinator(node_id, key) {
+            return Err(ErrorCode::NotCoordinator);
+        }
+        check_epoch(self.txn.txns.get(transactional_id), producer_id, epoch)
+    }
+
     pub(super) fn find_coordinator(
         &self,
         req: &FindCoordinatorRequest,
@@ -297,12 +337,7 @@ impl MockCluster {
         transactional_id: &str,
         req: &InitProducerIdRequest,
     ) -> InitProducerIdResponse {
-        let fail = |e: ErrorCode| InitProducerIdResponse {
-            error_code: e.code(),
-            producer_id: -1,
-            producer_epoch: -1,
-            ..Default::default()
-        };
+        let fail = init_failed;
         if self.not_coordinator(node_id, transactional_id) {
             return fail(ErrorCode::NotCoordinator);
         }
@@ -371,19 +406,22 @@ impl MockCluster {
         version: i16,
     ) -> Vec<AddPartitionsToTxnTopicResult> {
         let transactional_id = txn.transactional_id;
-        let check = if self.not_coordinator(node_id, transactional_id) {
-            Err(ErrorCode::NotCoordinator)
-        } else {
-            let entry = self.txn.txns.get(transactional_id);
-            check_epoch(entry, txn.producer_id, txn.epoch).map_err(|e| {
+        let check = self
+            .check_txn(
+                node_id,
+                transactional_id,
+                transactional_id,
+                txn.producer_id,
+                txn.epoch,
+            )
+            .map_err(|e| {
                 // PRODUCER_FENCED is answered from v2 (KIP-588).
                 if e == ErrorCode::ProducerFenced && version < 2 {
                     ErrorCode::InvalidProducerEpoch
                 } else {
                     e
                 }
-            })
-        };
+            });
         let unknown: Vec<(String, i32)> = topics
             .iter()
             .flat_map(|t| t.partitions.iter().map(move |p| (t.name.clone(), *p)))
@@ -399,22 +437,7 @@ impl MockCluster {
                 Ok(()) => ErrorCode::OperationNotAttempted,
             }
         };
-        let results: Vec<AddPartitionsToTxnTopicResult> = topics
-            .iter()
-            .map(|t| AddPartitionsToTxnTopicResult {
-                name: t.name.clone(),
-                results_by_partition: t
-                    .partitions
-                    .iter()
-                    .map(|p| AddPartitionsToTxnPartitionResult {
-                        partition_index: *p,
-                        partition_error_code: code_of(&t.name, *p).code(),
-                        ..Default::default()
-                    })
-                    .collect(),
-                ..Default::default()
-            })
-            .collect();
+        let results = partition_results(topics, code_of);
         if check.is_ok() && unknown.is_empty() && !verify_only {
             let entry = self.txn.txns.get_mut(transactional_id).expect("checked");
             for t in topics {
@@ -478,15 +501,8 @@ impl MockCluster {
         node_id: i32,
         req: &AddOffsetsToTxnRequest,
     ) -> AddOffsetsToTxnResponse {
-        let check = if self.not_coordinator(node_id, &req.transactional_id) {
-            Err(ErrorCode::NotCoordinator)
-        } else {
-            check_epoch(
-                self.txn.txns.get(&req.transactional_id),
-                req.producer_id,
-                req.producer_epoch,
-            )
-        };
+        let tid = &req.transactional_id;
+        let check = self.check_txn(node_id, tid, tid, req.producer_id, req.producer_epoch);
         if check.is_ok() {
             let e = self
                 .txn
@@ -511,23 +527,23 @@ impl MockCluster {
         version: i16,
     ) -> TxnOffsetCommitResponse {
         let implicit = version >= 5 && self.txn.transaction_version >= 2;
-        let check = if self.not_coordinator(node_id, &req.group_id) {
-            Err(ErrorCode::NotCoordinator)
-        } else {
-            check_epoch(
-                self.txn.txns.get(&req.transactional_id),
+        let tid = &req.transactional_id;
+        let check = self
+            .check_txn(
+                node_id,
+                &req.group_id,
+                tid,
                 req.producer_id,
                 req.producer_epoch,
             )
             .and_then(|()| {
-                let e = &self.txn.txns[&req.transactional_id];
+                let e = &self.txn.txns[tid];
                 if implicit || e.groups.contains(&req.group_id) {
                     Ok(())
                 } else {
                     Err(ErrorCode::InvalidTxnState)
                 }
-            })
-        };
+            });
         if check.is_ok() {
             let e = self
                 .txn
@@ -677,11 +693,7 @@ impl MockCluster {
             coordinator_epoch: self.txn.coordinator_epoch,
         };
         for (topic, index) in partitions {
-            let Some(p) = self.topics.get_mut(topic).and_then(|t| {
-                usize::try_from(*index)
-                    .ok()
-                    .and_then(|i| t.partitions.get_mut(i))
-            }) else {
+            let Some(p) = self.partition_mut(topic, *index) else {
                 continue;
             };
             // The mock has no wall clock: the marker takes the time of the

@@ -639,6 +639,11 @@ impl TxnManager {
         self.need_init = false;
         self.offsets = None;
         self.new_partitions.clear();
+        self.fail_pending(e);
+    }
+
+    /// Fails the running user call, if any, with `e`.
+    fn fail_pending(&mut self, e: TxnError) {
         if let Some(call) = self.pending_call.take() {
             self.outcomes.push_back(TxnOutcome {
                 call,
@@ -654,12 +659,7 @@ impl TxnManager {
         if !TxnState::AbortableError.may_follow(self.state) {
             // Outside a transaction (e.g. while aborting) the error only
             // fails the running call.
-            if let Some(call) = self.pending_call.take() {
-                self.outcomes.push_back(TxnOutcome {
-                    call,
-                    result: Err(TxnError::Abortable { cause }),
-                });
-            }
+            self.fail_pending(TxnError::Abortable { cause });
             return;
         }
         let e = TxnError::Abortable { cause };
@@ -669,12 +669,7 @@ impl TxnManager {
         self.end = None;
         self.offsets = None;
         self.new_partitions.clear();
-        if let Some(call) = self.pending_call.take() {
-            self.outcomes.push_back(TxnOutcome {
-                call,
-                result: Err(e),
-            });
-        }
+        self.fail_pending(e);
     }
 
     /// The next request to send, if any. `records_pending` is true while
@@ -954,12 +949,8 @@ impl TxnManager {
         if self.in_flight.take() != Some(InFlight::InitProducerId) {
             return;
         }
+        // An epoch error here means another producer holds the id: fatal.
         let (h, code) = self.classify(r.error_code);
-        // Any epoch error here means another producer holds the id.
-        let h = match code {
-            ErrorCode::InvalidProducerEpoch | ErrorCode::ProducerFenced => Handling::Fatal,
-            _ => h,
-        };
         if self.handle(h, now, code) {
             self.producer_id = r.producer_id;
             self.producer_epoch = r.producer_epoch;
@@ -1056,10 +1047,6 @@ impl TxnManager {
             return;
         }
         let (h, code) = self.classify(r.error_code);
-        let h = match code {
-            ErrorCode::InvalidProducerEpoch | ErrorCode::ProducerFenced => Handling::Fatal,
-            _ => h,
-        };
         if self.handle(h, now, code) {
             if version >= 5 && r.producer_id >= 0 {
                 self.producer_id = r.producer_id;
