@@ -200,7 +200,13 @@ impl MockCluster {
                     .map(|lp| {
                         let found = match pushed {
                             Some(e) => Err(e),
-                            None => self.list_partition(node_id, &t.name, lp, version),
+                            None => self.list_partition(
+                                node_id,
+                                &t.name,
+                                lp,
+                                version,
+                                req.isolation_level == READ_COMMITTED,
+                            ),
                         };
                         let mut r = ListOffsetsPartitionResponse {
                             partition_index: lp.partition_index,
@@ -235,11 +241,19 @@ impl MockCluster {
         topic: &str,
         lp: &ListOffsetsPartition,
         version: i16,
+        read_committed: bool,
     ) -> Result<(i64, i64, i32), ErrorCode> {
         let p = self.readable(node_id, topic, lp.partition_index, lp.current_leader_epoch)?;
         let epoch = p.leader_epoch;
         match lp.timestamp {
             EARLIEST_TIMESTAMP => Ok((p.log_start, -1, epoch)),
+            // READ_COMMITTED: the last stable offset.
+            LATEST_TIMESTAMP if read_committed => Ok((
+                self.last_stable_offset(topic, lp.partition_index)
+                    .unwrap_or(p.next_offset),
+                -1,
+                epoch,
+            )),
             LATEST_TIMESTAMP => Ok((p.next_offset, -1, epoch)),
             MAX_TIMESTAMP if version >= 7 => {
                 let mut best: Option<(i64, i64)> = None;

@@ -12,6 +12,7 @@ use kafka_sansio::protocol::messages::end_txn::{EndTxnRequest, EndTxnResponse};
 use kafka_sansio::protocol::messages::fetch::*;
 use kafka_sansio::protocol::messages::find_coordinator::*;
 use kafka_sansio::protocol::messages::init_producer_id::InitProducerIdRequest;
+use kafka_sansio::protocol::messages::list_offsets::*;
 use kafka_sansio::protocol::messages::produce::{
     PartitionProduceData, ProduceRequest, TopicProduceData,
 };
@@ -140,6 +141,25 @@ fn fetch(c: &mut MockCluster, partition: i32, isolation: i8) -> PartitionData {
     r.responses.remove(0).partitions.remove(0)
 }
 
+/// ListOffsets LATEST at an isolation level.
+fn latest(c: &mut MockCluster, partition: i32, isolation: i8) -> i64 {
+    let node = c.leader("t", partition).unwrap();
+    let req = ListOffsetsRequest {
+        isolation_level: isolation,
+        topics: vec![ListOffsetsTopic {
+            name: "t".into(),
+            partitions: vec![ListOffsetsPartition {
+                partition_index: partition,
+                timestamp: LATEST_TIMESTAMP,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    call(c, node, 5, &req).topics[0].partitions[0].offset
+}
+
 fn values(c: &MockCluster, partition: i32) -> Vec<String> {
     c.committed_records("t", partition)
         .unwrap()
@@ -242,6 +262,8 @@ fn v1_commit_writes_markers_and_moves_the_last_stable_offset() {
         .unwrap()
         .is_empty());
     assert!(values(&c, 0).is_empty());
+    assert_eq!(latest(&mut c, 0, READ_COMMITTED), 0);
+    assert_eq!(latest(&mut c, 0, READ_UNCOMMITTED), 2);
 
     let r = end(&mut c, 4, pid, epoch, true);
     assert_eq!(r.error_code, 0);
