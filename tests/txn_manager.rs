@@ -603,6 +603,10 @@ fn a_record_failing_during_commit_fails_the_commit() {
     );
     assert!(m.next_request(now, false).is_none(), "no EndTxn(commit)");
     m.abort_transaction().unwrap();
+    assert!(
+        m.next_request(now, true).is_none(),
+        "EndTxn(abort) waits for in-flight records"
+    );
     assert!(matches!(
         next(&mut m, now).request,
         TxnRequest::EndTxn(EndTxnRequest {

@@ -674,8 +674,9 @@ impl TxnManager {
 
     /// The next request to send, if any. `records_pending` is true while
     /// records of the transaction are unacknowledged (buffered or in
-    /// flight): EndTxn(commit) waits for them, as Java flushes before
-    /// committing. At most one request is in flight.
+    /// flight): EndTxn waits for them, as Java's does (a commit flushes
+    /// first; an abort purges what is unsent and waits for what is in
+    /// flight). At most one request is in flight.
     pub fn next_request(&mut self, now: Instant, records_pending: bool) -> Option<TxnSend> {
         if self.in_flight.is_some() || self.state == TxnState::FatalError {
             return None;
@@ -730,7 +731,7 @@ impl TxnManager {
             return self.next_offsets_request();
         }
         match self.end {
-            Some(committed) if !(committed && records_pending) => {
+            Some(committed) if !records_pending => {
                 self.in_flight = Some(InFlight::EndTxn);
                 Some(TxnSend {
                     target,
