@@ -124,7 +124,3 @@ pub mod mock;
 pub mod producer;
 pub mod protocol;
 pub mod serialize;
-/// The transaction manager (kept in `producer/` beside the core that will
-/// drive it, declared here while that module's root is being restructured).
-#[path = "producer/txn.rs"]
-pub mod txn;

@@ -18,7 +18,7 @@ use kafka_sansio::protocol::messages::txn_offset_commit::{
     TxnOffsetCommitResponse, TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
 use kafka_sansio::protocol::ErrorCode;
-use kafka_sansio::txn::*;
+use kafka_sansio::producer::txn::*;
 
 const BACKOFF: Duration = Duration::from_millis(100);
 

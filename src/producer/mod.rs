@@ -36,6 +36,7 @@ pub mod record;
 pub mod rng;
 mod sender;
 mod timers;
+pub mod txn;
 mod topics;
 
 use std::collections::VecDeque;

@@ -2,7 +2,8 @@
 //! its own, that says which transaction request comes next and how each
 //! answer moves it (the role of Java's `TransactionManager`).
 //!
-//! The core drives it: a user call ([`TxnManager::init_transactions`],
+//! [`Producer`](super::Producer) does not drive it yet (`transactional.id`
+//! is not a key it accepts); a core drives it so: a user call ([`TxnManager::init_transactions`],
 //! [`TxnManager::begin_transaction`], [`TxnManager::send_offsets`],
 //! [`TxnManager::commit_transaction`], [`TxnManager::abort_transaction`])
 //! is accepted or refused at once with a typed error; an accepted call
