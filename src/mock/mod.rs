@@ -65,6 +65,7 @@ mod cluster;
 mod dispatch;
 mod faults;
 mod fetch;
+mod harness;
 mod metadata;
 mod produce;
 mod server;
@@ -73,4 +74,5 @@ pub use batch::MockRecord;
 pub use cluster::{
     HandleResult, MockCluster, MockConfig, StoredBatch, FIRST_PRODUCER_ID, RETAINED_BATCHES,
 };
+pub use harness::{Broker, Pair, Scripted};
 pub use server::MockServer;

@@ -1,0 +1,443 @@
+//! [`Pair`]: the sans-IO producer core and a broker wired together over a
+//! simulated network and clock, the one harness the tests, the fuzz target
+//! and users testing their own code drive the core with (in the spirit of
+//! quinn-proto's `Pair`).
+//!
+//! The network is a set of per-connection queues: request bytes go through
+//! a deframer to the [`Broker`], its answers wait in order until they are
+//! due (the broker's latency plus the pair's own), then reach the core.
+//! Faults are the pair's methods: stalled writes, lost answers, refused
+//! connects and disconnects. Time passes only when the caller says so
+//! ([`Pair::advance`]) or when [`Pair::run_until`] jumps to the next deadline.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::cluster::{HandleResult, MockCluster};
+use crate::producer::{ConnId, Event, Producer, Transmit};
+use crate::protocol::frame::Deframer;
+
+/// Largest request frame the pair's deframers accept.
+const MAX_FRAME: usize = 1 << 30;
+
+/// The other end of a [`Pair`]: answers the request frames the core writes.
+pub trait Broker {
+    /// The broker node listening at `host:port`; `None` refuses the connection.
+    fn node(&self, host: &str, port: u16) -> Option<i32>;
+
+    /// Answers one request frame (without its size prefix) that came to
+    /// `node` on `conn`; `None` leaves the answer to the test (see [`Scripted`]).
+    fn handle_request(
+        &mut self,
+        conn: ConnId,
+        node: i32,
+        frame: Bytes,
+        now: Instant,
+    ) -> Option<HandleResult>;
+
+    /// `conn` is gone (closed by either side); its unanswered requests with it.
+    fn closed(&mut self, conn: ConnId) {
+        let _ = conn;
+    }
+}
+
+impl Broker for MockCluster {
+    fn node(&self, host: &str, port: u16) -> Option<i32> {
+        (0..self.broker_count() as i32)
+            .find(|&n| !self.is_broker_down(n) && self.broker_address(n) == Some((host, port)))
+    }
+
+    fn handle_request(
+        &mut self,
+        _conn: ConnId,
+        node: i32,
+        frame: Bytes,
+        now: Instant,
+    ) -> Option<HandleResult> {
+        Some(MockCluster::handle_request(self, node, frame, now))
+    }
+}
+
+/// A broker that answers nothing by itself: every request waits for the test,
+/// which takes it with [`Scripted::next_request`] and answers it with
+/// [`Pair::deliver`]. Every address is accepted (node ids are not known).
+#[derive(Debug, Clone, Default)]
+pub struct Scripted {
+    requests: BTreeMap<ConnId, VecDeque<Bytes>>,
+}
+
+impl Scripted {
+    /// A scripted broker with no requests waiting.
+    pub fn new() -> Scripted {
+        Scripted::default()
+    }
+
+    /// The oldest unanswered request frame of the lowest connection id that has one.
+    pub fn next_request(&mut self) -> Option<(ConnId, Bytes)> {
+        self.requests
+            .iter_mut()
+            .find_map(|(conn, q)| q.pop_front().map(|f| (*conn, f)))
+    }
+}
+
+impl Broker for Scripted {
+    fn node(&self, _host: &str, _port: u16) -> Option<i32> {
+        Some(-1)
+    }
+
+    fn handle_request(
+        &mut self,
+        conn: ConnId,
+        _node: i32,
+        frame: Bytes,
+        _now: Instant,
+    ) -> Option<HandleResult> {
+        self.requests.entry(conn).or_default().push_back(frame);
+        None
+    }
+
+    fn closed(&mut self, conn: ConnId) {
+        self.requests.remove(&conn);
+    }
+}
+
+/// One open connection of the simulated network.
+#[derive(Debug)]
+struct Link {
+    port: u16,
+    node: i32,
+    requests: Deframer,
+    /// Answers not yet due, in order: (due, bytes, close after them).
+    answers: VecDeque<(Instant, Option<Bytes>, bool)>,
+    /// Bytes sent while writes were stalled, not yet reported written.
+    unwritten: usize,
+    /// The broker closes the connection: what the core sends after that is lost.
+    closing: bool,
+}
+
+/// The core and a broker over a simulated network and clock.
+///
+/// ```
+/// use std::time::Instant;
+/// use kafka_sansio::mock::{MockCluster, Pair};
+/// use kafka_sansio::producer::{Event, Producer, ProducerConfig, ProducerRecord};
+///
+/// let now = Instant::now();
+/// let config = ProducerConfig::builder().bootstrap_servers("localhost:9092").build()?;
+/// let producer = Producer::new(config, now, 1_700_000_000_000)?;
+/// let mut pair = Pair::new(producer, MockCluster::new(1), now);
+/// pair.producer.send(ProducerRecord::new("greetings", "hello"), pair.now)?;
+/// // Connects, metadata, producer id, linger: time jumps from deadline to deadline.
+/// assert!(pair.run_until(|p| p.producer.is_idle()));
+/// assert!(matches!(pair.events[..], [Event::Delivered(_)]));
+/// assert_eq!(pair.broker.records("greetings", 0)?.len(), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Pair<B: Broker = MockCluster> {
+    /// The core under test.
+    pub producer: Producer,
+    /// The broker it talks to.
+    pub broker: B,
+    /// The simulated clock: every call into the core is made at this instant.
+    pub now: Instant,
+    /// Every event the core emitted, in order (take them with `std::mem::take`).
+    pub events: Vec<Event>,
+    links: BTreeMap<ConnId, Link>,
+    latency: Duration,
+    stalled: bool,
+    transcript: Option<Vec<(ConnId, Bytes)>>,
+    connects: Vec<u16>,
+    closed: Vec<ConnId>,
+    meter: Option<fn(bool)>,
+}
+
+impl<B: Broker> Pair<B> {
+    /// Wires `producer` to `broker`, the clock at `now`.
+    pub fn new(producer: Producer, broker: B, now: Instant) -> Pair<B> {
+        Pair {
+            producer,
+            broker,
+            now,
+            events: Vec::new(),
+            links: BTreeMap::new(),
+            latency: Duration::ZERO,
+            stalled: false,
+            transcript: None,
+            connects: Vec::new(),
+            closed: Vec::new(),
+            meter: None,
+        }
+    }
+
+    /// Calls `f` with the core and the clock, between the meter's `true` and `false`.
+    pub fn core<R>(&mut self, f: impl FnOnce(&mut Producer, Instant) -> R) -> R {
+        let now = self.now;
+        if let Some(m) = self.meter {
+            m(true);
+        }
+        let r = f(&mut self.producer, now);
+        if let Some(m) = self.meter {
+            m(false);
+        }
+        r
+    }
+
+    /// Calls `meter(true)` before and `meter(false)` after every call into
+    /// the core, so that a test can measure the core alone (its allocations).
+    pub fn set_meter(&mut self, meter: fn(bool)) {
+        self.meter = Some(meter);
+    }
+
+    /// Delays every answer by `latency` on top of the broker's own.
+    pub fn set_latency(&mut self, latency: Duration) {
+        self.latency = latency;
+    }
+
+    /// Stalls the sockets: sends are carried but not reported written
+    /// until [`Pair::release_writes`] (a full socket buffer).
+    pub fn stall_writes(&mut self, stalled: bool) {
+        self.stalled = stalled;
+    }
+
+    /// Reports every byte held back by [`Pair::stall_writes`] as written.
+    pub fn release_writes(&mut self) {
+        let held: Vec<(ConnId, usize)> = self
+            .links
+            .iter_mut()
+            .map(|(c, l)| (*c, std::mem::take(&mut l.unwritten)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        for (conn, n) in held {
+            self.core(|p, now| p.handle_written(conn, n, now));
+        }
+    }
+
+    /// Keeps a copy of every `Transmit::Send` from now on (see [`Pair::sent`]).
+    pub fn record_sends(&mut self) {
+        self.transcript = Some(Vec::new());
+    }
+
+    /// The sends recorded since [`Pair::record_sends`], in order; clear it to start over.
+    pub fn sent(&mut self) -> &mut Vec<(ConnId, Bytes)> {
+        self.transcript.get_or_insert_with(Vec::new)
+    }
+
+    /// The ports of every connection the core asked for, in order.
+    pub fn connects(&self) -> &[u16] {
+        &self.connects
+    }
+
+    /// The connections the core closed, in order.
+    pub fn closed(&self) -> &[ConnId] {
+        &self.closed
+    }
+
+    /// The open connections and their ports, in id order.
+    pub fn connections(&self) -> impl Iterator<Item = (ConnId, u16)> + '_ {
+        self.links.iter().map(|(c, l)| (*c, l.port))
+    }
+
+    /// The port of open connection `conn`.
+    pub fn port(&self, conn: ConnId) -> Option<u16> {
+        self.links.get(&conn).map(|l| l.port)
+    }
+
+    /// Hands `data` to the core as bytes received on `conn` (a scripted
+    /// answer, garbage, or one piece of either), then runs until idle.
+    pub fn deliver(&mut self, conn: ConnId, data: &[u8]) {
+        self.core(|p, now| p.handle_data(conn, data, now));
+        self.run_until_idle();
+    }
+
+    /// Breaks `conn` (a reset or a broker gone): its answers in flight are lost.
+    pub fn disconnect(&mut self, conn: ConnId) {
+        if self.links.remove(&conn).is_some() {
+            self.broker.closed(conn);
+        }
+        self.core(|p, now| p.handle_disconnected(conn, now));
+        self.run_until_idle();
+    }
+
+    /// Loses the answers not yet delivered on `conn` (the requests were
+    /// handled; their answers never come); returns how many.
+    pub fn lose_answers(&mut self, conn: ConnId) -> usize {
+        self.links.get_mut(&conn).map_or(0, |l| {
+            let n = l.answers.len();
+            l.answers.clear();
+            n
+        })
+    }
+
+    /// Moves the clock by `d`, fires the core's timers and runs until idle.
+    pub fn advance(&mut self, d: Duration) {
+        self.now += d;
+        self.core(|p, now| p.handle_timeout(now));
+        self.run_until_idle();
+    }
+
+    /// One turn at the current instant: carries out the core's transmits,
+    /// collects its events, hands the broker's due answers back. Returns
+    /// whether anything happened.
+    pub fn step(&mut self) -> bool {
+        let mut progressed = false;
+        while let Some(t) = self.core(|p, now| p.poll_transmit(now)) {
+            progressed = true;
+            self.transmit(t);
+        }
+        while let Some(e) = self.core(|p, _| p.poll_event()) {
+            progressed = true;
+            self.events.push(e);
+        }
+        let now = self.now;
+        let due: Vec<ConnId> = self
+            .links
+            .iter()
+            .filter(|(_, l)| l.answers.front().is_some_and(|a| a.0 <= now))
+            .map(|(c, _)| *c)
+            .collect();
+        for conn in due {
+            while let Some((_, bytes, close)) = self
+                .links
+                .get_mut(&conn)
+                .and_then(|l| {
+                    l.answers
+                        .front()
+                        .is_some_and(|a| a.0 <= now)
+                        .then(|| l.answers.pop_front())
+                })
+                .flatten()
+            {
+                progressed = true;
+                if let Some(bytes) = bytes {
+                    self.core(|p, now| p.handle_data(conn, &bytes, now));
+                }
+                if close {
+                    self.links.remove(&conn);
+                    self.broker.closed(conn);
+                    self.core(|p, now| p.handle_disconnected(conn, now));
+                    break;
+                }
+            }
+        }
+        progressed
+    }
+
+    /// Steps until nothing happens at the current instant.
+    pub fn run_until_idle(&mut self) {
+        while self.step() {}
+    }
+
+    /// Runs until `cond` holds, time jumping to the next deadline (the
+    /// core's timer or an answer falling due) whenever nothing is left to do
+    /// now. Returns `false` when nothing is left at all, or after a million
+    /// jumps, without `cond` holding.
+    pub fn run_until(&mut self, mut cond: impl FnMut(&mut Pair<B>) -> bool) -> bool {
+        for _ in 0..1_000_000 {
+            self.run_until_idle();
+            if cond(self) {
+                return true;
+            }
+            let answer = self
+                .links
+                .values()
+                .filter_map(|l| l.answers.front())
+                .map(|a| a.0)
+                .min();
+            let timer = self.core(|p, _| p.poll_timeout());
+            let Some(next) = [answer, timer].into_iter().flatten().min() else {
+                return false;
+            };
+            self.now = self.now.max(next);
+            self.core(|p, now| p.handle_timeout(now));
+        }
+        false
+    }
+
+    fn transmit(&mut self, t: Transmit) {
+        match t {
+            Transmit::Connect { conn, host, port } => {
+                self.connects.push(port);
+                match self.broker.node(&host, port) {
+                    Some(node) => {
+                        self.links.insert(
+                            conn,
+                            Link {
+                                port,
+                                node,
+                                requests: Deframer::new(MAX_FRAME),
+                                answers: VecDeque::new(),
+                                unwritten: 0,
+                                closing: false,
+                            },
+                        );
+                        self.core(|p, now| p.handle_connected(conn, now));
+                    }
+                    None => self.core(|p, now| p.handle_disconnected(conn, now)),
+                }
+            }
+            Transmit::Send { conn, data } => {
+                let Some(link) = self.links.get_mut(&conn) else {
+                    panic!("a send on {conn:?}, which is not open");
+                };
+                // A request may come in several sends (a Produce request's
+                // batches are buffers of their own): the deframer joins them.
+                link.requests.push(&data);
+                let n = data.len();
+                if let Some(t) = &mut self.transcript {
+                    t.push((conn, data));
+                } else {
+                    // Dropped as a driver drops what it wrote, so that the
+                    // core can reuse a batch's buffer once it is answered.
+                    drop(data);
+                }
+                if self.stalled {
+                    link.unwritten += n;
+                } else {
+                    self.core(|p, now| p.handle_written(conn, n, now));
+                }
+                self.carry_requests(conn);
+            }
+            Transmit::Close { conn } => {
+                if self.links.remove(&conn).is_some() {
+                    self.broker.closed(conn);
+                }
+                self.closed.push(conn);
+            }
+        }
+    }
+
+    /// Hands the whole request frames of `conn` to the broker, queueing its answers.
+    fn carry_requests(&mut self, conn: ConnId) {
+        let Some(link) = self.links.get_mut(&conn) else {
+            return;
+        };
+        let node = link.node;
+        if link.closing {
+            return;
+        }
+        let mut frames = Vec::new();
+        while let Some(frame) = link
+            .requests
+            .next_frame()
+            .expect("the core writes well-formed frames")
+        {
+            frames.push(frame);
+        }
+        for frame in frames {
+            if let Some(r) = self.broker.handle_request(conn, node, frame, self.now) {
+                if r.response.is_some() || r.close {
+                    let due = r.due.max(self.now) + self.latency;
+                    if let Some(link) = self.links.get_mut(&conn) {
+                        link.answers.push_back((due, r.response, r.close));
+                        link.closing |= r.close;
+                    }
+                }
+                if r.close {
+                    return;
+                }
+            }
+        }
+    }
+}
