@@ -7,13 +7,19 @@
 //! a deframer to the [`Broker`], its answers wait in order until they are
 //! due (the broker's latency plus the pair's own), then reach the core.
 //! Faults are the pair's methods: stalled writes, lost answers, refused
-//! connects and disconnects. Time passes only when the caller says so
-//! ([`Pair::advance`]) or when [`Pair::run_until`] jumps to the next deadline.
+//! connects and disconnects; an adversarial test can also hold connects and
+//! answers back and release them piece by piece ([`Pair::hold_network`]).
+//! Time passes only when the caller says so ([`Pair::advance`]) or when
+//! [`Pair::run_until`] jumps to the next deadline.
+//!
+//! The pair holds the core to the driver contract and panics when the core
+//! breaks it: a connection id used twice, a send before the connect
+//! succeeded or after the core closed the connection, a second close.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use super::cluster::{HandleResult, MockCluster};
 use crate::producer::{ConnId, Event, Producer, Transmit};
@@ -103,18 +109,22 @@ impl Broker for Scripted {
     }
 }
 
-/// One open connection of the simulated network.
+/// One connection of the simulated network, asked for or open.
 #[derive(Debug)]
 struct Link {
+    host: String,
     port: u16,
     node: i32,
+    /// The connect has not been answered yet (held by [`Pair::hold_network`]).
+    connecting: bool,
     requests: Deframer,
-    /// Answers not yet due, in order: (due, bytes, close after them).
-    answers: VecDeque<(Instant, Option<Bytes>, bool)>,
+    /// Answers not yet handed to the core, in order, with when each is due
+    /// (the front one may be partly delivered).
+    answers: VecDeque<(Instant, Bytes)>,
+    /// The broker closes the connection once its answers are delivered, not before this.
+    close_at: Option<Instant>,
     /// Bytes sent while writes were stalled, not yet reported written.
     unwritten: usize,
-    /// The broker closes the connection: what the core sends after that is lost.
-    closing: bool,
 }
 
 /// The core and a broker over a simulated network and clock.
@@ -145,8 +155,12 @@ pub struct Pair<B: Broker = MockCluster> {
     /// Every event the core emitted, in order (take them with `std::mem::take`).
     pub events: Vec<Event>,
     links: BTreeMap<ConnId, Link>,
+    /// Connections the pair broke or refused: outputs queued before the core
+    /// heard of it may still name them, and are ignored as a driver would.
+    dropped: BTreeSet<ConnId>,
     latency: Duration,
     stalled: bool,
+    held: bool,
     transcript: Option<Vec<(ConnId, Bytes)>>,
     connects: Vec<u16>,
     closed: Vec<ConnId>,
@@ -162,8 +176,10 @@ impl<B: Broker> Pair<B> {
             now,
             events: Vec::new(),
             links: BTreeMap::new(),
+            dropped: BTreeSet::new(),
             latency: Duration::ZERO,
             stalled: false,
+            held: false,
             transcript: None,
             connects: Vec::new(),
             closed: Vec::new(),
@@ -214,6 +230,80 @@ impl<B: Broker> Pair<B> {
         }
     }
 
+    /// Holds the network back (true) for an adversarial test: connects wait
+    /// for [`Pair::answer_connect`], answers for [`Pair::deliver_answers`];
+    /// nothing is connected or delivered by [`Pair::step`].
+    pub fn hold_network(&mut self, held: bool) {
+        self.held = held;
+    }
+
+    /// The connections whose connect is held back, in id order.
+    pub fn connecting(&self) -> Vec<ConnId> {
+        self.links
+            .iter()
+            .filter(|(_, l)| l.connecting)
+            .map(|(c, _)| *c)
+            .collect()
+    }
+
+    /// The open connections with answers (or the broker's close) waiting, in id order.
+    pub fn deliverable(&self) -> Vec<ConnId> {
+        self.links
+            .iter()
+            .filter(|(_, l)| !l.connecting && (!l.answers.is_empty() || l.close_at.is_some()))
+            .map(|(c, _)| *c)
+            .collect()
+    }
+
+    /// Answers the held connect of `conn`: connected, or refused when its
+    /// broker is down now.
+    pub fn answer_connect(&mut self, conn: ConnId) {
+        let Some(link) = self.links.get_mut(&conn) else {
+            return;
+        };
+        if self.broker.node(&link.host, link.port).is_some() {
+            link.connecting = false;
+            self.core(|p, now| p.handle_connected(conn, now));
+        } else {
+            self.drop_link(conn);
+        }
+    }
+
+    /// Answers the core has not had in full on `conn` (an answer partly
+    /// delivered counts until its last byte is).
+    pub fn answers_in_flight(&self, conn: ConnId) -> usize {
+        self.links.get(&conn).map_or(0, |l| l.answers.len())
+    }
+
+    /// Hands the core up to `n` bytes of the answers waiting on `conn`, due
+    /// or not, in one read (pieces of several answers, or part of one); when
+    /// none are left and the broker asked, closes the connection.
+    pub fn deliver_answers(&mut self, conn: ConnId, n: usize) {
+        let Some(link) = self.links.get_mut(&conn) else {
+            return;
+        };
+        let mut piece = BytesMut::new();
+        while piece.len() < n {
+            let Some((_, front)) = link.answers.front_mut() else {
+                break;
+            };
+            let take = (n - piece.len()).min(front.len());
+            piece.extend_from_slice(&front.split_to(take));
+            if front.is_empty() {
+                link.answers.pop_front();
+            }
+        }
+        if !piece.is_empty() {
+            self.core(|p, now| p.handle_data(conn, &piece, now));
+        }
+        // The core may have closed it while reading.
+        if let Some(link) = self.links.get(&conn) {
+            if link.answers.is_empty() && link.close_at.is_some() {
+                self.drop_link(conn);
+            }
+        }
+    }
+
     /// Keeps a copy of every `Transmit::Send` from now on (see [`Pair::sent`]).
     pub fn record_sends(&mut self) {
         self.transcript = Some(Vec::new());
@@ -236,7 +326,10 @@ impl<B: Broker> Pair<B> {
 
     /// The open connections and their ports, in id order.
     pub fn connections(&self) -> impl Iterator<Item = (ConnId, u16)> + '_ {
-        self.links.iter().map(|(c, l)| (*c, l.port))
+        self.links
+            .iter()
+            .filter(|(_, l)| !l.connecting)
+            .map(|(c, l)| (*c, l.port))
     }
 
     /// The port of open connection `conn`.
@@ -253,11 +346,17 @@ impl<B: Broker> Pair<B> {
 
     /// Breaks `conn` (a reset or a broker gone): its answers in flight are lost.
     pub fn disconnect(&mut self, conn: ConnId) {
+        self.drop_link(conn);
+        self.run_until_idle();
+    }
+
+    /// Forgets `conn` on the network side and tells the core it is gone.
+    fn drop_link(&mut self, conn: ConnId) {
         if self.links.remove(&conn).is_some() {
             self.broker.closed(conn);
         }
+        self.dropped.insert(conn);
         self.core(|p, now| p.handle_disconnected(conn, now));
-        self.run_until_idle();
     }
 
     /// Loses the answers not yet delivered on `conn` (the requests were
@@ -290,34 +389,35 @@ impl<B: Broker> Pair<B> {
             progressed = true;
             self.events.push(e);
         }
+        if self.held {
+            return progressed;
+        }
         let now = self.now;
         let due: Vec<ConnId> = self
             .links
             .iter()
-            .filter(|(_, l)| l.answers.front().is_some_and(|a| a.0 <= now))
+            .filter(|(_, l)| {
+                l.answers
+                    .front()
+                    .map_or(l.close_at, |a| Some(a.0))
+                    .is_some_and(|t| t <= now)
+            })
             .map(|(c, _)| *c)
             .collect();
         for conn in due {
-            while let Some((_, bytes, close)) = self
-                .links
-                .get_mut(&conn)
-                .and_then(|l| {
-                    l.answers
-                        .front()
-                        .is_some_and(|a| a.0 <= now)
-                        .then(|| l.answers.pop_front())
-                })
-                .flatten()
-            {
-                progressed = true;
-                if let Some(bytes) = bytes {
-                    self.core(|p, now| p.handle_data(conn, &bytes, now));
-                }
-                if close {
-                    self.links.remove(&conn);
-                    self.broker.closed(conn);
-                    self.core(|p, now| p.handle_disconnected(conn, now));
-                    break;
+            progressed = true;
+            while let Some(bytes) = self.links.get_mut(&conn).and_then(|l| {
+                l.answers
+                    .front()
+                    .is_some_and(|a| a.0 <= now)
+                    .then(|| l.answers.pop_front().map(|a| a.1))
+                    .flatten()
+            }) {
+                self.core(|p, now| p.handle_data(conn, &bytes, now));
+            }
+            if let Some(link) = self.links.get(&conn) {
+                if link.answers.is_empty() && link.close_at.is_some_and(|t| t <= now) {
+                    self.drop_link(conn);
                 }
             }
         }
@@ -358,29 +458,63 @@ impl<B: Broker> Pair<B> {
     fn transmit(&mut self, t: Transmit) {
         match t {
             Transmit::Connect { conn, host, port } => {
+                assert!(
+                    !self.links.contains_key(&conn)
+                        && !self.dropped.contains(&conn)
+                        && !self.closed.contains(&conn),
+                    "connection id {conn:?} used twice"
+                );
                 self.connects.push(port);
                 match self.broker.node(&host, port) {
                     Some(node) => {
                         self.links.insert(
                             conn,
                             Link {
+                                host,
                                 port,
                                 node,
+                                connecting: true,
                                 requests: Deframer::new(MAX_FRAME),
                                 answers: VecDeque::new(),
+                                close_at: None,
                                 unwritten: 0,
-                                closing: false,
                             },
                         );
-                        self.core(|p, now| p.handle_connected(conn, now));
+                        if !self.held {
+                            self.answer_connect(conn);
+                        }
                     }
-                    None => self.core(|p, now| p.handle_disconnected(conn, now)),
+                    None if self.held => {
+                        // Refused, but only once the test answers the connect.
+                        self.links.insert(
+                            conn,
+                            Link {
+                                host,
+                                port,
+                                node: -1,
+                                connecting: true,
+                                requests: Deframer::new(MAX_FRAME),
+                                answers: VecDeque::new(),
+                                close_at: None,
+                                unwritten: 0,
+                            },
+                        );
+                    }
+                    None => self.drop_link(conn),
                 }
             }
             Transmit::Send { conn, data } => {
+                assert!(
+                    !self.closed.contains(&conn),
+                    "a send on {conn:?} after its close"
+                );
+                if self.dropped.contains(&conn) {
+                    return;
+                }
                 let Some(link) = self.links.get_mut(&conn) else {
-                    panic!("a send on {conn:?}, which is not open");
+                    panic!("a send on {conn:?}, which the core never asked for");
                 };
+                assert!(!link.connecting, "a send on {conn:?} before it connected");
                 // A request may come in several sends (a Produce request's
                 // batches are buffers of their own): the deframer joins them.
                 link.requests.push(&data);
@@ -400,7 +534,13 @@ impl<B: Broker> Pair<B> {
                 self.carry_requests(conn);
             }
             Transmit::Close { conn } => {
-                if self.links.remove(&conn).is_some() {
+                assert!(!self.closed.contains(&conn), "a second close of {conn:?}");
+                let known = self.links.remove(&conn).is_some();
+                assert!(
+                    known || self.dropped.contains(&conn),
+                    "a close of {conn:?}, which the core never asked for"
+                );
+                if known {
                     self.broker.closed(conn);
                 }
                 self.closed.push(conn);
@@ -414,7 +554,8 @@ impl<B: Broker> Pair<B> {
             return;
         };
         let node = link.node;
-        if link.closing {
+        if link.close_at.is_some() {
+            // The broker hung up: what the core sends now goes nowhere.
             return;
         }
         let mut frames = Vec::new();
@@ -426,17 +567,19 @@ impl<B: Broker> Pair<B> {
             frames.push(frame);
         }
         for frame in frames {
-            if let Some(r) = self.broker.handle_request(conn, node, frame, self.now) {
-                if r.response.is_some() || r.close {
-                    let due = r.due.max(self.now) + self.latency;
-                    if let Some(link) = self.links.get_mut(&conn) {
-                        link.answers.push_back((due, r.response, r.close));
-                        link.closing |= r.close;
-                    }
-                }
-                if r.close {
-                    return;
-                }
+            let Some(r) = self.broker.handle_request(conn, node, frame, self.now) else {
+                continue;
+            };
+            let due = r.due.max(self.now) + self.latency;
+            let Some(link) = self.links.get_mut(&conn) else {
+                return;
+            };
+            if let Some(bytes) = r.response {
+                link.answers.push_back((due, bytes));
+            }
+            if r.close {
+                link.close_at = Some(due);
+                return;
             }
         }
     }
