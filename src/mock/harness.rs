@@ -261,7 +261,8 @@ impl<B: Broker> Pair<B> {
         let Some(link) = self.links.get_mut(&conn) else {
             return;
         };
-        if self.broker.node(&link.host, link.port).is_some() {
+        if let Some(node) = self.broker.node(&link.host, link.port) {
+            link.node = node;
             link.connecting = false;
             self.core(|p, now| p.handle_connected(conn, now));
         } else {
