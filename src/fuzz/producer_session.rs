@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::mock::{Broker, HandleResult, MockCluster, Pair};
+use crate::mock::{MockCluster, Pair};
 use crate::producer::{
     Acks, ConnId, DeliveryError, Event, Producer, ProducerConfig, ProducerRecord,
 };
@@ -68,30 +68,6 @@ impl Input<'_> {
     }
 }
 
-/// The mock cluster, checking that the producer dials only the addresses it advertises.
-struct Advertised(MockCluster);
-
-impl Broker for Advertised {
-    fn node(&self, host: &str, port: u16) -> Option<i32> {
-        let c = &self.0;
-        let node =
-            (0..c.broker_count() as i32).find(|&n| c.broker_address(n) == Some((host, port)));
-        let node = node
-            .unwrap_or_else(|| panic!("connect to an address nobody advertised: {host}:{port}"));
-        (!c.is_broker_down(node)).then_some(node)
-    }
-
-    fn handle_request(
-        &mut self,
-        conn: ConnId,
-        node: i32,
-        frame: Bytes,
-        now: Instant,
-    ) -> Option<HandleResult> {
-        Broker::handle_request(&mut self.0, conn, node, frame, now)
-    }
-}
-
 /// The final outcome of one record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Outcome {
@@ -105,7 +81,9 @@ enum Outcome {
 
 struct Session {
     /// The producer, the cluster and the held network between them.
-    pair: Pair<Advertised>,
+    pair: Pair,
+    /// How many of the pair's dialed addresses were checked.
+    dials_checked: usize,
     acks: Acks,
     idempotent: bool,
     buffer_memory: usize,
@@ -217,7 +195,7 @@ impl Session {
         config.validate().expect("the fuzz configs are valid");
         let now = Instant::now();
         let producer = Producer::new(config, now, 1_700_000_000_000).expect("valid config");
-        let mut pair = Pair::new(producer, Advertised(cluster), now);
+        let mut pair = Pair::new(producer, cluster, now);
         pair.hold_network(true);
         Some(Session {
             pair,
@@ -226,6 +204,7 @@ impl Session {
             buffer_memory,
             max_in_flight,
             garbage_conns: BTreeSet::new(),
+            dials_checked: 0,
             ids: BTreeMap::new(),
             outcomes: BTreeMap::new(),
             next_tag: 0,
@@ -300,7 +279,7 @@ impl Session {
     }
 
     fn cluster(&mut self) -> &mut MockCluster {
-        &mut self.pair.broker.0
+        &mut self.pair.broker
     }
 
     fn send(&mut self, flags: u8, partition: u8, size: u8) {
@@ -391,6 +370,15 @@ impl Session {
         }
         let _ = self.pair.producer.poll_timeout();
         self.check();
+        let cluster = &self.pair.broker;
+        for (host, port) in &self.pair.dialed()[self.dials_checked..] {
+            assert!(
+                (0..cluster.broker_count() as i32)
+                    .any(|n| cluster.broker_address(n) == Some((host, *port))),
+                "connect to an address nobody advertised: {host}:{port}"
+            );
+        }
+        self.dials_checked = self.pair.dialed().len();
     }
 
     fn event(&mut self, e: Event) {
@@ -513,7 +501,7 @@ impl Session {
     fn check_log(&self) {
         // tag -> where it is in the logs.
         let mut in_log: BTreeMap<u64, Vec<(String, i32, i64)>> = BTreeMap::new();
-        let cluster = &self.pair.broker.0;
+        let cluster = &self.pair.broker;
         for topic in cluster.topics() {
             for p in 0..cluster.partition_count(&topic).unwrap_or(0) {
                 for r in cluster.records(&topic, p).expect("the mock's log decodes") {

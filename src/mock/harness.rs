@@ -162,7 +162,7 @@ pub struct Pair<B: Broker = MockCluster> {
     stalled: bool,
     held: bool,
     transcript: Option<Vec<(ConnId, Bytes)>>,
-    connects: Vec<u16>,
+    dialed: Vec<(String, u16)>,
     closed: Vec<ConnId>,
     meter: Option<fn(bool)>,
 }
@@ -181,7 +181,7 @@ impl<B: Broker> Pair<B> {
             stalled: false,
             held: false,
             transcript: None,
-            connects: Vec::new(),
+            dialed: Vec::new(),
             closed: Vec::new(),
             meter: None,
         }
@@ -316,8 +316,13 @@ impl<B: Broker> Pair<B> {
     }
 
     /// The ports of every connection the core asked for, in order.
-    pub fn connects(&self) -> &[u16] {
-        &self.connects
+    pub fn connects(&self) -> Vec<u16> {
+        self.dialed.iter().map(|a| a.1).collect()
+    }
+
+    /// The addresses of every connection the core asked for, in order.
+    pub fn dialed(&self) -> &[(String, u16)] {
+        &self.dialed
     }
 
     /// The connections the core closed, in order.
@@ -465,7 +470,7 @@ impl<B: Broker> Pair<B> {
                         && !self.closed.contains(&conn),
                     "connection id {conn:?} used twice"
                 );
-                self.connects.push(port);
+                self.dialed.push((host.clone(), port));
                 match self.broker.node(&host, port) {
                     Some(node) => {
                         self.links.insert(
