@@ -103,7 +103,7 @@ impl Handle {
     }
 
     /// Sends a record; `callback` runs on a driver thread with its outcome
-    /// (an asynchronous send; see [`Callback`]). Blocks like [`Handle::send`] while memory is full.
+    /// (an asynchronous send; see [`Callback`](super::Callback)). Blocks like [`Handle::send`] while memory is full.
     pub fn send_with_callback(
         &self,
         record: ProducerRecord,

@@ -137,15 +137,8 @@ impl LoopSide {
             self.shared.closed.store(true, Ordering::Release);
         }
         if (freed || g.finished) && self.shared.blocked.load(Ordering::SeqCst) > 0 {
-            // Senders waiting for memory are woken once an eighth of it (at
-            // least a batch) is free, not per freed batch, which against a
-            // slow broker would cost a wake-up, a failed append and a wait
-            // per batch. A record that needs more is woken again by each
-            // later turn that frees memory, until all of it is free.
-            let c = g.core.config();
-            let enough = c.batch_size.max(c.buffer_memory / 8).min(c.buffer_memory);
-            let free = c.buffer_memory.saturating_sub(g.core.buffered_bytes());
-            if free >= enough || g.finished || g.core.buffered_bytes() == 0 {
+            // The core says when freed memory is worth a wake-up.
+            if g.finished || g.core.has_room_for_blocked_senders() {
                 // A sender that found no room counted itself in `blocked`
                 // under this lock before waiting on `room`: it hears this.
                 self.shared.room.notify_all();

@@ -72,7 +72,7 @@ impl MockCluster {
         self.broker(node).is_some_and(|b| b.down)
     }
 
-    /// Delays every response of `node` by `latency` (see [`HandleResult::due`]).
+    /// Delays every response of `node` by `latency` (see [`HandleResult::due`](super::HandleResult::due)).
     pub fn set_latency(&mut self, node: i32, latency: Duration) {
         self.broker_mut(node).latency = latency;
     }

@@ -81,20 +81,17 @@ impl Batch {
     /// ahead of later batches, in record order, under the same delivery
     /// timeout); a sequenced batch's range is kept, the second half starting
     /// where the first ends, so later in-flight batches stay in sequence.
-    /// `Err` gives the batch back when it cannot be split.
-    pub fn split_in_two(self, level: Option<i32>) -> Result<(Batch, Batch), (Batch, String)> {
+    /// `Err` says why it cannot be split.
+    pub fn split_in_two(&self, level: Option<i32>) -> Result<(Batch, Batch), String> {
         let n = self.count();
         if n < 2 {
-            return Err((self, "a single record cannot be split".into()));
+            return Err("a single record cannot be split".into());
         }
         let records = match RecordBatch::decode(&mut self.closed.bytes()).and_then(|b| b.records())
         {
             Ok(r) if r.len() == n => r,
-            Ok(r) => {
-                let m = format!("batch decodes to {} records, holds {n}", r.len());
-                return Err((self, m));
-            }
-            Err(e) => return Err((self, e.to_string())),
+            Ok(r) => return Err(format!("batch decodes to {} records, holds {n}", r.len())),
+            Err(e) => return Err(e.to_string()),
         };
         let first = n / 2;
         let base_ts = self.closed.base_timestamp();
@@ -125,7 +122,7 @@ impl Batch {
         };
         let (a, b) = match (encode(&records[..first]), encode(&records[first..])) {
             (Ok(a), Ok(b)) => (a, b),
-            (Err(e), _) | (_, Err(e)) => return Err((self, e.to_string())),
+            (Err(e), _) | (_, Err(e)) => return Err(e.to_string()),
         };
         let ids: Vec<RecordId> = self.ids.iter().collect();
         let ts: Vec<i64> = self.timestamps.iter().collect();

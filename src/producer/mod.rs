@@ -1,44 +1,68 @@
 //! The sans-IO producer: a deterministic state machine that takes records,
 //! broker bytes and `now`, and emits transmits, a timeout and events.
 //!
-//! Call order (see the crate docs for a whole run loop):
-//! 1. inputs ([`Producer::handle_connected`], [`Producer::handle_data`],
-//!    [`Producer::handle_disconnected`], [`Producer::handle_timeout`]) and
-//!    commands ([`Producer::send`], [`Producer::flush`], [`Producer::close`]);
-//! 2. after each, drain the outputs until empty: [`Producer::poll_transmit`],
-//!    [`Producer::poll_event`], then [`Producer::poll_timeout`] for the next
-//!    deadline at which to call `handle_timeout`.
+//! [`Producer`] documents its methods and the order of calls. Its state is
+//! kept by concern, one module each: `connection` (connections, deframing,
+//! requests in flight, reconnect backoff), `dispatch` (each answer to the
+//! concern of its request), `handshake` (ApiVersions),
+//! `metadata` (the cluster view, rebootstrap, records waiting for a topic),
+//! `idempotence` (producer id, epoch bumps), `append` and `accumulator`
+//! (records into batches), `sender` (the turn: expiry, draining batches
+//! into Produce requests), `produce_response`, `outcome` (events), `memory`
+//! (`buffer.memory`), and `timers` (the deadlines).
+//!
+//! This file is the public surface, past 600 lines for its documentation:
+//! the types a driver sees and `Producer`'s methods, each a thin entry
+//! into those modules.
 
 mod accumulator;
+mod append;
 pub mod config;
-mod network;
+mod connection;
+mod dispatch;
+mod handshake;
+mod idempotence;
+mod memory;
+mod metadata;
+mod metrics;
+mod outcome;
 pub mod partitioner;
 mod pool;
+mod produce_response;
 pub mod record;
+// Public for the simulation and fuzz replays, which draw from the same
+// generator as the core; not part of the documented API.
+#[doc(hidden)]
 pub mod rng;
 mod sender;
+mod timers;
 mod topics;
 
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::Arc;
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
-use crate::protocol::compression::Compression;
 use crate::protocol::error_code::ErrorCode;
 use crate::protocol::record::BatchBuilder;
 
-use accumulator::{OpenBatch, PartitionState};
+use accumulator::PartitionState;
+use append::choose_partition;
 pub use config::{Acks, ConfigError, MetadataRecoveryStrategy, ProducerConfig};
-use network::Connection;
+use connection::Network;
+use idempotence::{Idempotence, PidState};
+use memory::Memory;
+pub use memory::RECORD_OVERHEAD;
+use metadata::{parse_host_port, Cluster};
+pub use metrics::Metrics;
 pub use partitioner::{murmur2, partition_for_key, Partitioner};
-use pool::BufferPool;
 pub use record::{
     ConnectionError, Delivery, DeliveryError, Event, Failure, ProducerRecord, RecordId, RecordIds,
     RecordMetadata, SendError, Timestamps,
 };
 use rng::Rng;
+use timers::TimerTable;
+use topics::PendingRecord;
 use topics::Topics;
 
 /// Identifies one connection the core asked the driver to open.
@@ -81,120 +105,41 @@ pub enum Transmit {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct FlushToken(u64);
 
-/// Counters kept by the core.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Metrics {
-    /// Records acknowledged.
-    pub records_delivered: u64,
-    /// Records failed for good.
-    pub records_failed: u64,
-    /// Record attempts retried.
-    pub records_retried: u64,
-    /// Batches sent (attempts).
-    pub batches_sent: u64,
-    /// Batch bytes sent.
-    pub bytes_sent: u64,
-    /// Produce requests sent.
-    pub produce_requests: u64,
-    /// Produce responses received.
-    pub produce_responses: u64,
-    /// Sum of Produce request latencies in microseconds.
-    pub request_latency_us_sum: u64,
-    /// Largest Produce request latency in microseconds.
-    pub request_latency_us_max: u64,
-    /// Metadata requests sent.
-    pub metadata_requests: u64,
-    /// Connections opened.
-    pub connects: u64,
-    /// Connections lost or reset.
-    pub disconnects: u64,
-    /// Producer epoch bumps (KIP-360).
-    pub epoch_bumps: u64,
-    /// Rebootstraps: the cluster view given up for `bootstrap.servers`
-    /// (`metadata.recovery.strategy`).
-    pub rebootstraps: u64,
-    /// Bytes of responses after the last field of their version, skipped as
-    /// Java skips them (a broker newer than its version, or a buggy one).
-    pub response_bytes_skipped: u64,
-}
-
-/// A record waiting for its topic's metadata.
-#[derive(Debug)]
-struct PendingRecord {
-    id: u64,
-    record: ProducerRecord,
-    size: usize,
-    since: Instant,
-}
-
-/// What the core knows of a topic.
-#[derive(Debug)]
-struct TopicState {
-    /// Partition indices into `Producer::parts`, by partition number; empty while unknown.
-    parts: Vec<usize>,
-    /// Partitions that have a leader now.
-    available: Vec<i32>,
-    /// Records sent before the topic's metadata was known.
-    pending: VecDeque<PendingRecord>,
-    /// Bytes of `buffer.memory` the `pending` records hold together: the sum
-    /// of their sizes, or less when memory was short as they went back to
-    /// waiting (see `place_pending`).
-    pending_held: usize,
-    sticky: partitioner::Sticky,
-    /// Estimated compressed/uncompressed size of this topic's batches, so that
-    /// compressed batches fill up to about `batch.size` on the wire.
-    compression_ratio: f64,
-    /// A topic-level error from the last metadata answer.
-    error: Option<ErrorCode>,
-    /// The topic id from the last metadata answer (Metadata v10+); zero while
-    /// unknown, and then Produce names the topic (v12 at most) instead.
-    id: [u8; 16],
-}
-
-impl Default for TopicState {
-    fn default() -> Self {
-        TopicState {
-            parts: Vec::new(),
-            available: Vec::new(),
-            pending: VecDeque::new(),
-            pending_held: 0,
-            sticky: partitioner::Sticky::default(),
-            error: None,
-            compression_ratio: 1.0,
-            id: [0; 16],
-        }
-    }
-}
-
-/// The next compression ratio estimate after observing one batch: up at once
-/// when batches compress worse than thought (an under-estimate overfills
-/// requests), down slowly when better (as the Java client's estimator).
-fn next_ratio_estimate(current: f64, observed: f64) -> f64 {
-    if observed > current {
-        (current + 0.05).max(observed).min(1.0)
-    } else {
-        (current - 0.005).max(observed).max(0.05)
-    }
-}
-
-/// Producer id and epoch state (idempotence).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum PidState {
-    /// Idempotence is off.
-    Disabled,
-    /// InitProducerId must be sent (or is in flight).
-    Unknown {
-        in_flight: bool,
-        retry_at: Option<Instant>,
-    },
-    /// Known and in use.
-    Ready { id: i64, epoch: i16 },
-    /// An epoch bump is needed once nothing is in flight (KIP-360).
-    NeedsBump { id: i64, epoch: i16 },
-}
-
 /// The sans-IO Kafka producer.
+///
+/// It does no IO and reads no clock: a driver gives it what happened, with
+/// `now`, and carries out what it asks. Its methods come in four groups:
+///
+/// - **getters** (`&self`), state and never a change to it:
+///   [`buffered_bytes`](Self::buffered_bytes), [`pending_records`](Self::pending_records),
+///   [`in_flight_batches`](Self::in_flight_batches), [`is_idle`](Self::is_idle),
+///   [`is_flushed`](Self::is_flushed), [`needs_poll`](Self::needs_poll),
+///   [`metrics`](Self::metrics), ...;
+/// - **inputs from the driver**, what happened on the network or the clock:
+///   [`handle_connected`](Self::handle_connected), [`handle_data`](Self::handle_data),
+///   [`handle_written`](Self::handle_written), [`handle_disconnected`](Self::handle_disconnected),
+///   [`handle_timeout`](Self::handle_timeout), [`handle_wall_clock`](Self::handle_wall_clock);
+/// - **commands**, what the application asks: [`send`](Self::send),
+///   [`flush`](Self::flush), [`expedite`](Self::expedite), [`close`](Self::close),
+///   [`abort`](Self::abort), [`set_partitioner`](Self::set_partitioner);
+/// - **outputs**, `#[must_use]`: [`poll_transmit`](Self::poll_transmit) (a [`Transmit`]),
+///   [`poll_event`](Self::poll_event) (an [`Event`]), and
+///   [`poll_timeout`](Self::poll_timeout), the deadline for the next `handle_timeout`.
+///
+/// The order of calls: [`new`](Self::new), then commands at any time; after
+/// inputs and commands, drain the outputs until each returns `None`; wait for
+/// IO or the deadline, give the core what happened, and drain again.
+///
+/// Work happens when output is polled. Inputs and commands only record what
+/// happened (a `send` appends to a batch, a `handle_data` settles the batches
+/// its answers name); closing ready batches, building requests, opening
+/// connections, asking for metadata, failing what timed out and computing the
+/// next deadline are one turn, run by the first `poll_*` after an input or
+/// command that could change its outcome ([`needs_poll`](Self::needs_poll)
+/// tells whether one did). So several inputs may be applied and then polled
+/// once, and nothing goes out until the driver polls.
+/// [`docs::architecture`](crate::docs::architecture) has the whole contract
+/// and how to write a driver.
 pub struct Producer {
     config: ProducerConfig,
     rng: Rng,
@@ -204,27 +149,19 @@ pub struct Producer {
     last_now: Instant,
 
     next_record_id: u64,
-    next_conn_id: u64,
-    next_correlation: i32,
 
     topics: Topics,
     parts: Vec<PartitionState>,
 
-    /// Broker id → (host, port) from metadata.
-    brokers: BTreeMap<i32, (String, u16)>,
-    bootstrap: Vec<(String, u16)>,
-    bootstrap_next: usize,
-    conns: BTreeMap<ConnId, Connection>,
-    /// Reconnect backoff per address: (not before, failures in a row).
-    reconnect: BTreeMap<(String, u16), (Instant, u32)>,
-    /// The last connection failure since a broker last answered Metadata
-    /// usably: what records that time out waiting for metadata name.
-    last_conn_error: Option<ConnectionError>,
+    /// Brokers, bootstrap addresses, Metadata requests (`metadata`).
+    cluster: Cluster,
+    /// Connections and reconnect backoff (`connection`).
+    net: Network,
+    /// Producer id and epoch (`idempotence`).
+    idempotence: Idempotence,
+    /// `buffer.memory` in use and the buffer pool (`memory`).
+    memory: Memory,
 
-    metadata_in_flight: bool,
-    metadata_needed: bool,
-    metadata_last: Option<Instant>,
-    metadata_retry_at: Option<Instant>,
     /// Indices of the partitions that may hold batches, ascending: every
     /// partition with an open or queued batch is in it (a turn prunes the
     /// ones left empty), so that a turn's walks over batches cost the
@@ -234,24 +171,13 @@ pub struct Producer {
     /// kept so that a turn allocates nothing.
     scratch_nodes: Vec<i32>,
     scratch_conns: Vec<ConnId>,
-    metadata_attempts: u32,
-    /// Since when metadata is wanted without a usable answer (the clock of
-    /// `metadata.recovery.rebootstrap.trigger.ms`).
-    metadata_wanted_since: Option<Instant>,
-
-    pid: PidState,
-    pid_attempts: u32,
-
-    buffered_bytes: usize,
-    /// Freed batch buffers for new batches; free memory for accounting.
-    pool: BufferPool,
     pending_records: usize,
     in_flight_batches: usize,
 
     transmits: VecDeque<Transmit>,
-    /// Scratch for the pieces of one request (see `transmit_request`).
-    segments: Vec<Bytes>,
     events: VecDeque<Event>,
+    /// The deadlines of every concern, and the next of them.
+    timers: TimerTable,
     next_timeout: Option<Instant>,
     dirty: bool,
 
@@ -269,9 +195,9 @@ impl std::fmt::Debug for Producer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Producer")
             .field("pending_records", &self.pending_records)
-            .field("buffered_bytes", &self.buffered_bytes)
+            .field("buffered_bytes", &self.memory.buffered)
             .field("in_flight_batches", &self.in_flight_batches)
-            .field("connections", &self.conns.len())
+            .field("connections", &self.net.conns.len())
             .field("closing", &self.closing)
             .finish_non_exhaustive()
     }
@@ -279,11 +205,6 @@ impl std::fmt::Debug for Producer {
 
 /// Bytes a batch's header takes ahead of its records.
 const BATCH_OVERHEAD: usize = crate::protocol::record::RECORD_BATCH_OVERHEAD;
-/// Bytes of `buffer.memory` each accepted record holds besides its bytes in
-/// the batch: its timestamp kept for its outcome, and a driver's waiter slot.
-/// Counting them keeps a producer's memory within `buffer.memory` plus a
-/// constant however small the records (Java counts batch buffers only).
-pub const RECORD_OVERHEAD: usize = 32;
 /// Generous bound on a Produce request's bytes besides its batches.
 const REQUEST_OVERHEAD: usize = 256;
 
@@ -307,20 +228,14 @@ impl Producer {
                 "at least one host:port is required",
             ));
         }
-        let pid = if config.enable_idempotence {
-            PidState::Unknown {
-                in_flight: false,
-                retry_at: None,
-            }
-        } else {
-            PidState::Disabled
-        };
         // The capacity of a full-size uncompressed batch (`append`'s
         // `batch_size` at a compression ratio of 1), the one size pooled.
         let poolable = config
             .batch_size
             .min(config.max_request_size)
             .min(config.buffer_memory);
+        let idempotence = Idempotence::new(config.enable_idempotence);
+        let memory = Memory::new(config.buffer_memory, poolable);
         Ok(Producer {
             rng: Rng::new(config.rng_seed),
             config,
@@ -329,34 +244,20 @@ impl Producer {
             base_wall_ms: wall_clock_ms,
             last_now: now,
             next_record_id: 0,
-            next_conn_id: 0,
-            next_correlation: 0,
             topics: Topics::default(),
             parts: Vec::new(),
-            brokers: BTreeMap::new(),
-            bootstrap,
-            bootstrap_next: 0,
-            conns: BTreeMap::new(),
-            reconnect: BTreeMap::new(),
-            last_conn_error: None,
-            metadata_in_flight: false,
-            metadata_needed: false,
-            metadata_last: None,
-            metadata_retry_at: None,
+            cluster: Cluster::new(bootstrap),
+            net: Network::default(),
             active: Vec::new(),
             scratch_nodes: Vec::new(),
             scratch_conns: Vec::new(),
-            metadata_attempts: 0,
-            metadata_wanted_since: None,
-            pid,
-            pid_attempts: 0,
-            buffered_bytes: 0,
-            pool: BufferPool::new(poolable),
+            idempotence,
+            memory,
             pending_records: 0,
             in_flight_batches: 0,
             transmits: VecDeque::new(),
-            segments: Vec::new(),
             events: VecDeque::new(),
+            timers: TimerTable::default(),
             next_timeout: None,
             dirty: true,
             flush_below: 0,
@@ -368,12 +269,7 @@ impl Producer {
         })
     }
 
-    /// Installs a user partitioner for records without an explicit partition.
-    pub fn set_partitioner(&mut self, partitioner: Box<dyn Partitioner>) {
-        self.partitioner = Some(partitioner);
-    }
-
-    // ---- A. getters -------------------------------------------------------
+    // ---- getters ------------------------------------------------------------
 
     /// The configuration in force.
     pub fn config(&self) -> &ProducerConfig {
@@ -382,7 +278,19 @@ impl Producer {
 
     /// Bytes of `buffer.memory` in use.
     pub fn buffered_bytes(&self) -> usize {
-        self.buffered_bytes
+        self.memory.buffered
+    }
+
+    /// True when senders refused with `BufferFull` are worth waking to try
+    /// again: an eighth of `buffer.memory` (at least a batch) is free, or
+    /// nothing is buffered. Waking them per freed batch would cost, against
+    /// a slow broker, a wake-up, a failed append and a wait per batch; a
+    /// record that needs more is woken again by each later turn that frees
+    /// memory, until all of it is free.
+    pub fn has_room_for_blocked_senders(&self) -> bool {
+        let c = &self.config;
+        let enough = c.batch_size.max(c.buffer_memory / 8).min(c.buffer_memory);
+        self.memory.room() >= enough || self.memory.buffered == 0
     }
 
     /// Records accepted and without a final event yet.
@@ -397,7 +305,7 @@ impl Producer {
 
     /// Requests in flight on all connections.
     pub fn in_flight_requests(&self) -> usize {
-        self.conns.values().map(|c| c.in_flight.len()).sum()
+        self.net.conns.values().map(|c| c.in_flight.len()).sum()
     }
 
     /// Records and batches queued for one partition (open batch included), if known.
@@ -441,7 +349,7 @@ impl Producer {
 
     /// Producer id and epoch in use (idempotence), if known.
     pub fn producer_id(&self) -> Option<(i64, i16)> {
-        match self.pid {
+        match self.idempotence.pid {
             PidState::Ready { id, epoch } | PidState::NeedsBump { id, epoch } => Some((id, epoch)),
             _ => None,
         }
@@ -457,7 +365,7 @@ impl Producer {
         self.base_wall_ms + now.saturating_duration_since(self.base_instant).as_millis() as i64
     }
 
-    // ---- B. inputs from the driver ----------------------------------------
+    // ---- inputs from the driver ---------------------------------------------
 
     /// Re-anchors the wall clock that timestamps records sent without one:
     /// `unix_ms` is the wall-clock time at `now`. Drivers call it now and then
@@ -484,7 +392,7 @@ impl Producer {
     /// `conn` failed to connect, was closed by the peer, or broke.
     pub fn handle_disconnected(&mut self, conn: ConnId, now: Instant) {
         self.last_now = now;
-        self.on_disconnected(conn, now, network::End::Peer);
+        self.on_disconnected(conn, now, connection::End::Peer);
         self.dirty = true;
     }
 
@@ -508,7 +416,12 @@ impl Producer {
         self.drive(now);
     }
 
-    // ---- C. commands ------------------------------------------------------
+    // ---- commands -----------------------------------------------------------
+
+    /// Installs a user partitioner for records without an explicit partition.
+    pub fn set_partitioner(&mut self, partitioner: Box<dyn Partitioner>) {
+        self.partitioner = Some(partitioner);
+    }
 
     /// Accepts a record. Its outcome arrives later as an event naming the returned id.
     pub fn send(
@@ -560,12 +473,12 @@ impl Producer {
             // Held unpartitioned until the topic's metadata arrives.
             // Held with a batch header's worth, so that placing it later always fits.
             let size = size + BATCH_OVERHEAD;
-            if self.buffered_bytes + size > self.config.buffer_memory {
+            if self.memory.buffered + size > self.config.buffer_memory {
                 return Err(self.buffer_full(record));
             }
             let id = self.next_record_id;
             self.next_record_id += 1;
-            self.hold(size);
+            self.memory.hold(size);
             self.pending_records += 1;
             record.timestamp = Some(ts);
             let t = self.topics.entry(&record.topic);
@@ -576,7 +489,7 @@ impl Producer {
                 size,
                 since: now,
             });
-            self.metadata_needed = true;
+            self.cluster.metadata_needed = true;
             self.dirty = true;
             return Ok(RecordId(id));
         };
@@ -661,7 +574,7 @@ impl Producer {
         self.dirty = true;
     }
 
-    // ---- D. outputs -------------------------------------------------------
+    // ---- outputs ------------------------------------------------------------
 
     /// The next network action, `None` when there is none now.
     #[must_use]
@@ -690,177 +603,7 @@ impl Producer {
         self.next_timeout
     }
 
-    // ---- internals: records --------------------------------------------------
-
-    fn buffer_full(&self, record: ProducerRecord) -> SendError {
-        SendError::BufferFull {
-            record: Box::new(record),
-            buffered: self.buffered_bytes,
-            limit: self.config.buffer_memory,
-        }
-    }
-
-    /// The partition for a record of the known topic at position `topic`;
-    /// `Err(partitions)` for an invalid explicit one.
-    fn choose_partition(
-        &mut self,
-        topic: usize,
-        record: &ProducerRecord,
-        size: usize,
-    ) -> Result<i32, i32> {
-        let t = self.topics.at_mut(topic);
-        choose_partition(
-            t,
-            record,
-            size,
-            &mut self.partitioner,
-            &self.config,
-            &mut self.rng,
-        )
-    }
-
-    /// Appends a record to partition `part`; `Err` when memory is exhausted.
-    fn append(
-        &mut self,
-        part: usize,
-        id: u64,
-        record: &ProducerRecord,
-        ts: i64,
-        size: usize,
-        now: Instant,
-    ) -> Result<(), ()> {
-        if self.buffered_bytes + RECORD_OVERHEAD > self.config.buffer_memory {
-            return Err(());
-        }
-        // Into the open batch when the record fits: the common case, with
-        // nothing looked up and the record's size computed once.
-        let p = &mut self.parts[part];
-        if let Some(open) = &mut p.open {
-            let appended = open.builder.try_append(
-                ts,
-                record.key.as_deref(),
-                record.value.as_deref(),
-                &record.headers,
-                open.capacity,
-            );
-            if appended.is_ok() {
-                self.appended(part, id, ts);
-                return Ok(());
-            }
-            // Full: close it; a new batch takes the record.
-            let res = p.close_open(self.config.compression, self.config.compression_level);
-            self.after_close(part, res);
-            self.dirty = true;
-        }
-        // A batch never reserves more than buffer.memory (a record larger than
-        // batch.size still gets a batch of its own size).
-        let ratio = self.topics.at(self.parts[part].topic_pos).compression_ratio;
-        let batch_size = ((self.config.batch_size as f64 / ratio) as usize)
-            .min(
-                self.config
-                    .max_request_size
-                    .saturating_sub(REQUEST_OVERHEAD),
-            )
-            .max(self.config.batch_size.min(self.config.max_request_size))
-            .min(self.config.buffer_memory);
-        // Reserve batch.size, or what memory is left when that is less:
-        // a smaller batch just fills sooner, and progress never needs more
-        // than room for one record.
-        let room = self
-            .config
-            .buffer_memory
-            .saturating_sub(self.buffered_bytes + RECORD_OVERHEAD);
-        let need = size + BATCH_OVERHEAD;
-        if need > room {
-            return Err(());
-        }
-        let cap = batch_size.min(room).max(need);
-        // A freed buffer when one fits: already paged in, unlike a new one.
-        let reused = if cap == self.pool.size() {
-            self.pool.take()
-        } else {
-            None
-        };
-        self.hold(cap);
-        let mut builder = match reused {
-            Some(buf) => BatchBuilder::with_buffer(buf, ts),
-            None => BatchBuilder::new(ts, cap),
-        };
-        if self.config.compression != Compression::None {
-            builder = builder.hash_at_close();
-        }
-        let appended = builder.try_append(
-            ts,
-            record.key.as_deref(),
-            record.value.as_deref(),
-            &record.headers,
-            cap,
-        );
-        debug_assert!(appended.is_ok(), "a new batch holds its first record");
-        self.list_active(part);
-        self.parts[part].open = Some(OpenBatch {
-            builder,
-            ids: RecordIds::default(),
-            timestamps: Timestamps::default(),
-            created: now,
-            memory: cap,
-            capacity: cap,
-            target: batch_size.min(cap),
-            last_id: id,
-        });
-        // A new batch brings a linger deadline.
-        self.dirty = true;
-        self.appended(part, id, ts);
-        Ok(())
-    }
-
-    /// Bookkeeping after a record went into `part`'s open batch; closes the
-    /// batch once it reached its target size.
-    #[inline]
-    fn appended(&mut self, part: usize, id: u64, ts: i64) {
-        self.hold(RECORD_OVERHEAD);
-        let p = &mut self.parts[part];
-        let open = p.open.as_mut().expect("open batch");
-        open.memory += RECORD_OVERHEAD;
-        open.ids.push(RecordId(id));
-        open.timestamps.push(ts);
-        open.last_id = id;
-        p.queued_records += 1;
-        if open.builder.len() >= open.target {
-            let res = p.close_open(self.config.compression, self.config.compression_level);
-            self.after_close(part, res);
-            self.dirty = true;
-        }
-    }
-
-    /// Records a closed batch's partition, or fails its records when it could not be encoded.
-    fn after_close(&mut self, part: usize, res: Result<usize, accumulator::EncodeFailure>) {
-        match res {
-            Ok(0) => {}
-            Ok(uncompressed) => {
-                let p = &mut self.parts[part];
-                let b = p.queue.back_mut().expect("just closed");
-                b.part = part;
-                if self.config.compression != Compression::None {
-                    let observed = b.closed.len() as f64 / uncompressed as f64;
-                    let t = self.topics.at_mut(p.topic_pos);
-                    t.compression_ratio = next_ratio_estimate(t.compression_ratio, observed);
-                }
-            }
-            Err(f) => {
-                let p = &mut self.parts[part];
-                p.queued_records -= f.ids.len();
-                let (topic, partition) = (p.topic.clone(), p.partition);
-                self.complete_failed(
-                    topic,
-                    partition,
-                    f.ids,
-                    f.memory,
-                    DeliveryError::Encode(f.message),
-                );
-            }
-        }
-    }
+    // ---- internals ----------------------------------------------------------
 
     /// Smallest id of a record without outcome.
     fn min_pending_id(&self) -> Option<u64> {
@@ -885,143 +628,8 @@ impl Producer {
         m
     }
 
-    // ---- internals: memory ---------------------------------------------------
-
-    /// Takes `n` more bytes of `buffer.memory` into use. Pooled buffers are
-    /// free memory: as many are dropped as needed for in-use and pooled bytes
-    /// to stay within `buffer.memory` together (Java's `BufferPool` frees
-    /// pooled buffers the same way when non-pooled memory runs short).
-    fn hold(&mut self, n: usize) {
-        self.buffered_bytes += n;
-        self.pool.shrink_to(
-            self.config
-                .buffer_memory
-                .saturating_sub(self.buffered_bytes),
-        );
-        self.check_memory();
-    }
-
-    /// Takes the records waiting for the metadata of the topic at position
-    /// `i`, and gives back the memory they held; returns them and that memory.
-    fn take_pending(&mut self, i: usize) -> (VecDeque<PendingRecord>, usize) {
-        let t = self.topics.at_mut(i);
-        let held = std::mem::take(&mut t.pending_held);
-        self.buffered_bytes -= held;
-        (std::mem::take(&mut t.pending), held)
-    }
-
-    /// In-use and pooled bytes stay within `buffer.memory` together.
-    fn check_memory(&self) {
-        debug_assert!(
-            self.pool.pooled_bytes()
-                <= self
-                    .config
-                    .buffer_memory
-                    .saturating_sub(self.buffered_bytes),
-            "pooled {} + in use {} > buffer.memory {}",
-            self.pool.pooled_bytes(),
-            self.buffered_bytes,
-            self.config.buffer_memory
-        );
-    }
-
-    /// Keeps the buffer of a finished batch (its memory already released)
-    /// for a new batch, when it has the pooled size and memory allows.
-    fn recycle(&mut self, buf: BytesMut) {
-        let room = self
-            .config
-            .buffer_memory
-            .saturating_sub(self.buffered_bytes);
-        self.pool.put(buf, room);
-        self.check_memory();
-    }
-
-    // ---- internals: outcomes -------------------------------------------------
-
-    fn complete_failed(
-        &mut self,
-        topic: Arc<str>,
-        partition: i32,
-        ids: RecordIds,
-        memory: usize,
-        error: DeliveryError,
-    ) {
-        self.buffered_bytes -= memory;
-        self.pending_records -= ids.len();
-        self.metrics.records_failed += ids.len() as u64;
-        self.events.push_back(Event::Failed(Failure {
-            topic,
-            partition,
-            records: ids,
-            error,
-        }));
-    }
-
-    /// Fails every record without outcome; `in_flight` tells the error maker
-    /// whether the batch was on the wire.
-    fn fail_everything(&mut self, err: impl Fn(bool) -> DeliveryError) {
-        // In-flight batches first: they are the oldest.
-        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
-        for c in conns {
-            let conn = self.conns.get_mut(&c).expect("listed");
-            let in_flight = std::mem::take(&mut conn.in_flight);
-            let unwritten = std::mem::take(&mut conn.unwritten);
-            let mut on_wire: Vec<accumulator::Batch> =
-                unwritten.into_iter().flat_map(|(_, bs)| bs).collect();
-            for f in in_flight {
-                match f.kind {
-                    network::RequestKind::Produce(batches) => on_wire.extend(batches),
-                    other => self.unmark_request(&other),
-                }
-            }
-            for b in on_wire {
-                self.off_the_wire(&b);
-                self.fail_batch(b, err(true));
-            }
-            self.transmits.push_back(Transmit::Close { conn: c });
-            self.conns.remove(&c);
-        }
-        for i in 0..self.parts.len() {
-            let queue = std::mem::take(&mut self.parts[i].queue);
-            let open = self.parts[i].open.take();
-            let (t, p) = (self.parts[i].topic.clone(), self.parts[i].partition);
-            self.parts[i].queued_records = 0;
-            for b in queue {
-                let e = if b.maybe_persisted {
-                    err(true)
-                } else {
-                    err(false)
-                };
-                self.fail_batch(b, e);
-            }
-            if let Some(o) = open {
-                self.complete_failed(t.clone(), p, o.ids, o.memory, err(false));
-                self.recycle(o.builder.into_buffer());
-            }
-        }
-        for i in 0..self.topics.len() {
-            let name = self.topics.names()[i].clone();
-            for r in self.take_pending(i).0 {
-                let mut ids = RecordIds::default();
-                ids.push(RecordId(r.id));
-                self.complete_failed(name.clone(), -1, ids, 0, err(false));
-            }
-        }
-    }
-
-    /// Sets a fatal error: every pending record fails with it, and so do later sends.
-    fn set_fatal(&mut self, code: ErrorCode) {
-        if self.fatal.is_some() {
-            return;
-        }
-        log::error!("producer failed fatally: {code}");
-        self.fatal = Some(code);
-        self.fail_everything(|maybe_persisted| DeliveryError::Fatal {
-            code,
-            maybe_persisted,
-        });
-    }
-
+    /// The retry backoff after `attempts` failed attempts: exponential up to
+    /// `retry.backoff.max.ms`, with jitter.
     fn backoff(&mut self, attempts: u32) -> Duration {
         let base = self.config.retry_backoff.as_secs_f64() * 1000.0;
         let max = self.config.retry_backoff_max.as_secs_f64() * 1000.0;
@@ -1031,52 +639,6 @@ impl Producer {
         let jitter = 0.8 + 0.4 * self.rng.unit();
         Duration::from_micros(((capped * jitter).min(max) * 1000.0) as u64)
     }
-}
-
-/// The partition for a record of a known topic `t`; `Err(partitions)` for an
-/// invalid explicit one. (A free function so that `send` looks its topic up once.)
-#[inline]
-fn choose_partition(
-    t: &mut TopicState,
-    record: &ProducerRecord,
-    size: usize,
-    partitioner: &mut Option<Box<dyn Partitioner>>,
-    config: &ProducerConfig,
-    rng: &mut Rng,
-) -> Result<i32, i32> {
-    let n = t.parts.len() as i32;
-    if let Some(p) = record.partition {
-        return if (0..n).contains(&p) { Ok(p) } else { Err(n) };
-    }
-    if let Some(user) = partitioner.as_mut() {
-        if let Some(p) = user.partition(
-            &record.topic,
-            record.key.as_deref(),
-            record.value.as_deref(),
-            n,
-        ) {
-            return if (0..n).contains(&p) { Ok(p) } else { Err(n) };
-        }
-    }
-    match &record.key {
-        Some(k) if !config.partitioner_ignore_keys => Ok(partition_for_key(k, n)),
-        _ => Ok(t
-            .sticky
-            .choose(size, config.batch_size, n, &t.available, rng)),
-    }
-}
-
-/// Splits `host:port` (IPv6 in brackets allowed).
-fn parse_host_port(s: &str) -> Result<(String, u16), ConfigError> {
-    let bad = || ConfigError::invalid("bootstrap.servers", s, "expected host:port");
-    let s = s.trim();
-    let s = s.strip_prefix("PLAINTEXT://").unwrap_or(s);
-    let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.is_empty() {
-        return Err(bad());
-    }
-    Ok((host.to_owned(), port.parse().map_err(|_| bad())?))
 }
 
 /// The error a response code stands for, `None` for success.

@@ -1,9 +1,13 @@
 //! The topics a producer has seen: their states in first-use order, found by name.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
+use std::time::Instant;
 
-use super::TopicState;
+use crate::protocol::error_code::ErrorCode;
+
+use super::partitioner;
+use super::record::ProducerRecord;
 
 /// Topic states in first-use order, so that walks over them are
 /// deterministic, found by name. Topics are never removed: a topic's
@@ -115,5 +119,53 @@ mod tests {
         assert_eq!(t.get("b").map(|s| s.id), Some([2; 16]));
         assert_eq!(t.entry("a").id, [1; 16], "entry finds, not replaces");
         assert_eq!(t.len(), 2);
+    }
+}
+
+/// A record waiting for its topic's metadata.
+#[derive(Debug)]
+pub(super) struct PendingRecord {
+    pub(super) id: u64,
+    pub(super) record: ProducerRecord,
+    pub(super) size: usize,
+    pub(super) since: Instant,
+}
+
+/// What the core knows of a topic.
+#[derive(Debug)]
+pub(super) struct TopicState {
+    /// Partition indices into `Producer::parts`, by partition number; empty while unknown.
+    pub(super) parts: Vec<usize>,
+    /// Partitions that have a leader now.
+    pub(super) available: Vec<i32>,
+    /// Records sent before the topic's metadata was known.
+    pub(super) pending: VecDeque<PendingRecord>,
+    /// Bytes of `buffer.memory` the `pending` records hold together: the sum
+    /// of their sizes, or less when memory was short as they went back to
+    /// waiting (see `place_pending`).
+    pub(super) pending_held: usize,
+    pub(super) sticky: partitioner::Sticky,
+    /// Estimated compressed/uncompressed size of this topic's batches, so that
+    /// compressed batches fill up to about `batch.size` on the wire.
+    pub(super) compression_ratio: f64,
+    /// A topic-level error from the last metadata answer.
+    pub(super) error: Option<ErrorCode>,
+    /// The topic id from the last metadata answer (Metadata v10+); zero while
+    /// unknown, and then Produce names the topic (v12 at most) instead.
+    pub(super) id: [u8; 16],
+}
+
+impl Default for TopicState {
+    fn default() -> Self {
+        TopicState {
+            parts: Vec::new(),
+            available: Vec::new(),
+            pending: VecDeque::new(),
+            pending_held: 0,
+            sticky: partitioner::Sticky::default(),
+            error: None,
+            compression_ratio: 1.0,
+            id: [0; 16],
+        }
     }
 }

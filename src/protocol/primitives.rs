@@ -9,6 +9,9 @@
 //! Functions with a `flexible: bool` argument write the compact form (unsigned
 //! varint length + 1) when a message version is flexible and the classic form
 //! (i16/i32 length) otherwise.
+//!
+//! One file of about 700 lines, 200 of them tests: every primitive with the
+//! edge cases its decoder guards against, in one place.
 
 use std::ops::Range;
 

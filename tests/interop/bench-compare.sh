@@ -139,7 +139,11 @@ create_topic() { # peer name partitions
 kafka_ctl="$here/kafka/kafka-cluster.sh"
 kafka_started=0
 start_kafka() {
-    if ! "$kafka_ctl" status | grep -q '^node 1 up'; then
+    # Status captured first: under pipefail, grep -q closing the pipe early
+    # could fail the pipeline and count a running cluster as started here.
+    local st
+    st="$("$kafka_ctl" status)"
+    if [[ "$st" != *"node 1 up"* ]]; then
         kafka_started=1
     fi
     bootstrap="$("$kafka_ctl" start)"
