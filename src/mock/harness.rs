@@ -127,6 +127,22 @@ struct Link {
     unwritten: usize,
 }
 
+impl Link {
+    /// When the next thing on this link falls due: its first answer, else the broker's close.
+    fn next_due(&self) -> Option<Instant> {
+        self.answers.front().map_or(self.close_at, |a| Some(a.0))
+    }
+
+    /// The first answer, if it is due at `now`.
+    fn pop_due(&mut self, now: Instant) -> Option<Bytes> {
+        if self.answers.front()?.0 <= now {
+            self.answers.pop_front().map(|a| a.1)
+        } else {
+            None
+        }
+    }
+}
+
 /// The core and a broker over a simulated network and clock.
 ///
 /// ```
@@ -305,14 +321,15 @@ impl<B: Broker> Pair<B> {
         }
     }
 
-    /// Keeps a copy of every `Transmit::Send` from now on (see [`Pair::sent`]).
+    /// Keeps a copy of every `Transmit::Send` from now on (see [`Pair::sent`]);
+    /// the copies hold the batch buffers, which the core then cannot reuse.
     pub fn record_sends(&mut self) {
         self.transcript = Some(Vec::new());
     }
 
-    /// The sends recorded since [`Pair::record_sends`], in order; clear it to start over.
-    pub fn sent(&mut self) -> &mut Vec<(ConnId, Bytes)> {
-        self.transcript.get_or_insert_with(Vec::new)
+    /// The sends recorded since [`Pair::record_sends`] (called again, it starts over), in order.
+    pub fn sent(&self) -> &[(ConnId, Bytes)] {
+        self.transcript.as_deref().unwrap_or(&[])
     }
 
     /// The ports of every connection the core asked for, in order.
@@ -402,23 +419,12 @@ impl<B: Broker> Pair<B> {
         let due: Vec<ConnId> = self
             .links
             .iter()
-            .filter(|(_, l)| {
-                l.answers
-                    .front()
-                    .map_or(l.close_at, |a| Some(a.0))
-                    .is_some_and(|t| t <= now)
-            })
+            .filter(|(_, l)| l.next_due().is_some_and(|t| t <= now))
             .map(|(c, _)| *c)
             .collect();
         for conn in due {
             progressed = true;
-            while let Some(bytes) = self.links.get_mut(&conn).and_then(|l| {
-                l.answers
-                    .front()
-                    .is_some_and(|a| a.0 <= now)
-                    .then(|| l.answers.pop_front().map(|a| a.1))
-                    .flatten()
-            }) {
+            while let Some(bytes) = self.links.get_mut(&conn).and_then(|l| l.pop_due(now)) {
                 self.core(|p, now| p.handle_data(conn, &bytes, now));
             }
             if let Some(link) = self.links.get(&conn) {
@@ -445,12 +451,7 @@ impl<B: Broker> Pair<B> {
             if cond(self) {
                 return true;
             }
-            let answer = self
-                .links
-                .values()
-                .filter_map(|l| l.answers.front())
-                .map(|a| a.0)
-                .min();
+            let answer = self.links.values().filter_map(Link::next_due).min();
             let timer = self.core(|p, _| p.poll_timeout());
             let Some(next) = [answer, timer].into_iter().flatten().min() else {
                 return false;
