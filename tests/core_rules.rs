@@ -2,16 +2,16 @@
 //! decides every answer, so each rule (linger, retries, idempotence, timeouts)
 //! is checked exactly.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use kafka_sansio::mock::{Pair, Scripted};
 use kafka_sansio::producer::{
-    ConnId, DeliveryError, Event, Producer, ProducerConfig, ProducerRecord, SendError, Transmit,
+    ConnId, DeliveryError, Event, Producer, ProducerConfig, ProducerRecord, SendError,
     RECORD_OVERHEAD,
 };
 use kafka_sansio::protocol::frame::{
-    encode_request, encode_response, ApiKey, ApiMessage, Deframer, RequestHeader,
+    encode_request, encode_response, ApiKey, ApiMessage, RequestHeader,
 };
 use kafka_sansio::protocol::messages::api_versions::{ApiVersion, ApiVersionsResponse};
 use kafka_sansio::protocol::messages::init_producer_id::InitProducerIdResponse;
@@ -32,22 +32,15 @@ struct Req {
 }
 
 struct Harness {
-    p: Producer,
-    now: Instant,
-    conns: BTreeMap<ConnId, (u16, Deframer)>,
-    events: Vec<Event>,
-    closed_conns: Vec<ConnId>,
+    /// The core, its network and clock; the broker's answers are this harness's.
+    pair: Pair<Scripted>,
     partitions: i32,
     topic_error: Option<ErrorCode>,
     producer_epoch: i16,
-    /// Report every transmit as written at once (false: a stalled socket).
-    written: bool,
     /// Highest Produce version the scripted broker advertises.
     produce_max: i16,
     /// An API the scripted broker leaves out of its ApiVersions answer.
     omit_api: Option<ApiKey>,
-    /// Every `Transmit::Send`'s bytes, in order.
-    sent: Vec<(ConnId, Bytes)>,
     /// Topics whose Metadata answer has no id (as from a broker before Kafka 2.8).
     no_topic_id: Vec<&'static str>,
     /// Bumped to give every topic a new id (a topic deleted and created again).
@@ -61,8 +54,6 @@ struct Harness {
     metadata_requests: usize,
     /// Port of the connection each Metadata request came on, in order.
     metadata_ports: Vec<u16>,
-    /// Ports of the connections the producer opened, in order.
-    connects: Vec<u16>,
     /// Port Metadata gives the broker (bootstrap.servers is b0:9000).
     broker_port: i32,
     /// Node id Metadata gives the broker, leader of every partition.
@@ -83,26 +74,20 @@ impl Harness {
         all.extend_from_slice(props);
         let config = ProducerConfig::from_properties(all).unwrap();
         let now = Instant::now();
+        let producer = Producer::new(config, now, 1_700_000_000_000).unwrap();
         Harness {
-            p: Producer::new(config, now, 1_700_000_000_000).unwrap(),
-            now,
-            conns: BTreeMap::new(),
-            events: Vec::new(),
-            closed_conns: Vec::new(),
+            pair: Pair::new(producer, Scripted::new(), now),
             partitions,
             topic_error: None,
             producer_epoch: 0,
-            written: true,
             produce_max: ApiKey::Produce.versions().1,
             omit_api: None,
-            sent: Vec::new(),
             no_topic_id: Vec::new(),
             id_generation: 0,
             metadata_errors: Vec::new(),
             metadata_error_body: false,
             metadata_requests: 0,
             metadata_ports: Vec::new(),
-            connects: Vec::new(),
             broker_port: 9000,
             broker_id: 0,
         }
@@ -119,60 +104,20 @@ impl Harness {
         id
     }
 
-    /// Drains the producer's outputs: connects succeed at once, bytes are queued per connection.
+    /// Drains the producer's outputs: connects succeed at once, requests wait for the script.
     fn pump(&mut self) {
-        loop {
-            let mut progressed = false;
-            while let Some(t) = self.p.poll_transmit(self.now) {
-                progressed = true;
-                match t {
-                    Transmit::Connect { conn, port, .. } => {
-                        self.connects.push(port);
-                        self.conns.insert(conn, (port, Deframer::new(1 << 30)));
-                        self.p.handle_connected(conn, self.now);
-                    }
-                    Transmit::Send { conn, data } => {
-                        // A request may come in several sends (a Produce
-                        // request's batches go out as their own buffers): the
-                        // deframer joins them.
-                        let c = self.conns.get_mut(&conn).expect("send on open connection");
-                        c.1.push(&data);
-                        self.sent.push((conn, data.clone()));
-                        // Written to the (simulated) socket at once, unless stalled.
-                        if self.written {
-                            self.p.handle_written(conn, data.len(), self.now);
-                        }
-                    }
-                    Transmit::Close { conn } => {
-                        self.conns.remove(&conn);
-                        self.closed_conns.push(conn);
-                    }
-                    other => panic!("a transmit this harness does not know: {other:?}"),
-                }
-            }
-            while let Some(e) = self.p.poll_event() {
-                progressed = true;
-                self.events.push(e);
-            }
-            if !progressed {
-                break;
-            }
-        }
+        self.pair.run_until_idle();
     }
 
     fn next_request(&mut self) -> Option<Req> {
         self.pump();
-        for (conn, (_, d)) in self.conns.iter_mut() {
-            if let Some(mut frame) = d.next_frame().unwrap() {
-                let header = RequestHeader::decode(&mut frame).unwrap();
-                return Some(Req {
-                    conn: *conn,
-                    header,
-                    body: frame,
-                });
-            }
-        }
-        None
+        let (conn, mut frame) = self.pair.broker.next_request()?;
+        let header = RequestHeader::decode(&mut frame).unwrap();
+        Some(Req {
+            conn,
+            header,
+            body: frame,
+        })
     }
 
     fn respond<M: ApiMessage>(&mut self, req: &Req, msg: &M) {
@@ -186,8 +131,10 @@ impl Harness {
         .unwrap();
         // Deliver in two pieces to exercise deframing across reads.
         let mid = buf.len() / 2;
-        self.p.handle_data(req.conn, &buf[..mid], self.now);
-        self.p.handle_data(req.conn, &buf[mid..], self.now);
+        self.pair.core(|p, now| {
+            p.handle_data(req.conn, &buf[..mid], now);
+            p.handle_data(req.conn, &buf[mid..], now);
+        });
         self.pump();
     }
 
@@ -218,7 +165,7 @@ impl Harness {
                 }
                 ApiKey::Metadata => {
                     self.metadata_requests += 1;
-                    self.metadata_ports.push(self.conns[&req.conn].0);
+                    self.metadata_ports.push(self.pair.port(req.conn).unwrap());
                     let error_code = if self.metadata_errors.is_empty() {
                         0
                     } else {
@@ -316,13 +263,11 @@ impl Harness {
     }
 
     fn advance(&mut self, d: Duration) {
-        self.now += d;
-        self.p.handle_timeout(self.now);
-        self.pump();
+        self.pair.advance(d);
     }
 
     fn send(&mut self, r: ProducerRecord) -> u64 {
-        let id = self.p.send(r, self.now).unwrap().0;
+        let id = self.pair.core(|p, now| p.send(r, now)).unwrap().0;
         self.pump();
         id
     }
@@ -333,7 +278,7 @@ impl Harness {
         let mut accepted = 0usize;
         loop {
             let r = ProducerRecord::new(TOPIC, vec![7u8; len]).partition(0);
-            match self.p.send(r, self.now) {
+            match self.pair.core(|p, now| p.send(r, now)) {
                 Ok(_) => accepted += 1,
                 Err(SendError::BufferFull { .. }) => return accepted,
                 Err(e) => panic!("{e}"),
@@ -344,7 +289,7 @@ impl Harness {
 
     fn delivered_offsets(&self) -> Vec<(u64, i64)> {
         let mut v = Vec::new();
-        for e in &self.events {
+        for e in &self.pair.events {
             if let Event::Delivered(d) = e {
                 for (id, m) in d.metadata() {
                     v.push((id.0, m.offset));
@@ -356,7 +301,7 @@ impl Harness {
 
     fn failures(&self) -> Vec<(u64, DeliveryError)> {
         let mut v = Vec::new();
-        for e in &self.events {
+        for e in &self.pair.events {
             if let Event::Failed(f) = e {
                 for id in f.records.iter() {
                     v.push((id.0, f.error.clone()));
@@ -387,8 +332,8 @@ fn lingers_then_sends_one_batch_and_reports_offsets() {
     }
     // Metadata and producer id come first; the batch waits for linger.
     assert!(h.next_produce().is_none());
-    let deadline = h.p.poll_timeout().expect("linger deadline");
-    assert!(deadline <= h.now + Duration::from_millis(5));
+    let deadline = h.pair.producer.poll_timeout().expect("linger deadline");
+    assert!(deadline <= h.pair.now + Duration::from_millis(5));
     h.advance(Duration::from_millis(5));
     let (req, pr) = h.next_produce().expect("produce after linger");
     assert_eq!(pr.acks, -1);
@@ -408,8 +353,8 @@ fn lingers_then_sends_one_batch_and_reports_offsets() {
     assert_eq!(values, vec!["v0", "v1", "v2"]);
     h.answer_produce(&req, &pr, ErrorCode::None, 100);
     assert_eq!(h.delivered_offsets(), vec![(0, 100), (1, 101), (2, 102)]);
-    assert!(h.p.is_idle());
-    assert_eq!(h.p.buffered_bytes(), 0);
+    assert!(h.pair.producer.is_idle());
+    assert_eq!(h.pair.producer.buffered_bytes(), 0);
 }
 
 #[test]
@@ -438,16 +383,20 @@ fn produce_requests_go_out_in_pieces_that_concatenate_to_the_one_buffer_encoding
             }
             // Cluster requests answered; the batches linger.
             assert!(h.next_produce().is_none());
-            h.sent.clear();
+            h.pair.record_sends();
             h.advance(Duration::from_millis(5));
             let (req, pr) = h.next_produce().expect("produce");
             let ctx = format!("Produce v{version} acks={acks}");
             assert_eq!(req.header.api_version, version, "{ctx}");
             assert_eq!(batches(&pr).len(), 6, "{ctx}");
             // The sends are exactly this request, in pieces around each batch...
-            assert!(h.sent.iter().all(|(c, _)| *c == req.conn), "{ctx}");
-            assert!(h.sent.len() >= 12, "{ctx}: {} pieces", h.sent.len());
-            let pieces: Vec<u8> = h.sent.iter().flat_map(|(_, d)| d.to_vec()).collect();
+            assert!(h.pair.sent().iter().all(|(c, _)| *c == req.conn), "{ctx}");
+            assert!(
+                h.pair.sent().len() >= 12,
+                "{ctx}: {} pieces",
+                h.pair.sent().len()
+            );
+            let pieces: Vec<u8> = h.pair.sent().iter().flat_map(|(_, d)| d.to_vec()).collect();
             // ...whose bytes are the one-buffer encoding of the same request.
             let mut whole = BytesMut::new();
             encode_request(
@@ -466,8 +415,8 @@ fn produce_requests_go_out_in_pieces_that_concatenate_to_the_one_buffer_encoding
                 h.answer_produce(&req, &pr, ErrorCode::None, 0);
                 assert_eq!(h.delivered_offsets().len(), n, "{ctx}");
             }
-            assert!(h.p.is_idle(), "{ctx}");
-            assert_eq!(h.p.buffered_bytes(), 0, "{ctx}");
+            assert!(h.pair.producer.is_idle(), "{ctx}");
+            assert_eq!(h.pair.producer.buffered_bytes(), 0, "{ctx}");
         }
     }
 }
@@ -480,7 +429,7 @@ fn acks_zero_completes_on_write_with_unknown_offset() {
     assert_eq!(pr.acks, 0);
     h.pump();
     assert_eq!(h.delivered_offsets(), vec![(0, -1)]);
-    assert!(h.p.is_idle());
+    assert!(h.pair.producer.is_idle());
 }
 
 /// A broker that answers acks=0 Produce requests anyway (tansu 0.6.0 does;
@@ -500,14 +449,14 @@ fn acks_zero_answers_are_dropped_without_resetting_the_connection() {
     h.send(rec("c"));
     let (r3, _) = h.next_produce().expect("produce");
     h.answer_produce(&r2, &p2, ErrorCode::None, 1);
-    assert!(h.closed_conns.is_empty(), "reset by an acks=0 answer");
+    assert!(h.pair.closed().is_empty(), "reset by an acks=0 answer");
     assert!(r2.conn == r1.conn && r3.conn == r1.conn);
     // Each record completed once, on write, with no offset.
     assert_eq!(h.delivered_offsets(), vec![(0, -1), (1, -1), (2, -1)]);
     assert!(h.failures().is_empty());
     // A second answer to the same request answers nothing sent: still a reset.
     h.answer_produce(&r2, &p2, ErrorCode::None, 1);
-    assert_eq!(h.closed_conns, vec![r1.conn]);
+    assert_eq!(h.pair.closed(), vec![r1.conn]);
 }
 
 #[test]
@@ -521,13 +470,13 @@ fn acks_zero_completes_only_once_written_and_a_stalled_socket_stops_at_buffer_me
     ]);
     // Connection set up normally, then the socket stalls.
     h.send(rec("first"));
-    let (conn, _) = h.next_produce().map(|(r, p)| (r.conn, p)).expect("produce");
+    h.next_produce().expect("produce");
     assert_eq!(h.delivered_offsets().len(), 1);
-    h.written = false;
+    h.pair.stall_writes(true);
     let mut accepted = 0;
     let mut refused = false;
     for i in 0..1000 {
-        match h.p.send(rec(&format!("{i:0100}")), h.now) {
+        match h.pair.producer.send(rec(&format!("{i:0100}")), h.pair.now) {
             Ok(_) => accepted += 1,
             Err(SendError::BufferFull { .. }) => {
                 refused = true;
@@ -538,17 +487,16 @@ fn acks_zero_completes_only_once_written_and_a_stalled_socket_stops_at_buffer_me
         h.pump();
     }
     assert!(refused, "a stalled socket must bring backpressure");
-    assert!(h.p.buffered_bytes() <= 20000);
+    assert!(h.pair.producer.buffered_bytes() <= 20000);
     // Nothing completes while unwritten.
     assert_eq!(h.delivered_offsets().len(), 1);
     // The socket drains: everything completes, offset unknown.
-    h.written = true;
-    let pending: usize = h.conns.get(&conn).map(|c| c.1.buffered()).unwrap_or(0);
-    h.p.handle_written(conn, pending, h.now);
+    h.pair.stall_writes(false);
+    h.pair.release_writes();
     for _ in 0..100 {
         h.pump();
         // Report whatever was sent meanwhile.
-        if h.p.pending_records() == 0 {
+        if h.pair.producer.pending_records() == 0 {
             break;
         }
     }
@@ -564,7 +512,7 @@ fn buffer_full_and_too_large_hand_the_record_back() {
         ("max.request.size", "10000"),
     ]);
     let big = ProducerRecord::new(TOPIC, vec![0u8; 20_000]);
-    match h.p.send(big.clone(), h.now) {
+    match h.pair.producer.send(big.clone(), h.pair.now) {
         Err(SendError::RecordTooLarge { record, .. }) => assert_eq!(*record, big),
         other => panic!("{other:?}"),
     }
@@ -577,7 +525,7 @@ fn buffer_full_and_too_large_hand_the_record_back() {
     let r = ProducerRecord::new(TOPIC, vec![1u8; 5000]).partition(0);
     let mut full = None;
     for _ in 0..10 {
-        match h.p.send(r.clone(), h.now) {
+        match h.pair.producer.send(r.clone(), h.pair.now) {
             Ok(_) => {}
             Err(SendError::BufferFull { record, .. }) => {
                 full = Some(record);
@@ -601,7 +549,11 @@ fn buffer_memory_bounds_the_number_of_tiny_records() {
     }
     // The broker now answers nothing: records stay buffered.
     let accepted = h.fill_memory(1);
-    assert!(h.p.buffered_bytes() <= 200_000, "{}", h.p.buffered_bytes());
+    assert!(
+        h.pair.producer.buffered_bytes() <= 200_000,
+        "{}",
+        h.pair.producer.buffered_bytes()
+    );
     // A 1-byte record is 8 bytes in the batch, and 32 besides it.
     assert!(
         accepted * (8 + RECORD_OVERHEAD) <= 200_000,
@@ -657,7 +609,7 @@ fn retriable_error_retries_with_backoff_and_same_sequence() {
     assert_eq!(again[0].producer_epoch, first[0].producer_epoch);
     h.answer_produce(&req, &pr, ErrorCode::None, 7);
     assert_eq!(h.delivered_offsets(), vec![(0, 7)]);
-    assert_eq!(h.p.metrics().records_retried, 1);
+    assert_eq!(h.pair.producer.metrics().records_retried, 1);
 }
 
 #[test]
@@ -689,7 +641,7 @@ fn out_of_order_sequence_bumps_epoch_and_restarts_at_zero() {
     );
     h.answer_produce(&req, &pr, ErrorCode::None, 1);
     assert_eq!(h.delivered_offsets(), vec![(0, 0), (1, 1)]);
-    assert_eq!(h.p.metrics().epoch_bumps, 1);
+    assert_eq!(h.pair.producer.metrics().epoch_bumps, 1);
 }
 
 #[test]
@@ -704,8 +656,7 @@ fn lost_answer_then_epoch_bump_fails_the_unknown_batch_instead_of_duplicating() 
     ]);
     h.send(rec("a").partition(0));
     let (req, _pr) = h.next_produce().unwrap();
-    h.p.handle_disconnected(req.conn, h.now);
-    h.pump();
+    h.pair.disconnect(req.conn);
     h.advance(Duration::from_millis(200));
     let (req, pr) = h.next_produce().expect("retried after reconnect");
     assert_eq!(batches(&pr)[0].base_sequence, 0);
@@ -742,7 +693,7 @@ fn delivery_timeout_fails_a_batch_that_never_gets_an_answer() {
         } => assert!(*maybe_persisted),
         other => panic!("{other:?}"),
     }
-    assert!(h.p.is_idle() || h.p.pending_records() == 0);
+    assert!(h.pair.producer.is_idle() || h.pair.producer.pending_records() == 0);
 }
 
 #[test]
@@ -776,7 +727,7 @@ fn fatal_error_fails_everything_and_later_sends() {
         }
     )));
     assert!(matches!(
-        h.p.send(rec("c"), h.now),
+        h.pair.producer.send(rec("c"), h.pair.now),
         Err(SendError::Fatal { .. })
     ));
 }
@@ -807,7 +758,7 @@ fn broker_without_produce_or_metadata_fails_fatally() {
             "{api:?}: {f:?}"
         );
         assert!(matches!(
-            h.p.send(rec("b"), h.now),
+            h.pair.producer.send(rec("b"), h.pair.now),
             Err(SendError::Fatal { .. })
         ));
     }
@@ -871,26 +822,26 @@ fn at_most_five_batches_in_flight_per_partition_with_idempotence() {
 fn close_drains_then_emits_closed() {
     let mut h = Harness::new(&[("linger.ms", "1000")]);
     h.send(rec("a"));
-    h.p.close(h.now);
+    h.pair.producer.close(h.pair.now);
     let (req, pr) = h.next_produce().expect("close flushes the lingering batch");
     assert!(matches!(
-        h.p.send(rec("late"), h.now),
+        h.pair.producer.send(rec("late"), h.pair.now),
         Err(SendError::Closed(_))
     ));
     h.answer_produce(&req, &pr, ErrorCode::None, 0);
-    assert!(matches!(h.events.last(), Some(Event::Closed)));
-    assert!(h.p.is_closed());
+    assert!(matches!(h.pair.events.last(), Some(Event::Closed)));
+    assert!(h.pair.producer.is_closed());
 }
 
 #[test]
 fn flush_token_completes_when_prior_records_are_done() {
     let mut h = Harness::new(&[("linger.ms", "10000")]);
     h.send(rec("a"));
-    let token = h.p.flush(h.now);
-    assert!(!h.p.is_flushed(token));
+    let token = h.pair.producer.flush(h.pair.now);
+    assert!(!h.pair.producer.is_flushed(token));
     let (req, pr) = h.next_produce().expect("flush readies the batch");
     h.answer_produce(&req, &pr, ErrorCode::None, 0);
-    assert!(h.p.is_flushed(token));
+    assert!(h.pair.producer.is_flushed(token));
 }
 
 #[cfg(feature = "lz4")]
@@ -910,7 +861,7 @@ fn compressed_batches_fill_by_estimated_compressed_size() {
     let mut off = 0;
     for round in 0..40 {
         for _ in 0..60 {
-            h.p.send(rec(&value), h.now).unwrap();
+            h.pair.producer.send(rec(&value), h.pair.now).unwrap();
         }
         h.pump();
         while let Some((req, pr)) = h.next_produce() {
@@ -995,7 +946,7 @@ fn produce_v13_names_topics_by_id_and_matches_the_answer_by_id() {
     }
     h.answer_produce(&req, &pr, ErrorCode::None, 3);
     assert_eq!(h.delivered_offsets(), vec![(0, 3), (1, 3)]);
-    assert!(h.p.is_idle());
+    assert!(h.pair.producer.is_idle());
 }
 
 #[test]
@@ -1059,8 +1010,8 @@ fn unknown_topic_id_refreshes_metadata_and_the_retry_delivers_once() {
     assert!(h.failures().is_empty());
     h.advance(Duration::from_secs(1));
     assert!(h.next_produce().is_none());
-    assert_eq!(h.p.metrics().records_retried, 1);
-    assert!(h.p.is_idle());
+    assert_eq!(h.pair.producer.metrics().records_retried, 1);
+    assert!(h.pair.producer.is_idle());
 }
 
 #[test]
@@ -1122,23 +1073,23 @@ fn rebootstrap_required_goes_back_to_the_bootstrap_servers() {
     h.send(rec("a"));
     let (req, pr) = h.next_produce().expect("produce");
     h.answer_produce(&req, &pr, ErrorCode::None, 0);
-    assert_eq!(h.connects, vec![9000, 9001]);
+    assert_eq!(h.pair.connects(), vec![9000, 9001]);
     // A refresh (for a new topic) is answered REBOOTSTRAP_REQUIRED.
     h.metadata_errors = vec![ErrorCode::RebootstrapRequired];
     h.send(ProducerRecord::new(OTHER_TOPIC, "b".to_owned()));
     assert!(h.next_produce().is_none());
     assert_eq!(h.metadata_requests, 2);
     // The learned brokers are forgotten and the idle connections closed...
-    assert!(h.conns.is_empty());
+    assert!(h.pair.connections().next().is_none());
     assert!(h.failures().is_empty());
-    assert_eq!(h.p.metrics().rebootstraps, 1);
+    assert_eq!(h.pair.producer.metrics().rebootstraps, 1);
     // ...so the producer starts over from bootstrap.servers once the
     // reconnect backoff (50 ms +/- 20 %) has passed: as in Java, the answer
     // that asked for the rebootstrap is not a failed refresh, and adds no
     // retry backoff (100 ms +/- 20 %).
     h.advance(Duration::from_millis(61));
     let (req, pr) = h.next_produce().expect("produce after rebootstrap");
-    assert_eq!(h.connects, vec![9000, 9001, 9000, 9001]);
+    assert_eq!(h.pair.connects(), vec![9000, 9001, 9000, 9001]);
     assert_eq!(h.metadata_requests, 3);
     // The refresh answered REBOOTSTRAP_REQUIRED went to the broker; the next
     // one to bootstrap.servers.
@@ -1160,7 +1111,7 @@ fn rebootstrap_required_keeps_the_answer_of_a_produce_in_flight_and_resends_noth
     h.send(rec("a"));
     // The Produce request is out on the broker's connection, not answered yet.
     let (req, pr) = h.next_produce().expect("produce");
-    assert_eq!(h.connects, vec![9000, 9001]);
+    assert_eq!(h.pair.connects(), vec![9000, 9001]);
     let broker_conn = req.conn;
     // A refresh (for a new topic) goes on the idle bootstrap connection and
     // is answered REBOOTSTRAP_REQUIRED.
@@ -1168,28 +1119,28 @@ fn rebootstrap_required_keeps_the_answer_of_a_produce_in_flight_and_resends_noth
     h.send(ProducerRecord::new(OTHER_TOPIC, "b".to_owned()));
     assert!(h.next_produce().is_none());
     assert_eq!(h.metadata_ports, vec![9000, 9000]);
-    assert_eq!(h.p.metrics().rebootstraps, 1);
+    assert_eq!(h.pair.producer.metrics().rebootstraps, 1);
     // The connection carrying the batch stays open for its answer.
-    assert!(h.conns.contains_key(&broker_conn));
-    assert!(!h.closed_conns.contains(&broker_conn));
+    assert!(h.pair.port(broker_conn).is_some());
+    assert!(!h.pair.closed().contains(&broker_conn));
     h.answer_produce(&req, &pr, ErrorCode::None, 5);
     assert_eq!(h.delivered_offsets(), vec![(0, 5)]);
     // Answered, it is closed: it belongs to the cluster view given up.
-    assert!(h.closed_conns.contains(&broker_conn));
+    assert!(h.pair.closed().contains(&broker_conn));
     // The next Metadata request goes to a new connection to bootstrap.servers.
     h.advance(Duration::from_millis(200));
     let (req, pr) = h.next_produce().expect("produce of b after rebootstrap");
-    assert_eq!(h.connects, vec![9000, 9001, 9000, 9001]);
+    assert_eq!(h.pair.connects(), vec![9000, 9001, 9000, 9001]);
     assert_eq!(h.metadata_ports, vec![9000, 9000, 9000]);
     h.answer_produce(&req, &pr, ErrorCode::None, 0);
     // Each record delivered once, and "a" was never sent again.
     assert_eq!(h.delivered_offsets(), vec![(0, 5), (1, 0)]);
     assert!(h.failures().is_empty());
-    assert_eq!(h.p.metrics().produce_requests, 2);
-    assert_eq!(h.p.metrics().records_retried, 0);
+    assert_eq!(h.pair.producer.metrics().produce_requests, 2);
+    assert_eq!(h.pair.producer.metrics().records_retried, 0);
     h.advance(Duration::from_secs(1));
     assert!(h.next_produce().is_none());
-    assert!(h.p.is_idle());
+    assert!(h.pair.producer.is_idle());
 }
 
 #[test]
@@ -1203,11 +1154,11 @@ fn rebootstrap_required_with_recovery_strategy_none_is_a_failed_refresh() {
     h.send(ProducerRecord::new(OTHER_TOPIC, "b".to_owned()));
     assert!(h.next_produce().is_none());
     // Nothing closed, nothing forgotten: the refresh is retried after the backoff.
-    assert_eq!(h.conns.len(), 2);
-    assert_eq!(h.p.metrics().rebootstraps, 0);
+    assert_eq!(h.pair.connections().count(), 2);
+    assert_eq!(h.pair.producer.metrics().rebootstraps, 0);
     h.advance(Duration::from_millis(130));
     let (req, pr) = h.next_produce().expect("produce of b");
-    assert_eq!(h.connects, vec![9000, 9001]);
+    assert_eq!(h.pair.connects(), vec![9000, 9001]);
     assert_eq!(h.metadata_requests, 3);
     h.answer_produce(&req, &pr, ErrorCode::None, 0);
     assert_eq!(h.delivered_offsets(), vec![(0, 0), (1, 0)]);
@@ -1221,15 +1172,15 @@ fn delivered_through_the_broker(props: &[(&str, &str)]) -> Harness {
     h.send(rec("a"));
     let (req, pr) = h.next_produce().expect("produce");
     h.answer_produce(&req, &pr, ErrorCode::None, 0);
-    assert_eq!(h.connects, vec![9000, 9001]);
+    assert_eq!(h.pair.connects(), vec![9000, 9001]);
     h
 }
 
 /// The connection the harness opened to `port`.
 fn conn_to(h: &Harness, port: u16) -> ConnId {
-    *h.conns
-        .iter()
-        .find(|(_, c)| c.0 == port)
+    h.pair
+        .connections()
+        .find(|(_, p)| *p == port)
         .expect("connection to port")
         .0
 }
@@ -1253,32 +1204,31 @@ fn a_broker_left_out_of_metadata_is_forgotten() {
     // (a retry may go out before the refresh is answered, as in Java).
     let (mut req, mut pr) = (req, pr);
     for _ in 0..5 {
-        if h.conns[&req.conn].0 == 9002 {
+        if h.pair.port(req.conn).unwrap() == 9002 {
             break;
         }
         h.answer_produce(&req, &pr, ErrorCode::NotLeaderOrFollower, 0);
         h.advance(Duration::from_secs(1));
         (req, pr) = h.next_produce().expect("b, retried");
     }
-    assert_eq!(h.conns[&req.conn].0, 9002);
+    assert_eq!(h.pair.port(req.conn).unwrap(), 9002);
     h.answer_produce(&req, &pr, ErrorCode::None, 1);
     assert_eq!(h.delivered_offsets(), vec![(0, 0), (1, 1)]);
     // Every connection lost: the refresh for a new topic dials the broker
     // the last answer listed, never the one that left.
-    let dialed = h.connects.len();
-    let conns: Vec<ConnId> = h.conns.keys().copied().collect();
+    let dialed = h.pair.connects().len();
+    let conns: Vec<ConnId> = h.pair.connections().map(|(c, _)| c).collect();
     for conn in conns {
-        h.p.handle_disconnected(conn, h.now);
-        h.pump();
+        h.pair.disconnect(conn);
     }
     h.advance(Duration::from_secs(2));
     h.send(ProducerRecord::new(OTHER_TOPIC, "c".to_owned()));
     let (req, pr) = h.next_produce().expect("produce of c");
-    assert_eq!(h.conns[&req.conn].0, 9002);
+    assert_eq!(h.pair.port(req.conn).unwrap(), 9002);
     assert!(
-        !h.connects[dialed..].contains(&9001),
+        !h.pair.connects()[dialed..].contains(&9001),
         "dialed the broker that left: {:?}",
-        &h.connects[dialed..]
+        &h.pair.connects()[dialed..]
     );
     assert_eq!(h.metadata_ports.last(), Some(&9002));
     h.answer_produce(&req, &pr, ErrorCode::None, 0);
@@ -1292,15 +1242,14 @@ fn no_reachable_known_broker_rebootstraps() {
     let mut h = delivered_through_the_broker(&[("linger.ms", "0")]);
     for port in [9000, 9001] {
         let conn = conn_to(&h, port);
-        h.p.handle_disconnected(conn, h.now);
-        h.pump();
+        h.pair.disconnect(conn);
     }
-    assert_eq!(h.p.metrics().rebootstraps, 1);
+    assert_eq!(h.pair.producer.metrics().rebootstraps, 1);
     // Both backoffs over: bootstrap.servers is dialed, not the broker.
     h.advance(Duration::from_millis(200));
     h.send(rec("b"));
     let (req, pr) = h.next_produce().expect("produce of b");
-    assert_eq!(h.connects, vec![9000, 9001, 9000, 9001]);
+    assert_eq!(h.pair.connects(), vec![9000, 9001, 9000, 9001]);
     h.answer_produce(&req, &pr, ErrorCode::None, 1);
     assert_eq!(h.delivered_offsets(), vec![(0, 0), (1, 1)]);
 }
@@ -1311,18 +1260,18 @@ fn recovery_strategy_none_never_falls_back_to_bootstrap_servers() {
         delivered_through_the_broker(&[("linger.ms", "0"), ("metadata.recovery.strategy", "none")]);
     // The bootstrap connection goes first; its backoff passes.
     let conn = conn_to(&h, 9000);
-    h.p.handle_disconnected(conn, h.now);
+    h.pair.disconnect(conn);
     h.advance(Duration::from_millis(200));
     // Then the broker's: the producer waits for the broker, the only one it knows.
     let conn = conn_to(&h, 9001);
-    h.p.handle_disconnected(conn, h.now);
+    h.pair.disconnect(conn);
     h.send(rec("b"));
     assert!(h.next_produce().is_none());
-    assert_eq!(h.connects, vec![9000, 9001]);
+    assert_eq!(h.pair.connects(), vec![9000, 9001]);
     h.advance(Duration::from_millis(200));
     let (req, pr) = h.next_produce().expect("produce of b");
-    assert_eq!(h.connects, vec![9000, 9001, 9001]);
-    assert_eq!(h.p.metrics().rebootstraps, 0);
+    assert_eq!(h.pair.connects(), vec![9000, 9001, 9001]);
+    assert_eq!(h.pair.producer.metrics().rebootstraps, 0);
     h.answer_produce(&req, &pr, ErrorCode::None, 1);
     assert_eq!(h.delivered_offsets(), vec![(0, 0), (1, 1)]);
 }
@@ -1344,15 +1293,15 @@ fn metadata_missing_past_the_rebootstrap_trigger_rebootstraps() {
         waited += Duration::from_millis(10);
     }
     // Still the first connections, the refresh failing on the bootstrap one.
-    assert_eq!(h.connects, vec![9000, 9001]);
-    assert_eq!(h.p.metrics().rebootstraps, 0);
+    assert_eq!(h.pair.connects(), vec![9000, 9001]);
+    assert_eq!(h.pair.producer.metrics().rebootstraps, 0);
     h.advance(Duration::from_millis(20));
-    assert_eq!(h.p.metrics().rebootstraps, 1);
-    assert!(h.conns.is_empty());
+    assert_eq!(h.pair.producer.metrics().rebootstraps, 1);
+    assert!(h.pair.connections().next().is_none());
     h.metadata_errors.clear();
     h.advance(Duration::from_millis(1100));
     let (req, pr) = h.next_produce().expect("produce of b after rebootstrap");
-    assert_eq!(h.connects, vec![9000, 9001, 9000, 9001]);
+    assert_eq!(h.pair.connects(), vec![9000, 9001, 9000, 9001]);
     h.answer_produce(&req, &pr, ErrorCode::None, 0);
     assert_eq!(h.delivered_offsets(), vec![(0, 0), (1, 0)]);
     assert!(h.failures().is_empty());
@@ -1373,7 +1322,7 @@ fn message_too_large_splits_the_batch_and_fails_only_the_record_over_the_limit()
     let mut offset = 0;
     for _ in 0..20 {
         let Some((req, pr)) = h.next_produce() else {
-            if h.p.is_idle() {
+            if h.pair.producer.is_idle() {
                 break;
             }
             h.advance(Duration::from_millis(200));
@@ -1424,6 +1373,6 @@ fn message_too_large_splits_the_batch_and_fails_only_the_record_over_the_limit()
         "every record has one outcome: {delivered:?} + {big}"
     );
     assert!(!delivered.contains(&big));
-    assert!(h.p.is_idle());
-    assert_eq!(h.p.buffered_bytes(), 0);
+    assert!(h.pair.producer.is_idle());
+    assert_eq!(h.pair.producer.buffered_bytes(), 0);
 }

@@ -72,6 +72,7 @@ mod cluster;
 mod dispatch;
 mod faults;
 mod fetch;
+mod harness;
 mod metadata;
 mod produce;
 mod server;
@@ -81,5 +82,6 @@ pub use batch::MockRecord;
 pub use cluster::{
     HandleResult, MockCluster, MockConfig, StoredBatch, FIRST_PRODUCER_ID, RETAINED_BATCHES,
 };
+pub use harness::{Broker, Pair, Scripted};
 pub use server::MockServer;
 pub use txn::MAX_TRANSACTION_TIMEOUT_MS;
