@@ -22,6 +22,10 @@ pub enum ApiKey {
     Fetch,
     /// ListOffsets (2).
     ListOffsets,
+    /// SaslHandshake (17).
+    SaslHandshake,
+    /// SaslAuthenticate (36).
+    SaslAuthenticate,
 }
 
 impl ApiKey {
@@ -34,6 +38,8 @@ impl ApiKey {
             ApiKey::InitProducerId => 22,
             ApiKey::Fetch => 1,
             ApiKey::ListOffsets => 2,
+            ApiKey::SaslHandshake => 17,
+            ApiKey::SaslAuthenticate => 36,
         }
     }
 
@@ -46,18 +52,22 @@ impl ApiKey {
             22 => ApiKey::InitProducerId,
             1 => ApiKey::Fetch,
             2 => ApiKey::ListOffsets,
+            17 => ApiKey::SaslHandshake,
+            36 => ApiKey::SaslAuthenticate,
             _ => return None,
         })
     }
 
     /// Every key this crate speaks (new keys are appended, so indexes stay stable).
-    pub const ALL: [ApiKey; 6] = [
+    pub const ALL: [ApiKey; 8] = [
         ApiKey::Produce,
         ApiKey::Metadata,
         ApiKey::ApiVersions,
         ApiKey::InitProducerId,
         ApiKey::Fetch,
         ApiKey::ListOffsets,
+        ApiKey::SaslHandshake,
+        ApiKey::SaslAuthenticate,
     ];
 
     /// Versions of this API that the codec implements, `(min, max)`.
@@ -72,6 +82,10 @@ impl ApiKey {
             // v4 is the first to read RecordBatch v2; v13 names topics by id.
             ApiKey::Fetch => (4, 12),
             ApiKey::ListOffsets => (1, 7),
+            // v1 carries the tokens in SaslAuthenticate (KIP-152).
+            ApiKey::SaslHandshake => (0, 1),
+            // v1 adds session_lifetime_ms (KIP-368).
+            ApiKey::SaslAuthenticate => (0, 2),
         }
     }
 
@@ -84,6 +98,9 @@ impl ApiKey {
             ApiKey::InitProducerId => 2,
             ApiKey::Fetch => 12,
             ApiKey::ListOffsets => 6,
+            // SaslHandshake has no flexible version.
+            ApiKey::SaslHandshake => i16::MAX,
+            ApiKey::SaslAuthenticate => 2,
         }
     }
 
