@@ -1590,9 +1590,10 @@ fn captured_frames_decode_and_reencode_byte_exact() {
                 assert_eq!(r.error_code, 0, "{}", c.name);
                 let n = NegotiatedVersions::from_response(&r);
                 // A broker without SASL listeners does not advertise SASL.
-                for key in ApiKey::ALL.into_iter().filter(|k| {
-                    !matches!(k, ApiKey::SaslHandshake | ApiKey::SaslAuthenticate)
-                }) {
+                for key in ApiKey::ALL
+                    .into_iter()
+                    .filter(|k| !matches!(k, ApiKey::SaslHandshake | ApiKey::SaslAuthenticate))
+                {
                     assert!(n.get(key).is_some(), "{}: {key:?}", c.name);
                 }
             }
@@ -1625,9 +1626,10 @@ fn captured_frames_decode_and_reencode_byte_exact() {
                 assert_eq!(r.error_code, 0, "{}", c.name);
                 let n = NegotiatedVersions::from_response(&r);
                 // A broker without SASL listeners does not advertise SASL.
-                for key in ApiKey::ALL.into_iter().filter(|k| {
-                    !matches!(k, ApiKey::SaslHandshake | ApiKey::SaslAuthenticate)
-                }) {
+                for key in ApiKey::ALL
+                    .into_iter()
+                    .filter(|k| !matches!(k, ApiKey::SaslHandshake | ApiKey::SaslAuthenticate))
+                {
                     assert!(n.get(key).is_some(), "{}: {key:?}", c.name);
                 }
                 // The mock's own ranges: what librdkafka negotiated, within ours.

@@ -16,6 +16,7 @@ pub mod partitioner;
 mod pool;
 pub mod record;
 pub mod rng;
+pub mod security;
 mod sender;
 mod topics;
 
