@@ -181,6 +181,60 @@ impl Default for TlsSettings {
     }
 }
 
+/// A ready rustls configuration the application passes instead of the
+/// `ssl.*` keys; compared by identity.
+#[cfg(feature = "tls")]
+#[derive(Debug, Clone)]
+pub struct TlsClientConfig(pub std::sync::Arc<rustls::ClientConfig>);
+
+#[cfg(feature = "tls")]
+impl PartialEq for TlsClientConfig {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+/// The security settings of a producer: `security.protocol`, `sasl.*`, `ssl.*`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SecurityConfig {
+    /// `security.protocol`.
+    pub protocol: SecurityProtocol,
+    /// `sasl.mechanism` (`None`: Java's default, GSSAPI, which is not supported).
+    pub sasl_mechanism: Option<SaslMechanism>,
+    /// `sasl.jaas.config`, parsed.
+    pub sasl_jaas_config: Option<jaas::JaasConfig>,
+    /// librdkafka's `sasl.username`.
+    pub sasl_username: Option<String>,
+    /// librdkafka's `sasl.password`.
+    pub sasl_password: Option<Password>,
+    /// librdkafka's `sasl.oauthbearer.extensions`: `key=value` pairs sent with the token.
+    pub sasl_oauthbearer_extensions: Vec<(String, String)>,
+    /// The `ssl.*` settings.
+    pub tls: TlsSettings,
+    /// A ready rustls configuration; when set, the `ssl.*` keys are not read.
+    #[cfg(feature = "tls")]
+    pub tls_client_config: Option<TlsClientConfig>,
+}
+
+impl SecurityConfig {
+    /// The PLAIN/SCRAM credentials: `sasl.jaas.config` with a Plain or Scram
+    /// login module first, else `sasl.username` and `sasl.password`.
+    pub fn credentials(&self) -> Option<jaas::Credentials> {
+        use jaas::LoginModule;
+        if let Some(j) = self
+            .sasl_jaas_config
+            .as_ref()
+            .filter(|j| matches!(j.module, LoginModule::Plain | LoginModule::Scram))
+        {
+            return j.credentials().ok();
+        }
+        Some(jaas::Credentials {
+            username: self.sasl_username.clone()?,
+            password: self.sasl_password.clone()?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

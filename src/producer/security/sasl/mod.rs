@@ -15,7 +15,6 @@ pub use oauthbearer::{OAuthBearerClient, OAuthBearerToken, TokenProvider, Unsecu
 pub use plain::PlainClient;
 pub use scram::{ScramClient, ScramHash};
 
-use super::jaas::{Credentials, JaasConfig, LoginModule};
 use super::SaslMechanism;
 
 /// Why a SASL exchange failed on the client side.
@@ -111,21 +110,4 @@ impl SaslClient {
             SaslClient::OAuthBearer(c) => c.step(server),
         }
     }
-}
-
-/// The user name and password for PLAIN or SCRAM: from `sasl.jaas.config`
-/// when it is a Plain or Scram login module, else from librdkafka's
-/// `sasl.username` and `sasl.password`.
-pub fn credentials(
-    jaas: Option<&JaasConfig>,
-    username: Option<&str>,
-    password: Option<&super::Password>,
-) -> Option<Credentials> {
-    if let Some(j) = jaas.filter(|j| matches!(j.module, LoginModule::Plain | LoginModule::Scram)) {
-        return j.credentials().ok();
-    }
-    Some(Credentials {
-        username: username?.to_string(),
-        password: password?.clone(),
-    })
 }
