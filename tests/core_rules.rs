@@ -1418,11 +1418,7 @@ fn message_too_large_splits_the_batch_and_fails_only_the_record_over_the_limit()
     let mut all: Vec<u64> = delivered.clone();
     all.push(big);
     all.sort();
-    assert_eq!(
-        all.len(),
-        4,
-        "every record has one outcome: {delivered:?} + {big}"
-    );
+    assert_eq!(all.len(), 4, "every record has one outcome: {delivered:?} + {big}");
     assert!(!delivered.contains(&big));
     assert!(h.p.is_idle());
     assert_eq!(h.p.buffered_bytes(), 0);

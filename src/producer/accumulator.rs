@@ -87,8 +87,7 @@ impl Batch {
         if n < 2 {
             return Err((self, "a single record cannot be split".into()));
         }
-        let records = match RecordBatch::decode(&mut self.closed.bytes()).and_then(|b| b.records())
-        {
+        let records = match RecordBatch::decode(&mut self.closed.bytes()).and_then(|b| b.records()) {
             Ok(r) if r.len() == n => r,
             Ok(r) => {
                 let m = format!("batch decodes to {} records, holds {n}", r.len());
@@ -161,8 +160,7 @@ impl Batch {
                 c.is_transactional(),
             );
             a.closed.stamp(pid, epoch, seq, txn);
-            b.closed
-                .stamp(pid, epoch, seq.wrapping_add(first as i32), txn);
+            b.closed.stamp(pid, epoch, seq.wrapping_add(first as i32), txn);
         }
         Ok((a, b))
     }
