@@ -1376,3 +1376,32 @@ fn message_too_large_splits_the_batch_and_fails_only_the_record_over_the_limit()
     assert!(h.pair.producer.is_idle());
     assert_eq!(h.pair.producer.buffered_bytes(), 0);
 }
+
+/// A producer configured for a secured cluster is refused at start: the
+/// connections speak PLAINTEXT only, and must not send in the clear.
+#[test]
+fn secured_protocols_are_refused_rather_than_sent_in_the_clear() {
+    for protocol in ["SSL", "SASL_PLAINTEXT", "SASL_SSL"] {
+        let mut c = ProducerConfig::builder()
+            .bootstrap_servers("127.0.0.1:9092")
+            .set("security.protocol", protocol)
+            .unwrap();
+        if protocol.starts_with("SASL") {
+            c = c
+                .set("sasl.mechanism", "PLAIN")
+                .unwrap()
+                .set("sasl.username", "u")
+                .unwrap()
+                .set("sasl.password", "p")
+                .unwrap();
+        }
+        let config = c.build().expect("the settings themselves are valid");
+        let err = Producer::new(config, Instant::now(), 0).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("security.protocol") && text.contains(protocol),
+            "{protocol}: {text}"
+        );
+        assert!(!text.contains("\"p\""), "no secret in the error: {text}");
+    }
+}

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use kafka_sansio::producer::txn::*;
 use kafka_sansio::protocol::messages::add_offsets_to_txn::AddOffsetsToTxnResponse;
 use kafka_sansio::protocol::messages::add_partitions_to_txn::{
     AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResponse, AddPartitionsToTxnTopicResult,
@@ -18,7 +19,6 @@ use kafka_sansio::protocol::messages::txn_offset_commit::{
     TxnOffsetCommitResponse, TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
 use kafka_sansio::protocol::ErrorCode;
-use kafka_sansio::producer::txn::*;
 
 const BACKOFF: Duration = Duration::from_millis(100);
 

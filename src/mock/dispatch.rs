@@ -92,8 +92,12 @@ impl MockCluster {
                 };
                 // Exactly the codec's ranges. (librdkafka produces RecordBatch
                 // v2 only when Fetch v4+ is advertised; Fetch is served.)
-                let mut api_keys: Vec<ApiVersion> =
-                    ApiKey::ALL.iter().map(|k| api_version_entry(*k)).collect();
+                // SASL is not served, so not advertised.
+                let mut api_keys: Vec<ApiVersion> = ApiKey::ALL
+                    .iter()
+                    .filter(|k| !matches!(k, ApiKey::SaslHandshake | ApiKey::SaslAuthenticate))
+                    .map(|k| api_version_entry(*k))
+                    .collect();
                 api_keys.sort_by_key(|a| a.api_key);
                 let mut r = ApiVersionsResponse {
                     error_code: pushed.map_or(0, ErrorCode::code),
@@ -286,6 +290,9 @@ impl MockCluster {
                 r.throttle_time_ms = throttle;
                 respond(cid, version, &r, due)
             }
+            // Not served (not advertised either): a broker without SASL
+            // listeners closes such a connection.
+            ApiKey::SaslHandshake | ApiKey::SaslAuthenticate => close,
         }
     }
 }

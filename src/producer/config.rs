@@ -69,6 +69,25 @@ pub enum ConfigError {
     /// Keys whose values do not go together (e.g. idempotence with acks=1).
     #[error("invalid configuration: {0}")]
     Conflict(String),
+    /// A setting that needs a cargo feature this build lacks.
+    #[error("{setting} needs the `{feature}` feature")]
+    FeatureMissing {
+        /// The setting, e.g. `security.protocol=SSL`.
+        setting: String,
+        /// The cargo feature.
+        feature: &'static str,
+    },
+    /// SASL is on but no credentials are set for the mechanism.
+    #[error("sasl.mechanism={mechanism} needs credentials: sasl.jaas.config ({module}) or sasl.username and sasl.password")]
+    MissingCredentials {
+        /// The mechanism.
+        mechanism: &'static str,
+        /// The login module that gives them.
+        module: &'static str,
+    },
+    /// The `ssl.*` settings do not make a TLS configuration (the reason names the key).
+    #[error("TLS settings: {0}")]
+    Tls(String),
 }
 
 /// All producer settings. Field names follow the Java keys.
@@ -131,6 +150,8 @@ pub struct ProducerConfig {
     pub max_response_size: usize,
     /// Seed of the core's jitter generator (not a Java key: determinism).
     pub rng_seed: u64,
+    /// `security.protocol`, `sasl.*` and `ssl.*`.
+    pub security: crate::producer::security::SecurityConfig,
 }
 
 impl Default for ProducerConfig {
@@ -163,6 +184,7 @@ impl Default for ProducerConfig {
             partitioner_ignore_keys: false,
             max_response_size: 100 * 1024 * 1024,
             rng_seed: 0x5eed_cafe_f00d_d00d,
+            security: Default::default(),
         }
     }
 }
@@ -274,10 +296,147 @@ impl ProducerConfig {
             "kafka_sansio.rng.seed" => self.rng_seed = parse_num(k, value)?,
             // Java-runtime keys with no meaning here but harmless in shared property files.
             "key.serializer" | "value.serializer" | "partitioner.adaptive.partitioning.enable" => {}
-            "security.protocol" if value.trim().eq_ignore_ascii_case("PLAINTEXT") => {}
+            _ if k.starts_with("security.") || k.starts_with("sasl.") || k.starts_with("ssl.") => {
+                self.set_security(k, value)?
+            }
             _ => return Err(ConfigError::UnknownKey(k.into())),
         }
         Ok(self)
+    }
+
+    /// Sets a `security.protocol`, `sasl.*` or `ssl.*` key. Secret values
+    /// (passwords, keys, the JAAS text) never appear in the errors.
+    fn set_security(&mut self, k: &str, value: &str) -> Result<(), ConfigError> {
+        use crate::producer::security::jaas::JaasConfig;
+        use crate::producer::security::{Password, SaslMechanism, SecurityProtocol};
+        let sec = &mut self.security;
+        let opt = |v: &str| Some(v.trim().to_string()).filter(|v| !v.is_empty());
+        match k {
+            "security.protocol" => {
+                sec.protocol = SecurityProtocol::parse(value).ok_or_else(|| {
+                    ConfigError::invalid(
+                        k,
+                        value,
+                        "expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL",
+                    )
+                })?
+            }
+            "sasl.mechanism" => {
+                sec.sasl_mechanism = Some(SaslMechanism::parse(value).ok_or_else(|| {
+                    ConfigError::invalid(
+                        k,
+                        value,
+                        "expected PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER",
+                    )
+                })?)
+            }
+            "sasl.jaas.config" => {
+                sec.sasl_jaas_config = Some(
+                    JaasConfig::parse(value)
+                        .map_err(|e| ConfigError::invalid(k, "[redacted]", &e.to_string()))?,
+                )
+            }
+            "sasl.username" => sec.sasl_username = Some(value.to_string()),
+            "sasl.password" => sec.sasl_password = Some(Password::new(value)),
+            "sasl.oauthbearer.extensions" => {
+                sec.sasl_oauthbearer_extensions = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .map(|p| {
+                        p.split_once('=')
+                            .map(|(a, b)| (a.to_string(), b.to_string()))
+                            .ok_or_else(|| {
+                                ConfigError::invalid(k, "[redacted]", "expected key=value pairs")
+                            })
+                    })
+                    .collect::<Result<_, _>>()?
+            }
+            "ssl.truststore.type" => sec.tls.truststore_type = opt(value),
+            "ssl.truststore.location" => sec.tls.truststore_location = opt(value),
+            "ssl.truststore.certificates" => sec.tls.truststore_certificates = opt(value),
+            "ssl.ca.location" => sec.tls.ca_location = opt(value),
+            "ssl.keystore.type" => sec.tls.keystore_type = opt(value),
+            "ssl.keystore.location" => sec.tls.keystore_location = opt(value),
+            "ssl.keystore.key" => sec.tls.keystore_key = opt(value).map(Password::new),
+            "ssl.keystore.certificate.chain" => sec.tls.keystore_certificate_chain = opt(value),
+            "ssl.key.password" => sec.tls.key_password = opt(value).map(Password::new),
+            // Store passwords belong to JKS/PKCS12 stores, which get their
+            // own error from the store type; PEM stores have none.
+            "ssl.keystore.password" | "ssl.truststore.password" => {}
+            "ssl.certificate.location" => sec.tls.certificate_location = opt(value),
+            "ssl.key.location" => sec.tls.key_location = opt(value),
+            "ssl.endpoint.identification.algorithm" => {
+                sec.tls.endpoint_identification = match value.trim().to_ascii_lowercase().as_str() {
+                    "https" => true,
+                    "" | "none" => false,
+                    _ => return Err(ConfigError::invalid(k, value, "expected https or empty")),
+                }
+            }
+            _ => return Err(ConfigError::UnknownKey(k.into())),
+        }
+        Ok(())
+    }
+
+    /// Checks `security.protocol` against the features built in and the
+    /// `sasl.*`/`ssl.*` settings it needs.
+    fn validate_security(&self) -> Result<(), ConfigError> {
+        use crate::producer::security::jaas::LoginModule;
+        use crate::producer::security::SaslMechanism;
+        let sec = &self.security;
+        let setting = || format!("security.protocol={}", sec.protocol.name());
+        if sec.protocol.uses_tls() && !cfg!(feature = "tls") {
+            return Err(ConfigError::FeatureMissing {
+                setting: setting(),
+                feature: "tls",
+            });
+        }
+        if sec.protocol.uses_sasl() {
+            if !cfg!(feature = "sasl") {
+                return Err(ConfigError::FeatureMissing {
+                    setting: setting(),
+                    feature: "sasl",
+                });
+            }
+            let Some(mechanism) = sec.sasl_mechanism else {
+                return Err(ConfigError::invalid(
+                    "sasl.mechanism",
+                    "GSSAPI",
+                    "Java's default GSSAPI (Kerberos) is not supported: set PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER",
+                ));
+            };
+            match mechanism {
+                SaslMechanism::OAuthBearer => {
+                    if let Some(j) = &sec.sasl_jaas_config {
+                        if j.module != LoginModule::OAuthBearer {
+                            return Err(ConfigError::Conflict(
+                                "sasl.mechanism=OAUTHBEARER needs sasl.jaas.config with OAuthBearerLoginModule".into(),
+                            ));
+                        }
+                    }
+                }
+                m => {
+                    if sec.credentials().is_none() {
+                        return Err(ConfigError::MissingCredentials {
+                            mechanism: m.name(),
+                            module: if m == SaslMechanism::Plain {
+                                "PlainLoginModule"
+                            } else {
+                                "ScramLoginModule"
+                            },
+                        });
+                    }
+                }
+            }
+        }
+        #[cfg(feature = "tls")]
+        if sec.protocol.uses_tls() && sec.tls_client_config.is_none() {
+            // Reads the PEM files now, so a bad path fails at start-up.
+            let clock = crate::producer::security::tls::TlsClock::default();
+            crate::producer::security::tls::client_config(&sec.tls, &clock)
+                .map_err(|e| ConfigError::Tls(e.to_string()))?;
+        }
+        Ok(())
     }
 
     /// Builds a configuration from `key=value` pairs, then validates it.
@@ -314,6 +473,7 @@ impl ProducerConfig {
     /// in-flight limit turns idempotence off (Java 3.2+ behaviour); set
     /// explicitly, the conflict is an error.
     pub fn validate(&mut self) -> Result<(), ConfigError> {
+        self.validate_security()?;
         if self.batch_size == 0 {
             // Java allows 0 (no batching); we need room for one record per batch.
             self.batch_size = 1;
@@ -575,5 +735,129 @@ mod tests {
             .build()
             .unwrap();
         assert_eq!(a, b);
+    }
+
+    const PLAIN_JAAS: &str = r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="alice" password="s3cr3t-pw";"#;
+
+    #[test]
+    fn security_keys_parse_and_hide_secrets() {
+        use crate::producer::security::{SaslMechanism, SecurityProtocol};
+        let mut c = ProducerConfig::default();
+        assert_eq!(c.security.protocol, SecurityProtocol::Plaintext);
+        assert!(c.security.tls.endpoint_identification);
+        c.set("security.protocol", "sasl_plaintext").unwrap();
+        c.set("sasl.mechanism", "SCRAM-SHA-512").unwrap();
+        c.set("sasl.jaas.config", PLAIN_JAAS).unwrap();
+        c.set("sasl.oauthbearer.extensions", "a=1, b=2").unwrap();
+        c.set("ssl.endpoint.identification.algorithm", "").unwrap();
+        c.set("ssl.key.password", "keypass-x").unwrap();
+        assert_eq!(c.security.sasl_mechanism, Some(SaslMechanism::ScramSha512));
+        assert_eq!(c.security.credentials().unwrap().username, "alice");
+        assert_eq!(c.security.sasl_oauthbearer_extensions.len(), 2);
+        assert!(!c.security.tls.endpoint_identification);
+        let debug = format!("{c:?}");
+        assert!(
+            !debug.contains("s3cr3t-pw") && !debug.contains("keypass-x"),
+            "{debug}"
+        );
+
+        for (k, v) in [
+            ("security.protocol", "TLS"),
+            ("sasl.mechanism", "GSSAPI"),
+            ("ssl.endpoint.identification.algorithm", "ldap"),
+        ] {
+            assert!(matches!(
+                c.clone().set(k, v),
+                Err(ConfigError::InvalidValue { .. })
+            ));
+        }
+        let e = c
+            .set(
+                "sasl.jaas.config",
+                "PlainLoginModule required password=\"hunter2\"",
+            )
+            .unwrap_err();
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        assert!(matches!(
+            c.set("ssl.nope", "1"),
+            Err(ConfigError::UnknownKey(_))
+        ));
+    }
+
+    #[test]
+    fn security_validation() {
+        let base = [("security.protocol", "SASL_SSL")];
+        let r = ProducerConfig::from_properties(base);
+        #[cfg(not(feature = "tls"))]
+        assert_eq!(
+            r.unwrap_err().to_string(),
+            "security.protocol=SASL_SSL needs the `tls` feature"
+        );
+        #[cfg(all(feature = "tls", not(feature = "sasl")))]
+        assert!(matches!(
+            r,
+            Err(ConfigError::FeatureMissing {
+                feature: "sasl",
+                ..
+            })
+        ));
+        #[cfg(all(feature = "tls", feature = "sasl"))]
+        {
+            // Java's default mechanism is GSSAPI, which is not spoken.
+            assert!(
+                matches!(r, Err(ConfigError::InvalidValue { key, .. }) if key == "sasl.mechanism")
+            );
+            let r = ProducerConfig::from_properties([
+                ("security.protocol", "SASL_SSL"),
+                ("sasl.mechanism", "SCRAM-SHA-256"),
+            ]);
+            assert_eq!(
+                r,
+                Err(ConfigError::MissingCredentials {
+                    mechanism: "SCRAM-SHA-256",
+                    module: "ScramLoginModule"
+                })
+            );
+            let ok = ProducerConfig::from_properties([
+                ("security.protocol", "SASL_SSL"),
+                ("sasl.mechanism", "PLAIN"),
+                ("sasl.username", "u"),
+                ("sasl.password", "p"),
+            ]);
+            assert!(ok.is_ok(), "{ok:?}");
+            let ok = ProducerConfig::from_properties([
+                ("security.protocol", "SASL_SSL"),
+                ("sasl.mechanism", "PLAIN"),
+                ("sasl.jaas.config", PLAIN_JAAS),
+            ]);
+            assert!(ok.is_ok(), "{ok:?}");
+            let r = ProducerConfig::from_properties([
+                ("security.protocol", "SASL_SSL"),
+                ("sasl.mechanism", "OAUTHBEARER"),
+                ("sasl.jaas.config", PLAIN_JAAS),
+            ]);
+            assert!(matches!(r, Err(ConfigError::Conflict(_))));
+            let r = ProducerConfig::from_properties([
+                ("security.protocol", "SSL"),
+                ("ssl.truststore.type", "JKS"),
+            ]);
+            assert!(
+                matches!(&r, Err(ConfigError::Tls(m)) if m.contains("ssl.truststore.type=PEM")),
+                "{r:?}"
+            );
+            let r = ProducerConfig::from_properties([
+                ("security.protocol", "SSL"),
+                ("ssl.ca.location", "/nonexistent/ca.pem"),
+            ]);
+            assert!(matches!(r, Err(ConfigError::Tls(_))));
+        }
+        #[cfg(not(feature = "sasl"))]
+        assert_eq!(
+            ProducerConfig::from_properties([("security.protocol", "SASL_PLAINTEXT")])
+                .unwrap_err()
+                .to_string(),
+            "security.protocol=SASL_PLAINTEXT needs the `sasl` feature"
+        );
+        assert!(ProducerConfig::from_properties([("security.protocol", "PLAINTEXT")]).is_ok());
     }
 }

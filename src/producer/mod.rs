@@ -34,10 +34,11 @@ pub mod record;
 // generator as the core; not part of the documented API.
 #[doc(hidden)]
 pub mod rng;
+pub mod security;
 mod sender;
 mod timers;
-pub mod txn;
 mod topics;
+pub mod txn;
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -218,6 +219,17 @@ impl Producer {
         wall_clock_ms: i64,
     ) -> Result<Self, ConfigError> {
         config.validate()?;
+        // The settings parse and validate, but connections speak PLAINTEXT
+        // only: refusing here keeps a producer configured for a secured
+        // cluster from sending in the clear.
+        let protocol = config.security.protocol;
+        if protocol != security::SecurityProtocol::Plaintext {
+            return Err(ConfigError::invalid(
+                "security.protocol",
+                protocol.name(),
+                "connections speak PLAINTEXT only: TLS and SASL are not in the connection layer yet",
+            ));
+        }
         let mut bootstrap = Vec::new();
         for s in &config.bootstrap_servers {
             bootstrap.push(parse_host_port(s)?);

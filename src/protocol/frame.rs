@@ -32,6 +32,10 @@ pub enum ApiKey {
     EndTxn,
     /// TxnOffsetCommit (28).
     TxnOffsetCommit,
+    /// SaslHandshake (17).
+    SaslHandshake,
+    /// SaslAuthenticate (36).
+    SaslAuthenticate,
 }
 
 impl ApiKey {
@@ -49,6 +53,8 @@ impl ApiKey {
             ApiKey::AddOffsetsToTxn => 25,
             ApiKey::EndTxn => 26,
             ApiKey::TxnOffsetCommit => 28,
+            ApiKey::SaslHandshake => 17,
+            ApiKey::SaslAuthenticate => 36,
         }
     }
 
@@ -66,12 +72,14 @@ impl ApiKey {
             25 => ApiKey::AddOffsetsToTxn,
             26 => ApiKey::EndTxn,
             28 => ApiKey::TxnOffsetCommit,
+            17 => ApiKey::SaslHandshake,
+            36 => ApiKey::SaslAuthenticate,
             _ => return None,
         })
     }
 
     /// Every key this crate speaks (new keys are appended, so indexes stay stable).
-    pub const ALL: [ApiKey; 11] = [
+    pub const ALL: [ApiKey; 13] = [
         ApiKey::Produce,
         ApiKey::Metadata,
         ApiKey::ApiVersions,
@@ -83,6 +91,8 @@ impl ApiKey {
         ApiKey::AddOffsetsToTxn,
         ApiKey::EndTxn,
         ApiKey::TxnOffsetCommit,
+        ApiKey::SaslHandshake,
+        ApiKey::SaslAuthenticate,
     ];
 
     /// Versions of this API that the codec implements, `(min, max)`.
@@ -107,6 +117,10 @@ impl ApiKey {
             ApiKey::EndTxn => (0, 5),
             // v6 names topics by id (KIP-1319), not spoken.
             ApiKey::TxnOffsetCommit => (0, 5),
+            // v1 carries the tokens in SaslAuthenticate (KIP-152).
+            ApiKey::SaslHandshake => (0, 1),
+            // v1 adds session_lifetime_ms (KIP-368).
+            ApiKey::SaslAuthenticate => (0, 2),
         }
     }
 
@@ -124,6 +138,9 @@ impl ApiKey {
             ApiKey::AddOffsetsToTxn => 3,
             ApiKey::EndTxn => 3,
             ApiKey::TxnOffsetCommit => 3,
+            // SaslHandshake has no flexible version.
+            ApiKey::SaslHandshake => i16::MAX,
+            ApiKey::SaslAuthenticate => 2,
         }
     }
 

@@ -180,10 +180,17 @@ fn api_versions_lists_the_codec_ranges_at_every_version() {
         let r = c.handle_request(0, frame(v, &ApiVersionsRequest::default()), Instant::now());
         let resp: ApiVersionsResponse = decode(&r, v);
         assert_eq!(resp.error_code, 0);
-        assert_eq!(resp.api_keys.len(), ApiKey::ALL.len());
+        // Every API but SASL, which the mock does not serve.
+        let sasl = |k: &ApiKey| matches!(k, ApiKey::SaslHandshake | ApiKey::SaslAuthenticate);
+        assert_eq!(resp.api_keys.len(), ApiKey::ALL.len() - 2);
         for k in ApiKey::ALL {
-            let a = resp.api_version(k).unwrap();
-            assert_eq!((a.min_version, a.max_version), k.versions());
+            let a = resp.api_version(k);
+            if sasl(&k) {
+                assert!(a.is_none(), "{k:?}");
+            } else {
+                let a = a.unwrap();
+                assert_eq!((a.min_version, a.max_version), k.versions());
+            }
         }
     }
 }

@@ -177,7 +177,8 @@ fn find_coordinator_at_every_version_and_both_key_types() {
             if v == 0 && key_type != KEY_TYPE_GROUP {
                 continue;
             }
-            let req = kafka_sansio::producer::txn::TxnManager::find_coordinator_request(key_type, key, v);
+            let req =
+                kafka_sansio::producer::txn::TxnManager::find_coordinator_request(key_type, key, v);
             let r = call(&mut c, 1, v, &req);
             let found = r.coordinators_for(key, v);
             assert_eq!(found.len(), 1, "v{v}");
@@ -189,7 +190,11 @@ fn find_coordinator_at_every_version_and_both_key_types() {
     // Moved, then its broker down.
     let other = (expected + 1) % 3;
     c.move_coordinator(TX, other);
-    let req = kafka_sansio::producer::txn::TxnManager::find_coordinator_request(KEY_TYPE_TRANSACTION, TX, 4);
+    let req = kafka_sansio::producer::txn::TxnManager::find_coordinator_request(
+        KEY_TYPE_TRANSACTION,
+        TX,
+        4,
+    );
     assert_eq!(call(&mut c, 0, 4, &req).coordinators[0].node_id, other);
     c.set_broker_down(other, true);
     let live = (other + 1) % 3;

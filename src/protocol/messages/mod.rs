@@ -27,6 +27,7 @@ pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
+pub mod sasl;
 pub mod txn_offset_commit;
 
 pub use api_versions::{negotiate, NegotiatedVersions};
