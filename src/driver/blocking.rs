@@ -69,7 +69,7 @@ impl Drop for Inner {
 impl Producer {
     /// Validates `config` and starts the IO thread.
     pub fn new(config: ProducerConfig) -> Result<Self, Error> {
-        let connect_timeout = config.connect_timeout;
+        let connect_timeout = config.connect_timeout_max;
         let (side, handle, tx, rx) = LoopSide::new(config, None)?;
         let io = Arc::new_cyclic(|me| Io {
             state: Mutex::new(IoLoop::new(side, tx, connect_timeout, me.clone())),

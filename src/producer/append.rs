@@ -63,7 +63,7 @@ impl Producer {
                 return Ok(());
             }
             // Full: close it; a new batch takes the record.
-            let res = p.close_open(self.config.compression, self.config.compression_level);
+            let res = p.close_open(self.config.compression, self.config.compression_level());
             self.after_close(part, res);
             self.dirty = true;
         }
@@ -125,6 +125,14 @@ impl Producer {
         });
         // A new batch brings a linger deadline.
         self.dirty = true;
+        let topic = self.topics.at_mut(self.parts[part].topic_pos);
+        topic.last_used = Some(now);
+        if topic.forgotten {
+            // Java forgets an idle topic's metadata, and its next use
+            // fetches it: here the view is kept, and refreshed.
+            topic.forgotten = false;
+            self.cluster.metadata_needed = true;
+        }
         self.appended(part, id, ts);
         Ok(())
     }
@@ -142,7 +150,7 @@ impl Producer {
         open.last_id = id;
         p.queued_records += 1;
         if open.builder.len() >= open.target {
-            let res = p.close_open(self.config.compression, self.config.compression_level);
+            let res = p.close_open(self.config.compression, self.config.compression_level());
             self.after_close(part, res);
             self.dirty = true;
         }

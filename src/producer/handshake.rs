@@ -24,6 +24,9 @@ impl Producer {
         // Connected is not usable yet: the reconnect backoff is left as it
         // is until ApiVersions is answered (`on_api_versions`).
         c.state = ConnState::Handshake;
+        // A connect that succeeds starts the connect timeout over.
+        let addr = c.addr.clone();
+        self.net.setup_failures.remove(&addr);
         self.send_api_versions(conn, API_VERSIONS_MAX, now);
     }
 

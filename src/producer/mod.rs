@@ -18,6 +18,7 @@
 mod accumulator;
 mod append;
 pub mod config;
+pub mod config_keys;
 mod connection;
 mod dispatch;
 mod handshake;
@@ -48,7 +49,7 @@ use crate::protocol::record::BatchBuilder;
 
 use accumulator::PartitionState;
 use append::choose_partition;
-pub use config::{Acks, ConfigError, MetadataRecoveryStrategy, ProducerConfig};
+pub use config::{Acks, ClientDnsLookup, ConfigError, MetadataRecoveryStrategy, ProducerConfig};
 use connection::Network;
 use idempotence::{Idempotence, PidState};
 use memory::Memory;
@@ -483,6 +484,8 @@ impl Producer {
             record.timestamp = Some(ts);
             let t = self.topics.entry(&record.topic);
             t.pending_held += size;
+            t.last_used = Some(now);
+            t.forgotten = false;
             t.pending.push_back(PendingRecord {
                 id,
                 record,

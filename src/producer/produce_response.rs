@@ -159,7 +159,7 @@ impl Producer {
     /// request, so no backoff). A batch that cannot be split fails as answered.
     fn split_and_requeue(&mut self, b: Batch, message: Option<String>) {
         let part = b.part;
-        match b.split_in_two(self.config.compression_level) {
+        match b.split_in_two(self.config.compression_level()) {
             Ok((first, second)) => {
                 self.metrics.records_retried += b.count() as u64;
                 self.list_active(part);

@@ -142,9 +142,9 @@ impl Producer {
                 let addr = c.addr_string();
                 reset.push((*id, ConnectionError::RequestTimeout { addr, api, ms }));
             } else if c.state == ConnState::Connecting
-                && now.saturating_duration_since(c.started) >= self.config.connect_timeout
+                && now.saturating_duration_since(c.started) >= c.setup_timeout
             {
-                let ms = self.config.connect_timeout.as_millis() as u64;
+                let ms = c.setup_timeout.as_millis() as u64;
                 let addr = c.addr_string();
                 reset.push((*id, ConnectionError::ConnectTimeout { addr, ms }));
             }
@@ -152,6 +152,7 @@ impl Producer {
         for (id, error) in reset {
             self.reset(id, now, error);
         }
+        self.close_idle(now);
     }
 
     /// Whether partition `i`'s open batch may be closed and sent: lingered,
@@ -223,7 +224,7 @@ impl Producer {
                 continue;
             }
             let res =
-                self.parts[i].close_open(self.config.compression, self.config.compression_level);
+                self.parts[i].close_open(self.config.compression, self.config.compression_level());
             self.after_close(i, res);
             let queue = std::mem::take(&mut self.parts[i].queue);
             for b in queue {
@@ -269,7 +270,7 @@ impl Producer {
                     continue;
                 }
                 let res = self.parts[i]
-                    .close_open(self.config.compression, self.config.compression_level);
+                    .close_open(self.config.compression, self.config.compression_level());
                 self.after_close(i, res);
             }
             let p = &self.parts[i];
