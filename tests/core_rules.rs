@@ -16,7 +16,8 @@ use kafka_sansio::protocol::frame::{
 use kafka_sansio::protocol::messages::api_versions::{ApiVersion, ApiVersionsResponse};
 use kafka_sansio::protocol::messages::init_producer_id::InitProducerIdResponse;
 use kafka_sansio::protocol::messages::metadata::{
-    MetadataResponse, MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+    MetadataRequest, MetadataResponse, MetadataResponseBroker, MetadataResponsePartition,
+    MetadataResponseTopic,
 };
 use kafka_sansio::protocol::messages::produce::{
     PartitionProduceResponse, ProduceRequest, ProduceResponse, TopicProduceResponse,
@@ -67,6 +68,12 @@ struct Harness {
     broker_port: i32,
     /// Node id Metadata gives the broker, leader of every partition.
     broker_id: i32,
+    /// Connects are left unanswered (a host that drops SYNs).
+    connect_hangs: bool,
+    /// When each connect was asked for, in order.
+    connect_times: Vec<Instant>,
+    /// The topics each Metadata request named, in order.
+    metadata_topics: Vec<Vec<String>>,
 }
 
 const TOPIC: &str = "t";
@@ -105,6 +112,9 @@ impl Harness {
             connects: Vec::new(),
             broker_port: 9000,
             broker_id: 0,
+            connect_hangs: false,
+            connect_times: Vec::new(),
+            metadata_topics: Vec::new(),
         }
     }
 
@@ -128,8 +138,11 @@ impl Harness {
                 match t {
                     Transmit::Connect { conn, port, .. } => {
                         self.connects.push(port);
+                        self.connect_times.push(self.now);
                         self.conns.insert(conn, (port, Deframer::new(1 << 30)));
-                        self.p.handle_connected(conn, self.now);
+                        if !self.connect_hangs {
+                            self.p.handle_connected(conn, self.now);
+                        }
                     }
                     Transmit::Send { conn, data } => {
                         // A request may come in several sends (a Produce
@@ -219,6 +232,15 @@ impl Harness {
                 ApiKey::Metadata => {
                     self.metadata_requests += 1;
                     self.metadata_ports.push(self.conns[&req.conn].0);
+                    let mut body = req.body.clone();
+                    let mr = MetadataRequest::decode(&mut body, req.header.api_version).unwrap();
+                    self.metadata_topics.push(
+                        mr.topics
+                            .unwrap_or_default()
+                            .into_iter()
+                            .filter_map(|t| t.name)
+                            .collect(),
+                    );
                     let error_code = if self.metadata_errors.is_empty() {
                         0
                     } else {
@@ -1426,4 +1448,125 @@ fn message_too_large_splits_the_batch_and_fails_only_the_record_over_the_limit()
     assert!(!delivered.contains(&big));
     assert!(h.p.is_idle());
     assert_eq!(h.p.buffered_bytes(), 0);
+}
+
+#[test]
+fn a_connection_idle_past_connections_max_idle_ms_is_closed_and_reopened_on_demand() {
+    let mut h =
+        delivered_through_the_broker(&[("linger.ms", "0"), ("connections.max.idle.ms", "10000")]);
+    assert!(h.closed_conns.is_empty());
+    // The idle close is a deadline of its own: the driver is woken for it.
+    let wake = h.p.poll_timeout().expect("a deadline");
+    assert_eq!(wake, h.now + Duration::from_secs(10));
+    h.advance(Duration::from_millis(9_999));
+    assert!(h.closed_conns.is_empty(), "closed before its idle time");
+    h.advance(Duration::from_millis(1));
+    assert_eq!(h.closed_conns.len(), 2, "bootstrap and broker connections");
+    assert!(h.conns.is_empty());
+    // The next record opens a connection again, with no backoff to wait.
+    h.send(rec("b"));
+    let (req, pr) = h.next_produce().expect("produce after reopening");
+    h.answer_produce(&req, &pr, ErrorCode::None, 1);
+    assert_eq!(h.delivered_offsets(), vec![(0, 0), (1, 1)]);
+    assert!(h.connects.len() > 2 && h.connects.ends_with(&[9001]));
+}
+
+#[test]
+fn a_busy_connection_or_a_negative_idle_time_is_never_closed_for_idleness() {
+    let mut h =
+        delivered_through_the_broker(&[("linger.ms", "0"), ("connections.max.idle.ms", "-1")]);
+    h.advance(Duration::from_secs(3_600));
+    assert!(h.closed_conns.is_empty());
+    // A request in flight keeps its connection however long it takes.
+    let mut h = delivered_through_the_broker(&[
+        ("linger.ms", "0"),
+        ("connections.max.idle.ms", "1000"),
+        ("request.timeout.ms", "30000"),
+    ]);
+    h.send(rec("b"));
+    let (req, pr) = h.next_produce().expect("produce");
+    let produce_conn = req.conn;
+    h.advance(Duration::from_secs(5));
+    assert!(!h.closed_conns.contains(&produce_conn));
+    h.answer_produce(&req, &pr, ErrorCode::None, 1);
+    h.advance(Duration::from_millis(999));
+    assert!(!h.closed_conns.contains(&produce_conn));
+    h.advance(Duration::from_millis(1));
+    assert!(h.closed_conns.contains(&produce_conn));
+}
+
+#[test]
+fn connect_timeouts_double_per_failed_connect_up_to_the_max() {
+    let mut h = Harness::new(&[
+        ("linger.ms", "0"),
+        ("socket.connection.setup.timeout.ms", "1000"),
+        ("socket.connection.setup.timeout.max.ms", "4000"),
+        ("reconnect.backoff.ms", "0"),
+        ("reconnect.backoff.max.ms", "0"),
+    ]);
+    h.connect_hangs = true;
+    h.p.send(rec("a"), h.now).unwrap();
+    h.pump();
+    while h.connect_times.len() < 6 {
+        let t = h.p.poll_timeout().expect("a connect deadline");
+        h.now = t.max(h.now);
+        h.p.handle_timeout(h.now);
+        h.pump();
+    }
+    let timeouts: Vec<u128> = h
+        .connect_times
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_millis())
+        .collect();
+    // Each within 20% of 1 s, 2 s, 4 s, 4 s, 4 s.
+    for (t, nominal) in timeouts.iter().zip([1000u128, 2000, 4000, 4000, 4000]) {
+        assert!(
+            *t >= nominal * 8 / 10 && *t <= nominal * 12 / 10,
+            "{timeouts:?}"
+        );
+    }
+    // A connect that succeeds starts the timeout over.
+    h.connect_hangs = false;
+    let t = h.p.poll_timeout().unwrap();
+    h.now = t;
+    h.p.handle_timeout(h.now);
+    h.pump();
+    let conn = *h.conns.keys().last().unwrap();
+    h.p.handle_connected(conn, h.now);
+    h.pump();
+    h.connect_hangs = true;
+    h.p.handle_disconnected(conn, h.now);
+    h.conns.remove(&conn);
+    h.pump();
+    let opened = *h.connect_times.last().unwrap();
+    let t = h.p.poll_timeout().unwrap();
+    h.now = t;
+    h.p.handle_timeout(h.now);
+    h.pump();
+    let after = (*h.connect_times.last().unwrap() - opened).as_millis();
+    assert!((800..=1200).contains(&after), "{after} ms");
+}
+
+#[test]
+fn a_topic_idle_past_metadata_max_idle_ms_is_left_out_of_metadata_until_used_again() {
+    let mut h = Harness::new(&[
+        ("linger.ms", "0"),
+        ("metadata.max.idle.ms", "5000"),
+        ("metadata.max.age.ms", "6000"),
+    ]);
+    h.send(rec("a"));
+    let (req, pr) = h.next_produce().expect("produce");
+    h.answer_produce(&req, &pr, ErrorCode::None, 0);
+    assert_eq!(h.metadata_topics, vec![vec![TOPIC.to_string()]]);
+    // Refreshed by age after 6 s: the topic has been idle 6 s, past 5 s.
+    h.advance(Duration::from_secs(6));
+    assert!(h.next_produce().is_none());
+    assert_eq!(h.metadata_topics.len(), 2, "{:?}", h.metadata_topics);
+    assert!(h.metadata_topics[1].is_empty(), "{:?}", h.metadata_topics);
+    // Used again: its metadata is asked for again at once.
+    h.send(rec("b"));
+    let (req, pr) = h.next_produce().expect("produce");
+    h.answer_produce(&req, &pr, ErrorCode::None, 1);
+    assert_eq!(h.metadata_topics.len(), 3);
+    assert_eq!(h.metadata_topics[2], vec![TOPIC.to_string()]);
 }

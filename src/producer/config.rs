@@ -259,7 +259,11 @@ fn parse_level(
 fn parse_buffer_bytes(key: &str, value: &str) -> Result<i32, ConfigError> {
     let n: i32 = parse_num(key, value)?;
     if n < -1 {
-        return Err(ConfigError::invalid(key, value, "must be -1 (OS default) or more"));
+        return Err(ConfigError::invalid(
+            key,
+            value,
+            "must be -1 (OS default) or more",
+        ));
     }
     Ok(n)
 }
@@ -343,11 +347,15 @@ impl ProducerConfig {
                 let level = parse_level(k, value, -1..=9)?;
                 self.compression_gzip_level = (level != -1).then_some(level)
             }
-            "compression.lz4.level" => self.compression_lz4_level = Some(parse_level(k, value, 1..=17)?),
+            "compression.lz4.level" => {
+                self.compression_lz4_level = Some(parse_level(k, value, 1..=17)?)
+            }
             "compression.zstd.level" => {
                 self.compression_zstd_level = Some(parse_level(k, value, -131_072..=22)?)
             }
-            "socket.connection.setup.timeout.max.ms" => self.connect_timeout_max = parse_ms(k, value)?,
+            "socket.connection.setup.timeout.max.ms" => {
+                self.connect_timeout_max = parse_ms(k, value)?
+            }
             "connections.max.idle.ms" => {
                 let ms: i64 = parse_num(k, value)?;
                 self.connections_max_idle = u64::try_from(ms).ok().map(Duration::from_millis)
@@ -360,19 +368,18 @@ impl ProducerConfig {
                 self.metadata_max_idle = d
             }
             "client.dns.lookup" => {
-                self.client_dns_lookup = match value.trim() {
-                    "use_all_dns_ips" => ClientDnsLookup::UseAllDnsIps,
-                    "resolve_canonical_bootstrap_servers_only" => {
-                        ClientDnsLookup::ResolveCanonicalBootstrapServersOnly
-                    }
-                    _ => {
-                        return Err(ConfigError::invalid(
+                self.client_dns_lookup =
+                    match value.trim() {
+                        "use_all_dns_ips" => ClientDnsLookup::UseAllDnsIps,
+                        "resolve_canonical_bootstrap_servers_only" => {
+                            ClientDnsLookup::ResolveCanonicalBootstrapServersOnly
+                        }
+                        _ => return Err(ConfigError::invalid(
                             k,
                             value,
                             "expected use_all_dns_ips or resolve_canonical_bootstrap_servers_only",
-                        ))
+                        )),
                     }
-                }
             }
             "send.buffer.bytes" => self.send_buffer_bytes = parse_buffer_bytes(k, value)?,
             "receive.buffer.bytes" => self.receive_buffer_bytes = parse_buffer_bytes(k, value)?,
@@ -387,7 +394,11 @@ impl ProducerConfig {
             }
             "metrics.recording.level" => {
                 if !["INFO", "DEBUG", "TRACE"].contains(&value.trim()) {
-                    return Err(ConfigError::invalid(k, value, "expected INFO, DEBUG or TRACE"));
+                    return Err(ConfigError::invalid(
+                        k,
+                        value,
+                        "expected INFO, DEBUG or TRACE",
+                    ));
                 }
             }
             "partitioner.adaptive.partitioning.enable" | "transaction.two.phase.commit.enable" => {
@@ -396,10 +407,18 @@ impl ProducerConfig {
             "partitioner.availability.timeout.ms" | "transaction.timeout.ms" => {
                 parse_ms(k, value)?;
             }
-            "key.serializer" | "value.serializer" | "partitioner.class" | "interceptor.classes"
-            | "metric.reporters" | "config.providers" => {}
+            "key.serializer"
+            | "value.serializer"
+            | "partitioner.class"
+            | "interceptor.classes"
+            | "metric.reporters"
+            | "config.providers" => {}
             "transactional.id" => {
-                return Err(ConfigError::invalid(k, value, "transactions are not supported"))
+                return Err(ConfigError::invalid(
+                    k,
+                    value,
+                    "transactions are not supported",
+                ))
             }
             _ => return Err(ConfigError::UnknownKey(k.into())),
         }

@@ -41,7 +41,12 @@ pub struct JavaKey {
     pub example: &'static str,
 }
 
-const fn k(key: &'static str, handling: Handling, example: &'static str, why: &'static str) -> JavaKey {
+const fn k(
+    key: &'static str,
+    handling: Handling,
+    example: &'static str,
+    why: &'static str,
+) -> JavaKey {
     JavaKey {
         key,
         handling,
@@ -122,7 +127,12 @@ pub fn markdown() -> String {
          | key | handling | why |\n|---|---|---|\n",
     );
     for j in JAVA_KEYS {
-        s.push_str(&format!("| `{}` | {} | {} |\n", j.key, j.handling.label(), j.why));
+        s.push_str(&format!(
+            "| `{}` | {} | {} |\n",
+            j.key,
+            j.handling.label(),
+            j.why
+        ));
     }
     let honoured = JAVA_KEYS.iter().filter(|j| j.handling == Honoured).count();
     let noop = JAVA_KEYS.iter().filter(|j| j.handling == NoOp).count();
@@ -170,7 +180,12 @@ mod tests {
 
     #[test]
     fn a_key_that_is_not_javas_is_unknown() {
-        for key in ["compression.level", "no.such.key", "linger", "batch.size.bytes"] {
+        for key in [
+            "compression.level",
+            "no.such.key",
+            "linger",
+            "batch.size.bytes",
+        ] {
             assert!(
                 matches!(ProducerConfig::new().set(key, "1"), Err(ConfigError::UnknownKey(k)) if k == key),
                 "{key}"

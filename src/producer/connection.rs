@@ -538,7 +538,8 @@ impl Producer {
         let failures = self.net.setup_failures.get(addr).copied().unwrap_or(0);
         let base = self.config.connect_timeout.as_secs_f64();
         let max = self.config.connect_timeout_max.as_secs_f64();
-        let t = (base * 2f64.powi(failures.min(30) as i32)).min(max) * (0.8 + 0.4 * self.rng.unit());
+        let t =
+            (base * 2f64.powi(failures.min(30) as i32)).min(max) * (0.8 + 0.4 * self.rng.unit());
         std::time::Duration::from_secs_f64(t)
     }
 
@@ -584,7 +585,8 @@ impl Producer {
                 let request = c.in_flight.front().map(|f| f.deadline);
                 let connecting =
                     (c.state == ConnState::Connecting).then(|| c.started + c.setup_timeout);
-                let quiet = c.state == ConnState::Ready && c.in_flight.is_empty() && c.unwritten.is_empty();
+                let quiet =
+                    c.state == ConnState::Ready && c.in_flight.is_empty() && c.unwritten.is_empty();
                 let idle_close = idle.filter(|_| quiet).map(|d| c.last_active + d);
                 request
                     .into_iter()

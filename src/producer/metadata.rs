@@ -252,7 +252,10 @@ impl Producer {
                 || t.parts.iter().any(|&p| self.parts[p].has_batches());
             if !used {
                 if !t.forgotten {
-                    log::debug!("Topic {} idle for {idle:?}: its metadata is no longer asked for", self.topics.names()[i]);
+                    log::debug!(
+                        "Topic {} idle for {idle:?}: its metadata is no longer asked for",
+                        self.topics.names()[i]
+                    );
                 }
                 self.topics.at_mut(i).forgotten = true;
                 continue;
