@@ -74,6 +74,10 @@ struct Harness {
     connect_times: Vec<Instant>,
     /// The topics each Metadata request named, in order.
     metadata_topics: Vec<Vec<String>>,
+    /// Requests read, of every API.
+    requests: usize,
+    /// Bytes handed to `handle_data`.
+    received: usize,
 }
 
 const TOPIC: &str = "t";
@@ -115,6 +119,8 @@ impl Harness {
             connect_hangs: false,
             connect_times: Vec::new(),
             metadata_topics: Vec::new(),
+            requests: 0,
+            received: 0,
         }
     }
 
@@ -178,6 +184,7 @@ impl Harness {
         for (conn, (_, d)) in self.conns.iter_mut() {
             if let Some(mut frame) = d.next_frame().unwrap() {
                 let header = RequestHeader::decode(&mut frame).unwrap();
+                self.requests += 1;
                 return Some(Req {
                     conn: *conn,
                     header,
@@ -199,6 +206,7 @@ impl Harness {
         .unwrap();
         // Deliver in two pieces to exercise deframing across reads.
         let mid = buf.len() / 2;
+        self.received += buf.len();
         self.p.handle_data(req.conn, &buf[..mid], self.now);
         self.p.handle_data(req.conn, &buf[mid..], self.now);
         self.pump();
@@ -1569,4 +1577,154 @@ fn a_topic_idle_past_metadata_max_idle_ms_is_left_out_of_metadata_until_used_aga
     h.answer_produce(&req, &pr, ErrorCode::None, 1);
     assert_eq!(h.metadata_topics.len(), 3);
     assert_eq!(h.metadata_topics[2], vec![TOPIC.to_string()]);
+}
+
+/// The value of Java's metric `name` in `group` (the one tagged `tag`, when given).
+fn metric(h: &Harness, group: &str, name: &str, tag: Option<(&str, &str)>) -> f64 {
+    let all = h.p.metrics_snapshot(h.now);
+    let m = all
+        .iter()
+        .find(|m| {
+            m.group == group
+                && m.name == name
+                && tag.is_none_or(|(k, v)| m.tags.iter().any(|(tk, tv)| *tk == k && tv == v))
+        })
+        .unwrap_or_else(|| panic!("no {group}/{name} {tag:?}"));
+    assert!(m
+        .tags
+        .iter()
+        .any(|(k, v)| *k == "client-id" && v == "kafka-sansio"));
+    m.value
+}
+
+fn pm(h: &Harness, name: &str) -> f64 {
+    metric(h, "producer-metrics", name, None)
+}
+
+fn close_to(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * b.abs().max(1.0)
+}
+
+#[test]
+fn producer_metrics_follow_the_scripted_timings() {
+    let mut h = Harness::new(&[
+        ("linger.ms", "100"),
+        ("metrics.sample.window.ms", "1000"),
+        ("metrics.num.samples", "2"),
+    ]);
+    let t0 = h.now;
+    for v in ["aaaa", "bbbb", "cccc"] {
+        h.p.send(rec(v).partition(0), h.now).unwrap();
+    }
+    h.pump();
+    assert!(h.next_produce().is_none(), "lingering");
+    h.advance(Duration::from_millis(100));
+    let (req, pr) = h.next_produce().expect("produce");
+    let batch_len = pr.topic_data[0].partition_data[0]
+        .records
+        .as_ref()
+        .unwrap()
+        .len() as f64;
+    h.advance(Duration::from_millis(40));
+    h.answer_produce(&req, &pr, ErrorCode::None, 0);
+    assert_eq!(h.delivered_offsets().len(), 3);
+    assert_eq!(h.now - t0, Duration::from_millis(140));
+
+    // Rates divide by Java's window: the time since the oldest sample, at
+    // least all windows but one (here 1 s).
+    let since = |start_ms: f64| (140.0 - start_ms) / 1000.0 + 1.0;
+    assert_eq!(pm(&h, "record-send-total"), 3.0);
+    assert!(close_to(pm(&h, "record-send-rate"), 3.0 / since(100.0)));
+    let topic = metric(
+        &h,
+        "producer-topic-metrics",
+        "record-send-rate",
+        Some(("topic", TOPIC)),
+    );
+    assert!(close_to(topic, 3.0 / since(100.0)));
+    assert_eq!(pm(&h, "record-queue-time-avg"), 100.0);
+    assert_eq!(pm(&h, "record-queue-time-max"), 100.0);
+    assert!(close_to(pm(&h, "request-latency-avg"), 40.0));
+    assert!(close_to(pm(&h, "request-latency-max"), 40.0));
+    let node = metric(
+        &h,
+        "producer-node-metrics",
+        "request-latency-avg",
+        Some(("node-id", "node-0")),
+    );
+    assert!(close_to(node, 40.0));
+    assert_eq!(pm(&h, "records-per-request-avg"), 3.0);
+    assert_eq!(pm(&h, "batch-size-avg"), batch_len);
+    assert_eq!(pm(&h, "batch-size-max"), batch_len);
+    assert_eq!(pm(&h, "compression-rate-avg"), 1.0);
+    assert!(close_to(pm(&h, "record-size-avg"), batch_len / 3.0));
+    assert_eq!(pm(&h, "produce-throttle-time-avg"), 0.0);
+    assert_eq!(pm(&h, "record-error-rate"), 0.0);
+    assert_eq!(pm(&h, "record-retry-rate"), 0.0);
+    // Every request of every API went out at t0 or later, the first at t0.
+    let sent: usize = h.sent.iter().map(|(_, d)| d.len()).sum();
+    assert!(close_to(
+        pm(&h, "outgoing-byte-rate"),
+        sent as f64 / since(0.0)
+    ));
+    assert!(close_to(
+        pm(&h, "request-rate"),
+        h.requests as f64 / since(0.0)
+    ));
+    assert!(close_to(
+        pm(&h, "request-size-avg"),
+        sent as f64 / h.requests as f64
+    ));
+    assert!(close_to(
+        pm(&h, "incoming-byte-rate"),
+        h.received as f64 / since(0.0)
+    ));
+    assert_eq!(pm(&h, "connection-count"), h.conns.len() as f64);
+    assert!(close_to(
+        pm(&h, "connection-creation-rate"),
+        h.connects.len() as f64 / since(0.0)
+    ));
+    assert_eq!(pm(&h, "buffer-total-bytes"), 33_554_432.0);
+    assert_eq!(pm(&h, "buffer-available-bytes"), 33_554_432.0);
+    assert!(close_to(pm(&h, "metadata-age"), 0.14));
+    // Drivers report the waits for buffer.memory.
+    assert_eq!(pm(&h, "bufferpool-wait-time-ns-total"), 0.0);
+    h.p.record_buffer_wait(Duration::from_millis(5));
+    h.p.set_waiting_threads(2);
+    assert_eq!(pm(&h, "bufferpool-wait-time-ns-total"), 5e6);
+    assert_eq!(pm(&h, "waiting-threads"), 2.0);
+
+    // Two windows later every sample has aged out; totals stay.
+    h.advance(Duration::from_millis(2_000));
+    assert_eq!(pm(&h, "record-send-rate"), 0.0);
+    assert!(pm(&h, "request-latency-avg").is_nan());
+    assert!(pm(&h, "record-queue-time-max").is_nan());
+    assert_eq!(pm(&h, "record-send-total"), 3.0);
+}
+
+#[test]
+fn retry_and_error_rates_count_records_per_batch() {
+    let mut h = Harness::new(&[
+        ("linger.ms", "0"),
+        ("enable.idempotence", "false"),
+        ("retries", "1"),
+        ("retry.backoff.ms", "10"),
+        ("retry.backoff.max.ms", "10"),
+        ("metrics.sample.window.ms", "1000"),
+    ]);
+    h.p.send(rec("a").partition(0), h.now).unwrap();
+    h.p.send(rec("b").partition(0), h.now).unwrap();
+    let (req, pr) = h.next_produce().expect("produce");
+    h.answer_produce(&req, &pr, ErrorCode::NotLeaderOrFollower, -1);
+    h.advance(Duration::from_millis(10));
+    let (req, pr) = h.next_produce().expect("retry");
+    h.answer_produce(&req, &pr, ErrorCode::NotLeaderOrFollower, -1);
+    assert_eq!(h.failures().len(), 2);
+    // Both at most 10 ms after the first sample: the window is 1 s plus that.
+    let rate = pm(&h, "record-retry-rate");
+    assert!((2.0 / 1.011..=2.0 / 1.0).contains(&rate), "{rate}");
+    let rate = pm(&h, "record-error-rate");
+    assert!((2.0 / 1.011..=2.0 / 1.0).contains(&rate), "{rate}");
+    // Two batches' worth of records went out: the first attempt and the retry.
+    assert_eq!(pm(&h, "record-send-total"), 4.0);
 }

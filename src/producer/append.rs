@@ -165,9 +165,17 @@ impl Producer {
         match res {
             Ok(0) => {}
             Ok(uncompressed) => {
+                let w = self.window();
+                let now = self.last_now;
                 let p = &mut self.parts[part];
                 let b = p.queue.back_mut().expect("just closed");
                 b.part = part;
+                let s = &mut self.sensors;
+                s.batch_size.record(b.closed.len() as f64, now, &w);
+                s.compression_rate
+                    .record(b.closed.len() as f64 / uncompressed as f64, now, &w);
+                s.record_size
+                    .record(uncompressed as f64 / b.count().max(1) as f64, now, &w);
                 if self.config.compression != Compression::None {
                     let observed = b.closed.len() as f64 / uncompressed as f64;
                     let t = self.topics.at_mut(p.topic_pos);

@@ -207,6 +207,8 @@ impl Producer {
         let id = ConnId(self.net.next_conn_id);
         self.net.next_conn_id += 1;
         self.metrics.connects += 1;
+        let w = self.window();
+        self.sensors.connection_creation.record(1.0, now, &w);
         let setup_timeout = self.setup_timeout(&addr);
         self.transmits.push_back(Transmit::Connect {
             conn: id,
@@ -286,6 +288,8 @@ impl Producer {
         );
         let sent = match res {
             Ok(n) => {
+                let w = self.window();
+                self.sensors.requests.record(n as f64, self.last_now, &w);
                 let c = self.net.conns.get_mut(&conn).expect("connection exists");
                 c.sent_bytes += n as u64;
                 self.transmits
@@ -338,6 +342,8 @@ impl Producer {
         };
         c.deframer.push(data);
         c.last_active = now;
+        let w = self.window();
+        self.sensors.incoming.record(data.len() as f64, now, &w);
         loop {
             let c = self.net.conns.get_mut(&conn).expect("checked");
             let frame = match c.deframer.next_frame() {

@@ -53,6 +53,10 @@ impl Producer {
         resp: ProduceResponse,
         now: Instant,
     ) {
+        let w = self.window();
+        self.sensors
+            .throttle
+            .record(f64::from(resp.throttle_time_ms.max(0)), now, &w);
         if resp.throttle_time_ms > 0 {
             if let Some(c) = self.net.conns.get_mut(&conn) {
                 c.throttled_until =
