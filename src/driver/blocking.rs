@@ -149,6 +149,11 @@ impl Producer {
         self.inner.handle.metrics()
     }
 
+    /// Java's producer metrics now ([`Handle::metrics_snapshot`]).
+    pub fn metrics_snapshot(&self) -> Vec<crate::producer::Metric> {
+        self.inner.handle.metrics_snapshot()
+    }
+
     /// A [`Handle`] on this producer (it does not keep the producer open).
     pub fn handle(&self) -> Handle {
         self.inner.handle.clone()
