@@ -463,6 +463,14 @@ impl Producer {
         let error = match end {
             End::Peer => {
                 let addr = c.addr_string();
+                // Java warns of a connect that failed and reports a lost
+                // connection at info.
+                match c.state {
+                    ConnState::Connecting => {
+                        log::warn!("connection to {addr} could not be established")
+                    }
+                    _ => log::info!("connection {conn:?} to {addr} closed by the peer"),
+                }
                 Some(match c.state {
                     ConnState::Connecting => ConnectionError::ConnectFailed { addr },
                     ConnState::Handshake => ConnectionError::ClosedBeforeReady { addr },

@@ -382,7 +382,17 @@ impl Producer {
                 } else {
                     available.push(p.partition_index);
                 }
-                self.parts[idx].leader = leader;
+                let part = &mut self.parts[idx];
+                if part.leader != leader {
+                    // Java logs metadata changes at debug, never per refresh at info.
+                    log::debug!(
+                        "leader of {}-{} is now {leader:?} (was {:?})",
+                        part.topic,
+                        part.partition,
+                        part.leader
+                    );
+                }
+                part.leader = leader;
             }
             self.topics.at_mut(i).available = available;
             self.place_pending(i, now);

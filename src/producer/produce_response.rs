@@ -228,6 +228,14 @@ impl Producer {
         let wait = self.backoff(b.attempts);
         b.retry_at = Some(now + wait);
         let part = b.part;
+        // Once per batch and attempt, with the error, at warn as Java's Sender.
+        log::warn!(
+            "retrying a batch of {} records to {}-{} in {wait:?} ({} attempts left): {code}",
+            b.count(),
+            self.parts[part].topic,
+            self.parts[part].partition,
+            self.config.retries.saturating_sub(b.attempts)
+        );
         self.list_active(part);
         self.parts[part].requeue(b);
     }
