@@ -100,6 +100,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! Tests do not write this loop: [`mock::Pair`] runs it once for all of
+//! them (the crate's own tests and fuzz target, and a user's), with a
+//! simulated clock and network, fault injection and `step`/`run_until`.
 //! Applications use a driver instead, e.g. [`driver::blocking::Producer`]:
 //! see its docs, the README and the examples.
 //!

@@ -8,14 +8,12 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kafka_sansio::mock::MockCluster;
-use kafka_sansio::producer::{ConnId, Event, Producer, ProducerConfig, ProducerRecord, Transmit};
-use kafka_sansio::protocol::Deframer;
+use kafka_sansio::mock::{MockCluster, Pair};
+use kafka_sansio::producer::{Event, Producer, ProducerConfig, ProducerRecord};
 
 struct Counting;
 
@@ -70,15 +68,19 @@ fn counted<R>(f: impl FnOnce() -> R) -> (R, u64) {
     (r, ALLOCS.with(|a| a.get()) - before)
 }
 
-/// The core wired to an in-memory mock broker; counts the core's allocations.
+/// The core wired to an in-memory mock broker by a [`Pair`] whose meter
+/// counts the allocations made inside the core's calls.
 struct Bench {
-    p: Producer,
-    mock: MockCluster,
-    now: Instant,
-    conns: BTreeMap<ConnId, (i32, Deframer)>,
+    pair: Pair,
     delivered: u64,
     batches: u64,
-    core_allocs: u64,
+    /// The core's allocations before the span being measured.
+    base: u64,
+}
+
+/// The meter: counts only while the pair is inside a call into the core.
+fn meter(inside: bool) {
+    COUNTING.with(|c| c.set(inside));
 }
 
 impl Bench {
@@ -89,79 +91,36 @@ impl Bench {
         let now = Instant::now();
         let mut mock = MockCluster::new(1);
         mock.create_topic("t", 4).unwrap();
+        let producer = Producer::new(config, now, 1_700_000_000_000).unwrap();
+        let mut pair = Pair::new(producer, mock, now);
+        pair.set_meter(meter);
         Bench {
-            p: Producer::new(config, now, 1_700_000_000_000).unwrap(),
-            mock,
-            now,
-            conns: BTreeMap::new(),
+            pair,
             delivered: 0,
             batches: 0,
-            core_allocs: 0,
+            base: 0,
         }
     }
 
-    fn core<R>(&mut self, f: impl FnOnce(&mut Producer) -> R) -> R {
-        let p = &mut self.p;
-        let (r, n) = counted(|| f(p));
-        self.core_allocs += n;
-        r
+    /// Allocations made inside the core since the last `reset_count`.
+    fn core_allocs(&self) -> u64 {
+        ALLOCS.with(Cell::get) - self.base
+    }
+
+    fn reset_count(&mut self) {
+        self.base = ALLOCS.with(Cell::get);
     }
 
     /// Moves bytes both ways until nothing happens; answers are due at once.
     fn pump(&mut self) {
-        loop {
-            let mut progressed = false;
-            let now = self.now;
-            while let Some(t) = self.core(|p| p.poll_transmit(now)) {
-                progressed = true;
-                match t {
-                    Transmit::Connect { conn, port, .. } => {
-                        let node = i32::from(port) - 9092;
-                        self.conns.insert(conn, (node, Deframer::new(1 << 30)));
-                        self.core(|p| p.handle_connected(conn, now));
-                    }
-                    Transmit::Send { conn, data } => {
-                        let (node, d) = self.conns.get_mut(&conn).expect("open");
-                        let node = *node;
-                        d.push(&data);
-                        // Written at once (acks=0 completes on this); a
-                        // driver drops what it wrote, which lets the core
-                        // reuse a batch's buffer once it is answered.
-                        let n = data.len();
-                        drop(data);
-                        let mut replies = Vec::new();
-                        while let Some(frame) = d.next_frame().unwrap() {
-                            let r = self.mock.handle_request(node, frame, now);
-                            assert!(!r.close, "mock closed the connection");
-                            if let Some(resp) = r.response {
-                                replies.push(resp);
-                            }
-                        }
-                        self.core(|p| p.handle_written(conn, n, now));
-                        for resp in replies {
-                            self.core(|p| p.handle_data(conn, &resp, now));
-                        }
-                    }
-                    Transmit::Close { conn } => {
-                        self.conns.remove(&conn);
-                    }
-                    other => panic!("a transmit this harness does not know: {other:?}"),
+        self.pair.run_until_idle();
+        for ev in self.pair.events.drain(..) {
+            match ev {
+                Event::Delivered(d) => {
+                    self.delivered += d.records.len() as u64;
+                    self.batches += 1;
                 }
-            }
-            while let Some(ev) = self.core(|p| p.poll_event()) {
-                progressed = true;
-                match ev {
-                    Event::Delivered(d) => {
-                        self.delivered += d.records.len() as u64;
-                        self.batches += 1;
-                        // Dropping the event is the application's business.
-                        drop(d);
-                    }
-                    other => panic!("unexpected event {other:?}"),
-                }
-            }
-            if !progressed {
-                break;
+                other => panic!("unexpected event {other:?}"),
             }
         }
     }
@@ -170,15 +129,15 @@ impl Bench {
     fn run(&mut self, topic: &Arc<str>, value: &Bytes, n: u64, every: u64) {
         for i in 0..n {
             let record = ProducerRecord::new(topic.clone(), value.clone());
-            self.now += Duration::from_micros(1);
-            let now = self.now;
-            self.core(|p| p.send(record, now)).expect("accepted");
+            self.pair.now += Duration::from_micros(1);
+            self.pair
+                .core(|p, now| p.send(record, now))
+                .expect("accepted");
             if i % every == every - 1 {
                 self.pump();
             }
         }
-        let now = self.now;
-        let _ = self.core(|p| p.flush(now));
+        let _ = self.pair.core(|p, now| p.flush(now));
         self.pump();
     }
 }
@@ -192,18 +151,18 @@ fn sends_into_an_open_batch_allocate_nothing() {
     b.run(&topic, &value, 20_000, 1000);
     assert_eq!(b.delivered, 20_000);
     // One send opens a batch (its buffer and bookkeeping are allocated there)...
-    let now = b.now;
-    b.core(|p| p.send(ProducerRecord::new(topic.clone(), value.clone()), now))
+    b.pair
+        .core(|p, now| p.send(ProducerRecord::new(topic.clone(), value.clone()), now))
         .unwrap();
     // ...and the next thousands only write into it.
-    b.core_allocs = 0;
+    b.reset_count();
     for _ in 0..5_000 {
         let record = ProducerRecord::new(topic.clone(), value.clone());
-        let now = b.now;
-        b.core(|p| p.send(record, now)).unwrap();
+        b.pair.core(|p, now| p.send(record, now)).unwrap();
     }
     assert_eq!(
-        b.core_allocs, 0,
+        b.core_allocs(),
+        0,
         "appending to an open batch must not allocate"
     );
 }
@@ -221,17 +180,17 @@ fn steady_state_allocations_are_per_batch_not_per_record() {
         let value = Bytes::from(vec![b'v'; value_size]);
         b.run(&topic, &value, 20_000, 500);
         let (d0, b0) = (b.delivered, b.batches);
-        b.core_allocs = 0;
+        b.reset_count();
         b.run(&topic, &value, 200_000, 500);
         let records = b.delivered - d0;
         let batches = b.batches - b0;
         assert_eq!(records, 200_000);
-        let per_record = b.core_allocs as f64 / records as f64;
-        let per_batch = b.core_allocs as f64 / batches as f64;
+        let per_record = b.core_allocs() as f64 / records as f64;
+        let per_batch = b.core_allocs() as f64 / batches as f64;
         eprintln!(
             "batch.size {batch_size}, {value_size} B: {} allocations for {records} records \
              in {batches} batches: {per_record:.4}/record, {per_batch:.1}/batch",
-            b.core_allocs
+            b.core_allocs()
         );
         // A batch costs a bounded number of allocations (its buffer, the
         // request, the answer, the event), whatever its record count; a

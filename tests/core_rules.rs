@@ -2,16 +2,16 @@
 //! decides every answer, so each rule (linger, retries, idempotence, timeouts)
 //! is checked exactly.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use kafka_sansio::mock::{Pair, Scripted};
 use kafka_sansio::producer::{
-    ConnId, DeliveryError, Event, Producer, ProducerConfig, ProducerRecord, SendError, Transmit,
+    ConnId, DeliveryError, Event, Producer, ProducerConfig, ProducerRecord, SendError,
     RECORD_OVERHEAD,
 };
 use kafka_sansio::protocol::frame::{
-    encode_request, encode_response, ApiKey, ApiMessage, Deframer, RequestHeader,
+    encode_request, encode_response, ApiKey, ApiMessage, RequestHeader,
 };
 use kafka_sansio::protocol::messages::api_versions::{ApiVersion, ApiVersionsResponse};
 use kafka_sansio::protocol::messages::init_producer_id::InitProducerIdResponse;
@@ -33,22 +33,15 @@ struct Req {
 }
 
 struct Harness {
-    p: Producer,
-    now: Instant,
-    conns: BTreeMap<ConnId, (u16, Deframer)>,
-    events: Vec<Event>,
-    closed_conns: Vec<ConnId>,
+    /// The core, its network and clock; the broker's answers are this harness's.
+    pair: Pair<Scripted>,
     partitions: i32,
     topic_error: Option<ErrorCode>,
     producer_epoch: i16,
-    /// Report every transmit as written at once (false: a stalled socket).
-    written: bool,
     /// Highest Produce version the scripted broker advertises.
     produce_max: i16,
     /// An API the scripted broker leaves out of its ApiVersions answer.
     omit_api: Option<ApiKey>,
-    /// Every `Transmit::Send`'s bytes, in order.
-    sent: Vec<(ConnId, Bytes)>,
     /// Topics whose Metadata answer has no id (as from a broker before Kafka 2.8).
     no_topic_id: Vec<&'static str>,
     /// Bumped to give every topic a new id (a topic deleted and created again).
@@ -62,21 +55,15 @@ struct Harness {
     metadata_requests: usize,
     /// Port of the connection each Metadata request came on, in order.
     metadata_ports: Vec<u16>,
-    /// Ports of the connections the producer opened, in order.
-    connects: Vec<u16>,
     /// Port Metadata gives the broker (bootstrap.servers is b0:9000).
     broker_port: i32,
     /// Node id Metadata gives the broker, leader of every partition.
     broker_id: i32,
-    /// Connects are left unanswered (a host that drops SYNs).
-    connect_hangs: bool,
-    /// When each connect was asked for, in order.
-    connect_times: Vec<Instant>,
     /// The topics each Metadata request named, in order.
     metadata_topics: Vec<Vec<String>>,
     /// Requests read, of every API.
     requests: usize,
-    /// Bytes handed to `handle_data`.
+    /// Bytes of answers handed to the core.
     received: usize,
 }
 
@@ -94,30 +81,22 @@ impl Harness {
         all.extend_from_slice(props);
         let config = ProducerConfig::from_properties(all).unwrap();
         let now = Instant::now();
+        let producer = Producer::new(config, now, 1_700_000_000_000).unwrap();
         Harness {
-            p: Producer::new(config, now, 1_700_000_000_000).unwrap(),
-            now,
-            conns: BTreeMap::new(),
-            events: Vec::new(),
-            closed_conns: Vec::new(),
+            pair: Pair::new(producer, Scripted::new(), now),
             partitions,
             topic_error: None,
             producer_epoch: 0,
-            written: true,
             produce_max: ApiKey::Produce.versions().1,
             omit_api: None,
-            sent: Vec::new(),
             no_topic_id: Vec::new(),
             id_generation: 0,
             metadata_errors: Vec::new(),
             metadata_error_body: false,
             metadata_requests: 0,
             metadata_ports: Vec::new(),
-            connects: Vec::new(),
             broker_port: 9000,
             broker_id: 0,
-            connect_hangs: false,
-            connect_times: Vec::new(),
             metadata_topics: Vec::new(),
             requests: 0,
             received: 0,
@@ -135,64 +114,21 @@ impl Harness {
         id
     }
 
-    /// Drains the producer's outputs: connects succeed at once, bytes are queued per connection.
+    /// Drains the producer's outputs: connects succeed at once, requests wait for the script.
     fn pump(&mut self) {
-        loop {
-            let mut progressed = false;
-            while let Some(t) = self.p.poll_transmit(self.now) {
-                progressed = true;
-                match t {
-                    Transmit::Connect { conn, port, .. } => {
-                        self.connects.push(port);
-                        self.connect_times.push(self.now);
-                        self.conns.insert(conn, (port, Deframer::new(1 << 30)));
-                        if !self.connect_hangs {
-                            self.p.handle_connected(conn, self.now);
-                        }
-                    }
-                    Transmit::Send { conn, data } => {
-                        // A request may come in several sends (a Produce
-                        // request's batches go out as their own buffers): the
-                        // deframer joins them.
-                        let c = self.conns.get_mut(&conn).expect("send on open connection");
-                        c.1.push(&data);
-                        self.sent.push((conn, data.clone()));
-                        // Written to the (simulated) socket at once, unless stalled.
-                        if self.written {
-                            self.p.handle_written(conn, data.len(), self.now);
-                        }
-                    }
-                    Transmit::Close { conn } => {
-                        self.conns.remove(&conn);
-                        self.closed_conns.push(conn);
-                    }
-                    other => panic!("a transmit this harness does not know: {other:?}"),
-                }
-            }
-            while let Some(e) = self.p.poll_event() {
-                progressed = true;
-                self.events.push(e);
-            }
-            if !progressed {
-                break;
-            }
-        }
+        self.pair.run_until_idle();
     }
 
     fn next_request(&mut self) -> Option<Req> {
         self.pump();
-        for (conn, (_, d)) in self.conns.iter_mut() {
-            if let Some(mut frame) = d.next_frame().unwrap() {
-                let header = RequestHeader::decode(&mut frame).unwrap();
-                self.requests += 1;
-                return Some(Req {
-                    conn: *conn,
-                    header,
-                    body: frame,
-                });
-            }
-        }
-        None
+        let (conn, mut frame) = self.pair.broker.next_request()?;
+        let header = RequestHeader::decode(&mut frame).unwrap();
+        self.requests += 1;
+        Some(Req {
+            conn,
+            header,
+            body: frame,
+        })
     }
 
     fn respond<M: ApiMessage>(&mut self, req: &Req, msg: &M) {
@@ -207,8 +143,10 @@ impl Harness {
         // Deliver in two pieces to exercise deframing across reads.
         let mid = buf.len() / 2;
         self.received += buf.len();
-        self.p.handle_data(req.conn, &buf[..mid], self.now);
-        self.p.handle_data(req.conn, &buf[mid..], self.now);
+        self.pair.core(|p, now| {
+            p.handle_data(req.conn, &buf[..mid], now);
+            p.handle_data(req.conn, &buf[mid..], now);
+        });
         self.pump();
     }
 
@@ -239,7 +177,7 @@ impl Harness {
                 }
                 ApiKey::Metadata => {
                     self.metadata_requests += 1;
-                    self.metadata_ports.push(self.conns[&req.conn].0);
+                    self.metadata_ports.push(self.pair.port(req.conn).unwrap());
                     let mut body = req.body.clone();
                     let mr = MetadataRequest::decode(&mut body, req.header.api_version).unwrap();
                     self.metadata_topics.push(
@@ -346,13 +284,11 @@ impl Harness {
     }
 
     fn advance(&mut self, d: Duration) {
-        self.now += d;
-        self.p.handle_timeout(self.now);
-        self.pump();
+        self.pair.advance(d);
     }
 
     fn send(&mut self, r: ProducerRecord) -> u64 {
-        let id = self.p.send(r, self.now).unwrap().0;
+        let id = self.pair.core(|p, now| p.send(r, now)).unwrap().0;
         self.pump();
         id
     }
@@ -363,7 +299,7 @@ impl Harness {
         let mut accepted = 0usize;
         loop {
             let r = ProducerRecord::new(TOPIC, vec![7u8; len]).partition(0);
-            match self.p.send(r, self.now) {
+            match self.pair.core(|p, now| p.send(r, now)) {
                 Ok(_) => accepted += 1,
                 Err(SendError::BufferFull { .. }) => return accepted,
                 Err(e) => panic!("{e}"),
@@ -374,7 +310,7 @@ impl Harness {
 
     fn delivered_offsets(&self) -> Vec<(u64, i64)> {
         let mut v = Vec::new();
-        for e in &self.events {
+        for e in &self.pair.events {
             if let Event::Delivered(d) = e {
                 for (id, m) in d.metadata() {
                     v.push((id.0, m.offset));
@@ -386,7 +322,7 @@ impl Harness {
 
     fn failures(&self) -> Vec<(u64, DeliveryError)> {
         let mut v = Vec::new();
-        for e in &self.events {
+        for e in &self.pair.events {
             if let Event::Failed(f) = e {
                 for id in f.records.iter() {
                     v.push((id.0, f.error.clone()));
@@ -417,8 +353,8 @@ fn lingers_then_sends_one_batch_and_reports_offsets() {
     }
     // Metadata and producer id come first; the batch waits for linger.
     assert!(h.next_produce().is_none());
-    let deadline = h.p.poll_timeout().expect("linger deadline");
-    assert!(deadline <= h.now + Duration::from_millis(5));
+    let deadline = h.pair.producer.poll_timeout().expect("linger deadline");
+    assert!(deadline <= h.pair.now + Duration::from_millis(5));
     h.advance(Duration::from_millis(5));
     let (req, pr) = h.next_produce().expect("produce after linger");
     assert_eq!(pr.acks, -1);
@@ -438,8 +374,8 @@ fn lingers_then_sends_one_batch_and_reports_offsets() {
     assert_eq!(values, vec!["v0", "v1", "v2"]);
     h.answer_produce(&req, &pr, ErrorCode::None, 100);
     assert_eq!(h.delivered_offsets(), vec![(0, 100), (1, 101), (2, 102)]);
-    assert!(h.p.is_idle());
-    assert_eq!(h.p.buffered_bytes(), 0);
+    assert!(h.pair.producer.is_idle());
+    assert_eq!(h.pair.producer.buffered_bytes(), 0);
 }
 
 #[test]
@@ -468,16 +404,20 @@ fn produce_requests_go_out_in_pieces_that_concatenate_to_the_one_buffer_encoding
             }
             // Cluster requests answered; the batches linger.
             assert!(h.next_produce().is_none());
-            h.sent.clear();
+            h.pair.record_sends();
             h.advance(Duration::from_millis(5));
             let (req, pr) = h.next_produce().expect("produce");
             let ctx = format!("Produce v{version} acks={acks}");
             assert_eq!(req.header.api_version, version, "{ctx}");
             assert_eq!(batches(&pr).len(), 6, "{ctx}");
             // The sends are exactly this request, in pieces around each batch...
-            assert!(h.sent.iter().all(|(c, _)| *c == req.conn), "{ctx}");
-            assert!(h.sent.len() >= 12, "{ctx}: {} pieces", h.sent.len());
-            let pieces: Vec<u8> = h.sent.iter().flat_map(|(_, d)| d.to_vec()).collect();
+            assert!(h.pair.sent().iter().all(|(c, _)| *c == req.conn), "{ctx}");
+            assert!(
+                h.pair.sent().len() >= 12,
+                "{ctx}: {} pieces",
+                h.pair.sent().len()
+            );
+            let pieces: Vec<u8> = h.pair.sent().iter().flat_map(|(_, d)| d.to_vec()).collect();
             // ...whose bytes are the one-buffer encoding of the same request.
             let mut whole = BytesMut::new();
             encode_request(
@@ -496,8 +436,8 @@ fn produce_requests_go_out_in_pieces_that_concatenate_to_the_one_buffer_encoding
                 h.answer_produce(&req, &pr, ErrorCode::None, 0);
                 assert_eq!(h.delivered_offsets().len(), n, "{ctx}");
             }
-            assert!(h.p.is_idle(), "{ctx}");
-            assert_eq!(h.p.buffered_bytes(), 0, "{ctx}");
+            assert!(h.pair.producer.is_idle(), "{ctx}");
+            assert_eq!(h.pair.producer.buffered_bytes(), 0, "{ctx}");
         }
     }
 }
@@ -510,7 +450,7 @@ fn acks_zero_completes_on_write_with_unknown_offset() {
     assert_eq!(pr.acks, 0);
     h.pump();
     assert_eq!(h.delivered_offsets(), vec![(0, -1)]);
-    assert!(h.p.is_idle());
+    assert!(h.pair.producer.is_idle());
 }
 
 /// A broker that answers acks=0 Produce requests anyway (tansu 0.6.0 does;
@@ -530,14 +470,14 @@ fn acks_zero_answers_are_dropped_without_resetting_the_connection() {
     h.send(rec("c"));
     let (r3, _) = h.next_produce().expect("produce");
     h.answer_produce(&r2, &p2, ErrorCode::None, 1);
-    assert!(h.closed_conns.is_empty(), "reset by an acks=0 answer");
+    assert!(h.pair.closed().is_empty(), "reset by an acks=0 answer");
     assert!(r2.conn == r1.conn && r3.conn == r1.conn);
     // Each record completed once, on write, with no offset.
     assert_eq!(h.delivered_offsets(), vec![(0, -1), (1, -1), (2, -1)]);
     assert!(h.failures().is_empty());
     // A second answer to the same request answers nothing sent: still a reset.
     h.answer_produce(&r2, &p2, ErrorCode::None, 1);
-    assert_eq!(h.closed_conns, vec![r1.conn]);
+    assert_eq!(h.pair.closed(), vec![r1.conn]);
 }
 
 #[test]
@@ -551,13 +491,13 @@ fn acks_zero_completes_only_once_written_and_a_stalled_socket_stops_at_buffer_me
     ]);
     // Connection set up normally, then the socket stalls.
     h.send(rec("first"));
-    let (conn, _) = h.next_produce().map(|(r, p)| (r.conn, p)).expect("produce");
+    h.next_produce().expect("produce");
     assert_eq!(h.delivered_offsets().len(), 1);
-    h.written = false;
+    h.pair.stall_writes(true);
     let mut accepted = 0;
     let mut refused = false;
     for i in 0..1000 {
-        match h.p.send(rec(&format!("{i:0100}")), h.now) {
+        match h.pair.producer.send(rec(&format!("{i:0100}")), h.pair.now) {
             Ok(_) => accepted += 1,
             Err(SendError::BufferFull { .. }) => {
                 refused = true;
@@ -568,17 +508,16 @@ fn acks_zero_completes_only_once_written_and_a_stalled_socket_stops_at_buffer_me
         h.pump();
     }
     assert!(refused, "a stalled socket must bring backpressure");
-    assert!(h.p.buffered_bytes() <= 20000);
+    assert!(h.pair.producer.buffered_bytes() <= 20000);
     // Nothing completes while unwritten.
     assert_eq!(h.delivered_offsets().len(), 1);
     // The socket drains: everything completes, offset unknown.
-    h.written = true;
-    let pending: usize = h.conns.get(&conn).map(|c| c.1.buffered()).unwrap_or(0);
-    h.p.handle_written(conn, pending, h.now);
+    h.pair.stall_writes(false);
+    h.pair.release_writes();
     for _ in 0..100 {
         h.pump();
         // Report whatever was sent meanwhile.
-        if h.p.pending_records() == 0 {
+        if h.pair.producer.pending_records() == 0 {
             break;
         }
     }
@@ -594,7 +533,7 @@ fn buffer_full_and_too_large_hand_the_record_back() {
         ("max.request.size", "10000"),
     ]);
     let big = ProducerRecord::new(TOPIC, vec![0u8; 20_000]);
-    match h.p.send(big.clone(), h.now) {
+    match h.pair.producer.send(big.clone(), h.pair.now) {
         Err(SendError::RecordTooLarge { record, .. }) => assert_eq!(*record, big),
         other => panic!("{other:?}"),
     }
@@ -607,7 +546,7 @@ fn buffer_full_and_too_large_hand_the_record_back() {
     let r = ProducerRecord::new(TOPIC, vec![1u8; 5000]).partition(0);
     let mut full = None;
     for _ in 0..10 {
-        match h.p.send(r.clone(), h.now) {
+        match h.pair.producer.send(r.clone(), h.pair.now) {
             Ok(_) => {}
             Err(SendError::BufferFull { record, .. }) => {
                 full = Some(record);
@@ -631,7 +570,11 @@ fn buffer_memory_bounds_the_number_of_tiny_records() {
     }
     // The broker now answers nothing: records stay buffered.
     let accepted = h.fill_memory(1);
-    assert!(h.p.buffered_bytes() <= 200_000, "{}", h.p.buffered_bytes());
+    assert!(
+        h.pair.producer.buffered_bytes() <= 200_000,
+        "{}",
+        h.pair.producer.buffered_bytes()
+    );
     // A 1-byte record is 8 bytes in the batch, and 32 besides it.
     assert!(
         accepted * (8 + RECORD_OVERHEAD) <= 200_000,
@@ -687,7 +630,7 @@ fn retriable_error_retries_with_backoff_and_same_sequence() {
     assert_eq!(again[0].producer_epoch, first[0].producer_epoch);
     h.answer_produce(&req, &pr, ErrorCode::None, 7);
     assert_eq!(h.delivered_offsets(), vec![(0, 7)]);
-    assert_eq!(h.p.metrics().records_retried, 1);
+    assert_eq!(h.pair.producer.metrics().records_retried, 1);
 }
 
 #[test]
@@ -719,7 +662,7 @@ fn out_of_order_sequence_bumps_epoch_and_restarts_at_zero() {
     );
     h.answer_produce(&req, &pr, ErrorCode::None, 1);
     assert_eq!(h.delivered_offsets(), vec![(0, 0), (1, 1)]);
-    assert_eq!(h.p.metrics().epoch_bumps, 1);
+    assert_eq!(h.pair.producer.metrics().epoch_bumps, 1);
 }
 
 #[test]
@@ -734,8 +677,7 @@ fn lost_answer_then_epoch_bump_fails_the_unknown_batch_instead_of_duplicating() 
     ]);
     h.send(rec("a").partition(0));
     let (req, _pr) = h.next_produce().unwrap();
-    h.p.handle_disconnected(req.conn, h.now);
-    h.pump();
+    h.pair.disconnect(req.conn);
     h.advance(Duration::from_millis(200));
     let (req, pr) = h.next_produce().expect("retried after reconnect");
     assert_eq!(batches(&pr)[0].base_sequence, 0);
@@ -772,7 +714,7 @@ fn delivery_timeout_fails_a_batch_that_never_gets_an_answer() {
         } => assert!(*maybe_persisted),
         other => panic!("{other:?}"),
     }
-    assert!(h.p.is_idle() || h.p.pending_records() == 0);
+    assert!(h.pair.producer.is_idle() || h.pair.producer.pending_records() == 0);
 }
 
 #[test]
@@ -806,7 +748,7 @@ fn fatal_error_fails_everything_and_later_sends() {
         }
     )));
     assert!(matches!(
-        h.p.send(rec("c"), h.now),
+        h.pair.producer.send(rec("c"), h.pair.now),
         Err(SendError::Fatal { .. })
     ));
 }
@@ -837,7 +779,7 @@ fn broker_without_produce_or_metadata_fails_fatally() {
             "{api:?}: {f:?}"
         );
         assert!(matches!(
-            h.p.send(rec("b"), h.now),
+            h.pair.producer.send(rec("b"), h.pair.now),
             Err(SendError::Fatal { .. })
         ));
     }
@@ -901,26 +843,26 @@ fn at_most_five_batches_in_flight_per_partition_with_idempotence() {
 fn close_drains_then_emits_closed() {
     let mut h = Harness::new(&[("linger.ms", "1000")]);
     h.send(rec("a"));
-    h.p.close(h.now);
+    h.pair.producer.close(h.pair.now);
     let (req, pr) = h.next_produce().expect("close flushes the lingering batch");
     assert!(matches!(
-        h.p.send(rec("late"), h.now),
+        h.pair.producer.send(rec("late"), h.pair.now),
         Err(SendError::Closed(_))
     ));
     h.answer_produce(&req, &pr, ErrorCode::None, 0);
-    assert!(matches!(h.events.last(), Some(Event::Closed)));
-    assert!(h.p.is_closed());
+    assert!(matches!(h.pair.events.last(), Some(Event::Closed)));
+    assert!(h.pair.producer.is_closed());
 }
 
 #[test]
 fn flush_token_completes_when_prior_records_are_done() {
     let mut h = Harness::new(&[("linger.ms", "10000")]);
     h.send(rec("a"));
-    let token = h.p.flush(h.now);
-    assert!(!h.p.is_flushed(token));
+    let token = h.pair.producer.flush(h.pair.now);
+    assert!(!h.pair.producer.is_flushed(token));
     let (req, pr) = h.next_produce().expect("flush readies the batch");
     h.answer_produce(&req, &pr, ErrorCode::None, 0);
-    assert!(h.p.is_flushed(token));
+    assert!(h.pair.producer.is_flushed(token));
 }
 
 #[cfg(feature = "lz4")]
@@ -940,7 +882,7 @@ fn compressed_batches_fill_by_estimated_compressed_size() {
     let mut off = 0;
     for round in 0..40 {
         for _ in 0..60 {
-            h.p.send(rec(&value), h.now).unwrap();
+            h.pair.producer.send(rec(&value), h.pair.now).unwrap();
         }
         h.pump();
         while let Some((req, pr)) = h.next_produce() {
@@ -1025,7 +967,7 @@ fn produce_v13_names_topics_by_id_and_matches_the_answer_by_id() {
     }
     h.answer_produce(&req, &pr, ErrorCode::None, 3);
     assert_eq!(h.delivered_offsets(), vec![(0, 3), (1, 3)]);
-    assert!(h.p.is_idle());
+    assert!(h.pair.producer.is_idle());
 }
 
 #[test]
@@ -1089,8 +1031,8 @@ fn unknown_topic_id_refreshes_metadata_and_the_retry_delivers_once() {
     assert!(h.failures().is_empty());
     h.advance(Duration::from_secs(1));
     assert!(h.next_produce().is_none());
-    assert_eq!(h.p.metrics().records_retried, 1);
-    assert!(h.p.is_idle());
+    assert_eq!(h.pair.producer.metrics().records_retried, 1);
+    assert!(h.pair.producer.is_idle());
 }
 
 #[test]
@@ -1152,23 +1094,23 @@ fn rebootstrap_required_goes_back_to_the_bootstrap_servers() {
     h.send(rec("a"));
     let (req, pr) = h.next_produce().expect("produce");
     h.answer_produce(&req, &pr, ErrorCode::None, 0);
-    assert_eq!(h.connects, vec![9000, 9001]);
+    assert_eq!(h.pair.connects(), vec![9000, 9001]);
     // A refresh (for a new topic) is answered REBOOTSTRAP_REQUIRED.
     h.metadata_errors = vec![ErrorCode::RebootstrapRequired];
     h.send(ProducerRecord::new(OTHER_TOPIC, "b".to_owned()));
     assert!(h.next_produce().is_none());
     assert_eq!(h.metadata_requests, 2);
     // The learned brokers are forgotten and the idle connections closed...
-    assert!(h.conns.is_empty());
+    assert!(h.pair.connections().next().is_none());
     assert!(h.failures().is_empty());
-    assert_eq!(h.p.metrics().rebootstraps, 1);
+    assert_eq!(h.pair.producer.metrics().rebootstraps, 1);
     // ...so the producer starts over from bootstrap.servers once the
     // reconnect backoff (50 ms +/- 20 %) has passed: as in Java, the answer
     // that asked for the rebootstrap is not a failed refresh, and adds no
     // retry backoff (100 ms +/- 20 %).
     h.advance(Duration::from_millis(61));
     let (req, pr) = h.next_produce().expect("produce after rebootstrap");
-    assert_eq!(h.connects, vec![9000, 9001, 9000, 9001]);
+    assert_eq!(h.pair.connects(), vec![9000, 9001, 9000, 9001]);
     assert_eq!(h.metadata_requests, 3);
     // The refresh answered REBOOTSTRAP_REQUIRED went to the broker; the next
     // one to bootstrap.servers.
@@ -1190,7 +1132,7 @@ fn rebootstrap_required_keeps_the_answer_of_a_produce_in_flight_and_resends_noth
     h.send(rec("a"));
     // The Produce request is out on the broker's connection, not answered yet.
     let (req, pr) = h.next_produce().expect("produce");
-    assert_eq!(h.connects, vec![9000, 9001]);
+    assert_eq!(h.pair.connects(), vec![9000, 9001]);
     let broker_conn = req.conn;
     // A refresh (for a new topic) goes on the idle bootstrap connection and
     // is answered REBOOTSTRAP_REQUIRED.
@@ -1198,28 +1140,28 @@ fn rebootstrap_required_keeps_the_answer_of_a_produce_in_flight_and_resends_noth
     h.send(ProducerRecord::new(OTHER_TOPIC, "b".to_owned()));
     assert!(h.next_produce().is_none());
     assert_eq!(h.metadata_ports, vec![9000, 9000]);
-    assert_eq!(h.p.metrics().rebootstraps, 1);
+    assert_eq!(h.pair.producer.metrics().rebootstraps, 1);
     // The connection carrying the batch stays open for its answer.
-    assert!(h.conns.contains_key(&broker_conn));
-    assert!(!h.closed_conns.contains(&broker_conn));
+    assert!(h.pair.port(broker_conn).is_some());
+    assert!(!h.pair.closed().contains(&broker_conn));
     h.answer_produce(&req, &pr, ErrorCode::None, 5);
     assert_eq!(h.delivered_offsets(), vec![(0, 5)]);
     // Answered, it is closed: it belongs to the cluster view given up.
-    assert!(h.closed_conns.contains(&broker_conn));
+    assert!(h.pair.closed().contains(&broker_conn));
     // The next Metadata request goes to a new connection to bootstrap.servers.
     h.advance(Duration::from_millis(200));
     let (req, pr) = h.next_produce().expect("produce of b after rebootstrap");
-    assert_eq!(h.connects, vec![9000, 9001, 9000, 9001]);
+    assert_eq!(h.pair.connects(), vec![9000, 9001, 9000, 9001]);
     assert_eq!(h.metadata_ports, vec![9000, 9000, 9000]);
     h.answer_produce(&req, &pr, ErrorCode::None, 0);
     // Each record delivered once, and "a" was never sent again.
     assert_eq!(h.delivered_offsets(), vec![(0, 5), (1, 0)]);
     assert!(h.failures().is_empty());
-    assert_eq!(h.p.metrics().produce_requests, 2);
-    assert_eq!(h.p.metrics().records_retried, 0);
+    assert_eq!(h.pair.producer.metrics().produce_requests, 2);
+    assert_eq!(h.pair.producer.metrics().records_retried, 0);
     h.advance(Duration::from_secs(1));
     assert!(h.next_produce().is_none());
-    assert!(h.p.is_idle());
+    assert!(h.pair.producer.is_idle());
 }
 
 #[test]
@@ -1233,11 +1175,11 @@ fn rebootstrap_required_with_recovery_strategy_none_is_a_failed_refresh() {
     h.send(ProducerRecord::new(OTHER_TOPIC, "b".to_owned()));
     assert!(h.next_produce().is_none());
     // Nothing closed, nothing forgotten: the refresh is retried after the backoff.
-    assert_eq!(h.conns.len(), 2);
-    assert_eq!(h.p.metrics().rebootstraps, 0);
+    assert_eq!(h.pair.connections().count(), 2);
+    assert_eq!(h.pair.producer.metrics().rebootstraps, 0);
     h.advance(Duration::from_millis(130));
     let (req, pr) = h.next_produce().expect("produce of b");
-    assert_eq!(h.connects, vec![9000, 9001]);
+    assert_eq!(h.pair.connects(), vec![9000, 9001]);
     assert_eq!(h.metadata_requests, 3);
     h.answer_produce(&req, &pr, ErrorCode::None, 0);
     assert_eq!(h.delivered_offsets(), vec![(0, 0), (1, 0)]);
@@ -1251,15 +1193,15 @@ fn delivered_through_the_broker(props: &[(&str, &str)]) -> Harness {
     h.send(rec("a"));
     let (req, pr) = h.next_produce().expect("produce");
     h.answer_produce(&req, &pr, ErrorCode::None, 0);
-    assert_eq!(h.connects, vec![9000, 9001]);
+    assert_eq!(h.pair.connects(), vec![9000, 9001]);
     h
 }
 
 /// The connection the harness opened to `port`.
 fn conn_to(h: &Harness, port: u16) -> ConnId {
-    *h.conns
-        .iter()
-        .find(|(_, c)| c.0 == port)
+    h.pair
+        .connections()
+        .find(|(_, p)| *p == port)
         .expect("connection to port")
         .0
 }
@@ -1283,32 +1225,31 @@ fn a_broker_left_out_of_metadata_is_forgotten() {
     // (a retry may go out before the refresh is answered, as in Java).
     let (mut req, mut pr) = (req, pr);
     for _ in 0..5 {
-        if h.conns[&req.conn].0 == 9002 {
+        if h.pair.port(req.conn).unwrap() == 9002 {
             break;
         }
         h.answer_produce(&req, &pr, ErrorCode::NotLeaderOrFollower, 0);
         h.advance(Duration::from_secs(1));
         (req, pr) = h.next_produce().expect("b, retried");
     }
-    assert_eq!(h.conns[&req.conn].0, 9002);
+    assert_eq!(h.pair.port(req.conn).unwrap(), 9002);
     h.answer_produce(&req, &pr, ErrorCode::None, 1);
     assert_eq!(h.delivered_offsets(), vec![(0, 0), (1, 1)]);
     // Every connection lost: the refresh for a new topic dials the broker
     // the last answer listed, never the one that left.
-    let dialed = h.connects.len();
-    let conns: Vec<ConnId> = h.conns.keys().copied().collect();
+    let dialed = h.pair.connects().len();
+    let conns: Vec<ConnId> = h.pair.connections().map(|(c, _)| c).collect();
     for conn in conns {
-        h.p.handle_disconnected(conn, h.now);
-        h.pump();
+        h.pair.disconnect(conn);
     }
     h.advance(Duration::from_secs(2));
     h.send(ProducerRecord::new(OTHER_TOPIC, "c".to_owned()));
     let (req, pr) = h.next_produce().expect("produce of c");
-    assert_eq!(h.conns[&req.conn].0, 9002);
+    assert_eq!(h.pair.port(req.conn).unwrap(), 9002);
     assert!(
-        !h.connects[dialed..].contains(&9001),
+        !h.pair.connects()[dialed..].contains(&9001),
         "dialed the broker that left: {:?}",
-        &h.connects[dialed..]
+        &h.pair.connects()[dialed..]
     );
     assert_eq!(h.metadata_ports.last(), Some(&9002));
     h.answer_produce(&req, &pr, ErrorCode::None, 0);
@@ -1322,15 +1263,14 @@ fn no_reachable_known_broker_rebootstraps() {
     let mut h = delivered_through_the_broker(&[("linger.ms", "0")]);
     for port in [9000, 9001] {
         let conn = conn_to(&h, port);
-        h.p.handle_disconnected(conn, h.now);
-        h.pump();
+        h.pair.disconnect(conn);
     }
-    assert_eq!(h.p.metrics().rebootstraps, 1);
+    assert_eq!(h.pair.producer.metrics().rebootstraps, 1);
     // Both backoffs over: bootstrap.servers is dialed, not the broker.
     h.advance(Duration::from_millis(200));
     h.send(rec("b"));
     let (req, pr) = h.next_produce().expect("produce of b");
-    assert_eq!(h.connects, vec![9000, 9001, 9000, 9001]);
+    assert_eq!(h.pair.connects(), vec![9000, 9001, 9000, 9001]);
     h.answer_produce(&req, &pr, ErrorCode::None, 1);
     assert_eq!(h.delivered_offsets(), vec![(0, 0), (1, 1)]);
 }
@@ -1341,18 +1281,18 @@ fn recovery_strategy_none_never_falls_back_to_bootstrap_servers() {
         delivered_through_the_broker(&[("linger.ms", "0"), ("metadata.recovery.strategy", "none")]);
     // The bootstrap connection goes first; its backoff passes.
     let conn = conn_to(&h, 9000);
-    h.p.handle_disconnected(conn, h.now);
+    h.pair.disconnect(conn);
     h.advance(Duration::from_millis(200));
     // Then the broker's: the producer waits for the broker, the only one it knows.
     let conn = conn_to(&h, 9001);
-    h.p.handle_disconnected(conn, h.now);
+    h.pair.disconnect(conn);
     h.send(rec("b"));
     assert!(h.next_produce().is_none());
-    assert_eq!(h.connects, vec![9000, 9001]);
+    assert_eq!(h.pair.connects(), vec![9000, 9001]);
     h.advance(Duration::from_millis(200));
     let (req, pr) = h.next_produce().expect("produce of b");
-    assert_eq!(h.connects, vec![9000, 9001, 9001]);
-    assert_eq!(h.p.metrics().rebootstraps, 0);
+    assert_eq!(h.pair.connects(), vec![9000, 9001, 9001]);
+    assert_eq!(h.pair.producer.metrics().rebootstraps, 0);
     h.answer_produce(&req, &pr, ErrorCode::None, 1);
     assert_eq!(h.delivered_offsets(), vec![(0, 0), (1, 1)]);
 }
@@ -1374,15 +1314,15 @@ fn metadata_missing_past_the_rebootstrap_trigger_rebootstraps() {
         waited += Duration::from_millis(10);
     }
     // Still the first connections, the refresh failing on the bootstrap one.
-    assert_eq!(h.connects, vec![9000, 9001]);
-    assert_eq!(h.p.metrics().rebootstraps, 0);
+    assert_eq!(h.pair.connects(), vec![9000, 9001]);
+    assert_eq!(h.pair.producer.metrics().rebootstraps, 0);
     h.advance(Duration::from_millis(20));
-    assert_eq!(h.p.metrics().rebootstraps, 1);
-    assert!(h.conns.is_empty());
+    assert_eq!(h.pair.producer.metrics().rebootstraps, 1);
+    assert!(h.pair.connections().next().is_none());
     h.metadata_errors.clear();
     h.advance(Duration::from_millis(1100));
     let (req, pr) = h.next_produce().expect("produce of b after rebootstrap");
-    assert_eq!(h.connects, vec![9000, 9001, 9000, 9001]);
+    assert_eq!(h.pair.connects(), vec![9000, 9001, 9000, 9001]);
     h.answer_produce(&req, &pr, ErrorCode::None, 0);
     assert_eq!(h.delivered_offsets(), vec![(0, 0), (1, 0)]);
     assert!(h.failures().is_empty());
@@ -1403,7 +1343,7 @@ fn message_too_large_splits_the_batch_and_fails_only_the_record_over_the_limit()
     let mut offset = 0;
     for _ in 0..20 {
         let Some((req, pr)) = h.next_produce() else {
-            if h.p.is_idle() {
+            if h.pair.producer.is_idle() {
                 break;
             }
             h.advance(Duration::from_millis(200));
@@ -1454,29 +1394,29 @@ fn message_too_large_splits_the_batch_and_fails_only_the_record_over_the_limit()
         "every record has one outcome: {delivered:?} + {big}"
     );
     assert!(!delivered.contains(&big));
-    assert!(h.p.is_idle());
-    assert_eq!(h.p.buffered_bytes(), 0);
+    assert!(h.pair.producer.is_idle());
+    assert_eq!(h.pair.producer.buffered_bytes(), 0);
 }
 
 #[test]
 fn a_connection_idle_past_connections_max_idle_ms_is_closed_and_reopened_on_demand() {
     let mut h =
         delivered_through_the_broker(&[("linger.ms", "0"), ("connections.max.idle.ms", "10000")]);
-    assert!(h.closed_conns.is_empty());
+    assert!(h.pair.closed().is_empty());
     // The idle close is a deadline of its own: the driver is woken for it.
-    let wake = h.p.poll_timeout().expect("a deadline");
-    assert_eq!(wake, h.now + Duration::from_secs(10));
+    let wake = h.pair.core(|p, _| p.poll_timeout()).expect("a deadline");
+    assert_eq!(wake, h.pair.now + Duration::from_secs(10));
     h.advance(Duration::from_millis(9_999));
-    assert!(h.closed_conns.is_empty(), "closed before its idle time");
+    assert!(h.pair.closed().is_empty(), "closed before its idle time");
     h.advance(Duration::from_millis(1));
-    assert_eq!(h.closed_conns.len(), 2, "bootstrap and broker connections");
-    assert!(h.conns.is_empty());
+    assert_eq!(h.pair.closed().len(), 2, "bootstrap and broker connections");
+    assert_eq!(h.pair.connections().count(), 0);
     // The next record opens a connection again, with no backoff to wait.
     h.send(rec("b"));
     let (req, pr) = h.next_produce().expect("produce after reopening");
     h.answer_produce(&req, &pr, ErrorCode::None, 1);
     assert_eq!(h.delivered_offsets(), vec![(0, 0), (1, 1)]);
-    assert!(h.connects.len() > 2 && h.connects.ends_with(&[9001]));
+    assert!(h.pair.connects().len() > 2 && h.pair.connects().ends_with(&[9001]));
 }
 
 #[test]
@@ -1484,7 +1424,7 @@ fn a_busy_connection_or_a_negative_idle_time_is_never_closed_for_idleness() {
     let mut h =
         delivered_through_the_broker(&[("linger.ms", "0"), ("connections.max.idle.ms", "-1")]);
     h.advance(Duration::from_secs(3_600));
-    assert!(h.closed_conns.is_empty());
+    assert!(h.pair.closed().is_empty());
     // A request in flight keeps its connection however long it takes.
     let mut h = delivered_through_the_broker(&[
         ("linger.ms", "0"),
@@ -1495,12 +1435,12 @@ fn a_busy_connection_or_a_negative_idle_time_is_never_closed_for_idleness() {
     let (req, pr) = h.next_produce().expect("produce");
     let produce_conn = req.conn;
     h.advance(Duration::from_secs(5));
-    assert!(!h.closed_conns.contains(&produce_conn));
+    assert!(!h.pair.closed().contains(&produce_conn));
     h.answer_produce(&req, &pr, ErrorCode::None, 1);
     h.advance(Duration::from_millis(999));
-    assert!(!h.closed_conns.contains(&produce_conn));
+    assert!(!h.pair.closed().contains(&produce_conn));
     h.advance(Duration::from_millis(1));
-    assert!(h.closed_conns.contains(&produce_conn));
+    assert!(h.pair.closed().contains(&produce_conn));
 }
 
 #[test]
@@ -1512,17 +1452,26 @@ fn connect_timeouts_double_per_failed_connect_up_to_the_max() {
         ("reconnect.backoff.ms", "0"),
         ("reconnect.backoff.max.ms", "0"),
     ]);
-    h.connect_hangs = true;
-    h.p.send(rec("a"), h.now).unwrap();
-    h.pump();
-    while h.connect_times.len() < 6 {
-        let t = h.p.poll_timeout().expect("a connect deadline");
-        h.now = t.max(h.now);
-        h.p.handle_timeout(h.now);
+    // No connect is answered: each one times out.
+    h.pair.hold_network(true);
+    h.send(rec("a"));
+    let mut dials = vec![h.pair.now];
+    let next_deadline = |h: &mut Harness, dials: &mut Vec<Instant>| {
+        let t = h
+            .pair
+            .core(|p, _| p.poll_timeout())
+            .expect("a connect deadline");
+        h.pair.now = h.pair.now.max(t);
+        h.pair.core(|p, now| p.handle_timeout(now));
         h.pump();
+        while dials.len() < h.pair.dialed().len() {
+            dials.push(h.pair.now);
+        }
+    };
+    while dials.len() < 6 {
+        next_deadline(&mut h, &mut dials);
     }
-    let timeouts: Vec<u128> = h
-        .connect_times
+    let timeouts: Vec<u128> = dials
         .windows(2)
         .map(|w| (w[1] - w[0]).as_millis())
         .collect();
@@ -1534,25 +1483,20 @@ fn connect_timeouts_double_per_failed_connect_up_to_the_max() {
         );
     }
     // A connect that succeeds starts the timeout over.
-    h.connect_hangs = false;
-    let t = h.p.poll_timeout().unwrap();
-    h.now = t;
-    h.p.handle_timeout(h.now);
-    h.pump();
-    let conn = *h.conns.keys().last().unwrap();
-    h.p.handle_connected(conn, h.now);
-    h.pump();
-    h.connect_hangs = true;
-    h.p.handle_disconnected(conn, h.now);
-    h.conns.remove(&conn);
-    h.pump();
-    let opened = *h.connect_times.last().unwrap();
-    let t = h.p.poll_timeout().unwrap();
-    h.now = t;
-    h.p.handle_timeout(h.now);
-    h.pump();
-    let after = (*h.connect_times.last().unwrap() - opened).as_millis();
-    assert!((800..=1200).contains(&after), "{after} ms");
+    let conn = *h.pair.connecting().last().expect("a connect waiting");
+    h.pair.answer_connect(conn);
+    h.pair.disconnect(conn);
+    let opened = *dials.last().unwrap();
+    let before = h.pair.dialed().len();
+    assert!(before > dials.len() - 1, "redialed at once");
+    let redial = h.pair.now;
+    next_deadline(&mut h, &mut dials);
+    let after = (h.pair.now - redial).as_millis();
+    assert!(
+        (800..=1200).contains(&after),
+        "{after} ms after {:?}",
+        redial - opened
+    );
 }
 
 #[test]
@@ -1581,7 +1525,7 @@ fn a_topic_idle_past_metadata_max_idle_ms_is_left_out_of_metadata_until_used_aga
 
 /// The value of Java's metric `name` in `group` (the one tagged `tag`, when given).
 fn metric(h: &Harness, group: &str, name: &str, tag: Option<(&str, &str)>) -> f64 {
-    let all = h.p.metrics_snapshot(h.now);
+    let all = h.pair.producer.metrics_snapshot(h.pair.now);
     let m = all
         .iter()
         .find(|m| {
@@ -1612,9 +1556,12 @@ fn producer_metrics_follow_the_scripted_timings() {
         ("metrics.sample.window.ms", "1000"),
         ("metrics.num.samples", "2"),
     ]);
-    let t0 = h.now;
+    h.pair.record_sends();
+    let t0 = h.pair.now;
     for v in ["aaaa", "bbbb", "cccc"] {
-        h.p.send(rec(v).partition(0), h.now).unwrap();
+        h.pair
+            .core(|p, now| p.send(rec(v).partition(0), now))
+            .unwrap();
     }
     h.pump();
     assert!(h.next_produce().is_none(), "lingering");
@@ -1628,7 +1575,7 @@ fn producer_metrics_follow_the_scripted_timings() {
     h.advance(Duration::from_millis(40));
     h.answer_produce(&req, &pr, ErrorCode::None, 0);
     assert_eq!(h.delivered_offsets().len(), 3);
-    assert_eq!(h.now - t0, Duration::from_millis(140));
+    assert_eq!(h.pair.now - t0, Duration::from_millis(140));
 
     // Rates divide by Java's window: the time since the oldest sample, at
     // least all windows but one (here 1 s).
@@ -1662,7 +1609,7 @@ fn producer_metrics_follow_the_scripted_timings() {
     assert_eq!(pm(&h, "record-error-rate"), 0.0);
     assert_eq!(pm(&h, "record-retry-rate"), 0.0);
     // Every request of every API went out at t0 or later, the first at t0.
-    let sent: usize = h.sent.iter().map(|(_, d)| d.len()).sum();
+    let sent: usize = h.pair.sent().iter().map(|(_, d)| d.len()).sum();
     assert!(close_to(
         pm(&h, "outgoing-byte-rate"),
         sent as f64 / since(0.0)
@@ -1679,18 +1626,21 @@ fn producer_metrics_follow_the_scripted_timings() {
         pm(&h, "incoming-byte-rate"),
         h.received as f64 / since(0.0)
     ));
-    assert_eq!(pm(&h, "connection-count"), h.conns.len() as f64);
+    assert_eq!(
+        pm(&h, "connection-count"),
+        h.pair.connections().count() as f64
+    );
     assert!(close_to(
         pm(&h, "connection-creation-rate"),
-        h.connects.len() as f64 / since(0.0)
+        h.pair.connects().len() as f64 / since(0.0)
     ));
     assert_eq!(pm(&h, "buffer-total-bytes"), 33_554_432.0);
     assert_eq!(pm(&h, "buffer-available-bytes"), 33_554_432.0);
     assert!(close_to(pm(&h, "metadata-age"), 0.14));
     // Drivers report the waits for buffer.memory.
     assert_eq!(pm(&h, "bufferpool-wait-time-ns-total"), 0.0);
-    h.p.record_buffer_wait(Duration::from_millis(5));
-    h.p.set_waiting_threads(2);
+    h.pair.producer.record_buffer_wait(Duration::from_millis(5));
+    h.pair.producer.set_waiting_threads(2);
     assert_eq!(pm(&h, "bufferpool-wait-time-ns-total"), 5e6);
     assert_eq!(pm(&h, "waiting-threads"), 2.0);
 
@@ -1712,8 +1662,12 @@ fn retry_and_error_rates_count_records_per_batch() {
         ("retry.backoff.max.ms", "10"),
         ("metrics.sample.window.ms", "1000"),
     ]);
-    h.p.send(rec("a").partition(0), h.now).unwrap();
-    h.p.send(rec("b").partition(0), h.now).unwrap();
+    h.pair
+        .core(|p, now| p.send(rec("a").partition(0), now))
+        .unwrap();
+    h.pair
+        .core(|p, now| p.send(rec("b").partition(0), now))
+        .unwrap();
     let (req, pr) = h.next_produce().expect("produce");
     h.answer_produce(&req, &pr, ErrorCode::NotLeaderOrFollower, -1);
     h.advance(Duration::from_millis(10));

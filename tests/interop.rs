@@ -120,22 +120,7 @@ fn round_trip(test: &str, peer: Peer, driver: Driver) {
     let Some((mut broker, consumer, bin)) = setup(test, peer) else {
         return;
     };
-    let cases: &[(&str, &[(&str, &str)])] = &[
-        ("acks1", &[("acks", "1"), ("enable.idempotence", "false")]),
-        (
-            "acksall",
-            &[("acks", "all"), ("enable.idempotence", "false")],
-        ),
-        (
-            "idem",
-            &[
-                ("acks", "all"),
-                ("enable.idempotence", "true"),
-                ("linger.ms", "2"),
-            ],
-        ),
-    ];
-    for (name, props) in cases {
+    for (name, props) in ROUND_TRIP_CASES {
         let topic = fresh_topic(&format!("rt-{name}"));
         create_topic(&mut broker, &bin, &topic, PARTITIONS);
         let c = RoundTrip {

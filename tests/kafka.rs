@@ -211,22 +211,7 @@ fn round_trip(test: &str, driver: Driver) {
         return;
     };
     let _g = shared();
-    let cases: &[(&str, &[(&str, &str)])] = &[
-        ("acks1", &[("acks", "1"), ("enable.idempotence", "false")]),
-        (
-            "acksall",
-            &[("acks", "all"), ("enable.idempotence", "false")],
-        ),
-        (
-            "idem",
-            &[
-                ("acks", "all"),
-                ("enable.idempotence", "true"),
-                ("linger.ms", "2"),
-            ],
-        ),
-    ];
-    for (name, props) in cases {
+    for (name, props) in ROUND_TRIP_CASES {
         let topic = fresh_topic(&format!("rt-{name}"));
         k.create_topic(&topic, PARTITIONS, &[]);
         let recs = records(&topic, 300, name);

@@ -2,6 +2,8 @@
 //! has a thread that resolves, connects and then reads, and a thread that
 //! writes what the socket would not take at once. Application threads append
 //! records to the core themselves and wake the IO thread when it has work.
+//! (They are one file of about 600 lines because they share one connection
+//! table and the rules of its lock.)
 //!
 //! A reader that finds the loop idle takes the turn itself with the bytes it
 //! read (the loop's state is behind a lock that one thread at a time holds

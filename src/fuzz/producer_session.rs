@@ -4,23 +4,24 @@
 //!
 //! The input is a config header followed by a little op language (see
 //! [`fuzz_producer_session`]); the driver in between is deliberately
-//! unreliable: it connects, disconnects, delivers responses in arbitrary
-//! pieces, injects garbage and cluster faults whenever the input says so.
+//! unreliable: a [`Pair`] with its network held, it connects, disconnects,
+//! delivers responses in arbitrary pieces, injects garbage and cluster
+//! faults whenever the input says so.
 //!
-//! One file of about 700 lines: the op interpreter, the unreliable network
-//! and the invariant checks all work on one `Session`'s state.
+//! One file of about 600 lines: the op interpreter and the invariant checks
+//! work on one `Session`'s state.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
-use crate::mock::MockCluster;
+use crate::mock::{MockCluster, Pair};
 use crate::producer::{
-    Acks, ConnId, DeliveryError, Event, Producer, ProducerConfig, ProducerRecord, Transmit,
+    Acks, ConnId, DeliveryError, Event, Producer, ProducerConfig, ProducerRecord,
 };
 use crate::protocol::error_code::ErrorCode;
-use crate::protocol::frame::{ApiKey, Deframer};
+use crate::protocol::frame::ApiKey;
 use crate::protocol::Compression;
 
 /// Topics a session sends to: one created up front, one auto-created by the
@@ -67,30 +68,6 @@ impl Input<'_> {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ConnState {
-    /// The producer asked for it; the driver has not answered yet.
-    Connecting,
-    Open,
-}
-
-struct Conn {
-    node: i32,
-    state: ConnState,
-    /// Request bytes from the producer, deframed for the mock.
-    to_broker: Deframer,
-    /// Response bytes from the mock not yet handed to the producer.
-    to_client: BytesMut,
-    /// The mock closes the connection once `to_client` is delivered.
-    close_after: bool,
-    /// Requests sent and awaiting a mock response on this connection.
-    awaiting: usize,
-    /// Mirrors the mock bytes delivered, to count whole responses.
-    delivered: Deframer,
-    /// Garbage was delivered: the producer's view of the stream is its own.
-    garbage: bool,
-}
-
 /// The final outcome of one record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Outcome {
@@ -103,19 +80,17 @@ enum Outcome {
 }
 
 struct Session {
-    now: Instant,
-    producer: Producer,
-    cluster: MockCluster,
+    /// The producer, the cluster and the held network between them.
+    pair: Pair,
+    /// How many of the pair's dialed addresses were checked.
+    dials_checked: usize,
     acks: Acks,
     idempotent: bool,
     buffer_memory: usize,
     max_in_flight: usize,
-    conns: BTreeMap<ConnId, Conn>,
-    /// Connections the producer closed: it may name them no more.
-    closed: BTreeSet<ConnId>,
-    /// Connections the driver reported lost. Outputs queued before that may
-    /// still name them (a `Send`, a `Close`); a driver ignores those.
-    dropped: BTreeSet<ConnId>,
+    /// Connections garbage was delivered on: the producer's view of their
+    /// stream is its own.
+    garbage_conns: BTreeSet<ConnId>,
     /// Accepted record id -> its tag (first 8 bytes of its value).
     ids: BTreeMap<u64, u64>,
     outcomes: BTreeMap<u64, Outcome>,
@@ -123,6 +98,11 @@ struct Session {
     closed_events: usize,
     /// Garbage reached the producer: the mock's log no longer explains acknowledgements.
     garbage: bool,
+}
+
+/// The `k`-th (mod count) of `conns`.
+fn pick(k: u8, conns: Vec<ConnId>) -> Option<ConnId> {
+    (!conns.is_empty()).then(|| conns[k as usize % conns.len()])
 }
 
 /// Runs one fuzzer-driven session; panics when an invariant breaks.
@@ -215,17 +195,16 @@ impl Session {
         config.validate().expect("the fuzz configs are valid");
         let now = Instant::now();
         let producer = Producer::new(config, now, 1_700_000_000_000).expect("valid config");
+        let mut pair = Pair::new(producer, cluster, now);
+        pair.hold_network(true);
         Some(Session {
-            now,
-            producer,
-            cluster,
+            pair,
             acks,
             idempotent,
             buffer_memory,
             max_in_flight,
-            conns: BTreeMap::new(),
-            closed: BTreeSet::new(),
-            dropped: BTreeSet::new(),
+            garbage_conns: BTreeSet::new(),
+            dials_checked: 0,
             ids: BTreeMap::new(),
             outcomes: BTreeMap::new(),
             next_tag: 0,
@@ -241,48 +220,45 @@ impl Session {
                 self.advance(Duration::from_millis(b * b / 8));
             }
             1 => {
-                if let Some(t) = self.producer.poll_timeout() {
-                    self.now = self.now.max(t);
+                if let Some(t) = self.pair.producer.poll_timeout() {
+                    self.pair.now = self.pair.now.max(t);
                 }
-                self.producer.handle_timeout(self.now);
+                self.pair.producer.handle_timeout(self.pair.now);
             }
             2 => {
                 let (flags, partition, size) = (input.byte(), input.byte(), input.byte());
                 self.send(flags, partition, size);
             }
             3 => {
-                let _ = self.producer.flush(self.now);
+                let _ = self.pair.core(|p, now| p.flush(now));
             }
-            4 => self.producer.close(self.now),
+            4 => self.pair.core(|p, now| p.close(now)),
             5 => {
                 let k = input.byte();
-                if let Some(conn) = self.pick(k, |c| c.state == ConnState::Connecting) {
-                    self.connect(conn);
+                if let Some(conn) = pick(k, self.pair.connecting()) {
+                    self.pair.answer_connect(conn);
                 }
             }
             6 => {
                 let k = input.byte();
-                if let Some(conn) = self.pick(k, |c| c.state == ConnState::Open) {
-                    self.conns.remove(&conn);
-                    self.dropped.insert(conn);
-                    self.producer.handle_disconnected(conn, self.now);
+                if let Some(conn) = pick(k, self.open()) {
+                    self.pair.disconnect(conn);
                 }
             }
             7 => {
                 let (k, n) = (input.byte(), input.byte());
-                if let Some(conn) = self.pick(k, |c| {
-                    c.state == ConnState::Open && (!c.to_client.is_empty() || c.close_after)
-                }) {
-                    self.deliver(conn, if n == 0 { usize::MAX } else { n as usize });
+                if let Some(conn) = pick(k, self.pair.deliverable()) {
+                    let n = if n == 0 { usize::MAX } else { n as usize };
+                    self.pair.deliver_answers(conn, n);
                 }
             }
             8 => {
                 let (k, n) = (input.byte(), input.byte());
                 let bytes = input.take(n as usize).to_vec();
-                if let Some(conn) = self.pick(k, |c| c.state == ConnState::Open) {
+                if let Some(conn) = pick(k, self.open()) {
                     self.garbage = true;
-                    self.conns.get_mut(&conn).expect("picked").garbage = true;
-                    self.producer.handle_data(conn, &bytes, self.now);
+                    self.garbage_conns.insert(conn);
+                    self.pair.deliver(conn, &bytes);
                 }
             }
             9 => {
@@ -294,19 +270,16 @@ impl Session {
     }
 
     fn advance(&mut self, by: Duration) {
-        self.now += by;
-        self.producer.handle_timeout(self.now);
+        self.pair.advance(by);
     }
 
-    /// The `k`-th (mod count) connection matching `f`, in id order.
-    fn pick(&self, k: u8, f: impl Fn(&Conn) -> bool) -> Option<ConnId> {
-        let ids: Vec<ConnId> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| f(c))
-            .map(|(id, _)| *id)
-            .collect();
-        (!ids.is_empty()).then(|| ids[k as usize % ids.len()])
+    /// The open connections, in id order.
+    fn open(&self) -> Vec<ConnId> {
+        self.pair.connections().map(|(c, _)| c).collect()
+    }
+
+    fn cluster(&mut self) -> &mut MockCluster {
+        &mut self.pair.broker
     }
 
     fn send(&mut self, flags: u8, partition: u8, size: u8) {
@@ -328,48 +301,14 @@ impl Session {
             r = r.header("h", vec![flags]);
         }
         let next = self.ids.keys().next_back().map_or(0, |i| i + 1);
-        if let Ok(id) = self.producer.send(r, self.now) {
+        if let Ok(id) = self.pair.core(|p, now| p.send(r, now)) {
             assert!(id.0 >= next, "record id {} reused", id.0);
             self.ids.insert(id.0, tag);
         }
     }
 
-    fn connect(&mut self, conn: ConnId) {
-        let c = self.conns.get_mut(&conn).expect("known connection");
-        if self.cluster.is_broker_down(c.node) {
-            self.conns.remove(&conn);
-            self.dropped.insert(conn);
-            self.producer.handle_disconnected(conn, self.now);
-        } else {
-            c.state = ConnState::Open;
-            self.producer.handle_connected(conn, self.now);
-        }
-    }
-
-    /// Hands up to `n` pending mock bytes of `conn` to the producer; closes
-    /// the connection when the mock asked for it and everything is delivered.
-    fn deliver(&mut self, conn: ConnId, n: usize) {
-        let c = self.conns.get_mut(&conn).expect("known connection");
-        let piece = c.to_client.split_to(n.min(c.to_client.len())).freeze();
-        if !piece.is_empty() {
-            c.delivered.push(&piece);
-            while let Some(_frame) = c.delivered.next_frame().expect("mock frames are framed") {
-                c.awaiting -= 1;
-            }
-            self.producer.handle_data(conn, &piece, self.now);
-        }
-        // The producer may have closed it while reading.
-        if let Some(c) = self.conns.get(&conn) {
-            if c.to_client.is_empty() && c.close_after {
-                self.conns.remove(&conn);
-                self.dropped.insert(conn);
-                self.producer.handle_disconnected(conn, self.now);
-            }
-        }
-    }
-
     fn fault(&mut self, f: u8, a: u8, b: u8) {
-        let brokers = self.cluster.broker_count() as i32;
+        let brokers = self.cluster().broker_count() as i32;
         match f % 6 {
             0 => {
                 let api = [
@@ -378,23 +317,23 @@ impl Session {
                     ApiKey::InitProducerId,
                     ApiKey::ApiVersions,
                 ][a as usize % 4];
-                self.cluster
+                self.cluster()
                     .push_errors(api, vec![CODES[b as usize % CODES.len()]]);
             }
-            1 => self.cluster.fail_after_append(1 + a as usize % 2),
+            1 => self.cluster().fail_after_append(1 + a as usize % 2),
             2 => {
                 let topic = TOPICS[a as usize % 2];
                 let _ = self
-                    .cluster
+                    .cluster()
                     .set_leader(topic, (a / 2) as i32 % 4, b as i32 % brokers);
             }
             3 => {
                 let n = a as i32 % brokers;
-                let down = self.cluster.is_broker_down(n);
-                self.cluster.set_broker_down(n, !down);
+                let down = self.cluster().is_broker_down(n);
+                self.cluster().set_broker_down(n, !down);
             }
-            4 => self.cluster.throttle(a as i32 % brokers, b as i32),
-            _ => self.cluster.push_errors(
+            4 => self.cluster().throttle(a as i32 % brokers, b as i32),
+            _ => self.cluster().push_errors(
                 ApiKey::Produce,
                 vec![
                     CODES[a as usize % CODES.len()],
@@ -407,141 +346,39 @@ impl Session {
     /// Connects every pending connection and delivers every pending byte.
     fn cooperate(&mut self) {
         for _ in 0..8 {
-            let connecting: Vec<ConnId> = self
-                .conns
-                .iter()
-                .filter(|(_, c)| c.state == ConnState::Connecting)
-                .map(|(id, _)| *id)
-                .collect();
-            let deliverable: Vec<ConnId> = self
-                .conns
-                .iter()
-                .filter(|(_, c)| {
-                    c.state == ConnState::Open && (!c.to_client.is_empty() || c.close_after)
-                })
-                .map(|(id, _)| *id)
-                .collect();
+            let connecting = self.pair.connecting();
+            let deliverable = self.pair.deliverable();
             if connecting.is_empty() && deliverable.is_empty() {
                 return;
             }
             for conn in connecting {
-                if self.conns.contains_key(&conn) {
-                    self.connect(conn);
-                }
+                self.pair.answer_connect(conn);
             }
             for conn in deliverable {
-                if self.conns.contains_key(&conn) {
-                    self.deliver(conn, usize::MAX);
-                }
+                self.pair.deliver_answers(conn, usize::MAX);
             }
             self.drain();
         }
     }
 
-    /// Drains every output of the producer, acting on transmits and checking events.
+    /// Drains every output of the producer (the pair acts on the transmits
+    /// and holds the producer to the driver contract), checking events.
     fn drain(&mut self) {
-        loop {
-            let mut any = false;
-            while let Some(t) = self.producer.poll_transmit(self.now) {
-                any = true;
-                self.transmit(t);
-            }
-            while let Some(e) = self.producer.poll_event() {
-                any = true;
-                self.event(e);
-            }
-            if !any {
-                break;
-            }
+        self.pair.run_until_idle();
+        for e in std::mem::take(&mut self.pair.events) {
+            self.event(e);
         }
-        let _ = self.producer.poll_timeout();
+        let _ = self.pair.producer.poll_timeout();
         self.check();
-    }
-
-    fn transmit(&mut self, t: Transmit) {
-        match t {
-            Transmit::Connect { conn, host, port } => {
-                assert!(
-                    !self.conns.contains_key(&conn)
-                        && !self.closed.contains(&conn)
-                        && !self.dropped.contains(&conn),
-                    "connection id {conn:?} reused"
-                );
-                let node = i32::from(port) - 9000;
-                assert!(
-                    (0..self.cluster.broker_count() as i32).contains(&node)
-                        && host == format!("b{node}"),
-                    "connect to an address nobody advertised: {host}:{port}"
-                );
-                self.conns.insert(
-                    conn,
-                    Conn {
-                        node,
-                        state: ConnState::Connecting,
-                        to_broker: Deframer::new(64 << 20),
-                        to_client: BytesMut::new(),
-                        close_after: false,
-                        awaiting: 0,
-                        delivered: Deframer::new(64 << 20),
-                        garbage: false,
-                    },
-                );
-            }
-            Transmit::Send { conn, data } => {
-                assert!(!self.closed.contains(&conn), "send on closed {conn:?}");
-                if self.dropped.contains(&conn) {
-                    return;
-                }
-                // Written to the socket at once (acks=0 completes on this).
-                self.producer.handle_written(conn, data.len(), self.now);
-                let c = self
-                    .conns
-                    .get_mut(&conn)
-                    .expect("send on an unknown connection");
-                assert_eq!(c.state, ConnState::Open, "send before {conn:?} connected");
-                if c.close_after {
-                    // The mock hung up; the bytes go nowhere.
-                    return;
-                }
-                c.to_broker.push(&data);
-                while let Some(frame) = c
-                    .to_broker
-                    .next_frame()
-                    .expect("the producer's frames are well formed")
-                {
-                    let api_key = i16::from_be_bytes([frame[0], frame[1]]);
-                    let res = self.cluster.handle_request(c.node, frame, self.now);
-                    let answered = self.acks != Acks::None || api_key != ApiKey::Produce.code();
-                    if answered && !res.close {
-                        c.awaiting += 1;
-                        assert!(
-                            c.garbage || c.awaiting <= self.max_in_flight,
-                            "{} requests in flight on {conn:?}, max.in.flight {}",
-                            c.awaiting,
-                            self.max_in_flight
-                        );
-                    }
-                    if let Some(r) = res.response {
-                        // The mock's frame includes its size prefix.
-                        c.to_client.extend_from_slice(&r);
-                    }
-                    if res.close {
-                        c.close_after = true;
-                        break;
-                    }
-                }
-            }
-            Transmit::Close { conn } => {
-                assert!(
-                    self.closed.insert(conn),
-                    "close of {conn:?}, already closed"
-                );
-                assert!(
-                    self.conns.remove(&conn).is_some() || self.dropped.contains(&conn),
-                    "close of unknown {conn:?}"
-                );
-            }
+        let cluster = &self.pair.broker;
+        for (host, port) in &self.pair.dialed()[self.dials_checked..] {
+            assert!(
+                (0..cluster.broker_count() as i32)
+                    .any(|n| cluster.broker_address(n) == Some((host, *port))),
+                "connect to an address nobody advertised: {host}:{port}"
+            );
         }
+        self.dials_checked = self.pair.dialed().len();
     }
 
     fn event(&mut self, e: Event) {
@@ -577,7 +414,7 @@ impl Session {
             Event::Closed => {
                 self.closed_events += 1;
                 assert_eq!(
-                    self.producer.pending_records(),
+                    self.pair.producer.pending_records(),
                     0,
                     "Closed with records pending"
                 );
@@ -591,56 +428,69 @@ impl Session {
     }
 
     fn check(&self) {
+        let producer = &self.pair.producer;
         assert!(
-            self.producer.buffered_bytes() <= self.buffer_memory,
+            producer.buffered_bytes() <= self.buffer_memory,
             "buffer.memory exceeded: {} > {}",
-            self.producer.buffered_bytes(),
+            producer.buffered_bytes(),
             self.buffer_memory
         );
+        for (conn, _) in self.pair.connections() {
+            let awaiting = self.pair.answers_in_flight(conn);
+            assert!(
+                self.garbage_conns.contains(&conn) || awaiting <= self.max_in_flight,
+                "{awaiting} requests in flight on {conn:?}, max.in.flight {}",
+                self.max_in_flight
+            );
+        }
         assert_eq!(
-            self.producer.pending_records(),
+            producer.pending_records(),
             self.ids.len() - self.outcomes.len(),
             "pending_records disagrees with the events"
         );
         assert!(self.closed_events <= 1, "Closed emitted twice");
-        assert_eq!(self.producer.is_closed(), self.closed_events == 1);
+        assert_eq!(producer.is_closed(), self.closed_events == 1);
     }
 
     fn finish(mut self) {
-        self.producer.close(self.now);
+        self.pair.core(|p, now| p.close(now));
         self.drain();
-        let closed_at = self.now;
+        let closed_at = self.pair.now;
         let deadline =
             closed_at + Duration::from_millis(DELIVERY_TIMEOUT_MS + REQUEST_TIMEOUT_MS + 1);
-        for n in 0..self.cluster.broker_count() as i32 {
-            self.cluster.set_broker_down(n, false);
+        for n in 0..self.cluster().broker_count() as i32 {
+            self.cluster().set_broker_down(n, false);
         }
         let mut steps = 0;
-        while !self.producer.is_closed() && self.now < deadline && steps < 10_000 {
+        while !self.pair.producer.is_closed() && self.pair.now < deadline && steps < 10_000 {
             steps += 1;
             self.cooperate();
-            let Some(t) = self.producer.poll_timeout() else {
+            let Some(t) = self.pair.producer.poll_timeout() else {
                 break;
             };
-            self.now = self.now.max(t).min(deadline);
-            self.producer.handle_timeout(self.now);
+            self.pair.now = self.pair.now.max(t).min(deadline);
+            self.pair.core(|p, now| p.handle_timeout(now));
             self.drain();
         }
         if steps < 10_000 {
             assert_eq!(
-                self.producer.pending_records(),
+                self.pair.producer.pending_records(),
                 0,
                 "records without an outcome {} ms after close",
-                (self.now - closed_at).as_millis()
+                (self.pair.now - closed_at).as_millis()
             );
         }
-        if !self.producer.is_closed() {
-            self.producer.abort(self.now);
+        if !self.pair.producer.is_closed() {
+            self.pair.core(|p, now| p.abort(now));
             self.drain();
         }
         assert_eq!(self.closed_events, 1, "no Closed after abort");
         assert_eq!(self.outcomes.len(), self.ids.len());
-        assert_eq!(self.producer.buffered_bytes(), 0, "memory not returned");
+        assert_eq!(
+            self.pair.producer.buffered_bytes(),
+            0,
+            "memory not returned"
+        );
         if !self.garbage {
             self.check_log();
         }
@@ -651,13 +501,10 @@ impl Session {
     fn check_log(&self) {
         // tag -> where it is in the logs.
         let mut in_log: BTreeMap<u64, Vec<(String, i32, i64)>> = BTreeMap::new();
-        for topic in self.cluster.topics() {
-            for p in 0..self.cluster.partition_count(&topic).unwrap_or(0) {
-                for r in self
-                    .cluster
-                    .records(&topic, p)
-                    .expect("the mock's log decodes")
-                {
+        let cluster = &self.pair.broker;
+        for topic in cluster.topics() {
+            for p in 0..cluster.partition_count(&topic).unwrap_or(0) {
+                for r in cluster.records(&topic, p).expect("the mock's log decodes") {
                     let v = r.value.expect("values are set");
                     let tag = u64::from_be_bytes(v[..8].try_into().expect("tagged value"));
                     in_log

@@ -126,6 +126,7 @@ pub struct MockCluster {
     pub(super) fail_after_append: usize,
     pub(super) produced_batches: u64,
     pub(super) produced_records: u64,
+    pub(super) txn: super::txn::TxnCoordinator,
 }
 
 fn valid_topic_name(name: &str) -> bool {
@@ -177,6 +178,7 @@ impl MockCluster {
             fail_after_append: 0,
             produced_batches: 0,
             produced_records: 0,
+            txn: Default::default(),
         }
     }
 
@@ -299,6 +301,13 @@ impl MockCluster {
         usize::try_from(partition)
             .ok()
             .and_then(|i| t.partitions.get(i))
+    }
+
+    pub(super) fn partition_mut(&mut self, topic: &str, partition: i32) -> Option<&mut Partition> {
+        let t = self.topics.get_mut(topic)?;
+        usize::try_from(partition)
+            .ok()
+            .and_then(|i| t.partitions.get_mut(i))
     }
 
     /// The stored batches of a partition (cheap clones of `Bytes`), in offset order.

@@ -7,18 +7,29 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 
 use super::fetch::MAX_FETCH_WAIT_MS;
+use super::txn::partition_results;
 use super::{HandleResult, MockCluster};
 use crate::protocol::error::ProtocolError;
 use crate::protocol::error_code::ErrorCode;
 use crate::protocol::frame::{encode_response, ApiKey, ApiMessage, RequestHeader};
-use crate::protocol::messages::api_versions::{
-    ApiVersion, ApiVersionsRequest, ApiVersionsResponse,
+use crate::protocol::messages::add_offsets_to_txn::{
+    AddOffsetsToTxnRequest, AddOffsetsToTxnResponse,
 };
+use crate::protocol::messages::add_partitions_to_txn::{
+    AddPartitionsToTxnRequest, AddPartitionsToTxnResponse,
+};
+use crate::protocol::messages::api_versions::{
+    ApiVersion, ApiVersionsRequest, ApiVersionsResponse, FinalizedFeatureKey, SupportedFeatureKey,
+    TRANSACTION_VERSION_FEATURE,
+};
+use crate::protocol::messages::end_txn::{EndTxnRequest, EndTxnResponse};
 use crate::protocol::messages::fetch::FetchRequest;
+use crate::protocol::messages::find_coordinator::FindCoordinatorRequest;
 use crate::protocol::messages::init_producer_id::{InitProducerIdRequest, InitProducerIdResponse};
 use crate::protocol::messages::list_offsets::ListOffsetsRequest;
 use crate::protocol::messages::metadata::{MetadataRequest, MetadataResponse};
 use crate::protocol::messages::produce::ProduceRequest;
+use crate::protocol::messages::txn_offset_commit::TxnOffsetCommitRequest;
 
 impl MockCluster {
     /// Handles one request frame (header and body, without the size prefix)
@@ -84,12 +95,28 @@ impl MockCluster {
                 let mut api_keys: Vec<ApiVersion> =
                     ApiKey::ALL.iter().map(|k| api_version_entry(*k)).collect();
                 api_keys.sort_by_key(|a| a.api_key);
-                let r = ApiVersionsResponse {
+                let mut r = ApiVersionsResponse {
                     error_code: pushed.map_or(0, ErrorCode::code),
                     api_keys,
                     throttle_time_ms: throttle,
                     ..Default::default()
                 };
+                let level = self.transaction_version();
+                if level > 0 {
+                    r.finalized_features_epoch = 1;
+                    r.finalized_features.push(FinalizedFeatureKey {
+                        name: TRANSACTION_VERSION_FEATURE.to_owned(),
+                        max_version_level: level,
+                        min_version_level: level,
+                        ..Default::default()
+                    });
+                    r.supported_features.push(SupportedFeatureKey {
+                        name: TRANSACTION_VERSION_FEATURE.to_owned(),
+                        min_version: 0,
+                        max_version: 2,
+                        ..Default::default()
+                    });
+                }
                 respond(cid, version, &r, due)
             }
             ApiKey::Metadata => {
@@ -124,7 +151,10 @@ impl MockCluster {
                         producer_epoch: -1,
                         ..Default::default()
                     },
-                    None => self.init_producer_id(&req),
+                    None => match req.transactional_id.clone() {
+                        Some(tid) => self.init_transactional_producer(node_id, &tid, &req),
+                        None => self.init_producer_id(&req),
+                    },
                 };
                 r.throttle_time_ms = throttle;
                 respond(cid, version, &r, due)
@@ -178,9 +208,84 @@ impl MockCluster {
                 r.throttle_time_ms = throttle;
                 respond(cid, version, &r, due)
             }
-            // Keys the codec learns later (FindCoordinator, ...) are not served yet.
-            #[allow(unreachable_patterns)]
-            _ => close,
+            ApiKey::FindCoordinator => {
+                let Ok(req) = decode_request::<FindCoordinatorRequest>(node_id, body, version)
+                else {
+                    return close;
+                };
+                let mut r = self.find_coordinator(&req, version);
+                r.throttle_time_ms = throttle;
+                if let Some(e) = pushed {
+                    r.error_code = if version < 4 { e.code() } else { 0 };
+                    for c in &mut r.coordinators {
+                        c.error_code = e.code();
+                    }
+                }
+                respond(cid, version, &r, due)
+            }
+            ApiKey::AddPartitionsToTxn => {
+                let Ok(req) = decode_request::<AddPartitionsToTxnRequest>(node_id, body, version)
+                else {
+                    return close;
+                };
+                let mut r = match pushed {
+                    Some(e) => AddPartitionsToTxnResponse {
+                        error_code: if version >= 4 { e.code() } else { 0 },
+                        results_by_topic_v3_and_below: if version < 4 {
+                            partition_results(&req.v3_and_below_topics, |_, _| e)
+                        } else {
+                            Vec::new()
+                        },
+                        ..Default::default()
+                    },
+                    None => self.add_partitions_to_txn(node_id, &req, version),
+                };
+                r.throttle_time_ms = throttle;
+                respond(cid, version, &r, due)
+            }
+            ApiKey::AddOffsetsToTxn => {
+                let Ok(req) = decode_request::<AddOffsetsToTxnRequest>(node_id, body, version)
+                else {
+                    return close;
+                };
+                let mut r = match pushed {
+                    Some(e) => AddOffsetsToTxnResponse {
+                        error_code: e.code(),
+                        ..Default::default()
+                    },
+                    None => self.add_offsets_to_txn(node_id, &req),
+                };
+                r.throttle_time_ms = throttle;
+                respond(cid, version, &r, due)
+            }
+            ApiKey::TxnOffsetCommit => {
+                let Ok(req) = decode_request::<TxnOffsetCommitRequest>(node_id, body, version)
+                else {
+                    return close;
+                };
+                let mut r = self.txn_offset_commit(node_id, &req, version);
+                if let Some(e) = pushed {
+                    for p in r.topics.iter_mut().flat_map(|t| &mut t.partitions) {
+                        p.error_code = e.code();
+                    }
+                }
+                r.throttle_time_ms = throttle;
+                respond(cid, version, &r, due)
+            }
+            ApiKey::EndTxn => {
+                let Ok(req) = decode_request::<EndTxnRequest>(node_id, body, version) else {
+                    return close;
+                };
+                let mut r = match pushed {
+                    Some(e) => EndTxnResponse {
+                        error_code: e.code(),
+                        ..Default::default()
+                    },
+                    None => self.end_txn(node_id, &req, version),
+                };
+                r.throttle_time_ms = throttle;
+                respond(cid, version, &r, due)
+            }
         }
     }
 }

@@ -7,6 +7,7 @@ use super::{MockCluster, StoredBatch};
 use crate::protocol::error_code::ErrorCode;
 use crate::protocol::messages::fetch::{
     FetchPartition, FetchRequest, FetchResponse, FetchableTopicResponse, PartitionData,
+    READ_COMMITTED,
 };
 use crate::protocol::messages::list_offsets::{
     ListOffsetsPartition, ListOffsetsPartitionResponse, ListOffsetsRequest, ListOffsetsResponse,
@@ -70,7 +71,14 @@ impl MockCluster {
             for fp in &t.partitions {
                 let read = match pushed {
                     Some(e) => Err((e, -1, -1)),
-                    None => self.fetch_partition(node_id, &t.topic, fp, &mut budget, &mut first),
+                    None => self.fetch_partition(
+                        node_id,
+                        &t.topic,
+                        fp,
+                        req.isolation_level == READ_COMMITTED,
+                        &mut budget,
+                        &mut first,
+                    ),
                 };
                 partitions.push(match read {
                     Ok(data) => data,
@@ -114,6 +122,7 @@ impl MockCluster {
         node_id: i32,
         topic: &str,
         fp: &FetchPartition,
+        read_committed: bool,
         budget: &mut usize,
         first: &mut bool,
     ) -> Result<PartitionData, (ErrorCode, i64, i64)> {
@@ -132,15 +141,25 @@ impl MockCluster {
             .partition_point(|b| b.base_offset <= fp.fetch_offset)
             .saturating_sub(1);
         let limit = (fp.partition_max_bytes.max(0) as usize).min(*budget);
+        let lso = self
+            .last_stable_offset(topic, fp.partition)
+            .unwrap_or(p.next_offset);
+        // READ_COMMITTED: nothing at or after the last stable offset.
+        let visible_end = if read_committed { lso } else { p.next_offset };
         let mut out = BytesMut::new();
+        let mut end = fp.fetch_offset;
         for b in p.log.iter().skip(start) {
             if b.base_offset + b.record_count as i64 <= fp.fetch_offset {
                 continue;
+            }
+            if b.base_offset >= visible_end {
+                break;
             }
             if out.len() + b.bytes.len() > limit && !(*first && out.is_empty()) {
                 break;
             }
             out.extend_from_slice(&b.bytes);
+            end = b.base_offset + b.record_count as i64;
         }
         if !out.is_empty() {
             *first = false;
@@ -150,9 +169,11 @@ impl MockCluster {
             partition_index: fp.partition,
             error_code: 0,
             high_watermark: p.next_offset,
-            last_stable_offset: p.next_offset,
+            last_stable_offset: lso,
             log_start_offset: p.log_start,
-            aborted_transactions: None,
+            // The consumer drops the records of these (read_committed only).
+            aborted_transactions: read_committed
+                .then(|| self.aborted_transactions(topic, fp.partition, fp.fetch_offset, end)),
             records: Some(out.freeze()),
             ..Default::default()
         })
@@ -179,7 +200,13 @@ impl MockCluster {
                     .map(|lp| {
                         let found = match pushed {
                             Some(e) => Err(e),
-                            None => self.list_partition(node_id, &t.name, lp, version),
+                            None => self.list_partition(
+                                node_id,
+                                &t.name,
+                                lp,
+                                version,
+                                req.isolation_level == READ_COMMITTED,
+                            ),
                         };
                         let mut r = ListOffsetsPartitionResponse {
                             partition_index: lp.partition_index,
@@ -214,11 +241,19 @@ impl MockCluster {
         topic: &str,
         lp: &ListOffsetsPartition,
         version: i16,
+        read_committed: bool,
     ) -> Result<(i64, i64, i32), ErrorCode> {
         let p = self.readable(node_id, topic, lp.partition_index, lp.current_leader_epoch)?;
         let epoch = p.leader_epoch;
         match lp.timestamp {
             EARLIEST_TIMESTAMP => Ok((p.log_start, -1, epoch)),
+            // READ_COMMITTED: the last stable offset.
+            LATEST_TIMESTAMP if read_committed => Ok((
+                self.last_stable_offset(topic, lp.partition_index)
+                    .unwrap_or(p.next_offset),
+                -1,
+                epoch,
+            )),
             LATEST_TIMESTAMP => Ok((p.next_offset, -1, epoch)),
             MAX_TIMESTAMP if version >= 7 => {
                 let mut best: Option<(i64, i64)> = None;

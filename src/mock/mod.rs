@@ -52,8 +52,15 @@
 //! confluent-kafka) read back what was produced; in-process,
 //! [`MockCluster::records`] does the same.
 //!
-//! What it is not: there are no fetch sessions, no consumer groups, no transactions (a
-//! transactional id is refused), no replication (each partition has exactly
+//! Transactions: a transaction coordinator (FindCoordinator, InitProducerId
+//! with a transactional id, AddPartitionsToTxn, AddOffsetsToTxn,
+//! TxnOffsetCommit, EndTxn) writes commit and abort markers into the logs; a
+//! `read_committed` Fetch stops at the last stable offset and lists the
+//! aborted transactions; transactions v2 (KIP-890) with
+//! [`MockCluster::set_transaction_version`].
+//!
+//! What it is not: there are no fetch sessions, no consumer groups (only the
+//! offsets of transactions are kept), no replication (each partition has exactly
 //! its leader as replica), no retention, no SASL/TLS. Unknown API keys close
 //! the connection. Differences from Kafka worth knowing: topics are also
 //! auto-created by Produce (Kafka creates them only on Metadata), and
@@ -65,12 +72,16 @@ mod cluster;
 mod dispatch;
 mod faults;
 mod fetch;
+mod harness;
 mod metadata;
 mod produce;
 mod server;
+mod txn;
 
 pub use batch::MockRecord;
 pub use cluster::{
     HandleResult, MockCluster, MockConfig, StoredBatch, FIRST_PRODUCER_ID, RETAINED_BATCHES,
 };
+pub use harness::{Broker, Pair, Scripted};
 pub use server::MockServer;
+pub use txn::MAX_TRANSACTION_TIMEOUT_MS;

@@ -17,6 +17,16 @@ use crate::protocol::messages::produce::{
 use crate::protocol::record::{RecordBatch, MAGIC, OFF_MAGIC};
 use crate::protocol::Compression;
 
+/// An InitProducerId answer with error `e` and no producer id.
+pub(super) fn init_failed(e: ErrorCode) -> InitProducerIdResponse {
+    InitProducerIdResponse {
+        error_code: e.code(),
+        producer_id: -1,
+        producer_epoch: -1,
+        ..Default::default()
+    }
+}
+
 /// Why a Produce for one partition was refused (or a duplicate).
 enum Appended {
     New(i64),
@@ -28,16 +38,7 @@ impl MockCluster {
         &mut self,
         req: &InitProducerIdRequest,
     ) -> InitProducerIdResponse {
-        let fail = |e: ErrorCode| InitProducerIdResponse {
-            error_code: e.code(),
-            producer_id: -1,
-            producer_epoch: -1,
-            ..Default::default()
-        };
-        if req.transactional_id.is_some() {
-            // No transaction coordinator in the mock.
-            return fail(ErrorCode::TransactionalIdAuthorizationFailed);
-        }
+        let fail = init_failed;
         if req.producer_id >= 0 {
             // Bump the epoch of a known id whose current epoch the client names.
             match self.producer_epochs.get(&req.producer_id) {
@@ -76,8 +77,6 @@ impl MockCluster {
             Some(e)
         } else if !matches!(req.acks, -1..=1) {
             Some(ErrorCode::InvalidRequiredAcks)
-        } else if req.transactional_id.is_some() {
-            Some(ErrorCode::TransactionalIdAuthorizationFailed)
         } else {
             None
         };
@@ -104,7 +103,13 @@ impl MockCluster {
                 let outcome = match (request_error, &name) {
                     (Some(e), _) => Err(e),
                     (None, None) => Err(ErrorCode::UnknownTopicId),
-                    (None, Some(n)) => self.produce_partition(node_id, n, pd, version),
+                    (None, Some(n)) => self.produce_partition(
+                        node_id,
+                        n,
+                        pd,
+                        version,
+                        req.transactional_id.as_deref(),
+                    ),
                 };
                 match outcome {
                     Ok(Appended::New(off)) | Ok(Appended::Duplicate(off)) => {
@@ -159,6 +164,7 @@ impl MockCluster {
         topic: &str,
         pd: &PartitionProduceData,
         version: i16,
+        transactional_id: Option<&str>,
     ) -> Result<Appended, ErrorCode> {
         if !self.topics.contains_key(topic) {
             if !self.config.auto_create_topics {
@@ -168,13 +174,7 @@ impl MockCluster {
             self.create_topic(topic, n)?;
         }
         let p = self
-            .topics
-            .get_mut(topic)
-            .and_then(|t| {
-                usize::try_from(pd.index)
-                    .ok()
-                    .and_then(|i| t.partitions.get_mut(i))
-            })
+            .partition_mut(topic, pd.index)
             .ok_or(ErrorCode::UnknownTopicOrPartition)?;
         if p.leader != node_id {
             return Err(ErrorCode::NotLeaderOrFollower);
@@ -212,6 +212,26 @@ impl MockCluster {
                 return Ok(Appended::Duplicate(off));
             }
         }
+        // A transactional batch needs its transactional id, and the reverse.
+        match (transactional_id, h.is_transactional()) {
+            (Some(tid), true) => self.check_transactional_produce(
+                tid,
+                topic,
+                pd.index,
+                h.producer_id,
+                h.producer_epoch,
+                version,
+            )?,
+            (None, false) => {}
+            _ => return Err(ErrorCode::InvalidRecord),
+        }
+        if h.is_transactional() {
+            let base = self.log_end_offset(topic, pd.index).unwrap_or(0);
+            self.transactional_append(topic, pd.index, h.producer_id, base);
+        }
+        let p = self
+            .partition_mut(topic, pd.index)
+            .ok_or(ErrorCode::UnknownTopicOrPartition)?;
         let base = p.next_offset;
         let mut bytes = BytesMut::from(&records[..]);
         bytes[0..8].copy_from_slice(&base.to_be_bytes());

@@ -38,6 +38,7 @@ pub mod rng;
 mod sender;
 mod timers;
 mod topics;
+pub mod txn;
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};

@@ -22,6 +22,16 @@ pub enum ApiKey {
     Fetch,
     /// ListOffsets (2).
     ListOffsets,
+    /// FindCoordinator (10).
+    FindCoordinator,
+    /// AddPartitionsToTxn (24).
+    AddPartitionsToTxn,
+    /// AddOffsetsToTxn (25).
+    AddOffsetsToTxn,
+    /// EndTxn (26).
+    EndTxn,
+    /// TxnOffsetCommit (28).
+    TxnOffsetCommit,
 }
 
 impl ApiKey {
@@ -34,6 +44,11 @@ impl ApiKey {
             ApiKey::InitProducerId => 22,
             ApiKey::Fetch => 1,
             ApiKey::ListOffsets => 2,
+            ApiKey::FindCoordinator => 10,
+            ApiKey::AddPartitionsToTxn => 24,
+            ApiKey::AddOffsetsToTxn => 25,
+            ApiKey::EndTxn => 26,
+            ApiKey::TxnOffsetCommit => 28,
         }
     }
 
@@ -46,18 +61,28 @@ impl ApiKey {
             22 => ApiKey::InitProducerId,
             1 => ApiKey::Fetch,
             2 => ApiKey::ListOffsets,
+            10 => ApiKey::FindCoordinator,
+            24 => ApiKey::AddPartitionsToTxn,
+            25 => ApiKey::AddOffsetsToTxn,
+            26 => ApiKey::EndTxn,
+            28 => ApiKey::TxnOffsetCommit,
             _ => return None,
         })
     }
 
     /// Every key this crate speaks (new keys are appended, so indexes stay stable).
-    pub const ALL: [ApiKey; 6] = [
+    pub const ALL: [ApiKey; 11] = [
         ApiKey::Produce,
         ApiKey::Metadata,
         ApiKey::ApiVersions,
         ApiKey::InitProducerId,
         ApiKey::Fetch,
         ApiKey::ListOffsets,
+        ApiKey::FindCoordinator,
+        ApiKey::AddPartitionsToTxn,
+        ApiKey::AddOffsetsToTxn,
+        ApiKey::EndTxn,
+        ApiKey::TxnOffsetCommit,
     ];
 
     /// Versions of this API that the codec implements, `(min, max)`.
@@ -68,10 +93,20 @@ impl ApiKey {
             ApiKey::Produce => (3, 13),
             ApiKey::Metadata => (1, 13),
             ApiKey::ApiVersions => (0, 4),
-            ApiKey::InitProducerId => (0, 5),
+            // v6 is KIP-939 (two-phase commit).
+            ApiKey::InitProducerId => (0, 6),
             // v4 is the first to read RecordBatch v2; v13 names topics by id.
             ApiKey::Fetch => (4, 12),
             ApiKey::ListOffsets => (1, 7),
+            // v4+ batches keys (KIP-699); v6 adds share groups (KIP-932).
+            ApiKey::FindCoordinator => (0, 6),
+            // v4+ is the brokers' batched form; clients send v0-3 (KIP-890).
+            ApiKey::AddPartitionsToTxn => (0, 5),
+            ApiKey::AddOffsetsToTxn => (0, 4),
+            // v5 bumps the epoch at every transaction end (KIP-890 part 2).
+            ApiKey::EndTxn => (0, 5),
+            // v6 names topics by id (KIP-1319), not spoken.
+            ApiKey::TxnOffsetCommit => (0, 5),
         }
     }
 
@@ -84,6 +119,11 @@ impl ApiKey {
             ApiKey::InitProducerId => 2,
             ApiKey::Fetch => 12,
             ApiKey::ListOffsets => 6,
+            ApiKey::FindCoordinator => 3,
+            ApiKey::AddPartitionsToTxn => 3,
+            ApiKey::AddOffsetsToTxn => 3,
+            ApiKey::EndTxn => 3,
+            ApiKey::TxnOffsetCommit => 3,
         }
     }
 

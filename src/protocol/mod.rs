@@ -4,6 +4,7 @@
 
 pub mod checksum;
 pub mod compression;
+pub mod control;
 pub mod error;
 pub mod error_code;
 pub mod frame;

@@ -693,3 +693,21 @@ pub fn check(
     }
     c
 }
+
+/// The producer settings the record matrix goes through on every peer:
+/// acks=1, acks=all, and idempotence (each named for its topic).
+pub const ROUND_TRIP_CASES: &[(&str, &[(&str, &str)])] = &[
+    ("acks1", &[("acks", "1"), ("enable.idempotence", "false")]),
+    (
+        "acksall",
+        &[("acks", "all"), ("enable.idempotence", "false")],
+    ),
+    (
+        "idem",
+        &[
+            ("acks", "all"),
+            ("enable.idempotence", "true"),
+            ("linger.ms", "2"),
+        ],
+    ),
+];

@@ -3,6 +3,7 @@
 //! at the connection's fate), for every module.
 
 mod fetch;
+mod txn;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -445,16 +446,15 @@ fn init_producer_id_allocates_and_bumps() {
     assert_eq!(r.error_code, ErrorCode::InvalidProducerEpoch.code());
     let r = init_pid(&mut c, 4, 5, 0);
     assert_eq!(r.error_code, ErrorCode::InvalidProducerEpoch.code());
-    // Transactions are not supported.
+    // A transactional id needs a transaction timeout (see txn.rs for the rest).
     let req = InitProducerIdRequest {
         transactional_id: Some("tx".into()),
         ..Default::default()
     };
-    let r: InitProducerIdResponse = decode(&c.handle_request(0, frame(4, &req), Instant::now()), 4);
-    assert_eq!(
-        r.error_code,
-        ErrorCode::TransactionalIdAuthorizationFailed.code()
-    );
+    let node = c.coordinator_of("tx");
+    let r: InitProducerIdResponse =
+        decode(&c.handle_request(node, frame(4, &req), Instant::now()), 4);
+    assert_eq!(r.error_code, ErrorCode::InvalidTransactionTimeout.code());
 }
 
 // ---- Produce ---------------------------------------------------------------

@@ -89,6 +89,10 @@ pub struct FinalizedFeatureKey {
     pub tagged_fields: TaggedFields,
 }
 
+/// Name of the feature whose finalized level selects the transaction
+/// protocol (KIP-890, KIP-1022).
+pub const TRANSACTION_VERSION_FEATURE: &str = "transaction.version";
+
 /// ApiVersions response: the APIs and versions the broker supports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiVersionsResponse {
@@ -325,6 +329,24 @@ impl ApiVersionsResponse {
         };
         buf.advance(buf.remaining());
         Ok((r, skipped))
+    }
+
+    /// The cluster's finalized max version level of feature `name`, or
+    /// `None` when the feature is not finalized (not listed, or level 0).
+    pub fn finalized_feature_level(&self, name: &str) -> Option<i16> {
+        self.finalized_features
+            .iter()
+            .find(|f| f.name == name)
+            .map(|f| f.max_version_level)
+            .filter(|l| *l > 0)
+    }
+
+    /// The finalized `transaction.version` (KIP-890): 2 or more means
+    /// transactions v2 (partitions added by Produce, epoch bumped by EndTxn);
+    /// 0 when the broker does not report it.
+    pub fn transaction_version(&self) -> i16 {
+        self.finalized_feature_level(TRANSACTION_VERSION_FEATURE)
+            .unwrap_or(0)
     }
 
     /// The broker's entry for `key`, if it lists that API.

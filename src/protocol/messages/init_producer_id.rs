@@ -1,4 +1,5 @@
-//! InitProducerId (key 22), versions 0-5, flexible from 2
+//! InitProducerId (key 22), versions 0-6, flexible from 2, two-phase commit
+//! fields from 6 (KIP-939)
 //! (`InitProducerIdRequest.json`, `InitProducerIdResponse.json`).
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -20,6 +21,10 @@ pub struct InitProducerIdRequest {
     pub producer_id: i64,
     /// The current producer epoch, or -1 (v3+).
     pub producer_epoch: i16,
+    /// True when the transactions of this id take part in a two-phase commit (v6+).
+    pub enable_2pc: bool,
+    /// True to keep a prepared transaction instead of aborting it (v6+).
+    pub keep_prepared_txn: bool,
     /// Unknown tagged fields (v2+).
     pub tagged_fields: TaggedFields,
 }
@@ -31,6 +36,8 @@ impl Default for InitProducerIdRequest {
             transaction_timeout_ms: 0,
             producer_id: -1,
             producer_epoch: -1,
+            enable_2pc: false,
+            keep_prepared_txn: false,
             tagged_fields: TaggedFields::default(),
         }
     }
@@ -59,6 +66,17 @@ impl ApiMessage for InitProducerIdRequest {
                 "InitProducerId producer_epoch before v3",
             )?;
         }
+        if version >= 6 {
+            buf.put_u8(u8::from(self.enable_2pc));
+            buf.put_u8(u8::from(self.keep_prepared_txn));
+        } else {
+            let two_pc = (self.enable_2pc, self.keep_prepared_txn);
+            absent(
+                &two_pc,
+                &(false, false),
+                "InitProducerId 2PC fields before v6",
+            )?;
+        }
         put_tags(buf, flex, &[], &self.tagged_fields)
     }
 
@@ -73,6 +91,10 @@ impl ApiMessage for InitProducerIdRequest {
         if version >= 3 {
             r.producer_id = get_i64(buf)?;
             r.producer_epoch = get_i16(buf)?;
+        }
+        if version >= 6 {
+            r.enable_2pc = get_bool(buf)?;
+            r.keep_prepared_txn = get_bool(buf)?;
         }
         r.tagged_fields = get_tags(buf, flex, |_, _| Ok(false))?;
         Ok(r)
@@ -94,6 +116,11 @@ pub struct InitProducerIdResponse {
     pub producer_id: i64,
     /// The producer epoch.
     pub producer_epoch: i16,
+    /// The producer id of a prepared transaction kept by `keep_prepared_txn`,
+    /// or -1 (v6+).
+    pub ongoing_txn_producer_id: i64,
+    /// The epoch of that prepared transaction, or -1 (v6+).
+    pub ongoing_txn_producer_epoch: i16,
     /// Unknown tagged fields (v2+).
     pub tagged_fields: TaggedFields,
 }
@@ -105,6 +132,8 @@ impl Default for InitProducerIdResponse {
             error_code: 0,
             producer_id: -1,
             producer_epoch: 0,
+            ongoing_txn_producer_id: -1,
+            ongoing_txn_producer_epoch: -1,
             tagged_fields: TaggedFields::default(),
         }
     }
@@ -120,18 +149,38 @@ impl ApiMessage for InitProducerIdResponse {
         buf.put_i16(self.error_code);
         buf.put_i64(self.producer_id);
         buf.put_i16(self.producer_epoch);
+        if version >= 6 {
+            buf.put_i64(self.ongoing_txn_producer_id);
+            buf.put_i16(self.ongoing_txn_producer_epoch);
+        } else {
+            let ongoing = (
+                self.ongoing_txn_producer_id,
+                self.ongoing_txn_producer_epoch,
+            );
+            absent(
+                &ongoing,
+                &(-1, -1),
+                "InitProducerId ongoing transaction before v6",
+            )?;
+        }
         put_tags(buf, flex, &[], &self.tagged_fields)
     }
 
     fn decode(buf: &mut Bytes, version: i16) -> Result<Self> {
         Self::API_KEY.check_version(version)?;
         let flex = Self::API_KEY.is_flexible(version);
-        Ok(InitProducerIdResponse {
+        let mut r = InitProducerIdResponse {
             throttle_time_ms: get_i32(buf)?,
             error_code: get_i16(buf)?,
             producer_id: get_i64(buf)?,
             producer_epoch: get_i16(buf)?,
-            tagged_fields: get_tags(buf, flex, |_, _| Ok(false))?,
-        })
+            ..Default::default()
+        };
+        if version >= 6 {
+            r.ongoing_txn_producer_id = get_i64(buf)?;
+            r.ongoing_txn_producer_epoch = get_i16(buf)?;
+        }
+        r.tagged_fields = get_tags(buf, flex, |_, _| Ok(false))?;
+        Ok(r)
     }
 }

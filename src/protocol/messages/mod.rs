@@ -1,4 +1,5 @@
-//! The request and response bodies a producer needs, and Fetch and ListOffsets
+//! The request and response bodies a producer needs (transactions included),
+//! and Fetch and ListOffsets
 //! to read records back, byte-exact to Kafka's JSON message specs
 //! (`clients/src/main/resources/common/message/*.json`).
 //!
@@ -16,12 +17,17 @@
 //!   `tagged_fields` and re-emitted merged by tag.
 //! - Decoding never panics and allocates no more than the input justifies.
 
+pub mod add_offsets_to_txn;
+pub mod add_partitions_to_txn;
 pub mod api_versions;
+pub mod end_txn;
 pub mod fetch;
+pub mod find_coordinator;
 pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
+pub mod txn_offset_commit;
 
 pub use api_versions::{negotiate, NegotiatedVersions};
 

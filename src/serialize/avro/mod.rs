@@ -1,6 +1,10 @@
 //! Avro in the Confluent Schema Registry wire format, with schema evolution
 //! (feature `avro`, on the `apache-avro` crate).
 //!
+//! (One file of about 700 lines: the serializer and deserializer share the
+//! framing, the schema cache and the resolution rules; the registry client
+//! is `registry.rs`.)
+//!
 //! Every serialized key or value is framed as the Schema Registry's
 //! serializers frame it, so Confluent's deserializers (Java, librdkafka-based
 //! clients) read it:
