@@ -1642,6 +1642,7 @@ fn producer_metrics_follow_the_scripted_timings() {
     h.pair.producer.record_buffer_wait(Duration::from_millis(5));
     h.pair.producer.set_waiting_threads(2);
     assert_eq!(pm(&h, "bufferpool-wait-time-ns-total"), 5e6);
+    assert_eq!(pm(&h, "bufferpool-wait-time-total"), 5e6);
     assert_eq!(pm(&h, "waiting-threads"), 2.0);
 
     // Two windows later every sample has aged out; totals stay.

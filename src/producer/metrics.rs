@@ -254,6 +254,8 @@ impl super::Producer {
             "bufferpool-wait-time-ns-total",
             s.buffer_wait_ns_total as f64,
         );
+        // The name before KIP-773 (also nanoseconds), which dashboards still read.
+        push("bufferpool-wait-time-total", s.buffer_wait_ns_total as f64);
         push("waiting-threads", s.waiting_threads as f64);
         push("connection-count", self.net.conns.len() as f64);
         push(
