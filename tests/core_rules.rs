@@ -16,7 +16,8 @@ use kafka_sansio::protocol::frame::{
 use kafka_sansio::protocol::messages::api_versions::{ApiVersion, ApiVersionsResponse};
 use kafka_sansio::protocol::messages::init_producer_id::InitProducerIdResponse;
 use kafka_sansio::protocol::messages::metadata::{
-    MetadataResponse, MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+    MetadataRequest, MetadataResponse, MetadataResponseBroker, MetadataResponsePartition,
+    MetadataResponseTopic,
 };
 use kafka_sansio::protocol::messages::produce::{
     PartitionProduceResponse, ProduceRequest, ProduceResponse, TopicProduceResponse,
@@ -58,6 +59,12 @@ struct Harness {
     broker_port: i32,
     /// Node id Metadata gives the broker, leader of every partition.
     broker_id: i32,
+    /// The topics each Metadata request named, in order.
+    metadata_topics: Vec<Vec<String>>,
+    /// Requests read, of every API.
+    requests: usize,
+    /// Bytes of answers handed to the core.
+    received: usize,
 }
 
 const TOPIC: &str = "t";
@@ -90,6 +97,9 @@ impl Harness {
             metadata_ports: Vec::new(),
             broker_port: 9000,
             broker_id: 0,
+            metadata_topics: Vec::new(),
+            requests: 0,
+            received: 0,
         }
     }
 
@@ -113,6 +123,7 @@ impl Harness {
         self.pump();
         let (conn, mut frame) = self.pair.broker.next_request()?;
         let header = RequestHeader::decode(&mut frame).unwrap();
+        self.requests += 1;
         Some(Req {
             conn,
             header,
@@ -131,6 +142,7 @@ impl Harness {
         .unwrap();
         // Deliver in two pieces to exercise deframing across reads.
         let mid = buf.len() / 2;
+        self.received += buf.len();
         self.pair.core(|p, now| {
             p.handle_data(req.conn, &buf[..mid], now);
             p.handle_data(req.conn, &buf[mid..], now);
@@ -166,6 +178,15 @@ impl Harness {
                 ApiKey::Metadata => {
                     self.metadata_requests += 1;
                     self.metadata_ports.push(self.pair.port(req.conn).unwrap());
+                    let mut body = req.body.clone();
+                    let mr = MetadataRequest::decode(&mut body, req.header.api_version).unwrap();
+                    self.metadata_topics.push(
+                        mr.topics
+                            .unwrap_or_default()
+                            .into_iter()
+                            .filter_map(|t| t.name)
+                            .collect(),
+                    );
                     let error_code = if self.metadata_errors.is_empty() {
                         0
                     } else {
@@ -1404,4 +1425,290 @@ fn secured_protocols_are_refused_rather_than_sent_in_the_clear() {
         );
         assert!(!text.contains("\"p\""), "no secret in the error: {text}");
     }
+}
+
+#[test]
+fn a_connection_idle_past_connections_max_idle_ms_is_closed_and_reopened_on_demand() {
+    let mut h =
+        delivered_through_the_broker(&[("linger.ms", "0"), ("connections.max.idle.ms", "10000")]);
+    assert!(h.pair.closed().is_empty());
+    // The idle close is a deadline of its own: the driver is woken for it.
+    let wake = h.pair.core(|p, _| p.poll_timeout()).expect("a deadline");
+    assert_eq!(wake, h.pair.now + Duration::from_secs(10));
+    h.advance(Duration::from_millis(9_999));
+    assert!(h.pair.closed().is_empty(), "closed before its idle time");
+    h.advance(Duration::from_millis(1));
+    assert_eq!(h.pair.closed().len(), 2, "bootstrap and broker connections");
+    assert_eq!(h.pair.connections().count(), 0);
+    // The next record opens a connection again, with no backoff to wait.
+    h.send(rec("b"));
+    let (req, pr) = h.next_produce().expect("produce after reopening");
+    h.answer_produce(&req, &pr, ErrorCode::None, 1);
+    assert_eq!(h.delivered_offsets(), vec![(0, 0), (1, 1)]);
+    assert!(h.pair.connects().len() > 2 && h.pair.connects().ends_with(&[9001]));
+}
+
+#[test]
+fn a_busy_connection_or_a_negative_idle_time_is_never_closed_for_idleness() {
+    let mut h =
+        delivered_through_the_broker(&[("linger.ms", "0"), ("connections.max.idle.ms", "-1")]);
+    h.advance(Duration::from_secs(3_600));
+    assert!(h.pair.closed().is_empty());
+    // A request in flight keeps its connection however long it takes.
+    let mut h = delivered_through_the_broker(&[
+        ("linger.ms", "0"),
+        ("connections.max.idle.ms", "1000"),
+        ("request.timeout.ms", "30000"),
+    ]);
+    h.send(rec("b"));
+    let (req, pr) = h.next_produce().expect("produce");
+    let produce_conn = req.conn;
+    h.advance(Duration::from_secs(5));
+    assert!(!h.pair.closed().contains(&produce_conn));
+    h.answer_produce(&req, &pr, ErrorCode::None, 1);
+    h.advance(Duration::from_millis(999));
+    assert!(!h.pair.closed().contains(&produce_conn));
+    h.advance(Duration::from_millis(1));
+    assert!(h.pair.closed().contains(&produce_conn));
+}
+
+#[test]
+fn connect_timeouts_double_per_failed_connect_up_to_the_max() {
+    let mut h = Harness::new(&[
+        ("linger.ms", "0"),
+        ("socket.connection.setup.timeout.ms", "1000"),
+        ("socket.connection.setup.timeout.max.ms", "4000"),
+        ("reconnect.backoff.ms", "0"),
+        ("reconnect.backoff.max.ms", "0"),
+    ]);
+    // No connect is answered: each one times out.
+    h.pair.hold_network(true);
+    h.send(rec("a"));
+    let mut dials = vec![h.pair.now];
+    let next_deadline = |h: &mut Harness, dials: &mut Vec<Instant>| {
+        let t = h
+            .pair
+            .core(|p, _| p.poll_timeout())
+            .expect("a connect deadline");
+        h.pair.now = h.pair.now.max(t);
+        h.pair.core(|p, now| p.handle_timeout(now));
+        h.pump();
+        while dials.len() < h.pair.dialed().len() {
+            dials.push(h.pair.now);
+        }
+    };
+    while dials.len() < 6 {
+        next_deadline(&mut h, &mut dials);
+    }
+    let timeouts: Vec<u128> = dials
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_millis())
+        .collect();
+    // Each within 20% of 1 s, 2 s, 4 s, 4 s, 4 s.
+    for (t, nominal) in timeouts.iter().zip([1000u128, 2000, 4000, 4000, 4000]) {
+        assert!(
+            *t >= nominal * 8 / 10 && *t <= nominal * 12 / 10,
+            "{timeouts:?}"
+        );
+    }
+    // A connect that succeeds starts the timeout over.
+    let conn = *h.pair.connecting().last().expect("a connect waiting");
+    h.pair.answer_connect(conn);
+    h.pair.disconnect(conn);
+    let opened = *dials.last().unwrap();
+    let before = h.pair.dialed().len();
+    assert!(before > dials.len() - 1, "redialed at once");
+    let redial = h.pair.now;
+    next_deadline(&mut h, &mut dials);
+    let after = (h.pair.now - redial).as_millis();
+    assert!(
+        (800..=1200).contains(&after),
+        "{after} ms after {:?}",
+        redial - opened
+    );
+}
+
+#[test]
+fn a_topic_idle_past_metadata_max_idle_ms_is_left_out_of_metadata_until_used_again() {
+    let mut h = Harness::new(&[
+        ("linger.ms", "0"),
+        ("metadata.max.idle.ms", "5000"),
+        ("metadata.max.age.ms", "6000"),
+    ]);
+    h.send(rec("a"));
+    let (req, pr) = h.next_produce().expect("produce");
+    h.answer_produce(&req, &pr, ErrorCode::None, 0);
+    assert_eq!(h.metadata_topics, vec![vec![TOPIC.to_string()]]);
+    // Refreshed by age after 6 s: the topic has been idle 6 s, past 5 s.
+    h.advance(Duration::from_secs(6));
+    assert!(h.next_produce().is_none());
+    assert_eq!(h.metadata_topics.len(), 2, "{:?}", h.metadata_topics);
+    assert!(h.metadata_topics[1].is_empty(), "{:?}", h.metadata_topics);
+    // Used again: its metadata is asked for again at once.
+    h.send(rec("b"));
+    let (req, pr) = h.next_produce().expect("produce");
+    h.answer_produce(&req, &pr, ErrorCode::None, 1);
+    assert_eq!(h.metadata_topics.len(), 3);
+    assert_eq!(h.metadata_topics[2], vec![TOPIC.to_string()]);
+}
+
+/// The value of Java's metric `name` in `group` (the one tagged `tag`, when given).
+fn metric(h: &Harness, group: &str, name: &str, tag: Option<(&str, &str)>) -> f64 {
+    let all = h.pair.producer.metrics_snapshot(h.pair.now);
+    let m = all
+        .iter()
+        .find(|m| {
+            m.group == group
+                && m.name == name
+                && tag.is_none_or(|(k, v)| m.tags.iter().any(|(tk, tv)| *tk == k && tv == v))
+        })
+        .unwrap_or_else(|| panic!("no {group}/{name} {tag:?}"));
+    assert!(m
+        .tags
+        .iter()
+        .any(|(k, v)| *k == "client-id" && v == "kafka-sansio"));
+    m.value
+}
+
+fn pm(h: &Harness, name: &str) -> f64 {
+    metric(h, "producer-metrics", name, None)
+}
+
+fn close_to(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * b.abs().max(1.0)
+}
+
+#[test]
+fn producer_metrics_follow_the_scripted_timings() {
+    let mut h = Harness::new(&[
+        ("linger.ms", "100"),
+        ("metrics.sample.window.ms", "1000"),
+        ("metrics.num.samples", "2"),
+    ]);
+    h.pair.record_sends();
+    let t0 = h.pair.now;
+    for v in ["aaaa", "bbbb", "cccc"] {
+        h.pair
+            .core(|p, now| p.send(rec(v).partition(0), now))
+            .unwrap();
+    }
+    h.pump();
+    assert!(h.next_produce().is_none(), "lingering");
+    h.advance(Duration::from_millis(100));
+    let (req, pr) = h.next_produce().expect("produce");
+    let batch_len = pr.topic_data[0].partition_data[0]
+        .records
+        .as_ref()
+        .unwrap()
+        .len() as f64;
+    h.advance(Duration::from_millis(40));
+    h.answer_produce(&req, &pr, ErrorCode::None, 0);
+    assert_eq!(h.delivered_offsets().len(), 3);
+    assert_eq!(h.pair.now - t0, Duration::from_millis(140));
+
+    // Rates divide by Java's window: the time since the oldest sample, at
+    // least all windows but one (here 1 s).
+    let since = |start_ms: f64| (140.0 - start_ms) / 1000.0 + 1.0;
+    assert_eq!(pm(&h, "record-send-total"), 3.0);
+    assert!(close_to(pm(&h, "record-send-rate"), 3.0 / since(100.0)));
+    let topic = metric(
+        &h,
+        "producer-topic-metrics",
+        "record-send-rate",
+        Some(("topic", TOPIC)),
+    );
+    assert!(close_to(topic, 3.0 / since(100.0)));
+    assert_eq!(pm(&h, "record-queue-time-avg"), 100.0);
+    assert_eq!(pm(&h, "record-queue-time-max"), 100.0);
+    assert!(close_to(pm(&h, "request-latency-avg"), 40.0));
+    assert!(close_to(pm(&h, "request-latency-max"), 40.0));
+    let node = metric(
+        &h,
+        "producer-node-metrics",
+        "request-latency-avg",
+        Some(("node-id", "node-0")),
+    );
+    assert!(close_to(node, 40.0));
+    assert_eq!(pm(&h, "records-per-request-avg"), 3.0);
+    assert_eq!(pm(&h, "batch-size-avg"), batch_len);
+    assert_eq!(pm(&h, "batch-size-max"), batch_len);
+    assert_eq!(pm(&h, "compression-rate-avg"), 1.0);
+    assert!(close_to(pm(&h, "record-size-avg"), batch_len / 3.0));
+    assert_eq!(pm(&h, "produce-throttle-time-avg"), 0.0);
+    assert_eq!(pm(&h, "record-error-rate"), 0.0);
+    assert_eq!(pm(&h, "record-retry-rate"), 0.0);
+    // Every request of every API went out at t0 or later, the first at t0.
+    let sent: usize = h.pair.sent().iter().map(|(_, d)| d.len()).sum();
+    assert!(close_to(
+        pm(&h, "outgoing-byte-rate"),
+        sent as f64 / since(0.0)
+    ));
+    assert!(close_to(
+        pm(&h, "request-rate"),
+        h.requests as f64 / since(0.0)
+    ));
+    assert!(close_to(
+        pm(&h, "request-size-avg"),
+        sent as f64 / h.requests as f64
+    ));
+    assert!(close_to(
+        pm(&h, "incoming-byte-rate"),
+        h.received as f64 / since(0.0)
+    ));
+    assert_eq!(
+        pm(&h, "connection-count"),
+        h.pair.connections().count() as f64
+    );
+    assert!(close_to(
+        pm(&h, "connection-creation-rate"),
+        h.pair.connects().len() as f64 / since(0.0)
+    ));
+    assert_eq!(pm(&h, "buffer-total-bytes"), 33_554_432.0);
+    assert_eq!(pm(&h, "buffer-available-bytes"), 33_554_432.0);
+    assert!(close_to(pm(&h, "metadata-age"), 0.14));
+    // Drivers report the waits for buffer.memory.
+    assert_eq!(pm(&h, "bufferpool-wait-time-ns-total"), 0.0);
+    h.pair.producer.record_buffer_wait(Duration::from_millis(5));
+    h.pair.producer.set_waiting_threads(2);
+    assert_eq!(pm(&h, "bufferpool-wait-time-ns-total"), 5e6);
+    assert_eq!(pm(&h, "bufferpool-wait-time-total"), 5e6);
+    assert_eq!(pm(&h, "waiting-threads"), 2.0);
+
+    // Two windows later every sample has aged out; totals stay.
+    h.advance(Duration::from_millis(2_000));
+    assert_eq!(pm(&h, "record-send-rate"), 0.0);
+    assert!(pm(&h, "request-latency-avg").is_nan());
+    assert!(pm(&h, "record-queue-time-max").is_nan());
+    assert_eq!(pm(&h, "record-send-total"), 3.0);
+}
+
+#[test]
+fn retry_and_error_rates_count_records_per_batch() {
+    let mut h = Harness::new(&[
+        ("linger.ms", "0"),
+        ("enable.idempotence", "false"),
+        ("retries", "1"),
+        ("retry.backoff.ms", "10"),
+        ("retry.backoff.max.ms", "10"),
+        ("metrics.sample.window.ms", "1000"),
+    ]);
+    h.pair
+        .core(|p, now| p.send(rec("a").partition(0), now))
+        .unwrap();
+    h.pair
+        .core(|p, now| p.send(rec("b").partition(0), now))
+        .unwrap();
+    let (req, pr) = h.next_produce().expect("produce");
+    h.answer_produce(&req, &pr, ErrorCode::NotLeaderOrFollower, -1);
+    h.advance(Duration::from_millis(10));
+    let (req, pr) = h.next_produce().expect("retry");
+    h.answer_produce(&req, &pr, ErrorCode::NotLeaderOrFollower, -1);
+    assert_eq!(h.failures().len(), 2);
+    // Both at most 10 ms after the first sample: the window is 1 s plus that.
+    let rate = pm(&h, "record-retry-rate");
+    assert!((2.0 / 1.011..=2.0 / 1.0).contains(&rate), "{rate}");
+    let rate = pm(&h, "record-error-rate");
+    assert!((2.0 / 1.011..=2.0 / 1.0).contains(&rate), "{rate}");
+    // Two batches' worth of records went out: the first attempt and the retry.
+    assert_eq!(pm(&h, "record-send-total"), 4.0);
 }

@@ -423,6 +423,22 @@ fn blocked_send_resumes_and_close_wakes<D: Driver>() {
         f.wait().unwrap();
     }
     assert_eq!(count(&b, "blocked"), 200);
+    // The handle's metrics saw the waits and the broker's latency.
+    let m = p.handle.metrics_snapshot();
+    let get = |name: &str| {
+        m.iter()
+            .find(|m| m.group == "producer-metrics" && m.name == name)
+            .unwrap_or_else(|| panic!("{name}"))
+            .value
+    };
+    assert!(get("bufferpool-wait-time-ns-total") > 0.0);
+    assert_eq!(get("waiting-threads"), 0.0);
+    assert!(
+        get("request-latency-avg") >= 20.0,
+        "{}",
+        get("request-latency-avg")
+    );
+    assert_eq!(get("record-send-total"), 200.0);
 
     // Now nothing completes: the broker is down, memory fills, a sender blocks.
     b.set_broker_down(0, true);

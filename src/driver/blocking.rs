@@ -71,7 +71,7 @@ impl Drop for Inner {
 impl Producer {
     /// Validates `config` and starts the IO thread.
     pub fn new(config: ProducerConfig) -> Result<Self, Error> {
-        let connect_timeout = config.connect_timeout;
+        let connect_timeout = config.connect_timeout_max;
         let (side, handle, tx, rx) = LoopSide::new(config, None)?;
         let io = Arc::new_cyclic(|me| Io {
             state: Mutex::new(IoLoop::new(side, tx, connect_timeout, me.clone())),
@@ -149,6 +149,11 @@ impl Producer {
     /// A snapshot of the core's counters ([`Handle::metrics`]).
     pub fn metrics(&self) -> crate::producer::Metrics {
         self.inner.handle.metrics()
+    }
+
+    /// Java's producer metrics now ([`Handle::metrics_snapshot`]).
+    pub fn metrics_snapshot(&self) -> Vec<crate::producer::Metric> {
+        self.inner.handle.metrics_snapshot()
     }
 
     /// A [`Handle`] on this producer (it does not keep the producer open).

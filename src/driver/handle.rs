@@ -212,14 +212,19 @@ impl Handle {
                     }
                     record = *r;
                     // The loop frees memory as batches complete and signals `room`.
-                    s.blocked.fetch_add(1, Ordering::SeqCst);
+                    let waiting = s.blocked.fetch_add(1, Ordering::SeqCst) + 1;
+                    g.core.set_waiting_threads(waiting);
                     g = s
                         .room
                         .wait_timeout(g, d - now)
                         .unwrap_or_else(|e| e.into_inner())
                         .0;
-                    s.blocked.fetch_sub(1, Ordering::SeqCst);
+                    let waiting = s.blocked.fetch_sub(1, Ordering::SeqCst) - 1;
+                    let waited = now;
                     now = Instant::now();
+                    // The core keeps `waiting-threads` and `bufferpool-wait-time-ns-total`.
+                    g.core.set_waiting_threads(waiting);
+                    g.core.record_buffer_wait(now - waited);
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -290,6 +295,13 @@ impl Handle {
     /// Java's `producer.metrics()` gives them.
     pub fn metrics(&self) -> crate::producer::Metrics {
         self.shared.lock().core.metrics().clone()
+    }
+
+    /// Java's producer metrics now, by group, name and tags
+    /// ([`Producer::metrics_snapshot`](crate::producer::Producer::metrics_snapshot)).
+    pub fn metrics_snapshot(&self) -> Vec<crate::producer::Metric> {
+        let now = Instant::now();
+        self.shared.lock().core.metrics_snapshot(now)
     }
 
     /// True once the producer's loop finished closing.

@@ -367,6 +367,11 @@ impl<K, V> TypedProducer<K, V> {
         self.handle.metrics()
     }
 
+    /// Java's producer metrics now ([`Handle::metrics_snapshot`]).
+    pub fn metrics_snapshot(&self) -> Vec<crate::producer::Metric> {
+        self.handle.metrics_snapshot()
+    }
+
     /// The untyped handle, for records that are bytes already.
     pub fn handle(&self) -> &Handle {
         &self.handle

@@ -63,7 +63,7 @@ impl Producer {
                 return Ok(());
             }
             // Full: close it; a new batch takes the record.
-            let res = p.close_open(self.config.compression, self.config.compression_level);
+            let res = p.close_open(self.config.compression, self.config.compression_level());
             self.after_close(part, res);
             self.dirty = true;
         }
@@ -125,6 +125,14 @@ impl Producer {
         });
         // A new batch brings a linger deadline.
         self.dirty = true;
+        let topic = self.topics.at_mut(self.parts[part].topic_pos);
+        topic.last_used = Some(now);
+        if topic.forgotten {
+            // Java forgets an idle topic's metadata, and its next use
+            // fetches it: here the view is kept, and refreshed.
+            topic.forgotten = false;
+            self.cluster.metadata_needed = true;
+        }
         self.appended(part, id, ts);
         Ok(())
     }
@@ -142,7 +150,7 @@ impl Producer {
         open.last_id = id;
         p.queued_records += 1;
         if open.builder.len() >= open.target {
-            let res = p.close_open(self.config.compression, self.config.compression_level);
+            let res = p.close_open(self.config.compression, self.config.compression_level());
             self.after_close(part, res);
             self.dirty = true;
         }
@@ -157,9 +165,17 @@ impl Producer {
         match res {
             Ok(0) => {}
             Ok(uncompressed) => {
+                let w = self.window();
+                let now = self.last_now;
                 let p = &mut self.parts[part];
                 let b = p.queue.back_mut().expect("just closed");
                 b.part = part;
+                let s = &mut self.sensors;
+                s.batch_size.record(b.closed.len() as f64, now, &w);
+                s.compression_rate
+                    .record(b.closed.len() as f64 / uncompressed as f64, now, &w);
+                s.record_size
+                    .record(uncompressed as f64 / b.count().max(1) as f64, now, &w);
                 if self.config.compression != Compression::None {
                     let observed = b.closed.len() as f64 / uncompressed as f64;
                     let t = self.topics.at_mut(p.topic_pos);

@@ -49,6 +49,16 @@ impl MetadataRecoveryStrategy {
     }
 }
 
+/// `client.dns.lookup`: how host names become addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientDnsLookup {
+    /// `use_all_dns_ips`: every address of a name is tried in turn.
+    UseAllDnsIps,
+    /// `resolve_canonical_bootstrap_servers_only`: as `use_all_dns_ips`
+    /// here; Java's reverse lookup to the canonical name serves Kerberos only.
+    ResolveCanonicalBootstrapServersOnly,
+}
+
 /// A configuration that cannot be used, with the key and the reason.
 #[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -127,8 +137,12 @@ pub struct ProducerConfig {
     pub max_request_size: usize,
     /// `compression.type`.
     pub compression: Compression,
-    /// `compression.level` (codec-specific; `None` for the codec's default).
-    pub compression_level: Option<i32>,
+    /// `compression.gzip.level` (`None` for the codec's default).
+    pub compression_gzip_level: Option<i32>,
+    /// `compression.lz4.level` (`None` for the codec's default).
+    pub compression_lz4_level: Option<i32>,
+    /// `compression.zstd.level` (`None` for the codec's default).
+    pub compression_zstd_level: Option<i32>,
     /// `metadata.max.age.ms`.
     pub metadata_max_age: Duration,
     /// `max.block.ms`: how long records may wait for metadata or memory.
@@ -142,8 +156,28 @@ pub struct ProducerConfig {
     /// `metadata.recovery.rebootstrap.trigger.ms`: how long metadata may be
     /// wanted without an answer before the producer rebootstraps (KIP-1102).
     pub metadata_recovery_rebootstrap_trigger: Duration,
-    /// `socket.connection.setup.timeout.ms` (used by drivers).
+    /// `socket.connection.setup.timeout.ms`: the first connect timeout of an address.
     pub connect_timeout: Duration,
+    /// `socket.connection.setup.timeout.max.ms`: the connect timeout doubles
+    /// per failed connect to an address up to this.
+    pub connect_timeout_max: Duration,
+    /// `connections.max.idle.ms`: idle connections are closed after this
+    /// (`None` for -1 or any negative value: never).
+    pub connections_max_idle: Option<Duration>,
+    /// `metadata.max.idle.ms`: a topic unused this long is left out of Metadata requests.
+    pub metadata_max_idle: Duration,
+    /// `client.dns.lookup`.
+    pub client_dns_lookup: ClientDnsLookup,
+    /// `send.buffer.bytes` (-1: the OS default); see docs/configuration.md.
+    pub send_buffer_bytes: i32,
+    /// `receive.buffer.bytes` (-1: the OS default); see docs/configuration.md.
+    pub receive_buffer_bytes: i32,
+    /// `enable.metrics.push` (no telemetry is pushed either way).
+    pub enable_metrics_push: bool,
+    /// `metrics.sample.window.ms`: the length of one sample of a windowed metric.
+    pub metrics_sample_window: Duration,
+    /// `metrics.num.samples`: how many samples a windowed metric spans.
+    pub metrics_num_samples: usize,
     /// `partitioner.ignore.keys`.
     pub partitioner_ignore_keys: bool,
     /// Largest response frame accepted (bytes).
@@ -173,7 +207,9 @@ impl Default for ProducerConfig {
             retry_backoff_max: Duration::from_millis(1000),
             max_request_size: 1_048_576,
             compression: Compression::None,
-            compression_level: None,
+            compression_gzip_level: None,
+            compression_lz4_level: None,
+            compression_zstd_level: None,
             metadata_max_age: Duration::from_millis(300_000),
             max_block: Duration::from_millis(60_000),
             reconnect_backoff: Duration::from_millis(50),
@@ -181,6 +217,15 @@ impl Default for ProducerConfig {
             metadata_recovery_strategy: MetadataRecoveryStrategy::Rebootstrap,
             metadata_recovery_rebootstrap_trigger: Duration::from_millis(300_000),
             connect_timeout: Duration::from_millis(10_000),
+            connect_timeout_max: Duration::from_millis(30_000),
+            connections_max_idle: Some(Duration::from_millis(540_000)),
+            metadata_max_idle: Duration::from_millis(300_000),
+            client_dns_lookup: ClientDnsLookup::UseAllDnsIps,
+            send_buffer_bytes: 128 * 1024,
+            receive_buffer_bytes: 32 * 1024,
+            enable_metrics_push: true,
+            metrics_sample_window: Duration::from_millis(30_000),
+            metrics_num_samples: 2,
             partitioner_ignore_keys: false,
             max_response_size: 100 * 1024 * 1024,
             rng_seed: 0x5eed_cafe_f00d_d00d,
@@ -216,6 +261,33 @@ fn parse_non_negative(key: &str, value: &str) -> Result<u64, ConfigError> {
 
 fn parse_ms(key: &str, value: &str) -> Result<Duration, ConfigError> {
     parse_non_negative(key, value).map(Duration::from_millis)
+}
+
+/// A compression level within the codec's range, as Java's level validators.
+fn parse_level(
+    key: &str,
+    value: &str,
+    range: std::ops::RangeInclusive<i32>,
+) -> Result<i32, ConfigError> {
+    let level: i32 = parse_num(key, value)?;
+    if !range.contains(&level) {
+        let why = format!("outside {}..={}", range.start(), range.end());
+        return Err(ConfigError::invalid(key, value, &why));
+    }
+    Ok(level)
+}
+
+/// A socket buffer size: -1 for the OS default, or zero or more bytes.
+fn parse_buffer_bytes(key: &str, value: &str) -> Result<i32, ConfigError> {
+    let n: i32 = parse_num(key, value)?;
+    if n < -1 {
+        return Err(ConfigError::invalid(
+            key,
+            value,
+            "must be -1 (OS default) or more",
+        ));
+    }
+    Ok(n)
 }
 
 fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
@@ -276,10 +348,6 @@ impl ProducerConfig {
                     ConfigError::invalid(k, value, "expected none, gzip, snappy, lz4 or zstd")
                 })?
             }
-            "compression.level"
-            | "compression.gzip.level"
-            | "compression.lz4.level"
-            | "compression.zstd.level" => self.compression_level = Some(parse_num(k, value)?),
             "metadata.max.age.ms" => self.metadata_max_age = parse_ms(k, value)?,
             "max.block.ms" => self.max_block = parse_ms(k, value)?,
             "reconnect.backoff.ms" => self.reconnect_backoff = parse_ms(k, value)?,
@@ -294,8 +362,85 @@ impl ProducerConfig {
             "socket.connection.setup.timeout.ms" => self.connect_timeout = parse_ms(k, value)?,
             "partitioner.ignore.keys" => self.partitioner_ignore_keys = parse_bool(k, value)?,
             "kafka_sansio.rng.seed" => self.rng_seed = parse_num(k, value)?,
-            // Java-runtime keys with no meaning here but harmless in shared property files.
-            "key.serializer" | "value.serializer" | "partitioner.adaptive.partitioning.enable" => {}
+            // The rest of Java's keys; docs/configuration.md (from
+            // `config_keys::JAVA_KEYS`) says why each is honoured or not.
+            "compression.gzip.level" => {
+                let level = parse_level(k, value, -1..=9)?;
+                self.compression_gzip_level = (level != -1).then_some(level)
+            }
+            "compression.lz4.level" => {
+                self.compression_lz4_level = Some(parse_level(k, value, 1..=17)?)
+            }
+            "compression.zstd.level" => {
+                self.compression_zstd_level = Some(parse_level(k, value, -131_072..=22)?)
+            }
+            "socket.connection.setup.timeout.max.ms" => {
+                self.connect_timeout_max = parse_ms(k, value)?
+            }
+            "connections.max.idle.ms" => {
+                let ms: i64 = parse_num(k, value)?;
+                self.connections_max_idle = u64::try_from(ms).ok().map(Duration::from_millis)
+            }
+            "metadata.max.idle.ms" => {
+                let d = parse_ms(k, value)?;
+                if d < Duration::from_millis(5000) {
+                    return Err(ConfigError::invalid(k, value, "must be at least 5000"));
+                }
+                self.metadata_max_idle = d
+            }
+            "client.dns.lookup" => {
+                self.client_dns_lookup =
+                    match value.trim() {
+                        "use_all_dns_ips" => ClientDnsLookup::UseAllDnsIps,
+                        "resolve_canonical_bootstrap_servers_only" => {
+                            ClientDnsLookup::ResolveCanonicalBootstrapServersOnly
+                        }
+                        _ => return Err(ConfigError::invalid(
+                            k,
+                            value,
+                            "expected use_all_dns_ips or resolve_canonical_bootstrap_servers_only",
+                        )),
+                    }
+            }
+            "send.buffer.bytes" => self.send_buffer_bytes = parse_buffer_bytes(k, value)?,
+            "receive.buffer.bytes" => self.receive_buffer_bytes = parse_buffer_bytes(k, value)?,
+            "enable.metrics.push" => self.enable_metrics_push = parse_bool(k, value)?,
+            "metrics.sample.window.ms" => self.metrics_sample_window = parse_ms(k, value)?,
+            "metrics.num.samples" => {
+                let n = parse_non_negative(k, value)?;
+                if n == 0 {
+                    return Err(ConfigError::invalid(k, value, "must be at least 1"));
+                }
+                self.metrics_num_samples = n.min(i32::MAX as u64) as usize
+            }
+            "metrics.recording.level" => {
+                if !["INFO", "DEBUG", "TRACE"].contains(&value.trim()) {
+                    return Err(ConfigError::invalid(
+                        k,
+                        value,
+                        "expected INFO, DEBUG or TRACE",
+                    ));
+                }
+            }
+            "partitioner.adaptive.partitioning.enable" | "transaction.two.phase.commit.enable" => {
+                parse_bool(k, value)?;
+            }
+            "partitioner.availability.timeout.ms" | "transaction.timeout.ms" => {
+                parse_ms(k, value)?;
+            }
+            "key.serializer"
+            | "value.serializer"
+            | "partitioner.class"
+            | "interceptor.classes"
+            | "metric.reporters"
+            | "config.providers" => {}
+            "transactional.id" => {
+                return Err(ConfigError::invalid(
+                    k,
+                    value,
+                    "transactions are not supported",
+                ))
+            }
             _ if k.starts_with("security.") || k.starts_with("sasl.") || k.starts_with("ssl.") => {
                 self.set_security(k, value)?
             }
@@ -528,10 +673,23 @@ impl ProducerConfig {
                 "too small for one record batch",
             ));
         }
+        if self.connect_timeout_max < self.connect_timeout {
+            self.connect_timeout_max = self.connect_timeout;
+        }
         if self.retry_backoff_max < self.retry_backoff {
             self.retry_backoff_max = self.retry_backoff;
         }
         Ok(())
+    }
+
+    /// The level for batches of the configured codec (`None`: its default).
+    pub fn compression_level(&self) -> Option<i32> {
+        match self.compression {
+            Compression::Gzip => self.compression_gzip_level,
+            Compression::Lz4 => self.compression_lz4_level,
+            Compression::Zstd => self.compression_zstd_level,
+            Compression::None | Compression::Snappy => None,
+        }
     }
 
     /// A typed builder starting from the defaults.
@@ -607,9 +765,15 @@ impl ProducerConfigBuilder {
         self
     }
 
-    /// `compression.level`.
-    pub fn compression_level(mut self, level: i32) -> Self {
-        self.0.compression_level = Some(level);
+    /// The level of `codec`'s batches (`compression.{gzip,lz4,zstd}.level`;
+    /// other codecs have none).
+    pub fn compression_level(mut self, codec: Compression, level: i32) -> Self {
+        match codec {
+            Compression::Gzip => self.0.compression_gzip_level = Some(level),
+            Compression::Lz4 => self.0.compression_lz4_level = Some(level),
+            Compression::Zstd => self.0.compression_zstd_level = Some(level),
+            Compression::None | Compression::Snappy => {}
+        }
         self
     }
 

@@ -65,6 +65,11 @@ pub(crate) struct Connection {
     pub addr: (String, u16),
     pub state: ConnState,
     pub started: Instant,
+    /// How long the connect may take: `socket.connection.setup.timeout.ms`
+    /// doubled per failed connect to the address in a row, up to the max.
+    pub setup_timeout: std::time::Duration,
+    /// Last request sent or bytes received, for `connections.max.idle.ms`.
+    pub last_active: Instant,
     pub deframer: Deframer,
     pub in_flight: VecDeque<InFlight>,
     /// Negotiated version per API (index in `ApiKey::ALL`).
@@ -103,6 +108,9 @@ pub(super) struct Network {
     pub conns: BTreeMap<ConnId, Connection>,
     /// Reconnect backoff per address: (not before, failures in a row).
     pub reconnect: BTreeMap<(String, u16), (Instant, u32)>,
+    /// Connects to an address that failed or timed out in a row (Java's
+    /// `failedConnectAttempts`): what the next connect timeout doubles by.
+    pub setup_failures: BTreeMap<(String, u16), u32>,
     /// The last connection failure since a broker last answered Metadata
     /// usably: what records that time out waiting for metadata name.
     pub last_error: Option<ConnectionError>,
@@ -199,6 +207,9 @@ impl Producer {
         let id = ConnId(self.net.next_conn_id);
         self.net.next_conn_id += 1;
         self.metrics.connects += 1;
+        let w = self.window();
+        self.sensors.connection_creation.record(1.0, now, &w);
+        let setup_timeout = self.setup_timeout(&addr);
         self.transmits.push_back(Transmit::Connect {
             conn: id,
             host: addr.0.clone(),
@@ -211,6 +222,8 @@ impl Producer {
                 addr,
                 state: ConnState::Connecting,
                 started: now,
+                setup_timeout,
+                last_active: now,
                 deframer: Deframer::new(self.config.max_response_size),
                 in_flight: VecDeque::new(),
                 versions: [None; ApiKey::ALL.len()],
@@ -241,6 +254,7 @@ impl Producer {
         };
         let deadline = now + self.config.request_timeout;
         let c = self.net.conns.get_mut(&conn).expect("connection exists");
+        c.last_active = now;
         c.in_flight.push_back(InFlight {
             correlation_id,
             version,
@@ -274,6 +288,8 @@ impl Producer {
         );
         let sent = match res {
             Ok(n) => {
+                let w = self.window();
+                self.sensors.requests.record(n as f64, self.last_now, &w);
                 let c = self.net.conns.get_mut(&conn).expect("connection exists");
                 c.sent_bytes += n as u64;
                 self.transmits
@@ -325,6 +341,9 @@ impl Producer {
             return;
         };
         c.deframer.push(data);
+        c.last_active = now;
+        let w = self.window();
+        self.sensors.incoming.record(data.len() as f64, now, &w);
         loop {
             let c = self.net.conns.get_mut(&conn).expect("checked");
             let frame = match c.deframer.next_frame() {
@@ -444,6 +463,14 @@ impl Producer {
         let error = match end {
             End::Peer => {
                 let addr = c.addr_string();
+                // Java warns of a connect that failed and reports a lost
+                // connection at info.
+                match c.state {
+                    ConnState::Connecting => {
+                        log::warn!("connection to {addr} could not be established")
+                    }
+                    _ => log::info!("connection {conn:?} to {addr} closed by the peer"),
+                }
                 Some(match c.state {
                     ConnState::Connecting => ConnectionError::ConnectFailed { addr },
                     ConnState::Handshake => ConnectionError::ClosedBeforeReady { addr },
@@ -466,6 +493,9 @@ impl Producer {
         // connection starts the count again. A usable connection reset for
         // unusable bytes does not: a broker that answers garbage after the
         // handshake costs one connection per backoff all the same.
+        if c.state == ConnState::Connecting {
+            *self.net.setup_failures.entry(c.addr.clone()).or_insert(0) += 1;
+        }
         let prior = self.net.reconnect.get(&c.addr).map_or(0, |r| r.1);
         let protocol = error.as_ref().is_some_and(|e| e.is_protocol_error());
         let failures = if usable && !protocol { 1 } else { prior + 1 };
@@ -514,19 +544,69 @@ impl Producer {
         })
     }
 
+    /// The connect timeout of the next connect to `addr`, as Java's
+    /// `ClusterConnectionStates`: `socket.connection.setup.timeout.ms` times
+    /// two per connect to it that failed in a row, capped by
+    /// `socket.connection.setup.timeout.max.ms`, jittered by 20%.
+    fn setup_timeout(&mut self, addr: &(String, u16)) -> std::time::Duration {
+        let failures = self.net.setup_failures.get(addr).copied().unwrap_or(0);
+        let base = self.config.connect_timeout.as_secs_f64();
+        let max = self.config.connect_timeout_max.as_secs_f64();
+        let t =
+            (base * 2f64.powi(failures.min(30) as i32)).min(max) * (0.8 + 0.4 * self.rng.unit());
+        std::time::Duration::from_secs_f64(t)
+    }
+
+    /// Whether `c` has been idle past `connections.max.idle.ms`: ready,
+    /// nothing in flight or unwritten, no traffic for that long.
+    pub(super) fn idle_expired(&self, c: &Connection, now: Instant) -> bool {
+        self.config.connections_max_idle.is_some_and(|idle| {
+            c.state == ConnState::Ready
+                && c.in_flight.is_empty()
+                && c.unwritten.is_empty()
+                && now.saturating_duration_since(c.last_active) >= idle
+        })
+    }
+
+    /// Closes connections idle past `connections.max.idle.ms`, as Java's
+    /// selector does; the next request for their broker opens a new one.
+    /// No reconnect backoff is added: nothing failed.
+    pub(super) fn close_idle(&mut self, now: Instant) {
+        let idle: Vec<ConnId> = self
+            .net
+            .conns
+            .iter()
+            .filter(|(_, c)| self.idle_expired(c, now))
+            .map(|(id, _)| *id)
+            .collect();
+        for conn in idle {
+            if let Some(c) = self.net.conns.remove(&conn) {
+                log::debug!("closing {conn:?} to {}: idle", c.addr_string());
+                self.metrics.disconnects += 1;
+                self.transmits.push_back(Transmit::Close { conn });
+            }
+        }
+    }
+
     /// The earliest deadline after `now` among the connections: the oldest
-    /// request's timeout, the connect timeout, the end of a throttle.
+    /// request's timeout, the connect timeout, the end of a throttle, the
+    /// idle close.
     pub(super) fn connections_deadline(&self, now: Instant) -> Option<Instant> {
-        let connect = self.config.connect_timeout;
+        let idle = self.config.connections_max_idle;
         earliest(
             now,
             self.net.conns.values().flat_map(|c| {
                 let request = c.in_flight.front().map(|f| f.deadline);
-                let connecting = (c.state == ConnState::Connecting).then(|| c.started + connect);
+                let connecting =
+                    (c.state == ConnState::Connecting).then(|| c.started + c.setup_timeout);
+                let quiet =
+                    c.state == ConnState::Ready && c.in_flight.is_empty() && c.unwritten.is_empty();
+                let idle_close = idle.filter(|_| quiet).map(|d| c.last_active + d);
                 request
                     .into_iter()
                     .chain(connecting)
                     .chain(c.throttled_until)
+                    .chain(idle_close)
             }),
         )
     }

@@ -79,6 +79,13 @@ impl Producer {
                 self.metrics.request_latency_us_max =
                     self.metrics.request_latency_us_max.max(latency);
                 self.metrics.produce_responses += 1;
+                let w = self.window();
+                let ms = now.saturating_duration_since(req.sent).as_secs_f64() * 1000.0;
+                self.sensors.request_latency.record(ms, now, &w);
+                if let Some(node) = self.net.conns.get(&conn).and_then(|c| c.node) {
+                    let l = self.sensors.node_latency.entry(node).or_default();
+                    l.record(ms, now, &w);
+                }
                 let version = req.version;
                 match frame::decode_response_lenient::<
                     crate::protocol::messages::produce::ProduceResponse,

@@ -239,15 +239,32 @@ impl Producer {
             self.set_fatal(ErrorCode::UnsupportedVersion);
             return;
         };
-        let topics = self
-            .topics
-            .names()
-            .iter()
-            .map(|t| MetadataRequestTopic {
-                name: Some(t.to_string()),
+        // Topics idle past metadata.max.idle.ms are left out, as Java
+        // forgets them; one that records wait for or batches carry is not idle.
+        let idle = self.config.metadata_max_idle;
+        let mut topics = Vec::with_capacity(self.topics.len());
+        for i in 0..self.topics.len() {
+            let t = self.topics.at(i);
+            let used = t
+                .last_used
+                .is_some_and(|u| now.saturating_duration_since(u) < idle)
+                || !t.pending.is_empty()
+                || t.parts.iter().any(|&p| self.parts[p].has_batches());
+            if !used {
+                if !t.forgotten {
+                    log::debug!(
+                        "Topic {} idle for {idle:?}: its metadata is no longer asked for",
+                        self.topics.names()[i]
+                    );
+                }
+                self.topics.at_mut(i).forgotten = true;
+                continue;
+            }
+            topics.push(MetadataRequestTopic {
+                name: Some(self.topics.names()[i].to_string()),
                 ..Default::default()
-            })
-            .collect();
+            });
+        }
         let req = MetadataRequest {
             topics: Some(topics),
             allow_auto_topic_creation: true,
@@ -365,7 +382,17 @@ impl Producer {
                 } else {
                     available.push(p.partition_index);
                 }
-                self.parts[idx].leader = leader;
+                let part = &mut self.parts[idx];
+                if part.leader != leader {
+                    // Java logs metadata changes at debug, never per refresh at info.
+                    log::debug!(
+                        "leader of {}-{} is now {leader:?} (was {:?})",
+                        part.topic,
+                        part.partition,
+                        part.leader
+                    );
+                }
+                part.leader = leader;
             }
             self.topics.at_mut(i).available = available;
             self.place_pending(i, now);

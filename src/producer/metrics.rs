@@ -37,3 +37,262 @@ pub struct Metrics {
     /// Java skips them (a broker newer than its version, or a buggy one).
     pub response_bytes_skipped: u64,
 }
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// One value of [`Producer::metrics_snapshot`](super::Producer::metrics_snapshot),
+/// named as the Java producer names it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metric {
+    /// Java's metric group: `producer-metrics`, `producer-topic-metrics`
+    /// or `producer-node-metrics`.
+    pub group: &'static str,
+    /// Java's metric name, e.g. `record-send-rate`.
+    pub name: &'static str,
+    /// Java's tags: `client-id`, and `topic` or `node-id` in their groups.
+    pub tags: Vec<(&'static str, String)>,
+    /// The value; `NaN` for an average or maximum of no samples, as in Java.
+    pub value: f64,
+}
+
+/// One sample of a windowed statistic.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    start: Instant,
+    sum: f64,
+    count: u64,
+    max: f64,
+}
+
+/// A statistic over `metrics.num.samples` samples of
+/// `metrics.sample.window.ms` each, as Java's `SampledStat`: a record goes
+/// into the current sample, or starts the next one (reusing the oldest)
+/// once the current one is a window old; samples older than all windows
+/// together are left out of every measure.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Windowed {
+    samples: Vec<Sample>,
+    current: usize,
+}
+
+impl Windowed {
+    pub fn record(&mut self, value: f64, now: Instant, cfg: &WindowCfg) {
+        let fresh = Sample {
+            start: now,
+            sum: 0.0,
+            count: 0,
+            max: f64::NEG_INFINITY,
+        };
+        match self.samples.get(self.current) {
+            None => self.samples.push(fresh),
+            Some(s) if now.saturating_duration_since(s.start) >= cfg.window => {
+                self.current = (self.current + 1) % cfg.samples;
+                match self.samples.get_mut(self.current) {
+                    Some(s) => *s = fresh,
+                    None => self.samples.push(fresh),
+                }
+            }
+            Some(_) => {}
+        }
+        let s = &mut self.samples[self.current];
+        s.sum += value;
+        s.count += 1;
+        s.max = s.max.max(value);
+    }
+
+    fn live<'a>(&'a self, now: Instant, cfg: &'a WindowCfg) -> impl Iterator<Item = &'a Sample> {
+        let span = cfg.window * cfg.samples as u32;
+        self.samples
+            .iter()
+            .filter(move |s| now.saturating_duration_since(s.start) < span)
+    }
+
+    /// Mean of the values recorded (`NaN` without any).
+    pub fn avg(&self, now: Instant, cfg: &WindowCfg) -> f64 {
+        let (sum, n) = self
+            .live(now, cfg)
+            .fold((0.0, 0u64), |(s, n), x| (s + x.sum, n + x.count));
+        if n == 0 {
+            f64::NAN
+        } else {
+            sum / n as f64
+        }
+    }
+
+    /// Largest value recorded (`NaN` without any).
+    pub fn max(&self, now: Instant, cfg: &WindowCfg) -> f64 {
+        let m = self.live(now, cfg).filter(|s| s.count > 0).map(|s| s.max);
+        m.reduce(f64::max).unwrap_or(f64::NAN)
+    }
+
+    /// Sum of the values per second, over Java's `Rate` window: from the
+    /// oldest live sample's start, but never less than all windows but one.
+    pub fn rate(&self, now: Instant, cfg: &WindowCfg) -> f64 {
+        self.per_second(now, cfg, |s| s.sum)
+    }
+
+    /// Values recorded per second (Java's `Rate(WindowedCount)`).
+    pub fn count_rate(&self, now: Instant, cfg: &WindowCfg) -> f64 {
+        self.per_second(now, cfg, |s| s.count as f64)
+    }
+
+    fn per_second(&self, now: Instant, cfg: &WindowCfg, f: impl Fn(&Sample) -> f64) -> f64 {
+        let total: f64 = self.live(now, cfg).map(&f).sum();
+        let Some(oldest) = self.live(now, cfg).map(|s| s.start).min() else {
+            return 0.0;
+        };
+        let mut elapsed = now.saturating_duration_since(oldest);
+        let full = if cfg.window.is_zero() {
+            0
+        } else {
+            (elapsed.as_nanos() / cfg.window.as_nanos()) as u32
+        };
+        let min_full = cfg.samples as u32 - 1;
+        if full < min_full {
+            elapsed += cfg.window * (min_full - full);
+        }
+        if elapsed.is_zero() {
+            return 0.0;
+        }
+        total / elapsed.as_secs_f64()
+    }
+}
+
+/// `metrics.sample.window.ms` and `metrics.num.samples`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct WindowCfg {
+    pub window: Duration,
+    pub samples: usize,
+}
+
+/// The statistics behind Java's producer metrics, each recorded per batch,
+/// request, read or connection, never per record.
+#[derive(Debug, Default)]
+pub(super) struct Sensors {
+    pub record_send: Windowed,
+    pub record_send_total: u64,
+    pub record_error: Windowed,
+    pub record_retry: Windowed,
+    /// A batch's mean record size (uncompressed bytes over records).
+    pub record_size: Windowed,
+    pub batch_size: Windowed,
+    pub compression_rate: Windowed,
+    pub records_per_request: Windowed,
+    /// Milliseconds from a batch's creation to its request.
+    pub queue_time: Windowed,
+    /// Milliseconds from a Produce request to its answer.
+    pub request_latency: Windowed,
+    /// Bytes of each request (every API).
+    pub requests: Windowed,
+    /// Bytes of each read handed to the core.
+    pub incoming: Windowed,
+    pub throttle: Windowed,
+    pub connection_creation: Windowed,
+    /// Nanoseconds senders waited for `buffer.memory`, reported by drivers.
+    pub buffer_wait_ns_total: u64,
+    /// Senders waiting for `buffer.memory` now, reported by drivers.
+    pub waiting_threads: usize,
+    /// `record-send-rate` per topic, by topic position.
+    pub topic_send: Vec<Windowed>,
+    /// `request-latency-*` per node.
+    pub node_latency: BTreeMap<i32, Windowed>,
+}
+
+impl super::Producer {
+    pub(super) fn window(&self) -> WindowCfg {
+        WindowCfg {
+            window: self.config.metrics_sample_window,
+            samples: self.config.metrics_num_samples.max(1),
+        }
+    }
+
+    /// Java's producer metrics at `now` (see [`Metric`]).
+    pub(super) fn snapshot(&self, now: Instant) -> Vec<Metric> {
+        let w = self.window();
+        let s = &self.sensors;
+        let client = || vec![("client-id", self.config.client_id.clone())];
+        let mut out = Vec::with_capacity(32);
+        let mut push = |name, value| {
+            out.push(Metric {
+                group: "producer-metrics",
+                name,
+                tags: client(),
+                value,
+            })
+        };
+        push("record-send-rate", s.record_send.rate(now, &w));
+        push("record-send-total", s.record_send_total as f64);
+        push("record-error-rate", s.record_error.rate(now, &w));
+        push("record-retry-rate", s.record_retry.rate(now, &w));
+        push("record-size-avg", s.record_size.avg(now, &w));
+        push("record-size-max", s.record_size.max(now, &w));
+        push("batch-size-avg", s.batch_size.avg(now, &w));
+        push("batch-size-max", s.batch_size.max(now, &w));
+        push(
+            "records-per-request-avg",
+            s.records_per_request.avg(now, &w),
+        );
+        push("compression-rate-avg", s.compression_rate.avg(now, &w));
+        push("record-queue-time-avg", s.queue_time.avg(now, &w));
+        push("record-queue-time-max", s.queue_time.max(now, &w));
+        push("request-latency-avg", s.request_latency.avg(now, &w));
+        push("request-latency-max", s.request_latency.max(now, &w));
+        push("request-rate", s.requests.count_rate(now, &w));
+        push("request-size-avg", s.requests.avg(now, &w));
+        push("outgoing-byte-rate", s.requests.rate(now, &w));
+        push("incoming-byte-rate", s.incoming.rate(now, &w));
+        push("produce-throttle-time-avg", s.throttle.avg(now, &w));
+        push("produce-throttle-time-max", s.throttle.max(now, &w));
+        let total = self.config.buffer_memory;
+        push("buffer-total-bytes", total as f64);
+        push(
+            "buffer-available-bytes",
+            total.saturating_sub(self.memory.buffered) as f64,
+        );
+        push(
+            "bufferpool-wait-time-ns-total",
+            s.buffer_wait_ns_total as f64,
+        );
+        // The name before KIP-773 (also nanoseconds), which dashboards still read.
+        push("bufferpool-wait-time-total", s.buffer_wait_ns_total as f64);
+        push("waiting-threads", s.waiting_threads as f64);
+        push("connection-count", self.net.conns.len() as f64);
+        push(
+            "connection-creation-rate",
+            s.connection_creation.count_rate(now, &w),
+        );
+        // Seconds since the last usable Metadata answer, as Java's gauge.
+        let age = self
+            .cluster
+            .metadata_last
+            .map_or(f64::NAN, |t| now.saturating_duration_since(t).as_secs_f64());
+        push("metadata-age", age);
+        for (i, t) in s.topic_send.iter().enumerate() {
+            let mut tags = client();
+            tags.push(("topic", self.topics.names()[i].to_string()));
+            out.push(Metric {
+                group: "producer-topic-metrics",
+                name: "record-send-rate",
+                tags,
+                value: t.rate(now, &w),
+            });
+        }
+        for (node, l) in &s.node_latency {
+            for (name, value) in [
+                ("request-latency-avg", l.avg(now, &w)),
+                ("request-latency-max", l.max(now, &w)),
+            ] {
+                let mut tags = client();
+                tags.push(("node-id", format!("node-{node}")));
+                out.push(Metric {
+                    group: "producer-node-metrics",
+                    name,
+                    tags,
+                    value,
+                });
+            }
+        }
+        out
+    }
+}

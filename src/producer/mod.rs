@@ -18,6 +18,7 @@
 mod accumulator;
 mod append;
 pub mod config;
+pub mod config_keys;
 mod connection;
 mod dispatch;
 mod handshake;
@@ -50,13 +51,14 @@ use crate::protocol::record::BatchBuilder;
 
 use accumulator::PartitionState;
 use append::choose_partition;
-pub use config::{Acks, ConfigError, MetadataRecoveryStrategy, ProducerConfig};
+pub use config::{Acks, ClientDnsLookup, ConfigError, MetadataRecoveryStrategy, ProducerConfig};
 use connection::Network;
 use idempotence::{Idempotence, PidState};
 use memory::Memory;
 pub use memory::RECORD_OVERHEAD;
 use metadata::{parse_host_port, Cluster};
-pub use metrics::Metrics;
+use metrics::Sensors;
+pub use metrics::{Metric, Metrics};
 pub use partitioner::{murmur2, partition_for_key, Partitioner};
 pub use record::{
     ConnectionError, Delivery, DeliveryError, Event, Failure, ProducerRecord, RecordId, RecordIds,
@@ -191,6 +193,7 @@ pub struct Producer {
     closed: bool,
     fatal: Option<ErrorCode>,
     metrics: Metrics,
+    sensors: Sensors,
 }
 
 impl std::fmt::Debug for Producer {
@@ -279,6 +282,7 @@ impl Producer {
             closed: false,
             fatal: None,
             metrics: Metrics::default(),
+            sensors: Sensors::default(),
         })
     }
 
@@ -358,6 +362,25 @@ impl Producer {
     /// Counters.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// Java's producer metrics at `now`, by Java's group, name and tags,
+    /// windowed by `metrics.sample.window.ms` and `metrics.num.samples`.
+    /// Built from statistics kept per batch and request, it costs a few
+    /// dozen small allocations: cheap enough to read every second.
+    pub fn metrics_snapshot(&self, now: Instant) -> Vec<Metric> {
+        self.snapshot(now)
+    }
+
+    /// A driver reports that a sender waited `waited` for `buffer.memory`
+    /// (`bufferpool-wait-time-ns-total`).
+    pub fn record_buffer_wait(&mut self, waited: Duration) {
+        self.sensors.buffer_wait_ns_total += waited.as_nanos() as u64;
+    }
+
+    /// A driver reports how many senders wait for `buffer.memory` now (`waiting-threads`).
+    pub fn set_waiting_threads(&mut self, n: usize) {
+        self.sensors.waiting_threads = n;
     }
 
     /// Producer id and epoch in use (idempotence), if known.
@@ -496,6 +519,8 @@ impl Producer {
             record.timestamp = Some(ts);
             let t = self.topics.entry(&record.topic);
             t.pending_held += size;
+            t.last_used = Some(now);
+            t.forgotten = false;
             t.pending.push_back(PendingRecord {
                 id,
                 record,

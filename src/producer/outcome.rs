@@ -61,6 +61,9 @@ impl Producer {
         self.memory.release(memory);
         self.pending_records -= ids.len();
         self.metrics.records_failed += ids.len() as u64;
+        let w = self.window();
+        let now = self.last_now;
+        self.sensors.record_error.record(ids.len() as f64, now, &w);
         self.events.push_back(Event::Failed(Failure {
             topic,
             partition,

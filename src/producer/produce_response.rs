@@ -53,6 +53,10 @@ impl Producer {
         resp: ProduceResponse,
         now: Instant,
     ) {
+        let w = self.window();
+        self.sensors
+            .throttle
+            .record(f64::from(resp.throttle_time_ms.max(0)), now, &w);
         if resp.throttle_time_ms > 0 {
             if let Some(c) = self.net.conns.get_mut(&conn) {
                 c.throttled_until =
@@ -159,7 +163,7 @@ impl Producer {
     /// request, so no backoff). A batch that cannot be split fails as answered.
     fn split_and_requeue(&mut self, b: Batch, message: Option<String>) {
         let part = b.part;
-        match b.split_in_two(self.config.compression_level) {
+        match b.split_in_two(self.config.compression_level()) {
             Ok((first, second)) => {
                 self.metrics.records_retried += b.count() as u64;
                 self.list_active(part);
@@ -224,6 +228,14 @@ impl Producer {
         let wait = self.backoff(b.attempts);
         b.retry_at = Some(now + wait);
         let part = b.part;
+        // Once per batch and attempt, with the error, at warn as Java's Sender.
+        log::warn!(
+            "retrying a batch of {} records to {}-{} in {wait:?} ({} attempts left): {code}",
+            b.count(),
+            self.parts[part].topic,
+            self.parts[part].partition,
+            self.config.retries.saturating_sub(b.attempts)
+        );
         self.list_active(part);
         self.parts[part].requeue(b);
     }

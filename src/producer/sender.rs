@@ -142,9 +142,9 @@ impl Producer {
                 let addr = c.addr_string();
                 reset.push((*id, ConnectionError::RequestTimeout { addr, api, ms }));
             } else if c.state == ConnState::Connecting
-                && now.saturating_duration_since(c.started) >= self.config.connect_timeout
+                && now.saturating_duration_since(c.started) >= c.setup_timeout
             {
-                let ms = self.config.connect_timeout.as_millis() as u64;
+                let ms = c.setup_timeout.as_millis() as u64;
                 let addr = c.addr_string();
                 reset.push((*id, ConnectionError::ConnectTimeout { addr, ms }));
             }
@@ -152,6 +152,7 @@ impl Producer {
         for (id, error) in reset {
             self.reset(id, now, error);
         }
+        self.close_idle(now);
     }
 
     /// Whether partition `i`'s open batch may be closed and sent: lingered,
@@ -223,7 +224,7 @@ impl Producer {
                 continue;
             }
             let res =
-                self.parts[i].close_open(self.config.compression, self.config.compression_level);
+                self.parts[i].close_open(self.config.compression, self.config.compression_level());
             self.after_close(i, res);
             let queue = std::mem::take(&mut self.parts[i].queue);
             for b in queue {
@@ -269,7 +270,7 @@ impl Producer {
                     continue;
                 }
                 let res = self.parts[i]
-                    .close_open(self.config.compression, self.config.compression_level);
+                    .close_open(self.config.compression, self.config.compression_level());
                 self.after_close(i, res);
             }
             let p = &self.parts[i];
@@ -363,13 +364,31 @@ impl Producer {
             ..Default::default()
         };
         self.metrics.produce_requests += 1;
+        let w = self.window();
+        let mut records = 0;
         for b in &batches {
             self.metrics.batches_sent += 1;
             self.metrics.bytes_sent += b.closed.len() as u64;
+            let n = b.count() as f64;
+            records += b.count();
             if b.attempts > 0 {
                 self.metrics.records_retried += b.count() as u64;
+                self.sensors.record_retry.record(n, now, &w);
             }
+            let s = &mut self.sensors;
+            s.record_send.record(n, now, &w);
+            s.record_send_total += b.count() as u64;
+            let queued = now.saturating_duration_since(b.created).as_secs_f64() * 1000.0;
+            s.queue_time.record(queued, now, &w);
+            let t = self.parts[b.part].topic_pos;
+            if s.topic_send.len() <= t {
+                s.topic_send.resize_with(t + 1, Default::default);
+            }
+            s.topic_send[t].record(n, now, &w);
         }
+        self.sensors
+            .records_per_request
+            .record(records as f64, now, &w);
         for b in &mut batches {
             b.attempts += 1;
         }

@@ -153,6 +153,13 @@ pub(super) struct TopicState {
     /// The topic id from the last metadata answer (Metadata v10+); zero while
     /// unknown, and then Produce names the topic (v12 at most) instead.
     pub(super) id: [u8; 16],
+    /// When a batch was last opened for it or a record last waited for it:
+    /// per batch, not per record, to keep `send` lean (`metadata.max.idle.ms`
+    /// is 5 s at least, and a batch lives `linger.ms`).
+    pub(super) last_used: Option<Instant>,
+    /// Left out of Metadata requests for being idle past
+    /// `metadata.max.idle.ms`; its next batch asks for metadata again.
+    pub(super) forgotten: bool,
 }
 
 impl Default for TopicState {
@@ -166,6 +173,8 @@ impl Default for TopicState {
             error: None,
             compression_ratio: 1.0,
             id: [0; 16],
+            last_used: None,
+            forgotten: false,
         }
     }
 }
