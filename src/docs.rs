@@ -13,6 +13,7 @@ macro_rules! guide {
         #[doc = "[semantics.md]: crate::docs::semantics"]
         #[doc = "[performance.md]: crate::docs::performance"]
         #[doc = "[testing.md]: crate::docs::testing"]
+        #[doc = "[configuration.md]: crate::docs::configuration"]
         #[doc = "[`Producer`]: crate::producer::Producer"]
         #[doc = "[`Transmit`]: crate::producer::Transmit"]
         #[doc = "[`Event`]: crate::producer::Event"]
@@ -29,6 +30,7 @@ guide!(architecture, "../docs/architecture.md");
 guide!(semantics, "../docs/semantics.md");
 guide!(performance, "../docs/performance.md");
 guide!(testing, "../docs/testing.md");
+guide!(configuration, "../docs/configuration.md");
 
 /// The README's examples, compiled by `cargo test --doc` so that they stay
 /// in step with the API.

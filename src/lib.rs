@@ -116,6 +116,8 @@
 //!   librdkafka, what bounds them.
 //! - [`docs::testing`]: the simulation, fuzzing, the real peers, replaying a
 //!   seed.
+//! - [`docs::configuration`]: every key of Java's `ProducerConfig`, honoured
+//!   or a no-op, and why.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
