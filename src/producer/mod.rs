@@ -531,13 +531,14 @@ impl Producer {
             self.dirty = true;
             return Ok(RecordId(id));
         };
-        let partition = match choose_partition(
+        let (partition, sticky) = match choose_partition(
             t,
             &record,
-            size,
             &mut self.partitioner,
             &self.config,
             &mut self.rng,
+            &self.parts,
+            &self.cluster.drains,
         ) {
             Ok(p) => p,
             Err(partitions) => {
@@ -553,6 +554,9 @@ impl Producer {
         let id = self.next_record_id;
         self.append(part, id, &record, ts, size, now)
             .map_err(|()| self.buffer_full(record))?;
+        if sticky {
+            self.sticky_appended(part, size);
+        }
         self.next_record_id += 1;
         self.pending_records += 1;
         Ok(RecordId(id))
