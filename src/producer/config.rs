@@ -837,6 +837,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn statistics_interval_needs_the_json_feature() {
+        assert_eq!(
+            ProducerConfig::default().statistics_interval,
+            Duration::ZERO
+        );
+        let r = ProducerConfig::from_properties([
+            ("bootstrap.servers", "a:1"),
+            ("statistics.interval.ms", "1000"),
+        ]);
+        if cfg!(feature = "json") {
+            assert_eq!(r.unwrap().statistics_interval, Duration::from_secs(1));
+        } else {
+            assert_eq!(
+                r,
+                Err(ConfigError::FeatureMissing {
+                    setting: "statistics.interval.ms=1000".into(),
+                    feature: "json",
+                })
+            );
+        }
+        // Zero (off) needs nothing; librdkafka's range is kept.
+        assert!(ProducerConfig::from_properties([("statistics.interval.ms", "0")]).is_ok());
+        assert!(matches!(
+            ProducerConfig::from_properties([("statistics.interval.ms", "86400001")]),
+            Err(ConfigError::InvalidValue { .. })
+        ));
+    }
+
+    #[test]
     fn java_defaults() {
         let c = ProducerConfig::from_properties([]).unwrap();
         assert_eq!(c.acks, Acks::All);
