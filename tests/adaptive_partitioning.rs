@@ -204,3 +204,124 @@ fn availability_timeout_leaves_out_a_leader_that_takes_nothing() {
         assert_eq!(r.delivered, r.sent);
     }
 }
+
+/// What one run over TCP gave.
+#[derive(Debug)]
+struct TcpRun {
+    sent: usize,
+    delivered: usize,
+    /// Records and MB delivered per second, first send to last delivery.
+    records_per_s: f64,
+    mb_per_s: f64,
+    p50: Duration,
+    p99: Duration,
+    slow_share: f64,
+}
+
+/// Offers `rate` 512-byte keyless records a second for `span` to a 3-broker
+/// mock over loopback TCP whose broker [`SLOW`] takes `service` per request,
+/// through the blocking driver; latency is send to callback.
+fn tcp_run(props: &[(&str, &str)], rate: u64, span: Duration, service: Duration) -> TcpRun {
+    use kafka_sansio::driver::blocking;
+    use kafka_sansio::mock::MockServer;
+    use std::sync::{Arc, Mutex};
+
+    let server = MockServer::start(3).expect("mock cluster");
+    server.with_cluster(|c| {
+        c.create_topic(TOPIC, PARTITIONS).unwrap();
+        c.set_service_time(SLOW, service);
+    });
+    let slow_parts: Vec<i32> = (0..PARTITIONS)
+        .filter(|&p| server.with_cluster(|c| c.leader(TOPIC, p)) == Some(SLOW))
+        .collect();
+    let mut config = ProducerConfig::builder()
+        .bootstrap_servers(&server.bootstrap_servers())
+        .linger(Duration::from_millis(10));
+    for (k, v) in props {
+        config = config.set(k, v).unwrap();
+    }
+    let producer = blocking::Producer::new(config.build().unwrap()).unwrap();
+    // (latency, partition) per delivered record.
+    let seen: Arc<Mutex<Vec<(Duration, i32)>>> = Arc::default();
+    let value = vec![b'x'; 512];
+    let start = Instant::now();
+    let mut sent = 0u64;
+    while start.elapsed() < span {
+        // Paced by the clock: whatever is due by now goes out.
+        let due = (start.elapsed().as_secs_f64() * rate as f64) as u64;
+        while sent < due {
+            let t = Instant::now();
+            let seen = seen.clone();
+            producer
+                .send_with_callback(ProducerRecord::new(TOPIC, value.clone()), move |r| {
+                    let md = r.expect("delivered");
+                    seen.lock().unwrap().push((t.elapsed(), md.partition));
+                })
+                .unwrap();
+            sent += 1;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    producer.flush().unwrap();
+    let elapsed = start.elapsed();
+    producer.close(Duration::from_secs(30)).unwrap();
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
+    let mut lat: Vec<Duration> = seen.iter().map(|(d, _)| *d).collect();
+    lat.sort_unstable();
+    let slow = seen.iter().filter(|(_, p)| slow_parts.contains(p)).count();
+    let delivered = seen.len();
+    TcpRun {
+        sent: sent as usize,
+        delivered,
+        records_per_s: delivered as f64 / elapsed.as_secs_f64(),
+        mb_per_s: (delivered * value.len()) as f64 / elapsed.as_secs_f64() / 1e6,
+        p50: quantile(&lat, 0.5),
+        p99: quantile(&lat, 0.99),
+        slow_share: slow as f64 / delivered as f64,
+    }
+}
+
+/// The figures over TCP: uniform sticky, adaptive, and adaptive with the
+/// availability timeout, with one broker slowed to 20 ms a request.
+#[test]
+#[ignore = "a benchmark: prints figures, run with --ignored --nocapture"]
+fn bench_adaptive_partitioning_over_tcp() {
+    let rate = 20_000;
+    let span = Duration::from_secs(5);
+    let service = Duration::from_millis(20);
+    println!(
+        "3 brokers, {PARTITIONS} partitions, broker {SLOW} serving a request per {service:?}; \
+         {rate} keyless 512-byte records/s offered for {span:?}, linger.ms=10"
+    );
+    let none = Duration::ZERO;
+    for (name, props, service) in [
+        (
+            "no slow broker, uniform",
+            &[("partitioner.adaptive.partitioning.enable", "false")][..],
+            none,
+        ),
+        ("no slow broker, adaptive", &[][..], none),
+        (
+            "uniform",
+            &[("partitioner.adaptive.partitioning.enable", "false")][..],
+            service,
+        ),
+        ("adaptive", &[][..], service),
+        (
+            "adaptive+availability 100ms",
+            &[("partitioner.availability.timeout.ms", "100")][..],
+            service,
+        ),
+    ] {
+        let r = tcp_run(props, rate, span, service);
+        assert_eq!(r.delivered, r.sent);
+        println!(
+            "{name:>28}: {:.0} records/s ({:.2} MB/s), p50 {:.1} ms, p99 {:.1} ms, {:.1}% to broker {SLOW}",
+            r.records_per_s,
+            r.mb_per_s,
+            r.p50.as_secs_f64() * 1e3,
+            r.p99.as_secs_f64() * 1e3,
+            r.slow_share * 100.0
+        );
+    }
+}
