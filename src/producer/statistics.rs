@@ -321,3 +321,101 @@ impl Peers {
         }
     }
 }
+
+#[cfg(all(test, feature = "json"))]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::{Duration, Instant};
+
+    use serde_json::Value;
+
+    use crate::mock::{MockCluster, Pair};
+    use crate::producer::{Producer, ProducerConfig, ProducerRecord};
+
+    /// The statistics now; adds each broker's rtt count to `windows`.
+    fn stats(p: &mut Pair, windows: &mut BTreeMap<String, u64>) -> Value {
+        let now = p.now;
+        let v: Value = serde_json::from_str(&p.producer.statistics_json(now)).unwrap();
+        for (name, b) in v["brokers"].as_object().unwrap() {
+            *windows.entry(name.clone()).or_default() += b["rtt"]["cnt"].as_u64().unwrap();
+        }
+        v
+    }
+
+    #[test]
+    fn queues_transmissions_and_round_trips_as_librdkafka_counts_them() {
+        let config = ProducerConfig::from_properties([
+            ("bootstrap.servers", "localhost:9092"),
+            ("linger.ms", "10000"),
+        ])
+        .unwrap();
+        let start = Instant::now();
+        let producer = Producer::new(config, start, 1_700_000_000_000).unwrap();
+        let mut cluster = MockCluster::new(2);
+        cluster.create_topic("s", 2).unwrap();
+        let mut p = Pair::new(producer, cluster, start);
+        let mut windows = BTreeMap::new();
+        p.set_latency(Duration::from_millis(50));
+        for i in 0..5 {
+            let r = ProducerRecord::new("s", "v").partition(i % 2 + (i / 4));
+            p.core(|c, now| c.send(r, now)).unwrap();
+        }
+        // Before metadata: every record on librdkafka's unassigned partition.
+        let v = stats(&mut p, &mut windows);
+        assert_eq!(v["msg_cnt"], 5);
+        assert_eq!(v["metadata_cache_cnt"], 0);
+        assert_eq!(v["topics"]["s"]["partitions"]["-1"]["msgq_cnt"], 5);
+        assert_eq!(v["brokers"]["localhost:9092/bootstrap"]["state"], "INIT");
+        // Placed: records 0 and 2 in partition 0, 1, 3 and 4 in partition 1.
+        assert!(p.run_until(|p| p.producer.queue_depth("s", 0).is_some_and(|d| d.0 > 0)));
+        let v = stats(&mut p, &mut windows);
+        let parts = &v["topics"]["s"]["partitions"];
+        assert_eq!(parts["-1"]["msgq_cnt"], 0);
+        assert_eq!(parts["0"]["msgq_cnt"], 2, "{parts}");
+        assert_eq!(parts["1"]["msgq_cnt"], 3, "{parts}");
+        assert!(parts["1"]["msgq_bytes"].as_u64().unwrap() > 0);
+        assert_eq!(v["msg_cnt"], 5);
+        assert_eq!(v["txmsgs"], 0);
+        assert_eq!(v["metadata_cache_cnt"], 1);
+        let flush = p.core(|c, now| c.flush(now));
+        assert!(p.run_until(|p| p.producer.is_flushed(flush) && p.producer.is_idle()));
+        let v = stats(&mut p, &mut windows);
+        let parts = &v["topics"]["s"]["partitions"];
+        assert_eq!(
+            (parts["0"]["txmsgs"].as_u64(), parts["1"]["txmsgs"].as_u64()),
+            (Some(2), Some(3))
+        );
+        assert_eq!(parts["0"]["msgq_cnt"], 0);
+        assert_eq!(v["msg_cnt"], 0);
+        assert_eq!(v["txmsgs"], 5);
+        let brokers = v["brokers"].as_object().unwrap();
+        let mut rx = 0;
+        for (name, b) in brokers {
+            assert_eq!(b["tx"], b["rx"], "{b}");
+            rx += b["rx"].as_u64().unwrap();
+            // Each answer in exactly one emission's window.
+            assert_eq!(windows[name], b["rx"].as_u64().unwrap(), "{name}");
+            let rtt = &b["rtt"];
+            if rtt["cnt"].as_u64() > Some(0) {
+                // Every answer took the pair's 50 ms, to the microsecond.
+                assert_eq!(
+                    (rtt["min"].as_u64(), rtt["max"].as_u64()),
+                    (Some(50_000), Some(50_000))
+                );
+                assert_eq!(rtt["avg"], 50_000);
+            }
+        }
+        assert_eq!(v["rx"].as_u64(), Some(rx));
+        assert!(
+            rx >= 5,
+            "ApiVersions, Metadata, InitProducerId, Produce: {rx}"
+        );
+        assert_eq!(v["ts"].as_u64(), Some((p.now - start).as_micros() as u64));
+        // The rtt window starts over; the counters do not.
+        let again = stats(&mut p, &mut windows);
+        for b in again["brokers"].as_object().unwrap().values() {
+            assert_eq!(b["rtt"]["cnt"], 0);
+        }
+        assert_eq!(again["rx"].as_u64(), Some(rx));
+    }
+}
