@@ -140,7 +140,8 @@ impl LoopSide {
             g.progress_flushes(&mut self.completed);
         }
         let mut timeout = g.core.poll_timeout();
-        let statistics = statistics(&mut self.statistics_due, self.statistics_every, &mut g, now);
+        let statistics =
+            due_statistics(&mut self.statistics_due, self.statistics_every, &mut g, now);
         if let Some(due) = self.statistics_due {
             timeout = Some(timeout.map_or(due, |t| t.min(due)));
         }
@@ -180,19 +181,21 @@ impl LoopSide {
 
 /// The statistics JSON and its listener when they are `due` at `now` (built
 /// under the lock, heard after it); schedules the next, `every` later.
-fn statistics(
+fn due_statistics(
     due: &mut Option<Instant>,
     every: Duration,
     g: &mut Engine,
     now: Instant,
 ) -> Option<(StatisticsListener, String)> {
+    if g.finished {
+        // Closed: nothing more to report, and no more wake-ups for it.
+        *due = None;
+        return None;
+    }
     let at = due.filter(|d| now >= *d)?;
     // On the interval's grid; after a stall, the next is an interval on.
     let next = at + every;
     *due = Some(if next > now { next } else { now + every });
-    if g.finished {
-        *due = None;
-    }
     let listener = g.statistics.clone()?;
     #[cfg(feature = "json")]
     return Some((listener, g.core.statistics_json(now)));

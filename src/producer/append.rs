@@ -270,8 +270,10 @@ pub(super) fn choose_partition(
             // As Java, adaptive only without a user partitioner, and once
             // every partition has had a batch (a partition never used has no
             // queue to weigh). A partition is left out while it has no
-            // leader, or while its leader had batches ready but could not
-            // take them for longer than partitioner.availability.timeout.ms.
+            // leader, or while it has batches waiting and its leader had
+            // batches ready but could take none for longer than
+            // partitioner.availability.timeout.ms (an empty one stays in, as
+            // in Java's RecordAccumulator.partitionReady).
             let adaptive = config.partitioner_adaptive
                 && partitioner.is_none()
                 && t.parts.iter().all(|&i| parts[i].had_batch);

@@ -1,5 +1,5 @@
 //! Choosing a partition: explicit, keyed by Java's murmur2, sticky for keyless
-//! records, or a user [`Partitioner`].
+//! records (adaptive to the partitions' queues, KIP-794), or a user [`Partitioner`].
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
