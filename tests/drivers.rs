@@ -1247,6 +1247,163 @@ suite!(
     connections_dropped_while_sending,
 );
 
+// ---- statistics ------------------------------------------------------------------------------
+
+/// librdkafka-style statistics JSON every `statistics.interval.ms`: known
+/// traffic shows in its counts, every answer in exactly one rtt window, the
+/// slow broker's latency in its rtt, and the emissions keep the interval.
+#[cfg(feature = "json")]
+fn statistics<D: Driver>() {
+    use serde_json::Value;
+    let b = mock(3, 3);
+    let slow = Duration::from_millis(30);
+    b.with_cluster(|c| c.set_latency(1, slow));
+    let interval = Duration::from_millis(100);
+    // Before the start: the emissions are an interval apart from it.
+    let t0 = Instant::now();
+    let p = D::start(
+        config(&b.bootstrap_servers())
+            .client_id("stats-test")
+            .statistics_interval(interval)
+            .build()
+            .unwrap(),
+    );
+    let (tx, rx) = mpsc::channel::<String>();
+    let tx = std::sync::Mutex::new(tx);
+    p.on_statistics(move |json| {
+        let _ = tx.lock().unwrap().send(json.to_string());
+    });
+    // 10 synchronous sends to each partition: one batch and one Produce
+    // request each.
+    for i in 0..30 {
+        let r = rec("stats", i).partition((i % 3) as i32);
+        p.send(r).unwrap().wait_timeout(WAIT).unwrap();
+    }
+    p.flush().unwrap();
+    let sent = Instant::now();
+    // The emissions up to one made after the sends were all answered and
+    // no request was left out.
+    let mut all: Vec<Value> = Vec::new();
+    let last = loop {
+        let json = rx.recv_timeout(WAIT).expect("statistics keep coming");
+        let v: Value = serde_json::from_str(&json).expect("statistics are JSON");
+        all.push(v.clone());
+        let idle = v["brokers"]
+            .as_object()
+            .unwrap()
+            .values()
+            .all(|b| b["outbuf_cnt"] == 0 && b["waitresp_cnt"] == 0);
+        if all.len() > 1 && idle && Instant::now() >= sent + interval {
+            break v;
+        }
+    };
+    let elapsed = t0.elapsed();
+    assert_eq!(last["type"], "producer");
+    assert_eq!(last["client_id"], "stats-test");
+    assert_eq!(last["name"], "stats-test#producer");
+    assert_eq!(last["msg_cnt"], 0, "{last}");
+    assert_eq!(last["msg_size"], 0);
+    assert_eq!(last["msg_size_max"], 33_554_432);
+    assert_eq!(last["txmsgs"], 30);
+    assert_eq!(last["metadata_cache_cnt"], 1);
+    let parts = &last["topics"]["stats"]["partitions"];
+    let mut batch_bytes = 0;
+    for partition in 0..3 {
+        let q = &parts[partition.to_string()];
+        assert_eq!(q["partition"], partition);
+        assert_eq!(q["txmsgs"], 10, "{q}");
+        assert_eq!(q["msgq_cnt"], 0);
+        assert_eq!(q["msgs_inflight"], 0);
+        let leader = b.with_cluster(|c| c.leader("stats", partition)).unwrap();
+        assert_eq!(q["leader"], leader);
+        let stored: u64 = b.with_cluster(|c| c.batches("stats", partition).len()) as u64;
+        assert_eq!(stored, 10);
+        batch_bytes += q["txbytes"].as_u64().unwrap();
+        let broker = last["brokers"]
+            .as_object()
+            .unwrap()
+            .values()
+            .find(|x| x["nodeid"] == leader)
+            .expect("leader listed");
+        assert!(broker["toppars"][format!("stats-{partition}")].is_object());
+    }
+    assert_eq!(last["txmsg_bytes"].as_u64(), Some(batch_bytes));
+    // Per broker: every request answered, counted once; the totals are the sums.
+    let brokers = last["brokers"].as_object().unwrap();
+    let sum = |k: &str| {
+        brokers
+            .values()
+            .map(|x| x[k].as_u64().unwrap())
+            .sum::<u64>()
+    };
+    assert_eq!(last["tx"].as_u64(), Some(sum("tx")));
+    assert_eq!(last["tx_bytes"].as_u64(), Some(sum("txbytes")));
+    assert_eq!(last["rx"].as_u64(), Some(sum("rx")));
+    assert_eq!(last["rx_bytes"].as_u64(), Some(sum("rxbytes")));
+    for x in brokers.values() {
+        assert_eq!(x["tx"], x["rx"], "{x}");
+        let n = x["nodeid"].as_i64().unwrap();
+        if n >= 0 {
+            assert_eq!(x["state"], "UP", "{x}");
+            assert_eq!(
+                x["name"],
+                format!("{}/{n}", x["nodename"].as_str().unwrap())
+            );
+            // ApiVersions, Metadata (maybe) and 10 Produce requests at least.
+            assert!(x["tx"].as_u64().unwrap() >= 11, "{x}");
+            assert!(x["connects"].as_u64().unwrap() >= 1);
+        } else {
+            assert_eq!(x["source"], "configured");
+        }
+        // Each answer's round trip is in exactly one emission's window.
+        let name = x["name"].as_str().unwrap();
+        let windows: u64 = all
+            .iter()
+            .filter_map(|v| v["brokers"][name]["rtt"]["cnt"].as_u64())
+            .sum();
+        assert_eq!(windows, x["rx"].as_u64().unwrap(), "{name}");
+    }
+    // The slow broker's round trips all took its latency.
+    let slow_broker = brokers.values().find(|x| x["nodeid"] == 1).unwrap();
+    let min_rtt = all
+        .iter()
+        .map(|v| &v["brokers"][slow_broker["name"].as_str().unwrap()]["rtt"])
+        .filter(|r| r["cnt"].as_u64() > Some(0))
+        .map(|r| r["min"].as_u64().unwrap())
+        .min()
+        .unwrap();
+    assert!(min_rtt >= slow.as_micros() as u64, "{min_rtt} us");
+    // The interval: the k-th emission no earlier than k intervals in, and
+    // about one per interval.
+    for (k, v) in all.iter().enumerate() {
+        let ts = v["ts"].as_u64().unwrap();
+        assert!(
+            ts >= (k as u64 + 1) * interval.as_micros() as u64,
+            "{k}: {ts}"
+        );
+        assert_eq!(v["age"], v["ts"]);
+    }
+    let most = (elapsed.as_millis() / interval.as_millis()) as usize;
+    assert!(
+        all.len() <= most && all.len() * 3 >= most,
+        "{} in {elapsed:?}",
+        all.len()
+    );
+}
+
+#[cfg(feature = "json")]
+mod statistics_json {
+    #[test]
+    fn blocking_driver() {
+        super::statistics::<super::Blocking>()
+    }
+    #[cfg(feature = "mio-driver")]
+    #[test]
+    fn mio_driver() {
+        super::statistics::<super::Mio>()
+    }
+}
+
 // ---- brokers that misbehave ------------------------------------------------------------------
 
 /// `reconnect.backoff.ms` and `reconnect.backoff.max.ms` of these cases.

@@ -151,6 +151,12 @@ impl Producer {
         self.inner.handle.metrics()
     }
 
+    /// Sets the statistics listener ([`Handle::on_statistics`]).
+    #[cfg(feature = "json")]
+    pub fn on_statistics(&self, listener: impl Fn(&str) + Send + Sync + 'static) {
+        self.inner.handle.on_statistics(listener)
+    }
+
     /// Java's producer metrics now ([`Handle::metrics_snapshot`]).
     pub fn metrics_snapshot(&self) -> Vec<crate::producer::Metric> {
         self.inner.handle.metrics_snapshot()

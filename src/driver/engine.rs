@@ -8,7 +8,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::loop_side::Taken;
-use super::{lock, queue, Callback, DeliveryResult, Error, Listener};
+use super::{lock, queue, Callback, DeliveryResult, Error, Listener, StatisticsListener};
 use crate::producer::{Event, FlushToken, Producer as Core};
 
 /// A value set once by the loop and awaited by an application thread.
@@ -128,6 +128,8 @@ pub(super) struct Engine {
     pub(super) closes: Vec<Promise<()>>,
     /// Hears tagged records' outcomes.
     pub(super) listener: Option<Listener>,
+    /// Hears the statistics JSON every `statistics.interval.ms`.
+    pub(super) statistics: Option<StatisticsListener>,
     /// The last turn took outcomes that the loop may still be delivering
     /// (outside the lock): a flush then waits for the next turn.
     pub(super) delivering: bool,

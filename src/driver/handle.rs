@@ -133,6 +133,15 @@ impl Handle {
         self.shared.lock().listener = Some(Arc::new(listener));
     }
 
+    /// Sets the function that hears librdkafka-style statistics JSON every
+    /// `statistics.interval.ms` (replacing an earlier one); it runs on a
+    /// driver thread, with a [`Callback`](super::Callback)'s rules. See
+    /// [`Producer::statistics_json`](crate::producer::Producer::statistics_json).
+    #[cfg(feature = "json")]
+    pub fn on_statistics(&self, listener: impl Fn(&str) + Send + Sync + 'static) {
+        self.shared.lock().statistics = Some(std::sync::Arc::new(listener));
+    }
+
     /// Sends a record with no per-record bookkeeping at all; only errors
     /// before acceptance are reported. Blocks like [`Handle::send`].
     pub fn send_and_forget(&self, record: ProducerRecord) -> Result<(), Error> {

@@ -3,10 +3,12 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::engine::{Engine, Promise, Reply, Shared, Waiter, Waiters};
-use super::{lock, queue, unix_ms, DeliveryResult, Error, Handle, Listener, Wake};
+use super::{
+    lock, queue, unix_ms, DeliveryResult, Error, Handle, Listener, StatisticsListener, Wake,
+};
 use crate::producer::{Event, Producer as Core, ProducerConfig, RecordMetadata, Transmit};
 
 /// The loop's end of the shared state: it makes a producer, applies IO under
@@ -25,6 +27,9 @@ pub(super) struct LoopSide {
     /// Flushes and closes that completed, resolved after the outcomes: as in
     /// Java, a flush returns once the callbacks of its records have run.
     pub(super) completed: Vec<Promise<()>>,
+    /// `statistics.interval.ms` (zero: never), and when the next statistics are due.
+    pub(super) statistics_every: Duration,
+    pub(super) statistics_due: Option<Instant>,
 }
 
 /// A batch's outcome with the waiters of its records: `waiters[i]` waits on
@@ -43,7 +48,9 @@ impl LoopSide {
         waker: Option<Arc<dyn Wake>>,
     ) -> Result<(LoopSide, Handle, queue::Sender<M>, queue::Receiver<M>), Error> {
         let max_block = config.max_block;
-        let core = Core::new(config, Instant::now(), unix_ms())?;
+        let statistics_every = config.statistics_interval;
+        let now = Instant::now();
+        let core = Core::new(config, now, unix_ms())?;
         let (tx, rx) = queue::queue(waker);
         let shared = Arc::new(Shared {
             engine: Mutex::new(Engine {
@@ -52,6 +59,7 @@ impl LoopSide {
                 flushes: Vec::new(),
                 closes: Vec::new(),
                 listener: None,
+                statistics: None,
                 delivering: false,
                 finished: false,
             }),
@@ -72,6 +80,8 @@ impl LoopSide {
                 orphans: Vec::new(),
                 spare: Vec::new(),
                 completed: Vec::new(),
+                statistics_every,
+                statistics_due: (!statistics_every.is_zero()).then(|| now + statistics_every),
             },
             handle,
             tx,
@@ -129,7 +139,12 @@ impl LoopSide {
         if !g.flushes.is_empty() {
             g.progress_flushes(&mut self.completed);
         }
-        let timeout = g.core.poll_timeout();
+        let mut timeout = g.core.poll_timeout();
+        let statistics =
+            due_statistics(&mut self.statistics_due, self.statistics_every, &mut g, now);
+        if let Some(due) = self.statistics_due {
+            timeout = Some(timeout.map_or(due, |t| t.min(due)));
+        }
         let delivering = !self.taken.is_empty() || !self.orphans.is_empty();
         g.delivering = delivering;
         let listener = if delivering { g.listener.clone() } else { None };
@@ -157,7 +172,38 @@ impl LoopSide {
         for p in self.completed.drain(..) {
             p.resolve(Ok(()));
         }
+        if let Some((listener, json)) = statistics {
+            listener(&json);
+        }
         timeout
+    }
+}
+
+/// The statistics JSON and its listener when they are `due` at `now` (built
+/// under the lock, heard after it); schedules the next, `every` later.
+fn due_statistics(
+    due: &mut Option<Instant>,
+    every: Duration,
+    g: &mut Engine,
+    now: Instant,
+) -> Option<(StatisticsListener, String)> {
+    if g.finished {
+        // Closed: nothing more to report, and no more wake-ups for it.
+        *due = None;
+        return None;
+    }
+    let at = due.filter(|d| now >= *d)?;
+    // On the interval's grid; after a stall, the next is an interval on.
+    let next = at + every;
+    *due = Some(if next > now { next } else { now + every });
+    let listener = g.statistics.clone()?;
+    #[cfg(feature = "json")]
+    return Some((listener, g.core.statistics_json(now)));
+    // Without the feature a producer with an interval is refused.
+    #[cfg(not(feature = "json"))]
+    {
+        drop(listener);
+        None
     }
 }
 

@@ -113,6 +113,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// listener allocates and counts nothing per record unless it keeps a copy.
 pub type Listener = Arc<dyn Fn(u64, &DeliveryResult) + Send + Sync + 'static>;
 
+/// The function that hears the statistics JSON (see [`Handle::on_statistics`]).
+pub type StatisticsListener = Arc<dyn Fn(&str) + Send + Sync + 'static>;
+
 /// How the loop is woken when there is work for it.
 trait Wake: Send + Sync {
     fn wake(&self);

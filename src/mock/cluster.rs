@@ -79,6 +79,10 @@ pub(super) struct Broker {
     pub(super) port: i32,
     pub(super) down: bool,
     pub(super) latency: Duration,
+    /// Time each request keeps the broker busy (see `MockCluster::set_service_time`).
+    pub(super) service_time: Duration,
+    /// The broker serves no other request before this.
+    pub(super) busy_until: Option<Instant>,
     pub(super) throttle_ms: i32,
 }
 
@@ -163,6 +167,8 @@ impl MockCluster {
                 port: 9092 + i as i32,
                 down: false,
                 latency: Duration::ZERO,
+                service_time: Duration::ZERO,
+                busy_until: None,
                 throttle_ms: 0,
             })
             .collect();

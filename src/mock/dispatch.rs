@@ -44,10 +44,17 @@ impl MockCluster {
     /// # Panics
     /// When `node_id` is not a broker of this cluster.
     pub fn handle_request(&mut self, node_id: i32, frame: Bytes, now: Instant) -> HandleResult {
-        let broker = self
-            .broker(node_id)
-            .unwrap_or_else(|| panic!("mock broker {node_id} does not exist"));
-        let due = now + broker.latency;
+        let broker = self.broker_mut(node_id);
+        // A request starts once the broker served the ones before it.
+        let served = if broker.service_time.is_zero() {
+            now
+        } else {
+            let start = broker.busy_until.map_or(now, |b| b.max(now));
+            broker.busy_until = Some(start + broker.service_time);
+            start + broker.service_time
+        };
+        let broker = &*broker;
+        let due = served + broker.latency;
         let close = HandleResult {
             response: None,
             close: true,

@@ -77,6 +77,16 @@ impl MockCluster {
         self.broker_mut(node).latency = latency;
     }
 
+    /// Makes `node` a slow broker: it serves one request at a time, over all
+    /// its connections, each taking `d` (as a broker with a slow disk), so
+    /// its answers come `d` apart at best and its queue grows when requests
+    /// come faster. Its latency ([`Self::set_latency`]) adds to each answer.
+    pub fn set_service_time(&mut self, node: i32, d: Duration) {
+        let b = self.broker_mut(node);
+        b.service_time = d;
+        b.busy_until = None;
+    }
+
     /// Makes every response of `node` carry `throttle_time_ms = ms` (0 to stop).
     /// The mock does not mute the connection itself.
     pub fn throttle(&mut self, node: i32, ms: i32) {

@@ -192,6 +192,13 @@ pub(crate) struct PartitionState {
     /// any sequence, so only one batch may be in flight: a later batch must
     /// not land before a lost first one.
     pub acked_in_epoch: bool,
+    /// A batch was opened here once: adaptive partitioning weighs a topic's
+    /// partitions only once each has had one (as Java's batches map).
+    pub had_batch: bool,
+    /// Records and batch bytes sent in Produce requests, retries included
+    /// (librdkafka's `txmsgs` and `txbytes` per partition).
+    pub tx_msgs: u64,
+    pub tx_bytes: u64,
 }
 
 impl PartitionState {
@@ -209,6 +216,9 @@ impl PartitionState {
             queued_records: 0,
             expedite_below: 0,
             acked_in_epoch: false,
+            had_batch: false,
+            tx_msgs: 0,
+            tx_bytes: 0,
         }
     }
 

@@ -6,32 +6,46 @@ use std::time::Instant;
 use crate::protocol::compression::Compression;
 use crate::protocol::record::BatchBuilder;
 
-use super::accumulator::{self, OpenBatch};
+use super::accumulator::{self, OpenBatch, PartitionState};
 use super::memory::RECORD_OVERHEAD;
 use super::partition_for_key;
+use super::partitioner::NodeDrains;
 use super::record::{DeliveryError, ProducerRecord, RecordId, RecordIds, Timestamps};
 use super::rng::Rng;
 use super::topics::TopicState;
 use super::{Partitioner, Producer, ProducerConfig, BATCH_OVERHEAD, REQUEST_OVERHEAD};
 
 impl Producer {
-    /// The partition for a record of the known topic at position `topic`;
-    /// `Err(partitions)` for an invalid explicit one.
+    /// The partition for a record of the known topic at position `topic`,
+    /// and whether the sticky partitioner chose it; `Err(partitions)` for an
+    /// invalid explicit one.
     pub(super) fn choose_partition(
         &mut self,
         topic: usize,
         record: &ProducerRecord,
-        size: usize,
-    ) -> Result<i32, i32> {
+    ) -> Result<(i32, bool), i32> {
         let t = self.topics.at_mut(topic);
         choose_partition(
             t,
             record,
-            size,
             &mut self.partitioner,
             &self.config,
             &mut self.rng,
+            &self.parts,
+            &self.cluster.drains,
         )
+    }
+
+    /// After a sticky-partitioned record of `size` bytes went into `part`:
+    /// counts it towards the partition switch.
+    pub(super) fn sticky_appended(&mut self, part: usize, size: usize) {
+        let p = &self.parts[part];
+        let complete = p.open.is_none();
+        let batch_size = self.config.batch_size;
+        self.topics
+            .at_mut(p.topic_pos)
+            .sticky
+            .appended(size, batch_size, complete);
     }
 
     /// Appends a record to partition `part`; `Err` when memory is exhausted.
@@ -113,6 +127,7 @@ impl Producer {
         );
         debug_assert!(appended.is_ok(), "a new batch holds its first record");
         self.list_active(part);
+        self.parts[part].had_batch = true;
         self.parts[part].open = Some(OpenBatch {
             builder,
             ids: RecordIds::default(),
@@ -209,20 +224,27 @@ fn next_ratio_estimate(current: f64, observed: f64) -> f64 {
     }
 }
 
-/// The partition for a record of a known topic `t`; `Err(partitions)` for an
-/// invalid explicit one. (A free function so that `send` looks its topic up once.)
+/// The partition for a record of a known topic `t`, and whether the sticky
+/// partitioner chose it; `Err(partitions)` for an invalid explicit one. (A
+/// free function so that `send` looks its topic up once.)
 #[inline]
+#[allow(clippy::too_many_arguments)]
 pub(super) fn choose_partition(
     t: &mut TopicState,
     record: &ProducerRecord,
-    size: usize,
     partitioner: &mut Option<Box<dyn Partitioner>>,
     config: &ProducerConfig,
     rng: &mut Rng,
-) -> Result<i32, i32> {
+    parts: &[PartitionState],
+    drains: &NodeDrains,
+) -> Result<(i32, bool), i32> {
     let n = t.parts.len() as i32;
     if let Some(p) = record.partition {
-        return if (0..n).contains(&p) { Ok(p) } else { Err(n) };
+        return if (0..n).contains(&p) {
+            Ok((p, false))
+        } else {
+            Err(n)
+        };
     }
     if let Some(user) = partitioner.as_mut() {
         if let Some(p) = user.partition(
@@ -231,13 +253,42 @@ pub(super) fn choose_partition(
             record.value.as_deref(),
             n,
         ) {
-            return if (0..n).contains(&p) { Ok(p) } else { Err(n) };
+            return if (0..n).contains(&p) {
+                Ok((p, false))
+            } else {
+                Err(n)
+            };
         }
     }
     match &record.key {
-        Some(k) if !config.partitioner_ignore_keys => Ok(partition_for_key(k, n)),
-        _ => Ok(t
-            .sticky
-            .choose(size, config.batch_size, n, &t.available, rng)),
+        Some(k) if !config.partitioner_ignore_keys => Ok((partition_for_key(k, n), false)),
+        _ => {
+            let complete = |p: i32| parts[t.parts[p as usize]].open.is_none();
+            if let Some(p) = t.sticky.current(n, config.batch_size, complete) {
+                return Ok((p, true));
+            }
+            // As Java, adaptive only without a user partitioner, and once
+            // every partition has had a batch (a partition never used has no
+            // queue to weigh). A partition is left out while it has no
+            // leader, or while it has batches waiting and its leader had
+            // batches ready but could take none for longer than
+            // partitioner.availability.timeout.ms (an empty one stays in, as
+            // in Java's RecordAccumulator.partitionReady).
+            let adaptive = config.partitioner_adaptive
+                && partitioner.is_none()
+                && t.parts.iter().all(|&i| parts[i].had_batch);
+            let timeout = config.partitioner_availability_timeout;
+            let mut loads = t.parts.iter().map(|&i| {
+                let p = &parts[i];
+                let leader = p.leader?;
+                let queued = p.queue.len() + usize::from(p.open.is_some());
+                if queued > 0 && !timeout.is_zero() && drains.unavailable(leader, timeout) {
+                    return None;
+                }
+                Some(queued.min(u32::MAX as usize) as u32)
+            });
+            let loads = adaptive.then_some(&mut loads as &mut dyn Iterator<Item = Option<u32>>);
+            Ok((t.sticky.switch(n, &t.available, loads, rng), true))
+        }
     }
 }

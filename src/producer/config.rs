@@ -180,6 +180,16 @@ pub struct ProducerConfig {
     pub metrics_num_samples: usize,
     /// `partitioner.ignore.keys`.
     pub partitioner_ignore_keys: bool,
+    /// `partitioner.adaptive.partitioning.enable`: keyless records switch to
+    /// partitions with shorter queues more often (KIP-794).
+    pub partitioner_adaptive: bool,
+    /// `partitioner.availability.timeout.ms`: with adaptive partitioning, a
+    /// partition whose leader could take no ready batch for this long gets
+    /// no keyless records (zero: never excluded).
+    pub partitioner_availability_timeout: Duration,
+    /// `statistics.interval.ms` (librdkafka's key): how often the drivers
+    /// emit statistics JSON; zero for never. Needs the `json` feature.
+    pub statistics_interval: Duration,
     /// Largest response frame accepted (bytes).
     pub max_response_size: usize,
     /// Seed of the core's jitter generator (not a Java key: determinism).
@@ -227,6 +237,9 @@ impl Default for ProducerConfig {
             metrics_sample_window: Duration::from_millis(30_000),
             metrics_num_samples: 2,
             partitioner_ignore_keys: false,
+            partitioner_adaptive: true,
+            partitioner_availability_timeout: Duration::ZERO,
+            statistics_interval: Duration::ZERO,
             max_response_size: 100 * 1024 * 1024,
             rng_seed: 0x5eed_cafe_f00d_d00d,
             security: Default::default(),
@@ -422,10 +435,23 @@ impl ProducerConfig {
                     ));
                 }
             }
-            "partitioner.adaptive.partitioning.enable" | "transaction.two.phase.commit.enable" => {
+            "partitioner.adaptive.partitioning.enable" => {
+                self.partitioner_adaptive = parse_bool(k, value)?
+            }
+            "partitioner.availability.timeout.ms" => {
+                self.partitioner_availability_timeout = parse_ms(k, value)?
+            }
+            "statistics.interval.ms" => {
+                let d = parse_ms(k, value)?;
+                if d > Duration::from_millis(86_400_000) {
+                    return Err(ConfigError::invalid(k, value, "must be at most 86400000"));
+                }
+                self.statistics_interval = d
+            }
+            "transaction.two.phase.commit.enable" => {
                 parse_bool(k, value)?;
             }
-            "partitioner.availability.timeout.ms" | "transaction.timeout.ms" => {
+            "transaction.timeout.ms" => {
                 parse_ms(k, value)?;
             }
             "key.serializer"
@@ -619,6 +645,15 @@ impl ProducerConfig {
     /// explicitly, the conflict is an error.
     pub fn validate(&mut self) -> Result<(), ConfigError> {
         self.validate_security()?;
+        if !self.statistics_interval.is_zero() && !cfg!(feature = "json") {
+            return Err(ConfigError::FeatureMissing {
+                setting: format!(
+                    "statistics.interval.ms={}",
+                    self.statistics_interval.as_millis()
+                ),
+                feature: "json",
+            });
+        }
         if self.batch_size == 0 {
             // Java allows 0 (no batching); we need room for one record per batch.
             self.batch_size = 1;
@@ -744,6 +779,12 @@ impl ProducerConfigBuilder {
         metadata_recovery_strategy: MetadataRecoveryStrategy => metadata_recovery_strategy,
         /// `metadata.recovery.rebootstrap.trigger.ms`.
         metadata_recovery_rebootstrap_trigger: Duration => metadata_recovery_rebootstrap_trigger,
+        /// `partitioner.adaptive.partitioning.enable`.
+        partitioner_adaptive: bool => partitioner_adaptive,
+        /// `partitioner.availability.timeout.ms`.
+        partitioner_availability_timeout: Duration => partitioner_availability_timeout,
+        /// `statistics.interval.ms` (librdkafka's key; needs the `json` feature).
+        statistics_interval: Duration => statistics_interval,
         /// Seed of the jitter generator.
         rng_seed: u64 => rng_seed,
     }
@@ -794,6 +835,35 @@ impl ProducerConfigBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statistics_interval_needs_the_json_feature() {
+        assert_eq!(
+            ProducerConfig::default().statistics_interval,
+            Duration::ZERO
+        );
+        let r = ProducerConfig::from_properties([
+            ("bootstrap.servers", "a:1"),
+            ("statistics.interval.ms", "1000"),
+        ]);
+        if cfg!(feature = "json") {
+            assert_eq!(r.unwrap().statistics_interval, Duration::from_secs(1));
+        } else {
+            assert_eq!(
+                r,
+                Err(ConfigError::FeatureMissing {
+                    setting: "statistics.interval.ms=1000".into(),
+                    feature: "json",
+                })
+            );
+        }
+        // Zero (off) needs nothing; librdkafka's range is kept.
+        assert!(ProducerConfig::from_properties([("statistics.interval.ms", "0")]).is_ok());
+        assert!(matches!(
+            ProducerConfig::from_properties([("statistics.interval.ms", "86400001")]),
+            Err(ConfigError::InvalidValue { .. })
+        ));
+    }
 
     #[test]
     fn java_defaults() {

@@ -69,8 +69,8 @@ pub const JAVA_KEYS: &[JavaKey] = &[
     k("compression.lz4.level", Honoured, "9", "Level for lz4 batches only (1-17)."),
     k("compression.zstd.level", Honoured, "3", "Level for zstd batches only (-131072 to 22)."),
     k("batch.size", Honoured, "16384", "Target size of a batch; 0 is taken as 1 byte (one record per batch)."),
-    k("partitioner.adaptive.partitioning.enable", NoOp, "true", "Adaptive partitioning (KIP-794) is not implemented: keyless records go to the sticky partition, which moves on after `batch.size` bytes."),
-    k("partitioner.availability.timeout.ms", NoOp, "0", "Part of adaptive partitioning (KIP-794), not implemented."),
+    k("partitioner.adaptive.partitioning.enable", Honoured, "true", "As Java's `BuiltInPartitioner` (KIP-794): a keyless record's next sticky partition is drawn weighted by the inverse of each partition's queue of batches; off, uniformly among partitions with a leader."),
+    k("partitioner.availability.timeout.ms", Honoured, "0", "With adaptive partitioning, partitions whose leader had ready batches but took none for this long get no keyless records (0: never)."),
     k("partitioner.ignore.keys", Honoured, "false", "Keyed records are placed as keyless ones."),
     k("linger.ms", Honoured, "5", "How long a batch waits for more records."),
     k("delivery.timeout.ms", Honoured, "120000", "Bound from `send` to the record's outcome."),
@@ -122,8 +122,9 @@ pub fn markdown() -> String {
          them and have no effect, for the reason given; *refused* keys are Java's but fail with \
          `ConfigError::InvalidValue`, since accepting them would promise what this producer does \
          not do. The `ssl.*` and `sasl.*` keys are described with TLS/SASL.\n\n\
-         One key is this producer's own: `kafka_sansio.rng.seed`, the seed of the core's jitter \
-         generator.\n\n\
+         Two keys are not Java's: `kafka_sansio.rng.seed`, the seed of the core's jitter \
+         generator, and librdkafka's `statistics.interval.ms`, how often the drivers emit \
+         librdkafka-style statistics JSON (0, the default: never; needs the `json` feature).\n\n\
          | key | handling | why |\n|---|---|---|\n",
     );
     for j in JAVA_KEYS {

@@ -56,6 +56,10 @@ pub(crate) struct InFlight {
     pub kind: RequestKind,
     pub sent: Instant,
     pub deadline: Instant,
+    /// The connection's `sent_bytes` once this request was handed over:
+    /// written in full when `written_bytes` reaches it.
+    #[cfg_attr(not(feature = "json"), allow(dead_code))]
+    pub end: u64,
 }
 
 /// One connection to a broker (or a bootstrap address).
@@ -207,6 +211,7 @@ impl Producer {
         let id = ConnId(self.net.next_conn_id);
         self.net.next_conn_id += 1;
         self.metrics.connects += 1;
+        self.sensors.peers.of(node, &addr).connects += 1;
         let w = self.window();
         self.sensors.connection_creation.record(1.0, now, &w);
         let setup_timeout = self.setup_timeout(&addr);
@@ -255,12 +260,14 @@ impl Producer {
         let deadline = now + self.config.request_timeout;
         let c = self.net.conns.get_mut(&conn).expect("connection exists");
         c.last_active = now;
+        let end = c.sent_bytes;
         c.in_flight.push_back(InFlight {
             correlation_id,
             version,
             kind,
             sent: now,
             deadline,
+            end,
         });
         true
     }
@@ -292,6 +299,9 @@ impl Producer {
                 self.sensors.requests.record(n as f64, self.last_now, &w);
                 let c = self.net.conns.get_mut(&conn).expect("connection exists");
                 c.sent_bytes += n as u64;
+                let peer = self.sensors.peers.of(c.node, &c.addr);
+                peer.tx += 1;
+                peer.txbytes += n as u64;
                 self.transmits
                     .extend(segments.drain(..).map(|data| Transmit::Send { conn, data }));
                 Some(correlation_id)
@@ -342,6 +352,7 @@ impl Producer {
         };
         c.deframer.push(data);
         c.last_active = now;
+        self.sensors.peers.of(c.node, &c.addr).rxbytes += data.len() as u64;
         let w = self.window();
         self.sensors.incoming.record(data.len() as f64, now, &w);
         loop {
@@ -391,6 +402,8 @@ impl Producer {
                     return;
                 }
             }
+            let rtt = now.saturating_duration_since(req.sent);
+            self.sensors.peers.answered(c.node, &c.addr, rtt);
             let (api, version) = (req.kind.api_key(), req.version);
             if let Err(error) = self.on_response(conn, req, frame, now) {
                 let addr = self.net.conns[&conn].addr_string();
@@ -444,9 +457,9 @@ impl Producer {
             .conns
             .get(&conn)
             .is_some_and(|c| c.retired && c.in_flight.is_empty() && c.unwritten.is_empty());
-        if drained {
-            self.net.conns.remove(&conn);
+        if let Some(c) = drained.then(|| self.net.conns.remove(&conn)).flatten() {
             self.metrics.disconnects += 1;
+            self.sensors.peers.of(c.node, &c.addr).disconnects += 1;
             self.transmits.push_back(Transmit::Close { conn });
         }
         drained
@@ -459,6 +472,7 @@ impl Producer {
             return;
         };
         self.metrics.disconnects += 1;
+        self.sensors.peers.of(c.node, &c.addr).disconnects += 1;
         let usable = c.state == ConnState::Ready;
         let error = match end {
             End::Peer => {
@@ -583,6 +597,7 @@ impl Producer {
             if let Some(c) = self.net.conns.remove(&conn) {
                 log::debug!("closing {conn:?} to {}: idle", c.addr_string());
                 self.metrics.disconnects += 1;
+                self.sensors.peers.of(c.node, &c.addr).disconnects += 1;
                 self.transmits.push_back(Transmit::Close { conn });
             }
         }

@@ -38,6 +38,9 @@ pub(super) struct Cluster {
     /// Since when metadata is wanted without a usable answer (the clock of
     /// `metadata.recovery.rebootstrap.trigger.ms`).
     pub metadata_wanted_since: Option<Instant>,
+    /// When each leader last had batches ready and last took them
+    /// (`partitioner.availability.timeout.ms`).
+    pub drains: super::partitioner::NodeDrains,
 }
 
 impl Cluster {
@@ -52,6 +55,7 @@ impl Cluster {
             metadata_last: None,
             metadata_attempts: 0,
             metadata_wanted_since: None,
+            drains: Default::default(),
         }
     }
 }
@@ -478,10 +482,14 @@ impl Producer {
         while let Some(r) = pending.pop_front() {
             let ts = r.record.timestamp.expect("filled at send");
             let size = r.size - super::BATCH_OVERHEAD;
-            match self.choose_partition(i, &r.record, size) {
-                Ok(p) => {
+            match self.choose_partition(i, &r.record) {
+                Ok((p, sticky)) => {
                     let part = self.topics.at(i).parts[p as usize];
-                    if self.append(part, r.id, &r.record, ts, size, now).is_err() {
+                    let appended = self.append(part, r.id, &r.record, ts, size, now);
+                    if appended.is_ok() && sticky {
+                        self.sticky_appended(part, size);
+                    }
+                    if appended.is_err() {
                         // No memory for a batch now: this record and the ones
                         // behind it wait, in order, for deliveries to free
                         // some. They hold what they held as far as memory

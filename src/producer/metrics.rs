@@ -197,6 +197,11 @@ pub(super) struct Sensors {
     pub topic_send: Vec<Windowed>,
     /// `request-latency-*` per node.
     pub node_latency: BTreeMap<i32, Windowed>,
+    /// When the producer was made (the statistics' `age`).
+    #[cfg_attr(not(feature = "json"), allow(dead_code))]
+    pub started: Option<Instant>,
+    /// Per-broker counters of the statistics JSON.
+    pub peers: super::statistics::Peers,
 }
 
 impl super::Producer {

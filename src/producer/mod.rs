@@ -37,6 +37,7 @@ pub mod record;
 pub mod rng;
 pub mod security;
 mod sender;
+mod statistics;
 mod timers;
 mod topics;
 pub mod txn;
@@ -282,7 +283,10 @@ impl Producer {
             closed: false,
             fatal: None,
             metrics: Metrics::default(),
-            sensors: Sensors::default(),
+            sensors: Sensors {
+                started: Some(now),
+                ..Sensors::default()
+            },
         })
     }
 
@@ -370,6 +374,15 @@ impl Producer {
     /// dozen small allocations: cheap enough to read every second.
     pub fn metrics_snapshot(&self, now: Instant) -> Vec<Metric> {
         self.snapshot(now)
+    }
+
+    /// librdkafka's statistics JSON at `now` (the fields of its
+    /// STATISTICS.md this producer fills, with their names and meanings);
+    /// the window statistics (`rtt`) start over, as at each of librdkafka's
+    /// emissions. Drivers call it every `statistics.interval.ms`.
+    #[cfg(feature = "json")]
+    pub fn statistics_json(&mut self, now: Instant) -> String {
+        self.build_statistics(now)
     }
 
     /// A driver reports that a sender waited `waited` for `buffer.memory`
@@ -531,13 +544,14 @@ impl Producer {
             self.dirty = true;
             return Ok(RecordId(id));
         };
-        let partition = match choose_partition(
+        let (partition, sticky) = match choose_partition(
             t,
             &record,
-            size,
             &mut self.partitioner,
             &self.config,
             &mut self.rng,
+            &self.parts,
+            &self.cluster.drains,
         ) {
             Ok(p) => p,
             Err(partitions) => {
@@ -553,6 +567,9 @@ impl Producer {
         let id = self.next_record_id;
         self.append(part, id, &record, ts, size, now)
             .map_err(|()| self.buffer_full(record))?;
+        if sticky {
+            self.sticky_appended(part, size);
+        }
         self.next_record_id += 1;
         self.pending_records += 1;
         Ok(RecordId(id))

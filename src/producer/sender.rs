@@ -34,6 +34,7 @@ impl Producer {
         self.place_waiting(now);
         self.maintain_cluster(now);
         self.maybe_bump_epoch(now);
+        self.note_drains(now);
         self.drain(now);
         self.maybe_finish_close();
         self.arm_timers(now);
@@ -169,6 +170,44 @@ impl Producer {
     }
 
     // ---- draining ------------------------------------------------------------
+
+    /// Notes, per leader with a batch ready to go, whether it can take one
+    /// now (a ready connection with room for a request): Java's node latency
+    /// stats behind `partitioner.availability.timeout.ms`, kept only when
+    /// that is in use.
+    fn note_drains(&mut self, now: Instant) {
+        if !self.config.partitioner_adaptive
+            || self.config.partitioner_availability_timeout.is_zero()
+        {
+            return;
+        }
+        let mut nodes = std::mem::take(&mut self.scratch_nodes);
+        nodes.clear();
+        for k in 0..self.active.len() {
+            let i = self.active[k];
+            let p = &self.parts[i];
+            let Some(node) = p.leader else { continue };
+            let ready = p
+                .queue
+                .front()
+                .is_some_and(|b| b.retry_at.is_none_or(|t| t <= now))
+                || self.open_ready(i, now);
+            if ready && !nodes.contains(&node) {
+                nodes.push(node);
+            }
+        }
+        let limit = self.config.max_request_size as u64;
+        for &node in &nodes {
+            let drained = self.net.conns.values().any(|c| {
+                c.node == Some(node)
+                    && c.can_send(self.config.max_in_flight, now)
+                    && c.unwritten_bytes() < limit
+            });
+            self.cluster.drains.update(node, now, drained);
+        }
+        nodes.clear();
+        self.scratch_nodes = nodes;
+    }
 
     fn drain(&mut self, now: Instant) {
         if self.fatal.is_some() {
@@ -369,6 +408,9 @@ impl Producer {
         for b in &batches {
             self.metrics.batches_sent += 1;
             self.metrics.bytes_sent += b.closed.len() as u64;
+            let p = &mut self.parts[b.part];
+            p.tx_msgs += b.count() as u64;
+            p.tx_bytes += b.closed.len() as u64;
             let n = b.count() as f64;
             records += b.count();
             if b.attempts > 0 {
