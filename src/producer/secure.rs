@@ -168,6 +168,14 @@ impl Producer {
             self.reset(conn, now, error);
             return None;
         }
+        if c.tls.as_ref().is_some_and(|t| t.is_closed()) && c.failed.is_none() {
+            // The broker's close_notify: what it sent before is read, then
+            // the next turn resets the connection (its requests are redone).
+            let addr = c.addr_string();
+            let error = super::security::TlsError::Closed;
+            c.failed = Some(ConnectionError::Tls { addr, error });
+            self.dirty = true;
+        }
         if established {
             c.handshake_deadline = None;
             log::debug!(
