@@ -91,7 +91,8 @@ pub enum Transmit {
         /// Port.
         port: u16,
     },
-    /// Write these bytes, in order after earlier sends on the connection.
+    /// Write these bytes, in order after earlier sends on the connection
+    /// (under TLS, ciphertext).
     ///
     /// One request may span several sends (a Produce request's batches are
     /// sends of their own, not copied into it): the bytes are a stream, not
@@ -149,6 +150,19 @@ pub struct FlushToken(u64);
 /// once, and nothing goes out until the driver polls.
 /// [`docs::architecture`](crate::docs::architecture) has the whole contract
 /// and how to write a driver.
+///
+/// TLS and SASL (`security.protocol`, features `tls` and `sasl`) live here,
+/// not in the driver: under TLS `Transmit::Send` carries ciphertext,
+/// `handle_data` takes it and `handle_written` counts it, and the
+/// certificate must name the host of `Transmit::Connect`; SASL is a step of
+/// each connection's handshake (ApiVersions, SaslHandshake, SaslAuthenticate
+/// rounds, then ready) and is redone on the live connection before the
+/// broker's session lifetime ends (KIP-368). Time for certificate checks is
+/// the core's wall clock (`new`, [`handle_wall_clock`](Self::handle_wall_clock)).
+/// Randomness: TLS takes it from ring's `SystemRandom` (the OS); the SCRAM
+/// nonce is hashed from the core's seeded generator
+/// ([`ProducerConfig::rng_seed`], which the drivers seed from the OS), so a
+/// core given the same seed and inputs still gives the same outputs.
 pub struct Producer {
     config: ProducerConfig,
     rng: Rng,
@@ -424,7 +438,8 @@ impl Producer {
         self.dirty = true;
     }
 
-    /// Bytes arrived on `conn` (any split; the core deframes).
+    /// Bytes arrived on `conn` (any split; the core deframes, and decrypts
+    /// under TLS: these are the bytes read from the socket).
     pub fn handle_data(&mut self, conn: ConnId, data: &[u8], now: Instant) {
         self.last_now = now;
         self.on_data(conn, data, now);
@@ -439,7 +454,8 @@ impl Producer {
     }
 
     /// The driver wrote `n` more bytes of `conn`'s `Transmit::Send` data to
-    /// the socket. Drivers report every write: acks=0 records complete here,
+    /// the socket (under TLS, ciphertext: the bytes of the sends). Drivers
+    /// report every write: acks=0 records complete here,
     /// and the core hands a connection at most one request's worth of bytes
     /// beyond what was written.
     pub fn handle_written(&mut self, conn: ConnId, n: usize, now: Instant) {

@@ -10,7 +10,9 @@
 //! is recorded in [`SaslBroker::violations`].
 
 use std::collections::{BTreeMap, VecDeque};
+#[cfg(feature = "tls")]
 use std::io::{Read, Write};
+#[cfg(feature = "tls")]
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -417,11 +419,62 @@ pub enum ServerTls {
     /// No TLS: a plaintext listener.
     None,
     /// TLS with this configuration.
+    #[cfg(feature = "tls")]
     Tls(Arc<rustls::ServerConfig>),
 }
 
+/// The broker's TLS session of one link.
+#[cfg(feature = "tls")]
+type ServerSession = rustls::ServerConnection;
+/// Without `tls` no link has one.
+#[cfg(not(feature = "tls"))]
+type ServerSession = std::convert::Infallible;
+
+/// Takes the client's ciphertext: the plaintext, the broker's ciphertext
+/// (handshake, alerts), and whether the session failed.
+#[cfg(feature = "tls")]
+fn server_read(tls: &mut ServerSession, mut data: &[u8]) -> (Vec<u8>, Vec<u8>, bool) {
+    let mut out = Vec::new();
+    let mut failed = false;
+    while !data.is_empty() {
+        tls.read_tls(&mut data).unwrap();
+        if tls.process_new_packets().is_err() {
+            failed = true;
+            break;
+        }
+        let _ = tls.reader().read_to_end(&mut out);
+    }
+    (out, server_flush(tls), failed)
+}
+
+/// Encrypts an answer.
+#[cfg(feature = "tls")]
+fn server_write(tls: &mut ServerSession, data: &[u8]) -> Vec<u8> {
+    tls.writer().write_all(data).unwrap();
+    server_flush(tls)
+}
+
+#[cfg(feature = "tls")]
+fn server_flush(tls: &mut ServerSession) -> Vec<u8> {
+    let mut w = Vec::new();
+    while tls.wants_write() {
+        tls.write_tls(&mut w).unwrap();
+    }
+    w
+}
+
+#[cfg(not(feature = "tls"))]
+fn server_read(tls: &mut ServerSession, _: &[u8]) -> (Vec<u8>, Vec<u8>, bool) {
+    match *tls {}
+}
+
+#[cfg(not(feature = "tls"))]
+fn server_write(tls: &mut ServerSession, _: &[u8]) -> Vec<u8> {
+    match *tls {}
+}
+
 struct Link {
-    tls: Option<rustls::ServerConnection>,
+    tls: Option<ServerSession>,
     requests: Deframer,
     /// Bytes for the core, in order, each due at its instant.
     answers: VecDeque<(Instant, Bytes)>,
@@ -503,6 +556,7 @@ impl Net {
                     self.dialed.push(now);
                     let tls = match &self.tls {
                         ServerTls::None => None,
+                        #[cfg(feature = "tls")]
                         ServerTls::Tls(c) => {
                             Some(rustls::ServerConnection::new(c.clone()).unwrap())
                         }
@@ -577,21 +631,7 @@ impl Net {
                 if mute {
                     return;
                 }
-                let mut slice = data;
-                let mut out = Vec::new();
-                let mut failed = false;
-                while !slice.is_empty() {
-                    tls.read_tls(&mut slice).unwrap();
-                    if tls.process_new_packets().is_err() {
-                        failed = true;
-                        break;
-                    }
-                    let _ = tls.reader().read_to_end(&mut out);
-                }
-                let mut wire = Vec::new();
-                while tls.wants_write() {
-                    tls.write_tls(&mut wire).unwrap();
-                }
+                let (out, wire, failed) = server_read(tls, data);
                 if !wire.is_empty() {
                     link.answers.push_back((due, wire.into()));
                 }
@@ -626,14 +666,7 @@ impl Net {
             if let Some(r) = resp {
                 let wire: Bytes = match &mut link.tls {
                     None => r,
-                    Some(tls) => {
-                        tls.writer().write_all(&r).unwrap();
-                        let mut w = Vec::new();
-                        while tls.wants_write() {
-                            tls.write_tls(&mut w).unwrap();
-                        }
-                        w.into()
-                    }
+                    Some(tls) => server_write(tls, &r).into(),
                 };
                 link.answers.push_back((due, wire));
             }
@@ -645,21 +678,20 @@ impl Net {
     }
 
     /// Ends the TLS session of every link with close_notify (mid-stream).
+    #[cfg(feature = "tls")]
     pub fn tls_close_notify_all(&mut self) {
         let due = self.now + self.latency;
         for link in self.links.values_mut() {
             if let Some(tls) = &mut link.tls {
                 tls.send_close_notify();
-                let mut w = Vec::new();
-                while tls.wants_write() {
-                    tls.write_tls(&mut w).unwrap();
-                }
+                let w = server_flush(tls);
                 link.answers.push_back((due, w.into()));
             }
         }
     }
 
     /// Corrupts the next bytes every TLS link delivers (a broken record mid-stream).
+    #[cfg(feature = "tls")]
     pub fn garble_all(&mut self) {
         let due = self.now + self.latency;
         for link in self.links.values_mut() {
