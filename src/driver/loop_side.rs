@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use super::engine::{Engine, Promise, Reply, Shared, Waiter, Waiters};
 use super::{
-    lock, queue, unix_ms, DeliveryResult, Error, Handle, Listener, StatisticsListener, Wake,
+    lock, queue, seeded, unix_ms, DeliveryResult, Error, Handle, Listener, StatisticsListener,
+    Wake,
 };
 use crate::producer::{Event, Producer as Core, ProducerConfig, RecordMetadata, Transmit};
 
@@ -50,7 +51,7 @@ impl LoopSide {
         let max_block = config.max_block;
         let statistics_every = config.statistics_interval;
         let now = Instant::now();
-        let core = Core::new(config, now, unix_ms())?;
+        let core = Core::new(seeded(config), now, unix_ms())?;
         let (tx, rx) = queue::queue(waker);
         let shared = Arc::new(Shared {
             engine: Mutex::new(Engine {

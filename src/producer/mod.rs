@@ -17,6 +17,8 @@
 
 mod accumulator;
 mod append;
+#[cfg(feature = "sasl")]
+mod authenticate;
 pub mod config;
 pub mod config_keys;
 mod connection;
@@ -35,6 +37,7 @@ pub mod record;
 // generator as the core; not part of the documented API.
 #[doc(hidden)]
 pub mod rng;
+mod secure;
 pub mod security;
 mod sender;
 mod statistics;
@@ -52,7 +55,9 @@ use crate::protocol::record::BatchBuilder;
 
 use accumulator::PartitionState;
 use append::choose_partition;
-pub use config::{Acks, ClientDnsLookup, ConfigError, MetadataRecoveryStrategy, ProducerConfig};
+pub use config::{
+    Acks, ClientDnsLookup, ConfigError, MetadataRecoveryStrategy, ProducerConfig, DEFAULT_RNG_SEED,
+};
 use connection::Network;
 use idempotence::{Idempotence, PidState};
 use memory::Memory;
@@ -87,7 +92,8 @@ pub enum Transmit {
         /// Port.
         port: u16,
     },
-    /// Write these bytes, in order after earlier sends on the connection.
+    /// Write these bytes, in order after earlier sends on the connection
+    /// (under TLS, ciphertext).
     ///
     /// One request may span several sends (a Produce request's batches are
     /// sends of their own, not copied into it): the bytes are a stream, not
@@ -145,6 +151,19 @@ pub struct FlushToken(u64);
 /// once, and nothing goes out until the driver polls.
 /// [`docs::architecture`](crate::docs::architecture) has the whole contract
 /// and how to write a driver.
+///
+/// TLS and SASL (`security.protocol`, features `tls` and `sasl`) live here,
+/// not in the driver: under TLS `Transmit::Send` carries ciphertext,
+/// `handle_data` takes it and `handle_written` counts it, and the
+/// certificate must name the host of `Transmit::Connect`; SASL is a step of
+/// each connection's handshake (ApiVersions, SaslHandshake, SaslAuthenticate
+/// rounds, then ready) and is redone on the live connection before the
+/// broker's session lifetime ends (KIP-368). Time for certificate checks is
+/// the core's wall clock (`new`, [`handle_wall_clock`](Self::handle_wall_clock)).
+/// Randomness: TLS takes it from ring's `SystemRandom` (the OS); the SCRAM
+/// nonce is hashed from the core's seeded generator
+/// ([`ProducerConfig::rng_seed`], which the drivers seed from the OS), so a
+/// core given the same seed and inputs still gives the same outputs.
 pub struct Producer {
     config: ProducerConfig,
     rng: Rng,
@@ -164,6 +183,9 @@ pub struct Producer {
     net: Network,
     /// Producer id and epoch (`idempotence`).
     idempotence: Idempotence,
+    /// TLS configuration and clock, SASL mechanism and credentials (`secure`).
+    #[cfg_attr(not(any(feature = "tls", feature = "sasl")), allow(dead_code))]
+    security: secure::SecurityState,
     /// `buffer.memory` in use and the buffer pool (`memory`).
     memory: Memory,
 
@@ -223,17 +245,8 @@ impl Producer {
         wall_clock_ms: i64,
     ) -> Result<Self, ConfigError> {
         config.validate()?;
-        // The settings parse and validate, but connections speak PLAINTEXT
-        // only: refusing here keeps a producer configured for a secured
-        // cluster from sending in the clear.
-        let protocol = config.security.protocol;
-        if protocol != security::SecurityProtocol::Plaintext {
-            return Err(ConfigError::invalid(
-                "security.protocol",
-                protocol.name(),
-                "connections speak PLAINTEXT only: TLS and SASL are not in the connection layer yet",
-            ));
-        }
+        let security =
+            secure::SecurityState::new(&config.security, config.rng_seed, wall_clock_ms)?;
         let mut bootstrap = Vec::new();
         for s in &config.bootstrap_servers {
             bootstrap.push(parse_host_port(s)?);
@@ -269,6 +282,7 @@ impl Producer {
             scratch_nodes: Vec::new(),
             scratch_conns: Vec::new(),
             idempotence,
+            security,
             memory,
             pending_records: 0,
             in_flight_batches: 0,
@@ -422,6 +436,12 @@ impl Producer {
     pub fn handle_wall_clock(&mut self, now: Instant, unix_ms: i64) {
         self.base_instant = now;
         self.base_wall_ms = unix_ms;
+        // TLS checks certificates at this time (the sessions also read it
+        // when bytes arrive: `tls_in`).
+        #[cfg(feature = "tls")]
+        if let Some((_, clock)) = &self.security.tls {
+            clock.set_unix_ms(unix_ms.max(0) as u64);
+        }
     }
 
     /// The driver's connection `conn` is established.
@@ -431,7 +451,8 @@ impl Producer {
         self.dirty = true;
     }
 
-    /// Bytes arrived on `conn` (any split; the core deframes).
+    /// Bytes arrived on `conn` (any split; the core deframes, and decrypts
+    /// under TLS: these are the bytes read from the socket).
     pub fn handle_data(&mut self, conn: ConnId, data: &[u8], now: Instant) {
         self.last_now = now;
         self.on_data(conn, data, now);
@@ -446,7 +467,8 @@ impl Producer {
     }
 
     /// The driver wrote `n` more bytes of `conn`'s `Transmit::Send` data to
-    /// the socket. Drivers report every write: acks=0 records complete here,
+    /// the socket (under TLS, ciphertext: the bytes of the sends). Drivers
+    /// report every write: acks=0 records complete here,
     /// and the core hands a connection at most one request's worth of bytes
     /// beyond what was written.
     pub fn handle_written(&mut self, conn: ConnId, n: usize, now: Instant) {
