@@ -127,6 +127,8 @@ pub struct MockCluster {
     pub(super) produced_batches: u64,
     pub(super) produced_records: u64,
     pub(super) txn: super::txn::TxnCoordinator,
+    #[cfg(feature = "sasl")]
+    pub(super) sasl: Option<super::sasl::SaslListener>,
 }
 
 fn valid_topic_name(name: &str) -> bool {
@@ -179,6 +181,8 @@ impl MockCluster {
             produced_batches: 0,
             produced_records: 0,
             txn: Default::default(),
+            #[cfg(feature = "sasl")]
+            sasl: None,
         }
     }
 

@@ -57,12 +57,16 @@ impl Broker for MockCluster {
 
     fn handle_request(
         &mut self,
-        _conn: ConnId,
+        conn: ConnId,
         node: i32,
         frame: Bytes,
         now: Instant,
     ) -> Option<HandleResult> {
-        Some(MockCluster::handle_request(self, node, frame, now))
+        Some(self.handle_connection_request(conn.0, node, frame, now))
+    }
+
+    fn closed(&mut self, conn: ConnId) {
+        self.connection_closed(conn.0);
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -25,6 +25,8 @@ struct Shared {
     cluster: Mutex<MockCluster>,
     conns: Mutex<Vec<Conn>>,
     stop: AtomicBool,
+    /// The id of the next accepted connection (the cluster keeps per-connection state by it).
+    next_conn: AtomicU64,
 }
 
 impl Shared {
@@ -91,6 +93,7 @@ impl MockServer {
             cluster: Mutex::new(cluster),
             conns: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
+            next_conn: AtomicU64::new(0),
         });
         let s = Arc::clone(&shared);
         let acceptor = thread::Builder::new()
@@ -209,9 +212,13 @@ fn spawn_conn(shared: &Arc<Shared>, node: i32, stream: TcpStream) -> io::Result<
     stream.set_read_timeout(Some(POLL))?;
     let registered = stream.try_clone()?;
     let s = Arc::clone(shared);
+    let id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
     let thread = thread::Builder::new()
         .name(format!("mock-kafka-{node}"))
-        .spawn(move || serve(s, node, stream))?;
+        .spawn(move || {
+            serve(&s, id, node, stream);
+            s.cluster().connection_closed(id);
+        })?;
     let mut conns = shared.conns();
     conns.retain(|c| c.thread.as_ref().is_some_and(|t| !t.is_finished()));
     conns.push(Conn {
@@ -222,7 +229,7 @@ fn spawn_conn(shared: &Arc<Shared>, node: i32, stream: TcpStream) -> io::Result<
     Ok(())
 }
 
-fn serve(shared: Arc<Shared>, node: i32, mut stream: TcpStream) {
+fn serve(shared: &Shared, id: u64, node: i32, mut stream: TcpStream) {
     let mut deframer = Deframer::new(DEFAULT_MAX_FRAME);
     let mut buf = vec![0u8; 64 * 1024];
     'conn: while !shared.stop.load(Ordering::SeqCst) {
@@ -242,7 +249,9 @@ fn serve(shared: Arc<Shared>, node: i32, mut stream: TcpStream) {
                     break 'conn;
                 }
             };
-            let r = shared.cluster().handle_request(node, frame, Instant::now());
+            let r = shared
+                .cluster()
+                .handle_connection_request(id, node, frame, Instant::now());
             // Latency: wait for the due time, still watching the stop flag.
             loop {
                 let now = Instant::now();

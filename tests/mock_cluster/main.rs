@@ -3,6 +3,8 @@
 //! at the connection's fate), for every module.
 
 mod fetch;
+#[cfg(feature = "sasl")]
+mod sasl;
 mod txn;
 
 use std::io::{Read, Write};
