@@ -129,6 +129,8 @@ pub struct MockCluster {
     pub(super) txn: super::txn::TxnCoordinator,
     #[cfg(feature = "sasl")]
     pub(super) sasl: Option<super::sasl::SaslListener>,
+    #[cfg(feature = "tls")]
+    pub(super) tls: Option<super::tls::MockTls>,
 }
 
 fn valid_topic_name(name: &str) -> bool {
@@ -183,6 +185,8 @@ impl MockCluster {
             txn: Default::default(),
             #[cfg(feature = "sasl")]
             sasl: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 

@@ -15,6 +15,13 @@
 //! The pair holds the core to the driver contract and panics when the core
 //! breaks it: a connection id used twice, a send before the connect
 //! succeeded or after the core closed the connection, a second close.
+//!
+//! TLS (feature `tls`): when the broker's listener runs TLS
+//! ([`Broker::tls`], [`MockCluster::set_tls`]) each link has a rustls server
+//! session between the core's ciphertext and the deframer; handshake records
+//! and encrypted answers queue as answers do. On such a link
+//! [`Pair::lose_answers`] breaks the TLS stream (the core sees a TLS error),
+//! as losing bytes inside a TCP stream would.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -47,6 +54,13 @@ pub trait Broker {
     fn closed(&mut self, conn: ConnId) {
         let _ = conn;
     }
+
+    /// The TLS listener of `node`, if its connections run TLS (feature `tls`).
+    #[cfg(feature = "tls")]
+    fn tls(&self, node: i32) -> Option<super::tls::MockTls> {
+        let _ = node;
+        None
+    }
 }
 
 impl Broker for MockCluster {
@@ -67,6 +81,11 @@ impl Broker for MockCluster {
 
     fn closed(&mut self, conn: ConnId) {
         self.connection_closed(conn.0);
+    }
+
+    #[cfg(feature = "tls")]
+    fn tls(&self, _node: i32) -> Option<super::tls::MockTls> {
+        MockCluster::tls(self).cloned()
     }
 }
 
@@ -129,9 +148,24 @@ struct Link {
     close_at: Option<Instant>,
     /// Bytes sent while writes were stalled, not yet reported written.
     unwritten: usize,
+    /// The broker's TLS session on this connection, when its listener runs TLS.
+    #[cfg(feature = "tls")]
+    tls: Option<rustls::ServerConnection>,
 }
 
 impl Link {
+    /// An answer as it goes on the wire: encrypted when the link runs TLS.
+    fn seal(&mut self, bytes: Bytes) -> Bytes {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &mut self.tls {
+            use std::io::Write;
+            // rustls buffers plaintext without limit until it is written out.
+            let _ = tls.writer().write_all(&bytes);
+            return Bytes::from(super::tls::ciphertext_out(tls));
+        }
+        bytes
+    }
+
     /// When the next thing on this link falls due: its first answer, else the broker's close.
     fn next_due(&self) -> Option<Instant> {
         self.answers.front().map_or(self.close_at, |a| Some(a.0))
@@ -284,6 +318,13 @@ impl<B: Broker> Pair<B> {
         if let Some(node) = self.broker.node(&link.host, link.port) {
             link.node = node;
             link.connecting = false;
+            #[cfg(feature = "tls")]
+            {
+                link.tls = self.broker.tls(node).and_then(|t| match t.session() {
+                    Ok(s) => Some(s),
+                    Err(e) => panic!("the mock's TLS configuration makes no session: {e}"),
+                });
+            }
             self.core(|p, now| p.handle_connected(conn, now));
         } else {
             self.drop_link(conn);
@@ -489,6 +530,8 @@ impl<B: Broker> Pair<B> {
                                 answers: VecDeque::new(),
                                 close_at: None,
                                 unwritten: 0,
+                                #[cfg(feature = "tls")]
+                                tls: None,
                             },
                         );
                         if !self.held {
@@ -508,6 +551,8 @@ impl<B: Broker> Pair<B> {
                                 answers: VecDeque::new(),
                                 close_at: None,
                                 unwritten: 0,
+                                #[cfg(feature = "tls")]
+                                tls: None,
                             },
                         );
                     }
@@ -528,6 +573,24 @@ impl<B: Broker> Pair<B> {
                 assert!(!link.connecting, "a send on {conn:?} before it connected");
                 // A request may come in several sends (a Produce request's
                 // batches are buffers of their own): the deframer joins them.
+                #[cfg(feature = "tls")]
+                if let Some(tls) = &mut link.tls {
+                    let mut plain = Vec::new();
+                    let r = super::tls::ciphertext_in(tls, &data, &mut plain);
+                    link.requests.push(&plain);
+                    // Handshake records and alerts travel like answers.
+                    let out = super::tls::ciphertext_out(tls);
+                    let due = self.now + self.latency;
+                    if !out.is_empty() {
+                        link.answers.push_back((due, Bytes::from(out)));
+                    }
+                    if !matches!(r, Ok(false)) && link.close_at.is_none() {
+                        link.close_at = Some(due);
+                    }
+                } else {
+                    link.requests.push(&data);
+                }
+                #[cfg(not(feature = "tls"))]
                 link.requests.push(&data);
                 let n = data.len();
                 if let Some(t) = &mut self.transcript {
@@ -586,9 +649,16 @@ impl<B: Broker> Pair<B> {
                 return;
             };
             if let Some(bytes) = r.response {
+                let bytes = link.seal(bytes);
                 link.answers.push_back((due, bytes));
             }
             if r.close {
+                #[cfg(feature = "tls")]
+                if let Some(tls) = &mut link.tls {
+                    tls.send_close_notify();
+                    let out = super::tls::ciphertext_out(tls);
+                    link.answers.push_back((due, Bytes::from(out)));
+                }
                 link.close_at = Some(due);
                 return;
             }

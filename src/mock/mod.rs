@@ -61,6 +61,10 @@
 //! such a cluster is driven through [`MockCluster::handle_connection_request`]
 //! (as [`Pair`] and [`MockServer`] do).
 //!
+//! TLS (feature `tls`): [`MockCluster::set_tls`] with a [`MockTls`] from PEM
+//! (optionally requiring client certificates) puts rustls under every
+//! connection of [`MockServer`] and [`Pair`].
+//!
 //! Transactions: a transaction coordinator (FindCoordinator, InitProducerId
 //! with a transactional id, AddPartitionsToTxn, AddOffsetsToTxn,
 //! TxnOffsetCommit, EndTxn) writes commit and abort markers into the logs; a
@@ -87,6 +91,8 @@ mod produce;
 #[cfg(feature = "sasl")]
 mod sasl;
 mod server;
+#[cfg(feature = "tls")]
+mod tls;
 mod txn;
 
 pub use batch::MockRecord;
@@ -97,4 +103,6 @@ pub use harness::{Broker, Pair, Scripted};
 #[cfg(feature = "sasl")]
 pub use sasl::{MockSaslError, SaslStats, MIN_SCRAM_ITERATIONS};
 pub use server::MockServer;
+#[cfg(feature = "tls")]
+pub use tls::{MockTls, MockTlsError};
 pub use txn::MAX_TRANSACTION_TIMEOUT_MS;
