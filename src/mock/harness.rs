@@ -30,9 +30,10 @@ use bytes::{Bytes, BytesMut};
 
 use super::cluster::{HandleResult, MockCluster};
 use crate::producer::{ConnId, Event, Producer, Transmit};
+use crate::protocol::error::ProtocolError;
 use crate::protocol::frame::Deframer;
 
-/// Largest request frame the pair's deframers accept.
+/// Largest request frame the pair's deframers accept unless the broker says otherwise.
 const MAX_FRAME: usize = 1 << 30;
 
 /// The other end of a [`Pair`]: answers the request frames the core writes.
@@ -53,6 +54,12 @@ pub trait Broker {
     /// `conn` is gone (closed by either side); its unanswered requests with it.
     fn closed(&mut self, conn: ConnId) {
         let _ = conn;
+    }
+
+    /// The largest request frame the broker reads; a larger size prefix
+    /// closes the connection (Kafka's `socket.request.max.bytes`).
+    fn max_request_size(&self) -> usize {
+        MAX_FRAME
     }
 
     /// The TLS listener of `node`, if its connections run TLS (feature `tls`).
@@ -81,6 +88,11 @@ impl Broker for MockCluster {
 
     fn closed(&mut self, conn: ConnId) {
         self.connection_closed(conn.0);
+    }
+
+    fn max_request_size(&self) -> usize {
+        // Kafka's socket.request.max.bytes default, as MockServer reads.
+        crate::protocol::frame::DEFAULT_MAX_FRAME
     }
 
     #[cfg(feature = "tls")]
@@ -526,7 +538,7 @@ impl<B: Broker> Pair<B> {
                                 port,
                                 node,
                                 connecting: true,
-                                requests: Deframer::new(MAX_FRAME),
+                                requests: Deframer::new(self.broker.max_request_size()),
                                 answers: VecDeque::new(),
                                 close_at: None,
                                 unwritten: 0,
@@ -547,7 +559,7 @@ impl<B: Broker> Pair<B> {
                                 port,
                                 node: -1,
                                 connecting: true,
-                                requests: Deframer::new(MAX_FRAME),
+                                requests: Deframer::new(self.broker.max_request_size()),
                                 answers: VecDeque::new(),
                                 close_at: None,
                                 unwritten: 0,
@@ -633,12 +645,21 @@ impl<B: Broker> Pair<B> {
             return;
         }
         let mut frames = Vec::new();
-        while let Some(frame) = link
-            .requests
-            .next_frame()
-            .expect("the core writes well-formed frames")
-        {
-            frames.push(frame);
+        loop {
+            match link.requests.next_frame() {
+                Ok(Some(frame)) => frames.push(frame),
+                Ok(None) => break,
+                // Not the core's frame: e.g. a TLS hello to a plaintext
+                // listener, whose first bytes read as a huge size.
+                Err(ProtocolError::FrameTooLarge { size, max }) => {
+                    log::debug!(
+                        "pair: a {size}-byte request frame on {conn:?} (max {max}): closed"
+                    );
+                    link.close_at = Some(self.now + self.latency);
+                    break;
+                }
+                Err(e) => panic!("the core writes well-formed frames: {e}"),
+            }
         }
         for frame in frames {
             let Some(r) = self.broker.handle_request(conn, node, frame, self.now) else {
