@@ -35,8 +35,8 @@ fn sasl_cluster(mechanisms: &[SaslMechanism]) -> MockCluster {
     c
 }
 
-fn tls_for(ca: &Ca, names: &[&str]) -> MockTls {
-    let (cert, key) = ca.leaf(names);
+fn tls_for(ca: &Ca, name: &str) -> MockTls {
+    let (cert, key) = ca.leaf(name, None);
     MockTls::from_pem(cert.as_bytes(), key.as_bytes(), None).unwrap()
 }
 
@@ -129,7 +129,7 @@ fn delivers(protocol: &str, mechanism: SaslMechanism, tls: bool) {
         c
     };
     if tls {
-        cluster.set_tls(Some(tls_for(&ca, &["localhost"])));
+        cluster.set_tls(Some(tls_for(&ca, "localhost")));
     }
     let mut pair = pair(
         config(protocol, mechanism, "alice-secret", tls.then_some(&ca)),
@@ -169,7 +169,7 @@ fn reauthenticates_with_records_flowing(tls: bool) {
     cluster.set_session_lifetime(Some(Duration::from_secs(5)));
     cluster.set_latency(0, Duration::from_millis(3));
     if tls {
-        cluster.set_tls(Some(tls_for(&ca, &["localhost"])));
+        cluster.set_tls(Some(tls_for(&ca, "localhost")));
     }
     let protocol = if tls { "SASL_SSL" } else { "SASL_PLAINTEXT" };
     let mut pair = pair(
@@ -283,24 +283,35 @@ fn tls_error(e: &DeliveryError) -> &TlsError {
 }
 
 #[test]
-fn untrusted_certificate_and_host_name_mismatch() {
+fn untrusted_expired_and_misnamed_certificates() {
     let ca = Ca::new("mock CA");
     let other = Ca::new("other CA");
     let mut cluster = MockCluster::new(1);
     cluster.create_topic("t", 2).unwrap();
-    cluster.set_tls(Some(tls_for(&other, &["localhost"])));
+    cluster.set_tls(Some(tls_for(&other, "localhost")));
     let (failed, connects, _) = refused(config("SSL", SCRAM, "", Some(&ca)), cluster);
     assert_eq!(tls_error(&failed[0]), &TlsError::UntrustedCertificate);
     assert!(connects <= 2, "{connects} connections");
 
     let mut cluster = MockCluster::new(1);
     cluster.create_topic("t", 2).unwrap();
-    cluster.set_tls(Some(tls_for(&ca, &["broker.example"])));
+    cluster.set_tls(Some(tls_for(&ca, "broker.example")));
     let (failed, connects, _) = refused(config("SSL", SCRAM, "", Some(&ca)), cluster);
     assert!(
         matches!(tls_error(&failed[0]), TlsError::NameMismatch(h) if h == "localhost"),
         "{failed:?}"
     );
+    assert!(connects <= 2, "{connects} connections");
+
+    // Expired at the core's wall clock (2027).
+    let (cert, key) = ca.leaf("localhost", Some(2025));
+    let mut cluster = MockCluster::new(1);
+    cluster.create_topic("t", 2).unwrap();
+    cluster.set_tls(Some(
+        MockTls::from_pem(cert.as_bytes(), key.as_bytes(), None).unwrap(),
+    ));
+    let (failed, connects, _) = refused(config("SSL", SCRAM, "", Some(&ca)), cluster);
+    assert_eq!(tls_error(&failed[0]), &TlsError::ExpiredCertificate);
     assert!(connects <= 2, "{connects} connections");
 }
 
@@ -320,7 +331,7 @@ fn plaintext_client_on_a_tls_listener_and_the_reverse() {
     let ca = Ca::new("mock CA");
     let mut cluster = MockCluster::new(1);
     cluster.create_topic("t", 2).unwrap();
-    cluster.set_tls(Some(tls_for(&ca, &["localhost"])));
+    cluster.set_tls(Some(tls_for(&ca, "localhost")));
     let (failed, connects, elapsed) = refused(config("PLAINTEXT", SCRAM, "", None), cluster);
     eprintln!(
         "plaintext on TLS: {:?} after {elapsed:?}, {connects} connections",

@@ -25,11 +25,14 @@ impl Ca {
         self.issuer.pem()
     }
 
-    /// A leaf certificate for `names` (DNS names or IP addresses) and its
-    /// key, both PEM.
-    pub fn leaf(&self, names: &[&str]) -> (String, String) {
-        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let params = CertificateParams::new(names).unwrap();
+    /// A leaf certificate for `name` (a DNS name or an IP address) and its
+    /// key, both PEM; valid 2020 to `not_after_year` when given.
+    pub fn leaf(&self, name: &str, not_after_year: Option<i32>) -> (String, String) {
+        let mut params = CertificateParams::new(vec![name.to_string()]).unwrap();
+        if let Some(y) = not_after_year {
+            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            params.not_after = rcgen::date_time_ymd(y, 1, 1);
+        }
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.issuer).unwrap();
         (cert.pem(), key.serialize_pem())

@@ -99,7 +99,7 @@ fn trusting(ca: &Ca) -> TlsSettings {
 }
 
 fn tls_server(ca: &Ca, client_ca: Option<&Ca>) -> MockServer {
-    let (cert, key) = ca.leaf(&["localhost", "127.0.0.1"]);
+    let (cert, key) = ca.leaf("127.0.0.1", None);
     let client_ca = client_ca.map(Ca::pem);
     let tls = MockTls::from_pem(
         cert.as_bytes(),
@@ -200,7 +200,7 @@ fn client_certificates_are_required_when_a_client_ca_is_set() {
         other => panic!("expected the broker's alert, got {other:?}"),
     }
     // With one signed by another CA: refused too.
-    let (cert, key) = ca.leaf(&["client"]);
+    let (cert, key) = ca.leaf("client", None);
     let mut s = trusting(&ca);
     s.keystore_certificate_chain = Some(cert);
     s.keystore_key = Some(kafka_sansio::producer::security::Password::new(key));
@@ -210,7 +210,7 @@ fn client_certificates_are_required_when_a_client_ca_is_set() {
         Err(TlsError::Alert(_))
     ));
     // With one the client CA signed: served.
-    let (cert, key) = client_ca.leaf(&["client"]);
+    let (cert, key) = client_ca.leaf("client", None);
     s.keystore_certificate_chain = Some(cert);
     s.keystore_key = Some(kafka_sansio::producer::security::Password::new(key));
     let mut c = Client::connect(&server, &s);
@@ -254,8 +254,8 @@ fn bad_pem_is_a_typed_error() {
         })
     ));
     let ca = Ca::new("mock CA");
-    let (cert, _) = ca.leaf(&["localhost"]);
-    let (_, other_key) = ca.leaf(&["localhost"]);
+    let (cert, _) = ca.leaf("localhost", None);
+    let (_, other_key) = ca.leaf("localhost", None);
     assert!(matches!(
         MockTls::from_pem(cert.as_bytes(), b"nope", None),
         Err(MockTlsError::Pem {
