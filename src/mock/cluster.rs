@@ -131,6 +131,10 @@ pub struct MockCluster {
     pub(super) produced_batches: u64,
     pub(super) produced_records: u64,
     pub(super) txn: super::txn::TxnCoordinator,
+    #[cfg(feature = "sasl")]
+    pub(super) sasl: Option<super::sasl::SaslListener>,
+    #[cfg(feature = "tls")]
+    pub(super) tls: Option<super::tls::MockTls>,
 }
 
 fn valid_topic_name(name: &str) -> bool {
@@ -185,6 +189,10 @@ impl MockCluster {
             produced_batches: 0,
             produced_records: 0,
             txn: Default::default(),
+            #[cfg(feature = "sasl")]
+            sasl: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 

@@ -44,6 +44,54 @@ impl MockCluster {
     /// # Panics
     /// When `node_id` is not a broker of this cluster.
     pub fn handle_request(&mut self, node_id: i32, frame: Bytes, now: Instant) -> HandleResult {
+        self.dispatch(None, node_id, frame, now)
+    }
+
+    /// Handles one request frame that came on connection `conn` (an id the
+    /// caller keeps unique among its open connections) of broker `node_id`.
+    /// Same as [`Self::handle_request`], plus what depends on the
+    /// connection: its SASL state when SASL is enabled (feature `sasl`; a
+    /// request through [`Self::handle_request`] counts as one on a fresh,
+    /// unauthenticated connection). Call [`Self::connection_closed`] when
+    /// the connection goes.
+    ///
+    /// # Panics
+    /// When `node_id` is not a broker of this cluster.
+    pub fn handle_connection_request(
+        &mut self,
+        conn: u64,
+        node_id: i32,
+        frame: Bytes,
+        now: Instant,
+    ) -> HandleResult {
+        self.dispatch(Some(conn), node_id, frame, now)
+    }
+
+    /// Connection `conn` closed (either side): its state goes with it, so the id may be reused.
+    pub fn connection_closed(&mut self, conn: u64) {
+        #[cfg(feature = "sasl")]
+        self.sasl_connection_closed(conn);
+        #[cfg(not(feature = "sasl"))]
+        let _ = conn;
+    }
+
+    /// True when this cluster answers SaslHandshake and SaslAuthenticate.
+    fn serves_sasl(&self) -> bool {
+        #[cfg(feature = "sasl")]
+        return self.sasl.is_some();
+        #[cfg(not(feature = "sasl"))]
+        return false;
+    }
+
+    fn dispatch(
+        &mut self,
+        conn: Option<u64>,
+        node_id: i32,
+        frame: Bytes,
+        now: Instant,
+    ) -> HandleResult {
+        #[cfg(not(feature = "sasl"))]
+        let _ = conn;
         let broker = self.broker_mut(node_id);
         // A request starts once the broker served the ones before it.
         let served = if broker.service_time.is_zero() {
@@ -88,6 +136,19 @@ impl MockCluster {
             }
             return close;
         }
+        #[cfg(feature = "sasl")]
+        if let super::sasl::Gate::Answer(h) = self.sasl_gate(super::sasl::Incoming {
+            conn,
+            api,
+            version,
+            cid,
+            body: &body,
+            pushed: None,
+            due,
+            now,
+        }) {
+            return h;
+        }
         let pushed = self
             .pushed_errors
             .get_mut(&api.code())
@@ -99,10 +160,13 @@ impl MockCluster {
                 };
                 // Exactly the codec's ranges. (librdkafka produces RecordBatch
                 // v2 only when Fetch v4+ is advertised; Fetch is served.)
-                // SASL is not served, so not advertised.
+                // SASL only when served.
+                let sasl = self.serves_sasl();
                 let mut api_keys: Vec<ApiVersion> = ApiKey::ALL
                     .iter()
-                    .filter(|k| !matches!(k, ApiKey::SaslHandshake | ApiKey::SaslAuthenticate))
+                    .filter(|k| {
+                        sasl || !matches!(k, ApiKey::SaslHandshake | ApiKey::SaslAuthenticate)
+                    })
                     .map(|k| api_version_entry(*k))
                     .collect();
                 api_keys.sort_by_key(|a| a.api_key);
@@ -297,8 +361,8 @@ impl MockCluster {
                 r.throttle_time_ms = throttle;
                 respond(cid, version, &r, due)
             }
-            // Not served (not advertised either): a broker without SASL
-            // listeners closes such a connection.
+            // Answered by the SASL gate when SASL is on (feature `sasl`);
+            // a broker without SASL listeners closes such a connection.
             ApiKey::SaslHandshake | ApiKey::SaslAuthenticate => close,
         }
     }
@@ -334,7 +398,7 @@ fn decode_request<M: ApiMessage>(
     Ok(m)
 }
 
-fn respond<M: ApiMessage>(cid: i32, version: i16, m: &M, due: Instant) -> HandleResult {
+pub(super) fn respond<M: ApiMessage>(cid: i32, version: i16, m: &M, due: Instant) -> HandleResult {
     let mut buf = BytesMut::new();
     match encode_response(&mut buf, cid, version, m) {
         Ok(()) => HandleResult {

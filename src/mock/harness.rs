@@ -15,6 +15,13 @@
 //! The pair holds the core to the driver contract and panics when the core
 //! breaks it: a connection id used twice, a send before the connect
 //! succeeded or after the core closed the connection, a second close.
+//!
+//! TLS (feature `tls`): when the broker's listener runs TLS
+//! ([`Broker::tls`], [`MockCluster::set_tls`]) each link has a rustls server
+//! session between the core's ciphertext and the deframer; handshake records
+//! and encrypted answers queue as answers do. On such a link
+//! [`Pair::lose_answers`] breaks the TLS stream (the core sees a TLS error),
+//! as losing bytes inside a TCP stream would.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -23,9 +30,10 @@ use bytes::{Bytes, BytesMut};
 
 use super::cluster::{HandleResult, MockCluster};
 use crate::producer::{ConnId, Event, Producer, Transmit};
+use crate::protocol::error::ProtocolError;
 use crate::protocol::frame::Deframer;
 
-/// Largest request frame the pair's deframers accept.
+/// Largest request frame the pair's deframers accept unless the broker says otherwise.
 const MAX_FRAME: usize = 1 << 30;
 
 /// The other end of a [`Pair`]: answers the request frames the core writes.
@@ -47,6 +55,19 @@ pub trait Broker {
     fn closed(&mut self, conn: ConnId) {
         let _ = conn;
     }
+
+    /// The largest request frame the broker reads; a larger size prefix
+    /// closes the connection (Kafka's `socket.request.max.bytes`).
+    fn max_request_size(&self) -> usize {
+        MAX_FRAME
+    }
+
+    /// The TLS listener of `node`, if its connections run TLS (feature `tls`).
+    #[cfg(feature = "tls")]
+    fn tls(&self, node: i32) -> Option<super::tls::MockTls> {
+        let _ = node;
+        None
+    }
 }
 
 impl Broker for MockCluster {
@@ -57,12 +78,26 @@ impl Broker for MockCluster {
 
     fn handle_request(
         &mut self,
-        _conn: ConnId,
+        conn: ConnId,
         node: i32,
         frame: Bytes,
         now: Instant,
     ) -> Option<HandleResult> {
-        Some(MockCluster::handle_request(self, node, frame, now))
+        Some(self.handle_connection_request(conn.0, node, frame, now))
+    }
+
+    fn closed(&mut self, conn: ConnId) {
+        self.connection_closed(conn.0);
+    }
+
+    fn max_request_size(&self) -> usize {
+        // Kafka's socket.request.max.bytes default, as MockServer reads.
+        crate::protocol::frame::DEFAULT_MAX_FRAME
+    }
+
+    #[cfg(feature = "tls")]
+    fn tls(&self, _node: i32) -> Option<super::tls::MockTls> {
+        MockCluster::tls(self).cloned()
     }
 }
 
@@ -125,9 +160,24 @@ struct Link {
     close_at: Option<Instant>,
     /// Bytes sent while writes were stalled, not yet reported written.
     unwritten: usize,
+    /// The broker's TLS session on this connection, when its listener runs TLS.
+    #[cfg(feature = "tls")]
+    tls: Option<rustls::ServerConnection>,
 }
 
 impl Link {
+    /// An answer as it goes on the wire: encrypted when the link runs TLS.
+    fn seal(&mut self, bytes: Bytes) -> Bytes {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &mut self.tls {
+            use std::io::Write;
+            // rustls buffers plaintext without limit until it is written out.
+            let _ = tls.writer().write_all(&bytes);
+            return Bytes::from(super::tls::ciphertext_out(tls));
+        }
+        bytes
+    }
+
     /// When the next thing on this link falls due: its first answer, else the broker's close.
     fn next_due(&self) -> Option<Instant> {
         self.answers.front().map_or(self.close_at, |a| Some(a.0))
@@ -280,6 +330,13 @@ impl<B: Broker> Pair<B> {
         if let Some(node) = self.broker.node(&link.host, link.port) {
             link.node = node;
             link.connecting = false;
+            #[cfg(feature = "tls")]
+            {
+                link.tls = self.broker.tls(node).and_then(|t| match t.session() {
+                    Ok(s) => Some(s),
+                    Err(e) => panic!("the mock's TLS configuration makes no session: {e}"),
+                });
+            }
             self.core(|p, now| p.handle_connected(conn, now));
         } else {
             self.drop_link(conn);
@@ -481,10 +538,12 @@ impl<B: Broker> Pair<B> {
                                 port,
                                 node,
                                 connecting: true,
-                                requests: Deframer::new(MAX_FRAME),
+                                requests: Deframer::new(self.broker.max_request_size()),
                                 answers: VecDeque::new(),
                                 close_at: None,
                                 unwritten: 0,
+                                #[cfg(feature = "tls")]
+                                tls: None,
                             },
                         );
                         if !self.held {
@@ -500,10 +559,12 @@ impl<B: Broker> Pair<B> {
                                 port,
                                 node: -1,
                                 connecting: true,
-                                requests: Deframer::new(MAX_FRAME),
+                                requests: Deframer::new(self.broker.max_request_size()),
                                 answers: VecDeque::new(),
                                 close_at: None,
                                 unwritten: 0,
+                                #[cfg(feature = "tls")]
+                                tls: None,
                             },
                         );
                     }
@@ -524,6 +585,24 @@ impl<B: Broker> Pair<B> {
                 assert!(!link.connecting, "a send on {conn:?} before it connected");
                 // A request may come in several sends (a Produce request's
                 // batches are buffers of their own): the deframer joins them.
+                #[cfg(feature = "tls")]
+                if let Some(tls) = &mut link.tls {
+                    let mut plain = Vec::new();
+                    let r = super::tls::ciphertext_in(tls, &data, &mut plain);
+                    link.requests.push(&plain);
+                    // Handshake records and alerts travel like answers.
+                    let out = super::tls::ciphertext_out(tls);
+                    let due = self.now + self.latency;
+                    if !out.is_empty() {
+                        link.answers.push_back((due, Bytes::from(out)));
+                    }
+                    if !matches!(r, Ok(false)) && link.close_at.is_none() {
+                        link.close_at = Some(due);
+                    }
+                } else {
+                    link.requests.push(&data);
+                }
+                #[cfg(not(feature = "tls"))]
                 link.requests.push(&data);
                 let n = data.len();
                 if let Some(t) = &mut self.transcript {
@@ -566,12 +645,21 @@ impl<B: Broker> Pair<B> {
             return;
         }
         let mut frames = Vec::new();
-        while let Some(frame) = link
-            .requests
-            .next_frame()
-            .expect("the core writes well-formed frames")
-        {
-            frames.push(frame);
+        loop {
+            match link.requests.next_frame() {
+                Ok(Some(frame)) => frames.push(frame),
+                Ok(None) => break,
+                // Not the core's frame: e.g. a TLS hello to a plaintext
+                // listener, whose first bytes read as a huge size.
+                Err(ProtocolError::FrameTooLarge { size, max }) => {
+                    log::debug!(
+                        "pair: a {size}-byte request frame on {conn:?} (max {max}): closed"
+                    );
+                    link.close_at = Some(self.now + self.latency);
+                    break;
+                }
+                Err(e) => panic!("the core writes well-formed frames: {e}"),
+            }
         }
         for frame in frames {
             let Some(r) = self.broker.handle_request(conn, node, frame, self.now) else {
@@ -582,9 +670,16 @@ impl<B: Broker> Pair<B> {
                 return;
             };
             if let Some(bytes) = r.response {
+                let bytes = link.seal(bytes);
                 link.answers.push_back((due, bytes));
             }
             if r.close {
+                #[cfg(feature = "tls")]
+                if let Some(tls) = &mut link.tls {
+                    tls.send_close_notify();
+                    let out = super::tls::ciphertext_out(tls);
+                    link.answers.push_back((due, Bytes::from(out)));
+                }
                 link.close_at = Some(due);
                 return;
             }

@@ -52,6 +52,19 @@
 //! confluent-kafka) read back what was produced; in-process,
 //! [`MockCluster::records`] does the same.
 //!
+//! SASL (feature `sasl`): [`MockCluster::enable_sasl`] makes every broker a
+//! SASL listener for PLAIN and SCRAM-SHA-256/512 with Kafka's rules (only
+//! ApiVersions, SaslHandshake v1 and SaslAuthenticate before
+//! authentication; SASL_AUTHENTICATION_FAILED or UNSUPPORTED_SASL_MECHANISM
+//! then a close; session lifetimes, KIP-368 re-authentication, expired
+//! sessions closed on their next request). SASL state is per connection, so
+//! such a cluster is driven through [`MockCluster::handle_connection_request`]
+//! (as [`Pair`] and [`MockServer`] do).
+//!
+//! TLS (feature `tls`): [`MockCluster::set_tls`] with a [`MockTls`] from PEM
+//! (optionally requiring client certificates) puts rustls under every
+//! connection of [`MockServer`] and [`Pair`].
+//!
 //! Transactions: a transaction coordinator (FindCoordinator, InitProducerId
 //! with a transactional id, AddPartitionsToTxn, AddOffsetsToTxn,
 //! TxnOffsetCommit, EndTxn) writes commit and abort markers into the logs; a
@@ -61,7 +74,7 @@
 //!
 //! What it is not: there are no fetch sessions, no consumer groups (only the
 //! offsets of transactions are kept), no replication (each partition has exactly
-//! its leader as replica), no retention, no SASL/TLS. Unknown API keys close
+//! its leader as replica), no retention. Unknown API keys close
 //! the connection. Differences from Kafka worth knowing: topics are also
 //! auto-created by Produce (Kafka creates them only on Metadata), and
 //! InitProducerId with a known producer id and its current epoch bumps the
@@ -75,7 +88,11 @@ mod fetch;
 mod harness;
 mod metadata;
 mod produce;
+#[cfg(feature = "sasl")]
+mod sasl;
 mod server;
+#[cfg(feature = "tls")]
+mod tls;
 mod txn;
 
 pub use batch::MockRecord;
@@ -83,5 +100,9 @@ pub use cluster::{
     HandleResult, MockCluster, MockConfig, StoredBatch, FIRST_PRODUCER_ID, RETAINED_BATCHES,
 };
 pub use harness::{Broker, Pair, Scripted};
+#[cfg(feature = "sasl")]
+pub use sasl::{MockSaslError, SaslStats, MIN_SCRAM_ITERATIONS};
 pub use server::MockServer;
+#[cfg(feature = "tls")]
+pub use tls::{MockTls, MockTlsError};
 pub use txn::MAX_TRANSACTION_TIMEOUT_MS;

@@ -4,7 +4,7 @@
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -25,6 +25,8 @@ struct Shared {
     cluster: Mutex<MockCluster>,
     conns: Mutex<Vec<Conn>>,
     stop: AtomicBool,
+    /// The id of the next accepted connection (the cluster keeps per-connection state by it).
+    next_conn: AtomicU64,
 }
 
 impl Shared {
@@ -91,6 +93,7 @@ impl MockServer {
             cluster: Mutex::new(cluster),
             conns: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
+            next_conn: AtomicU64::new(0),
         });
         let s = Arc::clone(&shared);
         let acceptor = thread::Builder::new()
@@ -209,9 +212,13 @@ fn spawn_conn(shared: &Arc<Shared>, node: i32, stream: TcpStream) -> io::Result<
     stream.set_read_timeout(Some(POLL))?;
     let registered = stream.try_clone()?;
     let s = Arc::clone(shared);
+    let id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
     let thread = thread::Builder::new()
         .name(format!("mock-kafka-{node}"))
-        .spawn(move || serve(s, node, stream))?;
+        .spawn(move || {
+            serve(&s, id, node, stream);
+            s.cluster().connection_closed(id);
+        })?;
     let mut conns = shared.conns();
     conns.retain(|c| c.thread.as_ref().is_some_and(|t| !t.is_finished()));
     conns.push(Conn {
@@ -222,13 +229,88 @@ fn spawn_conn(shared: &Arc<Shared>, node: i32, stream: TcpStream) -> io::Result<
     Ok(())
 }
 
-fn serve(shared: Arc<Shared>, node: i32, mut stream: TcpStream) {
+/// One accepted connection's byte stream: plaintext, or TLS over the socket.
+struct Wire {
+    stream: TcpStream,
+    #[cfg(feature = "tls")]
+    tls: Option<rustls::ServerConnection>,
+}
+
+impl Wire {
+    /// Takes bytes read from the socket; the plaintext goes to `deframer`.
+    /// `false` when the connection is to close (a TLS error, whose alert is
+    /// sent, or the client's close_notify).
+    fn received(&mut self, data: &[u8], deframer: &mut Deframer) -> bool {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &mut self.tls {
+            let mut plain = Vec::new();
+            let r = super::tls::ciphertext_in(tls, data, &mut plain);
+            deframer.push(&plain);
+            let out = super::tls::ciphertext_out(tls);
+            if self.stream.write_all(&out).is_err() {
+                return false;
+            }
+            return match r {
+                Ok(peer_closed) => !peer_closed,
+                Err(e) => {
+                    log::debug!("mock broker: TLS error, closing: {e}");
+                    false
+                }
+            };
+        }
+        deframer.push(data);
+        true
+    }
+
+    /// Writes one response (encrypted under TLS).
+    fn send(&mut self, data: &[u8]) -> io::Result<()> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &mut self.tls {
+            tls.writer().write_all(data)?;
+            let out = super::tls::ciphertext_out(tls);
+            return self.stream.write_all(&out);
+        }
+        self.stream.write_all(data)
+    }
+
+    /// Ends the connection as a broker does (close_notify first under TLS).
+    fn close(&mut self) {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &mut self.tls {
+            tls.send_close_notify();
+            let out = super::tls::ciphertext_out(tls);
+            let _ = self.stream.write_all(&out);
+        }
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
+}
+
+fn serve(shared: &Shared, id: u64, node: i32, stream: TcpStream) {
+    #[cfg(feature = "tls")]
+    let tls = match shared.cluster().tls().map(|t| t.session()) {
+        Some(Ok(s)) => Some(s),
+        Some(Err(e)) => {
+            log::warn!("mock broker {node}: no TLS session: {e}");
+            let _ = stream.shutdown(Shutdown::Both);
+            return;
+        }
+        None => None,
+    };
+    let mut wire = Wire {
+        stream,
+        #[cfg(feature = "tls")]
+        tls,
+    };
     let mut deframer = Deframer::new(DEFAULT_MAX_FRAME);
     let mut buf = vec![0u8; 64 * 1024];
     'conn: while !shared.stop.load(Ordering::SeqCst) {
-        match stream.read(&mut buf) {
+        match wire.stream.read(&mut buf) {
             Ok(0) => break,
-            Ok(n) => deframer.push(&buf[..n]),
+            Ok(n) => {
+                if !wire.received(&buf[..n], &mut deframer) {
+                    break;
+                }
+            }
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(_) => break,
@@ -242,7 +324,9 @@ fn serve(shared: Arc<Shared>, node: i32, mut stream: TcpStream) {
                     break 'conn;
                 }
             };
-            let r = shared.cluster().handle_request(node, frame, Instant::now());
+            let r = shared
+                .cluster()
+                .handle_connection_request(id, node, frame, Instant::now());
             // Latency: wait for the due time, still watching the stop flag.
             loop {
                 let now = Instant::now();
@@ -252,7 +336,7 @@ fn serve(shared: Arc<Shared>, node: i32, mut stream: TcpStream) {
                 thread::sleep((r.due - now).min(POLL));
             }
             if let Some(resp) = &r.response {
-                if stream.write_all(resp).is_err() {
+                if wire.send(resp).is_err() {
                     break 'conn;
                 }
             }
@@ -261,5 +345,5 @@ fn serve(shared: Arc<Shared>, node: i32, mut stream: TcpStream) {
             }
         }
     }
-    let _ = stream.shutdown(Shutdown::Both);
+    wire.close();
 }

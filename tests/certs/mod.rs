@@ -1,6 +1,9 @@
 //! Certificates made at test time with rcgen, and the rustls server
 //! configuration of a test broker: shared by the TLS tests.
 
+// Each test crate that includes this module uses only part of it.
+#![allow(dead_code)]
+
 use std::sync::Arc;
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
@@ -25,11 +28,13 @@ impl Ca {
         }
     }
 
+    /// The CA certificate, PEM.
     pub fn pem(&self) -> String {
         self.issuer.pem()
     }
 
-    /// A leaf certificate and its key, both PEM.
+    /// A leaf certificate for `name` (a DNS name or an IP address) and its
+    /// key, both PEM; valid 2020 to `not_after_year` when given.
     pub fn leaf(&self, name: &str, not_after_year: Option<i32>) -> (String, String) {
         let mut params = CertificateParams::new(vec![name.to_string()]).unwrap();
         if let Some(y) = not_after_year {
@@ -42,11 +47,14 @@ impl Ca {
     }
 }
 
+/// The ring crypto provider, as the crate's `tls` feature uses.
 #[allow(deprecated)]
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// A rustls server configuration for `cert`/`key`, requiring client
+/// certificates signed by `client_ca` when given.
 pub fn server_config(cert: &str, key: &str, client_ca: Option<&str>) -> Arc<ServerConfig> {
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert.as_bytes())
         .collect::<Result<_, _>>()

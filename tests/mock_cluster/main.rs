@@ -2,7 +2,14 @@
 //! request helper, [`call`] (or [`frame`] and [`decode`] where a test looks
 //! at the connection's fate), for every module.
 
+#[cfg(feature = "tls")]
+#[path = "../certs/mod.rs"]
+mod certs;
 mod fetch;
+#[cfg(feature = "sasl")]
+mod sasl;
+#[cfg(feature = "tls")]
+mod tls;
 mod txn;
 
 use std::io::{Read, Write};

@@ -24,7 +24,7 @@ pub enum ScramHash {
 }
 
 impl ScramHash {
-    fn hmac(self, key: &[u8], data: &[u8]) -> Vec<u8> {
+    pub(crate) fn hmac(self, key: &[u8], data: &[u8]) -> Vec<u8> {
         match self {
             ScramHash::Sha256 => {
                 let mut m = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key");
@@ -39,7 +39,7 @@ impl ScramHash {
         }
     }
 
-    fn hash(self, data: &[u8]) -> Vec<u8> {
+    pub(crate) fn hash(self, data: &[u8]) -> Vec<u8> {
         match self {
             ScramHash::Sha256 => Sha256::digest(data).to_vec(),
             ScramHash::Sha512 => Sha512::digest(data).to_vec(),
@@ -47,7 +47,7 @@ impl ScramHash {
     }
 
     /// `Hi(password, salt, i)`: PBKDF2 with this hash's HMAC.
-    fn salted_password(self, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
+    pub(crate) fn salted_password(self, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
         match self {
             ScramHash::Sha256 => {
                 pbkdf2::pbkdf2_hmac_array::<Sha256, 32>(password, salt, iterations).to_vec()
