@@ -6,6 +6,7 @@
 #                                                         prints the bootstrap list on stdout (only that)
 #   tests/interop/kafka/kafka-cluster.sh stop             SIGTERM every node (controlled shutdown), SIGKILL after 30 s
 #   tests/interop/kafka/kafka-cluster.sh kill N           SIGKILL node N (fenced after broker.session.timeout.ms = 3 s)
+#   tests/interop/kafka/kafka-cluster.sh pause N | resume N   SIGSTOP / SIGCONT node N (a broker that hangs)
 #   tests/interop/kafka/kafka-cluster.sh start-node N     start node N again and wait until it is serving (alias: restart N)
 #   tests/interop/kafka/kafka-cluster.sh status           one line per node: "node N up PID 127.0.0.1:PORT" or "node N down"
 #   tests/interop/kafka/kafka-cluster.sh bootstrap        prints the bootstrap list
@@ -505,6 +506,22 @@ cmd_kill() {
     say "node $1 (pid $p) killed"
 }
 
+# SIGSTOP node N: its sockets stay open and its kernel still accepts connections, but it
+# answers nothing (a broker hung mid-handshake); `kill N` or `resume N` ends that.
+cmd_pause() {
+    check_node "$1"
+    alive "$1" || die "node $1 not running"
+    kill -STOP "$(pid_of "$1")"
+    say "node $1 (pid $(pid_of "$1")) stopped with SIGSTOP"
+}
+
+cmd_resume() {
+    check_node "$1"
+    alive "$1" || die "node $1 not running"
+    kill -CONT "$(pid_of "$1")"
+    say "node $1 (pid $(pid_of "$1")) continued"
+}
+
 cmd_stop() {
     local n p pids="" t=0
     for n in $NODES; do
@@ -605,6 +622,8 @@ partitions) cmd_build_java; tool kafkasansio.JavaPartitions "$(bootstrap)" "${2:
 start) cmd_start ;;
 stop) cmd_stop ;;
 kill) cmd_kill "${2:-}" ;;
+pause) cmd_pause "${2:-}" ;;
+resume) cmd_resume "${2:-}" ;;
 start-node | restart) cmd_start_node "${2:-}" ;;
 status) cmd_status ;;
 bootstrap) bootstrap ;;
@@ -630,5 +649,5 @@ client-config) client_profile "${2:?profile}"; echo "$client_config" ;;
 certs) make_certs ;;
 java) shift; tool "$@" ;;
 classpath) echo "$libs/*" ;;
-*) sed -n '2,43p' "$0" >&2; exit 2 ;;
+*) sed -n '2,/^set -euo pipefail/{/^set/!p}' "$0" >&2; exit 2 ;;
 esac
