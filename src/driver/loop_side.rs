@@ -6,7 +6,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
 use super::engine::{Engine, Promise, Reply, Shared, Waiter, Waiters};
-use super::{lock, queue, unix_ms, DeliveryResult, Error, Handle, Listener, Wake};
+use super::{lock, queue, seeded, unix_ms, DeliveryResult, Error, Handle, Listener, Wake};
 use crate::producer::{Event, Producer as Core, ProducerConfig, RecordMetadata, Transmit};
 
 /// The loop's end of the shared state: it makes a producer, applies IO under
@@ -43,7 +43,7 @@ impl LoopSide {
         waker: Option<Arc<dyn Wake>>,
     ) -> Result<(LoopSide, Handle, queue::Sender<M>, queue::Receiver<M>), Error> {
         let max_block = config.max_block;
-        let core = Core::new(config, Instant::now(), unix_ms())?;
+        let core = Core::new(seeded(config), Instant::now(), unix_ms())?;
         let (tx, rx) = queue::queue(waker);
         let shared = Arc::new(Shared {
             engine: Mutex::new(Engine {

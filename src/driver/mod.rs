@@ -29,7 +29,9 @@ pub use typed::{RecordPart, TypedProducer, TypedRecord};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::producer::{ConfigError, DeliveryError, ProducerRecord, RecordMetadata, SendError};
+use crate::producer::{
+    ConfigError, DeliveryError, ProducerConfig, ProducerRecord, RecordMetadata, SendError,
+};
 
 use loop_side::LoopSide;
 
@@ -116,6 +118,21 @@ pub type Listener = Arc<dyn Fn(u64, &DeliveryResult) + Send + Sync + 'static>;
 /// How the loop is woken when there is work for it.
 trait Wake: Send + Sync {
     fn wake(&self);
+}
+
+/// `config` with the core's generator seeded from the OS when the seed is
+/// the default: each producer's jitter, re-authentication points and SCRAM
+/// nonces then differ from another's. A seed set explicitly is kept.
+fn seeded(mut config: ProducerConfig) -> ProducerConfig {
+    if config.rng_seed == crate::producer::DEFAULT_RNG_SEED {
+        use std::hash::{BuildHasher, Hasher};
+        // std's hasher keys come from the OS generator: a seed with no
+        // dependency and no `unsafe`.
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_i64(unix_ms());
+        config.rng_seed = h.finish();
+    }
+    config
 }
 
 fn unix_ms() -> i64 {

@@ -100,6 +100,11 @@ pub enum ConfigError {
     Tls(String),
 }
 
+/// The default `kafka_sansio.rng.seed`. The drivers replace it with a seed
+/// from the OS (a producer's jitter and SCRAM nonces then differ from
+/// another's); a core driven by hand keeps it, and stays deterministic.
+pub const DEFAULT_RNG_SEED: u64 = 0x5eed_cafe_f00d_d00d;
+
 /// All producer settings. Field names follow the Java keys.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProducerConfig {
@@ -182,7 +187,8 @@ pub struct ProducerConfig {
     pub partitioner_ignore_keys: bool,
     /// Largest response frame accepted (bytes).
     pub max_response_size: usize,
-    /// Seed of the core's jitter generator (not a Java key: determinism).
+    /// Seed of the core's generator (not a Java key: determinism): retry and
+    /// reconnect jitter, re-authentication points, SCRAM nonces (hashed).
     pub rng_seed: u64,
     /// `security.protocol`, `sasl.*` and `ssl.*`.
     pub security: crate::producer::security::SecurityConfig,
@@ -228,7 +234,7 @@ impl Default for ProducerConfig {
             metrics_num_samples: 2,
             partitioner_ignore_keys: false,
             max_response_size: 100 * 1024 * 1024,
-            rng_seed: 0x5eed_cafe_f00d_d00d,
+            rng_seed: DEFAULT_RNG_SEED,
             security: Default::default(),
         }
     }
@@ -558,6 +564,12 @@ impl ProducerConfig {
                                 "sasl.mechanism=OAUTHBEARER needs sasl.jaas.config with OAuthBearerLoginModule".into(),
                             ));
                         }
+                    }
+                    #[cfg(feature = "sasl")]
+                    if sec.sasl_jaas_config.is_none()
+                        && sec.sasl_oauthbearer_token_provider.is_none()
+                    {
+                        return Err(crate::producer::authenticate::oauthbearer_unset());
                     }
                 }
                 m => {

@@ -12,16 +12,17 @@ use crate::protocol::frame::{self, ApiKey, Deframer, Request};
 use super::accumulator::Batch;
 use super::idempotence::PidState;
 use super::timers::earliest;
-use super::{ConnId, ConnectionError, Producer, Transmit};
+use super::{ConnId, ConnectionError, DeliveryError, Producer, Transmit};
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ConnState {
     /// Connect asked of the driver, not answered yet.
     Connecting,
-    /// Connected; ApiVersions in flight.
+    /// Connected; the TLS handshake, ApiVersions or SASL under way.
     Handshake,
-    /// Versions known; requests may go.
+    /// Versions known (and authenticated, with SASL); requests may go. A
+    /// re-authentication holds new requests back (see [`Connection::can_send`]).
     Ready,
 }
 
@@ -43,6 +44,12 @@ pub(crate) enum RequestKind {
     Metadata,
     InitProducerId,
     Produce(Vec<Batch>),
+    /// The SASL step of the handshake: the mechanism named.
+    #[cfg(feature = "sasl")]
+    SaslHandshake,
+    /// One token of the SASL exchange.
+    #[cfg(feature = "sasl")]
+    SaslAuthenticate,
     /// A cluster request asked before a rebootstrap: redone elsewhere, its
     /// answer is dropped.
     Stale,
@@ -93,6 +100,22 @@ pub(crate) struct Connection {
     pub retired: bool,
     /// A response here had bytes after its version's last field (logged once).
     pub skipped_logged: bool,
+    /// Bytes came from the peer (a plaintext connection's first bytes are
+    /// checked for a TLS record: a TLS listener's answer).
+    pub received_any: bool,
+    /// When the TLS handshake must be done (`socket.connection.setup.timeout.ms`
+    /// from the connect), while it runs.
+    pub handshake_deadline: Option<Instant>,
+    /// A failure met where the connection could not be reset at once (a
+    /// TLS write); the next turn resets it.
+    pub failed: Option<ConnectionError>,
+    /// The TLS session under the connection (SSL, SASL_SSL): requests go in
+    /// as plaintext, `Transmit::Send`s carry its ciphertext.
+    #[cfg(feature = "tls")]
+    pub tls: Option<crate::producer::security::tls::TlsSession>,
+    /// Where the SASL step stands (SASL_PLAINTEXT, SASL_SSL).
+    #[cfg(feature = "sasl")]
+    pub sasl: Option<super::authenticate::SaslConn>,
 }
 
 /// How many acks=0 Produce correlation ids a connection remembers. A broker
@@ -174,9 +197,37 @@ impl Connection {
                 .any(|f| matches!(f.kind, RequestKind::Produce(_)))
     }
 
+    /// True when the connection runs TLS.
+    pub fn is_tls(&self) -> bool {
+        #[cfg(feature = "tls")]
+        if self.tls.is_some() {
+            return true;
+        }
+        false
+    }
+
+    /// False while SASL authentication (or re-authentication) runs.
+    pub fn authenticated(&self) -> bool {
+        #[cfg(feature = "sasl")]
+        if let Some(s) = &self.sasl {
+            return s.is_done();
+        }
+        true
+    }
+
+    /// True while the TLS handshake runs.
+    pub fn tls_handshaking(&self) -> bool {
+        #[cfg(feature = "tls")]
+        if let Some(t) = &self.tls {
+            return t.is_handshaking();
+        }
+        false
+    }
+
     /// Can take one more request now.
     pub fn can_send(&self, max_in_flight: usize, now: Instant) -> bool {
         self.state == ConnState::Ready
+            && self.authenticated()
             && !self.retired
             && self.in_flight.len() < max_in_flight
             && self.throttled_until.is_none_or(|t| t <= now)
@@ -192,6 +243,10 @@ impl RequestKind {
             RequestKind::Metadata | RequestKind::Stale => ApiKey::Metadata,
             RequestKind::InitProducerId => ApiKey::InitProducerId,
             RequestKind::Produce(_) => ApiKey::Produce,
+            #[cfg(feature = "sasl")]
+            RequestKind::SaslHandshake => ApiKey::SaslHandshake,
+            #[cfg(feature = "sasl")]
+            RequestKind::SaslAuthenticate => ApiKey::SaslAuthenticate,
         }
     }
 }
@@ -235,6 +290,13 @@ impl Producer {
                 acks0_answered: false,
                 retired: false,
                 skipped_logged: false,
+                received_any: false,
+                handshake_deadline: None,
+                failed: None,
+                #[cfg(feature = "tls")]
+                tls: None,
+                #[cfg(feature = "sasl")]
+                sasl: None,
             },
         );
         id
@@ -290,10 +352,7 @@ impl Producer {
             Ok(n) => {
                 let w = self.window();
                 self.sensors.requests.record(n as f64, self.last_now, &w);
-                let c = self.net.conns.get_mut(&conn).expect("connection exists");
-                c.sent_bytes += n as u64;
-                self.transmits
-                    .extend(segments.drain(..).map(|data| Transmit::Send { conn, data }));
+                self.put_wire(conn, &mut segments);
                 Some(correlation_id)
             }
             Err(e) => {
@@ -340,8 +399,33 @@ impl Producer {
         let Some(c) = self.net.conns.get_mut(&conn) else {
             return;
         };
-        c.deframer.push(data);
         c.last_active = now;
+        // Under TLS the bytes are ciphertext: what the deframer reads is
+        // what they decrypt to.
+        #[cfg(feature = "tls")]
+        let plaintext;
+        #[cfg(feature = "tls")]
+        let data: &[u8] = if c.tls.is_some() {
+            match self.tls_in(conn, data, now) {
+                Some(p) => {
+                    plaintext = p;
+                    &plaintext
+                }
+                None => return,
+            }
+        } else {
+            data
+        };
+        let c = self.net.conns.get_mut(&conn).expect("checked");
+        if !c.received_any && !data.is_empty() {
+            c.received_any = true;
+            if !c.is_tls() && looks_like_tls(data) {
+                let addr = c.addr_string();
+                self.reset(conn, now, ConnectionError::TlsListener { addr });
+                return;
+            }
+        }
+        c.deframer.push(data);
         let w = self.window();
         self.sensors.incoming.record(data.len() as f64, now, &w);
         loop {
@@ -411,8 +495,20 @@ impl Producer {
     }
 
     /// Resets `conn` for `error`: logged, kept as the last connection
-    /// error, and counted in the reconnect backoff.
+    /// error, and counted in the reconnect backoff. An authentication
+    /// failure also fails the records not on the wire (as Java's
+    /// `AuthenticationException`), so that they do not wait for their
+    /// timeouts against a broker that refuses the credentials.
     pub(crate) fn reset(&mut self, conn: ConnId, now: Instant, error: ConnectionError) {
+        if error.is_authentication_error() {
+            log::error!("{error}; closing {conn:?}");
+            self.on_disconnected(conn, now, End::Reset(error.clone()));
+            self.fail_unsent(|maybe_persisted| DeliveryError::Authentication {
+                cause: error.clone(),
+                maybe_persisted,
+            });
+            return;
+        }
         log::warn!("{error}; resetting {conn:?}");
         self.on_disconnected(conn, now, End::Reset(error));
     }
@@ -433,6 +529,8 @@ impl Producer {
                 }
             }
             RequestKind::ApiVersions | RequestKind::Produce(_) | RequestKind::Stale => {}
+            #[cfg(feature = "sasl")]
+            RequestKind::SaslHandshake | RequestKind::SaslAuthenticate => {}
         }
     }
 
@@ -473,6 +571,9 @@ impl Producer {
                 }
                 Some(match c.state {
                     ConnState::Connecting => ConnectionError::ConnectFailed { addr },
+                    ConnState::Handshake if c.tls_handshaking() => {
+                        ConnectionError::ClosedDuringTlsHandshake { addr }
+                    }
                     ConnState::Handshake => ConnectionError::ClosedBeforeReady { addr },
                     ConnState::Ready => ConnectionError::Closed { addr },
                 })
@@ -605,6 +706,7 @@ impl Producer {
                 request
                     .into_iter()
                     .chain(connecting)
+                    .chain(c.handshake_deadline)
                     .chain(c.throttled_until)
                     .chain(idle_close)
             }),
@@ -619,4 +721,12 @@ impl Producer {
         }
         earliest(now, self.net.reconnect.values().map(|(t, _)| *t))
     }
+}
+
+/// Whether `data` starts as a TLS record does (handshake or alert, TLS 1.0
+/// to 1.3): the size of a Kafka frame never starts so (0x15 or 0x16 makes
+/// over 350 MB).
+fn looks_like_tls(data: &[u8]) -> bool {
+    matches!(data, [0x15 | 0x16, 0x03, v, ..] if *v <= 0x04)
+        || matches!(data, [0x15 | 0x16] | [0x15 | 0x16, 0x03])
 }

@@ -40,6 +40,23 @@ impl Producer {
             }
             // Its flag was cleared when it went stale: another request may be out now.
             RequestKind::Stale => {}
+            #[cfg(feature = "sasl")]
+            RequestKind::SaslHandshake => {
+                use crate::protocol::messages::sasl::SaslHandshakeResponse;
+                let (_, resp, skipped) =
+                    frame::decode_response_lenient::<SaslHandshakeResponse>(frame, req.version)?;
+                self.skipped(conn, ApiKey::SaslHandshake, req.version, skipped);
+                self.on_sasl_handshake(conn, resp, now);
+            }
+            #[cfg(feature = "sasl")]
+            RequestKind::SaslAuthenticate => {
+                use crate::protocol::messages::sasl::SaslAuthenticateResponse;
+                let (_, resp, skipped) =
+                    frame::decode_response_lenient::<SaslAuthenticateResponse>(frame, req.version)?;
+                self.skipped(conn, ApiKey::SaslAuthenticate, req.version, skipped);
+                self.on_sasl_authenticate(conn, req.sent, resp, now);
+            }
+
             RequestKind::Metadata => {
                 self.cluster.metadata_in_flight = false;
                 let resp =

@@ -1,5 +1,6 @@
-//! The ApiVersions handshake: what a new connection asks first, and the
-//! versions it negotiates for every other request.
+//! The ApiVersions handshake: what a new connection asks first (after the
+//! TLS handshake, under TLS), the versions it negotiates for every other
+//! request, and the SASL step that follows with SASL (`authenticate`).
 
 use std::time::Instant;
 
@@ -11,7 +12,7 @@ use super::connection::{ConnState, RequestKind};
 use super::{error_of, ConnId, ConnectionError, Producer};
 
 /// Highest ApiVersions request version we try first.
-const API_VERSIONS_MAX: i16 = 4;
+pub(super) const API_VERSIONS_MAX: i16 = 4;
 
 impl Producer {
     pub(crate) fn on_connected(&mut self, conn: ConnId, now: Instant) {
@@ -31,10 +32,16 @@ impl Producer {
         // A connect that succeeds starts the connect timeout over.
         let addr = c.addr.clone();
         self.net.setup_failures.remove(&addr);
+        // Under TLS, ApiVersions waits for the handshake (`tls_in`).
+        #[cfg(feature = "tls")]
+        if self.security.tls.is_some() {
+            self.start_tls(conn, now);
+            return;
+        }
         self.send_api_versions(conn, API_VERSIONS_MAX, now);
     }
 
-    fn send_api_versions(&mut self, conn: ConnId, version: i16, now: Instant) {
+    pub(super) fn send_api_versions(&mut self, conn: ConnId, version: i16, now: Instant) {
         let req = ApiVersionsRequest {
             client_software_name: "kafka-sansio".into(),
             client_software_version: env!("CARGO_PKG_VERSION").into(),
@@ -82,14 +89,22 @@ impl Producer {
         }
         let c = self.net.conns.get_mut(&conn).expect("connection");
         c.versions = versions;
-        c.state = ConnState::Ready;
         if c.version(ApiKey::Produce).is_none() || c.version(ApiKey::Metadata).is_none() {
             // Produce v3 (RecordBatch v2) is the floor: this broker cannot take our records.
             log::error!(
                 "broker {:?} supports no Produce/Metadata version in our range",
                 c.addr
             );
+            c.state = ConnState::Ready;
             self.set_fatal(ErrorCode::UnsupportedVersion);
+            return;
         }
+        // With SASL the connection is ready once authenticated (`authenticate`).
+        #[cfg(feature = "sasl")]
+        if self.security.sasl.is_some() {
+            self.start_sasl(conn, now);
+            return;
+        }
+        c.state = ConnState::Ready;
     }
 }

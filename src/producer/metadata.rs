@@ -572,7 +572,8 @@ pub(crate) enum DeliveryErrorKind {
 pub(super) fn parse_host_port(s: &str) -> Result<(String, u16), ConfigError> {
     let bad = || ConfigError::invalid("bootstrap.servers", s, "expected host:port");
     let s = s.trim();
-    let s = s.strip_prefix("PLAINTEXT://").unwrap_or(s);
+    // A listener name in front (`SASL_SSL://host:port`) is dropped, as Java does.
+    let s = s.split_once("://").map_or(s, |(_, rest)| rest);
     let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
     if host.is_empty() {

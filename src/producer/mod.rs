@@ -17,6 +17,8 @@
 
 mod accumulator;
 mod append;
+#[cfg(feature = "sasl")]
+mod authenticate;
 pub mod config;
 pub mod config_keys;
 mod connection;
@@ -35,6 +37,7 @@ pub mod record;
 // generator as the core; not part of the documented API.
 #[doc(hidden)]
 pub mod rng;
+mod secure;
 pub mod security;
 mod sender;
 mod timers;
@@ -51,7 +54,9 @@ use crate::protocol::record::BatchBuilder;
 
 use accumulator::PartitionState;
 use append::choose_partition;
-pub use config::{Acks, ClientDnsLookup, ConfigError, MetadataRecoveryStrategy, ProducerConfig};
+pub use config::{
+    Acks, ClientDnsLookup, ConfigError, MetadataRecoveryStrategy, ProducerConfig, DEFAULT_RNG_SEED,
+};
 use connection::Network;
 use idempotence::{Idempotence, PidState};
 use memory::Memory;
@@ -163,6 +168,9 @@ pub struct Producer {
     net: Network,
     /// Producer id and epoch (`idempotence`).
     idempotence: Idempotence,
+    /// TLS configuration and clock, SASL mechanism and credentials (`secure`).
+    #[cfg_attr(not(any(feature = "tls", feature = "sasl")), allow(dead_code))]
+    security: secure::SecurityState,
     /// `buffer.memory` in use and the buffer pool (`memory`).
     memory: Memory,
 
@@ -222,17 +230,8 @@ impl Producer {
         wall_clock_ms: i64,
     ) -> Result<Self, ConfigError> {
         config.validate()?;
-        // The settings parse and validate, but connections speak PLAINTEXT
-        // only: refusing here keeps a producer configured for a secured
-        // cluster from sending in the clear.
-        let protocol = config.security.protocol;
-        if protocol != security::SecurityProtocol::Plaintext {
-            return Err(ConfigError::invalid(
-                "security.protocol",
-                protocol.name(),
-                "connections speak PLAINTEXT only: TLS and SASL are not in the connection layer yet",
-            ));
-        }
+        let security =
+            secure::SecurityState::new(&config.security, config.rng_seed, wall_clock_ms)?;
         let mut bootstrap = Vec::new();
         for s in &config.bootstrap_servers {
             bootstrap.push(parse_host_port(s)?);
@@ -268,6 +267,7 @@ impl Producer {
             scratch_nodes: Vec::new(),
             scratch_conns: Vec::new(),
             idempotence,
+            security,
             memory,
             pending_records: 0,
             in_flight_batches: 0,
@@ -409,6 +409,12 @@ impl Producer {
     pub fn handle_wall_clock(&mut self, now: Instant, unix_ms: i64) {
         self.base_instant = now;
         self.base_wall_ms = unix_ms;
+        // TLS checks certificates at this time (the sessions also read it
+        // when bytes arrive: `tls_in`).
+        #[cfg(feature = "tls")]
+        if let Some((_, clock)) = &self.security.tls {
+            clock.set_unix_ms(unix_ms.max(0) as u64);
+        }
     }
 
     /// The driver's connection `conn` is established.

@@ -96,17 +96,20 @@ impl Producer {
             self.transmits.push_back(Transmit::Close { conn: c });
             self.net.conns.remove(&c);
         }
+        self.fail_unsent(err);
+    }
+
+    /// Fails every record not on the wire: in batches (open or queued, a
+    /// queued one maybe persisted by an earlier attempt) and waiting for
+    /// metadata; `err` is told whether an earlier attempt may have been persisted.
+    pub(super) fn fail_unsent(&mut self, err: impl Fn(bool) -> DeliveryError) {
         for i in 0..self.parts.len() {
             let queue = std::mem::take(&mut self.parts[i].queue);
             let open = self.parts[i].open.take();
             let (t, p) = (self.parts[i].topic.clone(), self.parts[i].partition);
             self.parts[i].queued_records = 0;
             for b in queue {
-                let e = if b.maybe_persisted {
-                    err(true)
-                } else {
-                    err(false)
-                };
+                let e = err(b.maybe_persisted);
                 self.fail_batch(b, e);
             }
             if let Some(o) = open {

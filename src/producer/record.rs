@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::producer::security::{SaslError, TlsError};
 use crate::protocol::error::ProtocolError;
 use crate::protocol::error_code::ErrorCode;
 use crate::protocol::frame::ApiKey;
@@ -336,6 +337,16 @@ pub enum DeliveryError {
     /// The batch could not be encoded (e.g. compression failed or unsupported).
     #[error("encoding failed: {0}")]
     Encode(String),
+    /// A connection failed to authenticate (SASL or the TLS handshake): as
+    /// Java's `AuthenticationException`, the records not on the wire fail at
+    /// once; later records try again after the reconnect backoff.
+    #[error("authentication failed: {cause}{}", if *maybe_persisted { " (an earlier attempt may have been persisted)" } else { "" })]
+    Authentication {
+        /// The connection's failure.
+        cause: ConnectionError,
+        /// True when an earlier attempt of the record was sent without a definite answer.
+        maybe_persisted: bool,
+    },
 }
 
 impl DeliveryError {
@@ -349,6 +360,9 @@ impl DeliveryError {
                 maybe_persisted, ..
             }
             | DeliveryError::Fatal {
+                maybe_persisted, ..
+            }
+            | DeliveryError::Authentication {
                 maybe_persisted, ..
             } => *maybe_persisted,
             DeliveryError::UnknownOutcome => true,
@@ -442,6 +456,88 @@ pub enum ConnectionError {
         /// `request.timeout.ms`.
         ms: u64,
     },
+    /// The TLS handshake failed: the broker's certificate was refused (not
+    /// trusted, expired, another host's), the broker sent an alert (e.g. it
+    /// wants a client certificate), or the bytes were not TLS.
+    #[error("TLS handshake with {addr} failed: {error}")]
+    TlsHandshake {
+        /// The broker's address.
+        addr: String,
+        /// Why.
+        error: TlsError,
+    },
+    /// TLS failed on an established session (an alert, corrupt records, the
+    /// broker's close_notify).
+    #[error("TLS session with {addr} failed: {error}")]
+    Tls {
+        /// The broker's address.
+        addr: String,
+        /// Why.
+        error: TlsError,
+    },
+    /// The TLS handshake did not finish within `socket.connection.setup.timeout.ms`.
+    #[error("TLS handshake with {addr} did not finish within {ms} ms")]
+    TlsHandshakeTimeout {
+        /// The broker's address.
+        addr: String,
+        /// The setup timeout.
+        ms: u64,
+    },
+    /// The peer closed the connection during the TLS handshake: most often a
+    /// plaintext listener, which drops a TLS hello as an oversized request.
+    #[error("connection closed by {addr} during the TLS handshake (is it a TLS listener? security.protocol=SSL/SASL_SSL needs one)")]
+    ClosedDuringTlsHandshake {
+        /// The broker's address.
+        addr: String,
+    },
+    /// A plaintext connection was answered with a TLS record: the listener
+    /// speaks TLS.
+    #[error("{addr} answered in TLS: it is a TLS listener; set security.protocol=SSL or SASL_SSL")]
+    TlsListener {
+        /// The broker's address.
+        addr: String,
+    },
+    /// The broker does not enable the configured `sasl.mechanism`
+    /// (`UNSUPPORTED_SASL_MECHANISM`).
+    #[error("{addr} does not enable SASL mechanism {mechanism}; it enables {enabled:?}")]
+    UnsupportedSaslMechanism {
+        /// The broker's address.
+        addr: String,
+        /// `sasl.mechanism`.
+        mechanism: &'static str,
+        /// The mechanisms the broker enables.
+        enabled: Vec<String>,
+    },
+    /// The broker refused the SASL exchange: `SASL_AUTHENTICATION_FAILED`
+    /// (a wrong password, an unknown user, a rejected token) or
+    /// `ILLEGAL_SASL_STATE`, with the broker's message.
+    #[error("SASL {mechanism} authentication with {addr} failed: {code}{}", message.as_ref().map(|m| format!(": {m}")).unwrap_or_default())]
+    SaslAuthentication {
+        /// The broker's address.
+        addr: String,
+        /// `sasl.mechanism`.
+        mechanism: &'static str,
+        /// The broker's error.
+        code: ErrorCode,
+        /// The broker's message, if any.
+        message: Option<String>,
+    },
+    /// The client side of the SASL exchange failed (a server signature that
+    /// does not verify, a malformed server message, no OAUTHBEARER token).
+    #[error("SASL with {addr} failed: {error}")]
+    Sasl {
+        /// The broker's address.
+        addr: String,
+        /// Why.
+        error: SaslError,
+    },
+    /// The broker does not speak SaslHandshake v1 and SaslAuthenticate
+    /// (Kafka before 1.0).
+    #[error("{addr} does not support SaslHandshake v1 and SaslAuthenticate (Kafka 1.0 or later is needed)")]
+    SaslUnsupported {
+        /// The broker's address.
+        addr: String,
+    },
 }
 
 impl ConnectionError {
@@ -456,6 +552,23 @@ impl ConnectionError {
                 | ConnectionError::CorrelationMismatch { .. }
                 | ConnectionError::Unsolicited { .. }
                 | ConnectionError::Handshake { .. }
+                | ConnectionError::Tls { .. }
+                | ConnectionError::TlsListener { .. }
+        ) || self.is_authentication_error()
+    }
+
+    /// True when the connection failed to authenticate (as Java's
+    /// `AuthenticationException`: SASL refused, or the TLS handshake): the
+    /// records waiting to be sent fail with
+    /// [`DeliveryError::Authentication`] instead of waiting for their timeout.
+    pub fn is_authentication_error(&self) -> bool {
+        matches!(
+            self,
+            ConnectionError::TlsHandshake { .. }
+                | ConnectionError::UnsupportedSaslMechanism { .. }
+                | ConnectionError::SaslAuthentication { .. }
+                | ConnectionError::Sasl { .. }
+                | ConnectionError::SaslUnsupported { .. }
         )
     }
 }

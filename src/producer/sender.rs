@@ -34,6 +34,8 @@ impl Producer {
         self.place_waiting(now);
         self.maintain_cluster(now);
         self.maybe_bump_epoch(now);
+        #[cfg(feature = "sasl")]
+        self.maybe_reauthenticate(now);
         self.drain(now);
         self.maybe_finish_close();
         self.arm_timers(now);
@@ -136,7 +138,9 @@ impl Producer {
         // Requests past request.timeout.ms, and connects past the setup timeout.
         let mut reset = Vec::new();
         for (id, c) in &self.net.conns {
-            if let Some(f) = c.in_flight.front().filter(|f| f.deadline <= now) {
+            if let Some(e) = &c.failed {
+                reset.push((*id, e.clone()));
+            } else if let Some(f) = c.in_flight.front().filter(|f| f.deadline <= now) {
                 let api = f.kind.api_key();
                 let ms = self.config.request_timeout.as_millis() as u64;
                 let addr = c.addr_string();
@@ -147,6 +151,10 @@ impl Producer {
                 let ms = c.setup_timeout.as_millis() as u64;
                 let addr = c.addr_string();
                 reset.push((*id, ConnectionError::ConnectTimeout { addr, ms }));
+            } else if c.handshake_deadline.is_some_and(|t| t <= now) {
+                let ms = c.setup_timeout.as_millis() as u64;
+                let addr = c.addr_string();
+                reset.push((*id, ConnectionError::TlsHandshakeTimeout { addr, ms }));
             }
         }
         for (id, error) in reset {

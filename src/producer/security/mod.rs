@@ -4,9 +4,12 @@
 //! (feature `tls`).
 //!
 //! Randomness and time: nothing here reads entropy or a clock. The SCRAM
-//! client nonce is made from bytes the caller hands in; TLS randomness comes
-//! from the rustls crypto provider (ring's `SystemRandom`), and the time TLS
-//! checks certificates against is the one the caller feeds in.
+//! client nonce is made from bytes the caller hands in (the producer core
+//! draws them from its seeded generator, hashed; see
+//! [`Producer`](crate::producer::Producer)); TLS randomness comes from the
+//! rustls crypto provider (ring's `SystemRandom`, the OS generator), and the
+//! time TLS checks certificates against is the one the caller feeds in (the
+//! core's wall clock).
 
 pub mod jaas;
 #[cfg(feature = "sasl")]
@@ -43,6 +46,75 @@ impl fmt::Display for Password {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("[redacted]")
     }
+}
+
+/// Why a TLS connection failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    /// The broker's certificate does not chain to a trusted root.
+    #[error("TLS: the broker's certificate is not signed by a trusted CA")]
+    UntrustedCertificate,
+    /// The broker's certificate is expired (or not yet valid) at the core's time.
+    #[error("TLS: the broker's certificate is expired or not yet valid")]
+    ExpiredCertificate,
+    /// The broker's certificate does not name the host connected to.
+    #[error("TLS: the broker's certificate does not match host `{0}`")]
+    NameMismatch(String),
+    /// Another certificate problem (revoked, bad signature, wrong usage).
+    #[error("TLS: bad broker certificate: {0}")]
+    BadCertificate(String),
+    /// The broker sent a TLS alert (e.g. `CertificateRequired` when it needs a client certificate).
+    #[error("TLS: alert from the broker: {0}")]
+    Alert(String),
+    /// Bytes that are not TLS (e.g. a plaintext broker) or break the protocol.
+    #[error("TLS: protocol error: {0}")]
+    Protocol(String),
+    /// The host name is not a valid DNS name or IP address.
+    #[error("TLS: invalid server name `{0}`")]
+    InvalidServerName(String),
+    /// The peer closed the TLS session (close_notify).
+    #[error("TLS: the broker closed the session")]
+    Closed,
+}
+
+/// Why a SASL exchange failed on the client side.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SaslError {
+    /// The server's SCRAM nonce does not extend the client's.
+    #[error("SCRAM: the server nonce does not start with the client nonce")]
+    BadServerNonce,
+    /// The server's final message carries a signature that does not match:
+    /// the server does not know the password (or is not the server).
+    #[error("SCRAM: server signature mismatch")]
+    ServerSignatureMismatch,
+    /// The server answered with a SCRAM `e=` error.
+    #[error("SCRAM: server error `{0}`")]
+    ServerError(String),
+    /// A server message that does not follow the mechanism's grammar.
+    #[error("{mechanism}: malformed server message: {reason}")]
+    Malformed {
+        /// The mechanism.
+        mechanism: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// An iteration count below RFC 5802's minimum of 4096 or absurdly high.
+    #[error("SCRAM: iteration count {0} out of range 4096..=1000000")]
+    BadIterations(u32),
+    /// The server sent a token after the exchange was complete.
+    #[error("{0}: server token after the exchange completed")]
+    Unexpected(&'static str),
+    /// The server rejected the OAUTHBEARER token (its JSON error status).
+    #[error("OAUTHBEARER: the server rejected the token: {0}")]
+    TokenRejected(String),
+    /// The token provider could not give a token.
+    #[error("OAUTHBEARER: no token: {0}")]
+    NoToken(String),
+    /// The caller's nonce bytes are too few (at least 16 are needed).
+    #[error("SCRAM: {0} nonce bytes given, at least 16 needed")]
+    ShortNonce(usize),
 }
 
 /// `security.protocol`: whether a connection uses TLS and/or SASL.
@@ -212,8 +284,46 @@ pub struct SecurityConfig {
     /// The `ssl.*` settings.
     pub tls: TlsSettings,
     /// A ready rustls configuration; when set, the `ssl.*` keys are not read.
+    /// Its time provider is replaced by the core's wall clock.
     #[cfg(feature = "tls")]
     pub tls_client_config: Option<TlsClientConfig>,
+    /// The OAUTHBEARER token provider; when unset, `sasl.jaas.config`'s
+    /// `OAuthBearerLoginModule` options make unsecured tokens (test clusters only).
+    #[cfg(feature = "sasl")]
+    pub sasl_oauthbearer_token_provider: Option<SharedTokenProvider>,
+}
+
+/// An OAUTHBEARER token provider shared by a producer's connections (set in
+/// [`SecurityConfig::sasl_oauthbearer_token_provider`]); compared by identity.
+///
+/// The core calls it, under its lock, when a connection authenticates and
+/// the token it holds is past 80% of its lifetime (Java's
+/// `sasl.login.refresh.window.factor`): it must answer at once, from a token
+/// the application fetched (and refreshes) on its own threads.
+#[cfg(feature = "sasl")]
+#[derive(Clone)]
+pub struct SharedTokenProvider(pub std::sync::Arc<std::sync::Mutex<dyn sasl::TokenProvider>>);
+
+#[cfg(feature = "sasl")]
+impl SharedTokenProvider {
+    /// Shares `provider`.
+    pub fn new(provider: impl sasl::TokenProvider + 'static) -> Self {
+        SharedTokenProvider(std::sync::Arc::new(std::sync::Mutex::new(provider)))
+    }
+}
+
+#[cfg(feature = "sasl")]
+impl fmt::Debug for SharedTokenProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SharedTokenProvider")
+    }
+}
+
+#[cfg(feature = "sasl")]
+impl PartialEq for SharedTokenProvider {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 impl SecurityConfig {

@@ -28,37 +28,11 @@ use rustls::{
 
 use super::TlsSettings;
 
-/// Why a TLS connection failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TlsError {
-    /// The broker's certificate does not chain to a trusted root.
-    #[error("TLS: the broker's certificate is not signed by a trusted CA")]
-    UntrustedCertificate,
-    /// The broker's certificate is expired (or not yet valid) at the core's time.
-    #[error("TLS: the broker's certificate is expired or not yet valid")]
-    ExpiredCertificate,
-    /// The broker's certificate does not name the host connected to.
-    #[error("TLS: the broker's certificate does not match host `{0}`")]
-    NameMismatch(String),
-    /// Another certificate problem (revoked, bad signature, wrong usage).
-    #[error("TLS: bad broker certificate: {0}")]
-    BadCertificate(String),
-    /// The broker sent a TLS alert (e.g. `CertificateRequired` when it needs a client certificate).
-    #[error("TLS: alert from the broker: {0}")]
-    Alert(String),
-    /// Bytes that are not TLS (e.g. a plaintext broker) or break the protocol.
-    #[error("TLS: protocol error: {0}")]
-    Protocol(String),
-    /// The host name is not a valid DNS name or IP address.
-    #[error("TLS: invalid server name `{0}`")]
-    InvalidServerName(String),
-    /// The peer closed the TLS session (close_notify).
-    #[error("TLS: the broker closed the session")]
-    Closed,
-}
+pub use super::TlsError;
 
 impl TlsError {
-    fn from_rustls(e: rustls::Error, host: &str) -> Self {
+    /// The typed error for a rustls failure on a session to `host`.
+    pub(crate) fn from_rustls(e: rustls::Error, host: &str) -> Self {
         use rustls::Error as E;
         match e {
             E::InvalidCertificate(c) => match c {
@@ -367,8 +341,13 @@ impl TlsSession {
     pub fn new(config: Arc<ClientConfig>, host: &str) -> Result<Self, TlsError> {
         let name = ServerName::try_from(host.to_string())
             .map_err(|_| TlsError::InvalidServerName(host.to_string()))?;
-        let conn =
+        let mut conn =
             ClientConnection::new(config, name).map_err(|e| TlsError::from_rustls(e, host))?;
+        // The buffers are memory, drained after every write: rustls' default
+        // 64 KiB limit would cut a larger request short. What waits here is
+        // bounded by the caller (the core holds at most one request's worth
+        // of unwritten bytes per connection).
+        conn.set_buffer_limit(None);
         Ok(TlsSession {
             conn,
             host: host.to_string(),

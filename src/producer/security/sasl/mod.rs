@@ -17,43 +17,7 @@ pub use scram::{ScramClient, ScramHash};
 
 use super::SaslMechanism;
 
-/// Why a SASL exchange failed on the client side.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SaslError {
-    /// The server's SCRAM nonce does not extend the client's.
-    #[error("SCRAM: the server nonce does not start with the client nonce")]
-    BadServerNonce,
-    /// The server's final message carries a signature that does not match:
-    /// the server does not know the password (or is not the server).
-    #[error("SCRAM: server signature mismatch")]
-    ServerSignatureMismatch,
-    /// The server answered with a SCRAM `e=` error.
-    #[error("SCRAM: server error `{0}`")]
-    ServerError(String),
-    /// A server message that does not follow the mechanism's grammar.
-    #[error("{mechanism}: malformed server message: {reason}")]
-    Malformed {
-        /// The mechanism.
-        mechanism: &'static str,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
-    /// An iteration count below RFC 5802's minimum of 4096 or absurdly high.
-    #[error("SCRAM: iteration count {0} out of range 4096..=1000000")]
-    BadIterations(u32),
-    /// The server sent a token after the exchange was complete.
-    #[error("{0}: server token after the exchange completed")]
-    Unexpected(&'static str),
-    /// The server rejected the OAUTHBEARER token (its JSON error status).
-    #[error("OAUTHBEARER: the server rejected the token: {0}")]
-    TokenRejected(String),
-    /// The token provider could not give a token.
-    #[error("OAUTHBEARER: no token: {0}")]
-    NoToken(String),
-    /// The caller's nonce bytes are too few (at least 16 are needed).
-    #[error("SCRAM: {0} nonce bytes given, at least 16 needed")]
-    ShortNonce(usize),
-}
+pub use super::SaslError;
 
 /// What the client does after a server token.
 #[derive(Debug, Clone, PartialEq, Eq)]
