@@ -27,6 +27,9 @@ use std::time::Duration;
 use kafka_sansio::driver::{blocking, DeliveryFuture, Error, Handle};
 use kafka_sansio::producer::{ProducerConfig, ProducerRecord};
 
+#[path = "support/props.rs"]
+mod props;
+
 /// Outcomes awaited at once; beyond it the oldest is waited for first.
 const WINDOW: usize = 100_000;
 
@@ -70,10 +73,6 @@ fn parse_args() -> Result<Args, String> {
                 .or_else(|| it.next())
                 .ok_or(format!("{flag} needs a value"))
         };
-        let pair = |v: String, what: &str| match v.split_once('=') {
-            Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
-            _ => Err(format!("{what} must be key=value, got `{v}`")),
-        };
         match flag.as_str() {
             "-b" => a.brokers = value()?,
             "-t" => a.topic = value()?,
@@ -82,8 +81,8 @@ fn parse_args() -> Result<Args, String> {
                 a.partition = Some(v.parse().map_err(|_| format!("bad partition `{v}`"))?);
             }
             "-K" => a.delimiter = Some(value()?).filter(|d| !d.is_empty()),
-            "-H" => a.headers.push(pair(value()?, "-H")?),
-            "-X" => a.props.push(pair(value()?, "-X")?),
+            "-H" => a.headers.push(props::pair(&value()?, "-H")?),
+            "-X" => a.props.push(props::pair(&value()?, "-X")?),
             "--driver" => a.driver = value()?,
             "--report" => a.report = true,
             "-h" | "--help" => return Err(String::new()),
@@ -183,12 +182,8 @@ fn main() -> ExitCode {
         }
     };
     let mut config = ProducerConfig::new();
-    let set = args
-        .props
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .chain([("bootstrap.servers", args.brokers.as_str())])
-        .try_for_each(|(k, v)| config.set(k, v).map(|_| ()));
+    let set = props::apply(&mut config, &args.props)
+        .and_then(|()| config.set("bootstrap.servers", &args.brokers).map(|_| ()));
     if let Err(e) = set {
         eprintln!("produce: {e}\n{USAGE}");
         return ExitCode::from(2);

@@ -5,8 +5,12 @@
 //! ```text
 //! cargo run --release --example producer_perf -- --topic perf --num-records 1000000 \
 //!     --record-size 100 --throughput -1 --producer-props acks=all linger.ms=5 \
-//!     [--driver blocking|mio] [--partitions P]
+//!     [-X prop=value]... [--driver blocking|mio] [--partitions P]
 //! ```
+//!
+//! - `-X prop=value` sets a producer property (repeatable) as the `produce`
+//!   example takes it, after `--producer-props`; e.g. the same broker over TLS:
+//!   `-X security.protocol=SSL -X ssl.ca.location=ca.pem`.
 //!
 //! - `--throughput -1` sends as fast as the producer takes records; `R > 0` is an
 //!   open-loop schedule: record `i` is due at `start + i/R` and its latency is
@@ -35,10 +39,13 @@ use kafka_sansio::driver::{self, DeliveryResult, Handle};
 use kafka_sansio::mock::{MockConfig, MockServer};
 use kafka_sansio::producer::{ProducerConfig, ProducerRecord};
 
+#[path = "support/props.rs"]
+mod props;
+
 fn usage() -> ! {
     eprintln!(
         "usage: producer_perf --topic T --num-records N --record-size S --throughput R \
-         --producer-props k=v [k=v ...] [--driver blocking|mio] [--partitions P]\n  \
+         --producer-props k=v [k=v ...] [-X k=v]... [--driver blocking|mio] [--partitions P]\n  \
          --throughput -1: unlimited; R>0: open-loop R records/s (latency from the scheduled time)\n  \
          no bootstrap.servers: an in-process mock cluster with P partitions"
     );
@@ -87,14 +94,22 @@ fn parse_args() -> Args {
             "--driver" => a.driver = val(i),
             "--partitions" => a.partitions = val(i).parse().unwrap_or_else(|_| usage()),
             "--producer-props" => {
-                while i + 1 < argv.len() && !argv[i + 1].starts_with("--") {
+                while i + 1 < argv.len() && !argv[i + 1].starts_with('-') {
                     i += 1;
-                    let (k, v) = argv[i].split_once('=').unwrap_or_else(|| usage());
-                    a.props.push((k.to_owned(), v.to_owned()));
+                    a.props.push(
+                        props::pair(&argv[i], "--producer-props").unwrap_or_else(|e| {
+                            eprintln!("producer_perf: {e}");
+                            usage()
+                        }),
+                    );
                 }
                 i += 1;
                 continue;
             }
+            "-X" => a.props.push(props::pair(&val(i), "-X").unwrap_or_else(|e| {
+                eprintln!("producer_perf: {e}");
+                usage()
+            })),
             "-h" | "--help" => usage(),
             other => {
                 eprintln!("producer_perf: unknown argument {other}");
@@ -198,11 +213,9 @@ fn rusage() -> (f64, f64, i64) {
 fn main() {
     let args = parse_args();
     let mut config = ProducerConfig::new();
-    for (k, v) in &args.props {
-        if let Err(e) = config.set(k, v) {
-            eprintln!("producer_perf: {e}");
-            exit(2);
-        }
+    if let Err(e) = props::apply(&mut config, &args.props) {
+        eprintln!("producer_perf: {e}");
+        exit(2);
     }
     let _mock = if config.bootstrap_servers.is_empty() {
         let server = MockServer::start_with(MockConfig::default(), None).unwrap_or_else(|e| {

@@ -4,11 +4,16 @@
 //!
 //! ```text
 //! cargo run --example quickstart                       # built-in mock cluster, no Kafka needed
-//! cargo run --example quickstart -- -b localhost:9092 [-t topic]
+//! cargo run --example quickstart -- -b localhost:9092 [-t topic] [-X prop=value]...
+//! cargo run --features tls,sasl --example quickstart -- -b broker:9093 \
+//!     -X security.protocol=SASL_SSL -X ssl.ca.location=ca.pem \
+//!     -X sasl.mechanism=SCRAM-SHA-512 -X sasl.username=alice -X sasl.password=secret
 //! ```
 //!
 //! With no `-b`, a mock cluster of 3 brokers starts in this process
 //! (`kafka_sansio::mock::MockServer` on loopback ports) with a 3-partition topic.
+//! `-X prop=value` sets a producer property by its Java name (repeatable), as
+//! the `produce` example takes it.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
@@ -18,10 +23,13 @@ use kafka_sansio::driver::blocking::Producer;
 use kafka_sansio::mock::MockServer;
 use kafka_sansio::producer::{ProducerConfig, ProducerRecord, RecordMetadata};
 
+#[path = "support/props.rs"]
+mod props;
+
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 fn usage() -> ! {
-    eprintln!("usage: quickstart [-b host:port[,host:port...]] [-t topic]");
+    eprintln!("usage: quickstart [-b host:port[,host:port...]] [-t topic] [-X prop=value]...");
     std::process::exit(2)
 }
 
@@ -33,12 +41,19 @@ fn show(mode: &str, key: &str, md: &RecordMetadata) {
 }
 
 fn main() -> Result<()> {
-    let (mut brokers, mut topic) = (None, "quickstart".to_owned());
+    let (mut brokers, mut topic, mut extra) = (None, "quickstart".to_owned(), Vec::new());
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "-b" => brokers = Some(args.next().unwrap_or_else(|| usage())),
             "-t" => topic = args.next().unwrap_or_else(|| usage()),
+            "-X" => {
+                let kv = args.next().unwrap_or_else(|| usage());
+                extra.push(props::pair(&kv, "-X").unwrap_or_else(|e| {
+                    eprintln!("quickstart: {e}");
+                    usage()
+                }));
+            }
             _ => usage(),
         }
     }
@@ -55,11 +70,14 @@ fn main() -> Result<()> {
     };
     let bootstrap = brokers.unwrap_or_else(|| mock.as_ref().unwrap().bootstrap_servers());
 
-    // Java's keys and defaults (acks=all, idempotence on, linger.ms=5).
-    let config = ProducerConfig::builder()
+    // Java's keys and defaults (acks=all, idempotence on, linger.ms=5), then
+    // the -X properties over them.
+    let mut config = ProducerConfig::builder()
         .bootstrap_servers(&bootstrap)
         .client_id("quickstart")
         .build()?;
+    props::apply(&mut config, &extra)?;
+    config.validate()?;
     let producer = Producer::new(config)?;
 
     // 1. Synchronous: wait for each record's metadata (the wait skips linger.ms).

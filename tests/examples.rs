@@ -303,3 +303,62 @@ fn mio_embed_runs_in_the_programs_loop() {
     assert!(text.contains("status port said: delivered 100"), "{text}");
     assert!(text.contains("100 of 100 records delivered"), "{text}");
 }
+
+/// `quickstart -X prop=value` reaches the producer: a max.request.size below
+/// any record makes its first synchronous send fail with that limit named;
+/// an unknown key is refused before anything is sent.
+#[test]
+fn quickstart_takes_x_properties() {
+    let out = run_example("quickstart", &["-X", "linger.ms=1", "-X", "acks=1"], None);
+    assert!(out.status.success(), "{}\n{}", out.text(), out.stderr);
+    assert!(out.text().contains("tagged 1000 of 1000 records delivered"));
+    let out = run_example("quickstart", &["-X", "max.request.size=40"], None);
+    assert!(!out.status.success(), "{}", out.text());
+    assert!(
+        !out.text().lines().any(|l| l.starts_with("sync ")),
+        "{}",
+        out.text()
+    );
+    assert!(out.stderr.contains("max.request.size"), "{}", out.stderr);
+    let out = run_example("quickstart", &["-X", "no.such.key=1"], None);
+    assert!(!out.status.success());
+    assert!(out.stderr.contains("no.such.key"), "{}", out.stderr);
+}
+
+/// `producer_perf -X prop=value` after `--producer-props` reaches the
+/// producer: batch.size=1000 caps batches of 100-byte records at 9 or so.
+#[test]
+fn producer_perf_takes_x_properties() {
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "--topic",
+            "perf-x",
+            "--num-records",
+            "3000",
+            "--record-size",
+            "100",
+            "--throughput",
+            "-1",
+            "--producer-props",
+            "acks=1",
+            "linger.ms=5",
+        ];
+        args.extend_from_slice(extra);
+        let out = run_example("producer_perf", &args, None);
+        assert!(out.status.success(), "{}\n{}", out.text(), out.stderr);
+        assert!(out.text().contains("3000 records sent"), "{}", out.text());
+        // "... N batches (R records and B bytes per batch) ..."
+        out.stderr
+            .split(" batches (")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .and_then(|r| r.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no batch line in {}", out.stderr))
+    };
+    let default = run(&[]);
+    let small = run(&["-X", "batch.size=1000", "-X", "client.id=perf-x"]);
+    assert!(
+        small <= 10.0 && default > small,
+        "records per batch: {default} by default, {small} with -X batch.size=1000"
+    );
+}

@@ -378,6 +378,12 @@ impl Client {
         self.handle.send(r)
     }
 
+    /// The producer's counters (connections, requests, retries).
+    #[allow(dead_code)] // not every test binary that includes this file reads them
+    pub fn metrics(&self) -> kafka_sansio::producer::Metrics {
+        self.handle.metrics()
+    }
+
     /// Waits until every record sent so far has its outcome.
     pub fn flush(&self) -> Result<(), Error> {
         self.handle.flush_timeout(Duration::from_secs(60))

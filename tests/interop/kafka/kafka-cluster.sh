@@ -6,6 +6,7 @@
 #                                                         prints the bootstrap list on stdout (only that)
 #   tests/interop/kafka/kafka-cluster.sh stop             SIGTERM every node (controlled shutdown), SIGKILL after 30 s
 #   tests/interop/kafka/kafka-cluster.sh kill N           SIGKILL node N (fenced after broker.session.timeout.ms = 3 s)
+#   tests/interop/kafka/kafka-cluster.sh pause N | resume N   SIGSTOP / SIGCONT node N (a broker that hangs)
 #   tests/interop/kafka/kafka-cluster.sh start-node N     start node N again and wait until it is serving (alias: restart N)
 #   tests/interop/kafka/kafka-cluster.sh status           one line per node: "node N up PID 127.0.0.1:PORT" or "node N down"
 #   tests/interop/kafka/kafka-cluster.sh bootstrap        prints the bootstrap list
@@ -26,13 +27,25 @@
 #   tests/interop/kafka/kafka-cluster.sh perf ARGS...     org.apache.kafka.tools.ProducerPerformance --bootstrap-server B ARGS
 #   tests/interop/kafka/kafka-cluster.sh java CLASS ARGS  any main class with the Kafka classpath (tools logging)
 #   tests/interop/kafka/kafka-cluster.sh classpath        prints the classpath (libs/*), e.g. for javac
+#   tests/interop/kafka/kafka-cluster.sh secure-env       KEY=VALUE lines: the secured listeners' bootstrap lists
+#                                                         (KAFKA_SANSIO_KAFKA_SSL, _SASL_SSL, _SASL_PLAINTEXT, _BADHOST,
+#                                                         _EXPIRED), the certificate directory (_TLS), users, passwords
+#   tests/interop/kafka/kafka-cluster.sh certs            makes the test certificates (start does it when missing)
+#   tests/interop/kafka/kafka-cluster.sh client-config PROFILE   writes and prints a Java client properties file
+#   tests/interop/kafka/kafka-cluster.sh produce TOPIC    Kafka's console producer, one record per stdin line
+#       consume, consume-json, perf and produce take `--listener PROFILE` first to go through a secured
+#       listener: ssl (client certificate), sasl_ssl-scram, sasl_ssl-plain, sasl_plaintext-scram,
+#       sasl_plaintext-plain (SCRAM means SCRAM-SHA-512; see "secured listeners" below)
 #
 # State: target/interop/kafka/{libs,classes,config,nodeN/{data,stdout.log,pid}}. Ports: node N
-# listens on 127.0.0.1:$((KAFKA_PORT_BASE+N)) (clients) and $((KAFKA_PORT_BASE+10+N)) (controller);
+# listens on 127.0.0.1:$((KAFKA_PORT_BASE+N)) (clients), $((KAFKA_PORT_BASE+10+N)) (controller) and
+# $((KAFKA_PORT_BASE+20+N)) to $((KAFKA_PORT_BASE+60+N)) (the secured listeners, below);
 # KAFKA_PORT_BASE defaults to 29100, below the kernel's ephemeral range (32768-60999), where an
 # outgoing connection can hold a node's port. Idempotent: `start` with all three nodes up and
 # answering is a no-op that prints the bootstrap list again; storage is formatted only when
-# nodeN/data has no meta.properties. JAVA (default: java on PATH, 17+) picks the JVM.
+# nodeN/data has no meta.properties or was formatted from other properties or SCRAM users
+# (nodeN/formatted.sha256), and running nodes started from other properties or certificates
+# (nodeN/launched.sha256) are restarted. JAVA (default: java on PATH, 17+) picks the JVM.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -61,6 +74,206 @@ die() { say "$*"; exit 1; }
 bport() { echo $((PORT_BASE + $1)); }
 cport() { echo $((PORT_BASE + 10 + $1)); }
 bootstrap() { local n s=""; for n in $NODES; do s="$s${s:+,}127.0.0.1:$(bport "$n")"; done; echo "$s"; }
+
+# ---- secured listeners (issue 19) ----------------------------------------------------------
+# Each node also listens on these, next to the unchanged PLAINTEXT one (inter-broker traffic
+# stays on PLAINTEXT):
+#   SSL             PORT_BASE+20+N  TLS, client certificate required (ssl.client.auth=required)
+#   SASL_SSL        PORT_BASE+30+N  TLS + SASL SCRAM-SHA-512 or PLAIN, no client certificate
+#   SASL_PLAINTEXT  PORT_BASE+40+N  SASL SCRAM-SHA-256, SCRAM-SHA-512 or PLAIN; a session lasts
+#                                   connections.max.reauth.ms=$REAUTH_MS (clients re-authenticate)
+#   BADHOST         PORT_BASE+50+N  TLS with a certificate from the CA for $WRONG_HOST only
+#   EXPIRED         PORT_BASE+60+N  TLS with a certificate from the CA that expired in 2021
+# Certificates (PEM, RSA 2048) are made with openssl into target/interop/kafka/tls/ on the first
+# start (again when the CA has less than a day left). Users: $USER_NAME/$USER_PASSWORD for all
+# three mechanisms (the SCRAM ones written by StorageTool format --add-scram, the PLAIN ones in
+# the listeners' JAAS config), $USER2_NAME/$USER2_PASSWORD for SCRAM-SHA-512 and PLAIN.
+SECURED="SSL SASL_SSL SASL_PLAINTEXT BADHOST EXPIRED"
+tls="$state/tls"
+KEY_PASSWORD="kafka-sansio-key-pass"
+WRONG_HOST="wrong-host.invalid"
+USER_NAME="alice"
+USER_PASSWORD="alice-secret"
+USER2_NAME="bob"
+USER2_PASSWORD="bob-secret"
+REAUTH_MS=10000
+lport() {
+    case "$1" in
+    SSL) echo $((PORT_BASE + 20 + $2)) ;;
+    SASL_SSL) echo $((PORT_BASE + 30 + $2)) ;;
+    SASL_PLAINTEXT) echo $((PORT_BASE + 40 + $2)) ;;
+    BADHOST) echo $((PORT_BASE + 50 + $2)) ;;
+    EXPIRED) echo $((PORT_BASE + 60 + $2)) ;;
+    *) die "unknown listener $1" ;;
+    esac
+}
+lbootstrap() { local n s=""; for n in $NODES; do s="$s${s:+,}127.0.0.1:$(lport "$1" "$n")"; done; echo "$s"; }
+# StorageTool's arguments that create the SCRAM users, one a line.
+scram_args() {
+    local m
+    for m in SCRAM-SHA-256 SCRAM-SHA-512; do
+        printf '%s\n' --add-scram "$m=[name=$USER_NAME,password=$USER_PASSWORD]"
+    done
+    printf '%s\n' --add-scram "SCRAM-SHA-512=[name=$USER2_NAME,password=$USER2_PASSWORD]"
+}
+
+# An openssl CA: $tls/NAME.pem and NAME.key, self-signed, its database in $tls/NAME-db.
+make_ca() {
+    local name="$1" cn="$2" db="$tls/$1-db"
+    mkdir -p "$db/new"
+    : >"$db/index.txt"
+    echo 1000 >"$db/serial"
+    cat >"$db/ca.cnf" <<CNF
+[ca]
+default_ca = this
+[this]
+database = $db/index.txt
+new_certs_dir = $db/new
+serial = $db/serial
+certificate = $tls/$name.pem
+private_key = $tls/$name.key
+default_md = sha256
+policy = any
+unique_subject = no
+copy_extensions = none
+[any]
+commonName = supplied
+[req]
+distinguished_name = dn
+[dn]
+[v3_ca]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+CNF
+    openssl req -x509 -new -newkey rsa:2048 -nodes -keyout "$tls/$name.key" -out "$tls/$name.pem" \
+        -subj "/CN=$cn" -days 3650 -config "$db/ca.cnf" -extensions v3_ca 2>/dev/null
+}
+
+# A leaf certificate signed by CA, valid from START to END (YYYYMMDDHHMMSSZ): NAME.crt and
+# NAME.key (unencrypted PKCS#8); NAME.pem, the key and the chain (librdkafka-style
+# ssl.certificate.location/ssl.key.location, or an unencrypted PEM keystore); NAME-keystore.pem,
+# the key encrypted with $KEY_PASSWORD and the chain (Java's file-based PEM keystore wants
+# ssl.key.password).
+make_leaf() {
+    local name="$1" ca="$2" cn="$3" san="$4" start="$5" end="$6" db="$tls/$2-db"
+    cat >"$tls/$name.ext" <<EXT
+basicConstraints = CA:FALSE
+keyUsage = critical,digitalSignature,keyEncipherment
+extendedKeyUsage = serverAuth,clientAuth
+subjectAltName = $san
+EXT
+    openssl req -new -newkey rsa:2048 -nodes -keyout "$tls/$name.key" -out "$tls/$name.csr" \
+        -subj "/CN=$cn" 2>/dev/null
+    openssl ca -batch -notext -config "$db/ca.cnf" -in "$tls/$name.csr" -out "$tls/$name.crt" \
+        -startdate "$start" -enddate "$end" -extfile "$tls/$name.ext" 2>/dev/null
+    cat "$tls/$name.key" "$tls/$name.crt" "$tls/$ca.pem" >"$tls/$name.pem"
+    openssl pkcs8 -topk8 -in "$tls/$name.key" -v1 PBE-SHA1-3DES -passout "pass:$KEY_PASSWORD" \
+        -out "$tls/$name.enc.key"
+    cat "$tls/$name.enc.key" "$tls/$name.crt" "$tls/$ca.pem" >"$tls/$name-keystore.pem"
+    rm -f "$tls/$name.csr" "$tls/$name.ext" "$tls/$name.enc.key"
+}
+
+make_certs() {
+    if [ -f "$tls/.made" ] && openssl x509 -checkend 86400 -noout -in "$tls/ca.pem" >/dev/null 2>&1; then
+        return
+    fi
+    command -v openssl >/dev/null 2>&1 || die "openssl not on PATH (it makes the TLS listeners' certificates)"
+    say "making test certificates in $tls"
+    rm -rf "$tls"
+    mkdir -p "$tls"
+    local now later
+    now="$(date -u -d '-1 hour' +%Y%m%d%H%M%SZ)"
+    later="$(date -u -d '+825 days' +%Y%m%d%H%M%SZ)"
+    make_ca ca "kafka-sansio test CA"
+    make_ca rogue-ca "kafka-sansio untrusted CA"
+    make_leaf broker ca localhost "DNS:localhost,IP:127.0.0.1" "$now" "$later"
+    make_leaf client ca client "DNS:client" "$now" "$later"
+    make_leaf wronghost ca "$WRONG_HOST" "DNS:$WRONG_HOST" "$now" "$later"
+    make_leaf expired ca localhost "DNS:localhost,IP:127.0.0.1" 20200101000000Z 20210101000000Z
+    make_leaf rogue-client rogue-ca client "DNS:client" "$now" "$later"
+    touch "$tls/.made"
+}
+
+# The broker settings of the secured listeners (part of every node's properties).
+secured_config() {
+    local plain="org.apache.kafka.common.security.plain.PlainLoginModule required user_$USER_NAME=\"$USER_PASSWORD\" user_$USER2_NAME=\"$USER2_PASSWORD\";"
+    local scram="org.apache.kafka.common.security.scram.ScramLoginModule required;"
+    cat <<PROPS
+# Secured listeners: TLS from PEM files (a file-based PEM keystore holds an encrypted key).
+ssl.keystore.type=PEM
+ssl.keystore.location=$tls/broker-keystore.pem
+ssl.key.password=$KEY_PASSWORD
+ssl.truststore.type=PEM
+ssl.truststore.location=$tls/ca.pem
+ssl.client.auth=none
+listener.name.ssl.ssl.client.auth=required
+listener.name.badhost.ssl.keystore.location=$tls/wronghost-keystore.pem
+listener.name.expired.ssl.keystore.location=$tls/expired-keystore.pem
+listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN
+listener.name.sasl_ssl.plain.sasl.jaas.config=$plain
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=$scram
+listener.name.sasl_plaintext.sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512,PLAIN
+listener.name.sasl_plaintext.plain.sasl.jaas.config=$plain
+listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=$scram
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=$scram
+listener.name.sasl_plaintext.connections.max.reauth.ms=$REAUTH_MS
+PROPS
+}
+
+# Java client properties for PROFILE (ssl, sasl_ssl-scram, sasl_ssl-plain, sasl_plaintext-scram,
+# sasl_plaintext-plain) in config/client-PROFILE.properties; sets $client_bootstrap and
+# $client_config.
+client_profile() {
+    local listener mech=""
+    case "$1" in
+    ssl) listener=SSL ;;
+    sasl_ssl-scram) listener=SASL_SSL mech=SCRAM-SHA-512 ;;
+    sasl_ssl-plain) listener=SASL_SSL mech=PLAIN ;;
+    sasl_plaintext-scram) listener=SASL_PLAINTEXT mech=SCRAM-SHA-512 ;;
+    sasl_plaintext-plain) listener=SASL_PLAINTEXT mech=PLAIN ;;
+    *) die "unknown client profile $1 (ssl, sasl_ssl-scram, sasl_ssl-plain, sasl_plaintext-scram, sasl_plaintext-plain)" ;;
+    esac
+    mkdir -p "$conf"
+    client_bootstrap="$(lbootstrap "$listener")"
+    client_config="$conf/client-$1.properties"
+    {
+        echo "security.protocol=$listener"
+        if [ "$listener" != SASL_PLAINTEXT ]; then
+            echo "ssl.truststore.type=PEM"
+            echo "ssl.truststore.location=$tls/ca.pem"
+        fi
+        if [ "$listener" = SSL ]; then
+            echo "ssl.keystore.type=PEM"
+            echo "ssl.keystore.location=$tls/client-keystore.pem"
+            echo "ssl.key.password=$KEY_PASSWORD"
+        fi
+        case "$mech" in
+        PLAIN)
+            echo "sasl.mechanism=PLAIN"
+            echo "sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=\"$USER_NAME\" password=\"$USER_PASSWORD\";"
+            ;;
+        SCRAM-*)
+            echo "sasl.mechanism=$mech"
+            echo "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"$USER_NAME\" password=\"$USER_PASSWORD\";"
+            ;;
+        esac
+    } >"$client_config"
+}
+
+cmd_secure_env() {
+    local l
+    for l in $SECURED; do echo "KAFKA_SANSIO_KAFKA_$l=$(lbootstrap "$l")"; done
+    echo "KAFKA_SANSIO_KAFKA_TLS=$tls"
+    echo "KAFKA_SANSIO_KAFKA_KEY_PASSWORD=$KEY_PASSWORD"
+    echo "KAFKA_SANSIO_KAFKA_WRONG_HOST=$WRONG_HOST"
+    echo "KAFKA_SANSIO_KAFKA_USER=$USER_NAME"
+    echo "KAFKA_SANSIO_KAFKA_PASSWORD=$USER_PASSWORD"
+    echo "KAFKA_SANSIO_KAFKA_USER2=$USER2_NAME"
+    echo "KAFKA_SANSIO_KAFKA_PASSWORD2=$USER2_PASSWORD"
+    echo "KAFKA_SANSIO_KAFKA_REAUTH_MS=$REAUTH_MS"
+}
+# ---- end of secured listeners ---------------------------------------------------------------
 
 accepting() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -123,18 +336,21 @@ cmd_fetch() {
 }
 
 write_config() {
-    local n="$1" voters="" m
+    local n="$1" voters="" m l ls=""
     for m in $NODES; do voters="$voters${voters:+,}$m@127.0.0.1:$(cport "$m")"; done
+    ls="PLAINTEXT://127.0.0.1:$(bport "$n"),CONTROLLER://127.0.0.1:$(cport "$n")"
+    for l in $SECURED; do ls="$ls,$l://127.0.0.1:$(lport "$l" "$n")"; done
     mkdir -p "$conf" "$state/node$n/data"
     cat >"$conf/node$n.properties" <<EOF
 process.roles=broker,controller
 node.id=$n
 controller.quorum.voters=$voters
-listeners=PLAINTEXT://127.0.0.1:$(bport "$n"),CONTROLLER://127.0.0.1:$(cport "$n")
-advertised.listeners=PLAINTEXT://127.0.0.1:$(bport "$n"),CONTROLLER://127.0.0.1:$(cport "$n")
+listeners=$ls
+advertised.listeners=$ls
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,BADHOST:SSL,EXPIRED:SSL
+$(secured_config)
 log.dirs=$state/node$n/data
 num.partitions=3
 default.replication.factor=3
@@ -167,14 +383,28 @@ log.cleaner.dedupe.buffer.size=8388608
 EOF
 }
 
+# What a node's storage was formatted from (its properties and the SCRAM users), and what a
+# running node was started with (its properties and the certificates it serves).
+format_inputs() { cat "$conf/node$1.properties"; scram_args; }
+launch_inputs() { cat "$conf/node$1.properties" "$tls"/*.pem; }
+sha() { sha256sum | cut -d' ' -f1; }
+
+# Formats node N's storage unless it was formatted from the same inputs: SCRAM users exist only
+# when written at format time, so a changed user list or configuration formats it again.
 format_node() {
-    local n="$1"
+    local n="$1" d="$state/node$1" want args=()
     write_config "$n"
-    if [ -f "$state/node$n/data/meta.properties" ]; then
-        return
+    want="$(format_inputs "$n" | sha)"
+    if [ -f "$d/data/meta.properties" ]; then
+        [ "$(cat "$d/formatted.sha256" 2>/dev/null)" = "$want" ] && return
+        say "node $n: configuration or SCRAM users changed since it was formatted; formatting again (its topics are lost)"
+        rm -rf "$d/data"
+        mkdir -p "$d/data"
     fi
     say "formatting node $n"
-    tool kafka.tools.StorageTool format -t "$CLUSTER_ID" -c "$conf/node$n.properties" >&2
+    mapfile -t args < <(scram_args)
+    tool kafka.tools.StorageTool format -t "$CLUSTER_ID" -c "$conf/node$n.properties" "${args[@]}" >&2
+    echo "$want" >"$d/formatted.sha256"
 }
 
 launch() {
@@ -184,6 +414,7 @@ launch() {
     nohup "$JAVA" $NODE_JVM -Dlog4j2.configurationFile="$here/log4j2.xml" -Dkafka.logs.dir="$d" \
         -cp "$libs/*" kafka.Kafka "$conf/node$n.properties" >"$d/stdout.log" 2>&1 </dev/null &
     echo $! >"$d/pid"
+    launch_inputs "$n" | sha >"$d/launched.sha256"
     say "node $n started (pid $!), log $d/stdout.log"
 }
 
@@ -206,8 +437,19 @@ wait_serving() {
 }
 
 cmd_start() {
-    local n p todo=""
+    local n p todo="" stale=""
     have_libs || cmd_fetch
+    make_certs
+    for n in $NODES; do
+        write_config "$n"
+        if alive "$n" && [ "$(cat "$state/node$n/launched.sha256" 2>/dev/null)" != "$(launch_inputs "$n" | sha)" ]; then
+            stale="$stale $n"
+        fi
+    done
+    if [ -n "$stale" ]; then
+        say "nodes$stale run with another configuration or other certificates: restarting the cluster"
+        cmd_stop
+    fi
     for n in $NODES; do
         serving "$n" || todo="$todo $n"
     done
@@ -249,6 +491,7 @@ cmd_start_node() {
         say "node $1 already serving"
         return
     fi
+    make_certs
     alive "$1" || { format_node "$1"; launch "$1"; }
     wait_serving "$1"
 }
@@ -261,6 +504,22 @@ cmd_kill() {
     kill -KILL "$p"
     while pid_alive "$p"; do sleep 0.1; done
     say "node $1 (pid $p) killed"
+}
+
+# SIGSTOP node N: its sockets stay open and its kernel still accepts connections, but it
+# answers nothing (a broker hung mid-handshake); `kill N` or `resume N` ends that.
+cmd_pause() {
+    check_node "$1"
+    alive "$1" || die "node $1 not running"
+    kill -STOP "$(pid_of "$1")"
+    say "node $1 (pid $(pid_of "$1")) stopped with SIGSTOP"
+}
+
+cmd_resume() {
+    check_node "$1"
+    alive "$1" || die "node $1 not running"
+    kill -CONT "$(pid_of "$1")"
+    say "node $1 (pid $(pid_of "$1")) continued"
 }
 
 cmd_stop() {
@@ -313,11 +572,26 @@ cmd_create_topic() {
         --partitions "$parts" --replication-factor "$rf" "${args[@]}" >&2
 }
 
+# `--listener PROFILE` before a client command's arguments: the client goes through that secured
+# listener (client_profile) instead of PLAINTEXT. Sets $client_bootstrap, $client_args, $client_shift.
+client_listener() {
+    client_bootstrap="$(bootstrap)"
+    client_args=()
+    client_shift=0
+    if [ "${1:-}" = --listener ]; then
+        client_profile "${2:?--listener PROFILE}"
+        client_args=(--command-config "$client_config")
+        client_shift=2
+    fi
+}
+
 cmd_consume() {
-    [ $# -ge 1 ] || die "consume TOPIC [--isolation-level L] [ConsoleConsumer args...]"
+    client_listener "${1:-}" "${2:-}"
+    shift "$client_shift"
+    [ $# -ge 1 ] || die "consume [--listener PROFILE] TOPIC [--isolation-level L] [ConsoleConsumer args...]"
     local topic="$1"
     shift
-    tool org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server "$(bootstrap)" --topic "$topic" \
+    tool org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server "$client_bootstrap" "${client_args[@]}" --topic "$topic" \
         --from-beginning --group "kafka-cluster-consume-$$-$RANDOM" \
         --formatter-property print.timestamp=true --formatter-property print.partition=true \
         --formatter-property print.offset=true --formatter-property print.headers=true \
@@ -325,7 +599,9 @@ cmd_consume() {
 }
 
 cmd_consume_json() {
-    [ $# -ge 1 ] || die "consume-json TOPIC [ConsoleConsumer args...]"
+    client_listener "${1:-}" "${2:-}"
+    shift "$client_shift"
+    [ $# -ge 1 ] || die "consume-json [--listener PROFILE] TOPIC [ConsoleConsumer args...]"
     cmd_build_java
     local topic="$1" timeout=8000
     shift
@@ -333,7 +609,7 @@ cmd_consume_json() {
         timeout="$2"
         shift 2
     fi
-    tool org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server "$(bootstrap)" --topic "$topic" \
+    tool org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server "$client_bootstrap" "${client_args[@]}" --topic "$topic" \
         --from-beginning --group "kafka-cluster-json-$$-$RANDOM" --formatter kafkasansio.HexJsonFormatter \
         --timeout-ms "$timeout" "$@"
 }
@@ -346,6 +622,8 @@ partitions) cmd_build_java; tool kafkasansio.JavaPartitions "$(bootstrap)" "${2:
 start) cmd_start ;;
 stop) cmd_stop ;;
 kill) cmd_kill "${2:-}" ;;
+pause) cmd_pause "${2:-}" ;;
+resume) cmd_resume "${2:-}" ;;
 start-node | restart) cmd_start_node "${2:-}" ;;
 status) cmd_status ;;
 bootstrap) bootstrap ;;
@@ -353,8 +631,23 @@ create-topic) shift; cmd_create_topic "$@" ;;
 delete-topic) tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$(bootstrap)" --delete --topic "${2:?topic}" >&2 ;;
 describe-topic) tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$(bootstrap)" --describe --topic "${2:?topic}" ;;
 consume) shift; cmd_consume "$@" ;;
-perf) shift; TOOL_JVM="$PERF_JVM" tool org.apache.kafka.tools.ProducerPerformance --bootstrap-server "$(bootstrap)" "$@" ;;
+perf)
+    shift
+    client_listener "${1:-}" "${2:-}"
+    shift "$client_shift"
+    TOOL_JVM="$PERF_JVM" tool org.apache.kafka.tools.ProducerPerformance --bootstrap-server "$client_bootstrap" "${client_args[@]}" "$@"
+    ;;
+produce)
+    # Kafka's console producer, one record per stdin line.
+    shift
+    client_listener "${1:-}" "${2:-}"
+    shift "$client_shift"
+    tool org.apache.kafka.tools.ConsoleProducer --bootstrap-server "$client_bootstrap" "${client_args[@]}" --topic "${1:?topic}" "${@:2}"
+    ;;
+secure-env) cmd_secure_env ;;
+client-config) client_profile "${2:?profile}"; echo "$client_config" ;;
+certs) make_certs ;;
 java) shift; tool "$@" ;;
 classpath) echo "$libs/*" ;;
-*) sed -n '2,33p' "$0" >&2; exit 2 ;;
+*) sed -n '2,/^set -euo pipefail/{/^set/!p}' "$0" >&2; exit 2 ;;
 esac
