@@ -455,6 +455,20 @@ fn abort_fails_unsent_records_with_a_typed_error() {
     );
     assert!(uncommitted(&p.broker, 0).is_empty());
     assert_eq!(p.producer.pending_records(), 0);
+
+    // Aborted before its partitions were even asked for: the abort is over
+    // at once, and its records must not leak into the next transaction.
+    let mut p = pair(1);
+    init(&mut p);
+    p.core(|c, now| c.begin_transaction(now)).unwrap();
+    send(&mut p, 0, "a");
+    p.core(|c, now| c.abort_transaction(now)).unwrap();
+    outcome(&mut p, TxnCall::Abort).unwrap();
+    p.core(|c, now| c.begin_transaction(now)).unwrap();
+    send(&mut p, 0, "b");
+    commit(&mut p).unwrap();
+    assert_eq!(failures(&p), [DeliveryError::TransactionAborted]);
+    assert_eq!(uncommitted(&p.broker, 0), ["b"]);
 }
 
 #[test]
@@ -495,4 +509,360 @@ fn purge_drops_unsent_records_and_the_producer_goes_on() {
         })
     );
     abort(&mut p).unwrap();
+}
+
+// ---- both drivers, over loopback TCP to a MockServer ---------------------------------
+
+mod drivers {
+    use super::*;
+    use kafka_sansio::driver::{blocking, Error, Handle};
+    use kafka_sansio::mock::MockServer;
+
+    const WAIT: Duration = Duration::from_secs(20);
+
+    /// A running producer of either driver, called through its own API.
+    enum Client {
+        Blocking(blocking::Producer),
+        #[cfg(feature = "mio-driver")]
+        Mio(Handle, Option<std::thread::JoinHandle<std::io::Result<()>>>),
+    }
+
+    impl Client {
+        fn start(mio: bool, config: ProducerConfig) -> Client {
+            if mio {
+                #[cfg(feature = "mio-driver")]
+                {
+                    let (h, t) = kafka_sansio::driver::mio::Driver::spawn(config).unwrap();
+                    return Client::Mio(h, Some(t));
+                }
+            }
+            Client::Blocking(blocking::Producer::new(config).unwrap())
+        }
+
+        /// The shared handle (sends, flush).
+        fn handle(&self) -> Handle {
+            match self {
+                Client::Blocking(p) => p.handle(),
+                #[cfg(feature = "mio-driver")]
+                Client::Mio(h, _) => h.clone(),
+            }
+        }
+
+        fn init_transactions(&self, t: Duration) -> Result<(), Error> {
+            match self {
+                Client::Blocking(p) => p.init_transactions(t),
+                #[cfg(feature = "mio-driver")]
+                Client::Mio(h, _) => h.init_transactions(t),
+            }
+        }
+
+        fn begin_transaction(&self) -> Result<(), Error> {
+            match self {
+                Client::Blocking(p) => p.begin_transaction(),
+                #[cfg(feature = "mio-driver")]
+                Client::Mio(h, _) => h.begin_transaction(),
+            }
+        }
+
+        fn send_offsets_to_transaction(&self, o: GroupOffsets, t: Duration) -> Result<(), Error> {
+            match self {
+                Client::Blocking(p) => p.send_offsets_to_transaction(o, t),
+                #[cfg(feature = "mio-driver")]
+                Client::Mio(h, _) => h.send_offsets_to_transaction(o, t),
+            }
+        }
+
+        fn commit_transaction(&self, t: Duration) -> Result<(), Error> {
+            match self {
+                Client::Blocking(p) => p.commit_transaction(t),
+                #[cfg(feature = "mio-driver")]
+                Client::Mio(h, _) => h.commit_transaction(t),
+            }
+        }
+
+        fn abort_transaction(&self, t: Duration) -> Result<(), Error> {
+            match self {
+                Client::Blocking(p) => p.abort_transaction(t),
+                #[cfg(feature = "mio-driver")]
+                Client::Mio(h, _) => h.abort_transaction(t),
+            }
+        }
+
+        fn purge(&self) -> Result<(), Error> {
+            match self {
+                Client::Blocking(p) => p.purge(),
+                #[cfg(feature = "mio-driver")]
+                Client::Mio(h, _) => h.purge(),
+            }
+        }
+    }
+
+    impl Drop for Client {
+        fn drop(&mut self) {
+            match self {
+                Client::Blocking(p) => {
+                    let _ = p.close(Duration::from_secs(5));
+                }
+                #[cfg(feature = "mio-driver")]
+                Client::Mio(h, t) => {
+                    let _ = h.close(Duration::from_secs(5));
+                    if let Some(t) = t.take() {
+                        let _ = t.join();
+                    }
+                }
+            }
+        }
+    }
+
+    fn server(level: i16) -> MockServer {
+        let m = MockServer::start(3).unwrap();
+        m.with_cluster(|c| {
+            c.create_topic("t", 3).unwrap();
+            c.set_transaction_version(level);
+        });
+        m
+    }
+
+    fn start(mio: bool, m: &MockServer, extra: &[(&str, &str)]) -> Client {
+        let mut all = vec![
+            ("bootstrap.servers", m.bootstrap_servers()),
+            ("transactional.id", TX.to_owned()),
+            ("retry.backoff.ms", "20".to_owned()),
+        ];
+        all.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+        let config =
+            ProducerConfig::from_properties(all.iter().map(|(k, v)| (*k, v.as_str()))).unwrap();
+        Client::start(mio, config)
+    }
+
+    fn all_committed(m: &MockServer) -> Vec<String> {
+        m.with_cluster(|c| (0..3).flat_map(|p| committed(c, p)).collect())
+    }
+
+    fn send(c: &Client, partition: i32, v: &str) -> kafka_sansio::driver::DeliveryFuture {
+        c.handle()
+            .send(ProducerRecord::new("t", v.to_owned()).partition(partition))
+            .unwrap()
+    }
+
+    fn commit_and_abort(mio: bool) {
+        for level in [1, 2] {
+            let m = server(level);
+            let c = start(mio, &m, &[]);
+            c.init_transactions(WAIT).unwrap();
+            c.begin_transaction().unwrap();
+            let futures: Vec<_> = (0..30).map(|i| send(&c, i % 3, &format!("c{i}"))).collect();
+            c.commit_transaction(WAIT).unwrap();
+            // Commit flushed: every record has its outcome already.
+            for mut f in futures {
+                f.try_result()
+                    .expect("outcome before commit returned")
+                    .unwrap();
+            }
+            c.begin_transaction().unwrap();
+            for i in 0..10 {
+                drop(send(&c, i % 3, &format!("a{i}")));
+            }
+            c.abort_transaction(WAIT).unwrap();
+            c.begin_transaction().unwrap();
+            let offsets = GroupOffsets {
+                group_id: "g".into(),
+                generation_id: -1,
+                member_id: String::new(),
+                group_instance_id: None,
+                offsets: BTreeMap::from([(("in".to_owned(), 1), 7)]),
+            };
+            c.send_offsets_to_transaction(offsets, WAIT).unwrap();
+            send(&c, 0, "last");
+            let r = c.commit_transaction(WAIT);
+            assert!(r.is_ok(), "v{level}: {r:?}");
+            let mut got = all_committed(&m);
+            got.sort();
+            let mut want: Vec<String> = (0..30).map(|i| format!("c{i}")).collect();
+            want.push("last".into());
+            want.sort();
+            assert_eq!(got, want, "v{level}");
+            assert_eq!(
+                m.with_cluster(|c| c.committed_offset("g", "in", 1)),
+                Some(7)
+            );
+        }
+    }
+
+    fn fenced_by_a_second_producer(mio: bool) {
+        let m = server(2);
+        let old = start(mio, &m, &[]);
+        old.init_transactions(WAIT).unwrap();
+        old.begin_transaction().unwrap();
+        send(&old, 0, "old").wait().unwrap();
+        let new = start(!mio, &m, &[]);
+        new.init_transactions(WAIT).unwrap();
+        new.begin_transaction().unwrap();
+        send(&new, 1, "new").wait().unwrap();
+        new.commit_transaction(WAIT).unwrap();
+        // The old one cannot commit; once fenced, everything fails.
+        let r = old.commit_transaction(WAIT);
+        if let Err(Error::Transaction(TxnError::Abortable { .. })) = r {
+            let r = old.abort_transaction(WAIT);
+            assert!(
+                matches!(
+                    r,
+                    Err(Error::Transaction(TxnError::Fatal(
+                        ErrorCode::ProducerFenced
+                    )))
+                ),
+                "{r:?}"
+            );
+        } else {
+            assert!(
+                matches!(
+                    r,
+                    Err(Error::Transaction(TxnError::Fatal(
+                        ErrorCode::ProducerFenced
+                    )))
+                ),
+                "{r:?}"
+            );
+        }
+        let r = old.begin_transaction();
+        assert!(
+            matches!(
+                r,
+                Err(Error::Transaction(TxnError::Fatal(
+                    ErrorCode::ProducerFenced
+                )))
+            ),
+            "{r:?}"
+        );
+        let r = old.handle().send(ProducerRecord::new("t", "z"));
+        assert!(
+            matches!(r, Err(Error::Send(SendError::Fatal { .. }))),
+            "{r:?}"
+        );
+        assert_eq!(all_committed(&m), ["new"]);
+    }
+
+    fn failed_record_fails_commit(mio: bool) {
+        let m = server(1);
+        let c = start(mio, &m, &[]);
+        c.init_transactions(WAIT).unwrap();
+        c.begin_transaction().unwrap();
+        m.with_cluster(|c| c.push_errors(ApiKey::Produce, vec![ErrorCode::InvalidRecord]));
+        let f = send(&c, 0, "bad");
+        let r = c.commit_transaction(WAIT);
+        assert!(
+            matches!(r, Err(Error::Transaction(TxnError::Abortable { .. }))),
+            "{r:?}"
+        );
+        assert!(f.wait().is_err());
+        c.abort_transaction(WAIT).unwrap();
+        c.begin_transaction().unwrap();
+        send(&c, 0, "good");
+        c.commit_transaction(WAIT).unwrap();
+        assert_eq!(all_committed(&m), ["good"]);
+    }
+
+    fn purge_and_timeouts(mio: bool) {
+        let m = server(2);
+        let c = start(mio, &m, &[("linger.ms", "60000")]);
+        // The coordinator loads for a while: the call times out, naming
+        // itself, and a second call waits for the same outcome.
+        m.with_cluster(|c| {
+            c.push_errors(
+                ApiKey::InitProducerId,
+                vec![ErrorCode::CoordinatorLoadInProgress; 15],
+            )
+        });
+        let r = c.init_transactions(Duration::from_millis(50));
+        assert!(
+            matches!(
+                r,
+                Err(Error::TransactionTimeout {
+                    call: TxnCall::InitTransactions
+                })
+            ),
+            "{r:?}"
+        );
+        c.init_transactions(WAIT).unwrap();
+        c.begin_transaction().unwrap();
+        let f = send(&c, 0, "purged");
+        // Give the record time to be placed in a (lingering) batch.
+        std::thread::sleep(Duration::from_millis(100));
+        c.purge().unwrap();
+        let r = f.wait();
+        assert!(
+            matches!(r, Err(Error::Delivery(DeliveryError::Purged))),
+            "{r:?}"
+        );
+        let r = c.commit_transaction(WAIT);
+        assert!(
+            matches!(
+                r,
+                Err(Error::Transaction(TxnError::Abortable {
+                    cause: AbortCause::Purged
+                }))
+            ),
+            "{r:?}"
+        );
+        c.abort_transaction(WAIT).unwrap();
+        assert!(all_committed(&m).is_empty());
+    }
+
+    macro_rules! both {
+        ($($case:ident),*) => {
+            mod blocking_driver {
+                $(#[test] fn $case() { super::$case(false) })*
+            }
+            #[cfg(feature = "mio-driver")]
+            mod mio_driver {
+                $(#[test] fn $case() { super::$case(true) })*
+            }
+        };
+    }
+
+    both!(
+        commit_and_abort,
+        fenced_by_a_second_producer,
+        failed_record_fails_commit,
+        purge_and_timeouts
+    );
+}
+
+#[test]
+fn abort_with_records_in_flight_then_offsets_and_commit() {
+    for level in [1, 2] {
+        for linger in ["0", "5"] {
+            let mut p = pair_with(level, &[("linger.ms", linger)]);
+            p.set_latency(Duration::from_millis(3));
+            init(&mut p);
+            p.core(|c, now| c.begin_transaction(now)).unwrap();
+            for i in 0..30 {
+                send(&mut p, i % 3, &format!("c{i}"));
+            }
+            commit(&mut p).unwrap();
+            p.core(|c, now| c.begin_transaction(now)).unwrap();
+            for i in 0..10 {
+                send(&mut p, i % 3, &format!("a{i}"));
+                if i == 5 {
+                    p.advance(Duration::from_millis(5));
+                }
+            }
+            abort(&mut p).unwrap();
+            p.core(|c, now| c.begin_transaction(now)).unwrap();
+            let offsets = GroupOffsets {
+                group_id: "g".into(),
+                generation_id: -1,
+                member_id: String::new(),
+                group_instance_id: None,
+                offsets: BTreeMap::from([(("in".to_owned(), 1), 7)]),
+            };
+            p.core(|c, now| c.send_offsets_to_transaction(offsets, now))
+                .unwrap();
+            outcome(&mut p, TxnCall::SendOffsets).unwrap();
+            send(&mut p, 0, "last");
+            commit(&mut p).unwrap();
+            let all: Vec<String> = (0..3).flat_map(|i| committed(&p.broker, i)).collect();
+            assert_eq!(all.len(), 31, "v{level} linger {linger}: {all:?}");
+        }
+    }
 }

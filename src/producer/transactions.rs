@@ -129,6 +129,12 @@ impl Producer {
         if call == TxnCall::BeginTransaction {
             t.generation += 1;
         }
+        if call == TxnCall::Abort {
+            // Now, not in the next turn: an abort with nothing registered at
+            // the coordinator is over already, and what it leaves unsent
+            // must not go out in the next transaction.
+            self.purge_unsent(DeliveryError::TransactionAborted);
+        }
         if call == TxnCall::Commit {
             // Java's commit flushes first: EndTxn waits for every record.
             self.flush_below = self.next_record_id;

@@ -656,19 +656,17 @@ impl TxnManager {
         if record_failure_is_fatal(code) {
             self.fail_fatal(code);
         } else {
-            // The broker lost our sequence: the abort is followed by an
-            // epoch bump (KIP-360), as Java's `canBumpEpoch`.
-            let bump = matches!(
-                code,
-                ErrorCode::OutOfOrderSequenceNumber | ErrorCode::UnknownProducerId
-            );
-            self.fail_abortable(AbortCause::RecordFailed(code), bump);
+            // A failed batch leaves a gap in its partition's sequence
+            // numbers: under v1 the abort is followed by an epoch bump
+            // (KIP-360), as Java's transaction manager asks for one after
+            // any failed batch; under v2 every EndTxn bumps.
+            self.fail_abortable(AbortCause::RecordFailed(code), true);
         }
     }
 
     /// A record of the transaction failed with `e`, not a broker error code.
     pub fn on_record_error(&mut self, e: crate::producer::DeliveryError) {
-        self.fail_abortable(AbortCause::Delivery(e), false);
+        self.fail_abortable(AbortCause::Delivery(e), true);
     }
 
     /// Records of the transaction were purged unsent: it cannot commit.
@@ -696,7 +694,7 @@ impl TxnManager {
 
     /// A record of the transaction timed out.
     pub fn on_record_timeout(&mut self) {
-        self.fail_abortable(AbortCause::Timeout, false);
+        self.fail_abortable(AbortCause::Timeout, true);
     }
 
     /// The request returned by [`TxnManager::next_request`] got no answer
