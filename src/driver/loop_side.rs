@@ -59,6 +59,7 @@ impl LoopSide {
                 waiters: Waiters::default(),
                 flushes: Vec::new(),
                 closes: Vec::new(),
+                txn_calls: Vec::new(),
                 listener: None,
                 statistics: None,
                 delivering: false,
@@ -244,7 +245,7 @@ pub(super) fn deliver(event: Event, waiters: &mut [Option<Waiter>], listener: Op
                 w.resolve(Err(Error::Delivery(f.error.clone())), listener);
             }
         }
-        Event::Closed => {}
+        Event::Closed | Event::Transaction(_) => {}
     }
 }
 

@@ -202,6 +202,10 @@ pub struct ProducerConfig {
     pub rng_seed: u64,
     /// `security.protocol`, `sasl.*` and `ssl.*`.
     pub security: crate::producer::security::SecurityConfig,
+    /// `transactional.id`: set, the producer is transactional (needs idempotence).
+    pub transactional_id: Option<String>,
+    /// `transaction.timeout.ms`: how long the coordinator lets a transaction run.
+    pub transaction_timeout: Duration,
 }
 
 impl Default for ProducerConfig {
@@ -249,6 +253,8 @@ impl Default for ProducerConfig {
             max_response_size: 100 * 1024 * 1024,
             rng_seed: DEFAULT_RNG_SEED,
             security: Default::default(),
+            transactional_id: None,
+            transaction_timeout: Duration::from_millis(60_000),
         }
     }
 }
@@ -455,10 +461,20 @@ impl ProducerConfig {
                 self.statistics_interval = d
             }
             "transaction.two.phase.commit.enable" => {
-                parse_bool(k, value)?;
+                if parse_bool(k, value)? {
+                    return Err(ConfigError::invalid(
+                        k,
+                        value,
+                        "two-phase commit (KIP-939) is not supported",
+                    ));
+                }
             }
             "transaction.timeout.ms" => {
-                parse_ms(k, value)?;
+                let ms: i32 = parse_num(k, value)?;
+                if ms < 0 {
+                    return Err(ConfigError::invalid(k, value, "must not be negative"));
+                }
+                self.transaction_timeout = Duration::from_millis(ms as u64);
             }
             "key.serializer"
             | "value.serializer"
@@ -466,12 +482,9 @@ impl ProducerConfig {
             | "interceptor.classes"
             | "metric.reporters"
             | "config.providers" => {}
+            // Java takes the value as given; an empty one means none.
             "transactional.id" => {
-                return Err(ConfigError::invalid(
-                    k,
-                    value,
-                    "transactions are not supported",
-                ))
+                self.transactional_id = Some(value.to_owned()).filter(|v| !v.is_empty())
             }
             _ if k.starts_with("security.") || k.starts_with("sasl.") || k.starts_with("ssl.") => {
                 self.set_security(k, value)?
@@ -695,6 +708,27 @@ impl ProducerConfig {
                 }
                 self.enable_idempotence = false;
             }
+            // A transactional id makes idempotence explicit, as in Java:
+            // a conflict is then an error, not a reason to turn it off.
+            if let (Some(msg), Some(_)) = (conflict, &self.transactional_id) {
+                return Err(ConfigError::Conflict(format!(
+                    "{msg} (transactional.id is set, which needs idempotence)"
+                )));
+            }
+        }
+        if self.transactional_id.is_some() && !self.enable_idempotence {
+            return Err(ConfigError::Conflict(
+                "cannot set a transactional.id without also enabling idempotence".into(),
+            ));
+        }
+        if let Some(id) = &self.transactional_id {
+            if id.len() > crate::protocol::primitives::MAX_STRING_LEN {
+                return Err(ConfigError::invalid(
+                    "transactional.id",
+                    format!("({} bytes)", id.len()),
+                    "longer than 32767 bytes",
+                ));
+            }
         }
         if self.delivery_timeout < self.linger + self.request_timeout {
             return Err(ConfigError::Conflict(format!(
@@ -799,6 +833,14 @@ impl ProducerConfigBuilder {
         statistics_interval: Duration => statistics_interval,
         /// Seed of the jitter generator.
         rng_seed: u64 => rng_seed,
+        /// `transaction.timeout.ms`.
+        transaction_timeout: Duration => transaction_timeout,
+    }
+
+    /// `transactional.id`: the producer becomes transactional.
+    pub fn transactional_id(mut self, id: &str) -> Self {
+        self.0.transactional_id = Some(id.to_owned());
+        self
     }
 
     /// `bootstrap.servers`, comma separated.

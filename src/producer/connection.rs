@@ -50,6 +50,8 @@ pub(crate) enum RequestKind {
     /// One token of the SASL exchange.
     #[cfg(feature = "sasl")]
     SaslAuthenticate,
+    /// A transaction request (see `transactions`).
+    Txn(super::transactions::TxnKind),
     /// A cluster request asked before a rebootstrap: redone elsewhere, its
     /// answer is dropped.
     Stale,
@@ -251,6 +253,7 @@ impl RequestKind {
             RequestKind::SaslHandshake => ApiKey::SaslHandshake,
             #[cfg(feature = "sasl")]
             RequestKind::SaslAuthenticate => ApiKey::SaslAuthenticate,
+            RequestKind::Txn(k) => k.api_key(),
         }
     }
 }
@@ -542,6 +545,7 @@ impl Producer {
                     };
                 }
             }
+            RequestKind::Txn(_) => self.txn_request_lost(),
             RequestKind::ApiVersions | RequestKind::Produce(_) | RequestKind::Stale => {}
             #[cfg(feature = "sasl")]
             RequestKind::SaslHandshake | RequestKind::SaslAuthenticate => {}

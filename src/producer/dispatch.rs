@@ -57,6 +57,7 @@ impl Producer {
                 self.on_sasl_authenticate(conn, req.sent, resp, now);
             }
 
+            RequestKind::Txn(kind) => self.on_txn_response(conn, kind, req.version, frame, now)?,
             RequestKind::Metadata => {
                 self.cluster.metadata_in_flight = false;
                 let resp =

@@ -347,6 +347,13 @@ pub enum DeliveryError {
         /// True when an earlier attempt of the record was sent without a definite answer.
         maybe_persisted: bool,
     },
+    /// Dropped unsent by [`Producer::purge`](super::Producer::purge).
+    #[error("purged before it was sent")]
+    Purged,
+    /// Dropped unsent because its transaction is being aborted, or must be
+    /// (an earlier record of it failed).
+    #[error("dropped unsent: its transaction is aborted")]
+    TransactionAborted,
 }
 
 impl DeliveryError {
@@ -618,6 +625,15 @@ pub enum SendError {
         /// Partitions the topic has.
         partitions: i32,
     },
+    /// A transactional producer takes records only inside a transaction
+    /// (and not once it must be aborted or failed fatally).
+    #[error("record refused: {error}")]
+    Transaction {
+        /// The record, unchanged.
+        record: Box<ProducerRecord>,
+        /// Why the transaction refuses it.
+        error: crate::producer::txn::TxnError,
+    },
 }
 
 impl SendError {
@@ -628,7 +644,8 @@ impl SendError {
             | SendError::RecordTooLarge { record, .. }
             | SendError::Closed(record)
             | SendError::Fatal { record, .. }
-            | SendError::InvalidPartition { record, .. } => *record,
+            | SendError::InvalidPartition { record, .. }
+            | SendError::Transaction { record, .. } => *record,
         }
     }
 }
@@ -643,6 +660,9 @@ pub enum Event {
     Failed(Failure),
     /// `close` finished: every record has its outcome, all connections are closed.
     Closed,
+    /// A transaction call (`init_transactions`, `send_offsets_to_transaction`,
+    /// `commit_transaction`, `abort_transaction`) finished.
+    Transaction(crate::producer::txn::TxnOutcome),
 }
 
 #[cfg(test)]

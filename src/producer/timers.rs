@@ -34,11 +34,13 @@ pub(super) enum Timer {
     Reconnect,
     /// A SASL session reaches 85-95% of its lifetime: re-authenticate (KIP-368).
     Reauthenticate,
+    /// A transaction request's backoff ends.
+    Transaction,
 }
 
 impl Timer {
     /// Slots in a table: the last kind's index, plus one.
-    const COUNT: usize = Timer::Reauthenticate as usize + 1;
+    const COUNT: usize = Timer::Transaction as usize + 1;
 
     fn index(self) -> usize {
         self as usize
@@ -100,6 +102,7 @@ impl Producer {
         let reauth = self.reauth_deadline(now);
         #[cfg(not(feature = "sasl"))]
         let reauth = None;
+        let txn = self.txn_deadline(now);
         let t = &mut self.timers;
         t.set(Timer::Rebootstrap, rebootstrap);
         t.set(Timer::MetadataAge, age);
@@ -109,5 +112,6 @@ impl Producer {
         t.set(Timer::MaxBlock, max_block);
         t.set(Timer::Reconnect, reconnect);
         t.set(Timer::Reauthenticate, reauth);
+        t.set(Timer::Transaction, txn);
     }
 }

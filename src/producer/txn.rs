@@ -2,8 +2,8 @@
 //! its own, that says which transaction request comes next and how each
 //! answer moves it (the role of Java's `TransactionManager`).
 //!
-//! [`Producer`](super::Producer) does not drive it yet (`transactional.id`
-//! is not a key it accepts); a core drives it so: a user call ([`TxnManager::init_transactions`],
+//! [`Producer`](super::Producer) drives it when `transactional.id` is set;
+//! any core drives it so: a user call ([`TxnManager::init_transactions`],
 //! [`TxnManager::begin_transaction`], [`TxnManager::send_offsets`],
 //! [`TxnManager::commit_transaction`], [`TxnManager::abort_transaction`])
 //! is accepted or refused at once with a typed error; an accepted call
@@ -163,6 +163,12 @@ pub enum TxnError {
         /// What failed.
         cause: AbortCause,
     },
+    /// A transaction call on a producer without `transactional.id`.
+    #[error("{call} needs a transactional producer (set transactional.id)")]
+    NotTransactional {
+        /// The refused call.
+        call: TxnCall,
+    },
 }
 
 /// The cause of an abortable error.
@@ -177,6 +183,13 @@ pub enum AbortCause {
     /// A record or a transaction request timed out.
     #[error("timed out")]
     Timeout,
+    /// Records of the transaction were purged before they were sent.
+    #[error("records of the transaction were purged")]
+    Purged,
+    /// A record of the transaction failed without a broker error code
+    /// (its topic or partition not found, its batch not encodable, ...).
+    #[error("a record's delivery failed: {0}")]
+    Delivery(crate::producer::DeliveryError),
 }
 
 /// How an error answering a transaction request is handled.
@@ -401,7 +414,10 @@ impl TxnManager {
     /// (ApiVersions); takes effect between transactions only, as a
     /// transaction keeps the protocol it started with.
     pub fn set_transaction_version(&mut self, level: i16) {
-        if matches!(self.state, TxnState::Uninitialized | TxnState::Ready) {
+        if matches!(
+            self.state,
+            TxnState::Uninitialized | TxnState::Initializing | TxnState::Ready
+        ) {
             self.protocol = TxnProtocol::from_feature_level(level);
         }
     }
@@ -494,6 +510,14 @@ impl TxnManager {
     /// through AddPartitionsToTxn before its first Produce).
     pub fn add_partition(&mut self, topic: &str, partition: i32) -> Result<(), TxnError> {
         self.check_send()?;
+        self.register_partition(topic, partition);
+        self.started = true;
+        Ok(())
+    }
+
+    /// The partition joins the open transaction (under v1 once
+    /// AddPartitionsToTxn is answered).
+    fn register_partition(&mut self, topic: &str, partition: i32) {
         let key = (topic.to_owned(), partition);
         if !self.added.contains(&key) {
             match self.protocol {
@@ -507,11 +531,32 @@ impl TxnManager {
                 }
             }
         }
-        self.started = true;
+    }
+
+    /// A record accepted inside the transaction (its send passed
+    /// [`TxnManager::check_send`]) is placed on `topic`/`partition`: the
+    /// partition joins the transaction even after `commit_transaction` was
+    /// called, for the record was accepted before (its topic's metadata
+    /// came later). Refused only once the transaction is aborting or failed.
+    pub fn join_partition(&mut self, topic: &str, partition: i32) -> Result<(), TxnError> {
+        if self.state != TxnState::CommittingTransaction {
+            return self.add_partition(topic, partition);
+        }
+        self.register_partition(topic, partition);
         Ok(())
     }
 
-    fn check_send(&self) -> Result<(), TxnError> {
+    /// A record was accepted inside the transaction, its partition not
+    /// chosen yet (waiting for metadata): a commit must wait for it.
+    pub fn record_accepted(&mut self) {
+        if self.state == TxnState::InTransaction {
+            self.started = true;
+        }
+    }
+
+    /// Whether a record may be sent now: only inside a transaction, and
+    /// with the stored error in the error states.
+    pub fn check_send(&self) -> Result<(), TxnError> {
         // A send does not wait for a pending call: records of an open
         // transaction may be sent while offsets are being committed.
         if self.state == TxnState::InTransaction {
@@ -611,13 +656,45 @@ impl TxnManager {
         if record_failure_is_fatal(code) {
             self.fail_fatal(code);
         } else {
-            self.fail_abortable(AbortCause::RecordFailed(code), false);
+            // A failed batch leaves a gap in its partition's sequence
+            // numbers: under v1 the abort is followed by an epoch bump
+            // (KIP-360), as Java's transaction manager asks for one after
+            // any failed batch; under v2 every EndTxn bumps.
+            self.fail_abortable(AbortCause::RecordFailed(code), true);
         }
+    }
+
+    /// A record of the transaction failed with `e`, not a broker error code.
+    pub fn on_record_error(&mut self, e: crate::producer::DeliveryError) {
+        self.fail_abortable(AbortCause::Delivery(e), true);
+    }
+
+    /// Records of the transaction were purged unsent: it cannot commit.
+    pub fn on_records_purged(&mut self) {
+        self.fail_abortable(AbortCause::Purged, false);
+    }
+
+    /// The producer failed fatally for `code` (outside the transaction
+    /// protocol, e.g. no usable API version): so does the transaction.
+    pub fn on_fatal(&mut self, code: ErrorCode) {
+        if self.state != TxnState::FatalError {
+            self.fail_fatal(code);
+        }
+    }
+
+    /// When a request held back by a backoff may go, if one is.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.not_before
+    }
+
+    /// The transactional id.
+    pub fn transactional_id(&self) -> &str {
+        &self.transactional_id
     }
 
     /// A record of the transaction timed out.
     pub fn on_record_timeout(&mut self) {
-        self.fail_abortable(AbortCause::Timeout, false);
+        self.fail_abortable(AbortCause::Timeout, true);
     }
 
     /// The request returned by [`TxnManager::next_request`] got no answer
