@@ -268,6 +268,26 @@ pub fn consume(
     partitions: i32,
     expect: usize,
 ) -> Vec<Consumed> {
+    consume_isolated(
+        consumer,
+        bootstrap,
+        topic,
+        partitions,
+        expect,
+        "read_committed",
+    )
+}
+
+/// [`consume`] at `isolation` (`read_committed`, librdkafka's default, or
+/// `read_uncommitted`, which returns the records of aborted transactions too).
+pub fn consume_isolated(
+    consumer: &str,
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    expect: usize,
+    isolation: &str,
+) -> Vec<Consumed> {
     let mut parts = consumer.split_whitespace();
     let mut cmd = Command::new(parts.next().expect("consumer command"));
     cmd.args(parts);
@@ -282,6 +302,7 @@ pub fn consume(
             "--timeout-ms",
             "90000",
         ])
+        .args(["--isolation-level", isolation])
         .stdin(Stdio::null());
     let out = cmd.output().expect("run the consumer");
     assert!(
@@ -376,6 +397,11 @@ impl Client {
 
     pub fn send(&self, r: ProducerRecord) -> Result<DeliveryFuture, Error> {
         self.handle.send(r)
+    }
+
+    /// The driver's handle (transactions, metrics).
+    pub fn handle(&self) -> &Handle {
+        &self.handle
     }
 
     /// Waits until every record sent so far has its outcome.
