@@ -160,6 +160,42 @@ impl Producer {
     pub fn handle(&self) -> Handle {
         self.inner.handle.clone()
     }
+
+    /// See [`Handle::init_transactions`].
+    pub fn init_transactions(&self, timeout: Duration) -> Result<(), Error> {
+        self.inner.handle.init_transactions(timeout)
+    }
+
+    /// See [`Handle::begin_transaction`].
+    pub fn begin_transaction(&self) -> Result<(), Error> {
+        self.inner.handle.begin_transaction()
+    }
+
+    /// See [`Handle::send_offsets_to_transaction`].
+    pub fn send_offsets_to_transaction(
+        &self,
+        offsets: crate::producer::txn::GroupOffsets,
+        timeout: Duration,
+    ) -> Result<(), Error> {
+        self.inner
+            .handle
+            .send_offsets_to_transaction(offsets, timeout)
+    }
+
+    /// See [`Handle::commit_transaction`].
+    pub fn commit_transaction(&self, timeout: Duration) -> Result<(), Error> {
+        self.inner.handle.commit_transaction(timeout)
+    }
+
+    /// See [`Handle::abort_transaction`].
+    pub fn abort_transaction(&self, timeout: Duration) -> Result<(), Error> {
+        self.inner.handle.abort_transaction(timeout)
+    }
+
+    /// See [`Handle::purge`].
+    pub fn purge(&self) -> Result<(), Error> {
+        self.inner.handle.purge()
+    }
 }
 
 /// A connection as the IO thread sees it.

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::loop_side::Taken;
 use super::{lock, queue, Callback, DeliveryResult, Error, Listener};
+use crate::producer::txn::TxnCall;
 use crate::producer::{Event, FlushToken, Producer as Core};
 
 /// A value set once by the loop and awaited by an application thread.
@@ -126,6 +127,8 @@ pub(super) struct Engine {
     /// Flushes waiting for their token.
     pub(super) flushes: Vec<(FlushToken, Promise<()>)>,
     pub(super) closes: Vec<Promise<()>>,
+    /// Transaction calls waiting for their outcome.
+    pub(super) txn_calls: Vec<(TxnCall, Promise<()>)>,
     /// Hears tagged records' outcomes.
     pub(super) listener: Option<Listener>,
     /// The last turn took outcomes that the loop may still be delivering
@@ -195,6 +198,8 @@ impl Shared {
             let mut g = self.lock();
             g.finished = true;
             self.closed.store(true, Ordering::Release);
+            // Dropped unresolved: the transaction calls get `Error::Closed`.
+            g.txn_calls.clear();
             (
                 std::mem::take(&mut g.waiters),
                 std::mem::take(&mut g.flushes),
@@ -323,7 +328,7 @@ impl Engine {
                 let records = match &ev {
                     Event::Delivered(d) => &d.records,
                     Event::Failed(f) => &f.records,
-                    Event::Closed => unreachable!("matched above"),
+                    Event::Closed | Event::Transaction(_) => unreachable!("matched above"),
                 };
                 let mut waiters = spare.pop().unwrap_or_default();
                 for &(start, n) in records.runs() {
@@ -331,8 +336,19 @@ impl Engine {
                 }
                 taken.push(Taken { event: ev, waiters });
             }
+            Event::Transaction(o) => {
+                // Setting a slot runs no user code: resolved under the lock.
+                let (done, waiting) = std::mem::take(&mut self.txn_calls)
+                    .into_iter()
+                    .partition(|(call, _)| *call == o.call);
+                self.txn_calls = waiting;
+                for (_, p) in done {
+                    p.resolve(o.result.clone().map_err(Error::Transaction));
+                }
+            }
             Event::Closed => {
                 self.finished = true;
+                self.txn_calls.clear();
                 completed.append(&mut self.closes);
                 completed.extend(self.flushes.drain(..).map(|(_, p)| p));
                 // Every record has had its event; anything left never will.

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use super::engine::{Promise, Reply, Shared, Slot, Waiter};
 use super::{DeliveryResult, Error};
-use crate::producer::{ProducerRecord, RecordId, SendError};
+use crate::producer::txn::{GroupOffsets, TxnCall, TxnError};
+use crate::producer::{Producer as Core, ProducerRecord, RecordId, SendError};
 
 /// The handle of one record sent with [`Handle::send`]: wait for its outcome,
 /// or drop it (fire-and-forget: the record is still delivered).
@@ -289,6 +290,91 @@ impl Handle {
                 Err(Error::Timeout)
             }
         }
+    }
+
+    /// Obtains the producer id for `transactional.id` (fencing an earlier
+    /// producer with the same id); waits up to `timeout`.
+    pub fn init_transactions(&self, timeout: Duration) -> Result<(), Error> {
+        self.txn_call(TxnCall::InitTransactions, timeout, |core, now| {
+            core.init_transactions(now)
+        })
+    }
+
+    /// Opens a transaction (no request is sent).
+    pub fn begin_transaction(&self) -> Result<(), Error> {
+        let r = self.shared.command(|core, now| core.begin_transaction(now));
+        Ok(r?)
+    }
+
+    /// Commits `offsets` of a consumer group with the open transaction;
+    /// waits up to `timeout`.
+    pub fn send_offsets_to_transaction(
+        &self,
+        offsets: GroupOffsets,
+        timeout: Duration,
+    ) -> Result<(), Error> {
+        let mut offsets = Some(offsets);
+        self.txn_call(TxnCall::SendOffsets, timeout, move |core, now| {
+            core.send_offsets_to_transaction(offsets.take().expect("called once"), now)
+        })
+    }
+
+    /// Flushes, then commits the open transaction; waits up to `timeout`.
+    /// Fails when any record of the transaction failed (abort it then).
+    pub fn commit_transaction(&self, timeout: Duration) -> Result<(), Error> {
+        self.txn_call(TxnCall::Commit, timeout, |core, now| {
+            core.commit_transaction(now)
+        })
+    }
+
+    /// Aborts the open transaction (its unsent records fail with
+    /// `TransactionAborted`); waits up to `timeout`.
+    pub fn abort_transaction(&self, timeout: Duration) -> Result<(), Error> {
+        self.txn_call(TxnCall::Abort, timeout, |core, now| {
+            core.abort_transaction(now)
+        })
+    }
+
+    /// Fails every record not sent yet with
+    /// [`DeliveryError::Purged`](crate::producer::DeliveryError::Purged);
+    /// the producer stays open.
+    pub fn purge(&self) -> Result<(), Error> {
+        let mut g = self.shared.lock();
+        if g.finished {
+            return Err(Error::Closed);
+        }
+        g.core.purge(Instant::now());
+        drop(g);
+        self.shared.wake.kick();
+        Ok(())
+    }
+
+    /// Runs a transaction call on the core and waits up to `timeout` for
+    /// its outcome. A call still running from an earlier, timed-out
+    /// attempt is waited for again instead of refused.
+    fn txn_call(
+        &self,
+        call: TxnCall,
+        timeout: Duration,
+        f: impl FnOnce(&mut Core, Instant) -> Result<(), TxnError>,
+    ) -> Result<(), Error> {
+        let deadline = Instant::now() + timeout;
+        let slot = Slot::new();
+        {
+            let mut g = self.shared.lock();
+            if g.finished {
+                return Err(Error::Closed);
+            }
+            match f(&mut g.core, Instant::now()) {
+                Ok(()) => {}
+                Err(TxnError::Pending { pending, .. }) if pending == call => {}
+                Err(e) => return Err(e.into()),
+            }
+            g.txn_calls.push((call, Promise(Some(slot.clone()))));
+        }
+        self.shared.wake.kick();
+        slot.take(Some(deadline))
+            .unwrap_or(Err(Error::TransactionTimeout { call }))
     }
 
     /// A snapshot of the core's counters (requests, batches, retries), as

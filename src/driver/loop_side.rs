@@ -51,6 +51,7 @@ impl LoopSide {
                 waiters: Waiters::default(),
                 flushes: Vec::new(),
                 closes: Vec::new(),
+                txn_calls: Vec::new(),
                 listener: None,
                 delivering: false,
                 finished: false,
@@ -197,7 +198,7 @@ pub(super) fn deliver(event: Event, waiters: &mut [Option<Waiter>], listener: Op
                 w.resolve(Err(Error::Delivery(f.error.clone())), listener);
             }
         }
-        Event::Closed => {}
+        Event::Closed | Event::Transaction(_) => {}
     }
 }
 

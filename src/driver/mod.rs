@@ -29,6 +29,7 @@ pub use typed::{RecordPart, TypedProducer, TypedRecord};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::producer::txn::{TxnCall, TxnError};
 use crate::producer::{ConfigError, DeliveryError, ProducerRecord, RecordMetadata, SendError};
 
 use loop_side::LoopSide;
@@ -56,6 +57,17 @@ pub enum Error {
     /// A wait ran out of time before the outcome arrived.
     #[error("timed out")]
     Timeout,
+    /// A transaction call was refused or failed (see [`TxnError`]: fatal,
+    /// abortable, or not allowed in the current state).
+    #[error(transparent)]
+    Transaction(#[from] TxnError),
+    /// A transaction call did not finish within its timeout. It goes on:
+    /// calling it again waits for the same outcome, as in Java.
+    #[error("{call} timed out")]
+    TransactionTimeout {
+        /// The call.
+        call: TxnCall,
+    },
     /// Starting the driver failed (thread spawn, poll creation).
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),

@@ -411,6 +411,8 @@ impl Session {
                     outcome(id.0, Outcome::Failed(f.error.clone()));
                 }
             }
+            // The session's producer is not transactional.
+            Event::Transaction(o) => panic!("transaction outcome without transactional.id: {o:?}"),
             Event::Closed => {
                 self.closed_events += 1;
                 assert_eq!(

@@ -47,6 +47,9 @@ impl Producer {
         if self.memory.buffered + RECORD_OVERHEAD > self.config.buffer_memory {
             return Err(());
         }
+        if self.txn.is_some() {
+            self.txn_join(part);
+        }
         // Into the open batch when the record fits: the common case, with
         // nothing looked up and the record's size computed once.
         let p = &mut self.parts[part];

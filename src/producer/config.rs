@@ -186,6 +186,10 @@ pub struct ProducerConfig {
     pub rng_seed: u64,
     /// `security.protocol`, `sasl.*` and `ssl.*`.
     pub security: crate::producer::security::SecurityConfig,
+    /// `transactional.id`: set, the producer is transactional (needs idempotence).
+    pub transactional_id: Option<String>,
+    /// `transaction.timeout.ms`: how long the coordinator lets a transaction run.
+    pub transaction_timeout: Duration,
 }
 
 impl Default for ProducerConfig {
@@ -230,6 +234,8 @@ impl Default for ProducerConfig {
             max_response_size: 100 * 1024 * 1024,
             rng_seed: 0x5eed_cafe_f00d_d00d,
             security: Default::default(),
+            transactional_id: None,
+            transaction_timeout: Duration::from_millis(60_000),
         }
     }
 }
@@ -422,11 +428,27 @@ impl ProducerConfig {
                     ));
                 }
             }
-            "partitioner.adaptive.partitioning.enable" | "transaction.two.phase.commit.enable" => {
+            "partitioner.adaptive.partitioning.enable" => {
                 parse_bool(k, value)?;
             }
-            "partitioner.availability.timeout.ms" | "transaction.timeout.ms" => {
+            "transaction.two.phase.commit.enable" => {
+                if parse_bool(k, value)? {
+                    return Err(ConfigError::invalid(
+                        k,
+                        value,
+                        "two-phase commit (KIP-939) is not supported",
+                    ));
+                }
+            }
+            "partitioner.availability.timeout.ms" => {
                 parse_ms(k, value)?;
+            }
+            "transaction.timeout.ms" => {
+                let ms: i32 = parse_num(k, value)?;
+                if ms < 0 {
+                    return Err(ConfigError::invalid(k, value, "must not be negative"));
+                }
+                self.transaction_timeout = Duration::from_millis(ms as u64);
             }
             "key.serializer"
             | "value.serializer"
@@ -434,12 +456,9 @@ impl ProducerConfig {
             | "interceptor.classes"
             | "metric.reporters"
             | "config.providers" => {}
+            // Java takes the value as given; an empty one means none.
             "transactional.id" => {
-                return Err(ConfigError::invalid(
-                    k,
-                    value,
-                    "transactions are not supported",
-                ))
+                self.transactional_id = Some(value.to_owned()).filter(|v| !v.is_empty())
             }
             _ if k.starts_with("security.") || k.starts_with("sasl.") || k.starts_with("ssl.") => {
                 self.set_security(k, value)?
@@ -648,6 +667,27 @@ impl ProducerConfig {
                 }
                 self.enable_idempotence = false;
             }
+            // A transactional id makes idempotence explicit, as in Java:
+            // a conflict is then an error, not a reason to turn it off.
+            if let (Some(msg), Some(_)) = (conflict, &self.transactional_id) {
+                return Err(ConfigError::Conflict(format!(
+                    "{msg} (transactional.id is set, which needs idempotence)"
+                )));
+            }
+        }
+        if self.transactional_id.is_some() && !self.enable_idempotence {
+            return Err(ConfigError::Conflict(
+                "cannot set a transactional.id without also enabling idempotence".into(),
+            ));
+        }
+        if let Some(id) = &self.transactional_id {
+            if id.len() > crate::protocol::primitives::MAX_STRING_LEN {
+                return Err(ConfigError::invalid(
+                    "transactional.id",
+                    format!("({} bytes)", id.len()),
+                    "longer than 32767 bytes",
+                ));
+            }
         }
         if self.delivery_timeout < self.linger + self.request_timeout {
             return Err(ConfigError::Conflict(format!(
@@ -746,6 +786,14 @@ impl ProducerConfigBuilder {
         metadata_recovery_rebootstrap_trigger: Duration => metadata_recovery_rebootstrap_trigger,
         /// Seed of the jitter generator.
         rng_seed: u64 => rng_seed,
+        /// `transaction.timeout.ms`.
+        transaction_timeout: Duration => transaction_timeout,
+    }
+
+    /// `transactional.id`: the producer becomes transactional.
+    pub fn transactional_id(mut self, id: &str) -> Self {
+        self.0.transactional_id = Some(id.to_owned());
+        self
     }
 
     /// `bootstrap.servers`, comma separated.

@@ -43,6 +43,8 @@ pub(crate) enum RequestKind {
     Metadata,
     InitProducerId,
     Produce(Vec<Batch>),
+    /// A transaction request (see `transactions`).
+    Txn(super::transactions::TxnKind),
     /// A cluster request asked before a rebootstrap: redone elsewhere, its
     /// answer is dropped.
     Stale,
@@ -192,6 +194,7 @@ impl RequestKind {
             RequestKind::Metadata | RequestKind::Stale => ApiKey::Metadata,
             RequestKind::InitProducerId => ApiKey::InitProducerId,
             RequestKind::Produce(_) => ApiKey::Produce,
+            RequestKind::Txn(k) => k.api_key(),
         }
     }
 }
@@ -432,6 +435,7 @@ impl Producer {
                     };
                 }
             }
+            RequestKind::Txn(_) => self.txn_request_lost(),
             RequestKind::ApiVersions | RequestKind::Produce(_) | RequestKind::Stale => {}
         }
     }

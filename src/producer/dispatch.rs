@@ -40,6 +40,7 @@ impl Producer {
             }
             // Its flag was cleared when it went stale: another request may be out now.
             RequestKind::Stale => {}
+            RequestKind::Txn(kind) => self.on_txn_response(conn, kind, req.version, frame, now)?,
             RequestKind::Metadata => {
                 self.cluster.metadata_in_flight = false;
                 let resp =

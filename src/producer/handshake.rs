@@ -83,6 +83,8 @@ impl Producer {
         let c = self.net.conns.get_mut(&conn).expect("connection");
         c.versions = versions;
         c.state = ConnState::Ready;
+        self.txn_on_api_versions(conn, &resp);
+        let c = &self.net.conns[&conn];
         if c.version(ApiKey::Produce).is_none() || c.version(ApiKey::Metadata).is_none() {
             // Produce v3 (RecordBatch v2) is the floor: this broker cannot take our records.
             log::error!(

@@ -26,6 +26,9 @@ pub(super) enum PidState {
     Ready { id: i64, epoch: i16 },
     /// An epoch bump is needed once nothing is in flight (KIP-360).
     NeedsBump { id: i64, epoch: i16 },
+    /// Transactional: the transaction manager obtains the id and epoch
+    /// (InitProducerId with the transactional id); none yet.
+    Transactional,
 }
 
 /// The idempotent producer's state.
@@ -38,9 +41,12 @@ pub(super) struct Idempotence {
 }
 
 impl Idempotence {
-    /// Before the first InitProducerId, or `Disabled`.
-    pub fn new(enabled: bool) -> Self {
-        let pid = if enabled {
+    /// Before the first InitProducerId, or `Disabled`; `Transactional`
+    /// when the transaction manager owns the producer id.
+    pub fn new(enabled: bool, transactional: bool) -> Self {
+        let pid = if transactional {
+            PidState::Transactional
+        } else if enabled {
             PidState::Unknown {
                 in_flight: false,
                 retry_at: None,

@@ -130,7 +130,7 @@ impl Producer {
     }
 
     /// A ready connection with room for one more request, fewest in flight first.
-    fn any_ready_connection(&self, now: Instant) -> Option<ConnId> {
+    pub(super) fn any_ready_connection(&self, now: Instant) -> Option<ConnId> {
         self.net
             .conns
             .iter()
@@ -162,7 +162,7 @@ impl Producer {
     /// Opens a connection for cluster requests when none is open or opening:
     /// to a known broker, else to a bootstrap address (while no broker is
     /// known, or with `metadata.recovery.strategy=rebootstrap`).
-    fn ensure_some_connection(&mut self, now: Instant) {
+    pub(super) fn ensure_some_connection(&mut self, now: Instant) {
         if self
             .net
             .conns

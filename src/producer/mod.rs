@@ -39,6 +39,7 @@ pub mod security;
 mod sender;
 mod timers;
 mod topics;
+mod transactions;
 pub mod txn;
 
 use std::collections::VecDeque;
@@ -68,6 +69,8 @@ use rng::Rng;
 use timers::TimerTable;
 use topics::PendingRecord;
 use topics::Topics;
+use transactions::Txn;
+use txn::{GroupOffsets, TxnCall, TxnError, TxnManager, TxnState};
 
 /// Identifies one connection the core asked the driver to open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -194,6 +197,8 @@ pub struct Producer {
     fatal: Option<ErrorCode>,
     metrics: Metrics,
     sensors: Sensors,
+    /// The transaction state of a transactional producer (`transactions`).
+    txn: Option<Txn>,
 }
 
 impl std::fmt::Debug for Producer {
@@ -250,7 +255,11 @@ impl Producer {
             .batch_size
             .min(config.max_request_size)
             .min(config.buffer_memory);
-        let idempotence = Idempotence::new(config.enable_idempotence);
+        let txn = config.transactional_id.clone().map(|id| {
+            let timeout_ms = config.transaction_timeout.as_millis().min(i32::MAX as u128) as i32;
+            Txn::new(TxnManager::new(id, timeout_ms, config.retry_backoff))
+        });
+        let idempotence = Idempotence::new(config.enable_idempotence, txn.is_some());
         let memory = Memory::new(config.buffer_memory, poolable);
         Ok(Producer {
             rng: Rng::new(config.rng_seed),
@@ -283,6 +292,7 @@ impl Producer {
             fatal: None,
             metrics: Metrics::default(),
             sensors: Sensors::default(),
+            txn,
         })
     }
 
@@ -391,6 +401,11 @@ impl Producer {
         }
     }
 
+    /// The transaction state, `None` without `transactional.id`.
+    pub fn transaction_state(&self) -> Option<TxnState> {
+        self.txn.as_ref().map(|t| t.mgr.state())
+    }
+
     /// True when every record sent before `token` has its final event.
     pub fn is_flushed(&self, token: FlushToken) -> bool {
         self.min_pending_id().is_none_or(|m| m >= token.0)
@@ -474,6 +489,12 @@ impl Producer {
         }
         if self.closing {
             return Err(SendError::Closed(Box::new(record)));
+        }
+        if let Err(error) = self.txn_check_send() {
+            return Err(SendError::Transaction {
+                record: Box::new(record),
+                error,
+            });
         }
         // The record is only changed once accepted: refused records go back as given.
         let ts = record.timestamp.unwrap_or_else(|| self.wall_clock_ms(now));
@@ -610,6 +631,58 @@ impl Producer {
             }
         });
         self.dirty = true;
+    }
+
+    /// Fails every record not sent yet with [`DeliveryError::Purged`]
+    /// (librdkafka's `purge`, franz-go's `AbortBufferedRecords`), leaving
+    /// the producer open; records already sent keep their course. Returns
+    /// how many were purged. Inside a transaction, the transaction then
+    /// cannot commit.
+    pub fn purge(&mut self, now: Instant) -> usize {
+        self.last_now = now;
+        self.purge_unsent(DeliveryError::Purged)
+    }
+
+    // ---- transactions (with `transactional.id`) ------------------------------
+    //
+    // Each call is accepted or refused at once; an accepted call (but
+    // `begin_transaction`) finishes later with an `Event::Transaction`
+    // carrying its outcome. Java's rules say which call is allowed when.
+
+    /// Obtains the producer id and epoch for `transactional.id`, fencing
+    /// any earlier producer with the same id, and finishes an earlier
+    /// instance's open transaction.
+    pub fn init_transactions(&mut self, now: Instant) -> Result<(), TxnError> {
+        self.txn_command(TxnCall::InitTransactions, now, |m| m.init_transactions())
+    }
+
+    /// Opens a transaction: records may be sent until it is committed or
+    /// aborted. No request is sent and no event follows.
+    pub fn begin_transaction(&mut self, now: Instant) -> Result<(), TxnError> {
+        self.txn_command(TxnCall::BeginTransaction, now, |m| m.begin_transaction())
+    }
+
+    /// Commits a consumer group's offsets with the open transaction (the
+    /// producer side of consume-transform-produce).
+    pub fn send_offsets_to_transaction(
+        &mut self,
+        offsets: GroupOffsets,
+        now: Instant,
+    ) -> Result<(), TxnError> {
+        self.txn_send_offsets(offsets, now)
+    }
+
+    /// Commits the open transaction: flushes, waits for every record, then
+    /// ends it. It fails (abortable) if any record of it failed.
+    pub fn commit_transaction(&mut self, now: Instant) -> Result<(), TxnError> {
+        self.txn_command(TxnCall::Commit, now, |m| m.commit_transaction())
+    }
+
+    /// Aborts the open transaction: its unsent records fail with
+    /// [`DeliveryError::TransactionAborted`], the ones in flight are
+    /// awaited, then it is ended. Allowed after an abortable error.
+    pub fn abort_transaction(&mut self, now: Instant) -> Result<(), TxnError> {
+        self.txn_command(TxnCall::Abort, now, |m| m.abort_transaction())
     }
 
     // ---- outputs ------------------------------------------------------------

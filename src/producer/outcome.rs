@@ -58,6 +58,9 @@ impl Producer {
         memory: usize,
         error: DeliveryError,
     ) {
+        if self.txn.is_some() {
+            self.txn_on_failure(&error);
+        }
         self.memory.release(memory);
         self.pending_records -= ids.len();
         self.metrics.records_failed += ids.len() as u64;
@@ -131,6 +134,9 @@ impl Producer {
         }
         log::error!("producer failed fatally: {code}");
         self.fatal = Some(code);
+        if let Some(t) = &mut self.txn {
+            t.mgr.on_fatal(code);
+        }
         self.fail_everything(|maybe_persisted| DeliveryError::Fatal {
             code,
             maybe_persisted,

@@ -106,6 +106,19 @@ impl Producer {
                 Some(ErrorCode::DuplicateSequenceNumber) => {
                     self.deliver(b, base_offset, log_append_time)
                 }
+                Some(c)
+                    if self.txn.is_some() && super::transactions::fails_transactional_batch(c) =>
+                {
+                    let maybe_persisted = b.maybe_persisted;
+                    self.fail_batch(
+                        b,
+                        DeliveryError::Broker {
+                            code: c,
+                            message,
+                            maybe_persisted,
+                        },
+                    );
+                }
                 Some(c @ (ErrorCode::OutOfOrderSequenceNumber | ErrorCode::UnknownProducerId))
                     if self.idempotence.pid != PidState::Disabled =>
                 {

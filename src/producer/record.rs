@@ -336,6 +336,13 @@ pub enum DeliveryError {
     /// The batch could not be encoded (e.g. compression failed or unsupported).
     #[error("encoding failed: {0}")]
     Encode(String),
+    /// Dropped unsent by [`Producer::purge`](super::Producer::purge).
+    #[error("purged before it was sent")]
+    Purged,
+    /// Dropped unsent because its transaction is being aborted, or must be
+    /// (an earlier record of it failed).
+    #[error("dropped unsent: its transaction is aborted")]
+    TransactionAborted,
 }
 
 impl DeliveryError {
@@ -505,6 +512,15 @@ pub enum SendError {
         /// Partitions the topic has.
         partitions: i32,
     },
+    /// A transactional producer takes records only inside a transaction
+    /// (and not once it must be aborted or failed fatally).
+    #[error("record refused: {error}")]
+    Transaction {
+        /// The record, unchanged.
+        record: Box<ProducerRecord>,
+        /// Why the transaction refuses it.
+        error: crate::producer::txn::TxnError,
+    },
 }
 
 impl SendError {
@@ -515,7 +531,8 @@ impl SendError {
             | SendError::RecordTooLarge { record, .. }
             | SendError::Closed(record)
             | SendError::Fatal { record, .. }
-            | SendError::InvalidPartition { record, .. } => *record,
+            | SendError::InvalidPartition { record, .. }
+            | SendError::Transaction { record, .. } => *record,
         }
     }
 }
@@ -530,6 +547,9 @@ pub enum Event {
     Failed(Failure),
     /// `close` finished: every record has its outcome, all connections are closed.
     Closed,
+    /// A transaction call (`init_transactions`, `send_offsets_to_transaction`,
+    /// `commit_transaction`, `abort_transaction`) finished.
+    Transaction(crate::producer::txn::TxnOutcome),
 }
 
 #[cfg(test)]

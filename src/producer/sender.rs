@@ -33,6 +33,7 @@ impl Producer {
         self.expire(now);
         self.place_waiting(now);
         self.maintain_cluster(now);
+        self.txn_turn(now);
         self.maybe_bump_epoch(now);
         self.drain(now);
         self.maybe_finish_close();
@@ -197,7 +198,7 @@ impl Producer {
                     break;
                 }
                 let node = c.node.expect("leader connection");
-                let version = c.version(ApiKey::Produce).expect("ready");
+                let version = self.txn_produce_version(c.version(ApiKey::Produce).expect("ready"));
                 if self.config.compression == Compression::Zstd && version < 7 {
                     // zstd needs Produce v7 (Kafka 2.1): fail what would go
                     // to this broker with a clear error instead of sending.
@@ -247,6 +248,7 @@ impl Producer {
 
     fn collect_batches(&mut self, node: i32, now: Instant, pid: i64, epoch: i16) -> Vec<Batch> {
         let idempotent = pid >= 0;
+        let transactional = self.txn.is_some();
         let mut out = Vec::new();
         let mut size = 0usize;
         // Closing and taking batches adds no partition to the list.
@@ -256,7 +258,14 @@ impl Producer {
             if p.leader != Some(node) {
                 continue;
             }
+            // Under transactions v1 a partition's first Produce waits for
+            // AddPartitionsToTxn; a batch that went out already goes on.
+            let joined = self.txn_may_produce(i);
+            let p = &self.parts[i];
             if p.queue.is_empty() {
+                if !joined {
+                    continue;
+                }
                 // The open batch is closed only when it can go now: until then
                 // it keeps filling (as Java's accumulator drains on send).
                 if !self.open_ready(i, now) {
@@ -277,7 +286,7 @@ impl Producer {
             let Some(head) = p.queue.front() else {
                 continue;
             };
-            if head.retry_at.is_some_and(|t| t > now) {
+            if head.retry_at.is_some_and(|t| t > now) || !(joined || head.sequenced) {
                 continue;
             }
             if idempotent {
@@ -298,7 +307,7 @@ impl Producer {
             let mut b = p.queue.pop_front().expect("head");
             p.queued_records -= b.count();
             if idempotent && !b.sequenced {
-                b.closed.stamp(pid, epoch, p.next_seq, false);
+                b.closed.stamp(pid, epoch, p.next_seq, transactional);
                 p.next_seq = increment_sequence(p.next_seq, b.count() as i32);
                 b.sequenced = true;
             }
@@ -353,7 +362,7 @@ impl Producer {
             }
         }
         let req = ProduceRequest {
-            transactional_id: None,
+            transactional_id: self.txn_id(),
             acks: self.config.acks.code(),
             timeout_ms: self
                 .config

@@ -32,11 +32,13 @@ pub(super) enum Timer {
     MaxBlock,
     /// A reconnect backoff ends while records wait.
     Reconnect,
+    /// A transaction request's backoff ends.
+    Transaction,
 }
 
 impl Timer {
     /// Slots in a table: the last kind's index, plus one.
-    const COUNT: usize = Timer::Reconnect as usize + 1;
+    const COUNT: usize = Timer::Transaction as usize + 1;
 
     fn index(self) -> usize {
         self as usize
@@ -94,6 +96,7 @@ impl Producer {
         let connections = self.connections_deadline(now);
         let max_block = self.max_block_deadline(now);
         let reconnect = self.reconnect_deadline(now);
+        let txn = self.txn_deadline(now);
         let t = &mut self.timers;
         t.set(Timer::Rebootstrap, rebootstrap);
         t.set(Timer::MetadataAge, age);
@@ -102,5 +105,6 @@ impl Producer {
         t.set(Timer::Connections, connections);
         t.set(Timer::MaxBlock, max_block);
         t.set(Timer::Reconnect, reconnect);
+        t.set(Timer::Transaction, txn);
     }
 }

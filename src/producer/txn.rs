@@ -2,8 +2,8 @@
 //! its own, that says which transaction request comes next and how each
 //! answer moves it (the role of Java's `TransactionManager`).
 //!
-//! [`Producer`](super::Producer) does not drive it yet (`transactional.id`
-//! is not a key it accepts); a core drives it so: a user call ([`TxnManager::init_transactions`],
+//! [`Producer`](super::Producer) drives it when `transactional.id` is set;
+//! any core drives it so: a user call ([`TxnManager::init_transactions`],
 //! [`TxnManager::begin_transaction`], [`TxnManager::send_offsets`],
 //! [`TxnManager::commit_transaction`], [`TxnManager::abort_transaction`])
 //! is accepted or refused at once with a typed error; an accepted call
@@ -163,6 +163,12 @@ pub enum TxnError {
         /// What failed.
         cause: AbortCause,
     },
+    /// A transaction call on a producer without `transactional.id`.
+    #[error("{call} needs a transactional producer (set transactional.id)")]
+    NotTransactional {
+        /// The refused call.
+        call: TxnCall,
+    },
 }
 
 /// The cause of an abortable error.
@@ -177,6 +183,13 @@ pub enum AbortCause {
     /// A record or a transaction request timed out.
     #[error("timed out")]
     Timeout,
+    /// Records of the transaction were purged before they were sent.
+    #[error("records of the transaction were purged")]
+    Purged,
+    /// A record of the transaction failed without a broker error code
+    /// (its topic or partition not found, its batch not encodable, ...).
+    #[error("a record's delivery failed: {0}")]
+    Delivery(crate::producer::DeliveryError),
 }
 
 /// How an error answering a transaction request is handled.
@@ -511,7 +524,9 @@ impl TxnManager {
         Ok(())
     }
 
-    fn check_send(&self) -> Result<(), TxnError> {
+    /// Whether a record may be sent now: only inside a transaction, and
+    /// with the stored error in the error states.
+    pub fn check_send(&self) -> Result<(), TxnError> {
         // A send does not wait for a pending call: records of an open
         // transaction may be sent while offsets are being committed.
         if self.state == TxnState::InTransaction {
@@ -611,8 +626,42 @@ impl TxnManager {
         if record_failure_is_fatal(code) {
             self.fail_fatal(code);
         } else {
-            self.fail_abortable(AbortCause::RecordFailed(code), false);
+            // The broker lost our sequence: the abort is followed by an
+            // epoch bump (KIP-360), as Java's `canBumpEpoch`.
+            let bump = matches!(
+                code,
+                ErrorCode::OutOfOrderSequenceNumber | ErrorCode::UnknownProducerId
+            );
+            self.fail_abortable(AbortCause::RecordFailed(code), bump);
         }
+    }
+
+    /// A record of the transaction failed with `e`, not a broker error code.
+    pub fn on_record_error(&mut self, e: crate::producer::DeliveryError) {
+        self.fail_abortable(AbortCause::Delivery(e), false);
+    }
+
+    /// Records of the transaction were purged unsent: it cannot commit.
+    pub fn on_records_purged(&mut self) {
+        self.fail_abortable(AbortCause::Purged, false);
+    }
+
+    /// The producer failed fatally for `code` (outside the transaction
+    /// protocol, e.g. no usable API version): so does the transaction.
+    pub fn on_fatal(&mut self, code: ErrorCode) {
+        if self.state != TxnState::FatalError {
+            self.fail_fatal(code);
+        }
+    }
+
+    /// When a request held back by a backoff may go, if one is.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.not_before
+    }
+
+    /// The transactional id.
+    pub fn transactional_id(&self) -> &str {
+        &self.transactional_id
     }
 
     /// A record of the transaction timed out.
