@@ -27,7 +27,7 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kafka_peer::{logged_values, Kafka, Killed};
+use kafka_peer::{kafka_config, logged_values, Kafka, Killed};
 use kafka_sansio::driver::{DeliveryResult, Error};
 use kafka_sansio::producer::{DeliveryError, ProducerRecord};
 use kafka_sansio::protocol::error_code::ErrorCode;
@@ -41,17 +41,6 @@ fn shared() -> RwLockReadGuard<'static, ()> {
 
 fn exclusive() -> RwLockWriteGuard<'static, ()> {
     CLUSTER.write().unwrap_or_else(|e| e.into_inner())
-}
-
-fn kafka_config(k: &Kafka, props: &[(&str, &str)]) -> kafka_sansio::producer::ProducerConfig {
-    let mut all = vec![
-        ("retry.backoff.ms", "50"),
-        ("retry.backoff.max.ms", "500"),
-        ("reconnect.backoff.ms", "50"),
-        ("reconnect.backoff.max.ms", "500"),
-    ];
-    all.extend_from_slice(props);
-    config(&k.bootstrap, &all)
 }
 
 // ---- 1. the record matrix, read back by Kafka's consumer and by confluent-kafka ------------

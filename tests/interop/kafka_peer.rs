@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::support::{parse_consumed, require, Consumed};
+use kafka_sansio::producer::ProducerConfig;
+
+use super::support::{config, parse_consumed, require, Consumed};
 
 pub const KAFKA: &str = "KAFKA_SANSIO_KAFKA";
 pub const KAFKA_CTL: &str = "KAFKA_SANSIO_KAFKA_CTL";
@@ -118,6 +120,16 @@ impl Kafka {
         v
     }
 
+    /// The coordinator (node id) of `transactional_id`, from TransactionsCommand describe.
+    pub fn txn_coordinator(&self, transactional_id: &str) -> i32 {
+        let out = self.ctl(&["describe-txn", transactional_id]);
+        out.lines()
+            .nth(1)
+            .and_then(|l| l.split('\t').next())
+            .and_then(|c| c.trim().parse().ok())
+            .unwrap_or_else(|| panic!("describe-txn {transactional_id}: {out}"))
+    }
+
     /// The leader of each partition of `topic`, from TopicCommand --describe.
     pub fn leaders(&self, topic: &str) -> Vec<(i32, i32)> {
         self.ctl(&["describe-topic", topic])
@@ -161,6 +173,19 @@ impl Kafka {
             std::thread::sleep(Duration::from_millis(500));
         }
     }
+}
+
+/// A producer configuration for the cluster: [`config`] with short retry and
+/// reconnect backoffs, then `props`.
+pub fn kafka_config(k: &Kafka, props: &[(&str, &str)]) -> ProducerConfig {
+    let mut all = vec![
+        ("retry.backoff.ms", "50"),
+        ("retry.backoff.max.ms", "500"),
+        ("reconnect.backoff.ms", "50"),
+        ("reconnect.backoff.max.ms", "500"),
+    ];
+    all.extend_from_slice(props);
+    config(&k.bootstrap, &all)
 }
 
 /// Nodes SIGKILLed by a test, started again when it ends (also on panic), so

@@ -33,6 +33,8 @@
 #                                                         format finalizes 2, and 4.4 allows 2 -> 1 -> 2 live) and
 #                                                         wait until every node reports N. Clients read the level
 #                                                         from ApiVersions: only connections made after it count.
+#   tests/interop/kafka/kafka-cluster.sh describe-txn ID  TransactionsCommand describe: coordinator, producer id and
+#                                                         epoch, state of transactional id ID (TAB-separated)
 #   tests/interop/kafka/kafka-cluster.sh java CLASS ARGS  any main class with the Kafka classpath (tools logging)
 #   tests/interop/kafka/kafka-cluster.sh classpath        prints the classpath (libs/*), e.g. for javac
 #
@@ -390,6 +392,7 @@ case "${1:-}" in
 fetch) cmd_fetch ;;
 features) tool org.apache.kafka.tools.FeatureCommand --bootstrap-server "$(bootstrap)" describe ;;
 txn-version) cmd_txn_version ;;
+describe-txn) tool org.apache.kafka.tools.TransactionsCommand --bootstrap-server "$(bootstrap)" describe --transactional-id "${2:?transactional id}" ;;
 set-txn-version) cmd_set_txn_version "${2:-}" ;;
 txn-perf) cmd_build_java; shift; TOOL_JVM="$PERF_JVM" tool kafkasansio.TxnPerf "$(bootstrap)" "$@" ;;
 build-java) cmd_build_java ;;
@@ -408,5 +411,5 @@ consume) shift; cmd_consume "$@" ;;
 perf) shift; TOOL_JVM="$PERF_JVM" tool org.apache.kafka.tools.ProducerPerformance --bootstrap-server "$(bootstrap)" "$@" ;;
 java) shift; tool "$@" ;;
 classpath) echo "$libs/*" ;;
-*) sed -n '2,44p' "$0" >&2; exit 2 ;;
+*) sed -n '2,46p' "$0" >&2; exit 2 ;;
 esac
