@@ -550,6 +550,9 @@ impl Producer {
             });
             self.cluster.metadata_needed = true;
             self.dirty = true;
+            if let Some(t) = &mut self.txn {
+                t.mgr.record_accepted();
+            }
             return Ok(RecordId(id));
         };
         let partition = match choose_partition(

@@ -165,7 +165,7 @@ impl Producer {
             return;
         }
         let p = &self.parts[part];
-        if t.mgr.add_partition(&p.topic, p.partition).is_ok() {
+        if t.mgr.join_partition(&p.topic, p.partition).is_ok() {
             t.joined[part] = t.generation;
         }
     }

@@ -414,7 +414,10 @@ impl TxnManager {
     /// (ApiVersions); takes effect between transactions only, as a
     /// transaction keeps the protocol it started with.
     pub fn set_transaction_version(&mut self, level: i16) {
-        if matches!(self.state, TxnState::Uninitialized | TxnState::Ready) {
+        if matches!(
+            self.state,
+            TxnState::Uninitialized | TxnState::Initializing | TxnState::Ready
+        ) {
             self.protocol = TxnProtocol::from_feature_level(level);
         }
     }
@@ -507,6 +510,14 @@ impl TxnManager {
     /// through AddPartitionsToTxn before its first Produce).
     pub fn add_partition(&mut self, topic: &str, partition: i32) -> Result<(), TxnError> {
         self.check_send()?;
+        self.register_partition(topic, partition);
+        self.started = true;
+        Ok(())
+    }
+
+    /// The partition joins the open transaction (under v1 once
+    /// AddPartitionsToTxn is answered).
+    fn register_partition(&mut self, topic: &str, partition: i32) {
         let key = (topic.to_owned(), partition);
         if !self.added.contains(&key) {
             match self.protocol {
@@ -520,8 +531,27 @@ impl TxnManager {
                 }
             }
         }
-        self.started = true;
+    }
+
+    /// A record accepted inside the transaction (its send passed
+    /// [`TxnManager::check_send`]) is placed on `topic`/`partition`: the
+    /// partition joins the transaction even after `commit_transaction` was
+    /// called, for the record was accepted before (its topic's metadata
+    /// came later). Refused only once the transaction is aborting or failed.
+    pub fn join_partition(&mut self, topic: &str, partition: i32) -> Result<(), TxnError> {
+        if self.state != TxnState::CommittingTransaction {
+            return self.add_partition(topic, partition);
+        }
+        self.register_partition(topic, partition);
         Ok(())
+    }
+
+    /// A record was accepted inside the transaction, its partition not
+    /// chosen yet (waiting for metadata): a commit must wait for it.
+    pub fn record_accepted(&mut self) {
+        if self.state == TxnState::InTransaction {
+            self.started = true;
+        }
     }
 
     /// Whether a record may be sent now: only inside a transaction, and
