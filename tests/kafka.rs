@@ -16,6 +16,9 @@
 #[path = "interop/json.rs"]
 mod json;
 #[allow(dead_code)]
+#[path = "interop/kafka_peer.rs"]
+mod kafka_peer;
+#[allow(dead_code)]
 #[path = "interop/support.rs"]
 mod support;
 
@@ -24,13 +27,11 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use kafka_peer::{kafka_config, logged_values, Kafka, Killed};
 use kafka_sansio::driver::{DeliveryResult, Error};
 use kafka_sansio::producer::{DeliveryError, ProducerRecord};
 use kafka_sansio::protocol::error_code::ErrorCode;
 use support::*;
-
-const KAFKA: &str = "KAFKA_SANSIO_KAFKA";
-const KAFKA_CTL: &str = "KAFKA_SANSIO_KAFKA_CTL";
 
 static CLUSTER: RwLock<()> = RwLock::new(());
 
@@ -40,165 +41,6 @@ fn shared() -> RwLockReadGuard<'static, ()> {
 
 fn exclusive() -> RwLockWriteGuard<'static, ()> {
     CLUSTER.write().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The cluster as the tests see it.
-struct Kafka {
-    bootstrap: String,
-    ctl: String,
-}
-
-impl Kafka {
-    /// The cluster, or `None` (skipped) when the variables are unset.
-    fn get(test: &str) -> Option<Kafka> {
-        let v = require(test, &[KAFKA, KAFKA_CTL])?;
-        Some(Kafka {
-            bootstrap: v[0].clone(),
-            ctl: v[1].clone(),
-        })
-    }
-
-    /// Runs the script with `args`; panics unless it succeeds. Returns stdout.
-    fn ctl(&self, args: &[&str]) -> String {
-        self.ctl_input(args, None)
-    }
-
-    fn ctl_input(&self, args: &[&str], input: Option<&str>) -> String {
-        let mut cmd = Command::new(&self.ctl);
-        cmd.args(args)
-            .stdin(if input.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("run kafka-cluster.sh");
-        if let Some(i) = input {
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(i.as_bytes())
-                .expect("write to kafka-cluster.sh");
-        }
-        let out = child.wait_with_output().expect("kafka-cluster.sh output");
-        assert!(
-            out.status.success(),
-            "kafka-cluster.sh {args:?} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("utf-8 output")
-    }
-
-    /// Creates `topic` with replication factor 3 and `configs` (`key=value`).
-    fn create_topic(&self, topic: &str, partitions: i32, configs: &[&str]) {
-        let p = partitions.to_string();
-        let mut args = vec!["create-topic", topic, &p, "3"];
-        args.extend_from_slice(configs);
-        self.ctl(&args);
-    }
-
-    /// Every record of `topic`, read by Kafka's console consumer (Java
-    /// KafkaConsumer, a fresh group, from the beginning) until 8 s pass without one.
-    fn consume(&self, topic: &str) -> Vec<Consumed> {
-        parse_consumed(&self.ctl(&["consume-json", topic, "--timeout-ms", "8000"]))
-    }
-
-    /// The leader of each partition of `topic`, from TopicCommand --describe.
-    fn leaders(&self, topic: &str) -> Vec<(i32, i32)> {
-        self.ctl(&["describe-topic", topic])
-            .lines()
-            .filter_map(|l| {
-                let field = |name: &str| {
-                    l.split('\t')
-                        .find_map(|f| f.trim().strip_prefix(name))
-                        .and_then(|v| v.trim().parse::<i32>().ok())
-                };
-                Some((field("Partition:")?, field("Leader:")?))
-            })
-            .collect()
-    }
-
-    /// The in-sync replicas of partition 0 of `topic`.
-    fn isr0(&self, topic: &str) -> Vec<i32> {
-        self.ctl(&["describe-topic", topic])
-            .lines()
-            .find(|l| l.contains("Partition: 0"))
-            .and_then(|l| {
-                l.split('\t')
-                    .find_map(|f| f.trim().strip_prefix("Isr:"))
-                    .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
-            })
-            .unwrap_or_default()
-    }
-
-    /// Waits until the in-sync replicas of partition 0 of `topic` number `n`.
-    fn wait_isr(&self, topic: &str, n: usize) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let isr = self.isr0(topic);
-            if isr.len() == n {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{topic}: ISR {isr:?} after 60 s, want {n} replicas"
-            );
-            std::thread::sleep(Duration::from_millis(500));
-        }
-    }
-}
-
-/// Nodes SIGKILLed by a test, started again when it ends (also on panic), so
-/// the next test finds three nodes.
-struct Killed<'a> {
-    kafka: &'a Kafka,
-    nodes: Vec<i32>,
-}
-
-impl<'a> Killed<'a> {
-    fn new(kafka: &'a Kafka) -> Self {
-        Killed {
-            kafka,
-            nodes: Vec::new(),
-        }
-    }
-
-    fn kill(&mut self, node: i32) {
-        self.kafka.ctl(&["kill", &node.to_string()]);
-        self.nodes.push(node);
-    }
-
-    fn restart_all(&mut self) {
-        for n in std::mem::take(&mut self.nodes) {
-            self.kafka.ctl(&["start-node", &n.to_string()]);
-        }
-    }
-}
-
-impl Drop for Killed<'_> {
-    fn drop(&mut self) {
-        for n in std::mem::take(&mut self.nodes) {
-            let _ = Command::new(&self.kafka.ctl)
-                .args(["start-node", &n.to_string()])
-                .stdin(Stdio::null())
-                .status();
-        }
-    }
-}
-
-fn kafka_config(k: &Kafka, props: &[(&str, &str)]) -> kafka_sansio::producer::ProducerConfig {
-    let mut all = vec![
-        ("retry.backoff.ms", "50"),
-        ("retry.backoff.max.ms", "500"),
-        ("reconnect.backoff.ms", "50"),
-        ("reconnect.backoff.max.ms", "500"),
-    ];
-    all.extend_from_slice(props);
-    config(&k.bootstrap, &all)
 }
 
 // ---- 1. the record matrix, read back by Kafka's consumer and by confluent-kafka ------------
@@ -677,43 +519,23 @@ struct LoggedProduce {
 /// The Produce requests from `client_id` in the brokers' request logs
 /// (nodeN/produce-requests.log, see tests/interop/kafka/log4j2.xml).
 fn logged_produces(k: &Kafka, client_id: &str) -> Vec<LoggedProduce> {
-    let dir = std::path::Path::new(&k.ctl)
-        .parent()
-        .unwrap()
-        .join("../../../target/interop/kafka");
-    let values = |l: &str, field: &str| -> Vec<String> {
-        l.split(&format!("\"{field}\":"))
-            .skip(1)
-            .map(|r| {
-                r.split([',', '}'])
-                    .next()
-                    .unwrap()
-                    .trim_matches('"')
-                    .to_string()
-            })
-            .collect()
-    };
-    let mut v = Vec::new();
-    for n in 1..=3 {
-        let log = std::fs::read_to_string(dir.join(format!("node{n}/produce-requests.log")))
-            .unwrap_or_default();
-        for l in log
-            .lines()
-            .filter(|l| l.contains(&format!("\"clientId\":\"{client_id}\"")))
-        {
-            let mut ids = values(l, "topicId");
+    k.logged_requests("produce-requests.log", client_id)
+        .iter()
+        .map(|l| {
+            let mut ids = logged_values(l, "topicId");
             ids.dedup();
-            v.push(LoggedProduce {
-                version: values(l, "requestApiVersion")[0].parse().unwrap_or(0),
+            LoggedProduce {
+                version: logged_values(l, "requestApiVersion")[0]
+                    .parse()
+                    .unwrap_or(0),
                 topic_ids: ids,
-                errors: values(l, "errorCode")
+                errors: logged_values(l, "errorCode")
                     .iter()
                     .filter_map(|e| e.parse().ok())
                     .collect(),
-            });
-        }
-    }
-    v
+            }
+        })
+        .collect()
 }
 
 fn topic_recreated(test: &str, driver: Driver) {

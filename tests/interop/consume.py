@@ -3,6 +3,7 @@
 
   consume.py --bootstrap HOST:PORT --topic T [--partitions N] [--idle-ms 3000]
              [--expect N] [--grace-ms 500] [--timeout-ms 120000]
+             [--isolation-level read_committed|read_uncommitted]
 
 Assigns every partition of T explicitly from offset 0 (no consumer group, no
 commits), consumes until no record arrived for --idle-ms (or, with --expect N,
@@ -17,6 +18,12 @@ key/value/header values are lowercase hex, or null for a null field; header keys
 are strings. timestamp is the record's timestamp in ms (CreateTime or
 LogAppendTime, whatever the batch carries). Without --partitions the partition
 count comes from the topic's metadata.
+
+--isolation-level is librdkafka's isolation.level, read_committed by default
+(librdkafka's default; Java's is read_uncommitted): records of aborted
+transactions are skipped and nothing past the last stable offset is returned.
+With read_uncommitted every data record is returned, aborted ones too; control
+records (commit/abort markers) are never returned.
 
 Exit status 0 when it consumed until idle / expect (also when fewer than
 --expect records arrived: that is the caller's assertion; a warning goes to
@@ -56,6 +63,8 @@ def main():
     ap.add_argument("--expect", type=int, default=None)
     ap.add_argument("--grace-ms", type=int, default=500)
     ap.add_argument("--timeout-ms", type=int, default=120000)
+    ap.add_argument("--isolation-level", default="read_committed",
+                    choices=["read_committed", "read_uncommitted"])
     ap.add_argument("--debug", default=None, help="librdkafka debug contexts (to stderr)")
     a = ap.parse_args()
 
@@ -68,6 +77,7 @@ def main():
         "auto.offset.reset": "earliest",
         "enable.partition.eof": False,
         "fetch.wait.max.ms": 100,
+        "isolation.level": a.isolation_level,
         "client.id": "kafka-sansio-consume-py",
         "error_cb": lambda e: print("consume.py: client error: %s" % e, file=sys.stderr),
     }

@@ -268,6 +268,26 @@ pub fn consume(
     partitions: i32,
     expect: usize,
 ) -> Vec<Consumed> {
+    consume_isolated(
+        consumer,
+        bootstrap,
+        topic,
+        partitions,
+        expect,
+        "read_committed",
+    )
+}
+
+/// [`consume`] at `isolation` (`read_committed`, librdkafka's default, or
+/// `read_uncommitted`, which returns the records of aborted transactions too).
+pub fn consume_isolated(
+    consumer: &str,
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    expect: usize,
+    isolation: &str,
+) -> Vec<Consumed> {
     let mut parts = consumer.split_whitespace();
     let mut cmd = Command::new(parts.next().expect("consumer command"));
     cmd.args(parts);
@@ -282,6 +302,7 @@ pub fn consume(
             "--timeout-ms",
             "90000",
         ])
+        .args(["--isolation-level", isolation])
         .stdin(Stdio::null());
     let out = cmd.output().expect("run the consumer");
     assert!(
@@ -382,6 +403,12 @@ impl Client {
     #[allow(dead_code)] // not every test binary that includes this file reads them
     pub fn metrics(&self) -> kafka_sansio::producer::Metrics {
         self.handle.metrics()
+    }
+
+    /// The driver's handle (transactions, metrics).
+    #[allow(dead_code)] // not every test binary that includes this file uses it
+    pub fn handle(&self) -> &Handle {
+        &self.handle
     }
 
     /// Waits until every record sent so far has its outcome.

@@ -25,6 +25,17 @@
 #   tests/interop/kafka/kafka-cluster.sh partitions TOPIC < KEYS   kafkasansio.JavaPartitions: Kafka's KafkaProducer
 #                                                         sends one record per key line, prints "INDEX PARTITION OFFSET"
 #   tests/interop/kafka/kafka-cluster.sh perf ARGS...     org.apache.kafka.tools.ProducerPerformance --bootstrap-server B ARGS
+#   tests/interop/kafka/kafka-cluster.sh txn-perf TOPIC ARGS...  kafkasansio.TxnPerf: Kafka's KafkaProducer runs
+#                                                         transactions of --txn-records N, prints commits/s and CPU
+#   tests/interop/kafka/kafka-cluster.sh features         FeatureCommand describe: every feature's finalized level
+#   tests/interop/kafka/kafka-cluster.sh txn-version      the finalized transaction.version (one number; fails when
+#                                                         the three nodes disagree)
+#   tests/interop/kafka/kafka-cluster.sh set-txn-version N   upgrade or downgrade transaction.version to N (0-2;
+#                                                         format finalizes 2, and 4.4 allows 2 -> 1 -> 2 live) and
+#                                                         wait until every node reports N. Clients read the level
+#                                                         from ApiVersions: only connections made after it count.
+#   tests/interop/kafka/kafka-cluster.sh describe-txn ID  TransactionsCommand describe: coordinator, producer id and
+#                                                         epoch, state of transactional id ID (TAB-separated)
 #   tests/interop/kafka/kafka-cluster.sh java CLASS ARGS  any main class with the Kafka classpath (tools logging)
 #   tests/interop/kafka/kafka-cluster.sh classpath        prints the classpath (libs/*), e.g. for javac
 #   tests/interop/kafka/kafka-cluster.sh secure-env       KEY=VALUE lines: the secured listeners' bootstrap lists
@@ -614,8 +625,52 @@ cmd_consume_json() {
         --timeout-ms "$timeout" "$@"
 }
 
+# The finalized transaction.version as node $1 answers DescribeFeatures ("" when unreadable).
+txn_version_at() {
+    tool org.apache.kafka.tools.FeatureCommand --bootstrap-server "127.0.0.1:$(bport "$1")" describe 2>/dev/null |
+        awk '$2 == "transaction.version" { for (i = 1; i < NF; i++) if ($i == "FinalizedVersionLevel:") print $(i + 1) }'
+}
+
+cmd_txn_version() {
+    local n v first=""
+    for n in $NODES; do
+        v="$(txn_version_at "$n")"
+        [ -n "$v" ] || die "node $n: no finalized transaction.version"
+        [ -z "$first" ] && first="$v"
+        [ "$v" = "$first" ] || die "nodes disagree on transaction.version: $first and $v (node $n)"
+    done
+    echo "$first"
+}
+
+cmd_set_txn_version() {
+    local want="${1:-}" cur verb n t=0
+    case "$want" in 0 | 1 | 2) ;; *) die "set-txn-version N: N is 0, 1 or 2" ;; esac
+    cur="$(txn_version_at 1)"
+    [ -n "$cur" ] || die "node 1: no finalized transaction.version"
+    if [ "$cur" != "$want" ]; then
+        verb=upgrade
+        [ "$want" -lt "$cur" ] && verb=downgrade
+        tool org.apache.kafka.tools.FeatureCommand --bootstrap-server "$(bootstrap)" "$verb" \
+            --feature "transaction.version=$want" >&2
+    fi
+    # The controller finalizes it; each broker applies it when it replays the metadata record.
+    for n in $NODES; do
+        until [ "$(txn_version_at "$n")" = "$want" ]; do
+            [ "$t" -ge 60 ] && die "node $n: transaction.version not $want after 30 s"
+            sleep 0.5
+            t=$((t + 1))
+        done
+    done
+    say "transaction.version $cur -> $want on every node"
+}
+
 case "${1:-}" in
 fetch) cmd_fetch ;;
+features) tool org.apache.kafka.tools.FeatureCommand --bootstrap-server "$(bootstrap)" describe ;;
+txn-version) cmd_txn_version ;;
+describe-txn) tool org.apache.kafka.tools.TransactionsCommand --bootstrap-server "$(bootstrap)" describe --transactional-id "${2:?transactional id}" ;;
+set-txn-version) cmd_set_txn_version "${2:-}" ;;
+txn-perf) cmd_build_java; shift; TOOL_JVM="$PERF_JVM" tool kafkasansio.TxnPerf "$(bootstrap)" "$@" ;;
 build-java) cmd_build_java ;;
 consume-json) shift; cmd_consume_json "$@" ;;
 partitions) cmd_build_java; tool kafkasansio.JavaPartitions "$(bootstrap)" "${2:?topic}" ;;
