@@ -557,6 +557,8 @@ impl ProducerConfig {
                     )
                 })?)
             }
+            // Empty, as a property file writes Java's default: none.
+            "sasl.jaas.config" if value.trim().is_empty() => sec.sasl_jaas_config = None,
             "sasl.jaas.config" => {
                 sec.sasl_jaas_config = Some(
                     JaasConfig::parse(value)
