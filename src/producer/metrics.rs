@@ -301,3 +301,43 @@ impl super::Producer {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::{WindowCfg, Windowed};
+
+    /// What one `Windowed::record` costs, the unit of the sensor work a
+    /// batch carries (about a dozen: three when it closes, three when it is
+    /// sent, two per request, four per answer); tests/metrics_cost.rs sets
+    /// that against the cost of a record.
+    /// `cargo test --release --lib producer::metrics -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a benchmark: prints figures, run with --ignored --nocapture"]
+    fn bench_windowed_record() {
+        let cfg = WindowCfg {
+            window: Duration::from_secs(30),
+            samples: 2,
+        };
+        let start = Instant::now();
+        let n = 20_000_000u64;
+        let mut runs = Vec::new();
+        for _ in 0..5 {
+            let mut w = Windowed::default();
+            let t = Instant::now();
+            for i in 0..n {
+                // A microsecond apart: a sample rolls over every 30 s, as in a busy producer.
+                let now = start + Duration::from_micros(i);
+                w.record(std::hint::black_box(i as f64), now, &cfg);
+            }
+            std::hint::black_box(&w);
+            runs.push(t.elapsed().as_nanos() as f64 / n as f64);
+        }
+        runs.sort_by(f64::total_cmp);
+        eprintln!(
+            "Windowed::record: {:.2} ns/call (median of 5; min {:.2}, max {:.2})",
+            runs[2], runs[0], runs[4]
+        );
+    }
+}
