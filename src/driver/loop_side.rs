@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::engine::{Engine, Promise, Reply, Shared, Waiter, Waiters};
 use super::{
-    lock, queue, seeded, unix_ms, DeliveryResult, Error, Handle, Listener, StatisticsListener,
-    Wake,
+    lock, queue, seeded, unix_ms, DeliveryResult, Error, Handle, Listener, StatisticsListener, Wake,
 };
 use crate::producer::{Event, Producer as Core, ProducerConfig, RecordMetadata, Transmit};
 
