@@ -238,7 +238,7 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     // Java waits up to max.block.ms in each transaction call.
-    let mut txns = config.transactional_id.is_some().then(|| Txns {
+    let mut txns = config.transactional_id.is_some().then_some(Txns {
         timeout: config.max_block,
         open: false,
         in_txn: 0,

@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use kafka_sansio::mock::MockServer;
 
-#[allow(dead_code)]
 #[path = "../examples/support/reader.rs"]
 mod reader;
 

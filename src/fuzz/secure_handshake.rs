@@ -638,7 +638,7 @@ fn forge(input: &mut Input) -> Forge {
                 2 => -1,
                 _ => i64::from(input.byte()) * 3,
             };
-            let message = (input.byte() % 2 == 0).then(|| input.text());
+            let message = input.byte().is_multiple_of(2).then(|| input.text());
             let auth = match k {
                 3 => Auth::Raw(input.chunk()),
                 4 | 5 => Auth::ServerFirst {
