@@ -35,12 +35,15 @@ use std::io::{BufRead, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use kafka_sansio::driver::{blocking, DeliveryFuture, Error, Handle};
+use kafka_sansio::driver::{DeliveryFuture, Error, Handle};
 use kafka_sansio::producer::txn::TxnError;
 use kafka_sansio::producer::{ProducerConfig, ProducerRecord};
 
 #[path = "support/props.rs"]
 mod props;
+#[path = "support/running.rs"]
+mod running;
+use running::Running;
 
 /// Outcomes awaited at once; beyond it the oldest is waited for first.
 const WINDOW: usize = 100_000;
@@ -132,50 +135,6 @@ fn parse_args() -> Result<Args, String> {
         return Err("--txn-records and --abort need -X transactional.id=ID".into());
     }
     Ok(a)
-}
-
-/// A running producer of either driver, used through the shared `Handle` API.
-enum Running {
-    Blocking(blocking::Producer),
-    #[cfg(feature = "mio-driver")]
-    Mio(Handle, std::thread::JoinHandle<std::io::Result<()>>),
-}
-
-impl Running {
-    fn start(driver: &str, config: ProducerConfig) -> Result<Running, Error> {
-        match driver {
-            #[cfg(feature = "mio-driver")]
-            "mio" => {
-                let (handle, thread) = kafka_sansio::driver::mio::Driver::spawn(config)?;
-                Ok(Running::Mio(handle, thread))
-            }
-            #[cfg(not(feature = "mio-driver"))]
-            "mio" => Err(Error::Io(std::io::Error::other(
-                "built without the mio-driver feature",
-            ))),
-            _ => Ok(Running::Blocking(blocking::Producer::new(config)?)),
-        }
-    }
-
-    fn handle(&self) -> Handle {
-        match self {
-            Running::Blocking(p) => p.handle(),
-            #[cfg(feature = "mio-driver")]
-            Running::Mio(h, _) => h.clone(),
-        }
-    }
-
-    fn close(self, timeout: Duration) -> Result<(), Error> {
-        match self {
-            Running::Blocking(p) => p.close(timeout),
-            #[cfg(feature = "mio-driver")]
-            Running::Mio(h, thread) => {
-                let r = h.close(timeout);
-                let _ = thread.join();
-                r
-            }
-        }
-    }
 }
 
 /// Counts outcomes and prints reports in input order.

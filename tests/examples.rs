@@ -464,6 +464,121 @@ fn produce_abort_needs_a_transactional_id() {
     assert!(out.stderr.contains("transactional.id"), "{}", out.stderr);
 }
 
+/// `transactions` with no broker runs against its own mock: with every
+/// third attempt failing (3, 6 and 9 of 11, 40 records each) and retried, the output still holds each input
+/// record once at read_committed, and the group's offsets cover the input.
+#[test]
+fn transactions_runs_against_the_built_in_mock() {
+    let out = run_example(
+        "transactions",
+        &["--fail-every", "3", "--batch", "40"],
+        None,
+    );
+    let text = out.text();
+    assert!(out.status.success(), "{text}\n{}", out.stderr);
+    assert!(
+        text.contains(
+            "300 input records processed exactly once: 8 transactions committed, 3 aborted"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "mock: output read_committed 300 records (300 distinct), read_uncommitted 420"
+        ),
+        "{text}"
+    );
+    let committed: i64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("mock: group transactions-example committed "))
+        .unwrap_or_else(|| panic!("no committed offsets in {text}"))
+        .split(' ')
+        .map(|kv| kv.split('=').nth(1).unwrap().parse::<i64>().unwrap())
+        .sum();
+    assert_eq!(committed, 300, "{text}");
+}
+
+/// `transactions -b` against a mock started here, with input written here:
+/// a read_committed fetch of the output gives every input value upper-cased
+/// exactly once, the aborted attempts are in the log but not visible, and
+/// the group's committed offset of each input partition is its log end.
+fn transactions_consume_transform_produce(driver: &str) {
+    let mock = MockServer::start(3).unwrap();
+    mock.with_cluster(|c| {
+        c.create_topic("in", 3)?;
+        c.create_topic("out", 2)
+    })
+    .unwrap();
+    let mut config = kafka_sansio::producer::ProducerConfig::new();
+    config
+        .set("bootstrap.servers", &mock.bootstrap_servers())
+        .unwrap();
+    let seed = kafka_sansio::driver::blocking::Producer::new(config).unwrap();
+    let inputs: Vec<String> = (0..250).map(|i| format!("item {i}")).collect();
+    for (i, v) in inputs.iter().enumerate() {
+        let mut r = kafka_sansio::producer::ProducerRecord::new("in", v.clone());
+        r.partition = Some(i as i32 % 3);
+        seed.send_and_forget(r).unwrap();
+    }
+    seed.flush().unwrap();
+    seed.close(Duration::from_secs(10)).unwrap();
+    let out = run_example(
+        "transactions",
+        &[
+            "-b",
+            &mock.bootstrap_servers(),
+            "--input",
+            "in",
+            "--output",
+            "out",
+            "--group",
+            "g1",
+            "--transactional-id",
+            "ctp-1",
+            "--batch",
+            "30",
+            "--fail-every",
+            "4",
+            "--driver",
+            driver,
+        ],
+        None,
+    );
+    let text = out.text();
+    assert!(out.status.success(), "{text}\n{}", out.stderr);
+    assert!(
+        text.contains("consumed 250 input records from in"),
+        "{text}"
+    );
+    let mut committed: Vec<String> = read_values(&mock, "out", true).concat();
+    committed.sort();
+    let mut want: Vec<String> = inputs.iter().map(|v| v.to_ascii_uppercase()).collect();
+    want.sort();
+    assert_eq!(committed, want, "{text}");
+    let uncommitted: usize = read_values(&mock, "out", false).iter().map(Vec::len).sum();
+    // Attempts 4 and 8 (30 records each) were aborted, in the log all the same.
+    assert_eq!(uncommitted, 310, "{text}");
+    for p in 0..3 {
+        let end = mock.with_cluster(|c| c.log_end_offset("in", p)).unwrap();
+        assert_eq!(
+            mock.with_cluster(|c| c.committed_offset("g1", "in", p)),
+            Some(end),
+            "input partition {p}\n{text}"
+        );
+    }
+}
+
+#[test]
+fn transactions_blocking() {
+    transactions_consume_transform_produce("blocking");
+}
+
+#[cfg(feature = "mio-driver")]
+#[test]
+fn transactions_mio() {
+    transactions_consume_transform_produce("mio");
+}
+
 #[test]
 fn custom_driver_delivers_over_the_core() {
     let out = run_example("custom_driver", &["-n", "25"], None);

@@ -26,7 +26,9 @@ use kafka_sansio::protocol::messages::list_offsets::{
     ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic, EARLIEST_TIMESTAMP,
     LATEST_TIMESTAMP,
 };
-use kafka_sansio::protocol::messages::metadata::{MetadataRequest, MetadataRequestTopic};
+use kafka_sansio::protocol::messages::metadata::{
+    MetadataRequest, MetadataRequestTopic, MetadataResponse,
+};
 use kafka_sansio::protocol::{
     ApiKey, ErrorCode, Header, NegotiatedVersions, ProtocolError, RecordBatch, Request,
 };
@@ -111,15 +113,7 @@ impl PartitionReader {
 
     /// `host:port` of the partition's leader, `None` while it has none.
     fn leader(&mut self) -> Result<Option<String>, BoxError> {
-        let version = self.versions.get(ApiKey::Metadata).expect("checked");
-        let req = MetadataRequest {
-            topics: Some(vec![MetadataRequestTopic {
-                name: Some(self.topic.clone()),
-                ..Default::default()
-            }]),
-            ..Default::default()
-        };
-        let r = self.call(version, &req)?;
+        let r = self.metadata()?;
         let Some(t) = r
             .topics
             .iter()
@@ -143,6 +137,28 @@ impl PartitionReader {
             .iter()
             .find(|b| b.node_id == p.leader_id)
             .map(|b| format!("{}:{}", b.host, b.port)))
+    }
+
+    /// Metadata of the reader's topic.
+    fn metadata(&mut self) -> Result<MetadataResponse, BoxError> {
+        let version = self.versions.get(ApiKey::Metadata).expect("checked");
+        let req = MetadataRequest {
+            topics: Some(vec![MetadataRequestTopic {
+                name: Some(self.topic.clone()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        };
+        self.call(version, &req)
+    }
+
+    /// How many partitions the reader's topic has (0 when it is unknown).
+    pub fn partition_count(&mut self) -> Result<i32, BoxError> {
+        let r = self.metadata()?;
+        Ok(r.topics
+            .iter()
+            .find(|t| t.name.as_deref() == Some(&self.topic) && t.error_code == 0)
+            .map_or(0, |t| t.partitions.len() as i32))
     }
 
     /// The partition's earliest and latest offsets (its log start and end),
