@@ -47,7 +47,6 @@ use kafka_sansio::producer::{ProducerConfig, ProducerRecord};
 
 #[path = "support/props.rs"]
 mod props;
-#[allow(dead_code)]
 #[path = "support/reader.rs"]
 mod reader;
 #[path = "support/running.rs"]
