@@ -39,6 +39,15 @@ fn quantile(sorted: &[Duration], q: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
+/// A core for the mock cluster with `base` settings, then `props`.
+fn core(base: &[(&str, &str)], props: &[(&str, &str)], start: Instant) -> Producer {
+    let mut all = vec![("bootstrap.servers", "localhost:9092")];
+    all.extend_from_slice(base);
+    all.extend_from_slice(props);
+    let config = ProducerConfig::from_properties(all).unwrap();
+    Producer::new(config, start, 1_700_000_000_000).unwrap()
+}
+
 /// Sends a 512-byte keyless record every `every` for `span`, then waits for
 /// every outcome; `slow` makes broker [`SLOW`] slow.
 fn simulate(
@@ -47,15 +56,12 @@ fn simulate(
     span: Duration,
     slow: fn(&mut MockCluster),
 ) -> Run {
-    let mut all = vec![
-        ("bootstrap.servers", "localhost:9092"),
-        ("linger.ms", "10"),
-        ("kafka_sansio.rng.seed", "7"),
-    ];
-    all.extend_from_slice(props);
-    let config = ProducerConfig::from_properties(all).unwrap();
     let start = Instant::now();
-    let producer = Producer::new(config, start, 1_700_000_000_000).unwrap();
+    let producer = core(
+        &[("linger.ms", "10"), ("kafka_sansio.rng.seed", "7")],
+        props,
+        start,
+    );
     let mut cluster = MockCluster::new(3);
     cluster.create_topic(TOPIC, PARTITIONS).unwrap();
     slow(&mut cluster);
@@ -329,16 +335,13 @@ fn bench_adaptive_partitioning_over_tcp() {
 /// Partition counts per broker of `TOPIC` after `n` keyless records through
 /// a cluster whose brokers 0, 1, 2 are in racks a, b, c.
 fn spread_by_rack(props: &[(&str, &str)], n: usize) -> [usize; 3] {
-    let mut all = vec![
-        ("bootstrap.servers", "localhost:9092"),
+    let start = Instant::now();
+    let base = [
         ("linger.ms", "1"),
         ("batch.size", "1024"),
         ("kafka_sansio.rng.seed", "11"),
     ];
-    all.extend_from_slice(props);
-    let config = ProducerConfig::from_properties(all).unwrap();
-    let start = Instant::now();
-    let producer = Producer::new(config, start, 1_700_000_000_000).unwrap();
+    let producer = core(&base, props, start);
     let mut cluster = MockCluster::new(3);
     cluster.create_topic(TOPIC, PARTITIONS).unwrap();
     for (node, rack) in ["a", "b", "c"].into_iter().enumerate() {
