@@ -57,6 +57,9 @@ const CODES: [ErrorCode; 7] = [
 ];
 const DELIVERY_TIMEOUT_MS: u64 = 3_000;
 const REQUEST_TIMEOUT_MS: u64 = 1_000;
+/// `max.block.ms`: how long a record may wait for metadata before its batch
+/// (and its delivery timeout) starts.
+const MAX_BLOCK_MS: u64 = 2_000;
 
 /// Reads the input front to back; past the end every read is 0.
 struct Input<'a>(&'a [u8]);
@@ -351,6 +354,7 @@ impl Session {
         let seed = u64::from_be_bytes([c0, c1, 0, 0, 0, 0, 0, 1]).to_string();
         let delivery = DELIVERY_TIMEOUT_MS.to_string();
         let request = REQUEST_TIMEOUT_MS.to_string();
+        let max_block = MAX_BLOCK_MS.to_string();
         let mut props = vec![
             ("bootstrap.servers", "b0:9000"),
             (
@@ -362,7 +366,7 @@ impl Session {
             ("sasl.password", PASSWORD),
             ("delivery.timeout.ms", delivery.as_str()),
             ("request.timeout.ms", request.as_str()),
-            ("max.block.ms", "2000"),
+            ("max.block.ms", max_block.as_str()),
             ("linger.ms", "0"),
             ("retry.backoff.ms", "20"),
             ("retry.backoff.max.ms", "200"),
@@ -556,7 +560,8 @@ impl Session {
     }
 
     /// Closes, runs a cooperative driver until every record has its outcome
-    /// (delivery.timeout.ms + request.timeout.ms after the close at most),
+    /// (max.block.ms + delivery.timeout.ms + request.timeout.ms after the
+    /// close at most),
     /// then aborts if still open.
     fn finish(mut self) {
         self.pair.broker.forges.clear();
@@ -564,7 +569,9 @@ impl Session {
         self.drain();
         let closed_at = self.pair.now;
         let deadline =
-            closed_at + Duration::from_millis(DELIVERY_TIMEOUT_MS + REQUEST_TIMEOUT_MS + 1);
+            // A record waits for metadata up to max.block.ms, then its batch up
+            // to delivery.timeout.ms, then its request up to request.timeout.ms.
+            closed_at + Duration::from_millis(MAX_BLOCK_MS + DELIVERY_TIMEOUT_MS + REQUEST_TIMEOUT_MS + 1);
         let mut steps = 0;
         while !self.pair.producer.is_closed() && self.pair.now < deadline && steps < 10_000 {
             steps += 1;
