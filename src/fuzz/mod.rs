@@ -6,6 +6,7 @@
 //! panics (with a message) when a property it checks does not hold.
 
 mod frames;
+mod input;
 mod producer_session;
 mod record_batch;
 #[cfg(all(feature = "sasl", feature = "tls"))]

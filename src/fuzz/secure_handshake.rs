@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use bytes::{BufMut, Bytes, BytesMut};
 
+use super::input::{pick, Input};
 use crate::mock::{Broker, HandleResult, MockCluster, MockTls, Pair};
 use crate::producer::security::SaslMechanism;
 use crate::producer::{ConnId, Event, Producer, ProducerConfig, ProducerRecord};
@@ -60,38 +61,6 @@ const REQUEST_TIMEOUT_MS: u64 = 1_000;
 /// `max.block.ms`: how long a record may wait for metadata before its batch
 /// (and its delivery timeout) starts.
 const MAX_BLOCK_MS: u64 = 2_000;
-
-/// Reads the input front to back; past the end every read is 0.
-struct Input<'a>(&'a [u8]);
-
-impl Input<'_> {
-    fn byte(&mut self) -> u8 {
-        match self.0.split_first() {
-            Some((b, rest)) => {
-                self.0 = rest;
-                *b
-            }
-            None => 0,
-        }
-    }
-    fn take(&mut self, n: usize) -> Vec<u8> {
-        let n = n.min(self.0.len());
-        let (a, b) = self.0.split_at(n);
-        self.0 = b;
-        a.to_vec()
-    }
-    /// A length byte, then that many bytes.
-    fn chunk(&mut self) -> Vec<u8> {
-        let n = self.byte() as usize;
-        self.take(n)
-    }
-    fn text(&mut self) -> String {
-        String::from_utf8_lossy(&self.chunk()).into_owned()
-    }
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
 
 /// How the next SaslHandshake or SaslAuthenticate answer is forged.
 #[derive(Debug)]
@@ -286,11 +255,6 @@ struct Session {
     ids: BTreeMap<u64, bool>,
     closed_events: usize,
     start: Instant,
-}
-
-/// The `k`-th (mod count) of `conns`.
-fn pick(k: u8, conns: Vec<ConnId>) -> Option<ConnId> {
-    (!conns.is_empty()).then(|| conns[k as usize % conns.len()])
 }
 
 /// Runs one fuzzer-driven secured session; panics when an invariant breaks.
