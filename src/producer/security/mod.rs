@@ -439,6 +439,13 @@ mod tests {
             ..r
         };
         assert_eq!(early.refresh_at(0, 400_000, 0.0), 100_000);
+        // At least min.period.seconds after now (300 s, not 200 s).
+        let patient = LoginRefresh {
+            min_period_s: 300,
+            buffer_s: 60,
+            ..early
+        };
+        assert_eq!(patient.refresh_at(0, 400_000, 0.0), 300_000);
         // A token too short for both: the window point alone.
         assert_eq!(r.refresh_at(0, 10_000, 0.0), 8_000);
     }
