@@ -412,6 +412,40 @@ fn v2_offsets_skip_add_offsets() {
     assert_eq!(kind(&next(&mut m, now + BACKOFF)), "FindGroupCoordinator");
 }
 
+/// A TxnOffsetCommit answered after its transaction failed (a record
+/// failed while it was in flight) finishes nothing: the call failed
+/// already, and the abort goes on.
+#[test]
+fn offsets_answered_after_the_transaction_failed_finish_nothing() {
+    let mut m = ready(2);
+    let now = t0();
+    m.begin_transaction().unwrap();
+    m.add_partition("t", 0).unwrap();
+    m.send_offsets(offsets("g")).unwrap();
+    assert_eq!(kind(&next(&mut m, now)), "FindGroupCoordinator");
+    m.on_find_coordinator(&found("g", 3, ErrorCode::None), 4, now);
+    assert_eq!(kind(&next(&mut m, now)), "TxnOffsetCommit");
+    m.on_record_failed(ErrorCode::MessageTooLarge);
+    let failed = m.poll_outcome().unwrap();
+    assert_eq!(failed.call, TxnCall::SendOffsets);
+    assert!(
+        matches!(failed.result, Err(TxnError::Abortable { .. })),
+        "{failed:?}"
+    );
+    m.abort_transaction().unwrap();
+    m.on_txn_offset_commit(&commit_answer(ErrorCode::None), now);
+    assert_eq!(m.poll_outcome(), None, "a second outcome for send_offsets");
+    assert_eq!(kind(&next(&mut m, now)), "EndTxn");
+    m.on_end_txn(&end(ErrorCode::None), 5, now);
+    assert_eq!(
+        m.poll_outcome(),
+        Some(TxnOutcome {
+            call: TxnCall::Abort,
+            result: Ok(())
+        })
+    );
+}
+
 #[test]
 fn coordinator_moves_and_loads_are_retried() {
     let mut m = ready(1);

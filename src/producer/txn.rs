@@ -1114,8 +1114,10 @@ impl TxnManager {
             self.not_before = Some(now + self.retry_backoff);
             return;
         }
-        if self.handle(h, now, code) {
-            self.offsets = None;
+        // Offsets no longer wanted (the transaction failed or is aborting
+        // while the request was in flight) finish nothing: the call has
+        // had its outcome already.
+        if self.handle(h, now, code) && self.offsets.take().is_some() {
             self.finish(TxnCall::SendOffsets, Ok(()));
         }
     }
