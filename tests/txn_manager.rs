@@ -446,6 +446,31 @@ fn offsets_answered_after_the_transaction_failed_finish_nothing() {
     );
 }
 
+/// An abort while AddPartitionsToTxn is in flight, the coordinator then
+/// answering that it added nothing (it moved): the coordinator has no
+/// transaction, so no EndTxn goes (Kafka would answer INVALID_TXN_STATE,
+/// taking the previous transaction's end for this one's), and the abort
+/// is over.
+#[test]
+fn abort_after_partitions_were_refused_sends_no_end_txn() {
+    let mut m = ready(1);
+    let now = t0();
+    m.begin_transaction().unwrap();
+    m.add_partition("t", 0).unwrap();
+    assert_eq!(kind(&next(&mut m, now)), "AddPartitionsToTxn");
+    m.abort_transaction().unwrap();
+    m.on_add_partitions(&added(&[("t", 0, ErrorCode::NotCoordinator)]), now);
+    assert_eq!(m.next_request(now + BACKOFF, false), None);
+    assert_eq!(
+        m.poll_outcome(),
+        Some(TxnOutcome {
+            call: TxnCall::Abort,
+            result: Ok(())
+        })
+    );
+    assert_eq!(m.state(), TxnState::Ready);
+}
+
 #[test]
 fn coordinator_moves_and_loads_are_retried() {
     let mut m = ready(1);

@@ -809,6 +809,15 @@ impl TxnManager {
             return self.next_offsets_request();
         }
         match self.end {
+            Some(_) if !records_pending && !self.registered => {
+                // The coordinator never took the transaction in (what would
+                // have registered it was refused, e.g. by a coordinator
+                // that moved): an EndTxn would be taken for the previous
+                // transaction's, so the end is over here, as Java's
+                // `transactionStarted` check makes it.
+                self.complete_end();
+                self.next_request(now, records_pending)
+            }
             Some(committed) if !records_pending => {
                 self.in_flight = Some(InFlight::EndTxn);
                 Some(TxnSend {
