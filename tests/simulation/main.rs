@@ -619,7 +619,12 @@ impl Sim {
             let n = self.rng.below(self.sc.brokers as u64) as i32;
             self.cluster.throttle(n, self.rng.below(30) as i32);
         }
-        if self.rng.chance(rate) {
+        // A transactional scenario runs long enough for queued Metadata
+        // errors to pile up ahead of the requests, failing every record
+        // that waits for metadata: there, one at a time.
+        if self.rng.chance(rate)
+            && (self.app.is_none() || self.cluster.pending_errors(ApiKey::Metadata) == 0)
+        {
             self.cluster
                 .push_errors(ApiKey::Metadata, vec![ErrorCode::UnknownServerError]);
         }

@@ -711,8 +711,18 @@ pub fn zombie_goes_on(sim: &mut Sim) {
         Err(SendError::Transaction { .. }) | Err(SendError::BufferFull { .. }) => {}
         Err(e) => panic!("zombie send: {e}\n{}", sim.state()),
     }
-    match sim.producers[zi].commit_transaction(now) {
+    zombie_commits(sim, zi);
+}
+
+/// The zombie commits (once the offsets it sent before it was replaced
+/// have their outcome).
+fn zombie_commits(sim: &mut Sim, zi: usize) {
+    match sim.producers[zi].commit_transaction(sim.now) {
         Ok(()) => {}
+        Err(TxnError::Pending {
+            pending: TxnCall::SendOffsets,
+            ..
+        }) => {}
         Err(TxnError::Abortable { .. }) => zombie_aborts(sim, zi),
         Err(TxnError::Fatal(code)) => zombie_fenced(sim, zi, code),
         Err(e) => panic!("zombie commit_transaction: {e}\n{}", sim.state()),
@@ -743,9 +753,22 @@ fn on_zombie_outcome(sim: &mut Sim, zi: usize, o: TxnOutcome) {
             sim.schedule(sim.now + d, SimEvent::Zombie);
         }
         (_, Err(TxnError::Fatal(code))) => zombie_fenced(sim, zi, code),
+        // Sent before it was replaced: it may commit now if it was told to.
+        (TxnCall::SendOffsets, Ok(())) if z_told(sim) => zombie_commits(sim, zi),
+        (TxnCall::SendOffsets, Err(TxnError::Abortable { .. })) if z_told(sim) => {
+            zombie_aborts(sim, zi)
+        }
         (TxnCall::SendOffsets, _) => {}
         (call, r) => panic!("zombie {call}: {r:?}\n{}", sim.state()),
     }
+}
+
+/// Whether the zombie has been told to go on (its replacement is ready).
+fn z_told(sim: &Sim) -> bool {
+    sim.app
+        .as_ref()
+        .and_then(|a| a.zombie.as_ref())
+        .is_some_and(|z| z.tries > 0)
 }
 
 /// The zombie failed with `code`: it must be the fence, and every later
