@@ -8,7 +8,12 @@
 //! re-authentication (KIP-368) runs mid-stream, and SASL faults (a refused
 //! exchange, a connection broken mid-handshake) join the others. (TLS is not
 //! simulated: rustls draws key shares and signatures from the OS, so a seed
-//! would no longer replay byte for byte; the driver suite covers it.) Every scenario is a seed: a failure prints it, and
+//! would no longer replay byte for byte; the driver suite covers it.) A
+//! third of the scenarios are transactional (see `txn`): an application
+//! commits and aborts transactions through the same harness and faults,
+//! plus coordinator moves and restarts with the same transactional.id,
+//! and a read_committed reader must see exactly the committed records.
+//! Every scenario is a seed: a failure prints it, and
 //! `SIM_SEED=<seed> cargo test --test simulation replay -- --nocapture` replays it.
 //!
 //! `SIM_SCENARIOS=N` sets how many random scenarios run (default 2000).
@@ -568,6 +573,16 @@ impl Sim {
         }
     }
 
+    /// Queues `code` as the answer to the next `api` request. A
+    /// transactional scenario runs long enough for queued errors to pile up
+    /// ahead of the requests (then every Produce, say, fails for minutes):
+    /// there one waits at a time.
+    fn push_error(&mut self, api: ApiKey, code: ErrorCode) {
+        if self.app.is_none() || self.cluster.pending_errors(api) == 0 {
+            self.cluster.push_errors(api, vec![code]);
+        }
+    }
+
     fn inject_faults(&mut self) {
         let rate = self.sc.fault_rate;
         if rate == 0 {
@@ -600,7 +615,7 @@ impl Sim {
                 ErrorCode::CorruptMessage,
             ];
             let c = codes[self.rng.below(codes.len() as u64) as usize];
-            self.cluster.push_errors(ApiKey::Produce, vec![c]);
+            self.push_error(ApiKey::Produce, c);
         }
         if self.rng.chance(rate) {
             let p = self.rng.below(self.sc.partitions as u64) as i32;
@@ -619,14 +634,8 @@ impl Sim {
             let n = self.rng.below(self.sc.brokers as u64) as i32;
             self.cluster.throttle(n, self.rng.below(30) as i32);
         }
-        // A transactional scenario runs long enough for queued Metadata
-        // errors to pile up ahead of the requests, failing every record
-        // that waits for metadata: there, one at a time.
-        if self.rng.chance(rate)
-            && (self.app.is_none() || self.cluster.pending_errors(ApiKey::Metadata) == 0)
-        {
-            self.cluster
-                .push_errors(ApiKey::Metadata, vec![ErrorCode::UnknownServerError]);
+        if self.rng.chance(rate) {
+            self.push_error(ApiKey::Metadata, ErrorCode::UnknownServerError);
         }
         if self.rng.chance(rate / 4) {
             // KIP-1102: the producer gives up its view of the cluster, keeping
@@ -647,7 +656,7 @@ impl Sim {
             } else {
                 ErrorCode::SaslAuthenticationFailed
             };
-            self.cluster.push_errors(api, vec![code]);
+            self.push_error(api, code);
         }
         if self.sc.fatal && self.rng.chance(rate.max(5)) {
             self.cluster
@@ -1167,5 +1176,20 @@ fn random_scenarios() {
                 "no SASL re-authentication in {n} scenarios: {t:?}"
             );
         }
+        // Transactions of both protocol versions committed and aborted,
+        // with offsets, through coordinator moves, crashes and fencings.
+        let x = t.txn;
+        assert!(
+            x.v2_scenarios > 0 && x.v2_scenarios < x.scenarios,
+            "transactions v1 and v2: {x:?}"
+        );
+        assert!(
+            x.committed > 0 && x.aborted > 0 && x.with_offsets > 0,
+            "{x:?}"
+        );
+        assert!(
+            x.fencings > 0 && x.crashes > 0 && x.coordinator_moves > 0 && x.refusals > 0,
+            "{x:?}"
+        );
     }
 }

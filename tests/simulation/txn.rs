@@ -852,7 +852,7 @@ pub fn inject_faults(sim: &mut Sim) {
             ),
         };
         let c = codes[sim.rng.below(codes.len() as u64) as usize];
-        sim.cluster.push_errors(api, vec![c]);
+        sim.push_error(api, c);
     }
 }
 
