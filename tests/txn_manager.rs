@@ -127,6 +127,14 @@ fn ready(protocol_level: i16) -> TxnManager {
     m
 }
 
+/// The outcome of `call` finished without error.
+fn succeeded(call: TxnCall) -> TxnOutcome {
+    TxnOutcome {
+        call,
+        result: Ok(()),
+    }
+}
+
 fn offsets(group: &str) -> GroupOffsets {
     GroupOffsets {
         group_id: group.into(),
@@ -437,13 +445,7 @@ fn offsets_answered_after_the_transaction_failed_finish_nothing() {
     assert_eq!(m.poll_outcome(), None, "a second outcome for send_offsets");
     assert_eq!(kind(&next(&mut m, now)), "EndTxn");
     m.on_end_txn(&end(ErrorCode::None), 5, now);
-    assert_eq!(
-        m.poll_outcome(),
-        Some(TxnOutcome {
-            call: TxnCall::Abort,
-            result: Ok(())
-        })
-    );
+    assert_eq!(m.poll_outcome(), Some(succeeded(TxnCall::Abort)));
 }
 
 /// An abort while AddPartitionsToTxn is in flight, the coordinator then
@@ -461,13 +463,7 @@ fn abort_after_partitions_were_refused_sends_no_end_txn() {
     m.abort_transaction().unwrap();
     m.on_add_partitions(&added(&[("t", 0, ErrorCode::NotCoordinator)]), now);
     assert_eq!(m.next_request(now + BACKOFF, false), None);
-    assert_eq!(
-        m.poll_outcome(),
-        Some(TxnOutcome {
-            call: TxnCall::Abort,
-            result: Ok(())
-        })
-    );
+    assert_eq!(m.poll_outcome(), Some(succeeded(TxnCall::Abort)));
     assert_eq!(m.state(), TxnState::Ready);
 }
 

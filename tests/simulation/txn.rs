@@ -286,11 +286,6 @@ fn later(sim: &mut Sim) {
 /// dropped (a crash) or keeps running as a zombie.
 fn restart(sim: &mut Sim, zombie: bool) {
     let old = app(sim).instance;
-    let new = sim.producers.len();
-    sim.producers
-        .push(new_producer(&sim.sc, new, sim.start, sim.now));
-    sim.closed.push(false);
-    sim.dropped.push(false);
     let a = app(sim);
     let open = a.open.take();
     if zombie {
@@ -306,10 +301,21 @@ fn restart(sim: &mut Sim, zombie: bool) {
         }
         sim.drop_instance(old);
     }
+    app(sim).offsets_pending = None;
+    start_instance(sim);
+}
+
+/// A new instance with the same transactional.id, on which the
+/// application goes on (from `init_transactions`).
+fn start_instance(sim: &mut Sim) {
+    let new = sim.producers.len();
+    sim.producers
+        .push(new_producer(&sim.sc, new, sim.start, sim.now));
+    sim.closed.push(false);
+    sim.dropped.push(false);
     let a = app(sim);
     a.instance = new;
     a.phase = Phase::Start;
-    a.offsets_pending = None;
     sim.schedule(sim.now, SimEvent::App);
 }
 
@@ -330,15 +336,7 @@ fn fatal(sim: &mut Sim, code: ErrorCode) {
         a.phase = Phase::Done;
         return;
     }
-    let new = sim.producers.len();
-    sim.producers
-        .push(new_producer(&sim.sc, new, sim.start, sim.now));
-    sim.closed.push(false);
-    sim.dropped.push(false);
-    let a = app(sim);
-    a.instance = new;
-    a.phase = Phase::Start;
-    sim.schedule(sim.now, SimEvent::App);
+    start_instance(sim);
 }
 
 /// Makes a call the application's phase does not allow on instance `i`
