@@ -11,8 +11,16 @@
 //! reads (the mock's `committed_records`) and holds it against what the
 //! application was told.
 
-use std::collections::BTreeMap;
-use std::time::Duration;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use kafka_sansio::mock::MockCluster;
+use kafka_sansio::protocol::frame::{decode_response, encode_request};
+use kafka_sansio::protocol::messages::fetch::{
+    FetchPartition, FetchRequest, FetchResponse, FetchTopic, READ_COMMITTED,
+};
+use kafka_sansio::protocol::RecordBatch;
 
 use kafka_sansio::producer::txn::{GroupOffsets, TxnCall, TxnError, TxnOutcome, TxnState};
 use kafka_sansio::producer::SendError;
@@ -854,6 +862,90 @@ pub fn inject_faults(sim: &mut Sim) {
     }
 }
 
+/// Record numbers and offsets a read_committed consumer reads of
+/// `topic`/`partition` through the mock's Fetch (v11, READ_COMMITTED),
+/// filtering as Java's consumer does: up to the last stable offset,
+/// control batches dropped, and a producer's batches dropped from the
+/// first offset of an aborted transaction the answer lists to its marker.
+fn fetch_committed(c: &mut MockCluster, topic: &str, partition: i32) -> Vec<(usize, i64)> {
+    const VERSION: i16 = 11;
+    let node = c.leader(topic, partition).expect("a leader");
+    let mut out = Vec::new();
+    let mut offset = 0;
+    let mut aborted: Vec<(i64, i64)> = Vec::new();
+    let mut aborting: BTreeSet<i64> = BTreeSet::new();
+    loop {
+        let req = FetchRequest {
+            replica_id: -1,
+            max_bytes: 1 << 20,
+            isolation_level: READ_COMMITTED,
+            topics: vec![FetchTopic {
+                topic: topic.into(),
+                partitions: vec![FetchPartition {
+                    partition,
+                    fetch_offset: offset,
+                    partition_max_bytes: 1 << 20,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let mut buf = BytesMut::new();
+        encode_request(&mut buf, 1, Some("reader"), VERSION, &req).expect("encodes");
+        let r = c.handle_request(node, Bytes::from(buf).slice(4..), Instant::now());
+        let resp = r.response.expect("a Fetch answer");
+        let (_, f) = decode_response::<FetchResponse>(resp.slice(4..), VERSION).expect("decodes");
+        let pd = &f.responses[0].partitions[0];
+        assert_eq!(pd.error_code, 0, "{topic}/{partition}: {pd:?}");
+        for a in pd.aborted_transactions.iter().flatten() {
+            if !aborted.contains(&(a.producer_id, a.first_offset)) {
+                aborted.push((a.producer_id, a.first_offset));
+            }
+        }
+        aborted.sort_by_key(|(_, first)| *first);
+        let batches = RecordBatch::decode_all(pd.records.clone().unwrap_or_default())
+            .expect("batches decode");
+        let mut progressed = false;
+        for b in batches {
+            if b.base_offset < offset {
+                continue;
+            }
+            if b.base_offset >= pd.last_stable_offset {
+                return out;
+            }
+            let last = b.base_offset + b.last_offset_delta as i64;
+            aborted.retain(|(pid, first)| {
+                if *first <= last {
+                    aborting.insert(*pid);
+                    false
+                } else {
+                    true
+                }
+            });
+            offset = last + 1;
+            progressed = true;
+            if b.is_control() {
+                aborting.remove(&b.producer_id);
+                continue;
+            }
+            if b.is_transactional() && aborting.contains(&b.producer_id) {
+                continue;
+            }
+            for (k, rec) in b.records().expect("records decode").into_iter().enumerate() {
+                let n = std::str::from_utf8(rec.value.as_ref().expect("value"))
+                    .expect("utf-8")
+                    .parse()
+                    .expect("a record number");
+                out.push((n, b.base_offset + k as i64));
+            }
+        }
+        if !progressed {
+            return out;
+        }
+    }
+}
+
 /// What a read_committed consumer reads, against what the application
 /// was told.
 pub fn check(sim: &Sim, ctx: &str) {
@@ -870,23 +962,43 @@ pub fn check(sim: &Sim, ctx: &str) {
     }
     // Record number -> where the read_committed reader found it.
     let mut read: BTreeMap<usize, Vec<(&str, i32, i64)>> = BTreeMap::new();
+    // A copy of the cluster to read from, every broker up, as a consumer
+    // would find it once the faults have passed.
+    let mut reader = sim.cluster.clone();
+    for n in 0..sim.sc.brokers as i32 {
+        reader.set_broker_down(n, false);
+    }
     for (topic, partitions) in [(TOPIC, sim.sc.partitions), (TOPIC_B, plan.partitions_b)] {
         for p in 0..partitions {
-            let records = sim
+            let records: Vec<(usize, i64)> = sim
                 .cluster
                 .committed_records(topic, p)
-                .expect("log decodes");
+                .expect("log decodes")
+                .iter()
+                .map(|r| {
+                    let n = std::str::from_utf8(r.value.as_ref().expect("value"))
+                        .expect("utf-8")
+                        .parse()
+                        .expect("a record number");
+                    (n, r.offset)
+                })
+                .collect();
+            // A consumer reading with Fetch filters to the same. (Not on a
+            // SASL listener: this reader does not authenticate.)
+            if sim.sc.sasl.is_none() {
+                let fetched = fetch_committed(&mut reader, topic, p);
+                assert_eq!(
+                    fetched, records,
+                    "{topic}/{p}: read_committed Fetch against committed_records\n{ctx}"
+                );
+            }
             let mut last: Option<usize> = None;
-            for r in &records {
-                let n: usize = std::str::from_utf8(r.value.as_ref().expect("value"))
-                    .expect("utf-8")
-                    .parse()
-                    .expect("a record number");
+            for (n, offset) in records {
                 if let Some(l) = last {
                     assert!(n > l, "{topic}/{p}: record {n} read after {l}\n{ctx}");
                 }
                 last = Some(n);
-                read.entry(n).or_default().push((topic, p, r.offset));
+                read.entry(n).or_default().push((topic, p, offset));
             }
             if !a.gave_up {
                 assert_eq!(
