@@ -66,7 +66,7 @@ struct Planned {
 }
 
 impl Plan {
-    /// Draws a plan for a cluster of `brokers`.
+    /// Draws a plan from the scenario's randomness.
     pub fn draw(r: &mut Rng) -> Plan {
         let level = 1 + r.below(2) as i16;
         let partitions_b = 1 + r.below(3) as i32;
@@ -347,8 +347,8 @@ fn fatal(sim: &mut Sim, code: ErrorCode) {
     start_instance(sim);
 }
 
-/// Makes a call the application's phase does not allow on instance `i`
-/// and checks it is refused with the typed error Java's rules give (the
+/// Now and then makes a call the application's phase does not allow on
+/// its instance and checks it is refused with the typed error Java's rules give (the
 /// refusal must change nothing).
 fn probe(sim: &mut Sim) {
     if !sim.rng.chance(150) {
@@ -446,8 +446,11 @@ fn offsets_of(parts: &[i32], k: usize) -> GroupOffsets {
 
 /// Moves the transaction (or the group) coordinator to another broker.
 fn move_coordinator(sim: &mut Sim, key: &str) {
-    let brokers = sim.sc.brokers as i32;
-    let to = (sim.cluster.coordinator_of(key) + 1 + sim.rng.below(brokers as u64) as i32) % brokers;
+    // Another broker when there is one; with one, the same broker's
+    // coordinator epoch goes up (a failover back onto it).
+    let brokers = sim.sc.brokers as u64;
+    let step = 1 + sim.rng.below(brokers.saturating_sub(1).max(1)) as i32;
+    let to = (sim.cluster.coordinator_of(key) + step) % brokers as i32;
     sim.cluster.move_coordinator(key, to);
     app(sim).totals.coordinator_moves += 1;
 }
@@ -760,8 +763,8 @@ fn on_zombie_outcome(sim: &mut Sim, zi: usize, o: TxnOutcome) {
         }
         (_, Err(TxnError::Fatal(code))) => zombie_fenced(sim, zi, code),
         // Sent before it was replaced: it may commit now if it was told to.
-        (TxnCall::SendOffsets, Ok(())) if z_told(sim) => zombie_commits(sim, zi),
-        (TxnCall::SendOffsets, Err(TxnError::Abortable { .. })) if z_told(sim) => {
+        (TxnCall::SendOffsets, Ok(())) if zombie_told(sim) => zombie_commits(sim, zi),
+        (TxnCall::SendOffsets, Err(TxnError::Abortable { .. })) if zombie_told(sim) => {
             zombie_aborts(sim, zi)
         }
         (TxnCall::SendOffsets, _) => {}
@@ -770,7 +773,7 @@ fn on_zombie_outcome(sim: &mut Sim, zi: usize, o: TxnOutcome) {
 }
 
 /// Whether the zombie has been told to go on (its replacement is ready).
-fn z_told(sim: &Sim) -> bool {
+fn zombie_told(sim: &Sim) -> bool {
     sim.app
         .as_ref()
         .and_then(|a| a.zombie.as_ref())
@@ -1043,13 +1046,12 @@ pub fn check(sim: &Sim, ctx: &str) {
         }
     }
     check_offsets(sim, "at the end");
-    // Without faults, every transaction planned to commit commits (but
-    // those its instance lost to a restart).
+    // Without faults, every transaction planned to commit commits (or is
+    // lost with its instance to a planned restart), and none fails fatally.
     if sim.sc.fault_rate == 0 && !sim.sc.fatal {
         for (k, t) in a.attempts.iter().enumerate() {
-            let lost = matches!(&t.end, End::Failed(why) if why == "crashed" || why == "fenced");
             assert!(
-                lost || t.end != End::Aborted || !t.planned_commit,
+                !(t.planned_commit && t.end == End::Aborted),
                 "transaction {k} aborted without faults\n{ctx}"
             );
             assert!(
