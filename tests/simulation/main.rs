@@ -1091,14 +1091,39 @@ fn fault_free_scenarios_deliver_everything() {
         let mut sc = Scenario::from_seed(seed);
         sc.fault_rate = 0;
         sc.fatal = false;
-        if seed % 2 == 0 {
-            // Transactional or not, by the seed.
-            sc.txn = None;
-        }
+        sc.txn = None;
         let mut sim = Sim::new(sc);
         sim.run();
         sim.check();
     }
+}
+
+/// Transactional scenarios without faults: every transaction planned to
+/// commit commits (but those lost to a planned restart), zombies are
+/// fenced, and the reader sees exactly the committed records.
+#[test]
+fn fault_free_transactions_commit() {
+    let mut t = txn::Totals::default();
+    for seed in 0..1000u64 {
+        let mut sc = Scenario::from_seed(seed);
+        if sc.txn.is_none() {
+            continue;
+        }
+        sc.fault_rate = 0;
+        sc.fatal = false;
+        let mut sim = Sim::new(sc);
+        sim.run();
+        sim.check();
+        t.add(&sim.app.as_ref().expect("transactional").totals);
+        if t.scenarios == 60 {
+            break;
+        }
+    }
+    eprintln!("{t:?}");
+    assert!(
+        t.committed > 0 && t.aborted > 0 && t.fencings > 0 && t.crashes > 0,
+        "{t:?}"
+    );
 }
 
 /// SASL scenarios of every mechanism with sessions of 1.2-1.6 s over several
