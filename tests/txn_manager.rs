@@ -127,6 +127,14 @@ fn ready(protocol_level: i16) -> TxnManager {
     m
 }
 
+/// The outcome of `call` finished without error.
+fn succeeded(call: TxnCall) -> TxnOutcome {
+    TxnOutcome {
+        call,
+        result: Ok(()),
+    }
+}
+
 fn offsets(group: &str) -> GroupOffsets {
     GroupOffsets {
         group_id: group.into(),
@@ -410,6 +418,53 @@ fn v2_offsets_skip_add_offsets() {
     m.on_txn_offset_commit(&commit_answer(ErrorCode::NotCoordinator), now);
     assert!(m.next_request(now, false).is_none(), "backoff");
     assert_eq!(kind(&next(&mut m, now + BACKOFF)), "FindGroupCoordinator");
+}
+
+/// A TxnOffsetCommit answered after its transaction failed (a record
+/// failed while it was in flight) finishes nothing: the call failed
+/// already, and the abort goes on.
+#[test]
+fn offsets_answered_after_the_transaction_failed_finish_nothing() {
+    let mut m = ready(2);
+    let now = t0();
+    m.begin_transaction().unwrap();
+    m.add_partition("t", 0).unwrap();
+    m.send_offsets(offsets("g")).unwrap();
+    assert_eq!(kind(&next(&mut m, now)), "FindGroupCoordinator");
+    m.on_find_coordinator(&found("g", 3, ErrorCode::None), 4, now);
+    assert_eq!(kind(&next(&mut m, now)), "TxnOffsetCommit");
+    m.on_record_failed(ErrorCode::MessageTooLarge);
+    let failed = m.poll_outcome().unwrap();
+    assert_eq!(failed.call, TxnCall::SendOffsets);
+    assert!(
+        matches!(failed.result, Err(TxnError::Abortable { .. })),
+        "{failed:?}"
+    );
+    m.abort_transaction().unwrap();
+    m.on_txn_offset_commit(&commit_answer(ErrorCode::None), now);
+    assert_eq!(m.poll_outcome(), None, "a second outcome for send_offsets");
+    assert_eq!(kind(&next(&mut m, now)), "EndTxn");
+    m.on_end_txn(&end(ErrorCode::None), 5, now);
+    assert_eq!(m.poll_outcome(), Some(succeeded(TxnCall::Abort)));
+}
+
+/// An abort while AddPartitionsToTxn is in flight, the coordinator then
+/// answering that it added nothing (it moved): the coordinator has no
+/// transaction, so no EndTxn goes (Kafka would answer INVALID_TXN_STATE,
+/// taking the previous transaction's end for this one's), and the abort
+/// is over.
+#[test]
+fn abort_after_partitions_were_refused_sends_no_end_txn() {
+    let mut m = ready(1);
+    let now = t0();
+    m.begin_transaction().unwrap();
+    m.add_partition("t", 0).unwrap();
+    assert_eq!(kind(&next(&mut m, now)), "AddPartitionsToTxn");
+    m.abort_transaction().unwrap();
+    m.on_add_partitions(&added(&[("t", 0, ErrorCode::NotCoordinator)]), now);
+    assert_eq!(m.next_request(now + BACKOFF, false), None);
+    assert_eq!(m.poll_outcome(), Some(succeeded(TxnCall::Abort)));
+    assert_eq!(m.state(), TxnState::Ready);
 }
 
 #[test]

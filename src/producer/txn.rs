@@ -809,6 +809,15 @@ impl TxnManager {
             return self.next_offsets_request();
         }
         match self.end {
+            Some(_) if !records_pending && !self.registered => {
+                // The coordinator never took the transaction in (what would
+                // have registered it was refused, e.g. by a coordinator
+                // that moved): an EndTxn would be taken for the previous
+                // transaction's, so the end is over here, as Java's
+                // `transactionStarted` check makes it.
+                self.complete_end();
+                self.next_request(now, records_pending)
+            }
             Some(committed) if !records_pending => {
                 self.in_flight = Some(InFlight::EndTxn);
                 Some(TxnSend {
@@ -1114,8 +1123,10 @@ impl TxnManager {
             self.not_before = Some(now + self.retry_backoff);
             return;
         }
-        if self.handle(h, now, code) {
-            self.offsets = None;
+        // Offsets no longer wanted (the transaction failed or is aborting
+        // while the request was in flight) finish nothing: the call has
+        // had its outcome already.
+        if self.handle(h, now, code) && self.offsets.take().is_some() {
             self.finish(TxnCall::SendOffsets, Ok(()));
         }
     }

@@ -8,7 +8,12 @@
 //! re-authentication (KIP-368) runs mid-stream, and SASL faults (a refused
 //! exchange, a connection broken mid-handshake) join the others. (TLS is not
 //! simulated: rustls draws key shares and signatures from the OS, so a seed
-//! would no longer replay byte for byte; the driver suite covers it.) Every scenario is a seed: a failure prints it, and
+//! would no longer replay byte for byte; the driver suite covers it.) A
+//! third of the scenarios are transactional (see `txn`): an application
+//! commits and aborts transactions through the same harness and faults,
+//! plus coordinator moves and restarts with the same transactional.id,
+//! and a read_committed reader must see exactly the committed records.
+//! Every scenario is a seed: a failure prints it, and
 //! `SIM_SEED=<seed> cargo test --test simulation replay -- --nocapture` replays it.
 //!
 //! `SIM_SCENARIOS=N` sets how many random scenarios run (default 2000).
@@ -26,6 +31,8 @@ use kafka_sansio::producer::{
 };
 use kafka_sansio::protocol::frame::{ApiKey, Deframer};
 use kafka_sansio::protocol::ErrorCode;
+
+mod txn;
 
 /// The simulation's own randomness (the crate's SplitMix64, seeded apart from
 /// the producer's).
@@ -72,6 +79,8 @@ struct Scenario {
     /// SASL_PLAINTEXT with this mechanism (feature `sasl`), and the session
     /// lifetime the brokers give, if any.
     sasl: Option<(SaslMechanism, Option<Duration>)>,
+    /// A transactional application's plan (then acks=all, idempotent).
+    txn: Option<txn::Plan>,
 }
 
 impl Scenario {
@@ -114,6 +123,7 @@ impl Scenario {
                 }
             },
             sasl: None,
+            txn: None,
         };
         // Drawn last, so that the knobs above keep their values per seed.
         sc.sasl = (cfg!(feature = "sasl") && r.below(3) == 0).then(|| {
@@ -134,23 +144,40 @@ impl Scenario {
         if sc.fault_rate == 0 {
             sc.delivery_timeout_ms = sc.delivery_timeout_ms.max(10_000);
         }
+        // Drawn after everything else, for the same reason.
+        if r.below(3) == 0 {
+            sc.txn = Some(txn::Plan::draw(&mut r));
+            sc.acks = Acks::All;
+            sc.idempotent = true;
+        }
         sc
     }
 }
+
+/// A connection of one producer instance: the instance's index in
+/// `Sim::producers` and the producer's own id for it.
+type Link = (usize, ConnId);
+
+/// A record as the simulation knows it: its instance and its `RecordId`.
+type Rid = (usize, u64);
 
 #[derive(Debug)]
 enum SimEvent {
     /// The application sends record number `n`.
     Send(usize),
-    Connected(ConnId),
-    ConnectFailed(ConnId),
-    ToBroker(ConnId, u64, Bytes),
-    ToClient(ConnId, u64, Bytes),
+    Connected(Link),
+    ConnectFailed(Link),
+    ToBroker(Link, u64, Bytes),
+    ToClient(Link, u64, Bytes),
     /// The connection (of that generation) breaks.
-    Break(ConnId, u64),
+    Break(Link, u64),
     BrokerUp(i32),
     Flush,
     Close,
+    /// The transactional application takes its next step.
+    App,
+    /// A zombie instance (replaced, not fenced yet) tries again.
+    Zombie,
 }
 
 struct SimConn {
@@ -186,21 +213,78 @@ struct Sim {
     rng: Rng,
     now: Instant,
     start: Instant,
-    producer: Producer,
+    /// Producer instances, the first one created with the simulation; a
+    /// transactional scenario starts more with the same transactional.id.
+    producers: Vec<Producer>,
+    /// Per instance: its `Closed` event came.
+    closed: Vec<bool>,
+    /// Per instance: dropped as a crashed process is (never stepped again,
+    /// its connections gone).
+    dropped: Vec<bool>,
     cluster: MockCluster,
-    conns: BTreeMap<ConnId, SimConn>,
+    conns: BTreeMap<Link, SimConn>,
     generation: u64,
     queue: BinaryHeap<Reverse<(Instant, u64, usize)>>,
     payloads: HashMap<usize, SimEvent>,
     next_event: u64,
-    /// Sim record number -> producer RecordId.
-    ids: BTreeMap<usize, u64>,
-    /// RecordId -> sim record number.
-    numbers: BTreeMap<u64, usize>,
-    outcomes: BTreeMap<u64, Outcome>,
+    /// Sim record number -> the record's instance and RecordId.
+    ids: BTreeMap<usize, Rid>,
+    /// Instance and RecordId -> sim record number.
+    numbers: BTreeMap<Rid, usize>,
+    outcomes: BTreeMap<Rid, Outcome>,
     refused: usize,
-    closed: bool,
+    /// The transactional application (scenarios with a `txn` plan).
+    app: Option<txn::App>,
     steps: u64,
+}
+
+/// Producer instance number `instance` of the scenario, created at `now`
+/// (its wall clock anchored to the simulation's start); every instance of
+/// a transactional scenario has the same transactional.id.
+fn new_producer(sc: &Scenario, instance: usize, start: Instant, now: Instant) -> Producer {
+    let bootstrap: Vec<String> = (0..sc.brokers)
+        .map(|n| format!("b{n}:{}", 9000 + n))
+        .collect();
+    let acks = match sc.acks {
+        Acks::None => "0",
+        Acks::Leader => "1",
+        Acks::All => "all",
+    };
+    let mut props = vec![
+        ("bootstrap.servers", bootstrap.join(",")),
+        ("acks", acks.to_owned()),
+        ("enable.idempotence", sc.idempotent.to_string()),
+        ("linger.ms", sc.linger_ms.to_string()),
+        ("batch.size", sc.batch_size.to_string()),
+        (
+            "max.in.flight.requests.per.connection",
+            sc.max_in_flight.to_string(),
+        ),
+        ("buffer.memory", sc.buffer_memory.to_string()),
+        ("delivery.timeout.ms", sc.delivery_timeout_ms.to_string()),
+        ("request.timeout.ms", "1500".to_owned()),
+        ("max.block.ms", "2000".to_owned()),
+        (
+            "kafka_sansio.rng.seed",
+            sc.seed.wrapping_add(instance as u64).to_string(),
+        ),
+        ("compression.type", sc.compression.to_owned()),
+    ];
+    if let Some((mechanism, _)) = sc.sasl {
+        props.extend([
+            ("security.protocol", "SASL_PLAINTEXT".to_owned()),
+            ("sasl.mechanism", mechanism.name().to_owned()),
+            ("sasl.username", "sim".to_owned()),
+            ("sasl.password", "sim-secret".to_owned()),
+        ]);
+    }
+    if sc.txn.is_some() {
+        props.push(("transactional.id", txn::TRANSACTIONAL_ID.to_owned()));
+    }
+    let config =
+        ProducerConfig::from_properties(props.iter().map(|(k, v)| (*k, v.as_str()))).unwrap();
+    let wall = 1_700_000_000_000 + (now - start).as_millis() as i64;
+    Producer::new(config, now, wall).unwrap()
 }
 
 impl Sim {
@@ -211,6 +295,12 @@ impl Sim {
             cluster.set_broker_address(n, format!("b{n}"), 9000 + n as u16);
         }
         cluster.create_topic(TOPIC, sc.partitions).unwrap();
+        if let Some(plan) = &sc.txn {
+            cluster
+                .create_topic(txn::TOPIC_B, plan.partitions_b)
+                .unwrap();
+            cluster.set_transaction_version(plan.level);
+        }
         #[cfg(feature = "sasl")]
         if let Some((mechanism, lifetime)) = sc.sasl {
             cluster.enable_sasl(&[mechanism]).unwrap();
@@ -219,48 +309,15 @@ impl Sim {
                 .unwrap();
             cluster.set_session_lifetime(lifetime);
         }
-        let bootstrap: Vec<String> = (0..sc.brokers)
-            .map(|n| format!("b{n}:{}", 9000 + n))
-            .collect();
-        let acks = match sc.acks {
-            Acks::None => "0",
-            Acks::Leader => "1",
-            Acks::All => "all",
-        };
-        let mut props = vec![
-            ("bootstrap.servers", bootstrap.join(",")),
-            ("acks", acks.to_owned()),
-            ("enable.idempotence", sc.idempotent.to_string()),
-            ("linger.ms", sc.linger_ms.to_string()),
-            ("batch.size", sc.batch_size.to_string()),
-            (
-                "max.in.flight.requests.per.connection",
-                sc.max_in_flight.to_string(),
-            ),
-            ("buffer.memory", sc.buffer_memory.to_string()),
-            ("delivery.timeout.ms", sc.delivery_timeout_ms.to_string()),
-            ("request.timeout.ms", "1500".to_owned()),
-            ("max.block.ms", "2000".to_owned()),
-            ("kafka_sansio.rng.seed", sc.seed.to_string()),
-            ("compression.type", sc.compression.to_owned()),
-        ];
-        if let Some((mechanism, _)) = sc.sasl {
-            props.extend([
-                ("security.protocol", "SASL_PLAINTEXT".to_owned()),
-                ("sasl.mechanism", mechanism.name().to_owned()),
-                ("sasl.username", "sim".to_owned()),
-                ("sasl.password", "sim-secret".to_owned()),
-            ]);
-        }
-        let config =
-            ProducerConfig::from_properties(props.iter().map(|(k, v)| (*k, v.as_str()))).unwrap();
-        let producer = Producer::new(config, start, 1_700_000_000_000).unwrap();
+        let producer = new_producer(&sc, 0, start, start);
         let mut sim = Sim {
             rng: Rng::new(sc.seed ^ 0xabcdef),
             sc,
             now: start,
             start,
-            producer,
+            producers: vec![producer],
+            closed: vec![false],
+            dropped: vec![false],
             cluster,
             conns: BTreeMap::new(),
             generation: 0,
@@ -271,9 +328,14 @@ impl Sim {
             numbers: BTreeMap::new(),
             outcomes: BTreeMap::new(),
             refused: 0,
-            closed: false,
+            app: None,
             steps: 0,
         };
+        if let Some(plan) = sim.sc.txn.clone() {
+            sim.app = Some(txn::App::new(plan));
+            sim.schedule(start, SimEvent::App);
+            return sim;
+        }
         // Sends spread over time, in bursts; over several session lifetimes
         // when sessions expire, so that re-authentication runs mid-stream.
         let stretch = match sim.sc.sasl {
@@ -308,7 +370,7 @@ impl Sim {
     }
 
     /// Delivers `data` over `conn` in one direction, in order, split into random pieces.
-    fn transfer(&mut self, conn: ConnId, to_broker: bool, data: Bytes) {
+    fn transfer(&mut self, conn: Link, to_broker: bool, data: Bytes) {
         let lat = self.latency();
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
@@ -346,14 +408,30 @@ impl Sim {
         }
     }
 
-    /// Drains the producer's outputs after every input.
+    /// Drains every live instance's outputs after every input.
     fn pump(&mut self) {
         loop {
             let mut any = false;
-            while let Some(t) = self.producer.poll_transmit(self.now) {
+            for i in 0..self.producers.len() {
+                if !self.dropped[i] {
+                    any |= self.pump_one(i);
+                }
+            }
+            if !any {
+                break;
+            }
+        }
+    }
+
+    /// Drains instance `i`'s outputs once; true when there were any.
+    fn pump_one(&mut self, i: usize) -> bool {
+        let mut any = false;
+        {
+            while let Some(t) = self.producers[i].poll_transmit(self.now) {
                 any = true;
                 match t {
                     Transmit::Connect { conn, port, .. } => {
+                        let conn = (i, conn);
                         let node = (port - 9000) as i32;
                         self.generation += 1;
                         let lat = self.latency();
@@ -383,6 +461,7 @@ impl Sim {
                         self.schedule(self.now + lat, e);
                     }
                     Transmit::Send { conn, data } => {
+                        let conn = (i, conn);
                         let c = self
                             .conns
                             .get_mut(&conn)
@@ -409,6 +488,7 @@ impl Sim {
                                 let node = self.conns[&conn].node;
                                 assert!(
                                     !self.conns.iter().any(|(id, o)| *id != conn
+                                        && id.0 == i
                                         && o.alive
                                         && o.produced
                                         && o.node == node),
@@ -440,11 +520,11 @@ impl Sim {
                             }
                         }
                         // Written to the socket at once; the network delays it.
-                        self.producer.handle_written(conn, data.len(), self.now);
+                        self.producers[i].handle_written(conn.1, data.len(), self.now);
                         self.transfer(conn, true, data);
                     }
                     Transmit::Close { conn } => {
-                        if let Some(c) = self.conns.get_mut(&conn) {
+                        if let Some(c) = self.conns.get_mut(&(i, conn)) {
                             c.alive = false;
                             self.cluster.connection_closed(c.generation);
                         }
@@ -452,27 +532,25 @@ impl Sim {
                     other => panic!("a transmit this simulation does not know: {other:?}"),
                 }
             }
-            while let Some(e) = self.producer.poll_event() {
+            while let Some(e) = self.producers[i].poll_event() {
                 any = true;
-                self.record_event(e);
-            }
-            if !any {
-                break;
+                self.record_event(i, e);
             }
         }
         assert!(
-            self.producer.buffered_bytes() <= self.sc.buffer_memory,
+            self.producers[i].buffered_bytes() <= self.sc.buffer_memory,
             "buffer.memory exceeded: {}",
-            self.producer.buffered_bytes()
+            self.producers[i].buffered_bytes()
         );
+        any
     }
 
-    fn record_event(&mut self, e: Event) {
+    fn record_event(&mut self, i: usize, e: Event) {
         match e {
             Event::Delivered(d) => {
                 for (id, m) in d.metadata() {
                     let prev = self.outcomes.insert(
-                        id.0,
+                        (i, id.0),
                         Outcome::Delivered {
                             partition: m.partition,
                             offset: m.offset,
@@ -483,12 +561,25 @@ impl Sim {
             }
             Event::Failed(f) => {
                 for id in f.records.iter() {
-                    let prev = self.outcomes.insert(id.0, Outcome::Failed(f.error.clone()));
+                    let prev = self
+                        .outcomes
+                        .insert((i, id.0), Outcome::Failed(f.error.clone()));
                     assert!(prev.is_none(), "second outcome for record {id:?}: {prev:?}");
                 }
             }
-            Event::Closed => self.closed = true,
+            Event::Closed => self.closed[i] = true,
+            Event::Transaction(o) => txn::on_outcome(self, i, o),
             other => panic!("an event this simulation does not know: {other:?}"),
+        }
+    }
+
+    /// Queues `code` as the answer to the next `api` request. A
+    /// transactional scenario runs long enough for queued errors to pile up
+    /// ahead of the requests (then every Produce, say, fails for minutes):
+    /// there one waits at a time.
+    fn push_error(&mut self, api: ApiKey, code: ErrorCode) {
+        if self.app.is_none() || self.cluster.pending_errors(api) == 0 {
+            self.cluster.push_errors(api, vec![code]);
         }
     }
 
@@ -499,7 +590,7 @@ impl Sim {
         }
         if self.rng.chance(rate) {
             // Break a random live connection.
-            let live: Vec<ConnId> = self
+            let live: Vec<Link> = self
                 .conns
                 .iter()
                 .filter(|(_, c)| c.alive)
@@ -524,7 +615,7 @@ impl Sim {
                 ErrorCode::CorruptMessage,
             ];
             let c = codes[self.rng.below(codes.len() as u64) as usize];
-            self.cluster.push_errors(ApiKey::Produce, vec![c]);
+            self.push_error(ApiKey::Produce, c);
         }
         if self.rng.chance(rate) {
             let p = self.rng.below(self.sc.partitions as u64) as i32;
@@ -544,8 +635,7 @@ impl Sim {
             self.cluster.throttle(n, self.rng.below(30) as i32);
         }
         if self.rng.chance(rate) {
-            self.cluster
-                .push_errors(ApiKey::Metadata, vec![ErrorCode::UnknownServerError]);
+            self.push_error(ApiKey::Metadata, ErrorCode::UnknownServerError);
         }
         if self.rng.chance(rate / 4) {
             // KIP-1102: the producer gives up its view of the cluster, keeping
@@ -566,43 +656,62 @@ impl Sim {
             } else {
                 ErrorCode::SaslAuthenticationFailed
             };
-            self.cluster.push_errors(api, vec![code]);
+            self.push_error(api, code);
         }
         if self.sc.fatal && self.rng.chance(rate.max(5)) {
             self.cluster
                 .push_errors(ApiKey::Produce, vec![ErrorCode::TopicAuthorizationFailed]);
             self.sc.fatal = false;
         }
+        if self.app.is_some() {
+            txn::inject_faults(self);
+        }
+    }
+
+    /// Instance `i` sends record number `n` (its value and header `n`) to
+    /// `topic`; an accepted record is remembered for the check.
+    fn send_record(&mut self, i: usize, n: usize, topic: &str) -> Result<(), SendError> {
+        let key = if self.sc.keyed {
+            Some(Bytes::from(format!("k{}", n % 17)))
+        } else {
+            None
+        };
+        let mut r = ProducerRecord::new(topic, format!("{n:08}"));
+        r.key = key;
+        r.headers.push(kafka_sansio::protocol::Header {
+            key: "n".into(),
+            value: Some(Bytes::from(n.to_string())),
+        });
+        let id = self.producers[i].send(r, self.now)?;
+        self.ids.insert(n, (i, id.0));
+        self.numbers.insert((i, id.0), n);
+        Ok(())
+    }
+
+    /// Drops instance `i` as a crashed process: never stepped again, its
+    /// connections closed under it, its outputs never seen.
+    fn drop_instance(&mut self, i: usize) {
+        self.dropped[i] = true;
+        for (_, c) in self.conns.range_mut((i, ConnId(0))..=(i, ConnId(u64::MAX))) {
+            if c.alive {
+                c.alive = false;
+                self.cluster.connection_closed(c.generation);
+            }
+        }
     }
 
     fn handle(&mut self, e: SimEvent) {
         match e {
-            SimEvent::Send(n) => {
-                let key = if self.sc.keyed {
-                    Some(Bytes::from(format!("k{}", n % 17)))
-                } else {
-                    None
-                };
-                let mut r = ProducerRecord::new(TOPIC, format!("{n:08}"));
-                r.key = key;
-                r.headers.push(kafka_sansio::protocol::Header {
-                    key: "n".into(),
-                    value: Some(Bytes::from(n.to_string())),
-                });
-                match self.producer.send(r, self.now) {
-                    Ok(id) => {
-                        self.ids.insert(n, id.0);
-                        self.numbers.insert(id.0, n);
-                    }
-                    Err(SendError::BufferFull { .. }) | Err(SendError::Fatal { .. }) => {
-                        self.refused += 1
-                    }
-                    Err(e) => panic!("unexpected send error {e}"),
+            SimEvent::Send(n) => match self.send_record(0, n, TOPIC) {
+                Ok(()) => {}
+                Err(SendError::BufferFull { .. }) | Err(SendError::Fatal { .. }) => {
+                    self.refused += 1
                 }
-            }
+                Err(e) => panic!("unexpected send error {e}"),
+            },
             SimEvent::Connected(conn) => {
                 if self.conns.get(&conn).is_some_and(|c| c.alive) {
-                    self.producer.handle_connected(conn, self.now);
+                    self.producers[conn.0].handle_connected(conn.1, self.now);
                 }
             }
             SimEvent::ConnectFailed(conn) => {
@@ -610,7 +719,7 @@ impl Sim {
                     if c.alive {
                         c.alive = false;
                         self.cluster.connection_closed(c.generation);
-                        self.producer.handle_disconnected(conn, self.now);
+                        self.producers[conn.0].handle_disconnected(conn.1, self.now);
                     }
                 }
             }
@@ -661,34 +770,49 @@ impl Sim {
                 {
                     c.requests_in_flight.pop_front();
                 }
-                self.producer.handle_data(conn, &data, self.now);
+                self.producers[conn.0].handle_data(conn.1, &data, self.now);
             }
             SimEvent::Break(conn, gen) => {
                 if let Some(c) = self.conns.get_mut(&conn) {
                     if c.generation == gen && c.alive {
                         c.alive = false;
                         self.cluster.connection_closed(gen);
-                        self.producer.handle_disconnected(conn, self.now);
+                        self.producers[conn.0].handle_disconnected(conn.1, self.now);
                     }
                 }
             }
             SimEvent::BrokerUp(n) => self.cluster.set_broker_down(n, false),
             SimEvent::Flush => {
-                let _ = self.producer.flush(self.now);
+                let _ = self.producers[0].flush(self.now);
             }
-            SimEvent::Close => self.producer.close(self.now),
+            SimEvent::Close => self.producers[0].close(self.now),
+            SimEvent::App => txn::step(self),
+            SimEvent::Zombie => txn::zombie_goes_on(self),
         }
+    }
+
+    /// Every instance closed (or dropped), and the application done.
+    fn finished(&self) -> bool {
+        (0..self.producers.len()).all(|i| self.closed[i] || self.dropped[i])
+            && self.app.as_ref().is_none_or(txn::App::done)
     }
 
     fn run(&mut self) {
         let limit = self.start + Duration::from_secs(600);
         loop {
             self.pump();
-            if self.closed {
+            if self.finished() {
                 break;
             }
             let next_event = self.queue.peek().map(|Reverse((t, _, _))| *t);
-            let next_timer = self.producer.poll_timeout();
+            let mut next_timer: Option<Instant> = None;
+            for i in 0..self.producers.len() {
+                if !self.dropped[i] {
+                    if let Some(t) = self.producers[i].poll_timeout() {
+                        next_timer = Some(next_timer.map_or(t, |n| n.min(t)));
+                    }
+                }
+            }
             let next = match (next_event, next_timer) {
                 (Some(a), Some(b)) => a.min(b),
                 (a, b) => a.or(b).unwrap_or_else(|| {
@@ -717,47 +841,73 @@ impl Sim {
                 self.inject_faults();
                 self.handle(e);
             } else {
-                self.producer.handle_timeout(self.now);
+                for i in 0..self.producers.len() {
+                    if !self.dropped[i]
+                        && self.producers[i]
+                            .poll_timeout()
+                            .is_some_and(|t| t <= self.now)
+                    {
+                        self.producers[i].handle_timeout(self.now);
+                    }
+                }
             }
         }
     }
 
     fn state(&self) -> String {
-        format!(
-            "scenario {:?}\nnow +{:?}, pending {}, in flight {}, outcomes {}/{}, metrics {:?}",
+        let mut s = format!(
+            "scenario {:?}\nnow +{:?}, outcomes {}/{}",
             self.sc,
             self.now - self.start,
-            self.producer.pending_records(),
-            self.producer.in_flight_batches(),
             self.outcomes.len(),
             self.ids.len(),
-            self.producer.metrics()
-        ) + &format!(
-            "\nqueues {:?}, producer id {:?}, buffered {}",
-            (0..self.sc.partitions)
-                .map(|p| self.producer.queue_depth(TOPIC, p))
-                .collect::<Vec<_>>(),
-            self.producer.producer_id(),
-            self.producer.buffered_bytes()
-        )
+        );
+        for (i, p) in self.producers.iter().enumerate() {
+            s += &format!(
+                "\ninstance {i}{}: pending {}, in flight {}, metrics {:?}\nqueues {:?}, producer id {:?}, buffered {}, transaction {:?}",
+                if self.dropped[i] { " (dropped)" } else { "" },
+                p.pending_records(),
+                p.in_flight_batches(),
+                p.metrics(),
+                (0..self.sc.partitions)
+                    .map(|n| p.queue_depth(TOPIC, n))
+                    .collect::<Vec<_>>(),
+                p.producer_id(),
+                p.buffered_bytes(),
+                p.transaction_state(),
+            );
+        }
+        if let Some(app) = &self.app {
+            s += &format!("\n{app:?}");
+        }
+        s
     }
 
-    /// The invariants, checked once the producer has closed.
+    /// The invariants, checked once every instance has closed.
     fn check(&self) {
         let ctx = self.state();
-        assert!(self.producer.is_closed(), "not closed\n{ctx}");
-        assert_eq!(self.producer.pending_records(), 0, "{ctx}");
-        assert_eq!(
-            self.producer.buffered_bytes(),
-            0,
-            "memory not returned\n{ctx}"
-        );
-        // One final event per accepted record.
+        for (i, p) in self.producers.iter().enumerate() {
+            if self.dropped[i] {
+                continue;
+            }
+            assert!(p.is_closed(), "instance {i} not closed\n{ctx}");
+            assert_eq!(p.pending_records(), 0, "instance {i}\n{ctx}");
+            assert_eq!(
+                p.buffered_bytes(),
+                0,
+                "instance {i}: memory not returned\n{ctx}"
+            );
+        }
+        // One final event per accepted record (but a dropped instance's).
         for (n, id) in &self.ids {
             assert!(
-                self.outcomes.contains_key(id),
-                "record {n} (id {id}) has no outcome\n{ctx}"
+                self.dropped[id.0] || self.outcomes.contains_key(id),
+                "record {n} (id {id:?}) has no outcome\n{ctx}"
             );
+        }
+        if self.app.is_some() {
+            txn::check(self, &ctx);
+            return;
         }
         assert_eq!(self.outcomes.len(), self.ids.len(), "{ctx}");
         // What is in the log, by record number.
@@ -874,6 +1024,22 @@ struct Totals {
     /// SASL exchanges completed, and of those re-authentications.
     authentications: u64,
     reauthentications: u64,
+    /// Transactional scenarios and what their applications did.
+    txn: txn::Totals,
+}
+
+impl Totals {
+    fn add(&mut self, o: &Totals) {
+        self.delivered += o.delivered;
+        self.failed += o.failed;
+        self.retried += o.retried;
+        self.epoch_bumps += o.epoch_bumps;
+        self.disconnects += o.disconnects;
+        self.rebootstraps += o.rebootstraps;
+        self.authentications += o.authentications;
+        self.reauthentications += o.reauthentications;
+        self.txn.add(&o.txn);
+    }
 }
 
 fn run_seed(seed: u64) -> Totals {
@@ -881,7 +1047,16 @@ fn run_seed(seed: u64) -> Totals {
     let mut sim = Sim::new(sc);
     sim.run();
     sim.check();
-    let m = sim.producer.metrics();
+    let mut m = kafka_sansio::producer::Metrics::default();
+    for p in &sim.producers {
+        let pm = p.metrics();
+        m.records_delivered += pm.records_delivered;
+        m.records_failed += pm.records_failed;
+        m.records_retried += pm.records_retried;
+        m.epoch_bumps += pm.epoch_bumps;
+        m.disconnects += pm.disconnects;
+        m.rebootstraps += pm.rebootstraps;
+    }
     #[cfg(feature = "sasl")]
     let st = sim.cluster.sasl_stats();
     #[cfg(feature = "sasl")]
@@ -897,6 +1072,7 @@ fn run_seed(seed: u64) -> Totals {
         epoch_bumps: m.epoch_bumps,
         disconnects: m.disconnects,
         rebootstraps: m.rebootstraps,
+        txn: sim.app.as_ref().map(|a| a.totals).unwrap_or_default(),
     }
 }
 
@@ -915,10 +1091,39 @@ fn fault_free_scenarios_deliver_everything() {
         let mut sc = Scenario::from_seed(seed);
         sc.fault_rate = 0;
         sc.fatal = false;
+        sc.txn = None;
         let mut sim = Sim::new(sc);
         sim.run();
         sim.check();
     }
+}
+
+/// Transactional scenarios without faults: every transaction planned to
+/// commit commits (but those lost to a planned restart), zombies are
+/// fenced, and the reader sees exactly the committed records.
+#[test]
+fn fault_free_transactions_commit() {
+    let mut t = txn::Totals::default();
+    for seed in 0..1000u64 {
+        let mut sc = Scenario::from_seed(seed);
+        if sc.txn.is_none() {
+            continue;
+        }
+        sc.fault_rate = 0;
+        sc.fatal = false;
+        let mut sim = Sim::new(sc);
+        sim.run();
+        sim.check();
+        t.add(&sim.app.as_ref().expect("transactional").totals);
+        if t.scenarios == 60 {
+            break;
+        }
+    }
+    eprintln!("{t:?}");
+    assert!(
+        t.committed > 0 && t.aborted > 0 && t.fencings > 0 && t.crashes > 0,
+        "{t:?}"
+    );
 }
 
 /// SASL scenarios of every mechanism with sessions of 1.2-1.6 s over several
@@ -936,6 +1141,7 @@ fn sasl_sessions_renewed_mid_stream() {
     for seed in 0..60u64 {
         let mut sc = Scenario::from_seed(seed);
         let lifetime = Duration::from_millis(1200 + 100 * (seed % 5));
+        sc.txn = None;
         sc.sasl = Some((mechanisms[seed as usize % 3], Some(lifetime)));
         sc.records = sc.records.max(150);
         if seed % 2 == 0 {
@@ -974,16 +1180,7 @@ fn random_scenarios() {
     for i in 0..n {
         let seed = base.wrapping_mul(6364136223846793005).wrapping_add(i);
         match std::panic::catch_unwind(|| run_seed(seed)) {
-            Ok(s) => {
-                t.delivered += s.delivered;
-                t.failed += s.failed;
-                t.retried += s.retried;
-                t.epoch_bumps += s.epoch_bumps;
-                t.disconnects += s.disconnects;
-                t.rebootstraps += s.rebootstraps;
-                t.authentications += s.authentications;
-                t.reauthentications += s.reauthentications;
-            }
+            Ok(s) => t.add(&s),
             Err(_) => panic!(
                 "scenario failed; replay with SIM_SEED={seed} cargo test --test simulation replay -- --nocapture"
             ),
@@ -1004,5 +1201,20 @@ fn random_scenarios() {
                 "no SASL re-authentication in {n} scenarios: {t:?}"
             );
         }
+        // Transactions of both protocol versions committed and aborted,
+        // with offsets, through coordinator moves, crashes and fencings.
+        let x = t.txn;
+        assert!(
+            x.v2_scenarios > 0 && x.v2_scenarios < x.scenarios,
+            "transactions v1 and v2: {x:?}"
+        );
+        assert!(
+            x.committed > 0 && x.aborted > 0 && x.with_offsets > 0,
+            "{x:?}"
+        );
+        assert!(
+            x.fencings > 0 && x.crashes > 0 && x.coordinator_moves > 0 && x.refusals > 0,
+            "{x:?}"
+        );
     }
 }
