@@ -49,6 +49,9 @@ pub const MIN_SCRAM_ITERATIONS: u32 = 4096;
 /// (`KafkaChannel.MIN_REAUTH_INTERVAL_ONE_SECOND_NANOS`).
 const MIN_REAUTH_INTERVAL: Duration = Duration::from_secs(1);
 
+/// A session end that stands for "never" (a century).
+const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 86_400);
+
 /// Why SASL settings of a mock cluster were refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -438,6 +441,7 @@ impl MockCluster {
     /// lists them; users are added with [`Self::add_sasl_user`]. Connections
     /// then authenticate first: use [`Self::handle_connection_request`] so the
     /// mock can tell them apart.
+    ///
     /// OAUTHBEARER takes no users: any unsecured token that passes
     /// [`Self::set_oauthbearer_validator`]'s checks authenticates its principal.
     ///
@@ -931,7 +935,8 @@ fn authenticate(
                 ConnAuth::Ready {
                     principal,
                     mechanism,
-                    expires: lifetime.map(|d| r.now + d),
+                    // A token's `exp` may lie past what an Instant holds.
+                    expires: lifetime.map(|d| r.now.checked_add(d).unwrap_or(r.now + FAR_FUTURE)),
                     last_reauth: reauth.map(|o| o.started),
                 },
                 Gate::Answer(answer(r, &resp, false)),
