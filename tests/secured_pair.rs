@@ -1,18 +1,26 @@
 //! The producer core against the mock cluster's SASL and TLS listeners over
 //! the in-memory [`Pair`], deterministic (simulated clock): records delivered
 //! over SASL_PLAINTEXT, SSL and SASL_SSL; KIP-368 re-authentication with
-//! records flowing (none lost, duplicated or reordered); every refusal a
+//! records flowing (none lost, duplicated or reordered), OAUTHBEARER tokens
+//! refreshed before the sessions they bound run out; every refusal a
 //! typed error, with the connections the core opened for it counted.
 #![cfg(all(feature = "sasl", feature = "tls"))]
 
 #[path = "certs/mod.rs"]
 mod certs;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kafka_sansio::mock::{MockCluster, MockTls, Pair};
-use kafka_sansio::producer::security::SaslMechanism;
+use kafka_sansio::producer::security::sasl::{
+    OAuthBearerToken, TokenProvider, UnsecuredJwsProvider,
+};
 use kafka_sansio::producer::security::TlsError;
+use kafka_sansio::producer::security::{
+    SaslMechanism, SecurityConfig, SecurityProtocol, SharedTokenProvider,
+};
 use kafka_sansio::producer::{
     ConnectionError, DeliveryError, Event, Producer, ProducerConfig, ProducerRecord,
 };
@@ -358,4 +366,98 @@ fn plaintext_client_on_a_tls_listener_and_the_reverse() {
         ConnectionError::ClosedDuringTlsHandshake { .. }
     ));
     assert!(connects <= 15, "{connects} connections");
+}
+
+/// An OAUTHBEARER provider that counts its tokens.
+struct Counting(UnsecuredJwsProvider, Arc<AtomicUsize>);
+
+impl TokenProvider for Counting {
+    fn token(&mut self, now_ms: i64) -> Result<OAuthBearerToken, String> {
+        self.1.fetch_add(1, Ordering::SeqCst);
+        self.0.token(now_ms)
+    }
+}
+
+/// A record a second for 40 s with 10 s tokens and no
+/// `connections.max.reauth.ms`: the mock ends each session with its token,
+/// so the core asks the provider for a new one at 80-85% of a token's life
+/// and re-authenticates with it before the session runs out; every record
+/// lands once, in order, on the connections it started with.
+#[test]
+fn oauthbearer_tokens_are_refreshed_before_they_expire() {
+    let refused = ProducerConfig::from_properties([
+        ("bootstrap.servers", "localhost:9092"),
+        ("security.protocol", "SASL_PLAINTEXT"),
+        ("sasl.mechanism", "OAUTHBEARER"),
+    ])
+    .unwrap_err();
+    // Neither login-module options nor a provider: refused, naming what is missing.
+    assert!(refused.to_string().contains("token provider"), "{refused}");
+    let calls = Arc::new(AtomicUsize::new(0));
+    let provider = Counting(
+        UnsecuredJwsProvider {
+            principal: "svc".into(),
+            lifetime_s: 10,
+            scope: vec![],
+        },
+        Arc::clone(&calls),
+    );
+    let mut cfg = ProducerConfig {
+        bootstrap_servers: vec!["localhost:9092".into()],
+        linger: Duration::ZERO,
+        security: SecurityConfig {
+            protocol: SecurityProtocol::SaslPlaintext,
+            sasl_mechanism: Some(SaslMechanism::OAuthBearer),
+            sasl_oauthbearer_token_provider: Some(SharedTokenProvider::new(provider)),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    cfg.validate().unwrap();
+    let mut cluster = MockCluster::new(1);
+    cluster.enable_sasl(&[SaslMechanism::OAuthBearer]).unwrap();
+    cluster.create_topic("t", 2).unwrap();
+    let mut pair = pair(cfg, cluster);
+    let now = pair.now;
+    pair.broker.set_wall_clock(now, WALL_MS);
+    // The clock in 100 ms steps: the core's timers (token refresh,
+    // re-authentication) fire within 100 ms of their time.
+    for i in 0..40 {
+        send(&mut pair, i, 1);
+        for _ in 0..10 {
+            pair.advance(Duration::from_millis(100));
+        }
+    }
+    assert!(pair.run_until(|p| p.producer.is_idle()));
+    let (ok, failed) = outcomes(&pair);
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(ok.len(), 40);
+    assert_eq!(log_values(&pair), (0..40).collect::<Vec<_>>());
+    // 40 s with 10 s tokens, refreshed at 80-85% of their life: 5 or 6
+    // tokens; each session (9-10 s, `iat` being whole seconds) renewed at
+    // 85-95%, after the token it began with was replaced.
+    let n = calls.load(Ordering::SeqCst);
+    let s = pair.broker.sasl_stats();
+    assert!((5..=7).contains(&n), "{n} tokens");
+    let conns = pair.connects().len() as u64;
+    assert!(
+        s.reauthentications >= 3 * conns,
+        "{s:?}, {conns} connections"
+    );
+    assert_eq!(
+        (
+            s.expired_closes,
+            s.failures,
+            s.token_rejections,
+            s.unauthenticated_closes
+        ),
+        (0, 0, 0, 0),
+        "{s:?}"
+    );
+    assert!(pair.connects().len() <= 2, "connects {:?}", pair.connects());
+    eprintln!(
+        "OAUTHBEARER: 40 records, {n} tokens, {} re-authentications, {} connections",
+        s.reauthentications,
+        pair.connects().len()
+    );
 }

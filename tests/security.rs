@@ -1,6 +1,7 @@
 //! TLS and SASL in the core's connections, stepped against a scripted
-//! broker (`security/net.rs`): SASL PLAIN, SCRAM-SHA-256/512 and OAUTHBEARER
-//! through the handshake to ready, KIP-368 re-authentication with batches
+//! broker (`security/net.rs`): SASL PLAIN and SCRAM-SHA-256/512 (OAUTHBEARER
+//! is against the mock's validator, in `secured_pair.rs`) through the
+//! handshake to ready, KIP-368 re-authentication with batches
 //! in flight, the typed failures (wrong password, a mechanism the broker
 //! does not enable, a broker that stops mid-handshake), and, with `tls`,
 //! the TLS layer against a rustls server with rcgen certificates (trusted,
@@ -16,13 +17,7 @@ mod certs;
 
 use std::time::Duration;
 
-use kafka_sansio::producer::security::sasl::{
-    OAuthBearerToken, TokenProvider, UnsecuredJwsProvider,
-};
-use kafka_sansio::producer::security::SharedTokenProvider;
-use kafka_sansio::producer::{
-    ConnectionError, DeliveryError, Event, ProducerConfig, ProducerRecord,
-};
+use kafka_sansio::producer::{ConnectionError, DeliveryError, Event, ProducerRecord};
 use kafka_sansio::protocol::frame::ApiKey;
 use kafka_sansio::protocol::ErrorCode;
 
@@ -271,75 +266,6 @@ fn reauthentication_keeps_every_batch_in_flight_and_in_order() {
             net.reauth_in_flight
         );
     }
-}
-
-/// An OAUTHBEARER provider that counts its tokens.
-struct Counting(
-    UnsecuredJwsProvider,
-    std::sync::Arc<std::sync::atomic::AtomicUsize>,
-);
-
-impl TokenProvider for Counting {
-    fn token(&mut self, now_ms: i64) -> Result<OAuthBearerToken, String> {
-        self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        self.0.token(now_ms)
-    }
-}
-
-#[test]
-fn oauthbearer_tokens_are_refreshed_before_they_expire() {
-    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let refused = ProducerConfig::from_properties([
-        ("bootstrap.servers", "localhost:9092"),
-        ("security.protocol", "SASL_PLAINTEXT"),
-        ("sasl.mechanism", "OAUTHBEARER"),
-    ])
-    .unwrap_err();
-    // Neither login-module options nor a provider: refused, naming what is missing.
-    assert!(refused.to_string().contains("token provider"), "{refused}");
-    let provider = Counting(
-        UnsecuredJwsProvider {
-            principal: "svc".into(),
-            lifetime_s: 10,
-            scope: vec![],
-        },
-        calls.clone(),
-    );
-    use kafka_sansio::producer::security::{SaslMechanism, SecurityConfig, SecurityProtocol};
-    let mut cfg = ProducerConfig {
-        bootstrap_servers: vec!["localhost:9092".into()],
-        linger: Duration::ZERO,
-        security: SecurityConfig {
-            protocol: SecurityProtocol::SaslPlaintext,
-            sasl_mechanism: Some(SaslMechanism::OAuthBearer),
-            sasl_oauthbearer_token_provider: Some(SharedTokenProvider::new(provider)),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    cfg.validate().unwrap();
-    let mut net = Net::with_config(cfg, SaslBroker::new(), ServerTls::None);
-    net.latency = Duration::from_millis(5);
-    for i in 0..40 {
-        net.p.send(rec(&format!("o{i}")), net.now).unwrap();
-        net.advance(Duration::from_secs(1));
-    }
-    assert!(net.run_until(Duration::from_secs(60), |n| n.p.pending_records() == 0));
-    assert!(failures(&net).is_empty(), "{:?}", failures(&net));
-    assert_eq!(delivered(&net), 40);
-    assert!(
-        net.broker.violations.is_empty(),
-        "{:?}",
-        net.broker.violations
-    );
-    // 40 s with 10 s tokens, refreshed at 80-85% of their life: 5 or 6 tokens,
-    // each session re-authenticated with a fresh one before it expired.
-    let n = calls.load(std::sync::atomic::Ordering::SeqCst);
-    assert!((5..=7).contains(&n), "{n} tokens");
-    let mut distinct = net.broker.tokens.clone();
-    distinct.dedup();
-    assert!(distinct.len() >= 5, "{} distinct tokens", distinct.len());
-    assert!(net.dialed.len() <= 2);
 }
 
 #[test]

@@ -3,7 +3,8 @@
 //! stable replay test `tests/fuzz_corpus.rs` (features `sasl` and `tls`).
 //!
 //! A [`Pair`] with its network held connects the producer to one mock broker
-//! speaking SASL (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512), over TLS or not.
+//! speaking SASL (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER with
+//! short unsecured tokens), over TLS or not.
 //! The broker's SaslHandshake and SaslAuthenticate answers are the mock's own
 //! unless the input forges the next one: bytes written over it, a body of the
 //! fuzzer's, or fields of the fuzzer's (error code, mechanism list, message,
@@ -46,6 +47,11 @@ const MECHANISMS: [SaslMechanism; 3] = [
     SaslMechanism::ScramSha256,
     SaslMechanism::ScramSha512,
 ];
+/// Config bytes from this one on pick OAUTHBEARER (below, `MECHANISMS`),
+/// so that the corpus made before it keeps its meaning.
+const OAUTH_FROM: u8 = 0xc0;
+/// The scope an OAUTHBEARER session's broker may require (its tokens carry none).
+const SCOPE: &str = "fuzz-scope";
 /// Codes a forged or injected SASL answer carries.
 const CODES: [ErrorCode; 7] = [
     ErrorCode::None,
@@ -251,6 +257,10 @@ impl Broker for FuzzBroker {
 
 struct Session {
     pair: Pair<FuzzBroker>,
+    /// The session speaks OAUTHBEARER.
+    oauth: bool,
+    /// The broker requires [`SCOPE`], which the tokens lack.
+    scope_required: bool,
     /// Accepted record ids and whether each has its outcome.
     ids: BTreeMap<u64, bool>,
     closed_events: usize,
@@ -259,7 +269,8 @@ struct Session {
 
 /// Runs one fuzzer-driven secured session; panics when an invariant breaks.
 ///
-/// Input: 2 config bytes (mechanism, TLS, session lifetime, seed), then ops
+/// Input: 2 config bytes (mechanism, TLS, session lifetime, token lifetime,
+/// seed), then ops
 /// until the input ends:
 /// - op byte % 12: 0 advance time by `b*b/8` ms; 1 advance to the next
 ///   deadline; 2 send a record; 3 connect pending connection `k`;
@@ -267,7 +278,9 @@ struct Session {
 ///   bytes on connection `k`; 6 raw bytes on connection `k`, bare or as a TLS
 ///   record of a chosen content type; 7 forge the next SASL answer (see
 ///   [`Forge`]); 8 a mock fault (an error for the next SaslHandshake or
-///   SaslAuthenticate, a new session lifetime, the user removed or back);
+///   SaslAuthenticate, a new session lifetime, the user removed or back or,
+///   under OAUTHBEARER, the broker's required scope toggled or its clock
+///   moved ahead);
 ///   9 lose the answers waiting on connection `k`; 10 flush; 11 a cooperative
 ///   round (connect everything, deliver everything).
 ///
@@ -292,7 +305,12 @@ pub fn fuzz_secure_handshake(data: &[u8]) {
 impl Session {
     fn new(input: &mut Input) -> Session {
         let (c0, c1) = (input.byte(), input.byte());
-        let mechanism = MECHANISMS[c0 as usize % 3];
+        let oauth = c0 >= OAUTH_FROM;
+        let mechanism = if oauth {
+            SaslMechanism::OAuthBearer
+        } else {
+            MECHANISMS[c0 as usize % 3]
+        };
         let tls = c0 & 0x04 != 0;
         let lifetime = (c0 & 0x08 != 0).then(|| Duration::from_millis(1_000 + 50 * c1 as u64));
 
@@ -301,9 +319,15 @@ impl Session {
         cluster
             .create_topic("a", 1)
             .expect("a fresh cluster takes a topic");
-        cluster
-            .enable_sasl(&MECHANISMS)
-            .expect("the mock serves PLAIN and SCRAM");
+        if oauth {
+            cluster
+                .enable_sasl(&[MECHANISMS[0], MECHANISMS[1], MECHANISMS[2], mechanism])
+                .expect("the mock serves every mechanism");
+        } else {
+            cluster
+                .enable_sasl(&MECHANISMS)
+                .expect("the mock serves PLAIN and SCRAM");
+        }
         for m in MECHANISMS {
             cluster
                 .add_sasl_user(m, USER, PASSWORD)
@@ -319,6 +343,12 @@ impl Session {
         let delivery = DELIVERY_TIMEOUT_MS.to_string();
         let request = REQUEST_TIMEOUT_MS.to_string();
         let max_block = MAX_BLOCK_MS.to_string();
+        // Tokens of 2-9 s: refreshed, and re-authenticated with, in a session.
+        let jaas = format!(
+            "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required \
+             unsecuredLoginStringClaim_sub=\"{USER}\" unsecuredLoginLifetimeSeconds=\"{}\";",
+            2 + c1 % 8
+        );
         let mut props = vec![
             ("bootstrap.servers", "b0:9000"),
             (
@@ -326,8 +356,6 @@ impl Session {
                 if tls { "SASL_SSL" } else { "SASL_PLAINTEXT" },
             ),
             ("sasl.mechanism", mechanism.name()),
-            ("sasl.username", USER),
-            ("sasl.password", PASSWORD),
             ("delivery.timeout.ms", delivery.as_str()),
             ("request.timeout.ms", request.as_str()),
             ("max.block.ms", max_block.as_str()),
@@ -336,6 +364,11 @@ impl Session {
             ("retry.backoff.max.ms", "200"),
             ("kafka_sansio.rng.seed", seed.as_str()),
         ];
+        if oauth {
+            props.push(("sasl.jaas.config", jaas.as_str()));
+        } else {
+            props.extend([("sasl.username", USER), ("sasl.password", PASSWORD)]);
+        }
         if tls {
             props.extend([
                 ("ssl.truststore.type", "PEM"),
@@ -344,17 +377,23 @@ impl Session {
         }
         let config = ProducerConfig::from_properties(props).expect("the fuzz config is valid");
         let now = Instant::now();
+        cluster.set_wall_clock(now, START_UNIX_MS);
         let producer = Producer::new(config, now, START_UNIX_MS).expect("valid config");
         let broker = FuzzBroker {
             cluster,
             forges: VecDeque::new(),
-            scram: mechanism != SaslMechanism::Plain,
+            scram: matches!(
+                mechanism,
+                SaslMechanism::ScramSha256 | SaslMechanism::ScramSha512
+            ),
             nonces: BTreeMap::new(),
         };
         let mut pair = Pair::new(producer, broker, now);
         pair.hold_network(true);
         Session {
             pair,
+            oauth,
+            scope_required: false,
             ids: BTreeMap::new(),
             closed_events: 0,
             start: now,
@@ -426,6 +465,7 @@ impl Session {
             }
             8 => {
                 let (f, a) = (input.byte(), input.byte());
+                let oauth = self.oauth;
                 let c = &mut self.pair.broker.cluster;
                 match f % 4 {
                     0 => c.push_errors(ApiKey::SaslHandshake, vec![CODES[a as usize % 7]]),
@@ -433,6 +473,21 @@ impl Session {
                     2 => c.set_session_lifetime(
                         (a != 0).then(|| Duration::from_millis(500 + 20 * a as u64)),
                     ),
+                    _ if oauth && a % 2 == 0 => {
+                        let required = if self.scope_required {
+                            Vec::new()
+                        } else {
+                            vec![SCOPE.to_owned()]
+                        };
+                        self.scope_required = !self.scope_required;
+                        c.set_oauthbearer_validator(crate::mock::MockOAuthValidator {
+                            required_scope: required,
+                            ..Default::default()
+                        })
+                        .expect("OAUTHBEARER enabled");
+                    }
+                    // Up to 21 minutes ahead: tokens expired by the broker's clock.
+                    _ if oauth => c.set_wall_clock(self.start, START_UNIX_MS + 5_000 * a as i64),
                     _ => {
                         let m = MECHANISMS[a as usize % 3];
                         if !c.remove_sasl_user(m, USER) {

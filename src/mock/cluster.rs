@@ -135,6 +135,9 @@ pub struct MockCluster {
     pub(super) txn: super::txn::TxnCoordinator,
     #[cfg(feature = "sasl")]
     pub(super) sasl: Option<super::sasl::SaslListener>,
+    /// The wall clock OAUTHBEARER tokens are checked against: Unix ms at an instant.
+    #[cfg(feature = "sasl")]
+    pub(super) wall_clock: Option<(Instant, i64)>,
     #[cfg(feature = "tls")]
     pub(super) tls: Option<super::tls::MockTls>,
 }
@@ -194,6 +197,8 @@ impl MockCluster {
             txn: Default::default(),
             #[cfg(feature = "sasl")]
             sasl: None,
+            #[cfg(feature = "sasl")]
+            wall_clock: None,
             #[cfg(feature = "tls")]
             tls: None,
         }

@@ -53,7 +53,8 @@
 //! [`MockCluster::records`] does the same.
 //!
 //! SASL (feature `sasl`): [`MockCluster::enable_sasl`] makes every broker a
-//! SASL listener for PLAIN and SCRAM-SHA-256/512 with Kafka's rules (only
+//! SASL listener for PLAIN, SCRAM-SHA-256/512 and OAUTHBEARER (unsecured
+//! tokens, checked as Kafka's default validator does) with Kafka's rules (only
 //! ApiVersions, SaslHandshake v1 and SaslAuthenticate before
 //! authentication; SASL_AUTHENTICATION_FAILED or UNSUPPORTED_SASL_MECHANISM
 //! then a close; session lifetimes, KIP-368 re-authentication, expired
@@ -87,6 +88,8 @@ mod faults;
 mod fetch;
 mod harness;
 mod metadata;
+#[cfg(feature = "sasl")]
+mod oauthbearer;
 mod produce;
 #[cfg(feature = "sasl")]
 mod sasl;
@@ -100,6 +103,8 @@ pub use cluster::{
     HandleResult, MockCluster, MockConfig, StoredBatch, FIRST_PRODUCER_ID, RETAINED_BATCHES,
 };
 pub use harness::{Broker, Pair, Scripted};
+#[cfg(feature = "sasl")]
+pub use oauthbearer::MockOAuthValidator;
 #[cfg(feature = "sasl")]
 pub use sasl::{MockSaslError, SaslStats, MIN_SCRAM_ITERATIONS};
 pub use server::MockServer;

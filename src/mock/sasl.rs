@@ -1,7 +1,8 @@
-//! Server-side SASL of the mock (feature `sasl`): PLAIN (RFC 4616) and
-//! SCRAM-SHA-256/512 (RFC 5802, RFC 7677) as Kafka's broker speaks them,
-//! with its per-connection rules (Kafka's `SaslServerAuthenticator` and
-//! `KafkaChannel`):
+//! Server-side SASL of the mock (feature `sasl`): PLAIN (RFC 4616),
+//! SCRAM-SHA-256/512 (RFC 5802, RFC 7677) and OAUTHBEARER (RFC 7628, with
+//! Kafka's unsecured-token validator: `oauthbearer.rs`) as Kafka's broker
+//! speaks them, with its per-connection rules (Kafka's
+//! `SaslServerAuthenticator` and `KafkaChannel`):
 //!
 //! - before authentication only ApiVersions (once, first), SaslHandshake v1
 //!   and then SaslAuthenticate are served; anything else closes the connection;
@@ -13,7 +14,11 @@
 //!   SaslAuthenticate response carries `session_lifetime_ms`; a SaslHandshake
 //!   on an authenticated connection starts re-authentication (KIP-368, at
 //!   most one per second, same mechanism and principal); any other request
-//!   after the session expired closes the connection.
+//!   after the session expired closes the connection;
+//! - an OAUTHBEARER session ends when its token does if that comes first:
+//!   the lifetime is min(token `exp` - now, `connections.max.reauth.ms`),
+//!   token times read against the mock's wall clock
+//!   ([`MockCluster::set_wall_clock`]).
 //!
 //! SCRAM credentials are kept as Kafka keeps them (salt, StoredKey,
 //! ServerKey, iterations), never the password. Salts and server nonces come
@@ -26,6 +31,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use bytes::Bytes;
 
+use super::oauthbearer::{self, MockOAuthValidator};
 use super::{HandleResult, MockCluster};
 use crate::producer::rng::Rng;
 use crate::producer::security::sasl::ScramHash;
@@ -43,6 +49,9 @@ pub const MIN_SCRAM_ITERATIONS: u32 = 4096;
 /// (`KafkaChannel.MIN_REAUTH_INTERVAL_ONE_SECOND_NANOS`).
 const MIN_REAUTH_INTERVAL: Duration = Duration::from_secs(1);
 
+/// A session end that stands for "never" (a century).
+const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 86_400);
+
 /// Why SASL settings of a mock cluster were refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -56,6 +65,9 @@ pub enum MockSaslError {
     /// A user for a mechanism the listener does not enable.
     #[error("SASL mechanism {0} is not enabled on the mock cluster")]
     NotEnabled(&'static str),
+    /// A user for OAUTHBEARER, whose tokens name their principal themselves.
+    #[error("SASL mechanism {0} has no users: its tokens carry the principal")]
+    NoUsers(&'static str),
 }
 
 /// Counts of what the mock's SASL listener did, for tests to check.
@@ -73,6 +85,9 @@ pub struct SaslStats {
     pub expired_closes: u64,
     /// Connections closed for a request that SASL's state does not allow.
     pub unauthenticated_closes: u64,
+    /// OAUTHBEARER tokens answered with a JSON error status (`invalid_token`,
+    /// `insufficient_scope`); each exchange then fails, counted in `failures`.
+    pub token_rejections: u64,
 }
 
 /// A SCRAM credential as Kafka stores it (`ScramCredential`).
@@ -114,6 +129,11 @@ enum Exchange {
         server_first: String,
         nonce: String,
     },
+    /// OAUTHBEARER; `rejected` is the JSON error sent for the last token,
+    /// which the client acknowledges with `\x01`.
+    OAuthBearer {
+        rejected: Option<String>,
+    },
 }
 
 /// Where one connection is in Kafka's SASL state machine.
@@ -154,6 +174,7 @@ pub(super) struct SaslListener {
     plain: BTreeMap<String, Password>,
     scram: BTreeMap<(&'static str, String), ScramCredential>,
     session_lifetime: Option<Duration>,
+    oauth: MockOAuthValidator,
     rng: Rng,
     conns: BTreeMap<u64, ConnAuth>,
     stats: SaslStats,
@@ -163,8 +184,9 @@ pub(super) struct SaslListener {
 enum Evaluated {
     /// Send this token, wait for the next.
     Continue(Vec<u8>, Exchange),
-    /// Authenticated as the principal; send this final token.
-    Complete(String, Vec<u8>),
+    /// Authenticated as the principal; send this final token. The
+    /// credential's end (Unix ms), for mechanisms whose credentials expire.
+    Complete(String, Vec<u8>, Option<i64>),
 }
 
 /// Kafka's answer to a SaslException: the same message whatever the cause.
@@ -208,6 +230,7 @@ impl SaslListener {
             plain: BTreeMap::new(),
             scram: BTreeMap::new(),
             session_lifetime: None,
+            oauth: MockOAuthValidator::default(),
             rng: Rng::new(seed),
             conns: BTreeMap::new(),
             stats: SaslStats::default(),
@@ -227,14 +250,15 @@ impl SaslListener {
             .collect()
     }
 
-    /// A step of `exchange` with the client's `token`; `Err` is the message
-    /// of SASL_AUTHENTICATION_FAILED.
+    /// A step of `exchange` with the client's `token` at `now_ms` (the
+    /// mock's wall clock); `Err` is the message of SASL_AUTHENTICATION_FAILED.
     fn evaluate(
         &mut self,
         mechanism: SaslMechanism,
         exchange: Exchange,
         token: &[u8],
         reauth: bool,
+        now_ms: i64,
     ) -> Result<Evaluated, String> {
         let invalid = || invalid_credentials(mechanism, reauth);
         match exchange {
@@ -256,7 +280,7 @@ impl SaslListener {
                 if !authzid.is_empty() && authzid != user {
                     return Err("Authentication failed: Client requested an authorization id that is different from username".into());
                 }
-                Ok(Evaluated::Complete(user.to_owned(), Vec::new()))
+                Ok(Evaluated::Complete(user.to_owned(), Vec::new(), None))
             }
             Exchange::ScramFirst(hash) => {
                 let text = std::str::from_utf8(token).map_err(|_| invalid())?;
@@ -355,7 +379,37 @@ impl SaslListener {
                 Ok(Evaluated::Complete(
                     user,
                     format!("v={}", STANDARD.encode(server_signature)).into_bytes(),
+                    None,
                 ))
+            }
+            Exchange::OAuthBearer { rejected } => {
+                // After an error the client's `\x01` ends the exchange with
+                // that error; anything else is a fresh first message.
+                if let (Some(json), [0x01]) = (&rejected, token) {
+                    return Err(json.clone());
+                }
+                let first = oauthbearer::parse_initial(token).map_err(|why| {
+                    log::debug!("mock SASL: {why}");
+                    invalid()
+                })?;
+                match oauthbearer::validate(&first.token, &self.oauth, now_ms) {
+                    Err(refusal) => {
+                        log::debug!("mock SASL: OAUTHBEARER token refused: {}", refusal.reason);
+                        self.stats.token_rejections += 1;
+                        let json = refusal.json();
+                        Ok(Evaluated::Continue(
+                            json.clone().into_bytes(),
+                            Exchange::OAuthBearer {
+                                rejected: Some(json),
+                            },
+                        ))
+                    }
+                    Ok(t) if !first.authzid.is_empty() && first.authzid != t.principal => Err(format!(
+                        "Authentication failed: Client requested an authorization id ({}) that is different from the token's principal name ({})",
+                        first.authzid, t.principal
+                    )),
+                    Ok(t) => Ok(Evaluated::Complete(t.principal, Vec::new(), Some(t.lifetime_ms))),
+                }
             }
         }
     }
@@ -388,14 +442,12 @@ impl MockCluster {
     /// then authenticate first: use [`Self::handle_connection_request`] so the
     /// mock can tell them apart.
     ///
-    /// Errors: OAUTHBEARER, whose server side the mock does not have.
+    /// OAUTHBEARER takes no users: any unsecured token that passes
+    /// [`Self::set_oauthbearer_validator`]'s checks authenticates its principal.
+    ///
+    /// Errors: none today; the `Result` leaves room for mechanisms the mock
+    /// does not serve.
     pub fn enable_sasl(&mut self, mechanisms: &[SaslMechanism]) -> Result<(), MockSaslError> {
-        if let Some(m) = mechanisms
-            .iter()
-            .find(|m| **m == SaslMechanism::OAuthBearer)
-        {
-            return Err(MockSaslError::UnsupportedMechanism(m.name()));
-        }
         let mut list = Vec::new();
         for m in mechanisms {
             if !list.contains(m) {
@@ -421,13 +473,16 @@ impl MockCluster {
     /// Kafka's `user_<name>` JAAS option does; SCRAM stores a salted credential
     /// with [`MIN_SCRAM_ITERATIONS`] (see [`Self::add_scram_user`]).
     ///
-    /// Errors: a mechanism [`Self::enable_sasl`] did not enable.
+    /// Errors: a mechanism [`Self::enable_sasl`] did not enable; OAUTHBEARER.
     pub fn add_sasl_user(
         &mut self,
         mechanism: SaslMechanism,
         user: &str,
         password: &str,
     ) -> Result<(), MockSaslError> {
+        if mechanism == SaslMechanism::OAuthBearer {
+            return Err(MockSaslError::NoUsers(mechanism.name()));
+        }
         match scram_hash(mechanism) {
             Some(_) => self.add_scram_user(mechanism, user, password, MIN_SCRAM_ITERATIONS),
             None => {
@@ -478,6 +533,9 @@ impl MockCluster {
         let Some(s) = &mut self.sasl else {
             return false;
         };
+        if mechanism == SaslMechanism::OAuthBearer {
+            return false;
+        }
         match scram_hash(mechanism) {
             Some(_) => s
                 .scram
@@ -494,6 +552,41 @@ impl MockCluster {
     pub fn set_session_lifetime(&mut self, lifetime: Option<Duration>) {
         if let Some(s) = &mut self.sasl {
             s.session_lifetime = lifetime.filter(|d| !d.is_zero());
+        }
+    }
+
+    /// Kafka's unsecured OAUTHBEARER validator options for the listener
+    /// (principal and scope claim names, required scope, clock skew).
+    ///
+    /// Errors: OAUTHBEARER not enabled.
+    pub fn set_oauthbearer_validator(
+        &mut self,
+        validator: MockOAuthValidator,
+    ) -> Result<(), MockSaslError> {
+        self.sasl_enabled_for(SaslMechanism::OAuthBearer)?.oauth = validator;
+        Ok(())
+    }
+
+    /// Anchors the wall clock that OAUTHBEARER token times (`iat`, `exp`)
+    /// are checked against: `unix_ms` at `now`, the mock's clock running on
+    /// from there. Unanchored, it is the system clock. A simulation anchors
+    /// it where it anchored the producer's, so that runs repeat.
+    pub fn set_wall_clock(&mut self, now: Instant, unix_ms: i64) {
+        self.wall_clock = Some((now, unix_ms));
+    }
+
+    /// Unix milliseconds at `now` by the mock's wall clock.
+    fn unix_ms(&self, now: Instant) -> i64 {
+        let (base, base_ms) = self.wall_clock.unwrap_or_else(|| {
+            let ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            (Instant::now(), ms)
+        });
+        if now >= base {
+            base_ms + now.duration_since(base).as_millis() as i64
+        } else {
+            base_ms - base.duration_since(now).as_millis() as i64
         }
     }
 
@@ -540,6 +633,7 @@ impl MockCluster {
                 .get_mut(&r.api.code())
                 .and_then(std::collections::VecDeque::pop_front);
         }
+        let now_ms = self.unix_ms(r.now);
         let Some(s) = &mut self.sasl else {
             return Gate::Serve;
         };
@@ -576,7 +670,7 @@ impl MockCluster {
                     s.stats.unauthenticated_closes += 1;
                     (ConnAuth::Start, Gate::Answer(close))
                 } else {
-                    authenticate(s, &r, mechanism, exchange, reauth)
+                    authenticate(s, &r, now_ms, mechanism, exchange, reauth)
                 }
             }
             ConnAuth::Ready {
@@ -709,9 +803,10 @@ fn handshake(s: &mut SaslListener, r: &Incoming<'_>, reauth: Option<Renewal>) ->
         return fail(s, ErrorCode::UnsupportedSaslMechanism);
     };
     s.stats.handshakes += 1;
-    let exchange = match scram_hash(mechanism) {
-        Some(h) => Exchange::ScramFirst(h),
-        None => Exchange::Plain,
+    let exchange = match (mechanism, scram_hash(mechanism)) {
+        (SaslMechanism::OAuthBearer, _) => Exchange::OAuthBearer { rejected: None },
+        (_, Some(h)) => Exchange::ScramFirst(h),
+        (_, None) => Exchange::Plain,
     };
     let resp = SaslHandshakeResponse {
         error_code: 0,
@@ -727,10 +822,12 @@ fn handshake(s: &mut SaslListener, r: &Incoming<'_>, reauth: Option<Renewal>) ->
     )
 }
 
-/// One SaslAuthenticate token of the exchange in progress.
+/// One SaslAuthenticate token of the exchange in progress, at `now_ms` by
+/// the mock's wall clock.
 fn authenticate(
     s: &mut SaslListener,
     r: &Incoming<'_>,
+    now_ms: i64,
     mechanism: SaslMechanism,
     exchange: Exchange,
     reauth: Option<Renewal>,
@@ -777,7 +874,13 @@ fn authenticate(
             ),
         );
     }
-    match s.evaluate(mechanism, exchange, &req.auth_bytes, reauth.is_some()) {
+    match s.evaluate(
+        mechanism,
+        exchange,
+        &req.auth_bytes,
+        reauth.is_some(),
+        now_ms,
+    ) {
         Err(message) => fail(s, ErrorCode::SaslAuthenticationFailed, message),
         Ok(Evaluated::Continue(token, exchange)) => {
             let resp = SaslAuthenticateResponse {
@@ -793,7 +896,7 @@ fn authenticate(
                 Gate::Answer(answer(r, &resp, false)),
             )
         }
-        Ok(Evaluated::Complete(principal, token)) => {
+        Ok(Evaluated::Complete(principal, token, credential_end_ms)) => {
             if let Some(old) = reauth
                 .as_ref()
                 .map(|o| &o.principal)
@@ -809,7 +912,16 @@ fn authenticate(
             if reauth.is_some() {
                 s.stats.reauthentications += 1;
             }
-            let lifetime = s.session_lifetime;
+            // Kafka's session: the shorter of connections.max.reauth.ms and
+            // what is left of the credential, never negative.
+            let max = s.session_lifetime;
+            let lifetime = match credential_end_ms {
+                None => max,
+                Some(end) => {
+                    let left = Duration::from_millis(u64::try_from(end - now_ms).unwrap_or(0));
+                    Some(max.map_or(left, |m| m.min(left)))
+                }
+            };
             let resp = SaslAuthenticateResponse {
                 auth_bytes: Bytes::from(token),
                 session_lifetime_ms: if r.version >= 1 {
@@ -823,7 +935,8 @@ fn authenticate(
                 ConnAuth::Ready {
                     principal,
                     mechanism,
-                    expires: lifetime.map(|d| r.now + d),
+                    // A token's `exp` may lie past what an Instant holds.
+                    expires: lifetime.map(|d| r.now.checked_add(d).unwrap_or(r.now + FAR_FUTURE)),
                     last_reauth: reauth.map(|o| o.started),
                 },
                 Gate::Answer(answer(r, &resp, false)),

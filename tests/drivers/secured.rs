@@ -1,17 +1,22 @@
 //! Both drivers against the mock's SASL and TLS listeners over loopback TCP:
-//! SASL_PLAINTEXT (PLAIN, SCRAM-SHA-512), SASL_SSL, SSL with client
-//! certificates, re-authentication with records flowing, and each refusal
-//! (wrong password, unknown user, unknown mechanism, untrusted, wrong-host
-//! or expired certificate, plaintext on a TLS port and the reverse) a typed
-//! error within `max.block.ms` with the connections it took counted.
+//! SASL_PLAINTEXT (PLAIN, SCRAM-SHA-512, OAUTHBEARER with unsecured tokens),
+//! SASL_SSL, SSL with client certificates, re-authentication with records
+//! flowing (sessions that end, tokens that expire), and each refusal (wrong
+//! password, unknown user, unknown mechanism, an expired, invalid or
+//! under-scoped token, untrusted, wrong-host or expired certificate,
+//! plaintext on a TLS port and the reverse) a typed error within
+//! `max.block.ms` with the connections it took counted.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kafka_sansio::driver::Error;
-use kafka_sansio::mock::{MockServer, MockTls};
-use kafka_sansio::producer::security::{SaslMechanism, TlsError};
+use kafka_sansio::mock::{MockOAuthValidator, MockServer, MockTls};
+use kafka_sansio::producer::security::sasl::{
+    OAuthBearerToken, TokenProvider, UnsecuredJwsProvider,
+};
+use kafka_sansio::producer::security::{SaslMechanism, SharedTokenProvider, TlsError};
 use kafka_sansio::producer::{ConnectionError, DeliveryError, ProducerRecord};
 use kafka_sansio::protocol::ErrorCode;
 
@@ -40,7 +45,8 @@ fn server(l: Listener) -> MockServer {
         c.set_tls(l.tls);
         if !l.sasl.is_empty() {
             c.enable_sasl(l.sasl).unwrap();
-            for mech in l.sasl {
+            // OAUTHBEARER tokens name their principal themselves.
+            for mech in l.sasl.iter().filter(|m| **m != SaslMechanism::OAuthBearer) {
                 c.add_sasl_user(*mech, "alice", "alice-secret").unwrap();
             }
             c.set_session_lifetime(l.lifetime);
@@ -140,8 +146,13 @@ fn settings<'a>(protocol: &'static str, ca: Option<&'a Ca>) -> Settings<'a> {
 /// Sends `n` records one after the other (waiting each) and checks the log
 /// and that no connection beyond the bootstrap one and the leader's was made.
 fn deliver<D: Driver>(m: &MockServer, s: Settings<'_>, n: usize) {
+    deliver_from(m, n, || start::<D>(m, s));
+}
+
+/// [`deliver`] with the producer `start` makes.
+fn deliver_from(m: &MockServer, n: usize, start: impl FnOnce() -> super::Client) {
     let before = m.accepted_connections();
-    let mut p = start::<D>(m, s);
+    let mut p = start();
     for i in 0..n {
         p.send(ProducerRecord::new("sec", i.to_string()))
             .unwrap()
@@ -223,12 +234,29 @@ fn reauthentication_mid_stream<D: Driver>() {
         sasl: &[SaslMechanism::ScramSha512],
         lifetime: Some(Duration::from_secs(2)),
     });
-    let mut p = start::<D>(&m, settings("SASL_SSL", Some(&ca)));
+    let p = start::<D>(&m, settings("SASL_SSL", Some(&ca)));
+    let n = stream_in_order(&m, p, Duration::from_secs(7));
+    let st = m.cluster().sasl_stats();
+    let conns = m.accepted_connections();
+    // 7 s of 2 s sessions renewed at 85-95%: 3 a connection.
+    assert!(st.reauthentications >= 3, "{st:?}");
+    assert_eq!((st.expired_closes, st.failures), (0, 0), "{st:?}");
+    assert!(conns <= 2, "{conns} connections");
+    eprintln!(
+        "re-authentication mid-stream: {n} records, {} re-authentications, {conns} connections",
+        st.reauthentications
+    );
+}
+
+/// Sends a record every 5 ms for `period`, then flushes and closes `p`;
+/// checks every record was acknowledged and is in the log once, in order.
+/// Returns how many were sent.
+fn stream_in_order(m: &MockServer, mut p: super::Client, period: Duration) -> usize {
     let ok = Arc::new(AtomicUsize::new(0));
     let failed = Arc::new(Mutex::new(Vec::new()));
     let t0 = Instant::now();
     let mut n = 0;
-    while t0.elapsed() < Duration::from_secs(7) {
+    while t0.elapsed() < period {
         let (ok, failed) = (Arc::clone(&ok), Arc::clone(&failed));
         p.send_with_callback(
             ProducerRecord::new("sec", n.to_string()),
@@ -247,7 +275,7 @@ fn reauthentication_mid_stream<D: Driver>() {
     p.close(WAIT).unwrap();
     assert_eq!(*failed.lock().unwrap(), Vec::<String>::new());
     assert_eq!(ok.load(Ordering::Relaxed), n);
-    let values: Vec<usize> = log(&m, "sec", 0)
+    let values: Vec<usize> = log(m, "sec", 0)
         .iter()
         .map(|r| {
             std::str::from_utf8(r.value.as_deref().unwrap())
@@ -261,24 +289,214 @@ fn reauthentication_mid_stream<D: Driver>() {
         (0..n).collect::<Vec<_>>(),
         "lost, duplicated or reordered"
     );
+    n
+}
+
+/// A SASL_PLAINTEXT OAUTHBEARER producer: unsecured tokens from the
+/// `OAuthBearerLoginModule` `options` (as a Java client's JAAS line), or
+/// from `provider` when one is given.
+fn start_oauth<D: Driver>(
+    m: &MockServer,
+    options: &str,
+    provider: Option<SharedTokenProvider>,
+) -> super::Client {
+    let mut cfg = config(&m.bootstrap_servers())
+        .max_block(Duration::from_millis(BLOCK_MS))
+        .set("security.protocol", "SASL_PLAINTEXT")
+        .unwrap()
+        .set("sasl.mechanism", "OAUTHBEARER")
+        .unwrap()
+        .set(
+            "sasl.jaas.config",
+            &format!(
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required {options};"
+            ),
+        )
+        .unwrap()
+        .build()
+        .unwrap();
+    cfg.security.sasl_oauthbearer_token_provider = provider;
+    D::start(cfg)
+}
+
+fn oauth_server(required_scope: &[&str]) -> MockServer {
+    let m = server(Listener {
+        tls: None,
+        sasl: &[SaslMechanism::OAuthBearer],
+        lifetime: None,
+    });
+    m.with_cluster(|c| {
+        c.set_oauthbearer_validator(MockOAuthValidator {
+            required_scope: required_scope.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        })
+        .unwrap()
+    });
+    m
+}
+
+/// OAUTHBEARER with the unsecured tokens of Java's login module options,
+/// against a listener that requires the scope the tokens carry.
+fn oauthbearer_delivers<D: Driver>() {
+    let m = oauth_server(&["kafka"]);
+    deliver_from(&m, 20, || {
+        start_oauth::<D>(
+            &m,
+            r#"unsecuredLoginStringClaim_sub="alice" unsecuredLoginListClaim_scope=",kafka,other""#,
+            None,
+        )
+    });
+    let st = m.cluster().sasl_stats();
+    assert!(st.authentications >= 1, "{st:?}");
+    assert_eq!(
+        (st.failures, st.token_rejections, st.unauthenticated_closes),
+        (0, 0, 0),
+        "{st:?}"
+    );
+}
+
+/// An OAUTHBEARER provider that counts the tokens it gives.
+struct Counting(UnsecuredJwsProvider, Arc<AtomicUsize>);
+
+impl TokenProvider for Counting {
+    fn token(&mut self, now_ms: i64) -> Result<OAuthBearerToken, String> {
+        self.1.fetch_add(1, Ordering::SeqCst);
+        self.0.token(now_ms)
+    }
+}
+
+/// 3 s tokens (2-3 s left once issued, `iat` being whole seconds) and no
+/// `connections.max.reauth.ms`: each session ends with its token, so the
+/// provider is asked for fresh ones and the connections re-authenticate
+/// with them while records flow every 5 ms for 8 s; every record lands
+/// once, in order, and no session runs out.
+fn oauthbearer_tokens_renewed_mid_stream<D: Driver>() {
+    let m = oauth_server(&[]);
+    let tokens = Arc::new(AtomicUsize::new(0));
+    let provider = Counting(
+        UnsecuredJwsProvider {
+            principal: "alice".into(),
+            lifetime_s: 3,
+            scope: vec![],
+        },
+        Arc::clone(&tokens),
+    );
+    let p = start_oauth::<D>(
+        &m,
+        r#"unsecuredLoginStringClaim_sub="alice""#,
+        Some(SharedTokenProvider::new(provider)),
+    );
+    let n = stream_in_order(&m, p, Duration::from_secs(8));
     let st = m.cluster().sasl_stats();
     let conns = m.accepted_connections();
-    // 7 s of 2 s sessions renewed at 85-95%: 3 a connection.
-    assert!(st.reauthentications >= 3, "{st:?}");
-    assert_eq!((st.expired_closes, st.failures), (0, 0), "{st:?}");
+    let tokens = tokens.load(Ordering::SeqCst);
+    // Sessions of 2-3 s renewed at 85-95%: at least 2 on the leader's
+    // connection in 8 s, each with a token fetched after 80-85% of the last's.
+    assert!(st.reauthentications >= 2, "{st:?}");
+    assert!(tokens >= 3, "{tokens} tokens");
+    assert_eq!(
+        (st.expired_closes, st.failures, st.token_rejections),
+        (0, 0, 0),
+        "{st:?}"
+    );
     assert!(conns <= 2, "{conns} connections");
     eprintln!(
-        "re-authentication mid-stream: {n} records, {} re-authentications, {conns} connections",
+        "OAUTHBEARER renewal mid-stream: {n} records, {tokens} tokens, {} re-authentications, {conns} connections",
         st.reauthentications
     );
+}
+
+/// A provider of tokens the validator refuses: signed with an algorithm
+/// (an unsecured validator takes only `alg: none`), valid for an hour.
+struct Signed;
+
+impl TokenProvider for Signed {
+    fn token(&mut self, now_ms: i64) -> Result<OAuthBearerToken, String> {
+        let b64 = |s: String| {
+            use base64::Engine;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
+        };
+        let exp = now_ms / 1000 + 3600;
+        Ok(OAuthBearerToken {
+            value: kafka_sansio::producer::security::Password::new(format!(
+                "{}.{}.c2ln",
+                b64(r#"{"alg":"HS256"}"#.into()),
+                b64(format!(r#"{{"sub":"alice","exp":{exp}}}"#))
+            )),
+            lifetime_ms: exp * 1000,
+            principal: "alice".into(),
+        })
+    }
+}
+
+/// Tokens the broker refuses: expired by its clock (two hours ahead of the
+/// producer's), signed where unsecured ones are expected, and without the
+/// scope the listener requires. Each is answered with the JSON status, the
+/// client's `\x01`, then SASL_AUTHENTICATION_FAILED carrying that status:
+/// a typed error within max.block.ms after one connection.
+fn oauthbearer_refusals_typed_and_bounded<D: Driver>() {
+    let jaas = r#"unsecuredLoginStringClaim_sub="alice""#;
+    let cases: [(&str, MockServer, Option<SharedTokenProvider>, &str); 3] = [
+        ("expired token", oauth_server(&[]), None, "invalid_token"),
+        (
+            "signed token",
+            oauth_server(&[]),
+            Some(SharedTokenProvider::new(Signed)),
+            "invalid_token",
+        ),
+        (
+            "missing scope",
+            oauth_server(&["kafka"]),
+            None,
+            r#"{"status":"insufficient_scope", "scope":"[kafka]"}"#,
+        ),
+    ];
+    let unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    cases[0]
+        .1
+        .with_cluster(|c| c.set_wall_clock(Instant::now(), unix_ms + 2 * 3600 * 1000));
+    for (what, m, provider, status) in cases {
+        let (e, n) = refused_from(&m, || start_oauth::<D>(&m, jaas, provider));
+        assert!(
+            matches!(
+                cause(&e),
+                ConnectionError::SaslAuthentication {
+                    code: ErrorCode::SaslAuthenticationFailed,
+                    message: Some(msg),
+                    ..
+                } if msg.contains(status)
+            ),
+            "{what}: {e:?}"
+        );
+        assert!(
+            matches!(e, DeliveryError::Authentication { .. }),
+            "{what}: {e:?}"
+        );
+        assert_eq!(n, 1, "{what}: {n} connections");
+        let st = m.cluster().sasl_stats();
+        assert_eq!(
+            (st.token_rejections, st.failures, st.authentications),
+            (1, 1, 0),
+            "{what}: {st:?}"
+        );
+        eprintln!("{what}: {n} connection; {e}");
+    }
 }
 
 /// One record that must fail within max.block.ms (plus slack); the error and
 /// the connections the producer made meanwhile.
 fn refused<D: Driver>(m: &MockServer, s: Settings<'_>) -> (DeliveryError, u64) {
+    refused_from(m, || start::<D>(m, s))
+}
+
+/// [`refused`] with the producer `start` makes.
+fn refused_from(m: &MockServer, start: impl FnOnce() -> super::Client) -> (DeliveryError, u64) {
     let before = m.accepted_connections();
     let t0 = Instant::now();
-    let p = start::<D>(m, s);
+    let p = start();
     let r = p
         .send(ProducerRecord::new("sec", "x"))
         .unwrap()
@@ -453,4 +671,7 @@ suite!(
     ssl_with_client_certificates,
     reauthentication_mid_stream,
     refusals_are_typed_and_bounded,
+    oauthbearer_delivers,
+    oauthbearer_tokens_renewed_mid_stream,
+    oauthbearer_refusals_typed_and_bounded,
 );

@@ -1,15 +1,15 @@
 //! The mock's SASL listener against this crate's client mechanisms, request
-//! by request on one connection id: PLAIN and SCRAM exchanges, Kafka's
+//! by request on one connection id: PLAIN, SCRAM and OAUTHBEARER exchanges, Kafka's
 //! refusals (requests before authentication, bad credentials, unknown
 //! mechanism), session lifetimes, re-authentication and expiry.
 
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kafka_sansio::mock::{MockCluster, MockSaslError, SaslStats};
+use kafka_sansio::mock::{MockCluster, MockOAuthValidator, MockSaslError, SaslStats};
 use kafka_sansio::producer::security::jaas::Credentials;
 use kafka_sansio::producer::security::sasl::{
-    PlainClient, SaslClient, ScramClient, ScramHash, Step,
+    OAuthBearerClient, PlainClient, SaslClient, ScramClient, ScramHash, Step, UnsecuredJwsProvider,
 };
 use kafka_sansio::producer::security::{Password, SaslMechanism};
 use kafka_sansio::protocol::frame::{decode_response, Request};
@@ -212,9 +212,129 @@ fn scram_credentials_are_salted_with_the_iterations_given() {
     assert_eq!(c.step(&last.auth_bytes), Ok(Step::Done));
     // No lifetime set: none reported.
     assert_eq!(last.session_lifetime_ms, 0);
+}
+
+/// An OAUTHBEARER client with an unsecured token for `principal`, issued at
+/// `now_ms` for `lifetime_s`.
+fn bearer(principal: &str, lifetime_s: i64, now_ms: i64) -> SaslClient {
+    let mut p = UnsecuredJwsProvider {
+        principal: principal.into(),
+        lifetime_s,
+        scope: vec![],
+    };
+    SaslClient::OAuthBearer(
+        OAuthBearerClient::from_provider(&mut p, now_ms, vec![("traceId".into(), "t-1".into())])
+            .unwrap(),
+    )
+}
+
+#[test]
+fn oauthbearer_sessions_end_with_their_tokens_and_refusals_follow_rfc_7628() {
+    const WALL: i64 = 1_800_000_000_000;
+    let t0 = Instant::now();
+    let mut cluster = MockCluster::new(1);
+    cluster.enable_sasl(&[SaslMechanism::OAuthBearer]).unwrap();
     assert_eq!(
-        MockCluster::new(1).enable_sasl(&[SaslMechanism::OAuthBearer]),
-        Err(MockSaslError::UnsupportedMechanism("OAUTHBEARER"))
+        cluster.add_sasl_user(SaslMechanism::OAuthBearer, "u", "p"),
+        Err(MockSaslError::NoUsers("OAUTHBEARER"))
+    );
+    cluster.set_wall_clock(t0, WALL);
+    cluster.set_session_lifetime(Some(Duration::from_secs(60)));
+    // The token's 10 s end before connections.max.reauth.ms's 60 s, then the other way round.
+    for (id, max, want) in [(1, 60, 10_000), (2, 4, 4_000)] {
+        cluster.set_session_lifetime(Some(Duration::from_secs(max)));
+        let mut conn = Conn {
+            cluster: &mut cluster,
+            id,
+            now: t0,
+        };
+        let r = conn.login(&mut bearer("svc", 10, WALL));
+        assert_eq!(r.session_lifetime_ms, want);
+        assert!(conn.metadata_served());
+        assert_eq!(cluster.sasl_principal(id), Some("svc"));
+    }
+    // Without connections.max.reauth.ms the token alone bounds the session;
+    // after it a request closes the connection.
+    cluster.set_session_lifetime(None);
+    let mut conn = Conn {
+        cluster: &mut cluster,
+        id: 3,
+        now: t0 + Duration::from_millis(500),
+    };
+    let r = conn.login(&mut bearer("svc", 10, WALL));
+    assert_eq!(r.session_lifetime_ms, 9_500);
+    conn.now = t0 + Duration::from_secs(10);
+    assert!(!conn.metadata_served());
+
+    // Refused tokens: the JSON status, the client's \x01, then
+    // SASL_AUTHENTICATION_FAILED with that status, and a close.
+    // A required scope the token lacks; a token expired by the broker's clock.
+    let cases: [(&str, Duration, Vec<String>); 2] = [
+        (
+            r#"{"status":"insufficient_scope", "scope":"[kafka]"}"#,
+            Duration::ZERO,
+            vec!["kafka".into()],
+        ),
+        (
+            r#"{"status":"invalid_token"}"#,
+            Duration::from_secs(10),
+            vec![],
+        ),
+    ];
+    for (i, (status, late, required)) in cases.into_iter().enumerate() {
+        cluster
+            .set_oauthbearer_validator(MockOAuthValidator {
+                required_scope: required,
+                ..Default::default()
+            })
+            .unwrap();
+        let mut conn = Conn {
+            cluster: &mut cluster,
+            id: 10 + i as u64,
+            now: t0 + late,
+        };
+        assert_eq!(conn.handshake("OAUTHBEARER").0, 0);
+        let mut c = bearer("svc", 10, WALL);
+        let (r, close) = conn.token(2, c.initial());
+        assert_eq!((r.error_code, close), (0, false));
+        assert_eq!(r.auth_bytes, status.as_bytes());
+        assert_eq!(c.step(&r.auth_bytes), Ok(Step::Send(vec![1])));
+        let (r, close) = conn.token(2, vec![1]);
+        assert_eq!(
+            (r.error_code, r.error_message.as_deref(), close),
+            (
+                ErrorCode::SaslAuthenticationFailed.code(),
+                Some(status),
+                true
+            )
+        );
+    }
+    // Not an RFC 7628 first message: Kafka's generic refusal, at once.
+    let mut conn = Conn {
+        cluster: &mut cluster,
+        id: 20,
+        now: t0,
+    };
+    assert_eq!(conn.handshake("OAUTHBEARER").0, 0);
+    let (r, close) = conn.token(2, b"n,,auth=Bearer x".to_vec());
+    assert_eq!(
+        (r.error_code, r.error_message.as_deref(), close),
+        (
+            ErrorCode::SaslAuthenticationFailed.code(),
+            Some("Authentication failed during authentication due to invalid credentials with SASL mechanism OAUTHBEARER"),
+            true
+        )
+    );
+    let s = cluster.sasl_stats();
+    assert_eq!(
+        (
+            s.authentications,
+            s.token_rejections,
+            s.failures,
+            s.expired_closes
+        ),
+        (3, 2, 3, 1),
+        "{s:?}"
     );
 }
 
@@ -416,6 +536,7 @@ fn sessions_expire_unless_renewed_by_reauthentication() {
             failures: 0,
             expired_closes: 1,
             unauthenticated_closes: 0,
+            token_rejections: 0,
         }
     );
 }

@@ -1,5 +1,5 @@
 //! A simulated network for the security tests: the core on one side, a
-//! broker that speaks SASL (PLAIN, SCRAM-SHA-256/512, OAUTHBEARER) in front
+//! broker that speaks SASL (PLAIN, SCRAM-SHA-256/512) in front
 //! of a [`MockCluster`] on the other, optionally behind a rustls server
 //! (TLS on the broker's side of every link). The core's `Transmit::Send`s are
 //! the wire: ciphertext under TLS, decrypted here by the server session.
@@ -46,8 +46,6 @@ enum Auth {
         nonce: String,
         salt: Vec<u8>,
     },
-    /// OAUTHBEARER refused; waiting for the client's `\x01`.
-    OAuthRejected,
     /// Authenticated until `expires` (or for good).
     Done { expires: Option<Instant> },
 }
@@ -72,8 +70,6 @@ pub struct SaslBroker {
     pub auths: BTreeMap<ConnId, u32>,
     /// Every client-first SCRAM message seen, in order.
     pub scram_firsts: Vec<String>,
-    /// OAUTHBEARER tokens seen, in order.
-    pub tokens: Vec<String>,
     conns: BTreeMap<ConnId, Auth>,
     /// Requests in order per connection: (api key, correlation id).
     pub requests: BTreeMap<ConnId, Vec<(i16, i32)>>,
@@ -120,14 +116,13 @@ impl SaslBroker {
         SaslBroker {
             cluster: MockCluster::new(1),
             sasl: true,
-            mechanisms: vec!["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"],
+            mechanisms: vec!["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"],
             users: vec![("alice".into(), "secret-pw".into())],
             lifetime_ms: 0,
             stall_authenticate: false,
             violations: Vec::new(),
             auths: BTreeMap::new(),
             scram_firsts: Vec::new(),
-            tokens: Vec::new(),
             conns: BTreeMap::new(),
             requests: BTreeMap::new(),
         }
@@ -340,63 +335,12 @@ impl SaslBroker {
                 let l = self.lifetime_ms;
                 (self.ok(conn, final_msg, now, l), false)
             }
-            Auth::Mechanism(m) if m == "OAUTHBEARER" => {
-                let token = text
-                    .strip_prefix("n,,\x01auth=Bearer ")
-                    .and_then(|t| t.split('\x01').next())
-                    .unwrap_or_default()
-                    .to_string();
-                self.tokens.push(token.clone());
-                // The claims' `exp` bounds the session, as Kafka's broker does.
-                let claims = token.split('.').nth(1).unwrap_or_default();
-                let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                    .decode(claims)
-                    .unwrap_or_default();
-                let claims = String::from_utf8_lossy(&claims).into_owned();
-                let exp: Option<i64> = claims
-                    .split("\"exp\":")
-                    .nth(1)
-                    .and_then(|r| r.split([',', '}']).next())
-                    .and_then(|n| n.parse().ok());
-                let _ = now;
-                match exp {
-                    Some(exp) => {
-                        let left = exp * 1000 - self.wall_ms(now);
-                        if left <= 0 {
-                            self.conns.insert(conn, Auth::OAuthRejected);
-                            return (
-                                SaslAuthenticateResponse {
-                                    auth_bytes: br#"{"status":"invalid_token"}"#.to_vec().into(),
-                                    ..Default::default()
-                                },
-                                false,
-                            );
-                        }
-                        let l = if self.lifetime_ms > 0 {
-                            left.min(self.lifetime_ms)
-                        } else {
-                            left
-                        };
-                        (self.ok(conn, vec![], now, l), false)
-                    }
-                    None => self.refuse(conn, "no exp claim"),
-                }
-            }
-            Auth::OAuthRejected => self.refuse(conn, "invalid_token"),
             other => {
                 self.violations
                     .push(format!("{conn:?}: SaslAuthenticate in state {other:?}"));
                 self.refuse(conn, "illegal state")
             }
         }
-    }
-
-    /// Unix ms at `now`, by the network's clock (set by [`Net`]).
-    fn wall_ms(&self, now: Instant) -> i64 {
-        WALL_BASE.with(|b| {
-            let (i, ms) = b.get().expect("the net set the wall clock");
-            ms + now.saturating_duration_since(i).as_millis() as i64
-        })
     }
 
     /// Whether `conn` authenticated (and is not re-authenticating).
@@ -408,10 +352,6 @@ impl SaslBroker {
     pub fn closed(&mut self, conn: ConnId) {
         self.conns.remove(&conn);
     }
-}
-
-thread_local! {
-    static WALL_BASE: std::cell::Cell<Option<(Instant, i64)>> = const { std::cell::Cell::new(None) };
 }
 
 /// The TLS side of the broker, for every link.
@@ -530,7 +470,6 @@ impl Net {
         tls: ServerTls,
     ) -> Net {
         let now = Instant::now();
-        WALL_BASE.with(|b| b.set(Some((now, WALL_MS))));
         Net {
             p: Producer::new(config, now, WALL_MS).expect("core"),
             now,

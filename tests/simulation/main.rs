@@ -3,8 +3,8 @@
 //! disconnects, responses lost after the append, leader moves, brokers going
 //! down, throttling, retriable and fatal errors, rebootstraps), with time
 //! jumping to the next deadline. With the `sasl` feature a share of the
-//! scenarios authenticate (SASL_PLAINTEXT with PLAIN, SCRAM-SHA-256 or
-//! SCRAM-SHA-512), some with session lifetimes short enough that
+//! scenarios authenticate (SASL_PLAINTEXT with PLAIN, SCRAM-SHA-256,
+//! SCRAM-SHA-512 or OAUTHBEARER with 10 s unsecured tokens), some with session lifetimes short enough that
 //! re-authentication (KIP-368) runs mid-stream, and SASL faults (a refused
 //! exchange, a connection broken mid-handshake) join the others. (TLS is not
 //! simulated: rustls draws key shares and signatures from the OS, so a seed
@@ -54,6 +54,15 @@ impl Rng {
 }
 
 const TOPIC: &str = "sim";
+/// The producer's wall clock at the simulation's start (Unix ms).
+const START_UNIX_MS: i64 = 1_700_000_000_000;
+/// The SASL mechanisms the scenarios pick from.
+const SASL_MECHANISMS: [SaslMechanism; 4] = [
+    SaslMechanism::Plain,
+    SaslMechanism::ScramSha256,
+    SaslMechanism::ScramSha512,
+    SaslMechanism::OAuthBearer,
+];
 
 /// The knobs of one scenario, all drawn from its seed.
 #[derive(Debug, Clone)]
@@ -127,11 +136,7 @@ impl Scenario {
         };
         // Drawn last, so that the knobs above keep their values per seed.
         sc.sasl = (cfg!(feature = "sasl") && r.below(3) == 0).then(|| {
-            let mechanism = [
-                SaslMechanism::Plain,
-                SaslMechanism::ScramSha256,
-                SaslMechanism::ScramSha512,
-            ][r.below(3) as usize];
+            let mechanism = SASL_MECHANISMS[r.below(4) as usize];
             // At least 1.2 s: the broker lets a connection re-authenticate
             // at most once a second, and the client starts at 85% of it.
             let lifetime = (r.below(2) == 0).then(|| Duration::from_millis(1200 + r.below(1800)));
@@ -274,16 +279,28 @@ fn new_producer(sc: &Scenario, instance: usize, start: Instant, now: Instant) ->
         props.extend([
             ("security.protocol", "SASL_PLAINTEXT".to_owned()),
             ("sasl.mechanism", mechanism.name().to_owned()),
-            ("sasl.username", "sim".to_owned()),
-            ("sasl.password", "sim-secret".to_owned()),
         ]);
+        if mechanism == SaslMechanism::OAuthBearer {
+            // 10 s: long enough that a token reused until its refresh
+            // point still outlives the 1 s the broker puts between
+            // re-authentications.
+            props.push((
+                "sasl.jaas.config",
+                r#"org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="sim" unsecuredLoginLifetimeSeconds="10";"#.to_owned(),
+            ));
+        } else {
+            props.extend([
+                ("sasl.username", "sim".to_owned()),
+                ("sasl.password", "sim-secret".to_owned()),
+            ]);
+        }
     }
     if sc.txn.is_some() {
         props.push(("transactional.id", txn::TRANSACTIONAL_ID.to_owned()));
     }
     let config =
         ProducerConfig::from_properties(props.iter().map(|(k, v)| (*k, v.as_str()))).unwrap();
-    let wall = 1_700_000_000_000 + (now - start).as_millis() as i64;
+    let wall = START_UNIX_MS + (now - start).as_millis() as i64;
     Producer::new(config, now, wall).unwrap()
 }
 
@@ -304,9 +321,14 @@ impl Sim {
         #[cfg(feature = "sasl")]
         if let Some((mechanism, lifetime)) = sc.sasl {
             cluster.enable_sasl(&[mechanism]).unwrap();
-            cluster
-                .add_sasl_user(mechanism, "sim", "sim-secret")
-                .unwrap();
+            if mechanism == SaslMechanism::OAuthBearer {
+                // Token times are read on the producer's wall clock.
+                cluster.set_wall_clock(start, START_UNIX_MS);
+            } else {
+                cluster
+                    .add_sasl_user(mechanism, "sim", "sim-secret")
+                    .unwrap();
+            }
             cluster.set_session_lifetime(lifetime);
         }
         let producer = new_producer(&sc, 0, start, start);
@@ -1132,17 +1154,12 @@ fn fault_free_transactions_commit() {
 #[cfg(feature = "sasl")]
 #[test]
 fn sasl_sessions_renewed_mid_stream() {
-    let mechanisms = [
-        SaslMechanism::Plain,
-        SaslMechanism::ScramSha256,
-        SaslMechanism::ScramSha512,
-    ];
     let mut renewed = 0;
     for seed in 0..60u64 {
         let mut sc = Scenario::from_seed(seed);
         let lifetime = Duration::from_millis(1200 + 100 * (seed % 5));
         sc.txn = None;
-        sc.sasl = Some((mechanisms[seed as usize % 3], Some(lifetime)));
+        sc.sasl = Some((SASL_MECHANISMS[seed as usize % 4], Some(lifetime)));
         sc.records = sc.records.max(150);
         if seed % 2 == 0 {
             sc.fault_rate = 0;

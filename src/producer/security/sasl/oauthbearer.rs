@@ -37,7 +37,8 @@ pub struct UnsecuredJwsProvider {
     pub principal: String,
     /// Token lifetime in seconds (`unsecuredLoginLifetimeSeconds`, default 3600).
     pub lifetime_s: i64,
-    /// Space-separated scopes (`unsecuredLoginListClaim_scope` is not read; `unsecuredLoginScope`).
+    /// The `scope` claim (`unsecuredLoginListClaim_scope`, Java's list form:
+    /// its first character is the delimiter, e.g. `,read,write`).
     pub scope: Vec<String>,
 }
 
@@ -70,8 +71,17 @@ impl UnsecuredJwsProvider {
             None => 3600,
         };
         let scope = options
-            .get("unsecuredLoginScope")
-            .map(|s| s.split_whitespace().map(String::from).collect())
+            .get("unsecuredLoginListClaim_scope")
+            .and_then(|v| {
+                let delimiter = v.chars().next()?;
+                Some(
+                    v[delimiter.len_utf8()..]
+                        .split(delimiter)
+                        .filter(|e| !e.is_empty())
+                        .map(String::from)
+                        .collect(),
+                )
+            })
             .unwrap_or_default();
         Ok(UnsecuredJwsProvider {
             principal,
@@ -194,6 +204,16 @@ mod tests {
         )
         .unwrap();
         let mut p = UnsecuredJwsProvider::from_options(&j.options).unwrap();
+        let scoped = JaasConfig::parse(
+            r#"org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="admin" unsecuredLoginListClaim_scope="|read|write||";"#,
+        )
+        .unwrap();
+        assert_eq!(
+            UnsecuredJwsProvider::from_options(&scoped.options)
+                .unwrap()
+                .scope,
+            ["read", "write"]
+        );
         let mut c = OAuthBearerClient::from_provider(
             &mut p,
             1_700_000_000_123,
