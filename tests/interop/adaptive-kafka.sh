@@ -19,11 +19,7 @@
 # Raw results: target/interop/bench/adaptive.tsv.
 set -euo pipefail
 
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-root="$(cd "$here/../.." && pwd)"
-out="$root/target/interop/bench"
-mkdir -p "$out"
-ctl="$here/kafka/kafka-cluster.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/kafka-bench.sh"
 
 rounds=3
 rate=20000
@@ -46,21 +42,15 @@ while [ $# -gt 0 ]; do
         *) echo "usage: $0 [--rounds N] [--rate R] [--records N] [--size S] [--stop-ms MS] [--run-ms MS] [--clients LIST]" >&2; exit 2 ;;
     esac
 done
-say() { echo "==> $*" >&2; }
+build_example producer_perf
 
-say "building producer_perf (release)"
-cargo build --release --quiet --all-features --example producer_perf --manifest-path "$root/Cargo.toml"
-ours="$root/target/release/examples/producer_perf"
-
-started=0
-if [[ "$("$ctl" status)" != *"node 1 up"* ]]; then started=1; fi
-bootstrap="$("$ctl" start)"
+kafka_up
 duty_pid=""
 slow_pid=""
 finish() {
     if [ -n "$duty_pid" ]; then kill "$duty_pid" 2>/dev/null || true; wait "$duty_pid" 2>/dev/null || true; fi
     if [ -n "$slow_pid" ]; then kill -CONT "$slow_pid" 2>/dev/null || true; fi
-    if [ "$started" = 1 ]; then "$ctl" stop >/dev/null 2>&1 || true; fi
+    kafka_down
 }
 trap finish EXIT
 
@@ -135,12 +125,7 @@ done
 
 echo
 printf '%-16s %-7s %-9s %11s %8s %8s %8s %8s %12s\n' client broker adaptive "records/s" "avg ms" "p50 ms" "p95 ms" "p99 ms" "slow share %"
-awk -F'\t' '
-    function median(list,   a, m, i, j, t) {
-        m = split(list, a, " ")
-        for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
-        return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
-    }
+awk -F'\t' "$awk_median"'
     { k = $1 "\t" $2 "\t" $3; t[k] = t[k] " " $4; v[k] = v[k] " " $5; a[k] = a[k] " " $6; q[k] = q[k] " " $7; b[k] = b[k] " " $8; s[k] = s[k] " " $9
       if (!(k in seen)) { seen[k] = 1; order[n++] = k } }
     END { for (i = 0; i < n; i++) { k = order[i]; split(k, f, "\t")

@@ -19,11 +19,7 @@
 # to the same client's plaintext CPU. Raw results: target/interop/bench/tls.tsv.
 set -euo pipefail
 
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-root="$(cd "$here/../.." && pwd)"
-out="$root/target/interop/bench"
-mkdir -p "$out"
-ctl="$here/kafka/kafka-cluster.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/kafka-bench.sh"
 
 rounds=3
 records=500000
@@ -40,16 +36,10 @@ while [ $# -gt 0 ]; do
         *) echo "usage: $0 [--rounds N] [--records N] [--sizes LIST] [--listeners LIST] [--clients LIST]" >&2; exit 2 ;;
     esac
 done
-say() { echo "==> $*" >&2; }
+build_example producer_perf
 
-say "building producer_perf (release)"
-cargo build --release --quiet --all-features --example producer_perf --manifest-path "$root/Cargo.toml"
-ours="$root/target/release/examples/producer_perf"
-
-started=0
-if [[ "$("$ctl" status)" != *"node 1 up"* ]]; then started=1; fi
-"$ctl" start >/dev/null
-trap '[ "$started" = 1 ] && "$ctl" stop >/dev/null 2>&1 || true' EXIT
+kafka_up
+trap kafka_down EXIT
 eval "$("$ctl" secure-env | sed 's/^/export /')"
 
 # The producer_perf properties of a listener profile (the ones kafka-cluster.sh
@@ -60,7 +50,7 @@ ours_props() {
     local scram=(sasl.mechanism=SCRAM-SHA-512 sasl.username="$KAFKA_SANSIO_KAFKA_USER" sasl.password="$KAFKA_SANSIO_KAFKA_PASSWORD")
     local plain=(sasl.mechanism=PLAIN sasl.username="$KAFKA_SANSIO_KAFKA_USER" sasl.password="$KAFKA_SANSIO_KAFKA_PASSWORD")
     case "$1" in
-        plaintext) props=(bootstrap.servers="$(bootstrap_of plaintext)") ;;
+        plaintext) props=(bootstrap.servers="$bootstrap") ;;
         ssl) props=(bootstrap.servers="$KAFKA_SANSIO_KAFKA_SSL" security.protocol=SSL "${tls_props[@]}"
                     ssl.keystore.type=PEM ssl.keystore.location="$tls/client.pem") ;;
         sasl_ssl-scram) props=(bootstrap.servers="$KAFKA_SANSIO_KAFKA_SASL_SSL" security.protocol=SASL_SSL "${tls_props[@]}" "${scram[@]}") ;;
@@ -70,7 +60,6 @@ ours_props() {
         *) echo "unknown listener $1" >&2; exit 2 ;;
     esac
 }
-bootstrap_of() { "$ctl" bootstrap; }
 
 topic="tls-cost-$$"
 "$ctl" create-topic "$topic" 3 3 >/dev/null 2>&1

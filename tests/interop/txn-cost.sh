@@ -19,11 +19,7 @@
 # ratios ours/Java. Raw results: target/interop/bench/txn.tsv.
 set -euo pipefail
 
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-root="$(cd "$here/../.." && pwd)"
-out="$root/target/interop/bench"
-mkdir -p "$out"
-ctl="$here/kafka/kafka-cluster.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/kafka-bench.sh"
 
 rounds=3
 sizes="1:300 100:100 10000:10"
@@ -40,18 +36,12 @@ while [ $# -gt 0 ]; do
         *) echo "usage: $0 [--rounds N] [--sizes LIST] [--txn-version V] [--clients LIST] [--record-size S]" >&2; exit 2 ;;
     esac
 done
-say() { echo "==> $*" >&2; }
+build_example txn_perf
 
-say "building txn_perf (release)"
-cargo build --release --quiet --all-features --example txn_perf --manifest-path "$root/Cargo.toml"
-ours="$root/target/release/examples/txn_perf"
-
-started=0
-if [[ "$("$ctl" status)" != *"node 1 up"* ]]; then started=1; fi
-bootstrap="$("$ctl" start)"
+kafka_up
 finish() {
     if [ -n "$txn_version" ]; then "$ctl" set-txn-version 2 >/dev/null 2>&1 || true; fi
-    if [ "$started" = 1 ]; then "$ctl" stop >/dev/null 2>&1 || true; fi
+    kafka_down
 }
 trap finish EXIT
 if [ -n "$txn_version" ]; then "$ctl" set-txn-version "$txn_version" >&2; fi
@@ -88,12 +78,7 @@ done
 echo
 printf '%-16s %8s %11s %12s %12s %14s %10s %10s\n' client rec/txn commits/s records/s avg_txn_ms cpu_ms/txn "commits/s" "cpu/txn"
 printf '%-16s %8s %11s %12s %12s %14s %10s %10s\n' "" "" "(median)" "(median)" "(median)" "(median)" "vs java" "vs java"
-awk -F'\t' '
-    function median(list,   a, m, i, j, t) {
-        m = split(list, a, " ")
-        for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
-        return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
-    }
+awk -F'\t' "$awk_median"'
     { k = $1 "\t" $2; c[k] = c[k] " " $3; r[k] = r[k] " " $4; l[k] = l[k] " " $5; u[k] = u[k] " " $6
       if (!(k in seen)) { seen[k] = 1; order[n++] = k } }
     END { for (i = 0; i < n; i++) { k = order[i]; split(k, f, "\t"); j = "java\t" f[2]
