@@ -8,15 +8,15 @@
 
 #[path = "certs/mod.rs"]
 mod certs;
+#[path = "security/counting.rs"]
+mod counting;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kafka_sansio::mock::{MockCluster, MockTls, Pair};
-use kafka_sansio::producer::security::sasl::{
-    OAuthBearerToken, TokenProvider, UnsecuredJwsProvider,
-};
+use kafka_sansio::producer::security::sasl::UnsecuredJwsProvider;
 use kafka_sansio::producer::security::TlsError;
 use kafka_sansio::producer::security::{
     SaslMechanism, SecurityConfig, SecurityProtocol, SharedTokenProvider,
@@ -27,6 +27,7 @@ use kafka_sansio::producer::{
 use kafka_sansio::protocol::ErrorCode;
 
 use certs::Ca;
+use counting::Counting;
 
 /// The core's wall clock: 2027-01-15, inside rcgen's default validity.
 const WALL_MS: i64 = 1_800_000_000_000;
@@ -366,16 +367,6 @@ fn plaintext_client_on_a_tls_listener_and_the_reverse() {
         ConnectionError::ClosedDuringTlsHandshake { .. }
     ));
     assert!(connects <= 15, "{connects} connections");
-}
-
-/// An OAUTHBEARER provider that counts its tokens.
-struct Counting(UnsecuredJwsProvider, Arc<AtomicUsize>);
-
-impl TokenProvider for Counting {
-    fn token(&mut self, now_ms: i64) -> Result<OAuthBearerToken, String> {
-        self.1.fetch_add(1, Ordering::SeqCst);
-        self.0.token(now_ms)
-    }
 }
 
 /// A record a second for 40 s with 10 s tokens and no

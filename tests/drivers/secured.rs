@@ -22,11 +22,14 @@ use kafka_sansio::protocol::ErrorCode;
 
 #[path = "../certs/mod.rs"]
 mod certs;
+#[path = "../security/counting.rs"]
+mod counting;
 
 #[cfg(feature = "mio-driver")]
 use super::Mio;
 use super::{config, log, Blocking, Driver, WAIT};
 use certs::Ca;
+use counting::Counting;
 
 /// `max.block.ms` of the refusal cases.
 const BLOCK_MS: u64 = 3000;
@@ -353,16 +356,6 @@ fn oauthbearer_delivers<D: Driver>() {
         (0, 0, 0),
         "{st:?}"
     );
-}
-
-/// An OAUTHBEARER provider that counts the tokens it gives.
-struct Counting(UnsecuredJwsProvider, Arc<AtomicUsize>);
-
-impl TokenProvider for Counting {
-    fn token(&mut self, now_ms: i64) -> Result<OAuthBearerToken, String> {
-        self.1.fetch_add(1, Ordering::SeqCst);
-        self.0.token(now_ms)
-    }
 }
 
 /// 3 s tokens (2-3 s left once issued, `iat` being whole seconds) and no
