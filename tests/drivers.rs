@@ -1210,6 +1210,35 @@ fn connections_dropped_while_sending<D: Driver>() {
     p.close(WAIT).unwrap();
 }
 
+/// Paced sends from a few threads (each record its own request, so the
+/// sending threads mostly write their requests themselves) while the broker
+/// drops its connections now and then: each record in the log once, in order.
+fn paced_sends_while_connections_drop<D: Driver>() {
+    let b = mock(1, 2);
+    b.with_cluster(|c| c.create_topic("paced", 2)).unwrap();
+    let mut p = D::start(eager_config(&b, 1));
+    let load = Load {
+        threads: 3,
+        per: 400,
+        partitions: 2,
+        pad: 0,
+        wait_every: 5,
+        pause: Duration::from_micros(200),
+    };
+    let dropper = |delivered: &AtomicUsize| {
+        for _ in 0..10 {
+            if delivered.load(Ordering::Relaxed) >= load.threads * load.per * 9 / 10 {
+                break;
+            }
+            thread::sleep(Duration::from_millis(20));
+            b.drop_connections(0);
+        }
+    };
+    load.send(&p, "paced", dropper);
+    load.check(&b, "paced");
+    p.close(WAIT).unwrap();
+}
+
 macro_rules! suite {
     ($($case:ident),* $(,)?) => {
         mod blocking_driver {
@@ -1245,6 +1274,7 @@ suite!(
     many_senders_linger_zero,
     large_records_fill_the_socket,
     connections_dropped_while_sending,
+    paced_sends_while_connections_drop,
 );
 
 // ---- statistics ------------------------------------------------------------------------------
