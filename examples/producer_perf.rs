@@ -26,6 +26,10 @@
 //! - The values are `--record-size` random uppercase letters shared by every
 //!   record (as the Java tool and `rdkafka_perf` do); no key.
 //!
+//! - `--per-partition` counts the acknowledged records per partition and
+//!   prints one stderr line per partition with its count, share and latency
+//!   percentiles (to see where a partitioner put the records).
+//!
 //! stdout: a window line every 5 s, then exactly one final line as Java prints it.
 //! stderr: process CPU (user+sys), CPU ns per record and peak RSS.
 
@@ -45,7 +49,8 @@ mod props;
 fn usage() -> ! {
     eprintln!(
         "usage: producer_perf --topic T --num-records N --record-size S --throughput R \
-         --producer-props k=v [k=v ...] [-X k=v]... [--driver blocking|mio] [--partitions P]\n  \
+         --producer-props k=v [k=v ...] [-X k=v]... [--driver blocking|mio] [--partitions P] \
+         [--per-partition]\n  \
          --throughput -1: unlimited; R>0: open-loop R records/s (latency from the scheduled time)\n  \
          no bootstrap.servers: an in-process mock cluster with P partitions"
     );
@@ -60,6 +65,7 @@ struct Args {
     props: Vec<(String, String)>,
     driver: String,
     partitions: i32,
+    per_partition: bool,
 }
 
 fn parse_args() -> Args {
@@ -71,6 +77,7 @@ fn parse_args() -> Args {
         props: Vec::new(),
         driver: "blocking".into(),
         partitions: 1,
+        per_partition: false,
     };
     let (mut have_num, mut have_size, mut have_tp) = (false, false, false);
     let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -110,6 +117,11 @@ fn parse_args() -> Args {
                 eprintln!("producer_perf: {e}");
                 usage()
             })),
+            "--per-partition" => {
+                a.per_partition = true;
+                i += 1;
+                continue;
+            }
             "-h" | "--help" => usage(),
             other => {
                 eprintln!("producer_perf: unknown argument {other}");
@@ -133,6 +145,9 @@ struct Stats {
     base: Instant,
     /// Latency of each acknowledged record in µs, in completion order.
     lat_us: Vec<AtomicU32>,
+    /// With `--per-partition`: the partition of each acknowledged record,
+    /// in the same order as `lat_us`.
+    part: Vec<AtomicU32>,
     c: Counters,
 }
 
@@ -152,7 +167,7 @@ struct Counters {
 impl Stats {
     fn record(&self, due_ns: u64, r: &DeliveryResult) {
         match r {
-            Ok(_) => {
+            Ok(meta) => {
                 let now = self.base.elapsed().as_nanos() as u64;
                 let us = now.saturating_sub(due_ns) / 1000;
                 // One callback at a time, its turns ordered by the driver's
@@ -160,6 +175,9 @@ impl Stats {
                 let n = self.c.ok.load(Ordering::Relaxed);
                 if let Some(slot) = self.lat_us.get(n as usize) {
                     slot.store(us.min(u32::MAX as u64) as u32, Ordering::Relaxed);
+                }
+                if let Some(slot) = self.part.get(n as usize) {
+                    slot.store(meta.partition as u32, Ordering::Relaxed);
                 }
                 self.c.ok.store(n + 1, Ordering::Relaxed);
                 // One writer: plain load/store pairs, no locked read-modify-writes
@@ -276,6 +294,9 @@ fn main() {
     let stats: &'static Stats = Box::leak(Box::new(Stats {
         base: Instant::now(),
         lat_us: (0..args.num.max(1)).map(|_| AtomicU32::new(0)).collect(),
+        part: (0..if args.per_partition { args.num } else { 0 })
+            .map(|_| AtomicU32::new(0))
+            .collect(),
         c: Counters {
             ok: AtomicU64::new(0),
             failed: AtomicU64::new(0),
@@ -373,6 +394,9 @@ fn main() {
         pct(0.99),
         pct(0.999),
     );
+    if args.per_partition {
+        per_partition(stats, n as usize);
+    }
     let m = handle.metrics();
     closer();
     let (user, sys, maxrss) = rusage();
@@ -431,5 +455,28 @@ impl Window {
         self.start = Instant::now();
         self.ok = ok;
         self.sum = sum;
+    }
+}
+
+/// One stderr line per partition: records acknowledged, their share, and
+/// their latency percentiles.
+fn per_partition(stats: &Stats, n: usize) {
+    let mut by_part: std::collections::BTreeMap<u32, Vec<u32>> = Default::default();
+    for (l, p) in stats.lat_us.iter().zip(&stats.part).take(n) {
+        by_part
+            .entry(p.load(Ordering::Relaxed))
+            .or_default()
+            .push(l.load(Ordering::Relaxed));
+    }
+    for (p, mut lat) in by_part {
+        lat.sort_unstable();
+        let q = |f: f64| lat[((lat.len() as f64 * f) as usize).min(lat.len() - 1)] as f64 / 1000.0;
+        eprintln!(
+            "producer_perf: partition {p}: {} records ({:.1}%), {:.1} ms 50th, {:.1} ms 99th",
+            lat.len(),
+            lat.len() as f64 * 100.0 / n.max(1) as f64,
+            q(0.5),
+            q(0.99),
+        );
     }
 }

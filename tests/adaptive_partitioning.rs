@@ -39,6 +39,15 @@ fn quantile(sorted: &[Duration], q: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
+/// A core for the mock cluster with `base` settings, then `props`.
+fn core(base: &[(&str, &str)], props: &[(&str, &str)], start: Instant) -> Producer {
+    let mut all = vec![("bootstrap.servers", "localhost:9092")];
+    all.extend_from_slice(base);
+    all.extend_from_slice(props);
+    let config = ProducerConfig::from_properties(all).unwrap();
+    Producer::new(config, start, 1_700_000_000_000).unwrap()
+}
+
 /// Sends a 512-byte keyless record every `every` for `span`, then waits for
 /// every outcome; `slow` makes broker [`SLOW`] slow.
 fn simulate(
@@ -47,15 +56,12 @@ fn simulate(
     span: Duration,
     slow: fn(&mut MockCluster),
 ) -> Run {
-    let mut all = vec![
-        ("bootstrap.servers", "localhost:9092"),
-        ("linger.ms", "10"),
-        ("kafka_sansio.rng.seed", "7"),
-    ];
-    all.extend_from_slice(props);
-    let config = ProducerConfig::from_properties(all).unwrap();
     let start = Instant::now();
-    let producer = Producer::new(config, start, 1_700_000_000_000).unwrap();
+    let producer = core(
+        &[("linger.ms", "10"), ("kafka_sansio.rng.seed", "7")],
+        props,
+        start,
+    );
     let mut cluster = MockCluster::new(3);
     cluster.create_topic(TOPIC, PARTITIONS).unwrap();
     slow(&mut cluster);
@@ -323,5 +329,57 @@ fn bench_adaptive_partitioning_over_tcp() {
             r.p99.as_secs_f64() * 1e3,
             r.slow_share * 100.0
         );
+    }
+}
+
+/// Partition counts per broker of `TOPIC` after `n` keyless records through
+/// a cluster whose brokers 0, 1, 2 are in racks a, b, c.
+fn spread_by_rack(props: &[(&str, &str)], n: usize) -> [usize; 3] {
+    let start = Instant::now();
+    let base = [
+        ("linger.ms", "1"),
+        ("batch.size", "1024"),
+        ("kafka_sansio.rng.seed", "11"),
+    ];
+    let producer = core(&base, props, start);
+    let mut cluster = MockCluster::new(3);
+    cluster.create_topic(TOPIC, PARTITIONS).unwrap();
+    for (node, rack) in ["a", "b", "c"].into_iter().enumerate() {
+        cluster.set_rack(node as i32, Some(rack));
+    }
+    let mut pair = Pair::new(producer, cluster, start);
+    for i in 0..n {
+        let r = ProducerRecord::new(TOPIC, vec![b'x'; 200]).header("i", i.to_string());
+        pair.core(|c, now| c.send(r, now)).unwrap();
+        pair.advance(Duration::from_micros(500));
+    }
+    pair.core(|c, now| c.flush(now));
+    pair.run_until_idle();
+    let mut per_broker = [0; 3];
+    for p in 0..PARTITIONS {
+        let leader = pair.broker.leader(TOPIC, p).unwrap();
+        per_broker[leader as usize] += pair.broker.records(TOPIC, p).unwrap().len();
+    }
+    assert_eq!(
+        per_broker.iter().sum::<usize>(),
+        n,
+        "every record delivered"
+    );
+    per_broker
+}
+
+#[test]
+fn rack_aware_partitioning_keeps_keyless_records_in_the_clients_rack() {
+    let n = 2000;
+    let rack = |r| spread_by_rack(&[("partitioner.rack.aware", "true"), ("client.rack", r)], n);
+    // Only broker 1 is in rack b: every keyless record goes to its partitions.
+    assert_eq!(rack("b"), [0, n, 0]);
+    // No broker in rack z: all partitions, as without rack awareness.
+    for spread in [
+        rack("z"),
+        spread_by_rack(&[("client.rack", "b")], n),
+        spread_by_rack(&[("partitioner.rack.aware", "true")], n),
+    ] {
+        assert!(spread.iter().all(|&c| c > n / 10), "{spread:?}");
     }
 }

@@ -1251,6 +1251,11 @@ macro_rules! suite {
     };
 }
 
+// Against the mock's SASL and TLS listeners.
+#[cfg(all(feature = "sasl", feature = "tls"))]
+#[path = "drivers/secured.rs"]
+mod secured;
+
 suite!(
     sync_send,
     callback_send,

@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 
 use kafka_sansio::mock::MockServer;
 
+#[path = "../examples/support/reader.rs"]
+mod reader;
+
 const LIMIT: Duration = Duration::from_secs(60);
 
 /// The features this test binary was built with, for building examples alike.
@@ -279,6 +282,301 @@ fn produce_bad_arguments_print_usage() {
     let out = run_example("produce", &["-t", "x", "--bogus"], None);
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stderr.contains("usage: produce"), "{}", out.stderr);
+}
+
+/// Reads every partition of `topic` on `mock` from offset 0 to its log end
+/// over the wire, at read_committed or read_uncommitted: the values by partition.
+fn read_values(mock: &MockServer, topic: &str, read_committed: bool) -> Vec<Vec<String>> {
+    let partitions = mock.with_cluster(|c| c.partition_count(topic)).unwrap();
+    (0..partitions)
+        .map(|p| {
+            let mut r = reader::PartitionReader::connect(&mock.bootstrap_servers(), topic, p)
+                .expect("connect the reader");
+            let (_, end) = r.offsets().unwrap().expect("ListOffsets");
+            r.read_range(0, end, Duration::from_secs(10), read_committed)
+                .expect("fetch")
+                .iter()
+                .map(|f| String::from_utf8_lossy(f.value.as_deref().unwrap_or_default()).into())
+                .collect()
+        })
+        .collect()
+}
+
+/// The values of `--report` lines `lines` (offsets into each partition's
+/// log at read_uncommitted), by partition, in log order.
+fn reported_by_partition(report: &str, values: &[String], partitions: usize) -> Vec<Vec<String>> {
+    let mut by: Vec<Vec<(i64, String)>> = vec![Vec::new(); partitions];
+    for (line, value) in report.lines().zip(values) {
+        let f: Vec<&str> = line.split(' ').collect();
+        by[f[1].parse::<usize>().unwrap()].push((f[2].parse().unwrap(), value.clone()));
+    }
+    by.into_iter()
+        .map(|mut v| {
+            v.sort();
+            v.into_iter().map(|(_, s)| s).collect()
+        })
+        .collect()
+}
+
+/// `produce -X transactional.id=ID` wraps the whole input in one
+/// transaction committed at the end: a read_committed fetch of the mock
+/// sees every line, where `--report` says, and the log holds one commit
+/// marker per partition written.
+fn produce_commits_one_transaction(driver: &str) {
+    let mock = MockServer::start(3).unwrap();
+    mock.with_cluster(|c| c.create_topic("txn-lines", 3))
+        .unwrap();
+    let n = 300;
+    let values: Vec<String> = (0..n).map(|i| format!("line {i}")).collect();
+    let input: String = values.iter().map(|v| format!("k{v}:{v}\n")).collect();
+    let out = run_example(
+        "produce",
+        &[
+            "-b",
+            &mock.bootstrap_servers(),
+            "-t",
+            "txn-lines",
+            "-K:",
+            "-X",
+            "transactional.id=produce-one",
+            "--driver",
+            driver,
+            "--report",
+        ],
+        Some(input.into_bytes()),
+    );
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("{n} records delivered, 0 failed"))
+            && out.stderr.contains(&format!(
+                "1 transactions committed ({n} records), 0 aborted (0 records)"
+            )),
+        "{}",
+        out.stderr
+    );
+    let want = reported_by_partition(&out.text(), &values, 3);
+    assert_eq!(want.iter().map(Vec::len).sum::<usize>(), n);
+    assert_eq!(read_values(&mock, "txn-lines", true), want);
+    let used = want.iter().filter(|v| !v.is_empty()).count() as u64;
+    assert_eq!(mock.with_cluster(|c| c.markers_written()), used);
+}
+
+#[test]
+fn produce_transaction_blocking() {
+    produce_commits_one_transaction("blocking");
+}
+
+#[cfg(feature = "mio-driver")]
+#[test]
+fn produce_transaction_mio() {
+    produce_commits_one_transaction("mio");
+}
+
+/// `--txn-records 10 --abort` commits every 10 lines and aborts the rest at
+/// the end of input: read_committed sees the first 20 of 25 lines,
+/// read_uncommitted all 25 where `--report` put them.
+#[test]
+fn produce_txn_records_and_abort() {
+    let mock = MockServer::start(1).unwrap();
+    mock.with_cluster(|c| c.create_topic("txn-abort", 2))
+        .unwrap();
+    let values: Vec<String> = (0..25).map(|i| format!("v{i}")).collect();
+    let input: String = values.iter().map(|v| format!("{v}\n")).collect();
+    let out = run_example(
+        "produce",
+        &[
+            "-b",
+            &mock.bootstrap_servers(),
+            "-t",
+            "txn-abort",
+            "-X",
+            "transactional.id=produce-abort",
+            "--txn-records",
+            "10",
+            "--abort",
+            "--report",
+        ],
+        Some(input.into_bytes()),
+    );
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("2 transactions committed (20 records), 1 aborted (5 records)"),
+        "{}",
+        out.stderr
+    );
+    let all = reported_by_partition(&out.text(), &values, 2);
+    assert_eq!(read_values(&mock, "txn-abort", false), all);
+    let committed = reported_by_partition(&out.text(), &values[..20], 2);
+    assert_eq!(read_values(&mock, "txn-abort", true), committed);
+    // One marker per partition and transaction: the partitions each used.
+    let report = out.text();
+    let lines: Vec<&str> = report.lines().collect();
+    let markers: usize = lines
+        .chunks(10)
+        .map(|t| {
+            t.iter()
+                .map(|l| l.split(' ').nth(1).unwrap())
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
+        })
+        .sum();
+    assert_eq!(mock.with_cluster(|c| c.markers_written()), markers as u64);
+
+    // --abort alone: the one transaction is aborted, read_committed sees nothing new.
+    let out = run_example(
+        "produce",
+        &[
+            "-b",
+            &mock.bootstrap_servers(),
+            "-t",
+            "txn-abort",
+            "-X",
+            "transactional.id=produce-abort",
+            "--abort",
+        ],
+        Some(b"x1\nx2\nx3\n".to_vec()),
+    );
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("0 transactions committed (0 records), 1 aborted (3 records)"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(read_values(&mock, "txn-abort", true), committed);
+    let uncommitted: usize = read_values(&mock, "txn-abort", false)
+        .iter()
+        .map(Vec::len)
+        .sum();
+    assert_eq!(uncommitted, 28);
+}
+
+#[test]
+fn produce_abort_needs_a_transactional_id() {
+    let out = run_example(
+        "produce",
+        &["-b", "127.0.0.1:1", "-t", "x", "--abort"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stderr.contains("transactional.id"), "{}", out.stderr);
+}
+
+/// `transactions` with no broker runs against its own mock: with every
+/// third attempt failing (3, 6 and 9 of 11, 40 records each) and retried, the output still holds each input
+/// record once at read_committed, and the group's offsets cover the input.
+#[test]
+fn transactions_runs_against_the_built_in_mock() {
+    let out = run_example(
+        "transactions",
+        &["--fail-every", "3", "--batch", "40"],
+        None,
+    );
+    let text = out.text();
+    assert!(out.status.success(), "{text}\n{}", out.stderr);
+    assert!(
+        text.contains(
+            "300 input records processed exactly once: 8 transactions committed, 3 aborted"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "mock: output read_committed 300 records (300 distinct), read_uncommitted 420"
+        ),
+        "{text}"
+    );
+    let committed: i64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("mock: group transactions-example committed "))
+        .unwrap_or_else(|| panic!("no committed offsets in {text}"))
+        .split(' ')
+        .map(|kv| kv.split('=').nth(1).unwrap().parse::<i64>().unwrap())
+        .sum();
+    assert_eq!(committed, 300, "{text}");
+}
+
+/// `transactions -b` against a mock started here, with input written here:
+/// a read_committed fetch of the output gives every input value upper-cased
+/// exactly once, the aborted attempts are in the log but not visible, and
+/// the group's committed offset of each input partition is its log end.
+fn transactions_consume_transform_produce(driver: &str) {
+    let mock = MockServer::start(3).unwrap();
+    mock.with_cluster(|c| {
+        c.create_topic("in", 3)?;
+        c.create_topic("out", 2)
+    })
+    .unwrap();
+    let mut config = kafka_sansio::producer::ProducerConfig::new();
+    config
+        .set("bootstrap.servers", &mock.bootstrap_servers())
+        .unwrap();
+    let seed = kafka_sansio::driver::blocking::Producer::new(config).unwrap();
+    let inputs: Vec<String> = (0..250).map(|i| format!("item {i}")).collect();
+    for (i, v) in inputs.iter().enumerate() {
+        let mut r = kafka_sansio::producer::ProducerRecord::new("in", v.clone());
+        r.partition = Some(i as i32 % 3);
+        seed.send_and_forget(r).unwrap();
+    }
+    seed.flush().unwrap();
+    seed.close(Duration::from_secs(10)).unwrap();
+    let out = run_example(
+        "transactions",
+        &[
+            "-b",
+            &mock.bootstrap_servers(),
+            "--input",
+            "in",
+            "--output",
+            "out",
+            "--group",
+            "g1",
+            "--transactional-id",
+            "ctp-1",
+            "--batch",
+            "30",
+            "--fail-every",
+            "4",
+            "--driver",
+            driver,
+        ],
+        None,
+    );
+    let text = out.text();
+    assert!(out.status.success(), "{text}\n{}", out.stderr);
+    assert!(
+        text.contains("consumed 250 input records from in"),
+        "{text}"
+    );
+    let mut committed: Vec<String> = read_values(&mock, "out", true).concat();
+    committed.sort();
+    let mut want: Vec<String> = inputs.iter().map(|v| v.to_ascii_uppercase()).collect();
+    want.sort();
+    assert_eq!(committed, want, "{text}");
+    let uncommitted: usize = read_values(&mock, "out", false).iter().map(Vec::len).sum();
+    // Attempts 4 and 8 (30 records each) were aborted, in the log all the same.
+    assert_eq!(uncommitted, 310, "{text}");
+    for p in 0..3 {
+        let end = mock.with_cluster(|c| c.log_end_offset("in", p)).unwrap();
+        assert_eq!(
+            mock.with_cluster(|c| c.committed_offset("g1", "in", p)),
+            Some(end),
+            "input partition {p}\n{text}"
+        );
+    }
+}
+
+#[test]
+fn transactions_blocking() {
+    transactions_consume_transform_produce("blocking");
+}
+
+#[cfg(feature = "mio-driver")]
+#[test]
+fn transactions_mio() {
+    transactions_consume_transform_produce("mio");
 }
 
 #[test]

@@ -1,4 +1,5 @@
-//! The `frames` and `producer_session` fuzz targets on stable: every file of
+//! The `frames`, `producer_session` and `secure_handshake` (features `sasl`
+//! and `tls`) fuzz targets on stable: every file of
 //! their committed corpora, then inputs from a seeded generator, through the
 //! same entry functions the cargo-fuzz targets call.
 //!
@@ -110,6 +111,17 @@ fn replay_and_generate(target: &str, f: fn(&[u8]), min_files: usize, seed: u64) 
 #[test]
 fn frames_corpus_and_random_inputs() {
     replay_and_generate("frames", fuzz_frames, 20, 0xf4a3e5);
+}
+
+#[cfg(all(feature = "sasl", feature = "tls"))]
+#[test]
+fn secure_handshake_corpus_and_random_inputs() {
+    replay_and_generate(
+        "secure_handshake",
+        kafka_sansio::fuzz::fuzz_secure_handshake,
+        10,
+        0x5ec_0a17,
+    );
 }
 
 #[test]

@@ -713,6 +713,45 @@ fn compression(test: &str, driver: Driver) {
     }
 }
 
+// ---- 9. every key of Java's ProducerConfig loads -----------------------------------------------
+
+/// Kafka 4.4's `ProducerConfig` keys with their defaults, from the jar itself:
+/// each is a key `ProducerConfig::set` knows, and nearly all take Java's
+/// default as Java would (a property file written from those defaults loads).
+#[test]
+fn every_java_producer_key_loads() {
+    let test = "kafka_every_java_producer_key_loads";
+    let Some(k) = Kafka::get(test) else {
+        return;
+    };
+    let out = k.ctl(&["java", "kafkasansio.ProducerConfigKeys"]);
+    let mut keys = 0;
+    let mut refused = Vec::new();
+    for line in out.lines() {
+        let (key, default) = line.split_once('\t').expect("KEY\tDEFAULT");
+        keys += 1;
+        let mut c = kafka_sansio::producer::ProducerConfig::new();
+        match c.set(key, default) {
+            Ok(_) => {}
+            Err(kafka_sansio::producer::ConfigError::UnknownKey(_)) => {
+                panic!("{test}: Java's key {key} is unknown here")
+            }
+            Err(e) => refused.push(format!("{key}={default}: {e}")),
+        }
+    }
+    assert!(keys >= 120, "{test}: only {keys} keys from Java");
+    // Java's default mechanism is GSSAPI (Kerberos), which is not supported.
+    assert_eq!(
+        refused
+            .iter()
+            .filter(|r| !r.starts_with("sasl.mechanism=GSSAPI"))
+            .count(),
+        0,
+        "{test}: Java defaults refused: {refused:?}"
+    );
+    eprintln!("{test}: {keys} Java keys load; refused defaults: {refused:?}");
+}
+
 /// Each case with both drivers: `<case>::blocking` and `<case>::mio`.
 macro_rules! on_both_drivers {
     ($($case:ident),* $(,)?) => {$(

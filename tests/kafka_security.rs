@@ -21,6 +21,9 @@
 #[path = "interop/json.rs"]
 mod json;
 #[allow(dead_code)]
+#[path = "interop/kafka_peer.rs"]
+mod kafka_peer;
+#[allow(dead_code)]
 #[path = "interop/support.rs"]
 mod support;
 
@@ -29,11 +32,9 @@ use std::process::{Command, Stdio};
 use std::sync::{OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
+use kafka_peer::Kafka;
 use kafka_sansio::producer::ProducerRecord;
 use support::*;
-
-const KAFKA: &str = "KAFKA_SANSIO_KAFKA";
-const KAFKA_CTL: &str = "KAFKA_SANSIO_KAFKA_CTL";
 
 /// Tests that stop a node take it for writing, all others for reading.
 static CLUSTER: RwLock<()> = RwLock::new(());
@@ -48,33 +49,28 @@ fn exclusive() -> RwLockWriteGuard<'static, ()> {
 
 /// The cluster with its secured listeners, as `secure-env` describes them.
 struct Secured {
-    plaintext: String,
-    ctl: String,
+    /// The cluster; its `bootstrap` is the PLAINTEXT listeners'.
+    kafka: Kafka,
     env: BTreeMap<String, String>,
 }
 
 impl Secured {
     /// The cluster, or `None` (skipped) when the variables or features are missing.
     fn get(test: &str) -> Option<Secured> {
-        let v = require(test, &[KAFKA, KAFKA_CTL])?;
+        let kafka = Kafka::get(test)?;
         if !(cfg!(feature = "tls") && cfg!(feature = "sasl")) {
             eprintln!(
                 "SKIPPED: {test}: needs the tls and sasl features (cargo test --all-features)"
             );
             return None;
         }
-        let mut s = Secured {
-            plaintext: v[0].clone(),
-            ctl: v[1].clone(),
-            env: BTreeMap::new(),
-        };
-        s.env = s
+        let env = kafka
             .ctl(&["secure-env"])
             .lines()
             .filter_map(|l| l.split_once('='))
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        Some(s)
+        Some(Secured { kafka, env })
     }
 
     /// A `secure-env` value, by its name after `KAFKA_SANSIO_KAFKA_`.
@@ -93,24 +89,13 @@ impl Secured {
 
     /// Runs the script with `args`; panics unless it succeeds. Returns stdout.
     fn ctl(&self, args: &[&str]) -> String {
-        let out = Command::new(&self.ctl)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run kafka-cluster.sh");
-        assert!(
-            out.status.success(),
-            "kafka-cluster.sh {args:?} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("utf-8 output")
+        self.kafka.ctl(args)
     }
 
     /// A new topic with replication factor 3 (created over PLAINTEXT).
     fn topic(&self, prefix: &str, partitions: i32) -> String {
         let topic = fresh_topic(prefix);
-        self.ctl(&["create-topic", &topic, &partitions.to_string(), "3"]);
+        self.kafka.create_topic(&topic, partitions, &[]);
         topic
     }
 
@@ -327,7 +312,7 @@ fn reauthenticates(test: &str, driver: Driver) {
     // The same pace over PLAINTEXT: the connections a run needs with no session to renew.
     let plain_topic = s.topic("sec-reauth-plain", PARTITIONS);
     let recs = records(&plain_topic, 240, "plain");
-    let (_, base) = steady(&s, driver, &s.plaintext, &[], &recs);
+    let (_, base) = steady(&s, driver, &s.kafka.bootstrap, &[], &recs);
     let topic = s.topic("sec-reauth", PARTITIONS);
     let recs = records(&topic, 240, "reauth");
     let way = props(&[
@@ -679,7 +664,7 @@ fn tls_on_plaintext_port(test: &str, driver: Driver) {
         test,
         driver,
         &s,
-        &s.plaintext,
+        &s.kafka.bootstrap,
         &way,
         Within::MaxBlock,
         &["BrokerUnavailable", "ClosedDuringTlsHandshake"],
@@ -708,7 +693,7 @@ fn broker_stops_mid_handshake(test: &str, driver: Driver) {
     // start-node alone would take it for serving.
     let restart = || {
         for args in [["resume", "1"], ["start-node", "1"]] {
-            let _ = Command::new(&s.ctl)
+            let _ = Command::new(&s.kafka.ctl)
                 .args(args)
                 .stdin(Stdio::null())
                 .stderr(Stdio::null())

@@ -180,6 +180,8 @@ fn ids(range: std::ops::Range<usize>) -> BTreeSet<usize> {
     range.collect()
 }
 
+/// A reader of a topic at an isolation level, by name.
+type Reader<'a> = Box<dyn Fn(&str) -> Vec<Consumed> + 'a>;
 /// Reads `topic` at both isolation levels with Kafka's console consumer and
 /// with confluent-kafka: at read_uncommitted every record of `recs` exactly
 /// once, in order, where its metadata says; at read_committed the same for
@@ -194,7 +196,7 @@ fn read_back(
 ) {
     let topic = &recs[0].topic;
     let committed = recs.len() - aborted.len();
-    let readers: [(&str, Box<dyn Fn(&str) -> Vec<Consumed>>); 2] = [
+    let readers: [(&str, Reader); 2] = [
         (
             "Kafka console consumer",
             Box::new(|iso: &str| k.consume_isolated(topic, iso)),

@@ -1,6 +1,8 @@
 //! A minimal one-partition reader over `std::net`, written with the crate's
 //! protocol codec: ApiVersions, Metadata (to find the partition's leader),
-//! ListOffsets and a Fetch loop. No consumer group, no commits, no retries
+//! ListOffsets and a Fetch loop, at either isolation level (read_committed
+//! skips aborted transactions as Kafka's consumer does, from the aborted
+//! ranges of each Fetch answer). No consumer group, no commits, no retries
 //! beyond waiting for records to appear: enough to read back what an example
 //! wrote, from the mock or a real broker.
 //!
@@ -8,19 +10,25 @@
 
 #![allow(dead_code)] // each includer uses a part of it
 
+use std::collections::{BTreeSet, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use kafka_sansio::protocol::control::{ControlType, EndTxnMarker};
 use kafka_sansio::protocol::frame::{decode_response, encode_request};
 use kafka_sansio::protocol::messages::api_versions::{ApiVersionsRequest, ApiVersionsResponse};
-use kafka_sansio::protocol::messages::fetch::{FetchPartition, FetchRequest, FetchTopic};
+use kafka_sansio::protocol::messages::fetch::{
+    FetchPartition, FetchRequest, FetchTopic, READ_COMMITTED, READ_UNCOMMITTED,
+};
 use kafka_sansio::protocol::messages::list_offsets::{
     ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic, EARLIEST_TIMESTAMP,
     LATEST_TIMESTAMP,
 };
-use kafka_sansio::protocol::messages::metadata::{MetadataRequest, MetadataRequestTopic};
+use kafka_sansio::protocol::messages::metadata::{
+    MetadataRequest, MetadataRequestTopic, MetadataResponse,
+};
 use kafka_sansio::protocol::{
     ApiKey, ErrorCode, Header, NegotiatedVersions, ProtocolError, RecordBatch, Request,
 };
@@ -105,15 +113,7 @@ impl PartitionReader {
 
     /// `host:port` of the partition's leader, `None` while it has none.
     fn leader(&mut self) -> Result<Option<String>, BoxError> {
-        let version = self.versions.get(ApiKey::Metadata).expect("checked");
-        let req = MetadataRequest {
-            topics: Some(vec![MetadataRequestTopic {
-                name: Some(self.topic.clone()),
-                ..Default::default()
-            }]),
-            ..Default::default()
-        };
-        let r = self.call(version, &req)?;
+        let r = self.metadata()?;
         let Some(t) = r
             .topics
             .iter()
@@ -137,6 +137,28 @@ impl PartitionReader {
             .iter()
             .find(|b| b.node_id == p.leader_id)
             .map(|b| format!("{}:{}", b.host, b.port)))
+    }
+
+    /// Metadata of the reader's topic.
+    fn metadata(&mut self) -> Result<MetadataResponse, BoxError> {
+        let version = self.versions.get(ApiKey::Metadata).expect("checked");
+        let req = MetadataRequest {
+            topics: Some(vec![MetadataRequestTopic {
+                name: Some(self.topic.clone()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        };
+        self.call(version, &req)
+    }
+
+    /// How many partitions the reader's topic has (0 when it is unknown).
+    pub fn partition_count(&mut self) -> Result<i32, BoxError> {
+        let r = self.metadata()?;
+        Ok(r.topics
+            .iter()
+            .find(|t| t.name.as_deref() == Some(&self.topic) && t.error_code == 0)
+            .map_or(0, |t| t.partitions.len() as i32))
     }
 
     /// The partition's earliest and latest offsets (its log start and end),
@@ -184,12 +206,63 @@ impl PartitionReader {
         count: usize,
         timeout: Duration,
     ) -> Result<Vec<FetchedRecord>, BoxError> {
+        self.read_isolated(offset, count, timeout, false)
+    }
+
+    /// [`read`](Self::read) at `read_committed` (only records of committed
+    /// transactions and non-transactional ones, up to the last stable
+    /// offset) or, with `read_committed` false, at `read_uncommitted`.
+    pub fn read_isolated(
+        &mut self,
+        offset: i64,
+        count: usize,
+        timeout: Duration,
+        read_committed: bool,
+    ) -> Result<Vec<FetchedRecord>, BoxError> {
+        self.fetch_records(offset, count, i64::MAX, timeout, read_committed)
+    }
+
+    /// Reads the records from `offset` up to offset `end` (exclusive; the
+    /// log end from [`offsets`](Self::offsets), say), at either isolation
+    /// level, or what has arrived when `timeout` passes.
+    pub fn read_range(
+        &mut self,
+        offset: i64,
+        end: i64,
+        timeout: Duration,
+        read_committed: bool,
+    ) -> Result<Vec<FetchedRecord>, BoxError> {
+        self.fetch_records(offset, usize::MAX, end, timeout, read_committed)
+    }
+
+    /// The Fetch loop: from `offset` until `count` records have arrived,
+    /// the next offset reaches `end`, or `timeout` passes.
+    fn fetch_records(
+        &mut self,
+        offset: i64,
+        count: usize,
+        end: i64,
+        timeout: Duration,
+        read_committed: bool,
+    ) -> Result<Vec<FetchedRecord>, BoxError> {
         let version = self.versions.get(ApiKey::Fetch).expect("checked");
+        if read_committed && version < 4 {
+            return Err("read_committed needs Fetch v4".into());
+        }
         let deadline = Instant::now() + timeout;
         let mut next = offset;
         let mut out = Vec::new();
-        while out.len() < count && Instant::now() < deadline {
+        // Aborted transactions reported and not reached yet, by first
+        // offset; the producers whose aborted transaction is being read.
+        let mut aborted: VecDeque<(i64, i64)> = VecDeque::new();
+        let mut aborting: BTreeSet<i64> = BTreeSet::new();
+        while out.len() < count && next < end && Instant::now() < deadline {
             let req = FetchRequest {
+                isolation_level: if read_committed {
+                    READ_COMMITTED
+                } else {
+                    READ_UNCOMMITTED
+                },
                 max_wait_ms: 100,
                 min_bytes: 1,
                 max_bytes: 4 << 20,
@@ -222,6 +295,20 @@ impl PartitionReader {
                     format!("Fetch {}-{} at {next}: {e}", self.topic, self.partition).into(),
                 );
             }
+            if read_committed {
+                let mut reported: Vec<(i64, i64)> = p
+                    .aborted_transactions
+                    .iter()
+                    .flatten()
+                    .map(|a| (a.first_offset, a.producer_id))
+                    .collect();
+                reported.sort_unstable();
+                for a in reported {
+                    if !aborted.contains(&a) {
+                        aborted.push_back(a);
+                    }
+                }
+            }
             let mut data = p.records.clone().unwrap_or_default();
             while !data.is_empty() {
                 let batch = match RecordBatch::decode(&mut data) {
@@ -231,7 +318,25 @@ impl PartitionReader {
                     Err(e) => return Err(e.into()),
                 };
                 let last = batch.base_offset + batch.last_offset_delta as i64;
+                if read_committed {
+                    // Every aborted transaction that starts at or before
+                    // this batch is open from here to its abort marker.
+                    while aborted.front().is_some_and(|(first, _)| *first <= last) {
+                        let (_, pid) = aborted.pop_front().expect("non-empty");
+                        aborting.insert(pid);
+                    }
+                }
                 if batch.is_control() {
+                    if EndTxnMarker::from_batch(&batch)?.control_type == ControlType::Abort {
+                        aborting.remove(&batch.producer_id);
+                    }
+                    next = next.max(last + 1);
+                    continue;
+                }
+                if read_committed
+                    && batch.is_transactional()
+                    && aborting.contains(&batch.producer_id)
+                {
                     next = next.max(last + 1);
                     continue;
                 }
@@ -239,7 +344,7 @@ impl PartitionReader {
                 for r in batch.records()? {
                     let offset = batch.base_offset + r.offset_delta as i64;
                     // A batch starts before the offset asked for: skip its head.
-                    if offset < next || out.len() >= count {
+                    if offset < next || offset >= end || out.len() >= count {
                         continue;
                     }
                     out.push(FetchedRecord {

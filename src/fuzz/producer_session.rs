@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::input::{pick, Input};
 use crate::mock::{MockCluster, Pair};
 use crate::producer::{
     Acks, ConnId, DeliveryError, Event, Producer, ProducerConfig, ProducerRecord,
@@ -43,30 +44,6 @@ const CODES: [ErrorCode; 10] = [
 const DELIVERY_TIMEOUT_MS: u64 = 3_000;
 const REQUEST_TIMEOUT_MS: u64 = 1_000;
 const MAX_BLOCK_MS: u64 = 2_000;
-
-/// Reads the input front to back; past the end every read is 0.
-struct Input<'a>(&'a [u8]);
-
-impl Input<'_> {
-    fn byte(&mut self) -> u8 {
-        match self.0.split_first() {
-            Some((b, rest)) => {
-                self.0 = rest;
-                *b
-            }
-            None => 0,
-        }
-    }
-    fn take(&mut self, n: usize) -> &[u8] {
-        let n = n.min(self.0.len());
-        let (a, b) = self.0.split_at(n);
-        self.0 = b;
-        a
-    }
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
 
 /// The final outcome of one record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,11 +75,6 @@ struct Session {
     closed_events: usize,
     /// Garbage reached the producer: the mock's log no longer explains acknowledgements.
     garbage: bool,
-}
-
-/// The `k`-th (mod count) of `conns`.
-fn pick(k: u8, conns: Vec<ConnId>) -> Option<ConnId> {
-    (!conns.is_empty()).then(|| conns[k as usize % conns.len()])
 }
 
 /// Runs one fuzzer-driven session; panics when an invariant breaks.

@@ -84,6 +84,8 @@ pub(super) struct Broker {
     /// The broker serves no other request before this.
     pub(super) busy_until: Option<Instant>,
     pub(super) throttle_ms: i32,
+    /// `broker.rack`, as Metadata reports it.
+    pub(super) rack: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -174,6 +176,7 @@ impl MockCluster {
                 service_time: Duration::ZERO,
                 busy_until: None,
                 throttle_ms: 0,
+                rack: None,
             })
             .collect();
         MockCluster {

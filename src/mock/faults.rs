@@ -72,6 +72,12 @@ impl MockCluster {
         self.broker(node).is_some_and(|b| b.down)
     }
 
+    /// Puts `node` in `rack` (Kafka's `broker.rack`; `None`: no rack), as
+    /// Metadata reports it from then on.
+    pub fn set_rack(&mut self, node: i32, rack: Option<&str>) {
+        self.broker_mut(node).rack = rack.map(str::to_owned);
+    }
+
     /// Delays every response of `node` by `latency` (see [`HandleResult::due`](super::HandleResult::due)).
     pub fn set_latency(&mut self, node: i32, latency: Duration) {
         self.broker_mut(node).latency = latency;

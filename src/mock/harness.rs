@@ -332,8 +332,8 @@ impl<B: Broker> Pair<B> {
             link.connecting = false;
             #[cfg(feature = "tls")]
             {
-                link.tls = self.broker.tls(node).and_then(|t| match t.session() {
-                    Ok(s) => Some(s),
+                link.tls = self.broker.tls(node).map(|t| match t.session() {
+                    Ok(s) => s,
                     Err(e) => panic!("the mock's TLS configuration makes no session: {e}"),
                 });
             }

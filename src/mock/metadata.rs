@@ -17,7 +17,7 @@ impl MockCluster {
                 node_id: i as i32,
                 host: b.host.clone(),
                 port: b.port,
-                rack: None,
+                rack: b.rack.clone(),
                 ..Default::default()
             })
             .collect();

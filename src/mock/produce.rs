@@ -132,7 +132,7 @@ impl MockCluster {
                                         node_id: p.leader,
                                         host: b.host.clone(),
                                         port: b.port,
-                                        rack: None,
+                                        rack: b.rack.clone(),
                                         ..Default::default()
                                     });
                                 }

@@ -156,6 +156,12 @@ impl MockServer {
             .count()
     }
 
+    /// Connections accepted since the server started, all brokers together
+    /// (those refused because their broker was down not counted).
+    pub fn accepted_connections(&self) -> u64 {
+        self.shared.next_conn.load(Ordering::Relaxed)
+    }
+
     /// Stops the threads and closes every socket (also done on drop).
     pub fn shutdown(&mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);

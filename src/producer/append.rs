@@ -281,9 +281,16 @@ pub(super) fn choose_partition(
                 && partitioner.is_none()
                 && t.parts.iter().all(|&i| parts[i].had_batch);
             let timeout = config.partitioner_availability_timeout;
-            let mut loads = t.parts.iter().map(|&i| {
+            // Rack-aware: only partitions led in this client's rack while
+            // there are any, the others when there are none.
+            let rack_only = !t.in_rack.is_empty();
+            let candidates = if rack_only { &t.in_rack } else { &t.available };
+            let mut loads = t.parts.iter().enumerate().map(|(n, &i)| {
                 let p = &parts[i];
                 let leader = p.leader?;
+                if rack_only && t.in_rack.binary_search(&(n as i32)).is_err() {
+                    return None;
+                }
                 let queued = p.queue.len() + usize::from(p.open.is_some());
                 if queued > 0 && !timeout.is_zero() && drains.unavailable(leader, timeout) {
                     return None;
@@ -291,7 +298,7 @@ pub(super) fn choose_partition(
                 Some(queued.min(u32::MAX as usize) as u32)
             });
             let loads = adaptive.then_some(&mut loads as &mut dyn Iterator<Item = Option<u32>>);
-            Ok((t.sticky.switch(n, &t.available, loads, rng), true))
+            Ok((t.sticky.switch(n, candidates, loads, rng), true))
         }
     }
 }

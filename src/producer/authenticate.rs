@@ -59,10 +59,11 @@ pub(crate) struct SaslSetup {
 /// The OAUTHBEARER token in use and when to ask the provider for the next.
 struct TokenCache {
     provider: SharedTokenProvider,
-    /// The token, and the Unix ms from which a new one is asked for: 80-85%
-    /// of its lifetime, as Java's `sasl.login.refresh.window.factor` (0.8)
-    /// and `.window.jitter` (0.05).
+    /// The token, and the Unix ms from which a new one is asked for
+    /// (`refresh`: by default 80-85% of its lifetime, as Java's).
     token: Option<(OAuthBearerToken, i64)>,
+    /// `sasl.login.refresh.*`.
+    refresh: crate::producer::security::LoginRefresh,
 }
 
 /// Where one connection's SASL step stands.
@@ -112,6 +113,7 @@ impl SaslSetup {
             Some(TokenCache {
                 provider,
                 token: None,
+                refresh: sec.sasl_login_refresh,
             })
         } else {
             None
@@ -160,8 +162,7 @@ impl TokenCache {
                 t.principal, t.lifetime_ms
             )));
         }
-        let left = (t.lifetime_ms - now_ms) as f64;
-        let refresh_at = now_ms + (left * (0.8 + 0.05 * rng.unit())) as i64;
+        let refresh_at = self.refresh.refresh_at(now_ms, t.lifetime_ms, rng.unit());
         self.token = Some((t.clone(), refresh_at));
         Ok(t)
     }

@@ -192,6 +192,11 @@ pub struct ProducerConfig {
     /// partition whose leader could take no ready batch for this long gets
     /// no keyless records (zero: never excluded).
     pub partitioner_availability_timeout: Duration,
+    /// `partitioner.rack.aware`: keyless records go to partitions whose
+    /// leader is in `client.rack`'s rack while there are any.
+    pub partitioner_rack_aware: bool,
+    /// `client.rack`: the rack this client runs in (empty: none).
+    pub client_rack: String,
     /// `statistics.interval.ms` (librdkafka's key): how often the drivers
     /// emit statistics JSON; zero for never. Needs the `json` feature.
     pub statistics_interval: Duration,
@@ -249,6 +254,8 @@ impl Default for ProducerConfig {
             partitioner_ignore_keys: false,
             partitioner_adaptive: true,
             partitioner_availability_timeout: Duration::ZERO,
+            partitioner_rack_aware: false,
+            client_rack: String::new(),
             statistics_interval: Duration::ZERO,
             max_response_size: 100 * 1024 * 1024,
             rng_seed: DEFAULT_RNG_SEED,
@@ -313,6 +320,19 @@ fn parse_buffer_bytes(key: &str, value: &str) -> Result<i32, ConfigError> {
         ));
     }
     Ok(n)
+}
+
+/// A number within `lo..=hi`, as Java's `Range.between`.
+fn parse_range(key: &str, value: &str, lo: f64, hi: f64) -> Result<f64, ConfigError> {
+    let v: f64 = parse_num(key, value)?;
+    if !(lo..=hi).contains(&v) {
+        return Err(ConfigError::invalid(
+            key,
+            value,
+            &format!("must be between {lo} and {hi}"),
+        ));
+    }
+    Ok(v)
 }
 
 fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
@@ -453,6 +473,23 @@ impl ProducerConfig {
             "partitioner.availability.timeout.ms" => {
                 self.partitioner_availability_timeout = parse_ms(k, value)?
             }
+            "partitioner.rack.aware" => self.partitioner_rack_aware = parse_bool(k, value)?,
+            "client.rack" => self.client_rack = value.trim().to_string(),
+            "bootstrap.resolve.timeout.ms" => {
+                parse_ms(k, value)?;
+            }
+            "buffer.memory.allocation.strategy" => {
+                if !["full", "incremental"].contains(&value.trim().to_ascii_lowercase().as_str()) {
+                    return Err(ConfigError::invalid(
+                        k,
+                        value,
+                        "expected full or incremental",
+                    ));
+                }
+            }
+            "metadata.cluster.check.enable" => {
+                parse_bool(k, value)?;
+            }
             "statistics.interval.ms" => {
                 let d = parse_ms(k, value)?;
                 if d > Duration::from_millis(86_400_000) {
@@ -520,6 +557,8 @@ impl ProducerConfig {
                     )
                 })?)
             }
+            // Empty, as a property file writes Java's default: none.
+            "sasl.jaas.config" if value.trim().is_empty() => sec.sasl_jaas_config = None,
             "sasl.jaas.config" => {
                 sec.sasl_jaas_config = Some(
                     JaasConfig::parse(value)
@@ -556,6 +595,133 @@ impl ProducerConfig {
             "ssl.keystore.password" | "ssl.truststore.password" => {}
             "ssl.certificate.location" => sec.tls.certificate_location = opt(value),
             "ssl.key.location" => sec.tls.key_location = opt(value),
+            "ssl.enabled.protocols" => {
+                let mut tls12 = false;
+                let mut tls13 = false;
+                for v in value.split(',').map(str::trim).filter(|v| !v.is_empty()) {
+                    match v {
+                        "TLSv1.2" => tls12 = true,
+                        "TLSv1.3" => tls13 = true,
+                        // Java accepts them; rustls speaks neither, and a list
+                        // of them alone is refused below.
+                        "TLSv1" | "TLSv1.1" | "SSLv3" => {}
+                        _ => {
+                            return Err(ConfigError::invalid(
+                                k,
+                                value,
+                                "expected TLSv1.2 and/or TLSv1.3",
+                            ))
+                        }
+                    }
+                }
+                if !tls12 && !tls13 {
+                    return Err(ConfigError::invalid(
+                        k,
+                        value,
+                        "names neither TLSv1.2 nor TLSv1.3, the versions rustls speaks",
+                    ));
+                }
+                sec.tls.enabled_protocols = (tls12, tls13);
+            }
+            "ssl.protocol" => {
+                if !["TLS", "TLSv1.2", "TLSv1.3"].contains(&value.trim()) {
+                    return Err(ConfigError::invalid(
+                        k,
+                        value,
+                        "expected TLSv1.3, TLSv1.2 or TLS",
+                    ));
+                }
+            }
+            "ssl.cipher.suites" => {
+                if !value.trim().is_empty() {
+                    return Err(ConfigError::invalid(
+                        k,
+                        value,
+                        "choosing cipher suites by name is not supported: rustls' safe defaults are used; pass a rustls::ClientConfig (SecurityConfig::tls_client_config) to choose",
+                    ));
+                }
+            }
+            // Java's JCA and class names: nothing to load here.
+            "ssl.provider"
+            | "ssl.keymanager.algorithm"
+            | "ssl.trustmanager.algorithm"
+            | "ssl.secure.random.implementation"
+            | "ssl.engine.factory.class"
+            | "security.providers"
+            | "sasl.client.callback.handler.class"
+            | "sasl.login.callback.handler.class"
+            | "sasl.login.class"
+            | "sasl.oauthbearer.jwt.retriever.class"
+            | "sasl.oauthbearer.jwt.validator.class" => {}
+            // Kerberos (GSSAPI) is not a mechanism here: sasl.mechanism=GSSAPI is refused.
+            "sasl.kerberos.service.name" | "sasl.kerberos.kinit.cmd" => {}
+            "sasl.kerberos.ticket.renew.window.factor" | "sasl.kerberos.ticket.renew.jitter" => {
+                parse_num::<f64>(k, value)?;
+            }
+            "sasl.kerberos.min.time.before.relogin" => {
+                parse_num::<i64>(k, value)?;
+            }
+            "sasl.login.refresh.window.factor" => {
+                sec.sasl_login_refresh.window_factor = parse_range(k, value, 0.5, 1.0)?
+            }
+            "sasl.login.refresh.window.jitter" => {
+                sec.sasl_login_refresh.window_jitter = parse_range(k, value, 0.0, 0.25)?
+            }
+            "sasl.login.refresh.min.period.seconds" => {
+                sec.sasl_login_refresh.min_period_s = parse_range(k, value, 0.0, 900.0)? as u64
+            }
+            "sasl.login.refresh.buffer.seconds" => {
+                sec.sasl_login_refresh.buffer_s = parse_range(k, value, 0.0, 3600.0)? as u64
+            }
+            // They time Java's HTTP token login; tokens come from a TokenProvider here.
+            "sasl.login.connect.timeout.ms"
+            | "sasl.login.read.timeout.ms"
+            | "sasl.login.retry.backoff.ms"
+            | "sasl.login.retry.backoff.max.ms"
+            | "sasl.oauthbearer.jwks.endpoint.refresh.ms"
+            | "sasl.oauthbearer.jwks.endpoint.retry.backoff.ms"
+            | "sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms"
+            | "sasl.oauthbearer.clock.skew.seconds"
+            | "sasl.oauthbearer.assertion.claim.exp.seconds"
+            | "sasl.oauthbearer.assertion.claim.nbf.seconds" => {
+                if !value.trim().is_empty() {
+                    parse_num::<i64>(k, value)?;
+                }
+            }
+            "sasl.oauthbearer.allow.unverified.audience"
+            | "sasl.oauthbearer.allow.unverified.issuer"
+            | "sasl.oauthbearer.header.urlencode"
+            | "sasl.oauthbearer.assertion.claim.jti.include" => {
+                parse_bool(k, value)?;
+            }
+            // Claims of tokens Java's login validates or builds itself.
+            "sasl.oauthbearer.scope.claim.name"
+            | "sasl.oauthbearer.sub.claim.name"
+            | "sasl.oauthbearer.expected.audience"
+            | "sasl.oauthbearer.expected.issuer"
+            | "sasl.oauthbearer.jwks.endpoint.url"
+            | "sasl.oauthbearer.assertion.algorithm"
+            | "sasl.oauthbearer.assertion.claim.aud"
+            | "sasl.oauthbearer.assertion.claim.iss"
+            | "sasl.oauthbearer.assertion.claim.sub"
+            | "sasl.oauthbearer.assertion.template.file" => {}
+            // Fetching tokens over HTTP is Java's login; accepting these would
+            // leave a producer without the tokens it was told to fetch.
+            "sasl.oauthbearer.token.endpoint.url"
+            | "sasl.oauthbearer.scope"
+            | "sasl.oauthbearer.client.credentials.client.id"
+            | "sasl.oauthbearer.client.credentials.client.secret"
+            | "sasl.oauthbearer.assertion.file"
+            | "sasl.oauthbearer.assertion.private.key.file"
+            | "sasl.oauthbearer.assertion.private.key.passphrase" => {
+                if !value.trim().is_empty() {
+                    return Err(ConfigError::invalid(
+                        k,
+                        "[redacted]",
+                        "fetching OAuth tokens over HTTP is not built in: implement TokenProvider and set SecurityConfig::sasl_oauthbearer_token_provider",
+                    ));
+                }
+            }
             "ssl.endpoint.identification.algorithm" => {
                 sec.tls.endpoint_identification = match value.trim().to_ascii_lowercase().as_str() {
                     "https" => true,

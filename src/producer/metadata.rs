@@ -335,6 +335,17 @@ impl Producer {
                 p.leader = None;
             }
         }
+        // Brokers in this client's rack, for `partitioner.rack.aware`.
+        let rack = &self.config.client_rack;
+        let in_rack: Vec<i32> = if self.config.partitioner_rack_aware && !rack.is_empty() {
+            resp.brokers
+                .iter()
+                .filter(|b| b.rack.as_deref() == Some(rack.as_str()))
+                .map(|b| b.node_id)
+                .collect()
+        } else {
+            Vec::new()
+        };
         let mut retry_soon = false;
         for t in resp.topics {
             let Some(name) = t.name else { continue };
@@ -377,6 +388,7 @@ impl Producer {
                 self.topics.at_mut(i).parts.push(idx);
             }
             let mut available = Vec::new();
+            let mut local = Vec::new();
             for p in partitions {
                 let idx = self.topics.at(i).parts[p.partition_index as usize];
                 let leader = (p.leader_id >= 0 && self.cluster.brokers.contains_key(&p.leader_id))
@@ -385,6 +397,9 @@ impl Producer {
                     retry_soon = true;
                 } else {
                     available.push(p.partition_index);
+                    if in_rack.contains(&p.leader_id) {
+                        local.push(p.partition_index);
+                    }
                 }
                 let part = &mut self.parts[idx];
                 if part.leader != leader {
@@ -398,7 +413,9 @@ impl Producer {
                 }
                 part.leader = leader;
             }
-            self.topics.at_mut(i).available = available;
+            let ts = self.topics.at_mut(i);
+            ts.available = available;
+            ts.in_rack = local;
             self.place_pending(i, now);
         }
         if retry_soon {

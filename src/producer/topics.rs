@@ -138,6 +138,9 @@ pub(super) struct TopicState {
     pub(super) parts: Vec<usize>,
     /// Partitions that have a leader now.
     pub(super) available: Vec<i32>,
+    /// Of those, the ones led by a broker in `client.rack` (with
+    /// `partitioner.rack.aware`; empty otherwise).
+    pub(super) in_rack: Vec<i32>,
     /// Records sent before the topic's metadata was known.
     pub(super) pending: VecDeque<PendingRecord>,
     /// Bytes of `buffer.memory` the `pending` records hold together: the sum
@@ -167,6 +170,7 @@ impl Default for TopicState {
         TopicState {
             parts: Vec::new(),
             available: Vec::new(),
+            in_rack: Vec::new(),
             pending: VecDeque::new(),
             pending_held: 0,
             sticky: partitioner::Sticky::default(),

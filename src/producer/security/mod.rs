@@ -232,6 +232,8 @@ pub struct TlsSettings {
     /// `ssl.endpoint.identification.algorithm`: `https` (true, the default)
     /// checks the broker's host name against its certificate; empty disables it.
     pub endpoint_identification: bool,
+    /// `ssl.enabled.protocols`: whether TLS 1.2 and TLS 1.3 may be negotiated.
+    pub enabled_protocols: (bool, bool),
 }
 
 impl Default for TlsSettings {
@@ -249,7 +251,51 @@ impl Default for TlsSettings {
             certificate_location: None,
             key_location: None,
             endpoint_identification: true,
+            enabled_protocols: (true, true),
         }
+    }
+}
+
+/// Java's `sasl.login.refresh.*`: when a token held is replaced by a new one
+/// from the provider.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LoginRefresh {
+    /// `sasl.login.refresh.window.factor`: the share of the token's lifetime
+    /// after which it is replaced.
+    pub window_factor: f64,
+    /// `sasl.login.refresh.window.jitter`: up to this share of the lifetime added at random.
+    pub window_jitter: f64,
+    /// `sasl.login.refresh.min.period.seconds`: at least this long between refreshes.
+    pub min_period_s: u64,
+    /// `sasl.login.refresh.buffer.seconds`: replaced at least this long before it expires.
+    pub buffer_s: u64,
+}
+
+impl Default for LoginRefresh {
+    fn default() -> Self {
+        LoginRefresh {
+            window_factor: 0.8,
+            window_jitter: 0.05,
+            min_period_s: 60,
+            buffer_s: 300,
+        }
+    }
+}
+
+impl LoginRefresh {
+    /// When a token received at `now_ms` that expires at `expires_ms` is
+    /// replaced, `unit` a draw in 0..1: as Java's login refresh, the window
+    /// point, moved to keep `buffer_s` before the expiry and `min_period_s`
+    /// after now where the token lives long enough for both.
+    pub fn refresh_at(&self, now_ms: i64, expires_ms: i64, unit: f64) -> i64 {
+        let left = (expires_ms - now_ms).max(0);
+        let at = now_ms + (left as f64 * (self.window_factor + self.window_jitter * unit)) as i64;
+        let min = (self.min_period_s * 1000) as i64;
+        let buffer = (self.buffer_s * 1000) as i64;
+        if min + buffer > left {
+            return at;
+        }
+        at.min(expires_ms - buffer).max(now_ms + min)
     }
 }
 
@@ -283,6 +329,8 @@ pub struct SecurityConfig {
     pub sasl_oauthbearer_extensions: Vec<(String, String)>,
     /// The `ssl.*` settings.
     pub tls: TlsSettings,
+    /// When an OAUTHBEARER token is replaced (`sasl.login.refresh.*`).
+    pub sasl_login_refresh: LoginRefresh,
     /// A ready rustls configuration; when set, the `ssl.*` keys are not read.
     /// Its time provider is replaced by the core's wall clock.
     #[cfg(feature = "tls")]
@@ -370,5 +418,35 @@ mod tests {
             assert_eq!(SaslMechanism::parse(m).unwrap().name(), m);
         }
         assert_eq!(SaslMechanism::parse("GSSAPI"), None);
+    }
+
+    #[test]
+    fn login_refresh_follows_javas_window_buffer_and_min_period() {
+        let r = LoginRefresh::default();
+        let hour = 3_600_000;
+        // The window point: 80% of the lifetime, plus up to 5% jitter.
+        assert_eq!(r.refresh_at(0, hour, 0.0), 2_880_000);
+        assert_eq!(r.refresh_at(0, hour, 1.0), 3_060_000);
+        // Kept 300 s before the expiry...
+        let late = LoginRefresh {
+            window_factor: 0.95,
+            ..r
+        };
+        assert_eq!(late.refresh_at(0, hour, 0.0), hour - 300_000);
+        // ... also when that leaves less than the window (400 s: 100 s, not 200 s).
+        let early = LoginRefresh {
+            window_factor: 0.5,
+            ..r
+        };
+        assert_eq!(early.refresh_at(0, 400_000, 0.0), 100_000);
+        // At least min.period.seconds after now (300 s, not 200 s).
+        let patient = LoginRefresh {
+            min_period_s: 300,
+            buffer_s: 60,
+            ..early
+        };
+        assert_eq!(patient.refresh_at(0, 400_000, 0.0), 300_000);
+        // A token too short for both: the window point alone.
+        assert_eq!(r.refresh_at(0, 10_000, 0.0), 8_000);
     }
 }

@@ -296,8 +296,14 @@ pub fn client_config(s: &TlsSettings, clock: &TlsClock) -> Result<ClientConfig, 
     // for building with a C compiler alone (see the module docs).
     #[allow(deprecated)]
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    // `ssl.enabled.protocols`, validated to name at least one of the two.
+    let versions: Vec<&'static rustls::SupportedProtocolVersion> = match s.enabled_protocols {
+        (true, false) => vec![&rustls::version::TLS12],
+        (false, true) => vec![&rustls::version::TLS13],
+        _ => rustls::DEFAULT_VERSIONS.to_vec(),
+    };
     let builder = ClientConfig::builder_with_details(provider.clone(), Arc::new(clock.clone()))
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(&versions)
         .map_err(|e| TlsConfigError::Rustls(e.to_string()))?;
     let roots = Arc::new(roots);
     let builder = if s.endpoint_identification {
