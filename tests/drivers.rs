@@ -1077,6 +1077,24 @@ impl StallingProxy {
         }
     }
 
+    /// Stalls for `stalled`, then reads for `open`, again and again until
+    /// `delivered` reaches `enough` (bounded by [`WAIT`]).
+    fn stall_until(
+        &self,
+        delivered: &AtomicUsize,
+        enough: usize,
+        stalled: Duration,
+        open: Duration,
+    ) {
+        let t0 = Instant::now();
+        while delivered.load(Ordering::Relaxed) < enough && t0.elapsed() < WAIT {
+            self.stalled.store(true, Ordering::SeqCst);
+            thread::sleep(stalled);
+            self.stalled.store(false, Ordering::SeqCst);
+            thread::sleep(open);
+        }
+    }
+
     /// Forwards one client: broker to client freely, client to broker unless stalled.
     fn serve(
         client: std::net::TcpStream,
@@ -1158,14 +1176,12 @@ fn large_records_fill_the_socket<D: Driver>() {
     };
     let total = load.threads * load.per;
     let stalls = |delivered: &AtomicUsize| {
-        // Stalled 30 ms of every 40 until nearly all is delivered.
-        let t0 = Instant::now();
-        while delivered.load(Ordering::Relaxed) < total * 9 / 10 && t0.elapsed() < WAIT {
-            proxy.stalled.store(true, Ordering::SeqCst);
-            thread::sleep(Duration::from_millis(30));
-            proxy.stalled.store(false, Ordering::SeqCst);
-            thread::sleep(Duration::from_millis(10));
-        }
+        proxy.stall_until(
+            delivered,
+            total * 9 / 10,
+            Duration::from_millis(30),
+            Duration::from_millis(10),
+        );
     };
     load.send(&p, "large", stalls);
     load.check(&b, "large");
@@ -1327,14 +1343,12 @@ fn direct_writes_into_a_full_socket<D: Driver>() {
     };
     let total = load.threads * load.per;
     let stalls = |delivered: &AtomicUsize| {
-        // Stalled 20 ms of every 30 until nearly all is delivered.
-        let t0 = Instant::now();
-        while delivered.load(Ordering::Relaxed) < total * 9 / 10 && t0.elapsed() < WAIT {
-            proxy.stalled.store(true, Ordering::SeqCst);
-            thread::sleep(Duration::from_millis(20));
-            proxy.stalled.store(false, Ordering::SeqCst);
-            thread::sleep(Duration::from_millis(10));
-        }
+        proxy.stall_until(
+            delivered,
+            total * 9 / 10,
+            Duration::from_millis(20),
+            Duration::from_millis(10),
+        );
     };
     load.send(&p, "full-socket", stalls);
     load.check(&b, "full-socket");
