@@ -486,6 +486,90 @@ on_peers_and_drivers!(
     fault_leader_move,
 );
 
+/// The premise of [`fault`]'s forgiveness, on both mocks: the same
+/// idempotent batch (one producer id, epoch 0, sequence 0) produced twice
+/// is stored twice. Kafka stores it once and answers the second as a duplicate.
+fn mock_stores_idempotent_retries(test: &str, peer: Peer) {
+    use kafka_sansio::protocol::messages::init_producer_id::*;
+    use kafka_sansio::protocol::messages::produce::*;
+    use kafka_sansio::protocol::{BatchBuilder, Compression, Header};
+    let bin = peer.mock_var().unwrap();
+    let Some(v) = require(test, &[bin]) else {
+        return;
+    };
+    let mut mock = start_mock(peer, &v[0]);
+    let topic = fresh_topic("retry");
+    mock.cmd(&format!("create_topic {topic} 1 1"));
+    mock.cmd(&format!("set_leader {topic} 0 1"));
+    // Broker 1 leads and, as every mock broker, answers InitProducerId.
+    let leader = mock.bootstrap.split(',').next().unwrap().to_string();
+    let mut conn = std::net::TcpStream::connect(&leader).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let pid: InitProducerIdResponse = call(
+        &mut conn,
+        1,
+        &InitProducerIdRequest {
+            transaction_timeout_ms: 60_000,
+            ..Default::default()
+        },
+    );
+    assert_eq!(pid.error_code, 0, "{test}: InitProducerId");
+    let mut b = BatchBuilder::new(0, 256);
+    for id in 0..3 {
+        let header = Header {
+            key: "id".into(),
+            value: Some(bytes::Bytes::from(id.to_string())),
+        };
+        b.append(0, None, Some(b"v"), &[header]);
+    }
+    let mut batch = b.close(Compression::None, None).unwrap();
+    batch.stamp(pid.producer_id, pid.producer_epoch, 0, false);
+    let produce = ProduceRequest {
+        transactional_id: None,
+        acks: -1,
+        timeout_ms: 10_000,
+        topic_data: vec![TopicProduceData {
+            name: topic.clone(),
+            partition_data: vec![PartitionProduceData {
+                index: 0,
+                records: Some(batch.bytes()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    for attempt in 0..2 {
+        let r: ProduceResponse = call(&mut conn, 3, &produce);
+        let p = &r.responses[0].partition_responses[0];
+        assert_eq!(p.error_code, 0, "{test}: attempt {attempt}: {p:?}");
+    }
+    let stored = stored_batches(&leader, &topic, 1);
+    eprintln!("{test}: {stored:?}");
+    assert_eq!(stored.len(), 2, "{test}: {stored:?}");
+    let header = |b: &StoredBatch| {
+        (
+            b.producer_id,
+            b.producer_epoch,
+            b.base_sequence,
+            b.ids.clone(),
+        )
+    };
+    assert_eq!(header(&stored[0]), header(&stored[1]));
+    assert_eq!((stored[0].base_offset, stored[1].base_offset), (0, 3));
+}
+
+#[test]
+fn mock_stores_idempotent_retries_2_0_2() {
+    mock_stores_idempotent_retries("mock_stores_idempotent_retries_2_0_2", Peer::Mock);
+}
+
+#[test]
+fn mock_stores_idempotent_retries_current() {
+    mock_stores_idempotent_retries("mock_stores_idempotent_retries_current", Peer::MockCurrent);
+}
+
 /// [`drop_resent_batches`] forgives only identical retries, in order:
 /// partition 0 holds batches of sequences 0 (records 0, 1) and 2 (record 2),
 /// then both again, as when both responses were lost with the connection.

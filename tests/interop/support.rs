@@ -764,15 +764,32 @@ pub struct StoredBatch {
     pub ids: Vec<usize>,
 }
 
+/// One request of `version` on `conn` and its response (a raw client, for
+/// reading and writing what the producer under test does not).
+pub fn call<R, M>(conn: &mut TcpStream, version: i16, request: &R) -> M
+where
+    R: kafka_sansio::protocol::Request,
+    M: kafka_sansio::protocol::ApiMessage,
+{
+    use kafka_sansio::protocol::frame::{decode_response, encode_request};
+    use std::io::Read;
+    let mut buf = bytes::BytesMut::new();
+    encode_request(&mut buf, 1, Some("interop-raw"), version, request).unwrap();
+    conn.write_all(&buf).unwrap();
+    let mut size = [0u8; 4];
+    conn.read_exact(&mut size).unwrap();
+    let mut frame = vec![0u8; i32::from_be_bytes(size) as usize];
+    conn.read_exact(&mut frame).unwrap();
+    decode_response::<M>(Bytes::from(frame), version).unwrap().1
+}
+
 /// Every batch of `topic`'s partitions `0..partitions`, in offset order per
 /// partition, read with Fetch v4 from whichever broker of `bootstrap` leads it.
 pub fn stored_batches(bootstrap: &str, topic: &str, partitions: i32) -> Vec<StoredBatch> {
-    use kafka_sansio::protocol::frame::{decode_response, encode_request};
     use kafka_sansio::protocol::messages::fetch::{
         FetchPartition, FetchRequest, FetchResponse, FetchTopic,
     };
     use kafka_sansio::protocol::RecordBatch;
-    use std::io::Read;
 
     let mut out = Vec::new();
     for partition in 0..partitions {
@@ -800,14 +817,7 @@ pub fn stored_batches(bootstrap: &str, topic: &str, partitions: i32) -> Vec<Stor
                     }],
                     ..Default::default()
                 };
-                let mut buf = bytes::BytesMut::new();
-                encode_request(&mut buf, 1, Some("interop-fetch"), 4, &req).unwrap();
-                conn.write_all(&buf).unwrap();
-                let mut size = [0u8; 4];
-                conn.read_exact(&mut size).unwrap();
-                let mut frame = vec![0u8; i32::from_be_bytes(size) as usize];
-                conn.read_exact(&mut frame).unwrap();
-                let (_, resp) = decode_response::<FetchResponse>(Bytes::from(frame), 4).unwrap();
+                let resp: FetchResponse = call(&mut conn, 4, &req);
                 let p = &resp.responses[0].partitions[0];
                 if p.error_code != 0 {
                     break; // not the leader of this partition
