@@ -361,10 +361,11 @@ fn compression_on_the_wire_tansu() {
 /// an injected -195 shuts the connection down in that loop, dropping the
 /// responses it has not written. The test therefore reads the stored batches
 /// and drops the earlier copies of a batch stored again under the same
-/// (producer id, epoch, base sequence) with the same records, and checks in
-/// the mock's place what Kafka would: every other batch's sequence follows
-/// its predecessor's. A batch re-sent under a new sequence stays a duplicate
-/// and fails the test, as do gaps, reordering and lost records.
+/// (producer id, epoch, base sequence) with the same records, and replays
+/// Kafka's sequence check over them in the mock's place: each first copy
+/// must carry the next sequence. A batch re-sent under a new sequence stays a
+/// duplicate and fails the test, as do gaps, a batch sent ahead of an older
+/// one awaiting its retry (Kafka rejects it out of order), and lost records.
 fn fault(test: &str, peer: Peer, driver: Driver, fault: impl Fn(&mut Mock, &str, usize)) {
     let bin = peer.mock_var().expect("faults come from a mock cluster");
     let Some(v) = require(test, &[bin, CONSUMER]) else {
@@ -570,7 +571,7 @@ fn mock_stores_idempotent_retries_current() {
     mock_stores_idempotent_retries("mock_stores_idempotent_retries_current", Peer::MockCurrent);
 }
 
-/// [`drop_resent_batches`] forgives only identical retries, in order:
+/// [`drop_resent_batches`] forgives only what Kafka would store once:
 /// partition 0 holds batches of sequences 0 (records 0, 1) and 2 (record 2),
 /// then both again, as when both responses were lost with the connection.
 #[test]
@@ -611,13 +612,16 @@ fn resent_batches_only_identical_retries_are_dropped() {
     assert_eq!((r.resent, r.problems.len()), (2, 0), "{:?}", r.problems);
     assert_eq!(offsets(&r), [3, 4, 5]);
 
-    // Sequence 0 alone re-sent after sequence 2 was stored: out of order.
-    let late = [
+    // A later batch stored before the one it follows (sent ahead of a
+    // retry): Kafka rejects it, whatever copies follow.
+    let overtaken = [
         batch(0, 0, &[0, 1]),
-        batch(2, 2, &[2]),
-        batch(3, 0, &[0, 1]),
+        batch(2, 3, &[3]),
+        batch(3, 2, &[2]),
+        batch(4, 3, &[3]),
     ];
-    assert_eq!(drop_resent_batches(&read(&late), &late).problems.len(), 1);
+    let r = drop_resent_batches(&read(&overtaken), &overtaken);
+    assert_eq!((r.resent, r.problems.len()), (1, 2), "{:?}", r.problems);
 
     // Records 0, 1 re-sent under a new sequence: both copies stay, for
     // the read-back check to report as duplicates.

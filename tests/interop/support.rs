@@ -875,10 +875,10 @@ pub struct Resent {
 /// copy of each batch that `batches` shows stored more than once under the
 /// same (partition, producer id, epoch, base sequence) — the last copy is the
 /// one the producer's acknowledged retry appended, so its metadata names it.
-/// A real broker would have kept only the first; either way a record stays
-/// once. What a retry cannot explain is a problem: a sequence stored again
-/// with other records, or distinct batches whose sequences do not follow
-/// each other (a broker checking sequences rejects those as out of order).
+/// Whatever Kafka would not have stored is a problem: replaying the batches
+/// in offset order as Kafka's sequence check does, each must either carry
+/// the next sequence of its producer on its partition (0 after a new id or
+/// epoch) or repeat an earlier accepted batch exactly.
 pub fn drop_resent_batches(got: &[Consumed], batches: &[StoredBatch]) -> Resent {
     let mut r = Resent::default();
     type Key = (i32, i64, i16, i32);
@@ -891,8 +891,11 @@ pub fn drop_resent_batches(got: &[Consumed], batches: &[StoredBatch]) -> Resent 
         )
     };
     let mut last: BTreeMap<Key, &StoredBatch> = BTreeMap::new();
+    // Per partition: the producer (id, epoch) and the sequence Kafka expects next.
+    let mut next: BTreeMap<i32, ((i64, i16), i32)> = BTreeMap::new();
     for b in batches {
-        if let Some(prev) = last.insert(key(b), b) {
+        let producer = (b.producer_id, b.producer_epoch);
+        if let Some(prev) = last.get(&key(b)) {
             r.resent += 1;
             if prev.ids != b.ids {
                 r.problems.push(format!(
@@ -901,29 +904,26 @@ pub fn drop_resent_batches(got: &[Consumed], batches: &[StoredBatch]) -> Resent 
                     prev.ids, prev.base_offset, b.ids, b.base_offset
                 ));
             }
+        } else {
+            let expected = match next.get(&b.partition) {
+                Some(&(p, seq)) if p == producer => seq,
+                _ => 0,
+            };
+            if b.base_sequence != expected {
+                r.problems.push(format!(
+                    "partition {}: batch at {} (pid {} epoch {}) has sequence {}, Kafka expects {expected} and rejects it out of order",
+                    b.partition, b.base_offset, b.producer_id, b.producer_epoch, b.base_sequence
+                ));
+            }
+            next.insert(
+                b.partition,
+                (producer, b.base_sequence + b.ids.len() as i32),
+            );
         }
+        last.insert(key(b), b);
     }
-    // Sequences of the distinct batches, in the order of their last copies.
     let mut distinct: Vec<&StoredBatch> = last.values().copied().collect();
     distinct.sort_by_key(|b| (b.partition, b.base_offset));
-    for w in distinct.windows(2) {
-        let (a, b) = (w[0], w[1]);
-        if a.partition != b.partition {
-            continue;
-        }
-        let follows = if (a.producer_id, a.producer_epoch) == (b.producer_id, b.producer_epoch) {
-            b.base_sequence == a.base_sequence + a.ids.len() as i32
-        } else {
-            b.base_sequence == 0
-        };
-        if !follows {
-            r.problems.push(format!(
-                "partition {}: batch at {} (pid {} epoch {} sequence {}, {} records) followed by batch at {} (pid {} epoch {} sequence {})",
-                a.partition, a.base_offset, a.producer_id, a.producer_epoch, a.base_sequence, a.ids.len(),
-                b.base_offset, b.producer_id, b.producer_epoch, b.base_sequence
-            ));
-        }
-    }
     let mut kept_range: BTreeMap<i32, Vec<(i64, i64)>> = BTreeMap::new();
     for b in &distinct {
         kept_range
