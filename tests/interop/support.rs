@@ -875,10 +875,12 @@ pub struct Resent {
 /// copy of each batch that `batches` shows stored more than once under the
 /// same (partition, producer id, epoch, base sequence) — the last copy is the
 /// one the producer's acknowledged retry appended, so its metadata names it.
-/// Whatever Kafka would not have stored is a problem: replaying the batches
-/// in offset order as Kafka's sequence check does, each must either carry
-/// the next sequence of its producer on its partition (0 after a new id or
-/// epoch) or repeat an earlier accepted batch exactly.
+/// Whatever Kafka would not have stored is a problem. Replaying the batches
+/// in offset order as Kafka's sequence check does, each must carry the next
+/// sequence of its producer on its partition (0 after a new id or epoch),
+/// repeat an accepted batch exactly, or be one Kafka rejects as out of order
+/// (a sequence ahead) whose identical copy is accepted later: the retry of
+/// a batch that followed a failed one on the same connection.
 pub fn drop_resent_batches(got: &[Consumed], batches: &[StoredBatch]) -> Resent {
     let mut r = Resent::default();
     type Key = (i32, i64, i16, i32);
@@ -891,36 +893,57 @@ pub fn drop_resent_batches(got: &[Consumed], batches: &[StoredBatch]) -> Resent 
         )
     };
     let mut last: BTreeMap<Key, &StoredBatch> = BTreeMap::new();
+    let mut accepted: BTreeMap<Key, &StoredBatch> = BTreeMap::new();
+    // Sequences ahead of the expected one, waiting for their accepted copy.
+    let mut rejected: BTreeMap<Key, &StoredBatch> = BTreeMap::new();
     // Per partition: the producer (id, epoch) and the sequence Kafka expects next.
     let mut next: BTreeMap<i32, ((i64, i16), i32)> = BTreeMap::new();
     for b in batches {
         let producer = (b.producer_id, b.producer_epoch);
-        if let Some(prev) = last.get(&key(b)) {
+        if last.contains_key(&key(b)) {
             r.resent += 1;
-            if prev.ids != b.ids {
-                r.problems.push(format!(
+        }
+        last.insert(key(b), b);
+        let expected = match next.get(&b.partition) {
+            Some(&(p, seq)) if p == producer => seq,
+            _ => 0,
+        };
+        let same_records = |other: &StoredBatch| {
+            if other.ids != b.ids {
+                Some(format!(
                     "partition {} sequence {} (pid {} epoch {}) stored twice with other records: {:?} at {}, {:?} at {}",
                     b.partition, b.base_sequence, b.producer_id, b.producer_epoch,
-                    prev.ids, prev.base_offset, b.ids, b.base_offset
-                ));
+                    other.ids, other.base_offset, b.ids, b.base_offset
+                ))
+            } else {
+                None
             }
-        } else {
-            let expected = match next.get(&b.partition) {
-                Some(&(p, seq)) if p == producer => seq,
-                _ => 0,
-            };
-            if b.base_sequence != expected {
-                r.problems.push(format!(
-                    "partition {}: batch at {} (pid {} epoch {}) has sequence {}, Kafka expects {expected} and rejects it out of order",
-                    b.partition, b.base_offset, b.producer_id, b.producer_epoch, b.base_sequence
-                ));
+        };
+        if b.base_sequence == expected {
+            if let Some(earlier) = rejected.remove(&key(b)) {
+                r.problems.extend(same_records(earlier));
             }
+            accepted.insert(key(b), b);
             next.insert(
                 b.partition,
                 (producer, b.base_sequence + b.ids.len() as i32),
             );
+        } else if let Some(earlier) = accepted.get(&key(b)) {
+            r.problems.extend(same_records(earlier));
+        } else if b.base_sequence > expected && !rejected.contains_key(&key(b)) {
+            rejected.insert(key(b), b);
+        } else {
+            r.problems.push(format!(
+                "partition {}: batch at {} (pid {} epoch {}) has sequence {}, Kafka expects {expected}",
+                b.partition, b.base_offset, b.producer_id, b.producer_epoch, b.base_sequence
+            ));
         }
-        last.insert(key(b), b);
+    }
+    for b in rejected.values() {
+        r.problems.push(format!(
+            "partition {}: batch at {} (pid {} epoch {}) has sequence {} ahead of the expected one, and no copy of it follows in order",
+            b.partition, b.base_offset, b.producer_id, b.producer_epoch, b.base_sequence
+        ));
     }
     let mut distinct: Vec<&StoredBatch> = last.values().copied().collect();
     distinct.sort_by_key(|b| (b.partition, b.base_offset));
