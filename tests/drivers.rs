@@ -1077,6 +1077,24 @@ impl StallingProxy {
         }
     }
 
+    /// Stalls for `stalled`, then reads for `open`, again and again until
+    /// `delivered` reaches `enough` (bounded by [`WAIT`]).
+    fn stall_until(
+        &self,
+        delivered: &AtomicUsize,
+        enough: usize,
+        stalled: Duration,
+        open: Duration,
+    ) {
+        let t0 = Instant::now();
+        while delivered.load(Ordering::Relaxed) < enough && t0.elapsed() < WAIT {
+            self.stalled.store(true, Ordering::SeqCst);
+            thread::sleep(stalled);
+            self.stalled.store(false, Ordering::SeqCst);
+            thread::sleep(open);
+        }
+    }
+
     /// Forwards one client: broker to client freely, client to broker unless stalled.
     fn serve(
         client: std::net::TcpStream,
@@ -1158,14 +1176,12 @@ fn large_records_fill_the_socket<D: Driver>() {
     };
     let total = load.threads * load.per;
     let stalls = |delivered: &AtomicUsize| {
-        // Stalled 30 ms of every 40 until nearly all is delivered.
-        let t0 = Instant::now();
-        while delivered.load(Ordering::Relaxed) < total * 9 / 10 && t0.elapsed() < WAIT {
-            proxy.stalled.store(true, Ordering::SeqCst);
-            thread::sleep(Duration::from_millis(30));
-            proxy.stalled.store(false, Ordering::SeqCst);
-            thread::sleep(Duration::from_millis(10));
-        }
+        proxy.stall_until(
+            delivered,
+            total * 9 / 10,
+            Duration::from_millis(30),
+            Duration::from_millis(10),
+        );
     };
     load.send(&p, "large", stalls);
     load.check(&b, "large");
@@ -1210,6 +1226,136 @@ fn connections_dropped_while_sending<D: Driver>() {
     p.close(WAIT).unwrap();
 }
 
+/// Paced sends from a few threads (each record its own request, so the
+/// sending threads mostly write their requests themselves) while the broker
+/// drops its connections now and then: each record in the log once, in order.
+fn paced_sends_while_connections_drop<D: Driver>() {
+    let b = mock(1, 2);
+    b.with_cluster(|c| c.create_topic("paced", 2)).unwrap();
+    let mut p = D::start(eager_config(&b, 1));
+    let load = Load {
+        threads: 3,
+        per: 400,
+        partitions: 2,
+        pad: 0,
+        wait_every: 5,
+        pause: Duration::from_micros(200),
+    };
+    let dropper = |delivered: &AtomicUsize| {
+        for _ in 0..10 {
+            if delivered.load(Ordering::Relaxed) >= load.threads * load.per * 9 / 10 {
+                break;
+            }
+            thread::sleep(Duration::from_millis(20));
+            b.drop_connections(0);
+        }
+    };
+    load.send(&p, "paced", dropper);
+    load.check(&b, "paced");
+    p.close(WAIT).unwrap();
+}
+
+/// The log of `topic`-`partition` as one idempotent producer's: one
+/// producer id and epoch, sequences 0, 1, 2, ... in offset order (a request
+/// written out of order, twice or not at all breaks the run).
+fn check_sequences(m: &MockServer, topic: &str, partition: i32) {
+    let records = log(m, topic, partition);
+    let first = records.first().expect("records in the log");
+    for (i, r) in records.iter().enumerate() {
+        assert_eq!(
+            (r.producer_id, r.producer_epoch, r.sequence),
+            (first.producer_id, first.producer_epoch, i as i32),
+            "{topic}-{partition}: offset {} out of sequence",
+            r.offset
+        );
+    }
+}
+
+/// Many threads, one partition, every record its own request, paced so that
+/// the connection is often idle when a record comes (its sender then writes
+/// the request itself) and often busy (the request goes to the loop):
+/// with `in_flight` requests allowed, the broker gets every sequence once, in order.
+fn one_partition_many_senders(b: &MockServer, p: &Client, topic: &str) {
+    let load = Load {
+        threads: 8,
+        per: 600,
+        partitions: 1,
+        pad: 100,
+        wait_every: 3,
+        pause: Duration::from_micros(50),
+    };
+    load.send(p, topic, |_| {});
+    load.check(b, topic);
+    check_sequences(b, topic, 0);
+    assert_nothing_retried(&p.metrics());
+}
+
+fn one_partition_in_flight_1<D: Driver>() {
+    let b = mock(1, 1);
+    b.with_cluster(|c| c.create_topic("one-in-flight", 1))
+        .unwrap();
+    let mut config = eager_config(&b, 1);
+    config.max_in_flight = 1;
+    let mut p = D::start(config);
+    one_partition_many_senders(&b, &p, "one-in-flight");
+    p.close(WAIT).unwrap();
+}
+
+fn one_partition_in_flight_5<D: Driver>() {
+    let b = mock(1, 1);
+    b.with_cluster(|c| c.create_topic("five-in-flight", 1))
+        .unwrap();
+    let mut p = D::start(eager_config(&b, 1));
+    one_partition_many_senders(&b, &p, "five-in-flight");
+    p.close(WAIT).unwrap();
+}
+
+/// Requests small enough for a sender to write itself (tens of KiB) through
+/// a broker that stops reading now and then, with many requests in flight
+/// (more than the socket's buffers hold): a sender finds the connection idle
+/// but the socket full, writes part of a request or none, and leaves the
+/// rest to the loop, which must write it before anything newer. Without
+/// idempotence (which allows 5 in flight, too few to fill the buffers) a
+/// reordered or lost request shows in the log, and a healthy run retries nothing.
+fn direct_writes_into_a_full_socket<D: Driver>() {
+    let b = mock(1, 1);
+    b.with_cluster(|c| c.create_topic("full-socket", 1))
+        .unwrap();
+    let proxy = StallingProxy::start(&b);
+    let mut p = D::start(
+        config(&proxy.addr.to_string())
+            .linger(Duration::ZERO)
+            .acks(Acks::Leader)
+            .enable_idempotence(false)
+            .max_in_flight(200)
+            .request_timeout(Duration::from_secs(10))
+            .delivery_timeout(Duration::from_secs(60))
+            .build()
+            .unwrap(),
+    );
+    let load = Load {
+        threads: 4,
+        per: 400,
+        partitions: 1,
+        pad: 60 << 10,
+        wait_every: usize::MAX,
+        pause: Duration::from_micros(100),
+    };
+    let total = load.threads * load.per;
+    let stalls = |delivered: &AtomicUsize| {
+        proxy.stall_until(
+            delivered,
+            total * 9 / 10,
+            Duration::from_millis(20),
+            Duration::from_millis(10),
+        );
+    };
+    load.send(&p, "full-socket", stalls);
+    load.check(&b, "full-socket");
+    assert_nothing_retried(&p.metrics());
+    p.close(WAIT).unwrap();
+}
+
 macro_rules! suite {
     ($($case:ident),* $(,)?) => {
         mod blocking_driver {
@@ -1250,6 +1396,10 @@ suite!(
     many_senders_linger_zero,
     large_records_fill_the_socket,
     connections_dropped_while_sending,
+    paced_sends_while_connections_drop,
+    one_partition_in_flight_1,
+    one_partition_in_flight_5,
+    direct_writes_into_a_full_socket,
 );
 
 // ---- statistics ------------------------------------------------------------------------------

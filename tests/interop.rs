@@ -351,6 +351,25 @@ fn compression_on_the_wire_tansu() {
 
 /// Produces the record matrix (idempotent, acks=all) in 10 chunks, calling
 /// `fault(mock, topic, chunk)` before each, and checks the read-back exactly.
+///
+/// Neither librdkafka mock (2.0.2 nor 2.12) checks the sequences of an
+/// idempotent producer without a transactional id
+/// (`rd_kafka_mock_validate_records` returns at once), so a retry is
+/// appended again where Kafka answers it as a duplicate. Such a retry follows
+/// whenever a response is lost after the append, as it can be here: the mock
+/// reads every request the socket holds before it writes any response, and
+/// an injected -195 shuts the connection down in that loop, dropping the
+/// responses it has not written. The test therefore reads the stored batches
+/// and drops the earlier copies of a batch stored again under the same
+/// (producer id, epoch, base sequence) with the same records, and replays
+/// Kafka's sequence check over them in the mock's place. The mock also
+/// handles the requests the socket still holds after the one it fails (Linux
+/// returns buffered bytes after `shutdown`), so a batch can be stored ahead
+/// of the older one that failed before it, its answer lost: Kafka rejects
+/// that copy as out of order, and it passes only when its identical retry
+/// follows in sequence. A batch re-sent under a new sequence stays a
+/// duplicate and fails the test, as do gaps, a batch stored ahead and never
+/// re-sent in order, and lost records.
 fn fault(test: &str, peer: Peer, driver: Driver, fault: impl Fn(&mut Mock, &str, usize)) {
     let bin = peer.mock_var().expect("faults come from a mock cluster");
     let Some(v) = require(test, &[bin, CONSUMER]) else {
@@ -364,7 +383,8 @@ fn fault(test: &str, peer: Peer, driver: Driver, fault: impl Fn(&mut Mock, &str,
         mock.cmd(&format!("set_leader {topic} {p} {}", p + 1));
     }
     let bootstrap = mock.bootstrap.clone();
-    let c = RoundTrip {
+    let records = records(&topic, 300, "fault");
+    let (metas, got) = RoundTrip {
         driver,
         config: config(
             &bootstrap,
@@ -378,16 +398,29 @@ fn fault(test: &str, peer: Peer, driver: Driver, fault: impl Fn(&mut Mock, &str,
                 ("reconnect.backoff.max.ms", "200"),
             ],
         ),
-        records: &records(&topic, 300, "fault"),
+        records: &records,
         chunks: 10,
         pause: Duration::from_millis(60),
         consumer: &v[1],
         broker: &bootstrap,
         duplicates_allowed: false,
     }
-    .run_with_faults(|c| fault(&mut mock, &topic, c));
+    .produce_and_read(|c| fault(&mut mock, &topic, c));
+    let batches = stored_batches(&bootstrap, &topic, PARTITIONS);
+    let resent = drop_resent_batches(&got, &batches);
+    if resent.resent > 0 {
+        // The headers of every stored batch: the evidence that the copies are retries.
+        for b in &batches {
+            eprintln!("{test}: stored {b:?}");
+        }
+    }
+    let mut c = check(&records, &metas, PARTITIONS, &resent.kept, false);
+    c.problems.extend(resent.problems);
     c.assert_exact(&format!("{test} {driver:?}"));
-    eprintln!("{test}: {} records read back exactly", c.read);
+    eprintln!(
+        "{test}: {} records read back exactly ({} batches the mock stored twice)",
+        c.read, resent.resent
+    );
 }
 
 fn push_errors(code: i32) -> impl Fn(&mut Mock, &str, usize) {
@@ -457,6 +490,177 @@ on_peers_and_drivers!(
     fault_broker_down_up,
     fault_leader_move,
 );
+
+/// The premise of [`fault`]'s forgiveness, on both mocks: the same
+/// idempotent batch (one producer id, epoch 0, sequence 0) produced twice
+/// is stored twice. Kafka stores it once and answers the second as a duplicate.
+fn mock_stores_idempotent_retries(test: &str, peer: Peer) {
+    use kafka_sansio::protocol::messages::init_producer_id::*;
+    use kafka_sansio::protocol::messages::produce::*;
+    use kafka_sansio::protocol::{BatchBuilder, Compression, Header};
+    let bin = peer.mock_var().unwrap();
+    let Some(v) = require(test, &[bin]) else {
+        return;
+    };
+    let mut mock = start_mock(peer, &v[0]);
+    let topic = fresh_topic("retry");
+    mock.cmd(&format!("create_topic {topic} 1 1"));
+    mock.cmd(&format!("set_leader {topic} 0 1"));
+    // Broker 1 leads and, as every mock broker, answers InitProducerId.
+    let leader = mock.bootstrap.split(',').next().unwrap().to_string();
+    let mut conn = std::net::TcpStream::connect(&leader).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let pid: InitProducerIdResponse = call(
+        &mut conn,
+        1,
+        &InitProducerIdRequest {
+            transaction_timeout_ms: 60_000,
+            ..Default::default()
+        },
+    );
+    assert_eq!(pid.error_code, 0, "{test}: InitProducerId");
+    let mut b = BatchBuilder::new(0, 256);
+    for id in 0..3 {
+        let header = Header {
+            key: "id".into(),
+            value: Some(bytes::Bytes::from(id.to_string())),
+        };
+        b.append(0, None, Some(b"v"), &[header]);
+    }
+    let mut batch = b.close(Compression::None, None).unwrap();
+    batch.stamp(pid.producer_id, pid.producer_epoch, 0, false);
+    let produce = ProduceRequest {
+        transactional_id: None,
+        acks: -1,
+        timeout_ms: 10_000,
+        topic_data: vec![TopicProduceData {
+            name: topic.clone(),
+            partition_data: vec![PartitionProduceData {
+                index: 0,
+                records: Some(batch.bytes()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    for attempt in 0..2 {
+        let r: ProduceResponse = call(&mut conn, 3, &produce);
+        let p = &r.responses[0].partition_responses[0];
+        assert_eq!(p.error_code, 0, "{test}: attempt {attempt}: {p:?}");
+    }
+    let stored = stored_batches(&leader, &topic, 1);
+    eprintln!("{test}: {stored:?}");
+    assert_eq!(stored.len(), 2, "{test}: {stored:?}");
+    let header = |b: &StoredBatch| {
+        (
+            b.producer_id,
+            b.producer_epoch,
+            b.base_sequence,
+            b.ids.clone(),
+        )
+    };
+    assert_eq!(header(&stored[0]), header(&stored[1]));
+    assert_eq!((stored[0].base_offset, stored[1].base_offset), (0, 3));
+}
+
+#[test]
+fn mock_stores_idempotent_retries_2_0_2() {
+    mock_stores_idempotent_retries("mock_stores_idempotent_retries_2_0_2", Peer::Mock);
+}
+
+#[test]
+fn mock_stores_idempotent_retries_current() {
+    mock_stores_idempotent_retries("mock_stores_idempotent_retries_current", Peer::MockCurrent);
+}
+
+/// [`drop_resent_batches`] forgives only what Kafka would store once:
+/// partition 0 holds batches of sequences 0 (records 0, 1) and 2 (record 2),
+/// then both again, as when both responses were lost with the connection.
+#[test]
+fn resent_batches_only_identical_retries_are_dropped() {
+    let batch = |base_offset, base_sequence, ids: &[usize]| StoredBatch {
+        partition: 0,
+        base_offset,
+        producer_id: 7,
+        producer_epoch: 0,
+        base_sequence,
+        ids: ids.to_vec(),
+    };
+    let read = |batches: &[StoredBatch]| -> Vec<Consumed> {
+        batches
+            .iter()
+            .flat_map(|b| {
+                b.ids.iter().enumerate().map(|(i, id)| Consumed {
+                    partition: 0,
+                    offset: b.base_offset + i as i64,
+                    key: None,
+                    value: None,
+                    headers: vec![("id".into(), Some(id.to_string().into_bytes()))],
+                    timestamp: 0,
+                })
+            })
+            .collect()
+    };
+    let offsets = |r: &Resent| r.kept.iter().map(|c| c.offset).collect::<Vec<_>>();
+
+    // The earlier copies go.
+    let retried = [
+        batch(0, 0, &[0, 1]),
+        batch(2, 2, &[2]),
+        batch(3, 0, &[0, 1]),
+        batch(5, 2, &[2]),
+    ];
+    let r = drop_resent_batches(&read(&retried), &retried);
+    assert_eq!((r.resent, r.problems.len()), (2, 0), "{:?}", r.problems);
+    assert_eq!(offsets(&r), [3, 4, 5]);
+
+    // Sequence 3 stored ahead of 2 (it followed 2, which failed, on one
+    // connection), then both re-sent in order: Kafka would have rejected
+    // the first copy of 3 and stored the retries.
+    let overtaken = [
+        batch(0, 0, &[0, 1]),
+        batch(2, 3, &[3]),
+        batch(3, 2, &[2]),
+        batch(4, 3, &[3]),
+    ];
+    let r = drop_resent_batches(&read(&overtaken), &overtaken);
+    assert_eq!((r.resent, r.problems.len()), (1, 0), "{:?}", r.problems);
+    assert_eq!(offsets(&r), [0, 1, 3, 4]);
+
+    // Sequence 3 sent ahead of 2 and never again: Kafka stores no copy of it.
+    let ahead = [batch(0, 0, &[0, 1]), batch(2, 3, &[3]), batch(3, 2, &[2])];
+    let r = drop_resent_batches(&read(&ahead), &ahead);
+    assert_eq!(r.problems.len(), 1, "{:?}", r.problems);
+
+    // Records 0, 1 re-sent under a new sequence: both copies stay, for
+    // the read-back check to report as duplicates.
+    let resequenced = [
+        batch(0, 0, &[0, 1]),
+        batch(2, 2, &[2]),
+        batch(3, 3, &[0, 1]),
+    ];
+    let r = drop_resent_batches(&read(&resequenced), &resequenced);
+    assert_eq!((r.resent, r.kept.len()), (0, 5), "{:?}", r.problems);
+
+    // Sequence 0 stored again with other records.
+    let changed = [
+        batch(0, 0, &[0, 1]),
+        batch(2, 2, &[2]),
+        batch(3, 0, &[0, 3]),
+    ];
+    let r = drop_resent_batches(&read(&changed), &changed);
+    assert!(
+        r.problems.iter().any(|p| p.contains("other records")),
+        "{:?}",
+        r.problems
+    );
+
+    // A gap: sequence 2 missing, sequence 3 follows 0 (two records).
+    let gap = [batch(0, 0, &[0, 1]), batch(2, 3, &[2])];
+    assert_eq!(drop_resent_batches(&read(&gap), &gap).problems.len(), 1);
+}
 
 // ---- 4. de-duplication: Produce responses lost after tansu appended -----------------------------
 

@@ -41,6 +41,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::direct::Direct;
 use super::outbox::{Outbox, WRITE_PIECES};
 use super::queue;
 use super::{lock, DeliveryFuture, DeliveryResult, Error, Handle, LoopSide, DEFAULT_CLOSE_TIMEOUT};
@@ -213,6 +214,10 @@ struct Conn {
     /// Bytes handed to the writer thread and not yet written by it: while
     /// any are, later bytes go to it too (in order).
     backlog: Arc<AtomicUsize>,
+    /// Bytes of sends taken from the core and not yet written, by the loop
+    /// or the writer thread (see `Direct`): sending threads write to the
+    /// socket only while it is zero.
+    queued: Arc<AtomicUsize>,
     /// The send timeout is set: the loop may write to the socket itself.
     direct: bool,
     /// Pieces of this turn's requests, written after the turn's transmits.
@@ -366,15 +371,16 @@ impl IoLoop {
                 &mut self.written,
                 &self.tx,
             );
-            self.deadline = self.side.turn(&mut self.out, |core, now| {
+            self.deadline = self.side.turn(&mut self.out, |core, direct, now| {
                 for conn in broken.drain(..) {
+                    direct.remove(conn);
                     core.handle_disconnected(conn, now);
                 }
                 for (conn, n) in written.drain(..) {
                     core.handle_written(conn, n, now);
                 }
                 while let Some(m) = inbox.pop_front() {
-                    handle(conns, tx, core, m, now);
+                    handle(conns, tx, core, direct, m, now);
                 }
                 if let Some((conn, data)) = read {
                     if conns.contains_key(&conn) {
@@ -426,6 +432,7 @@ impl IoLoop {
                                 stream: None,
                                 writer: None,
                                 backlog: Arc::new(AtomicUsize::new(0)),
+                                queued: Arc::new(AtomicUsize::new(0)),
                                 direct: false,
                                 out: Outbox::default(),
                             },
@@ -478,6 +485,7 @@ impl IoLoop {
                         continue;
                     }
                     done = n;
+                    c.queued.fetch_sub(n, Ordering::AcqRel);
                 }
             }
             if done > 0 {
@@ -515,6 +523,7 @@ fn handle(
     conns: &mut HashMap<ConnId, Conn>,
     tx: &queue::Sender<IoMsg>,
     core: &mut Core,
+    direct: &mut Direct,
     m: IoMsg,
     now: Instant,
 ) {
@@ -537,10 +546,10 @@ fn handle(
                 }
             };
             let written_tx = tx.clone();
-            let backlog = c.backlog.clone();
+            let counts = (c.backlog.clone(), c.queued.clone());
             let spawned = thread::Builder::new()
                 .name(format!("kafka-sansio-write-{}", conn.0))
-                .spawn(move || write_loop(conn, ws, wrx, backlog, written_tx));
+                .spawn(move || write_loop(conn, ws, wrx, counts, written_tx));
             if spawned.is_err() {
                 let _ = stream.shutdown(Shutdown::Both);
                 conns.remove(&conn);
@@ -550,6 +559,13 @@ fn handle(
             // Without a send timeout a direct write could block the loop:
             // then every byte goes through the writer thread.
             c.direct = stream.set_write_timeout(Some(DIRECT_WRITE_WAIT)).is_ok();
+            // Sending threads write under the engine's lock: only with the
+            // send timeout, which bounds how long they can hold it.
+            if c.direct {
+                if let Ok(second) = stream.try_clone() {
+                    direct.add(conn, second, c.queued.clone());
+                }
+            }
             c.stream = Some(stream);
             c.writer = Some(wtx);
             core.handle_connected(conn, now);
@@ -569,6 +585,7 @@ fn handle(
                 if let Some(s) = c.stream {
                     let _ = s.shutdown(Shutdown::Both);
                 }
+                direct.remove(conn);
                 core.handle_disconnected(conn, now);
             }
         }
@@ -650,7 +667,7 @@ fn write_loop(
     conn: ConnId,
     mut stream: TcpStream,
     rx: mpsc::Receiver<Bytes>,
-    backlog: Arc<AtomicUsize>,
+    (backlog, queued): (Arc<AtomicUsize>, Arc<AtomicUsize>),
     tx: queue::Sender<IoMsg>,
 ) {
     let mut out = Outbox::default();
@@ -677,6 +694,7 @@ fn write_loop(
         // Written pieces are dropped before reporting: the core finds a
         // delivered batch's buffer unshared then, and can reuse it.
         backlog.fetch_sub(total, Ordering::AcqRel);
+        queued.fetch_sub(total, Ordering::AcqRel);
         if tx.send(IoMsg::Written(conn, total)).is_err() {
             return;
         }

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use super::direct::Direct;
 use super::loop_side::Taken;
 use super::{lock, queue, Callback, DeliveryResult, Error, Listener, StatisticsListener};
 use crate::producer::txn::TxnCall;
@@ -138,6 +139,8 @@ pub(super) struct Engine {
     pub(super) delivering: bool,
     /// The core emitted `Closed`, or the loop is gone.
     pub(super) finished: bool,
+    /// The sockets sending threads may write to themselves.
+    pub(super) direct: Direct,
 }
 
 /// Attempts a send makes at the engine's lock before it waits for it.
@@ -184,7 +187,7 @@ impl Shared {
         let now = Instant::now();
         let mut g = self.lock();
         let r = f(&mut g.core, now);
-        let wake = g.core.needs_poll();
+        let wake = g.core.needs_poll() && g.command_turn(now);
         drop(g);
         if wake {
             self.wake.kick();
@@ -292,6 +295,13 @@ impl Waiters {
 }
 
 impl Engine {
+    /// After a command that made output due: the sending thread's direct
+    /// write (see [`Direct`]); true when the loop must be woken.
+    pub(super) fn command_turn(&mut self, now: Instant) -> bool {
+        let Engine { core, direct, .. } = self;
+        direct.turn(core, now)
+    }
+
     /// Resolves the flushes whose records all have their outcome.
     pub(super) fn progress_flushes(&mut self, completed: &mut Vec<Promise<()>>) {
         let mut i = 0;

@@ -196,7 +196,7 @@ impl Handle {
                     if let Some(r) = reply {
                         g.waiters.insert(id.0, Waiter(Some(r)));
                     }
-                    let wake = g.core.needs_poll();
+                    let wake = g.core.needs_poll() && g.command_turn(now);
                     drop(g);
                     if wake {
                         s.wake.kick();

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use super::direct::{Direct, LOOP_RECHECK};
 use super::engine::{Engine, Promise, Reply, Shared, Waiter, Waiters};
 use super::{
     lock, queue, seeded, unix_ms, DeliveryResult, Error, Handle, Listener, StatisticsListener, Wake,
@@ -63,6 +64,7 @@ impl LoopSide {
                 statistics: None,
                 delivering: false,
                 finished: false,
+                direct: Direct::default(),
             }),
             room: Condvar::new(),
             blocked: AtomicUsize::new(0),
@@ -102,23 +104,35 @@ impl LoopSide {
     }
 
     /// One turn of the loop: under the lock, `inputs` applies IO news to the
-    /// core, then the core's outputs are drained (transmits to `out`).
-    /// Outcomes are delivered to their waiters after the lock is released.
-    /// Returns the core's next deadline.
+    /// core (and adds or removes the connections sending threads may write
+    /// to), then the core's outputs are drained (transmits to `out`, after
+    /// what a sending thread left to the loop). Outcomes are delivered to
+    /// their waiters after the lock is released. Returns when the next turn
+    /// is due: the core's next deadline, at most [`LOOP_RECHECK`] ahead.
     pub(super) fn turn(
         &mut self,
         out: &mut Vec<Transmit>,
-        inputs: impl FnOnce(&mut Core, Instant),
+        inputs: impl FnOnce(&mut Core, &mut Direct, Instant),
     ) -> Option<Instant> {
         // Clocks read before the lock, which senders wait for.
         let now = Instant::now();
         let wall = unix_ms();
         let mut g = lock(&self.shared.engine);
-        g.core.handle_wall_clock(now, wall);
-        inputs(&mut g.core, now);
+        let e = &mut *g;
+        // What a sending thread left to the loop goes first: it was taken
+        // from the core before anything this turn takes.
+        while let Some(t) = e.direct.handoff.pop_front() {
+            if let Transmit::Close { conn } = t {
+                e.direct.remove(conn);
+            }
+            out.push(t);
+        }
+        e.core.handle_wall_clock(now, wall);
+        inputs(&mut e.core, &mut e.direct, now);
         let mut freed = false;
         loop {
             while let Some(t) = g.core.poll_transmit(now) {
+                g.direct.loop_took(&t);
                 out.push(t);
             }
             let mut any = false;
@@ -146,6 +160,11 @@ impl LoopSide {
         if let Some(due) = self.statistics_due {
             timeout = Some(timeout.map_or(due, |t| t.min(due)));
         }
+        // The loop sleeps at most LOOP_RECHECK: sending threads then need not
+        // wake it for a deadline beyond that (see `Direct::turn`).
+        let recheck = now + LOOP_RECHECK;
+        let timeout = Some(timeout.map_or(recheck, |t| t.min(recheck)));
+        g.direct.loop_wakes = timeout;
         let delivering = !self.taken.is_empty() || !self.orphans.is_empty();
         g.delivering = delivering;
         let listener = if delivering { g.listener.clone() } else { None };

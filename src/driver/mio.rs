@@ -14,6 +14,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -61,6 +62,9 @@ struct Conn {
     out: Outbox,
     /// Whether WRITABLE interest is registered.
     writable: bool,
+    /// Bytes of sends taken from the core and not yet written (see
+    /// `Direct`): sending threads write to the socket only while it is zero.
+    queued: Arc<AtomicUsize>,
 }
 
 /// The mio event loop around the producer core.
@@ -295,7 +299,7 @@ impl Driver {
             let (conns, registry, broken) = (&mut self.conns, &self.registry, &mut self.broken);
             let (inbuf, reads, wrote) = (&self.inbuf, &mut self.reads, &mut self.wrote);
             let inputs = inputs.take();
-            self.deadline = self.side.turn(&mut self.out, |core, now| {
+            self.deadline = self.side.turn(&mut self.out, |core, direct, now| {
                 // Writes before reads (an answer follows its request), and
                 // both before broken connections go (their last bytes count).
                 for (conn, n) in wrote.drain(..) {
@@ -308,6 +312,7 @@ impl Driver {
                 }
                 while let Some(conn) = broken.pop() {
                     if remove(conns, registry, conn) {
+                        direct.remove(conn);
                         core.handle_disconnected(conn, now);
                     }
                 }
@@ -368,6 +373,7 @@ impl Driver {
                         stream: None,
                         out: Outbox::default(),
                         writable: false,
+                        queued: Arc::new(AtomicUsize::new(0)),
                     },
                 );
                 if connecting {
@@ -447,9 +453,15 @@ impl Driver {
             return;
         }
         let _ = s.set_nodelay(true);
+        let second = second_handle(s);
+        let queued = c.queued.clone();
         c.state = State::Connected;
         self.update_interest(conn);
-        self.side.lock().core.handle_connected(conn, now);
+        let mut g = self.side.lock();
+        if let Some(stream) = second {
+            g.direct.add(conn, stream, queued);
+        }
+        g.core.handle_connected(conn, now);
     }
 
     /// Reads what the socket has. Without `to_end`, a read that did not fill
@@ -497,6 +509,7 @@ impl Driver {
         };
         let Some(s) = c.stream.as_mut() else { return };
         let (written, result) = c.out.write_to(s);
+        c.queued.fetch_sub(written, Ordering::AcqRel);
         if result.is_err() {
             self.broken.push(conn);
         }
@@ -556,6 +569,23 @@ impl Drop for Driver {
     fn drop(&mut self) {
         self.close_all();
     }
+}
+
+/// A second handle on a connected socket, for sending threads' direct
+/// writes (nonblocking, like the loop's: they share the socket's flags).
+#[cfg(unix)]
+fn second_handle(s: &TcpStream) -> Option<std::net::TcpStream> {
+    use std::os::fd::AsFd;
+    s.as_fd()
+        .try_clone_to_owned()
+        .ok()
+        .map(std::net::TcpStream::from)
+}
+
+/// Without file descriptors the loop writes everything itself.
+#[cfg(not(unix))]
+fn second_handle(_: &TcpStream) -> Option<std::net::TcpStream> {
+    None
 }
 
 /// Deregisters and shuts a connection; false when it was not there.

@@ -14,6 +14,7 @@
 //! with one event loop.
 
 pub mod blocking;
+mod direct;
 mod engine;
 mod handle;
 mod loop_side;

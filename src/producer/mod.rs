@@ -377,6 +377,11 @@ impl Producer {
         self.dirty
     }
 
+    /// True when events wait for `poll_event`.
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
     /// True once `close` finished (the `Closed` event was emitted).
     pub fn is_closed(&self) -> bool {
         self.closed

@@ -540,6 +540,17 @@ impl RoundTrip<'_> {
 
     /// [`RoundTrip::run`], calling `before_chunk(chunk)` before each chunk is sent.
     pub fn run_with_faults(self, before_chunk: impl FnMut(usize)) -> Check {
+        let (records, dups) = (self.records, self.duplicates_allowed);
+        let (metas, got) = self.produce_and_read(before_chunk);
+        check(records, &metas, PARTITIONS, &got, dups)
+    }
+
+    /// Sends the records as [`RoundTrip::run_with_faults`] does and returns
+    /// their metadata and what the consumer read back, unchecked.
+    pub fn produce_and_read(
+        self,
+        before_chunk: impl FnMut(usize),
+    ) -> (Vec<RecordMetadata>, Vec<Consumed>) {
         let client = Client::start(self.driver, self.config);
         let metas = produce(&client, self.records, self.chunks, self.pause, before_chunk);
         client.close();
@@ -550,13 +561,7 @@ impl RoundTrip<'_> {
             PARTITIONS,
             self.records.len(),
         );
-        check(
-            self.records,
-            &metas,
-            PARTITIONS,
-            &got,
-            self.duplicates_allowed,
-        )
+        (metas, got)
     }
 }
 
@@ -744,3 +749,219 @@ pub const ROUND_TRIP_CASES: &[(&str, &[(&str, &str)])] = &[
         ],
     ),
 ];
+
+// ---- record batches as a broker stores them ------------------------------------------------
+
+/// One record batch read back with Fetch: where it is and its idempotence header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBatch {
+    pub partition: i32,
+    pub base_offset: i64,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+    /// The `id` header of each record, in offset order.
+    pub ids: Vec<usize>,
+}
+
+/// One request of `version` on `conn` and its response (a raw client, for
+/// reading and writing what the producer under test does not).
+pub fn call<R, M>(conn: &mut TcpStream, version: i16, request: &R) -> M
+where
+    R: kafka_sansio::protocol::Request,
+    M: kafka_sansio::protocol::ApiMessage,
+{
+    use kafka_sansio::protocol::frame::{decode_response, encode_request};
+    use std::io::Read;
+    let mut buf = bytes::BytesMut::new();
+    encode_request(&mut buf, 1, Some("interop-raw"), version, request).unwrap();
+    conn.write_all(&buf).unwrap();
+    let mut size = [0u8; 4];
+    conn.read_exact(&mut size).unwrap();
+    let mut frame = vec![0u8; i32::from_be_bytes(size) as usize];
+    conn.read_exact(&mut frame).unwrap();
+    decode_response::<M>(Bytes::from(frame), version).unwrap().1
+}
+
+/// Every batch of `topic`'s partitions `0..partitions`, in offset order per
+/// partition, read with Fetch v4 from whichever broker of `bootstrap` leads it.
+pub fn stored_batches(bootstrap: &str, topic: &str, partitions: i32) -> Vec<StoredBatch> {
+    use kafka_sansio::protocol::messages::fetch::{
+        FetchPartition, FetchRequest, FetchResponse, FetchTopic,
+    };
+    use kafka_sansio::protocol::RecordBatch;
+
+    let mut out = Vec::new();
+    for partition in 0..partitions {
+        let mut led = false;
+        for addr in bootstrap.split(',') {
+            let mut conn = TcpStream::connect(addr).expect("connect for Fetch");
+            conn.set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let mut offset = 0i64;
+            loop {
+                let req = FetchRequest {
+                    replica_id: -1,
+                    max_wait_ms: 0,
+                    min_bytes: 0,
+                    max_bytes: 1 << 20,
+                    topics: vec![FetchTopic {
+                        topic: topic.into(),
+                        partitions: vec![FetchPartition {
+                            partition,
+                            fetch_offset: offset,
+                            partition_max_bytes: 1 << 20,
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                };
+                let resp: FetchResponse = call(&mut conn, 4, &req);
+                let p = &resp.responses[0].partitions[0];
+                if p.error_code != 0 {
+                    break; // not the leader of this partition
+                }
+                led = true;
+                let mut records = p.records.clone().unwrap_or_default();
+                let before = out.len();
+                while let Ok(b) = RecordBatch::decode(&mut records) {
+                    offset = b.base_offset + b.last_offset_delta as i64 + 1;
+                    let ids = b
+                        .records()
+                        .unwrap()
+                        .iter()
+                        .filter_map(|r| {
+                            let h = r.headers.first()?;
+                            std::str::from_utf8(h.value.as_ref()?).ok()?.parse().ok()
+                        })
+                        .collect();
+                    out.push(StoredBatch {
+                        partition,
+                        base_offset: b.base_offset,
+                        producer_id: b.producer_id,
+                        producer_epoch: b.producer_epoch,
+                        base_sequence: b.base_sequence,
+                        ids,
+                    });
+                }
+                if out.len() == before {
+                    break; // read to the end
+                }
+            }
+            if led {
+                break;
+            }
+        }
+        assert!(led, "no broker of {bootstrap} leads {topic}/{partition}");
+    }
+    out
+}
+
+/// What [`drop_resent_batches`] found.
+#[derive(Debug, Default)]
+pub struct Resent {
+    /// The records read back without the copies of re-sent batches.
+    pub kept: Vec<Consumed>,
+    /// Batches stored again under an earlier batch's producer id, epoch and
+    /// base sequence, with the same records.
+    pub resent: usize,
+    /// What no retry of an identical batch explains, one line each.
+    pub problems: Vec<String>,
+}
+
+/// For a broker that appends an idempotent producer's retry instead of
+/// answering it as a duplicate: removes from `got` all but the last stored
+/// copy of each batch that `batches` shows stored more than once under the
+/// same (partition, producer id, epoch, base sequence) — the last copy is the
+/// one the producer's acknowledged retry appended, so its metadata names it.
+/// Whatever Kafka would not have stored is a problem. Replaying the batches
+/// in offset order as Kafka's sequence check does, each must carry the next
+/// sequence of its producer on its partition (0 after a new id or epoch),
+/// repeat an accepted batch exactly, or be one Kafka rejects as out of order
+/// (a sequence ahead) whose identical copy is accepted later: the retry of
+/// a batch that followed a failed one on the same connection.
+pub fn drop_resent_batches(got: &[Consumed], batches: &[StoredBatch]) -> Resent {
+    let mut r = Resent::default();
+    type Key = (i32, i64, i16, i32);
+    let key = |b: &StoredBatch| {
+        (
+            b.partition,
+            b.producer_id,
+            b.producer_epoch,
+            b.base_sequence,
+        )
+    };
+    let mut last: BTreeMap<Key, &StoredBatch> = BTreeMap::new();
+    let mut accepted: BTreeMap<Key, &StoredBatch> = BTreeMap::new();
+    // Sequences ahead of the expected one, waiting for their accepted copy.
+    let mut rejected: BTreeMap<Key, &StoredBatch> = BTreeMap::new();
+    // Per partition: the producer (id, epoch) and the sequence Kafka expects next.
+    let mut next: BTreeMap<i32, ((i64, i16), i32)> = BTreeMap::new();
+    for b in batches {
+        let producer = (b.producer_id, b.producer_epoch);
+        if last.contains_key(&key(b)) {
+            r.resent += 1;
+        }
+        last.insert(key(b), b);
+        let expected = match next.get(&b.partition) {
+            Some(&(p, seq)) if p == producer => seq,
+            _ => 0,
+        };
+        let same_records = |other: &StoredBatch| {
+            if other.ids != b.ids {
+                Some(format!(
+                    "partition {} sequence {} (pid {} epoch {}) stored twice with other records: {:?} at {}, {:?} at {}",
+                    b.partition, b.base_sequence, b.producer_id, b.producer_epoch,
+                    other.ids, other.base_offset, b.ids, b.base_offset
+                ))
+            } else {
+                None
+            }
+        };
+        if b.base_sequence == expected {
+            if let Some(earlier) = rejected.remove(&key(b)) {
+                r.problems.extend(same_records(earlier));
+            }
+            accepted.insert(key(b), b);
+            next.insert(
+                b.partition,
+                (producer, b.base_sequence + b.ids.len() as i32),
+            );
+        } else if let Some(earlier) = accepted.get(&key(b)) {
+            r.problems.extend(same_records(earlier));
+        } else if b.base_sequence > expected && !rejected.contains_key(&key(b)) {
+            rejected.insert(key(b), b);
+        } else {
+            r.problems.push(format!(
+                "partition {}: batch at {} (pid {} epoch {}) has sequence {}, Kafka expects {expected}",
+                b.partition, b.base_offset, b.producer_id, b.producer_epoch, b.base_sequence
+            ));
+        }
+    }
+    for b in rejected.values() {
+        r.problems.push(format!(
+            "partition {}: batch at {} (pid {} epoch {}) has sequence {} ahead of the expected one, and no copy of it follows in order",
+            b.partition, b.base_offset, b.producer_id, b.producer_epoch, b.base_sequence
+        ));
+    }
+    let mut distinct: Vec<&StoredBatch> = last.values().copied().collect();
+    distinct.sort_by_key(|b| (b.partition, b.base_offset));
+    let mut kept_range: BTreeMap<i32, Vec<(i64, i64)>> = BTreeMap::new();
+    for b in &distinct {
+        kept_range
+            .entry(b.partition)
+            .or_default()
+            .push((b.base_offset, b.base_offset + b.ids.len() as i64));
+    }
+    r.kept = got
+        .iter()
+        .filter(|c| {
+            kept_range
+                .get(&c.partition)
+                .is_some_and(|rs| rs.iter().any(|&(lo, hi)| c.offset >= lo && c.offset < hi))
+        })
+        .cloned()
+        .collect();
+    r
+}
