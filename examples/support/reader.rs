@@ -152,6 +152,12 @@ impl PartitionReader {
         self.call(version, &req)
     }
 
+    /// The connection to the partition's leader and the versions it speaks,
+    /// for a caller that writes its own requests on it.
+    pub fn into_parts(self) -> (TcpStream, NegotiatedVersions) {
+        (self.stream, self.versions)
+    }
+
     /// How many partitions the reader's topic has (0 when it is unknown).
     pub fn partition_count(&mut self) -> Result<i32, BoxError> {
         let r = self.metadata()?;

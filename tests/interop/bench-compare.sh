@@ -2,7 +2,8 @@
 # Side-by-side producer benchmark: kafka-sansio (examples/producer_perf, both
 # drivers, release build) against librdkafka (target/interop/rdkafka_perf, and
 # rdkafka_perf_bundled when built), same settings, same broker, interleaved
-# over several rounds, each run under `/usr/bin/time -f "%U %S %M"`.
+# over several rounds, each run under `/usr/bin/time -f "%U %S %M %c %w"` (CPU,
+# peak RSS, involuntary and voluntary context switches).
 #
 #   tests/interop/bench-compare.sh [--quick] [--rounds N] [--peers mock,mock-current,tansu,kafka]
 #                                  [--records-100 N] [--records-1k N] [--clients LIST]
@@ -26,10 +27,15 @@
 # default is 1 MB), with 5 requests in flight and 32 MiB of buffer for both
 # (Java's defaults; librdkafka's are 1,000,000 and 1 GiB), plus an open-loop run at --throughput 10000 with linger 0
 # for latency. --quick runs a few representative settings with fewer records.
+# In the open-loop run the client "floor" runs too (examples/wire_floor: the
+# same schedule, one prebuilt Produce request written per record and its answer
+# read by a second thread, no client logic): the CPU any client pays for one
+# request per record on this machine; the ratios are also given net of it.
 #
 # Per client and setting it prints the best records/s and MB/s, the lowest
-# client CPU (user+sys) in seconds per million records, the median p50/p99
-# latency and the largest peak RSS over the rounds; then ratios ours/librdkafka.
+# client CPU (user+sys) in seconds per million records, the context switches per
+# record of that run, the median p50/p99 latency and the largest peak RSS over
+# the rounds; then ratios ours/librdkafka.
 # Raw results: target/interop/bench/results.tsv.
 set -euo pipefail
 
@@ -44,7 +50,7 @@ rounds=""
 peers="mock,mock-current,tansu"
 n100=""
 n1k=""
-clients="sansio-blocking,sansio-mio,rdkafka,java"
+clients="sansio-blocking,sansio-mio,rdkafka,java,floor"
 features=""
 kafka_rf=3
 while [ $# -gt 0 ]; do
@@ -71,9 +77,10 @@ say() { echo "bench-compare: $*" >&2; }
 
 # ---- build ---------------------------------------------------------------------
 say "building (release${features:+, features $features})"
-(cd "$root" && cargo build --release --example producer_perf ${features:+--features "$features"} >&2)
+(cd "$root" && cargo build --release --example producer_perf --example wire_floor ${features:+--features "$features"} >&2)
 "$here/build.sh" >&2
 ours="$root/target/release/examples/producer_perf"
+floor="$root/target/release/examples/wire_floor"
 rdk="$root/target/interop/rdkafka_perf"
 if [ -x "$root/target/interop/rdkafka_perf_bundled" ] && [[ ",$clients," == *",rdkafka,"* ]]; then
     clients="$clients,rdkafka-2.16"
@@ -178,12 +185,13 @@ run_one() { # peer client size parts acks linger batch tp topic n
         rdkafka) cmd=("$rdk"); props+=(queue.buffering.max.kbytes=32768) ;;
         rdkafka-2.16) cmd=("$root/target/interop/rdkafka_perf_bundled"); props+=(queue.buffering.max.kbytes=32768) ;;
         java) cmd=("$kafka_ctl" perf); props=("${props[@]:1}" buffer.memory=33554432) ;;
+        floor) cmd=("$floor") ;;
     esac
     local log="$out/run.out" tf="$out/run.time" pflag=--producer-props
     # ProducerPerformance 4.4 deprecates --producer-props for --command-property
     # (and takes the bootstrap list from kafka-cluster.sh's --bootstrap-server).
     [ "$client" = java ] && pflag=--command-property
-    if ! /usr/bin/time -f "%U %S %M" -o "$tf" "${cmd[@]}" --topic "$topic" --num-records "$n" \
+    if ! /usr/bin/time -f "%U %S %M %c %w" -o "$tf" "${cmd[@]}" --topic "$topic" --num-records "$n" \
         --record-size "$size" --throughput "$tp" "$pflag" "${props[@]}" \
         >"$log" 2>"$out/run.err"; then
         say "FAILED: $client on $peer ($size B, $parts p, acks=$acks, linger $linger, batch $batch, tp $tp)"
@@ -193,10 +201,10 @@ run_one() { # peer client size parts acks linger batch tp topic n
     local last; last="$(tail -1 "$log")"
     # N records sent, R records/sec (M MB/sec), A ms avg latency, X ms max latency, P50 ms 50th, P95 ms 95th, P99 ms 99th, P999 ms 99.9th.
     read -r recs rate mbs p50 p99 < <(echo "$last" | awk '{gsub(/[(,]/," "); print $1, $4, $6, $16, $22}')
-    read -r user sys rss < "$tf"
-    printf '%s\t%s\t%s %sp acks=%s linger=%s batch=%s tp=%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+    read -r user sys rss invol vol < "$tf"
+    printf '%s\t%s\t%s %sp acks=%s linger=%s batch=%s tp=%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
         "$peer" "$client" "$size" "$parts" "$acks" "$linger" "$batch" "$tp" \
-        "$recs" "$rate" "$mbs" "$user" "$sys" "$rss" "$p50" "$p99" >>"$results"
+        "$recs" "$rate" "$mbs" "$user" "$sys" "$rss" "$p50" "$p99" "$invol" "$vol" >>"$results"
 }
 
 # ---- main loop -------------------------------------------------------------------------
@@ -235,6 +243,9 @@ for peer in "${peer_list[@]}"; do
                 if [ "$peer" != kafka ] && [ "$client" = java ]; then
                     continue
                 fi
+                if [ "$client" = floor ] && [ "$tp" = -1 ]; then
+                    continue
+                fi
                 topic="bench-$si-$r-${client//./}-$$"
                 create_topic "$peer" "$topic" "$parts"
                 run_one "$peer" "$client" "$size" "$parts" "$acks" "$linger" "$batch" "$tp" "$topic" "$n"
@@ -249,22 +260,23 @@ python3 - "$results" <<'EOF'
 import sys, statistics
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 groups = {}
-for peer, client, setting, recs, rate, mbs, user, sys_, rss, p50, p99 in rows:
+for peer, client, setting, recs, rate, mbs, user, sys_, rss, p50, p99, invol, vol in rows:
     recs = int(recs)
     g = groups.setdefault((peer, setting), {}).setdefault(client, [])
     g.append(dict(rate=float(rate), mbs=float(mbs), cpu=(float(user) + float(sys_)) / recs * 1e6,
-                  rss=int(rss), p50=int(p50), p99=int(p99)))
+                  rss=int(rss), p50=int(p50), p99=int(p99), cs=(int(invol) + int(vol)) / recs))
 ratios = []
 for (peer, setting), clients in groups.items():
     print(f"\n== {peer}: {setting}")
-    print(f"{'client':<16}{'records/s':>12}{'MB/s':>9}{'CPU s/M rec':>13}{'ns/rec':>8}{'p50 ms':>8}{'p99 ms':>8}{'RSS MiB':>9}")
+    print(f"{'client':<16}{'records/s':>12}{'MB/s':>9}{'CPU s/M rec':>13}{'ns/rec':>8}{'cs/rec':>8}{'p50 ms':>8}{'p99 ms':>8}{'RSS MiB':>9}")
     best = {}
     for c, rs in sorted(clients.items()):
+        low = min(rs, key=lambda r: r["cpu"])
         b = dict(rate=max(r["rate"] for r in rs), mbs=max(r["mbs"] for r in rs),
-                 cpu=min(r["cpu"] for r in rs), rss=max(r["rss"] for r in rs),
+                 cpu=low["cpu"], cs=low["cs"], rss=max(r["rss"] for r in rs),
                  p50=statistics.median(r["p50"] for r in rs), p99=statistics.median(r["p99"] for r in rs))
         best[c] = b
-        print(f"{c:<16}{b['rate']:>12.0f}{b['mbs']:>9.1f}{b['cpu']:>13.3f}{b['cpu']*1000:>8.0f}{b['p50']:>8.0f}{b['p99']:>8.0f}{b['rss']/1024:>9.1f}")
+        print(f"{c:<16}{b['rate']:>12.0f}{b['mbs']:>9.1f}{b['cpu']:>13.3f}{b['cpu']*1000:>8.0f}{b['cs']:>8.2f}{b['p50']:>8.0f}{b['p99']:>8.0f}{b['rss']/1024:>9.1f}")
     for base in ("rdkafka", "rdkafka-2.16", "java"):
         if base not in best:
             continue
@@ -272,7 +284,12 @@ for (peer, setting), clients in groups.items():
         for c in ("sansio-blocking", "sansio-mio"):
             if c in best:
                 o = best[c]
-                ratios.append(f"{peer:<12} {setting:<55} {c:<16} vs {base:<12} CPU/rec {o['cpu']/r['cpu']:.2f}x  rec/s {o['rate']/r['rate']:.2f}x  p99 {o['p99']:.0f} vs {r['p99']:.0f} ms  RSS {o['rss']/max(r['rss'],1):.2f}x")
+                line = (f"{peer:<12} {setting:<55} {c:<16} vs {base:<12} CPU/rec {o['cpu']/r['cpu']:.2f}x  rec/s {o['rate']/r['rate']:.2f}x"
+                        f"  cs/rec {o['cs']:.2f} vs {r['cs']:.2f}  p99 {o['p99']:.0f} vs {r['p99']:.0f} ms  RSS {o['rss']/max(r['rss'],1):.2f}x")
+                f = best.get("floor")
+                if f and r["cpu"] > f["cpu"]:
+                    line += f"  net of floor {max(o['cpu'] - f['cpu'], 0) / (r['cpu'] - f['cpu']):.2f}x"
+                ratios.append(line)
 print("\n== ratios to librdkafka (system 2.0.2 and the bundled 2.16, each where it ran) and to the Java producer (kafka); CPU < 0.50x is the goal")
 for l in ratios:
     print(l)
