@@ -1,33 +1,45 @@
-//! The kernel floor of the open-loop benchmark: what any client pays that
-//! sends one request per record, with no client in between.
+//! The floor of the producer benchmark: what any client pays on this machine
+//! for the records of a `producer_perf` run, with no client logic in between.
 //!
 //! ```text
 //! cargo run --release --example wire_floor -- --topic T --num-records N \
-//!     --record-size S --throughput R --producer-props bootstrap.servers=HOST:PORT [acks=A] [k=v...]
+//!     --record-size S --throughput R --producer-props bootstrap.servers=HOST:PORT \
+//!     [acks=A] [batch.size=B] [max.in.flight.requests.per.connection=F] [k=v...]
 //! ```
 //!
-//! The same schedule as `producer_perf --throughput R` (record `i` due at
-//! `start + i/R`, the sending thread sleeping until then), but each record is
-//! one Produce request built once before the run: the sending thread writes
-//! those bytes with one `write` and a second thread, blocked in `read`, takes
-//! each answer. That is a write, a wake-up and a read per record, the least a
-//! client with an answer per record can do; the only user-space work is the
-//! schedule. `tests/interop/bench-compare.sh` runs it beside the clients on the
-//! same broker so that their CPU per record can be read against this floor.
+//! Both modes do the benchmark's own work as `producer_perf` and
+//! `rdkafka_perf` do (a clock read per record when it is sent and one when
+//! its answer is taken, a latency per record), and the work no client can
+//! skip: each value copied once into a RecordBatch v2 with its CRC-32C, one
+//! Produce request per batch written to the partition's leader, each answer
+//! read by a second thread blocked in `read`.
 //!
-//! The request is Produce at the broker's highest version up to 12 (by name),
-//! `acks` from the properties (default -1), one record of `--record-size`
-//! bytes to partition 0 of the topic's leader, with no producer id (the
-//! broker appends every copy). Other properties are accepted and ignored.
-//! stdout: one final line as the Java tool prints it (latency from the due time).
+//! - `--throughput R > 0`, the open loop: the same schedule as
+//!   `producer_perf` (record `i` due at `start + i/R`, the sending thread
+//!   sleeping until then), one record per request, written by the sending
+//!   thread itself: a write, a wake-up and a read per record.
+//! - `--throughput -1`: records as fast as the broker takes them, in full
+//!   batches of `batch.size` bytes (default 16384), at most
+//!   `max.in.flight.requests.per.connection` (default 5) unanswered.
+//!
+//! `tests/interop/bench-compare.sh` runs it beside the clients on the same
+//! broker so that their CPU per record can be read against this floor.
+//! Requests are Produce at the broker's highest version up to 12 (topics by
+//! name), partition 0, `acks` from the properties (default -1), no producer id
+//! (the broker appends every batch as it comes); no linger, compression or
+//! retries. Other properties are accepted and ignored.
+//! stdout: one final line as the Java tool prints it.
 
-use std::io::{Read, Write};
+use std::io::{IoSlice, Read, Write};
+use std::net::TcpStream;
 use std::process::exit;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::BytesMut;
-use kafka_sansio::protocol::frame::encode_request;
+use bytes::Bytes;
+use kafka_sansio::protocol::frame::encode_request_split;
 use kafka_sansio::protocol::messages::produce::{
     PartitionProduceData, ProduceRequest, TopicProduceData,
 };
@@ -39,30 +51,62 @@ mod reader;
 fn usage() -> ! {
     eprintln!(
         "usage: wire_floor --topic T --num-records N --record-size S --throughput R \
-         --producer-props bootstrap.servers=HOST:PORT [acks=A] [k=v ...]"
+         --producer-props bootstrap.servers=HOST:PORT [acks=A] [batch.size=B] \
+         [max.in.flight.requests.per.connection=F] [k=v ...]"
     );
     exit(2)
 }
 
-fn main() {
+fn fail(what: &str, e: impl std::fmt::Display) -> ! {
+    eprintln!("wire_floor: {what}: {e}");
+    exit(1)
+}
+
+struct Args {
+    topic: String,
+    num: usize,
+    size: usize,
+    rate: f64,
+    bootstrap: String,
+    acks: i16,
+    batch_size: usize,
+    in_flight: usize,
+}
+
+fn parse_args() -> Args {
     let argv: Vec<String> = std::env::args().skip(1).collect();
-    let (mut topic, mut num, mut size, mut rate) = (String::new(), 0usize, 0usize, 0f64);
-    let (mut bootstrap, mut acks) = (String::new(), -1i16);
+    let mut a = Args {
+        topic: String::new(),
+        num: 0,
+        size: 0,
+        rate: 0.0,
+        bootstrap: String::new(),
+        acks: -1,
+        batch_size: 16384,
+        in_flight: 5,
+    };
+    let mut have_rate = false;
     let mut i = 0;
     while i < argv.len() {
         let val = || argv.get(i + 1).cloned().unwrap_or_else(|| usage());
+        let num = |v: &str| v.parse().unwrap_or_else(|_| usage());
         match argv[i].as_str() {
-            "--topic" => topic = val(),
-            "--num-records" => num = val().parse().unwrap_or_else(|_| usage()),
-            "--record-size" => size = val().parse().unwrap_or_else(|_| usage()),
-            "--throughput" => rate = val().parse().unwrap_or_else(|_| usage()),
+            "--topic" => a.topic = val(),
+            "--num-records" => a.num = num(&val()),
+            "--record-size" => a.size = num(&val()),
+            "--throughput" => {
+                a.rate = val().parse().unwrap_or_else(|_| usage());
+                have_rate = true;
+            }
             "--producer-props" | "--command-property" => {
                 while i + 1 < argv.len() && !argv[i + 1].starts_with('-') {
                     i += 1;
                     match argv[i].split_once('=') {
-                        Some(("bootstrap.servers", v)) => bootstrap = v.to_owned(),
-                        Some(("acks", "all")) => acks = -1,
-                        Some(("acks", v)) => acks = v.parse().unwrap_or_else(|_| usage()),
+                        Some(("bootstrap.servers", v)) => a.bootstrap = v.to_owned(),
+                        Some(("acks", "all")) => a.acks = -1,
+                        Some(("acks", v)) => a.acks = v.parse().unwrap_or_else(|_| usage()),
+                        Some(("batch.size", v)) => a.batch_size = num(v),
+                        Some(("max.in.flight.requests.per.connection", v)) => a.in_flight = num(v),
                         Some(_) => {}
                         None => usage(),
                     }
@@ -74,86 +118,98 @@ fn main() {
         }
         i += 2;
     }
-    if topic.is_empty() || num == 0 || rate <= 0.0 || bootstrap.is_empty() {
+    if a.topic.is_empty() || a.num == 0 || !have_rate || a.bootstrap.is_empty() || a.in_flight == 0
+    {
         usage();
     }
+    a
+}
 
-    let conn = reader::PartitionReader::connect(&bootstrap, &topic, 0).unwrap_or_else(|e| {
-        eprintln!("wire_floor: {e}");
-        exit(1)
-    });
+fn main() {
+    let a = parse_args();
+    let conn = reader::PartitionReader::connect(&a.bootstrap, &a.topic, 0)
+        .unwrap_or_else(|e| fail("connect", e));
     let (stream, versions) = conn.into_parts();
     let Some(version) = versions.get(ApiKey::Produce) else {
-        eprintln!("wire_floor: the broker speaks no Produce version this crate knows");
-        exit(1)
+        fail("Produce", "the broker speaks no version this crate knows")
     };
     // v13 names topics by id; v12 and earlier by name, which is all this needs.
-    let frame = produce_frame(&topic, size, acks, version.min(12));
-
-    // Latency from each record's due time; answers come back in request order.
+    let request = Framer {
+        topic: a.topic.clone(),
+        acks: a.acks,
+        version: version.min(12),
+    };
+    let value = vec![b'A'; a.size];
     let base = Instant::now();
-    let interval_ns = 1e9 / rate;
-    let due = move |i: usize| (i as f64 * interval_ns) as u64;
-    let mut rx = stream.try_clone().expect("clone the socket");
-    let read_side = std::thread::spawn(move || {
-        let mut lat_us = Vec::with_capacity(num);
-        let mut buf = vec![0u8; 1 << 16];
-        let (mut have, mut answered) = (0usize, 0usize);
-        while answered < num {
-            match rx.read(&mut buf[have..]) {
-                Ok(0) => {
-                    eprintln!("wire_floor: the broker closed the connection");
-                    exit(1)
-                }
-                Ok(n) => have += n,
-                Err(e) => {
-                    eprintln!("wire_floor: read: {e}");
-                    exit(1)
-                }
-            }
-            let mut at = 0;
-            while have - at >= 4 {
-                let len = i32::from_be_bytes(buf[at..at + 4].try_into().unwrap()) as usize;
-                if have - at < 4 + len {
+    let clock = move || base.elapsed().as_nanos() as u64;
+    // Each record's send time, as the tools keep it (preallocated: no
+    // allocation per record), and its latency once answered.
+    let sent: Arc<[AtomicU64]> = (0..a.num).map(|_| AtomicU64::new(0)).collect();
+    let (tx, rx) = sync_channel::<usize>(if a.rate > 0.0 { 1 << 16 } else { a.in_flight });
+    let rx_stream = stream
+        .try_clone()
+        .unwrap_or_else(|e| fail("clone the socket", e));
+    let answers = {
+        let sent = sent.clone();
+        std::thread::spawn(move || read_answers(rx_stream, rx, &sent, clock))
+    };
+    let mut out = Writer {
+        stream,
+        pieces: Vec::new(),
+    };
+    if a.rate > 0.0 {
+        let interval_ns = 1e9 / a.rate;
+        let frame = request.frame(&[one_record(&value)]);
+        for (i, at) in sent.iter().enumerate() {
+            let due = (i as f64 * interval_ns) as u64;
+            loop {
+                let now = clock();
+                if now >= due {
                     break;
                 }
-                at += 4 + len;
-                let now = base.elapsed().as_nanos() as u64;
-                lat_us.push(now.saturating_sub(due(answered)) / 1000);
-                answered += 1;
+                // Sleep as producer_perf does: never spin.
+                std::thread::sleep(Duration::from_nanos(due - now));
             }
-            buf.copy_within(at..have, 0);
-            have -= at;
+            at.store(due, Ordering::Relaxed);
+            let _ = tx.send(1);
+            out.write(&frame);
         }
-        lat_us
-    });
-
-    let stream = Arc::new(stream);
-    for i in 0..num {
-        loop {
-            let now = base.elapsed().as_nanos() as u64;
-            if now >= due(i) {
-                break;
+    } else {
+        let mut batch: Option<BatchBuilder> = None;
+        let mut first = 0;
+        for (i, at) in sent.iter().enumerate() {
+            at.store(clock(), Ordering::Relaxed);
+            let ts = unix_ms();
+            let b = batch.get_or_insert_with(|| BatchBuilder::new(ts, a.batch_size));
+            if !b.is_empty()
+                && b.len() + b.next_record_size(ts, None, Some(&value), &[]) > a.batch_size
+            {
+                let full = batch.take().expect("a batch");
+                let _ = tx.send(i - first);
+                out.write(&request.frame(&[close(full)]));
+                first = i;
             }
-            // Sleep as producer_perf does: never spin.
-            std::thread::sleep(Duration::from_nanos(due(i) - now));
+            let b = batch.get_or_insert_with(|| BatchBuilder::new(ts, a.batch_size));
+            b.append(ts, None, Some(&value), &[]);
         }
-        if let Err(e) = (&*stream).write_all(&frame) {
-            eprintln!("wire_floor: write: {e}");
-            exit(1)
+        if let Some(last) = batch {
+            let _ = tx.send(a.num - first);
+            out.write(&request.frame(&[close(last)]));
         }
     }
-    let mut lat_us = read_side.join().expect("reader thread");
-    let secs = base.elapsed().as_secs_f64();
-    let avg_ms = lat_us.iter().sum::<u64>() as f64 / num as f64 / 1000.0;
+    drop(tx);
+    let mut lat_us = answers.join().expect("reader thread");
+    let secs = clock() as f64 / 1e9;
+    let n = lat_us.len();
+    let avg_ms = lat_us.iter().sum::<u64>() as f64 / n as f64 / 1000.0;
     lat_us.sort_unstable();
-    let pct = |p: f64| lat_us[((num as f64 * p) as usize).min(num - 1)] / 1000;
+    let pct = |p: f64| lat_us[((n as f64 * p) as usize).min(n - 1)] / 1000;
     println!(
-        "{num} records sent, {:.1} records/sec ({:.2} MB/sec), {avg_ms:.2} ms avg latency, \
+        "{n} records sent, {:.1} records/sec ({:.2} MB/sec), {avg_ms:.2} ms avg latency, \
          {:.2} ms max latency, {} ms 50th, {} ms 95th, {} ms 99th, {} ms 99.9th.",
-        num as f64 / secs,
-        (num * size) as f64 / secs / 1e6,
-        lat_us[num - 1] as f64 / 1000.0,
+        n as f64 / secs,
+        (n * a.size) as f64 / secs / 1e6,
+        lat_us[n - 1] as f64 / 1000.0,
         pct(0.5),
         pct(0.95),
         pct(0.99),
@@ -161,32 +217,130 @@ fn main() {
     );
 }
 
-/// One Produce request frame: a one-record batch of `size` bytes (`A`s) to
-/// partition 0, with no producer id, so that every copy is appended.
-fn produce_frame(topic: &str, size: usize, acks: i16, version: i16) -> Vec<u8> {
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
-    let value = vec![b'A'; size];
-    let mut batch = BatchBuilder::new(now_ms, size + 128);
-    batch.append(now_ms, None, Some(&value), &[]);
-    let batch = batch.close(Compression::None, None).expect("one record");
-    let request = ProduceRequest {
-        transactional_id: None,
-        acks,
-        timeout_ms: 30_000,
-        topic_data: vec![TopicProduceData {
-            name: topic.to_owned(),
-            partition_data: vec![PartitionProduceData {
-                index: 0,
-                records: Some(batch.bytes()),
+/// Takes the answers in request order: for each, the record count the
+/// sender queued, and a latency per record from its send time.
+fn read_answers(
+    mut rx: TcpStream,
+    counts: Receiver<usize>,
+    sent: &[AtomicU64],
+    clock: impl Fn() -> u64,
+) -> Vec<u64> {
+    let mut lat_us = Vec::with_capacity(sent.len());
+    let mut buf = vec![0u8; 1 << 16];
+    let mut have = 0;
+    while lat_us.len() < sent.len() {
+        match rx.read(&mut buf[have..]) {
+            Ok(0) => fail("read", "the broker closed the connection"),
+            Ok(n) => have += n,
+            Err(e) => fail("read", e),
+        }
+        let mut at = 0;
+        while have - at >= 4 {
+            let len = i32::from_be_bytes(buf[at..at + 4].try_into().expect("4 bytes")) as usize;
+            if len + 4 > buf.len() {
+                fail("read", format!("an answer of {len} bytes"));
+            }
+            if have - at < 4 + len {
+                break;
+            }
+            at += 4 + len;
+            let records = counts.recv().unwrap_or_else(|e| fail("answer", e));
+            for _ in 0..records {
+                let i = lat_us.len();
+                lat_us.push(clock().saturating_sub(sent[i].load(Ordering::Relaxed)) / 1000);
+            }
+        }
+        buf.copy_within(at..have, 0);
+        have -= at;
+    }
+    lat_us
+}
+
+/// The Produce request around one or more closed batches.
+struct Framer {
+    topic: String,
+    acks: i16,
+    version: i16,
+}
+
+impl Framer {
+    /// The frame's pieces: header and fields, then each batch as it is (not copied).
+    fn frame(&self, batches: &[Bytes]) -> Vec<Bytes> {
+        let request = ProduceRequest {
+            transactional_id: None,
+            acks: self.acks,
+            timeout_ms: 30_000,
+            topic_data: vec![TopicProduceData {
+                name: self.topic.clone(),
+                partition_data: batches
+                    .iter()
+                    .map(|b| PartitionProduceData {
+                        index: 0,
+                        records: Some(b.clone()),
+                        ..Default::default()
+                    })
+                    .collect(),
                 ..Default::default()
             }],
             ..Default::default()
-        }],
-        ..Default::default()
-    };
-    let mut buf = BytesMut::new();
-    encode_request(&mut buf, 1, Some("wire-floor"), version, &request).expect("encode Produce");
-    buf.to_vec()
+        };
+        let mut pieces = Vec::new();
+        encode_request_split(1, Some("wire-floor"), self.version, &request, &mut pieces)
+            .unwrap_or_else(|e| fail("encode Produce", e));
+        pieces
+    }
+}
+
+/// Writes a frame's pieces with vectored writes, as the clients do.
+struct Writer {
+    stream: TcpStream,
+    pieces: Vec<Bytes>,
+}
+
+impl Writer {
+    fn write(&mut self, frame: &[Bytes]) {
+        self.pieces.clear();
+        self.pieces.extend_from_slice(frame);
+        let mut first = 0;
+        while first < self.pieces.len() {
+            let slices: Vec<IoSlice> = self.pieces[first..]
+                .iter()
+                .map(|p| IoSlice::new(p))
+                .collect();
+            let mut n = self
+                .stream
+                .write_vectored(&slices)
+                .unwrap_or_else(|e| fail("write", e));
+            if n == 0 {
+                fail("write", "the socket took nothing");
+            }
+            while first < self.pieces.len() && n >= self.pieces[first].len() {
+                n -= self.pieces[first].len();
+                first += 1;
+            }
+            if n > 0 {
+                let rest = self.pieces[first].slice(n..);
+                self.pieces[first] = rest;
+            }
+        }
+    }
+}
+
+fn one_record(value: &[u8]) -> Bytes {
+    let ts = unix_ms();
+    let mut b = BatchBuilder::new(ts, value.len() + 128);
+    b.append(ts, None, Some(value), &[]);
+    close(b)
+}
+
+fn close(b: BatchBuilder) -> Bytes {
+    b.close(Compression::None, None)
+        .unwrap_or_else(|e| fail("close a batch", e))
+        .bytes()
+}
+
+fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use kafka_sansio::protocol::control::{ControlType, EndTxnMarker};
-use kafka_sansio::protocol::frame::{decode_response, encode_request};
+use kafka_sansio::protocol::frame::{decode_response_lenient, encode_request};
 use kafka_sansio::protocol::messages::api_versions::{ApiVersionsRequest, ApiVersionsResponse};
 use kafka_sansio::protocol::messages::fetch::{
     FetchPartition, FetchRequest, FetchTopic, READ_COMMITTED, READ_UNCOMMITTED,
@@ -385,7 +385,9 @@ impl PartitionReader {
         }
         let mut frame = vec![0u8; size as usize];
         self.stream.read_exact(&mut frame)?;
-        let (header, body) = decode_response::<R::Response>(Bytes::from(frame), version)?;
+        // Lenient as Java's readers are: librdkafka 2.12+'s mock appends a byte to Metadata.
+        let (header, body, _) =
+            decode_response_lenient::<R::Response>(Bytes::from(frame), version)?;
         if header.correlation_id != self.correlation_id {
             return Err("response for another request".into());
         }
