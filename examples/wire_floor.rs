@@ -16,11 +16,14 @@
 //!
 //! - `--throughput R > 0`, the open loop: the same schedule as
 //!   `producer_perf` (record `i` due at `start + i/R`, the sending thread
-//!   sleeping until then), one record per request, written by the sending
-//!   thread itself: a write, a wake-up and a read per record.
+//!   sleeping until then), each record sent when it is due, by the sending
+//!   thread itself: a write, a wake-up and a read per record. Only while
+//!   `max.in.flight.requests.per.connection` (default 5) requests are
+//!   unanswered do records wait, to go with the next one sent (a broker
+//!   slower than the rate: Kafka reads one request per connection at a time).
 //! - `--throughput -1`: records as fast as the broker takes them, in full
-//!   batches of `batch.size` bytes (default 16384), at most
-//!   `max.in.flight.requests.per.connection` (default 5) unanswered.
+//!   batches of `batch.size` bytes (default 16384), at most that many
+//!   requests unanswered.
 //!
 //! `tests/interop/bench-compare.sh` runs it beside the clients on the same
 //! broker so that their CPU per record can be read against this floor.
@@ -34,8 +37,8 @@ use std::io::{IoSlice, Read, Write};
 use std::net::TcpStream;
 use std::process::exit;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver};
-use std::sync::Arc;
+use std::sync::mpsc::{channel, Receiver};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -145,22 +148,29 @@ fn main() {
     // Each record's send time, as the tools keep it (preallocated: no
     // allocation per record), and its latency once answered.
     let sent: Arc<[AtomicU64]> = (0..a.num).map(|_| AtomicU64::new(0)).collect();
-    let (tx, rx) = sync_channel::<usize>(if a.rate > 0.0 { 1 << 16 } else { a.in_flight });
+    let (tx, rx) = channel::<usize>();
+    let in_flight = Arc::new(InFlight::new(a.in_flight));
     let rx_stream = stream
         .try_clone()
         .unwrap_or_else(|e| fail("clone the socket", e));
     let answers = {
-        let sent = sent.clone();
-        std::thread::spawn(move || read_answers(rx_stream, rx, &sent, clock))
+        let (sent, in_flight) = (sent.clone(), in_flight.clone());
+        std::thread::spawn(move || read_answers(rx_stream, rx, &sent, &in_flight, clock))
     };
     let mut out = Writer {
         stream,
         pieces: Vec::new(),
     };
-    if a.rate > 0.0 {
-        let interval_ns = 1e9 / a.rate;
-        let frame = request.frame(&[one_record(&value)]);
-        for (i, at) in sent.iter().enumerate() {
+    // Sends a batch of `records` records; the reader learns the count first.
+    let mut send = |batch: BatchBuilder, records: usize| {
+        let _ = tx.send(records);
+        out.write(&request.frame(&[close(batch)]));
+    };
+    let interval_ns = if a.rate > 0.0 { 1e9 / a.rate } else { 0.0 };
+    let mut batch: Option<BatchBuilder> = None;
+    let mut held = 0;
+    for (i, at) in sent.iter().enumerate() {
+        if interval_ns > 0.0 {
             let due = (i as f64 * interval_ns) as u64;
             loop {
                 let now = clock();
@@ -171,31 +181,29 @@ fn main() {
                 std::thread::sleep(Duration::from_nanos(due - now));
             }
             at.store(due, Ordering::Relaxed);
-            let _ = tx.send(1);
-            out.write(&frame);
-        }
-    } else {
-        let mut batch: Option<BatchBuilder> = None;
-        let mut first = 0;
-        for (i, at) in sent.iter().enumerate() {
+        } else {
             at.store(clock(), Ordering::Relaxed);
-            let ts = unix_ms();
-            let b = batch.get_or_insert_with(|| BatchBuilder::new(ts, a.batch_size));
-            if !b.is_empty()
-                && b.len() + b.next_record_size(ts, None, Some(&value), &[]) > a.batch_size
-            {
-                let full = batch.take().expect("a batch");
-                let _ = tx.send(i - first);
-                out.write(&request.frame(&[close(full)]));
-                first = i;
+        }
+        let ts = unix_ms();
+        if let Some(b) = &batch {
+            if b.len() + b.next_record_size(ts, None, Some(&value), &[]) > a.batch_size {
+                in_flight.acquire();
+                send(batch.take().expect("a batch"), held);
+                held = 0;
             }
-            let b = batch.get_or_insert_with(|| BatchBuilder::new(ts, a.batch_size));
-            b.append(ts, None, Some(&value), &[]);
         }
-        if let Some(last) = batch {
-            let _ = tx.send(a.num - first);
-            out.write(&request.frame(&[close(last)]));
+        batch
+            .get_or_insert_with(|| BatchBuilder::new(ts, a.batch_size))
+            .append(ts, None, Some(&value), &[]);
+        held += 1;
+        if interval_ns > 0.0 && in_flight.try_acquire() {
+            send(batch.take().expect("a batch"), held);
+            held = 0;
         }
+    }
+    if let Some(last) = batch {
+        in_flight.acquire();
+        send(last, held);
     }
     drop(tx);
     let mut lat_us = answers.join().expect("reader thread");
@@ -223,6 +231,7 @@ fn read_answers(
     mut rx: TcpStream,
     counts: Receiver<usize>,
     sent: &[AtomicU64],
+    in_flight: &InFlight,
     clock: impl Fn() -> u64,
 ) -> Vec<u64> {
     let mut lat_us = Vec::with_capacity(sent.len());
@@ -245,6 +254,7 @@ fn read_answers(
             }
             at += 4 + len;
             let records = counts.recv().unwrap_or_else(|e| fail("answer", e));
+            in_flight.release();
             for _ in 0..records {
                 let i = lat_us.len();
                 lat_us.push(clock().saturating_sub(sent[i].load(Ordering::Relaxed)) / 1000);
@@ -254,6 +264,54 @@ fn read_answers(
         have -= at;
     }
     lat_us
+}
+
+/// The count of unanswered requests, at most `max`.
+struct InFlight {
+    /// Unanswered requests, and whether the sender waits for a place.
+    n: Mutex<(usize, bool)>,
+    room: Condvar,
+    max: usize,
+}
+
+impl InFlight {
+    fn new(max: usize) -> Self {
+        InFlight {
+            n: Mutex::new((0, false)),
+            room: Condvar::new(),
+            max,
+        }
+    }
+
+    /// Takes a place, waiting for one.
+    fn acquire(&self) {
+        let mut n = self.n.lock().expect("in-flight lock");
+        while n.0 >= self.max {
+            n.1 = true;
+            n = self.room.wait(n).expect("in-flight lock");
+        }
+        *n = (n.0 + 1, false);
+    }
+
+    /// Takes a place if one is free.
+    fn try_acquire(&self) -> bool {
+        let mut n = self.n.lock().expect("in-flight lock");
+        let free = n.0 < self.max;
+        if free {
+            n.0 += 1;
+        }
+        free
+    }
+
+    /// Gives a place back (an answer was read); a wake-up only when the
+    /// sender waits, as a client's loop would not signal an idle sender.
+    fn release(&self) {
+        let mut n = self.n.lock().expect("in-flight lock");
+        n.0 -= 1;
+        if n.1 {
+            self.room.notify_one();
+        }
+    }
 }
 
 /// The Produce request around one or more closed batches.
@@ -324,13 +382,6 @@ impl Writer {
             }
         }
     }
-}
-
-fn one_record(value: &[u8]) -> Bytes {
-    let ts = unix_ms();
-    let mut b = BatchBuilder::new(ts, value.len() + 128);
-    b.append(ts, None, Some(value), &[]);
-    close(b)
 }
 
 fn close(b: BatchBuilder) -> Bytes {

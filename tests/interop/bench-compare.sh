@@ -5,11 +5,14 @@
 # over several rounds, each run under `/usr/bin/time -f "%U %S %M %c %w"` (CPU,
 # peak RSS, involuntary and voluntary context switches).
 #
-#   tests/interop/bench-compare.sh [--quick] [--rounds N] [--peers mock,mock-current,tansu,kafka]
+#   tests/interop/bench-compare.sh [--quick | --open-loop] [--rounds N] [--peers mock,mock-current,tansu,kafka]
 #                                  [--records-100 N] [--records-1k N] [--clients LIST]
 #                                  [--features LIST]   (cargo features for producer_perf,
 #                                                       e.g. crc-fast)
 #                                  [--kafka-rf N]      (replication factor of the kafka topics, 3)
+#                                  [--only REGEX]      (only the settings whose line
+#                                                       "size partitions acks linger batch throughput"
+#                                                       matches, e.g. '^1024 . 1 . 1048576')
 #
 # Brokers, one at a time, each with 1 broker:
 #   mock          librdkafka 2.0.2's mock cluster (target/interop/rdkafka_mock), started here
@@ -26,7 +29,8 @@
 # 16384 (Java's default; set explicitly for both clients, librdkafka's own
 # default is 1 MB), with 5 requests in flight and 32 MiB of buffer for both
 # (Java's defaults; librdkafka's are 1,000,000 and 1 GiB), plus an open-loop run at --throughput 10000 with linger 0
-# for latency. --quick runs a few representative settings with fewer records.
+# for latency. --quick runs a few representative settings with fewer records,
+# --open-loop only the open-loop run.
 # The client "floor" runs in every setting (examples/wire_floor): the
 # benchmark's own clock reads and latencies, each value copied once into a
 # batch with its CRC, full batches (open loop: one record a request) written to
@@ -49,6 +53,8 @@ mkdir -p "$out"
 export PATH="$HOME/.cargo/bin:$PATH"
 
 quick=0
+open_only=0
+only=""
 rounds=""
 peers="mock,mock-current,tansu"
 n100=""
@@ -59,6 +65,8 @@ kafka_rf=3
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) quick=1; shift ;;
+        --open-loop) open_only=1; shift ;;
+        --only) only="$2"; shift 2 ;;
         --rounds) rounds="$2"; shift 2 ;;
         --peers) peers="$2"; shift 2 ;;
         --records-100) n100="$2"; shift 2 ;;
@@ -66,7 +74,7 @@ while [ $# -gt 0 ]; do
         --clients) clients="$2"; shift 2 ;;
         --features) features="$2"; shift 2 ;;
         --kafka-rf) kafka_rf="$2"; shift 2 ;;
-        -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,/^set -e/{/^set -e/!p}' "$0"; exit 0 ;;
         *) echo "bench-compare: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -92,7 +100,9 @@ fi
 # ---- settings --------------------------------------------------------------------
 # size partitions acks linger batch throughput
 settings=()
-if [ "$quick" = 1 ]; then
+if [ "$open_only" = 1 ]; then
+    :
+elif [ "$quick" = 1 ]; then
     settings+=("100 1 all 5 16384 -1")
     settings+=("100 1 all 5 1048576 -1")
     settings+=("1024 1 all 5 1048576 -1")
@@ -111,6 +121,13 @@ else
     done
 fi
 settings+=("100 1 all 0 16384 10000")
+if [ -n "$only" ]; then
+    kept=()
+    for s in "${settings[@]}"; do
+        if [[ "$s" =~ $only ]]; then kept+=("$s"); fi
+    done
+    settings=("${kept[@]}")
+fi
 
 results="$out/results.tsv"
 : >"$results"
