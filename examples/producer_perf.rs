@@ -5,7 +5,7 @@
 //! ```text
 //! cargo run --release --example producer_perf -- --topic perf --num-records 1000000 \
 //!     --record-size 100 --throughput -1 --producer-props acks=all linger.ms=5 \
-//!     [-X prop=value]... [--driver blocking|mio] [--partitions P]
+//!     [-X prop=value]... [--driver blocking|mio] [--partitions P] [--pacing per-record|java]
 //! ```
 //!
 //! - `-X prop=value` sets a producer property (repeatable) as the `produce`
@@ -15,7 +15,8 @@
 //! - `--throughput -1` sends as fast as the producer takes records; `R > 0` is an
 //!   open-loop schedule: record `i` is due at `start + i/R` and its latency is
 //!   measured from that scheduled time (so a stall shows as latency, not as a
-//!   slower schedule).
+//!   slower schedule). `--pacing java` paces as Kafka's tool does instead:
+//!   bursts, a sleep once 2 ms ahead, latency from the send (`support/pacing.rs`).
 //! - Without `bootstrap.servers` in `--producer-props`, an in-process
 //!   [`MockServer`] with one broker and `--partitions` partitions (default 1) is
 //!   started; its CPU and its stored log then count in this process's numbers.
@@ -43,6 +44,8 @@ use kafka_sansio::driver::{self, DeliveryResult, Handle};
 use kafka_sansio::mock::{MockConfig, MockServer};
 use kafka_sansio::producer::{ProducerConfig, ProducerRecord};
 
+#[path = "support/pacing.rs"]
+mod pacing;
 #[path = "support/props.rs"]
 mod props;
 
@@ -50,7 +53,7 @@ fn usage() -> ! {
     eprintln!(
         "usage: producer_perf --topic T --num-records N --record-size S --throughput R \
          --producer-props k=v [k=v ...] [-X k=v]... [--driver blocking|mio] [--partitions P] \
-         [--per-partition]\n  \
+         [--per-partition] [--pacing per-record|java]\n  \
          --throughput -1: unlimited; R>0: open-loop R records/s (latency from the scheduled time)\n  \
          no bootstrap.servers: an in-process mock cluster with P partitions"
     );
@@ -64,6 +67,7 @@ struct Args {
     throughput: f64,
     props: Vec<(String, String)>,
     driver: String,
+    pacing: pacing::Pacing,
     partitions: i32,
     per_partition: bool,
 }
@@ -76,6 +80,7 @@ fn parse_args() -> Args {
         throughput: 0.0,
         props: Vec::new(),
         driver: "blocking".into(),
+        pacing: pacing::Pacing::PerRecord,
         partitions: 1,
         per_partition: false,
     };
@@ -99,6 +104,7 @@ fn parse_args() -> Args {
                 have_tp = true;
             }
             "--driver" => a.driver = val(i),
+            "--pacing" => a.pacing = pacing::Pacing::parse(&val(i)).unwrap_or_else(|| usage()),
             "--partitions" => a.partitions = val(i).parse().unwrap_or_else(|_| usage()),
             "--producer-props" => {
                 while i + 1 < argv.len() && !argv[i + 1].starts_with('-') {
@@ -309,31 +315,17 @@ fn main() {
     let cpu0 = rusage();
 
     let start_ns = stats.base.elapsed().as_nanos() as u64;
-    let interval_ns = if args.throughput > 0.0 {
-        1e9 / args.throughput
-    } else {
-        0.0
-    };
+    let mut pacer =
+        (args.throughput > 0.0).then(|| pacing::Pacer::new(args.pacing, args.throughput, start_ns));
     let mut win = Window {
         start: Instant::now(),
         ok: 0,
         sum: 0,
     };
     for i in 0..args.num {
-        let due_ns = if interval_ns > 0.0 {
-            let due = start_ns + (i as f64 * interval_ns) as u64;
-            loop {
-                let now = stats.base.elapsed().as_nanos() as u64;
-                if now >= due {
-                    break;
-                }
-                // Sleep, never spin: a spinning sender would take a core
-                // from the producer's own loop (and the broker) on a small machine.
-                std::thread::sleep(Duration::from_nanos(due - now));
-            }
-            due
-        } else {
-            stats.base.elapsed().as_nanos() as u64
+        let due_ns = match &mut pacer {
+            Some(p) => p.wait(i, || stats.base.elapsed().as_nanos() as u64),
+            None => stats.base.elapsed().as_nanos() as u64,
         };
         let record = ProducerRecord {
             topic: topic.clone(),

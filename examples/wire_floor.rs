@@ -4,7 +4,8 @@
 //! ```text
 //! cargo run --release --example wire_floor -- --topic T --num-records N \
 //!     --record-size S --throughput R --producer-props bootstrap.servers=HOST:PORT \
-//!     [acks=A] [batch.size=B] [max.in.flight.requests.per.connection=F] [k=v...]
+//!     [acks=A] [batch.size=B] [max.in.flight.requests.per.connection=F] [k=v...] \
+//!     [--pacing per-record|java]
 //! ```
 //!
 //! Both modes do the benchmark's own work as `producer_perf` and
@@ -21,6 +22,7 @@
 //!   `max.in.flight.requests.per.connection` (default 5) requests are
 //!   unanswered do records wait, to go with the next one sent (a broker
 //!   slower than the rate: Kafka reads one request per connection at a time).
+//!   `--pacing java` paces as Kafka's tool does, as in `producer_perf`.
 //! - `--throughput -1`: records as fast as the broker takes them, in full
 //!   batches of `batch.size` bytes (default 16384), at most that many
 //!   requests unanswered.
@@ -39,7 +41,7 @@ use std::process::exit;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Receiver};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use kafka_sansio::protocol::frame::encode_request_split;
@@ -48,6 +50,8 @@ use kafka_sansio::protocol::messages::produce::{
 };
 use kafka_sansio::protocol::{ApiKey, BatchBuilder, Compression};
 
+#[path = "support/pacing.rs"]
+mod pacing;
 #[path = "support/reader.rs"]
 mod reader;
 
@@ -55,7 +59,7 @@ fn usage() -> ! {
     eprintln!(
         "usage: wire_floor --topic T --num-records N --record-size S --throughput R \
          --producer-props bootstrap.servers=HOST:PORT [acks=A] [batch.size=B] \
-         [max.in.flight.requests.per.connection=F] [k=v ...]"
+         [max.in.flight.requests.per.connection=F] [k=v ...] [--pacing per-record|java]"
     );
     exit(2)
 }
@@ -74,6 +78,7 @@ struct Args {
     acks: i16,
     batch_size: usize,
     in_flight: usize,
+    pacing: pacing::Pacing,
 }
 
 fn parse_args() -> Args {
@@ -87,6 +92,7 @@ fn parse_args() -> Args {
         acks: -1,
         batch_size: 16384,
         in_flight: 5,
+        pacing: pacing::Pacing::PerRecord,
     };
     let mut have_rate = false;
     let mut i = 0;
@@ -97,6 +103,7 @@ fn parse_args() -> Args {
             "--topic" => a.topic = val(),
             "--num-records" => a.num = num(&val()),
             "--record-size" => a.size = num(&val()),
+            "--pacing" => a.pacing = pacing::Pacing::parse(&val()).unwrap_or_else(|| usage()),
             "--throughput" => {
                 a.rate = val().parse().unwrap_or_else(|_| usage());
                 have_rate = true;
@@ -166,24 +173,17 @@ fn main() {
         let _ = tx.send(records);
         out.write(&request.frame(&[close(batch)]));
     };
-    let interval_ns = if a.rate > 0.0 { 1e9 / a.rate } else { 0.0 };
+    let open_loop = a.rate > 0.0;
+    let mut pacer = pacing::Pacer::new(a.pacing, a.rate.max(1.0), 0);
     let mut batch: Option<BatchBuilder> = None;
     let mut held = 0;
     for (i, at) in sent.iter().enumerate() {
-        if interval_ns > 0.0 {
-            let due = (i as f64 * interval_ns) as u64;
-            loop {
-                let now = clock();
-                if now >= due {
-                    break;
-                }
-                // Sleep as producer_perf does: never spin.
-                std::thread::sleep(Duration::from_nanos(due - now));
-            }
-            at.store(due, Ordering::Relaxed);
+        let from = if open_loop {
+            pacer.wait(i as u64, clock)
         } else {
-            at.store(clock(), Ordering::Relaxed);
-        }
+            clock()
+        };
+        at.store(from, Ordering::Relaxed);
         let ts = unix_ms();
         if let Some(b) = &batch {
             if b.len() + b.next_record_size(ts, None, Some(&value), &[]) > a.batch_size {
@@ -196,7 +196,7 @@ fn main() {
             .get_or_insert_with(|| BatchBuilder::new(ts, a.batch_size))
             .append(ts, None, Some(&value), &[]);
         held += 1;
-        if interval_ns > 0.0 && in_flight.try_acquire() {
+        if open_loop && in_flight.try_acquire() {
             send(batch.take().expect("a batch"), held);
             held = 0;
         }

@@ -660,3 +660,45 @@ fn producer_perf_takes_x_properties() {
         "records per batch: {default} by default, {small} with -X batch.size=1000"
     );
 }
+
+/// `wire_floor` appends every record to the partition, in full batches at
+/// an unlimited rate and paced in the open loop (both schedules), and
+/// answers for each.
+#[test]
+fn wire_floor_sends_every_record() {
+    let mock = MockServer::start(1).unwrap();
+    let bootstrap = format!("bootstrap.servers={}", mock.bootstrap_servers());
+    for (topic, n, rate, pacing) in [
+        ("floor-full", "3000", "-1", "per-record"),
+        ("floor-paced", "600", "2000", "per-record"),
+        ("floor-java", "600", "2000", "java"),
+    ] {
+        mock.with_cluster(|c| c.create_topic(topic, 1)).unwrap();
+        let args = [
+            "--topic",
+            topic,
+            "--num-records",
+            n,
+            "--record-size",
+            "100",
+            "--throughput",
+            rate,
+            "--pacing",
+            pacing,
+            "--producer-props",
+            &bootstrap,
+            "acks=1",
+            "batch.size=4096",
+            "max.in.flight.requests.per.connection=2",
+        ];
+        let out = run_example("wire_floor", &args, None);
+        assert!(out.status.success(), "{}\n{}", out.text(), out.stderr);
+        assert!(
+            out.text().contains(&format!("{n} records sent")),
+            "{}",
+            out.text()
+        );
+        let stored = mock.with_cluster(|c| c.log_end_offset(topic, 0));
+        assert_eq!(stored, Some(n.parse().unwrap()), "{topic}: {}", out.text());
+    }
+}

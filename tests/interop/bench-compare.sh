@@ -10,6 +10,9 @@
 #                                  [--features LIST]   (cargo features for producer_perf,
 #                                                       e.g. crc-fast)
 #                                  [--kafka-rf N]      (replication factor of the kafka topics, 3)
+#                                  [--pacing per-record|java]  (the open loop's schedule for
+#                                                       every client but Java: a sleep per record, or
+#                                                       Kafka's own throttle, as the Java tool paces)
 #                                  [--only REGEX]      (only the settings whose line
 #                                                       "size partitions acks linger batch throughput"
 #                                                       matches, e.g. '^1024 . 1 . 1048576')
@@ -55,6 +58,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 quick=0
 open_only=0
 only=""
+pacing=per-record
 rounds=""
 peers="mock,mock-current,tansu"
 n100=""
@@ -67,6 +71,7 @@ while [ $# -gt 0 ]; do
         --quick) quick=1; shift ;;
         --open-loop) open_only=1; shift ;;
         --only) only="$2"; shift 2 ;;
+        --pacing) pacing="$2"; shift 2 ;;
         --rounds) rounds="$2"; shift 2 ;;
         --peers) peers="$2"; shift 2 ;;
         --records-100) n100="$2"; shift 2 ;;
@@ -199,12 +204,14 @@ run_one() { # peer client size parts acks linger batch tp topic n
                  linger.ms="$linger" batch.size="$batch"
                  max.in.flight.requests.per.connection=5)
     local cmd
+    # The Java tool paces as Kafka's throttle does; the others as --pacing says.
+    local pace=(--pacing "$pacing")
     case "$client" in
         sansio-blocking) cmd=("$ours" --driver blocking); props+=(buffer.memory=33554432) ;;
         sansio-mio) cmd=("$ours" --driver mio); props+=(buffer.memory=33554432) ;;
         rdkafka) cmd=("$rdk"); props+=(queue.buffering.max.kbytes=32768) ;;
         rdkafka-2.16) cmd=("$root/target/interop/rdkafka_perf_bundled"); props+=(queue.buffering.max.kbytes=32768) ;;
-        java) cmd=("$kafka_ctl" perf); props=("${props[@]:1}" buffer.memory=33554432) ;;
+        java) cmd=("$kafka_ctl" perf); props=("${props[@]:1}" buffer.memory=33554432); pace=() ;;
         floor) cmd=("$floor") ;;
     esac
     local log="$out/run.out" tf="$out/run.time" pflag=--producer-props
@@ -212,7 +219,7 @@ run_one() { # peer client size parts acks linger batch tp topic n
     # (and takes the bootstrap list from kafka-cluster.sh's --bootstrap-server).
     [ "$client" = java ] && pflag=--command-property
     if ! /usr/bin/time -f "%U %S %M %c %w" -o "$tf" "${cmd[@]}" --topic "$topic" --num-records "$n" \
-        --record-size "$size" --throughput "$tp" "$pflag" "${props[@]}" \
+        --record-size "$size" --throughput "$tp" "${pace[@]}" "$pflag" "${props[@]}" \
         >"$log" 2>"$out/run.err"; then
         say "FAILED: $client on $peer ($size B, $parts p, acks=$acks, linger $linger, batch $batch, tp $tp)"
         tail -3 "$out/run.err" >&2

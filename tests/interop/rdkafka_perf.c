@@ -4,11 +4,14 @@
  * comparison with kafka-sansio's producer_perf example.
  *
  *   rdkafka_perf --topic T --num-records N --record-size S --throughput R
- *                --producer-props bootstrap.servers=H:P [k=v ...]
+ *                --producer-props bootstrap.servers=H:P [k=v ...] [--pacing per-record|java]
  *
  * --throughput -1 sends as fast as the client accepts records; R > 0 sends on
  * an open-loop schedule (record i is due at start + i/R seconds, regardless of
- * how earlier sends went). --producer-props are passed to rd_kafka_conf_set.
+ * how earlier sends went); --pacing java paces as Kafka's tool does instead
+ * (while ahead of the rate, each record adds 1/R to a sleep deficit, slept once
+ * it reaches 2 ms), as producer_perf's examples/support/pacing.rs does.
+ * --producer-props are passed to rd_kafka_conf_set.
  * The payload is S random uppercase letters, reused for every record, with no
  * key (as the Java tool does). Latency is enqueue -> delivery report.
  *
@@ -113,7 +116,7 @@ static int cmp_u32(const void *a, const void *b) {
 static void usage(const char *argv0) {
         fprintf(stderr,
                 "usage: %s --topic T --num-records N --record-size S "
-                "--throughput R --producer-props k=v [k=v ...]\n"
+                "--throughput R --producer-props k=v [k=v ...] [--pacing per-record|java]\n"
                 "  --throughput -1: unlimited; R>0: open-loop R records/s\n",
                 argv0);
         exit(2);
@@ -124,6 +127,7 @@ int main(int argc, char **argv) {
         long long num     = -1;
         double throughput = 0;
         int have_tp = 0;
+        int java_pacing = 0;
         char errstr[512];
         rd_kafka_conf_t *conf = rd_kafka_conf_new();
         int nprops = 0;
@@ -139,6 +143,12 @@ int main(int argc, char **argv) {
                 } else if (!strcmp(argv[i], "--throughput") && i + 1 < argc) {
                         throughput = atof(argv[++i]);
                         have_tp    = 1;
+                } else if (!strcmp(argv[i], "--pacing") && i + 1 < argc) {
+                        const char *p = argv[++i];
+                        if (!strcmp(p, "java"))
+                                java_pacing = 1;
+                        else if (strcmp(p, "per-record"))
+                                usage(argv[0]);
                 } else if (!strcmp(argv[i], "--producer-props")) {
                         while (i + 1 < argc && strncmp(argv[i + 1], "--", 2)) {
                                 char *kv = strdup(argv[++i]);
@@ -178,8 +188,33 @@ int main(int argc, char **argv) {
         win_start_us  = start;
         last_progress_us = start;
         int64_t next_window = start + 5000000;
+        double deficit_us = 0;
         for (long long i = 0; i < num; i++) {
-                if (throughput > 0) {
+                if (throughput > 0 && java_pacing) {
+                        /* Java asks after sending record i-1 whether i-1
+                         * records since the start are ahead of the rate. */
+                        int64_t now = now_us();
+                        double elapsed_s = (double)(now - start) / 1e6;
+                        if (i > 0 && elapsed_s > 0 &&
+                            (double)(i - 1) / elapsed_s > throughput) {
+                                deficit_us += 1e6 / throughput;
+                                if (deficit_us >= 2000) {
+                                        int64_t until = now + (int64_t)deficit_us;
+                                        for (;;) {
+                                                now = now_us();
+                                                if (now >= until)
+                                                        break;
+                                                int64_t wait_ms = (until - now) / 1000;
+                                                rd_kafka_poll(rk, wait_ms > 0 ? (int)(wait_ms > 10 ? 10 : wait_ms) : 0);
+                                                if (wait_ms == 0) {
+                                                        struct timespec ts = {0, (long)((until - now) * 1000)};
+                                                        nanosleep(&ts, NULL);
+                                                }
+                                        }
+                                        deficit_us = 0;
+                                }
+                        }
+                } else if (throughput > 0) {
                         int64_t due = start + (int64_t)((double)i * 1e6 / throughput);
                         for (;;) {
                                 int64_t now = now_us();
