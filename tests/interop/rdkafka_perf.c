@@ -113,6 +113,21 @@ static int cmp_u32(const void *a, const void *b) {
         return x < y ? -1 : x > y;
 }
 
+/* Sleeps until `until` (µs), serving delivery reports while it waits. */
+static void wait_until(rd_kafka_t *rk, int64_t until) {
+        for (;;) {
+                int64_t now = now_us();
+                if (now >= until)
+                        return;
+                int64_t wait_ms = (until - now) / 1000;
+                rd_kafka_poll(rk, wait_ms > 0 ? (int)(wait_ms > 10 ? 10 : wait_ms) : 0);
+                if (wait_ms == 0) {
+                        struct timespec ts = {0, (long)((until - now) * 1000)};
+                        nanosleep(&ts, NULL);
+                }
+        }
+}
+
 static void usage(const char *argv0) {
         fprintf(stderr,
                 "usage: %s --topic T --num-records N --record-size S "
@@ -199,34 +214,12 @@ int main(int argc, char **argv) {
                             (double)(i - 1) / elapsed_s > throughput) {
                                 deficit_us += 1e6 / throughput;
                                 if (deficit_us >= 2000) {
-                                        int64_t until = now + (int64_t)deficit_us;
-                                        for (;;) {
-                                                now = now_us();
-                                                if (now >= until)
-                                                        break;
-                                                int64_t wait_ms = (until - now) / 1000;
-                                                rd_kafka_poll(rk, wait_ms > 0 ? (int)(wait_ms > 10 ? 10 : wait_ms) : 0);
-                                                if (wait_ms == 0) {
-                                                        struct timespec ts = {0, (long)((until - now) * 1000)};
-                                                        nanosleep(&ts, NULL);
-                                                }
-                                        }
+                                        wait_until(rk, now + (int64_t)deficit_us);
                                         deficit_us = 0;
                                 }
                         }
                 } else if (throughput > 0) {
-                        int64_t due = start + (int64_t)((double)i * 1e6 / throughput);
-                        for (;;) {
-                                int64_t now = now_us();
-                                if (now >= due)
-                                        break;
-                                int64_t wait_ms = (due - now) / 1000;
-                                rd_kafka_poll(rk, wait_ms > 0 ? (int)(wait_ms > 10 ? 10 : wait_ms) : 0);
-                                if (wait_ms == 0) {
-                                        struct timespec ts = {0, (long)((due - now) * 1000)};
-                                        nanosleep(&ts, NULL);
-                                }
-                        }
+                        wait_until(rk, start + (int64_t)((double)i * 1e6 / throughput));
                 }
                 for (;;) {
                         int64_t t = now_us();
