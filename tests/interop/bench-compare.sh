@@ -276,6 +276,11 @@ for peer in "${peer_list[@]}"; do
             done
         done
     done
+    # Kafka keeps every record (no retention, for the tests' old
+    # timestamps): the run's topics go, or a few matrices fill the disk.
+    if [ "$peer" = kafka ]; then
+        "$kafka_ctl" delete-topic "bench-.*-$$" 2>/dev/null || say "could not delete this run's topics (bench-*-$$)"
+    fi
     stop_mock
 done
 
