@@ -48,6 +48,8 @@ use kafka_sansio::producer::{ProducerConfig, ProducerRecord};
 mod pacing;
 #[path = "support/props.rs"]
 mod props;
+#[path = "support/summary.rs"]
+mod summary;
 
 fn usage() -> ! {
     eprintln!(
@@ -359,32 +361,15 @@ fn main() {
         .map(|l| l.load(Ordering::Relaxed) / 1000)
         .collect();
     lat_ms.sort_unstable();
-    let pct = |p: f64| -> u32 {
-        if lat_ms.is_empty() {
-            return 0;
-        }
-        lat_ms[((lat_ms.len() as f64 * p) as usize).min(lat_ms.len() - 1)]
+    let avg_ms = if n > 0 {
+        stats.c.lat_sum_us.load(Ordering::Relaxed) as f64 / 1000.0 / n as f64
+    } else {
+        0.0
     };
-    let bytes = n as f64 * args.size as f64;
+    let max_ms = stats.c.lat_max_us.load(Ordering::Relaxed) as f64 / 1000.0;
     println!(
-        "{n} records sent, {:.1} records/sec ({:.2} MB/sec), {:.2} ms avg latency, \
-         {:.2} ms max latency, {} ms 50th, {} ms 95th, {} ms 99th, {} ms 99.9th.",
-        if secs > 0.0 { n as f64 / secs } else { 0.0 },
-        if secs > 0.0 {
-            bytes / 1024.0 / 1024.0 / secs
-        } else {
-            0.0
-        },
-        if n > 0 {
-            stats.c.lat_sum_us.load(Ordering::Relaxed) as f64 / 1000.0 / n as f64
-        } else {
-            0.0
-        },
-        stats.c.lat_max_us.load(Ordering::Relaxed) as f64 / 1000.0,
-        pct(0.5),
-        pct(0.95),
-        pct(0.99),
-        pct(0.999),
+        "{}",
+        summary::final_line(n, args.size, secs, avg_ms, max_ms, &lat_ms)
     );
     if args.per_partition {
         per_partition(stats, n as usize);

@@ -54,6 +54,8 @@ use kafka_sansio::protocol::{ApiKey, BatchBuilder, Compression};
 mod pacing;
 #[path = "support/reader.rs"]
 mod reader;
+#[path = "support/summary.rs"]
+mod summary;
 
 fn usage() -> ! {
     eprintln!(
@@ -170,18 +172,18 @@ fn main() {
     };
     // Sends a batch of `records` records; the reader learns the count first.
     let mut send = |batch: BatchBuilder, records: usize| {
-        let _ = tx.send(records);
+        // The reader takes every count before it returns: it cannot be gone.
+        tx.send(records)
+            .expect("the reader thread takes the counts");
         out.write(&request.frame(&[close(batch)]));
     };
-    let open_loop = a.rate > 0.0;
-    let mut pacer = pacing::Pacer::new(a.pacing, a.rate.max(1.0), 0);
+    let mut pacer = (a.rate > 0.0).then(|| pacing::Pacer::new(a.pacing, a.rate, 0));
     let mut batch: Option<BatchBuilder> = None;
     let mut held = 0;
     for (i, at) in sent.iter().enumerate() {
-        let from = if open_loop {
-            pacer.wait(i as u64, clock)
-        } else {
-            clock()
+        let from = match &mut pacer {
+            Some(p) => p.wait(i as u64, clock),
+            None => clock(),
         };
         at.store(from, Ordering::Relaxed);
         let ts = unix_ms();
@@ -196,7 +198,7 @@ fn main() {
             .get_or_insert_with(|| BatchBuilder::new(ts, a.batch_size))
             .append(ts, None, Some(&value), &[]);
         held += 1;
-        if open_loop && in_flight.try_acquire() {
+        if pacer.is_some() && in_flight.try_acquire() {
             send(batch.take().expect("a batch"), held);
             held = 0;
         }
@@ -206,22 +208,16 @@ fn main() {
         send(last, held);
     }
     drop(tx);
-    let mut lat_us = answers.join().expect("reader thread");
+    let lat_us = answers.join().expect("reader thread");
     let secs = clock() as f64 / 1e9;
-    let n = lat_us.len();
+    let n = lat_us.len() as u64;
     let avg_ms = lat_us.iter().sum::<u64>() as f64 / n as f64 / 1000.0;
-    lat_us.sort_unstable();
-    let pct = |p: f64| lat_us[((n as f64 * p) as usize).min(n - 1)] / 1000;
+    let max_ms = lat_us.iter().max().copied().unwrap_or(0) as f64 / 1000.0;
+    let mut lat_ms: Vec<u32> = lat_us.iter().map(|us| (us / 1000) as u32).collect();
+    lat_ms.sort_unstable();
     println!(
-        "{n} records sent, {:.1} records/sec ({:.2} MB/sec), {avg_ms:.2} ms avg latency, \
-         {:.2} ms max latency, {} ms 50th, {} ms 95th, {} ms 99th, {} ms 99.9th.",
-        n as f64 / secs,
-        (n * a.size) as f64 / secs / 1e6,
-        lat_us[n - 1] as f64 / 1000.0,
-        pct(0.5),
-        pct(0.95),
-        pct(0.99),
-        pct(0.999),
+        "{}",
+        summary::final_line(n, a.size, secs, avg_ms, max_ms, &lat_ms)
     );
 }
 

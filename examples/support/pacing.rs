@@ -39,6 +39,7 @@ const MIN_SLEEP_NS: u64 = 2_000_000;
 /// Paces an open loop of `rate` records a second on a nanosecond clock.
 pub struct Pacer {
     pacing: Pacing,
+    rate: f64,
     interval_ns: f64,
     start_ns: u64,
     deficit_ns: u64,
@@ -49,6 +50,7 @@ impl Pacer {
     pub fn new(pacing: Pacing, rate: f64, start_ns: u64) -> Self {
         Pacer {
             pacing,
+            rate,
             interval_ns: 1e9 / rate,
             start_ns,
             deficit_ns: 0,
@@ -75,10 +77,7 @@ impl Pacer {
                 // Java asks after sending record i-1 whether i-1 records in
                 // the time since the start are ahead of the rate.
                 let elapsed_s = now.saturating_sub(self.start_ns) as f64 / 1e9;
-                if i == 0
-                    || elapsed_s <= 0.0
-                    || (i - 1) as f64 / elapsed_s <= 1e9 / self.interval_ns
-                {
+                if i == 0 || elapsed_s <= 0.0 || (i - 1) as f64 / elapsed_s <= self.rate {
                     return now;
                 }
                 self.deficit_ns += self.interval_ns as u64;
