@@ -36,8 +36,9 @@
 # --open-loop only the open-loop run.
 # The client "floor" runs in every setting (examples/wire_floor): the
 # benchmark's own clock reads and latencies, each value copied once into a
-# batch with its CRC, full batches (open loop: one record a request) written to
-# partition 0 and their answers read by a second thread, no client logic: what
+# batch with its CRC, full batches (open loop: each record when it is due,
+# unless 5 requests are unanswered) written to partition 0 and their answers
+# read by a second thread, no client logic: what
 # any client pays for those records on this machine. The ratios are also given
 # net of it: (ours - floor) / (librdkafka - floor). The floor sends to one
 # partition; with several, a client can go under it (reported as such).
@@ -83,6 +84,10 @@ while [ $# -gt 0 ]; do
         *) echo "bench-compare: unknown argument $1" >&2; exit 2 ;;
     esac
 done
+case "$pacing" in
+    per-record|java) ;;
+    *) echo "bench-compare: --pacing is per-record or java, not $pacing" >&2; exit 2 ;;
+esac
 if [ "$quick" = 1 ]; then
     rounds="${rounds:-2}"; n100="${n100:-500000}"; n1k="${n1k:-200000}"
 else
@@ -320,13 +325,14 @@ for (peer, setting), clients in groups.items():
                 net = None
                 # The floor sends one partition: with several, a client that
                 # puts many partitions' batches in one request can go under it.
-                if f and o["cpu"] < f["cpu"]:
+                under = bool(f) and o["cpu"] < f["cpu"]
+                if under:
                     line += "  under the floor"
                 elif f and r["cpu"] > f["cpu"]:
                     net = (o["cpu"] - f["cpu"]) / (r["cpu"] - f["cpu"])
                     line += f"  net of floor {net:.2f}x"
                 ratios.append(line)
-                summary.setdefault((peer, base), []).append((o["cpu"] / r["cpu"], net, o["rate"] / r["rate"], bool(f) and o["cpu"] < f["cpu"]))
+                summary.setdefault((peer, base), []).append((o["cpu"] / r["cpu"], net, o["rate"] / r["rate"], under))
 print("\n== ratios to librdkafka (system 2.0.2 and the bundled 2.16, each where it ran) and to the Java producer (kafka); CPU < 0.50x is the goal")
 for l in ratios:
     print(l)
